@@ -1,0 +1,93 @@
+//! BLS costs: sign, verify, and threshold verify (t = ⌊2n/3⌋+1 signers, one aggregate) for
+//! n = 4, 16, 100. Ends with the ratio threshold-verify(n = 100) ÷ verify, the figure the
+//! foundation issue bounds (≤ 1.3×).
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use synchronicity::committee::default_threshold;
+use synchronicity::crypto::{
+    BlsSecretKey, MemberKeys, PartialSignature, ThresholdAggregator, ThresholdSignature,
+};
+
+const MSG: &[u8] =
+    b"example.org/synchronicity/bench\n1048576\nq2cEkw0T1P3Yx3u3UObRw7v1cC8hQ5dS0QF4bHkWm0g=\n";
+
+fn setup(n: usize) -> (MemberKeys, ThresholdSignature, usize) {
+    let sks: Vec<_> = (0..n)
+        .map(|i| BlsSecretKey::from_key_material(&[i as u8 + 1; 32]).unwrap())
+        .collect();
+    let pairs: Vec<_> = sks
+        .iter()
+        .map(|s| (s.public_key(), s.proof_of_possession()))
+        .collect();
+    let keys = MemberKeys::from_keys_with_pops(&pairs).unwrap();
+    let t = default_threshold(n);
+    let mut agg = ThresholdAggregator::new(&keys, MSG);
+    for (i, sk) in sks.iter().enumerate().take(t) {
+        agg.add(PartialSignature {
+            signer: i,
+            signature: sk.sign(MSG),
+        })
+        .unwrap();
+    }
+    let ts = agg.finish(t).unwrap();
+    (keys, ts, t)
+}
+
+fn bench(c: &mut Criterion) {
+    let sk = BlsSecretKey::from_key_material(&[7; 32]).unwrap();
+    let pk = sk.public_key();
+    let sig = sk.sign(MSG);
+    c.bench_function("bls/sign", |b| b.iter(|| sk.sign(MSG)));
+    c.bench_function("bls/verify", |b| b.iter(|| pk.verify(MSG, &sig).unwrap()));
+    for n in [4, 16, 100] {
+        let (keys, ts, t) = setup(n);
+        c.bench_function(&format!("threshold/verify/n={n}/t={t}"), |b| {
+            b.iter(|| ts.verify(&keys, t, MSG).unwrap())
+        });
+    }
+}
+
+/// Median of `rounds` timings of `iters` calls each, per call.
+fn median_per_call(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
+    let mut v: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            start.elapsed() / iters
+        })
+        .collect();
+    v.sort();
+    v[rounds / 2]
+}
+
+/// Both sides measured interleaved in the same run, so machine noise hits them alike.
+fn ratio() {
+    let sk = BlsSecretKey::from_key_material(&[7; 32]).unwrap();
+    let (pk, sig) = (sk.public_key(), sk.sign(MSG));
+    let (keys, ts, t) = setup(100);
+    let single = median_per_call(21, 50, || pk.verify(MSG, &sig).unwrap());
+    let threshold = median_per_call(21, 50, || ts.verify(&keys, t, MSG).unwrap());
+    println!(
+        "ratio: threshold verify (n=100, t={t}) {:?} / single verify {:?} = {:.3}x (goal <= 1.3x)",
+        threshold,
+        single,
+        threshold.as_secs_f64() / single.as_secs_f64()
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    ratio();
+}

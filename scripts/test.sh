@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs every test.
+# Safe to run on a fresh machine of the project's kind and again on a used one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Needed: a Rust toolchain (rustup, present on the machine kind) and a C compiler for blst.
+command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup" >&2; exit 1; }
+command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null; }
+
+cargo test --workspace --locked "$@"

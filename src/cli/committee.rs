@@ -1,0 +1,173 @@
+//! `synchronicity committee init|check`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::committee::{BuildEnvironment, Committee, CommitteeFile, default_threshold};
+use crate::node_dir;
+
+/// Arguments of `committee init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The log's origin (a schema-less URL such as example.org/synchronicity/testnet).
+    #[arg(long)]
+    origin: String,
+    /// Consensus chain id [default: the origin].
+    #[arg(long)]
+    chain_id: Option<String>,
+    /// Signatures required [default: ⌊2n/3⌋+1].
+    #[arg(long)]
+    threshold: Option<usize>,
+    /// Rust toolchain every member builds with [default: the local rustc's version].
+    #[arg(long)]
+    toolchain: Option<String>,
+    /// Target triple [default: the local rustc's host].
+    #[arg(long)]
+    target: Option<String>,
+    /// Where to write the committee file (refuses to overwrite unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+    /// Node directories or member.toml files, in committee order.
+    #[arg(required = true)]
+    members: Vec<PathBuf>,
+}
+
+/// Arguments of `committee check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The committee file.
+    file: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The local rustc's release and host triple, from `rustc -vV`.
+fn local_rustc() -> anyhow::Result<(String, String)> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .context("cannot run rustc to detect the toolchain; pass --toolchain and --target")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            .with_context(|| {
+                format!("rustc -vV printed no {name:?} line; pass --toolchain and --target")
+            })
+    };
+    Ok((field("release:")?, field("host:")?))
+}
+
+pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
+    if args.out.exists() && !args.force {
+        bail!(
+            "{} already exists; pass --force to replace it",
+            args.out.display()
+        );
+    }
+    let members = args
+        .members
+        .iter()
+        .map(|p| node_dir::load_member(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (toolchain, target) = match (args.toolchain, args.target) {
+        (Some(v), Some(t)) => (v, t),
+        (v, t) => {
+            let (lv, lt) = local_rustc()?;
+            (v.unwrap_or(lv), t.unwrap_or(lt))
+        }
+    };
+    let file = CommitteeFile {
+        chain_id: args.chain_id.unwrap_or_else(|| args.origin.clone()),
+        origin: args.origin,
+        threshold: args
+            .threshold
+            .unwrap_or_else(|| default_threshold(members.len())),
+        build: BuildEnvironment { toolchain, target },
+        members,
+    };
+    let committee = Committee::from_file(file)?;
+    for w in committee.warnings() {
+        eprintln!("warning: {w}");
+    }
+    node_dir::write_atomic(&args.out, committee.to_toml().as_bytes())?;
+    eprintln!(
+        "wrote {}: {} members, threshold {}, key id {}",
+        args.out.display(),
+        committee.len(),
+        committee.threshold(),
+        hex::encode(committee.key_id())
+    );
+    Ok(())
+}
+
+pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let c = super::load_committee(&args.file)?;
+    let warnings = c.warnings();
+    if args.json {
+        let members: Vec<_> = c
+            .members()
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name,
+                    "peer_id": m.peer_id.to_base58(),
+                    "bls_public_key": hex::encode(m.bls_public_key.to_bytes()),
+                    "addrs": m.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "valid": true,
+            "origin": c.origin(),
+            "chain_id": c.chain_id(),
+            "members": c.len(),
+            "threshold": c.threshold(),
+            "max_faulty": c.max_faulty(),
+            "toolchain": c.build().toolchain,
+            "target": c.build().target,
+            "committee_digest": hex::encode(c.digest()),
+            "key_id": hex::encode(c.key_id()),
+            "warnings": warnings,
+            "member_list": members,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        println!("committee {} is valid", args.file.display());
+        println!("  origin     {}", c.origin());
+        println!("  chain id   {}", c.chain_id());
+        println!(
+            "  threshold  {} of {} (tolerates {} faulty in consensus)",
+            c.threshold(),
+            c.len(),
+            c.max_faulty()
+        );
+        println!(
+            "  build      Rust {} for {}",
+            c.build().toolchain,
+            c.build().target
+        );
+        println!("  digest     {}", hex::encode(c.digest()));
+        println!("  key id     {}", hex::encode(c.key_id()));
+        for (i, m) in c.members().iter().enumerate() {
+            let bls = hex::encode(m.bls_public_key.to_bytes());
+            println!(
+                "  [{i}] {:<12} {}  bls {}…  PoP ok",
+                m.name,
+                m.peer_id,
+                &bls[..16]
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The `synchronicity` command line. Each subcommand lives in its own file; this one holds
+//! the argument tree and the dispatch. Errors come back as one line; `main` prints them and
+//! exits non-zero.
+
+mod committee;
+mod keygen;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Distributed reproducible builds with offline-verifiable proofs.
+#[derive(Debug, Parser)]
+#[command(name = "synchronicity", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node directory with fresh keys and print its public member entry.
+    #[command(
+        after_help = "Examples:\n  synchronicity keygen --dir nodes/n0 --name n0 --addr /ip4/127.0.0.1/tcp/7000\n  synchronicity keygen --dir /var/lib/synchronicity --name builder-eu-1 --addr /dns4/b1.example.org/tcp/7000"
+    )]
+    Keygen(keygen::KeygenArgs),
+    /// Assemble or check a committee file.
+    #[command(subcommand)]
+    Committee(CommitteeCommand),
+}
+
+/// `committee` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CommitteeCommand {
+    /// Build a committee file from node directories (or their member.toml files).
+    #[command(
+        after_help = "Examples:\n  synchronicity committee init --origin example.org/synchronicity/testnet --out committee.toml nodes/n0 nodes/n1 nodes/n2 nodes/n3\n  synchronicity committee init --origin example.org/log --threshold 5 --toolchain 1.95.0 --out c.toml m1.toml m2.toml ..."
+    )]
+    Init(committee::InitArgs),
+    /// Validate a committee file (every PoP, duplicates, threshold) and print a summary.
+    #[command(
+        after_help = "Examples:\n  synchronicity committee check committee.toml\n  synchronicity committee check --json committee.toml"
+    )]
+    Check(committee::CheckArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Committee(CommitteeCommand::Init(args)) => committee::init(args),
+        Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
+    }
+}
+
+/// Reads a committee file and validates it, with the path in the error.
+pub fn load_committee(path: &PathBuf) -> anyhow::Result<crate::committee::Committee> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    crate::committee::Committee::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
