@@ -15,4 +15,7 @@ pub mod cli;
 pub mod codec;
 pub mod committee;
 pub mod crypto;
+pub mod log;
 pub mod node_dir;
+#[doc(hidden)]
+pub mod testing;

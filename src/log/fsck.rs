@@ -1,0 +1,191 @@
+//! `log fsck`: recompute everything from the entries and compare with what is stored.
+//! Reports the FIRST inconsistency; a clean run proves the store invariants of
+//! [`super::store`].
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::checkpoint::Checkpoint;
+use super::merkle::{self, Hash, HashReader};
+use super::note::{CosignedCheckpoint, SignedNote};
+use super::store::{CHECKPOINTS, ENTRIES, HASHES, LogStore, META, TableHashes};
+use crate::committee::Committee;
+
+/// What a clean fsck checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Records.
+    pub size: u64,
+    /// Stored hashes recomputed.
+    pub hashes: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// Root at `size`.
+    pub root: Hash,
+    /// Last applied consensus height.
+    pub applied_height: Option<u64>,
+}
+
+/// The first inconsistency found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsckError {
+    /// The store could not be read.
+    #[error("cannot read the store: {0}")]
+    Read(String),
+    /// An entry is missing or out of place.
+    #[error("entry {index}: {reason}")]
+    Entry {
+        /// Record index.
+        index: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A stored hash differs from its recomputation or is missing.
+    #[error("stored hash (level {level}, index {index}): {reason}")]
+    Hash {
+        /// Level.
+        level: u8,
+        /// Index.
+        index: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// More hashes are stored than a tree of this size has.
+    #[error("{found} stored hashes, a tree of {size} records has {expected}")]
+    HashCount {
+        /// Size.
+        size: u64,
+        /// Expected count.
+        expected: u64,
+        /// Stored count.
+        found: u64,
+    },
+    /// A stored checkpoint is inconsistent with the tree.
+    #[error("checkpoint at size {size}: {reason}")]
+    Checkpoint {
+        /// The key it is stored under.
+        size: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn read<E: std::fmt::Display>(e: E) -> FsckError {
+    FsckError::Read(e.to_string())
+}
+
+/// Checks every entry, hash and checkpoint; with `committee`, also every checkpoint's
+/// threshold signature.
+pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckReport, FsckError> {
+    let txn = store.database().begin_read().map_err(read)?;
+    let meta = txn.open_table(META).map_err(read)?;
+    let size = meta
+        .get("size")
+        .map_err(read)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let applied_height = meta.get("applied_height").map_err(read)?.map(|v| v.value());
+    let entries = txn.open_table(ENTRIES).map_err(read)?;
+    let hashes = txn.open_table(HASHES).map_err(read)?;
+    let stored = TableHashes(&hashes);
+
+    // Stream the entries in order, keeping the right edge of the tree (roots of the
+    // complete subtrees so far, lowest level last) to recompute every stored hash.
+    let mut edge: Vec<Hash> = Vec::new();
+    let mut expected_hashes = 0u64;
+    let mut next = 0u64;
+    for item in entries.iter().map_err(read)? {
+        let (k, v) = item.map_err(read)?;
+        let n = k.value();
+        if n != next {
+            let index = next.min(n);
+            return Err(FsckError::Entry {
+                index,
+                reason: if n > next { "missing" } else { "out of order" },
+            });
+        }
+        if n >= size {
+            return Err(FsckError::Entry {
+                index: n,
+                reason: "beyond the recorded size",
+            });
+        }
+        let reads = merkle::append_reads(n);
+        let siblings: Vec<Hash> = edge
+            .split_off(edge.len() - reads.len())
+            .into_iter()
+            .rev()
+            .collect();
+        let computed = merkle::hashes_to_store(n, merkle::leaf_hash(v.value()), &siblings);
+        for (idx, h) in &computed {
+            match stored.read_hashes(&[*idx]) {
+                Ok(got) if got[0] == *h => {}
+                Ok(_) => {
+                    return Err(FsckError::Hash {
+                        level: idx.level,
+                        index: idx.index,
+                        reason: "differs from its recomputation",
+                    });
+                }
+                Err(_) => {
+                    return Err(FsckError::Hash {
+                        level: idx.level,
+                        index: idx.index,
+                        reason: "missing",
+                    });
+                }
+            }
+        }
+        expected_hashes += computed.len() as u64;
+        edge.push(computed.last().expect("at least the leaf").1);
+        next += 1;
+    }
+    if next != size {
+        return Err(FsckError::Entry {
+            index: next,
+            reason: "missing (the recorded size is larger)",
+        });
+    }
+    let found = hashes.len().map_err(read)?;
+    if found != expected_hashes {
+        return Err(FsckError::HashCount {
+            size,
+            expected: expected_hashes,
+            found,
+        });
+    }
+    // Stored hashes are now known good, so tree hashes computed from them are too.
+    let root = merkle::tree_hash(size, &stored).map_err(read)?;
+
+    let cps = txn.open_table(CHECKPOINTS).map_err(read)?;
+    let mut checkpoints = 0;
+    for item in cps.iter().map_err(read)? {
+        let (k, v) = item.map_err(read)?;
+        let key = k.value();
+        let bad = |reason: String| FsckError::Checkpoint { size: key, reason };
+        let note = v.value();
+        let parsed = SignedNote::parse(note).map_err(|e| bad(e.to_string()))?;
+        let cp = Checkpoint::parse(&parsed.text).map_err(|e| bad(e.to_string()))?;
+        if cp.size != key {
+            return Err(bad(format!("stored under size {key} but says {}", cp.size)));
+        }
+        if cp.size > size {
+            return Err(bad(format!("beyond the log size {size}")));
+        }
+        let at = merkle::tree_hash(cp.size, &stored).map_err(|e| bad(e.to_string()))?;
+        if at != cp.root {
+            return Err(bad("root differs from the tree's".into()));
+        }
+        if let Some(c) = committee {
+            CosignedCheckpoint::verify(note, c).map_err(|e| bad(e.to_string()))?;
+        }
+        checkpoints += 1;
+    }
+    Ok(FsckReport {
+        size,
+        hashes: expected_hashes,
+        checkpoints,
+        root,
+        applied_height,
+    })
+}

@@ -1,0 +1,218 @@
+//! C2SP signed notes, and the cosigned checkpoint: a checkpoint body signed by the
+//! committee's BLS threshold signature line
+//! `— <origin> base64(keyID[4] || bitmap || aggregate[96])`.
+//!
+//! Parsing follows signed-note: valid UTF-8, no control characters but newline, the text
+//! ends at the LAST blank line, at least one signature line; lines of unknown keys (another
+//! name or another key ID) are ignored; a known key's line must verify and must not repeat.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::FormatError;
+use super::checkpoint::Checkpoint;
+use crate::committee::Committee;
+use crate::crypto::{ThresholdError, ThresholdSignature};
+
+/// Largest note we parse (a 100-member committee's line is ~200 bytes).
+pub const MAX_NOTE_SIZE: usize = 64 * 1024;
+/// Most signature lines we parse.
+pub const MAX_SIGNATURES: usize = 100;
+const DASH: &str = "\u{2014} ";
+
+/// One signature line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteSignature {
+    /// Key name.
+    pub name: String,
+    /// Key ID (first 4 bytes of the decoded signature).
+    pub key_id: [u8; 4],
+    /// The signature bytes after the key ID.
+    pub signature: Vec<u8>,
+}
+
+impl NoteSignature {
+    /// `— <name> <base64(key id || signature)>\n`.
+    pub fn to_line(&self) -> String {
+        let mut bytes = self.key_id.to_vec();
+        bytes.extend_from_slice(&self.signature);
+        format!("{DASH}{} {}\n", self.name, B64.encode(bytes))
+    }
+}
+
+/// A parsed (NOT verified) signed note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedNote {
+    /// The signed text, including its final newline.
+    pub text: String,
+    /// Signature lines in order.
+    pub signatures: Vec<NoteSignature>,
+}
+
+impl SignedNote {
+    /// Parses a signed note strictly.
+    pub fn parse(note: &str) -> Result<Self, FormatError> {
+        if note.len() > MAX_NOTE_SIZE {
+            return Err(FormatError::Note("larger than 64 KiB"));
+        }
+        if note.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(FormatError::Note("contains control characters"));
+        }
+        if !note.ends_with('\n') {
+            return Err(FormatError::Note("does not end in a newline"));
+        }
+        let split = note
+            .rfind("\n\n")
+            .ok_or(FormatError::Note("no blank line before the signatures"))?;
+        let text = &note[..split + 1];
+        let sigs = &note[split + 2..];
+        let mut signatures = Vec::new();
+        for line in sigs.strip_suffix('\n').unwrap_or(sigs).split('\n') {
+            if signatures.len() == MAX_SIGNATURES {
+                return Err(FormatError::Note("too many signature lines"));
+            }
+            let rest = line.strip_prefix(DASH).ok_or(FormatError::Note(
+                "signature line does not start with an em dash",
+            ))?;
+            let (name, b64) = rest
+                .split_once(' ')
+                .ok_or(FormatError::Note("signature line has no signature"))?;
+            if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
+                return Err(FormatError::Note("invalid key name"));
+            }
+            let bytes = B64
+                .decode(b64)
+                .map_err(|_| FormatError::Note("signature is not base64"))?;
+            if bytes.len() < 5 {
+                return Err(FormatError::Note("signature shorter than a key ID"));
+            }
+            signatures.push(NoteSignature {
+                name: name.to_string(),
+                key_id: [bytes[0], bytes[1], bytes[2], bytes[3]],
+                signature: bytes[4..].to_vec(),
+            });
+        }
+        if signatures.is_empty() {
+            return Err(FormatError::Note("no signature lines"));
+        }
+        Ok(Self {
+            text: text.to_string(),
+            signatures,
+        })
+    }
+
+    /// The note text: text, blank line, signature lines.
+    pub fn format(&self) -> String {
+        let mut s = self.text.clone();
+        s.push('\n');
+        for sig in &self.signatures {
+            s.push_str(&sig.to_line());
+        }
+        s
+    }
+}
+
+/// Why a cosigned checkpoint was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The note or checkpoint text is malformed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// No signature line of the committee's key (origin + key ID).
+    #[error("no signature by the committee key {origin} {key_id}")]
+    NoCommitteeSignature {
+        /// Expected key name.
+        origin: String,
+        /// Expected key ID, hex.
+        key_id: String,
+    },
+    /// The committee's key signed twice.
+    #[error("the committee key signed the note more than once")]
+    DuplicateCommitteeSignature,
+    /// The threshold signature is malformed or does not verify.
+    #[error("committee signature: {0}")]
+    Signature(#[from] ThresholdError),
+    /// The checkpoint's origin is not the committee's.
+    #[error("checkpoint origin {found:?} is not the committee's {expected:?}")]
+    WrongOrigin {
+        /// The committee's.
+        expected: String,
+        /// The checkpoint's.
+        found: String,
+    },
+}
+
+/// A checkpoint whose committee threshold signature has been VERIFIED. Only
+/// [`CosignedCheckpoint::verify`] and [`CosignedCheckpoint::assemble`] make one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignedCheckpoint {
+    checkpoint: Checkpoint,
+    signature: ThresholdSignature,
+    note: String,
+}
+
+impl CosignedCheckpoint {
+    /// Parses `note` and verifies the committee's threshold signature over its text.
+    pub fn verify(note: &str, committee: &Committee) -> Result<Self, CheckpointError> {
+        let parsed = SignedNote::parse(note)?;
+        let mut ours = parsed
+            .signatures
+            .iter()
+            .filter(|s| s.name == committee.origin() && s.key_id == committee.key_id());
+        let sig = ours
+            .next()
+            .ok_or_else(|| CheckpointError::NoCommitteeSignature {
+                origin: committee.origin().to_string(),
+                key_id: hex::encode(committee.key_id()),
+            })?;
+        if ours.next().is_some() {
+            return Err(CheckpointError::DuplicateCommitteeSignature);
+        }
+        let signature = ThresholdSignature::from_bytes(&sig.signature, committee.len())?;
+        committee.verify_threshold(parsed.text.as_bytes(), &signature)?;
+        let checkpoint = Checkpoint::parse(&parsed.text)?;
+        if checkpoint.origin != committee.origin() {
+            return Err(CheckpointError::WrongOrigin {
+                expected: committee.origin().into(),
+                found: checkpoint.origin,
+            });
+        }
+        Ok(Self {
+            checkpoint,
+            signature,
+            note: note.to_string(),
+        })
+    }
+
+    /// Builds the note from a checkpoint and a threshold signature over its body, and
+    /// verifies it (so a bad aggregate is never stored or served).
+    pub fn assemble(
+        checkpoint: &Checkpoint,
+        signature: &ThresholdSignature,
+        committee: &Committee,
+    ) -> Result<Self, CheckpointError> {
+        let note = SignedNote {
+            text: checkpoint.to_body(),
+            signatures: vec![NoteSignature {
+                name: committee.origin().to_string(),
+                key_id: committee.key_id(),
+                signature: signature.to_bytes(),
+            }],
+        };
+        Self::verify(&note.format(), committee)
+    }
+
+    /// The checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+    /// The verified threshold signature.
+    pub fn signature(&self) -> &ThresholdSignature {
+        &self.signature
+    }
+    /// The note text, verbatim.
+    pub fn note(&self) -> &str {
+        &self.note
+    }
+}

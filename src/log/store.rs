@@ -1,0 +1,352 @@
+//! The durable log on redb: entries, stored hashes, cosigned checkpoints, the tree size
+//! and the last applied consensus height, in one database file `DIR/log.redb`.
+//!
+//! Durability: every append batch is ONE redb write transaction committed with
+//! `Durability::Immediate` — redb writes the new pages, fsyncs, then flips the commit slot
+//! and fsyncs again. A crash before `commit` returns leaves the previous committed state (no
+//! entry of the batch, old size, old height); after it returns, the whole batch is on disk.
+//! Nothing half-written is ever visible, because readers only see committed transactions.
+//!
+//! Invariants after every commit (checked by [`super::fsck`]):
+//! `size` entries with keys `0..size`; exactly the stored hashes of a tree of `size`
+//! records, each equal to its recomputation; every checkpoint's root equals the tree hash
+//! at its size, and its size is at most `size`.
+
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+use super::merkle::{self, Hash, HashIndex, HashReader, MerkleError};
+use super::note::CosignedCheckpoint;
+use super::proof_file::ProofFile;
+
+pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("hashes");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const CHECKPOINTS: TableDefinition<u64, &str> = TableDefinition::new("checkpoints");
+const SIZE: &str = "size";
+const APPLIED_HEIGHT: &str = "applied_height";
+
+/// The database file inside a store directory.
+pub const STORE_FILE: &str = "log.redb";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process (a running node?) holds the store.
+    #[error("{0}: the log store is in use by another process")]
+    InUse(PathBuf),
+    /// No store at the path.
+    #[error("{0}: no log store here")]
+    Missing(PathBuf),
+    /// redb or I/O failure.
+    #[error("log store: {0}")]
+    Db(String),
+    /// A proof or tree hash could not be computed.
+    #[error(transparent)]
+    Merkle(#[from] MerkleError),
+    /// A record index beyond the log.
+    #[error("no entry {index} in a log of size {size}")]
+    NoEntry {
+        /// Asked.
+        index: u64,
+        /// Log size.
+        size: u64,
+    },
+    /// A checkpoint that does not describe this log.
+    #[error("checkpoint for size {size} does not match this log: {reason}")]
+    CheckpointMismatch {
+        /// Checkpoint size.
+        size: u64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The batch would grow the tree beyond [`merkle::MAX_TREE_SIZE`].
+    #[error("the log is full")]
+    Full,
+}
+
+fn db_err<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// Reads stored hashes from any redb table view (read or write transaction).
+pub(crate) struct TableHashes<'t, T>(pub(crate) &'t T);
+
+impl<T: ReadableTable<u64, [u8; 32]>> HashReader for TableHashes<'_, T> {
+    fn read_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, MerkleError> {
+        indexes
+            .iter()
+            .map(|i| match self.0.get(i.key()) {
+                Ok(Some(v)) => Ok(v.value()),
+                Ok(None) => Err(MerkleError::Storage(format!("missing hash {i:?}"))),
+                Err(e) => Err(MerkleError::Storage(e.to_string())),
+            })
+            .collect()
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Index of the batch's first entry.
+    pub first_index: u64,
+    /// Tree size after the batch.
+    pub size: u64,
+    /// False when the height had already been applied: nothing was written.
+    pub applied: bool,
+}
+
+/// The durable log.
+#[derive(Debug)]
+pub struct LogStore {
+    db: Database,
+    dir: PathBuf,
+}
+
+impl LogStore {
+    /// Opens the store in `dir`, creating the directory and an empty log if needed.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(db_err)?;
+        let db = Database::create(dir.join(STORE_FILE)).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.to_path_buf()),
+            e => db_err(e),
+        })?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            // Create the tables so read transactions always find them.
+            txn.open_table(ENTRIES).map_err(db_err)?;
+            txn.open_table(HASHES).map_err(db_err)?;
+            txn.open_table(META).map_err(db_err)?;
+            txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Self {
+            db,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing store (for operator commands that must not create one).
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.join(STORE_FILE).is_file() {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
+        Self::open(dir)
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(META).map_err(db_err)?;
+        Ok(t.get(key).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    /// Number of records.
+    pub fn size(&self) -> Result<u64, StoreError> {
+        Ok(self.meta(SIZE)?.unwrap_or(0))
+    }
+
+    /// The last consensus height applied, if any.
+    pub fn applied_height(&self) -> Result<Option<u64>, StoreError> {
+        self.meta(APPLIED_HEIGHT)
+    }
+
+    /// Appends `entries` and records `height` as applied, in ONE durable transaction.
+    /// Idempotent per height: if `height` is at or below the applied height, nothing is
+    /// written and `applied` is false. `entries` may be empty (a height that logged nothing).
+    pub fn append(&self, entries: &[Vec<u8>], height: Option<u64>) -> Result<Appended, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::Immediate).map_err(db_err)?;
+        let first_index;
+        let size;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            first_index = meta
+                .get(SIZE)
+                .map_err(db_err)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let applied = meta.get(APPLIED_HEIGHT).map_err(db_err)?.map(|v| v.value());
+            if let (Some(h), Some(done)) = (height, applied)
+                && h <= done
+            {
+                // Dropping the transaction aborts it: nothing changes.
+                return Ok(Appended {
+                    first_index,
+                    size: first_index,
+                    applied: false,
+                });
+            }
+            size = first_index + entries.len() as u64;
+            if size > merkle::MAX_TREE_SIZE {
+                return Err(StoreError::Full);
+            }
+            let mut entry_table = txn.open_table(ENTRIES).map_err(db_err)?;
+            let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+            for (i, entry) in entries.iter().enumerate() {
+                let n = first_index + i as u64;
+                entry_table.insert(n, entry.as_slice()).map_err(db_err)?;
+                // The write transaction sees its own inserts, so siblings appended earlier
+                // in this batch are found.
+                let siblings = TableHashes(&hashes).read_hashes(&merkle::append_reads(n))?;
+                for (idx, h) in merkle::hashes_to_store(n, merkle::leaf_hash(entry), &siblings) {
+                    hashes.insert(idx.key(), h).map_err(db_err)?;
+                }
+            }
+            meta.insert(SIZE, size).map_err(db_err)?;
+            if let Some(h) = height {
+                meta.insert(APPLIED_HEIGHT, h).map_err(db_err)?;
+            }
+        }
+        // Durable once this returns; a crash before leaves the previous state (see module doc).
+        txn.commit().map_err(db_err)?;
+        Ok(Appended {
+            first_index,
+            size,
+            applied: true,
+        })
+    }
+
+    /// Record `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ENTRIES).map_err(db_err)?;
+        match t.get(index).map_err(db_err)? {
+            Some(v) => Ok(v.value().to_vec()),
+            None => Err(StoreError::NoEntry {
+                index,
+                size: self.size()?,
+            }),
+        }
+    }
+
+    fn with_hashes<T>(
+        &self,
+        f: impl FnOnce(u64, &dyn HashReader) -> Result<T, MerkleError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let size = txn
+            .open_table(META)
+            .map_err(db_err)?
+            .get(SIZE)
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let t = txn.open_table(HASHES).map_err(db_err)?;
+        Ok(f(size, &TableHashes(&t))?)
+    }
+
+    /// The root of the first `size` records (`size` ≤ the log size).
+    pub fn tree_hash(&self, size: u64) -> Result<Hash, StoreError> {
+        self.with_hashes(|have, r| {
+            if size > have {
+                return Err(MerkleError::SizeOutOfRange {
+                    old: size,
+                    new: have,
+                });
+            }
+            merkle::tree_hash(size, r)
+        })
+    }
+
+    /// The current size and root, read in one transaction.
+    pub fn head(&self) -> Result<(u64, Hash), StoreError> {
+        self.with_hashes(|size, r| Ok((size, merkle::tree_hash(size, r)?)))
+    }
+
+    /// Inclusion proof of `index` in the tree of `size` (≤ the log size).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.with_hashes(|have, r| {
+            if size > have {
+                return Err(MerkleError::IndexOutOfRange { index, size });
+            }
+            merkle::prove_inclusion(index, size, r)
+        })
+    }
+
+    /// Consistency proof from `old` to `new` (≤ the log size).
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        self.with_hashes(|have, r| {
+            if new > have {
+                return Err(MerkleError::SizeOutOfRange { old, new });
+            }
+            merkle::prove_consistency(old, new, r)
+        })
+    }
+
+    /// Stores a verified cosigned checkpoint after checking that it describes this log (its
+    /// size is not beyond the log and its root is the tree hash at that size). One durable
+    /// transaction.
+    pub fn put_checkpoint(&self, cp: &CosignedCheckpoint) -> Result<(), StoreError> {
+        let c = cp.checkpoint();
+        let size = self.size()?;
+        if c.size > size {
+            return Err(StoreError::CheckpointMismatch {
+                size: c.size,
+                reason: "beyond the log's size",
+            });
+        }
+        if self.tree_hash(c.size)? != c.root {
+            return Err(StoreError::CheckpointMismatch {
+                size: c.size,
+                reason: "root differs from the log's",
+            });
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(CHECKPOINTS)
+            .map_err(db_err)?
+            .insert(c.size, cp.note())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The cosigned checkpoint with the largest size, as its note text.
+    pub fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        Ok(t.last()
+            .map_err(db_err)?
+            .map(|(_, v)| v.value().to_string()))
+    }
+
+    /// The cosigned checkpoint stored for exactly `size`.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        Ok(t.get(size).map_err(db_err)?.map(|v| v.value().to_string()))
+    }
+
+    /// A proof file for record `index` under the stored checkpoint `note` (of the verified
+    /// checkpoint `cp`).
+    pub fn proof_file(&self, index: u64, cp: &CosignedCheckpoint) -> Result<ProofFile, StoreError> {
+        let size = cp.checkpoint().size;
+        Ok(ProofFile {
+            extra: Some(self.entry(index)?),
+            index,
+            proof: self.inclusion_proof(index, size)?,
+            checkpoint: cp.note().to_string(),
+        })
+    }
+
+    /// Number of stored hashes (for fsck and tests).
+    pub fn stored_hash_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        txn.open_table(HASHES)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)
+    }
+}

@@ -1,0 +1,95 @@
+//! Deterministic committees for tests and benchmarks: real keys, real proofs of possession,
+//! derived from small seeds so runs are repeatable. Never use these keys for a real group.
+
+use crate::committee::{
+    BuildEnvironment, Committee, CommitteeFile, MemberEntry, default_threshold,
+};
+use crate::crypto::{
+    BlsSecretKey, NodeIdentity, PartialSignature, ThresholdAggregator, ThresholdSignature,
+};
+use crate::log::{Checkpoint, CosignedCheckpoint};
+
+/// A committee of `n` members with their secret keys, origin `example.org/synchronicity/test`.
+#[derive(Debug)]
+pub struct TestCommittee {
+    /// The validated committee.
+    pub committee: Committee,
+    /// Members' Ed25519 identities, in committee order.
+    pub identities: Vec<NodeIdentity>,
+    /// Members' BLS keys, in committee order.
+    pub bls: Vec<BlsSecretKey>,
+}
+
+impl TestCommittee {
+    /// `n` members (n ≤ 200), threshold ⌊2n/3⌋+1, keys derived from `seed`.
+    pub fn new(n: usize, seed: u8) -> Self {
+        Self::with_origin(n, seed, "example.org/synchronicity/test")
+    }
+
+    /// Like [`TestCommittee::new`] with another origin.
+    pub fn with_origin(n: usize, seed: u8, origin: &str) -> Self {
+        let identities: Vec<_> = (0..n)
+            .map(|i| {
+                let mut s = [seed; 32];
+                s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                NodeIdentity::from_secret_bytes(&s).expect("32-byte seed")
+            })
+            .collect();
+        let bls: Vec<_> = (0..n)
+            .map(|i| {
+                let mut ikm = [seed ^ 0x5a; 32];
+                ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                BlsSecretKey::from_key_material(&ikm).expect("32 bytes")
+            })
+            .collect();
+        let members = (0..n)
+            .map(|i| MemberEntry {
+                name: format!("m{i}"),
+                peer_id: identities[i].peer_id().to_base58(),
+                bls_public_key: hex::encode(bls[i].public_key().to_bytes()),
+                bls_proof_of_possession: hex::encode(bls[i].proof_of_possession().to_bytes()),
+                addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 17000 + i)],
+            })
+            .collect();
+        let committee = Committee::from_file(CommitteeFile {
+            origin: origin.into(),
+            chain_id: origin.into(),
+            threshold: default_threshold(n),
+            build: BuildEnvironment {
+                toolchain: "1.95.0".into(),
+                target: "x86_64-unknown-linux-gnu".into(),
+            },
+            members,
+        })
+        .expect("valid test committee");
+        Self {
+            committee,
+            identities,
+            bls,
+        }
+    }
+
+    /// The threshold signature of members `signers` over `message`.
+    pub fn sign(
+        &self,
+        signers: impl IntoIterator<Item = usize>,
+        message: &[u8],
+    ) -> ThresholdSignature {
+        let mut agg = ThresholdAggregator::new(self.committee.keys(), message);
+        for i in signers {
+            agg.add(PartialSignature {
+                signer: i,
+                signature: self.bls[i].sign(message),
+            })
+            .expect("member signature");
+        }
+        agg.finish(agg.count().max(1)).expect("at least one signer")
+    }
+
+    /// A checkpoint cosigned by the first `t` members.
+    pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
+        let cp = Checkpoint::new(self.committee.origin(), size, root);
+        let sig = self.sign(0..self.committee.threshold(), cp.to_body().as_bytes());
+        CosignedCheckpoint::assemble(&cp, &sig, &self.committee).expect("valid cosignature")
+    }
+}
