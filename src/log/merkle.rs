@@ -164,7 +164,7 @@ fn read_exact<R: HashReader + ?Sized>(r: &R, idx: &[HashIndex]) -> Result<Vec<Ha
 pub fn append_reads(n: u64) -> Vec<HashIndex> {
     let mut out = Vec::new();
     let mut level = 1;
-    while (n + 1) % (1 << level) == 0 {
+    while (n + 1).is_multiple_of(1 << level) {
         let k = ((n + 1) >> level) - 1;
         out.push(HashIndex {
             level: level - 1,

@@ -89,7 +89,7 @@ fn hash_lines<'a>(lines: &mut impl Iterator<Item = &'a str>) -> Result<Vec<Hash>
 }
 
 /// Splits `text` after the blank line that ends the proof lines: (head, checkpoint).
-fn rest_after<'a>(text: &'a str, consumed_lines: usize) -> &'a str {
+fn rest_after(text: &str, consumed_lines: usize) -> &str {
     let mut at = 0;
     for _ in 0..consumed_lines {
         at += text[at..]
