@@ -4,6 +4,7 @@
 
 mod committee;
 mod keygen;
+mod log;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,23 @@ pub enum Command {
     /// Assemble or check a committee file.
     #[command(subcommand)]
     Committee(CommitteeCommand),
+    /// Inspect or check a log store.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Verify a proof file offline against a committee file.
+    #[command(after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash all hold.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml")]
+    Verify(log::VerifyArgs),
+}
+
+/// `log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Size, root, applied height and the latest cosigned checkpoint.
+    #[command(after_help = "Examples:\n  synchronicity log info --store nodes/n0\n  synchronicity log info --store nodes/n0/log --json")]
+    Info(log::InfoArgs),
+    /// Recompute every hash and check every stored checkpoint; exit non-zero at the first inconsistency.
+    #[command(after_help = "Examples:\n  synchronicity log fsck --store nodes/n0\n  synchronicity log fsck --store nodes/n0 --trust committee.toml")]
+    Fsck(log::FsckArgs),
 }
 
 /// `committee` subcommands.
@@ -52,6 +70,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Committee(CommitteeCommand::Init(args)) => committee::init(args),
         Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
+        Command::Log(LogCommand::Info(args)) => log::info(args),
+        Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
+        Command::Verify(args) => log::verify(args),
     }
 }
 
