@@ -64,11 +64,24 @@ fn bench(c: &mut Criterion) {
     let cp = tc.cosign(size, root);
     let text = big.proof_file(123_456, &cp).unwrap().format();
     c.bench_function("log/verify_proof_file/n=100", |b| {
-        b.iter(|| ProofFile::parse(&text).unwrap().verify(&tc.committee).unwrap())
+        b.iter(|| {
+            ProofFile::parse(&text)
+                .unwrap()
+                .verify(&tc.committee)
+                .unwrap()
+        })
     });
     ratio(&tc, &text);
-    let no_extra = ProofFile { extra: None, ..ProofFile::parse(&text).unwrap() }.format();
-    println!("proof file at size {size}, n = 100: {} bytes without extra ({} with)", no_extra.len(), text.len());
+    let no_extra = ProofFile {
+        extra: None,
+        ..ProofFile::parse(&text).unwrap()
+    }
+    .format();
+    println!(
+        "proof file at size {size}, n = 100: {} bytes without extra ({} with)",
+        no_extra.len(),
+        text.len()
+    );
 }
 
 fn median(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
@@ -91,10 +104,21 @@ fn ratio(tc: &TestCommittee, text: &str) {
     let verified = pf.verify(&tc.committee).unwrap();
     let sig = verified.checkpoint.signature().clone();
     let msg = verified.checkpoint.checkpoint().to_body();
-    let keys: Vec<&BlsPublicKey> = sig.signers.iter().map(|i| tc.committee.keys().get(i).unwrap()).collect();
-    let fav = median(15, 40, || sig.aggregate.fast_aggregate_verify(msg.as_bytes(), &keys).unwrap());
+    let keys: Vec<&BlsPublicKey> = sig
+        .signers
+        .iter()
+        .map(|i| tc.committee.keys().get(i).unwrap())
+        .collect();
+    let fav = median(15, 40, || {
+        sig.aggregate
+            .fast_aggregate_verify(msg.as_bytes(), &keys)
+            .unwrap()
+    });
     let whole = median(15, 40, || {
-        ProofFile::parse(text).unwrap().verify(&tc.committee).unwrap();
+        ProofFile::parse(text)
+            .unwrap()
+            .verify(&tc.committee)
+            .unwrap();
     });
     println!(
         "ratio: proof verification {:?} / fast-aggregate-verify ({} signers) {:?} = {:.3}x (goal <= 1.2x)",

@@ -31,7 +31,9 @@ fn append_is_idempotent_per_height_and_proofs_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let store = LogStore::open(tmp.path()).unwrap();
     assert_eq!(store.head().unwrap(), (0, log::EMPTY_ROOT));
-    let a = store.append(&(0..1000).map(entry).collect::<Vec<_>>(), Some(1)).unwrap();
+    let a = store
+        .append(&(0..1000).map(entry).collect::<Vec<_>>(), Some(1))
+        .unwrap();
     assert_eq!((a.first_index, a.size, a.applied), (0, 1000, true));
     // Re-applying height 1 (e.g. after a restart) writes nothing.
     let again = store.append(&[entry(5)], Some(1)).unwrap();
@@ -39,13 +41,22 @@ fn append_is_idempotent_per_height_and_proofs_verify() {
     assert_eq!(store.size().unwrap(), 1000);
     store.append(&[], Some(2)).unwrap();
     assert_eq!(store.applied_height().unwrap(), Some(2));
-    store.append(&(1000..1037).map(entry).collect::<Vec<_>>(), Some(3)).unwrap();
+    store
+        .append(&(1000..1037).map(entry).collect::<Vec<_>>(), Some(3))
+        .unwrap();
 
     let (size, root) = store.head().unwrap();
     assert_eq!(size, 1037);
     for index in [0, 1, 511, 512, 1000, 1036] {
         let proof = store.inclusion_proof(index, size).unwrap();
-        merkle::verify_inclusion(index, size, &merkle::leaf_hash(&entry(index)), &proof, &root).unwrap();
+        merkle::verify_inclusion(
+            index,
+            size,
+            &merkle::leaf_hash(&entry(index)),
+            &proof,
+            &root,
+        )
+        .unwrap();
     }
     let old_root = store.tree_hash(700).unwrap();
     let proof = store.consistency_proof(700, size).unwrap();
@@ -59,17 +70,28 @@ fn append_is_idempotent_per_height_and_proofs_verify() {
     assert!(store.put_checkpoint(&tc.cosign(700, root)).is_err());
     assert!(store.put_checkpoint(&tc.cosign(size + 1, root)).is_err());
     store.put_checkpoint(&tc.cosign(size, root)).unwrap();
-    assert!(store.latest_checkpoint().unwrap().unwrap().contains(&format!("\n{size}\n")));
+    assert!(
+        store
+            .latest_checkpoint()
+            .unwrap()
+            .unwrap()
+            .contains(&format!("\n{size}\n"))
+    );
     let r = log::fsck(&store, Some(&tc.committee)).unwrap();
     assert_eq!((r.size, r.checkpoints, r.root), (size, 2, root));
     // A store held by one handle cannot be opened by a second (a running node).
-    assert!(matches!(LogStore::open(tmp.path()), Err(log::StoreError::InUse(_))));
+    assert!(matches!(
+        LogStore::open(tmp.path()),
+        Err(log::StoreError::InUse(_))
+    ));
 }
 
 fn store_of_100() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let store = LogStore::open(tmp.path()).unwrap();
-    store.append(&(0..100).map(entry).collect::<Vec<_>>(), Some(1)).unwrap();
+    store
+        .append(&(0..100).map(entry).collect::<Vec<_>>(), Some(1))
+        .unwrap();
     tmp
 }
 
@@ -82,7 +104,11 @@ fn tamper(dir: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
 }
 
 fn fsck_cli(dir: &Path) -> Output {
-    bin().args(["log", "fsck", "--store"]).arg(dir).output().unwrap()
+    bin()
+        .args(["log", "fsck", "--store"])
+        .arg(dir)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -92,11 +118,18 @@ fn fsck_names_the_first_corruption() {
 
     let tmp = store_of_100();
     let ok = fsck_cli(tmp.path());
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     // One interior hash (level 2, index 3) changed.
     tamper(tmp.path(), |txn| {
         let key = log::HashIndex { level: 2, index: 3 }.key();
-        txn.open_table(hashes).unwrap().insert(key, [0u8; 32]).unwrap();
+        txn.open_table(hashes)
+            .unwrap()
+            .insert(key, [0u8; 32])
+            .unwrap();
     });
     assert!(one_line_error(&fsck_cli(tmp.path())).contains("level 2, index 3"));
 
@@ -110,15 +143,25 @@ fn fsck_names_the_first_corruption() {
     // One entry's bytes changed: its leaf hash no longer matches.
     let tmp = store_of_100();
     tamper(tmp.path(), |txn| {
-        txn.open_table(entries).unwrap().insert(7, b"forged".as_slice()).unwrap();
+        txn.open_table(entries)
+            .unwrap()
+            .insert(7, b"forged".as_slice())
+            .unwrap();
     });
     assert!(one_line_error(&fsck_cli(tmp.path())).contains("level 0, index 7"));
 
     // A stray hash beyond the tree.
     let tmp = store_of_100();
     tamper(tmp.path(), |txn| {
-        let key = log::HashIndex { level: 0, index: 100 }.key();
-        txn.open_table(hashes).unwrap().insert(key, [1u8; 32]).unwrap();
+        let key = log::HashIndex {
+            level: 0,
+            index: 100,
+        }
+        .key();
+        txn.open_table(hashes)
+            .unwrap()
+            .insert(key, [1u8; 32])
+            .unwrap();
     });
     assert!(one_line_error(&fsck_cli(tmp.path())).contains("stored hashes"));
 
@@ -133,7 +176,9 @@ fn fsck_names_the_first_corruption() {
 #[test]
 #[ignore = "run by sigkill_during_appends_never_loses_committed_entries"]
 fn append_loop_child() {
-    let Ok(dir) = std::env::var("SYNC_APPEND_CHILD_DIR") else { return };
+    let Ok(dir) = std::env::var("SYNC_APPEND_CHILD_DIR") else {
+        return;
+    };
     let store = LogStore::open(Path::new(&dir)).unwrap();
     let tc = TestCommittee::new(4, 9);
     loop {
@@ -159,7 +204,13 @@ fn sigkill_during_appends_never_loses_committed_entries() {
     let mut last_size = 0;
     for round in 0..20u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["append_loop_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "append_loop_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("SYNC_APPEND_CHILD_DIR", &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -182,18 +233,38 @@ fn sigkill_during_appends_never_loses_committed_entries() {
         reader.join().unwrap();
         let reported = *committed.lock().unwrap();
 
-        let out = bin().args(["log", "fsck", "--store"]).arg(&dir).arg("--trust").arg(&committee_file).output().unwrap();
-        assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = bin()
+            .args(["log", "fsck", "--store"])
+            .arg(&dir)
+            .arg("--trust")
+            .arg(&committee_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let store = LogStore::open(&dir).unwrap();
         let size = store.size().unwrap();
-        assert!(size >= reported, "round {round}: committed {reported} but store has {size}");
+        assert!(
+            size >= reported,
+            "round {round}: committed {reported} but store has {size}"
+        );
         assert!(size >= last_size, "round {round}: the log shrank");
         for i in last_size..size {
-            assert_eq!(store.entry(i).unwrap(), entry(i), "round {round}: entry {i}");
+            assert_eq!(
+                store.entry(i).unwrap(),
+                entry(i),
+                "round {round}: entry {i}"
+            );
         }
         last_size = size;
     }
-    assert!(last_size > 100, "the child made progress ({last_size} entries)");
+    assert!(
+        last_size > 100,
+        "the child made progress ({last_size} entries)"
+    );
 }
 
 #[test]
@@ -203,7 +274,9 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
     let trust = tmp.path().join("committee.toml");
     std::fs::write(&trust, tc.committee.to_toml()).unwrap();
     let store = LogStore::open(&tmp.path().join("log")).unwrap();
-    store.append(&(0..50).map(entry).collect::<Vec<_>>(), Some(1)).unwrap();
+    store
+        .append(&(0..50).map(entry).collect::<Vec<_>>(), Some(1))
+        .unwrap();
     let (size, root) = store.head().unwrap();
     let cp = tc.cosign(size, root);
     store.put_checkpoint(&cp).unwrap();
@@ -211,9 +284,25 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
     let good = tmp.path().join("good.tlog-proof");
     std::fs::write(&good, pf.format()).unwrap();
 
-    let ok = bin().arg("verify").arg(&good).arg("--trust").arg(&trust).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let json = bin().args(["verify", "--json"]).arg(&good).arg("--trust").arg(&trust).output().unwrap();
+    let ok = bin()
+        .arg("verify")
+        .arg(&good)
+        .arg("--trust")
+        .arg(&trust)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let json = bin()
+        .args(["verify", "--json"])
+        .arg(&good)
+        .arg("--trust")
+        .arg(&trust)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["index"], 17);
     assert_eq!(v["size"], 50);
@@ -236,7 +325,13 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
     for (what, text) in cases {
         let f = tmp.path().join(format!("{what}.tlog-proof"));
         std::fs::write(&f, text).unwrap();
-        let o = bin().arg("verify").arg(&f).arg("--trust").arg(&trust).output().unwrap();
+        let o = bin()
+            .arg("verify")
+            .arg(&f)
+            .arg("--trust")
+            .arg(&trust)
+            .output()
+            .unwrap();
         one_line_error(&o);
     }
     // A committee file with one key changed.
@@ -244,8 +339,20 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
     let mut file = tc.committee.to_file();
     file.members[1] = other.committee.to_file().members[1].clone();
     let changed = tmp.path().join("changed.toml");
-    std::fs::write(&changed, synchronicity::committee::Committee::from_file(file).unwrap().to_toml()).unwrap();
-    let o = bin().arg("verify").arg(&good).arg("--trust").arg(&changed).output().unwrap();
+    std::fs::write(
+        &changed,
+        synchronicity::committee::Committee::from_file(file)
+            .unwrap()
+            .to_toml(),
+    )
+    .unwrap();
+    let o = bin()
+        .arg("verify")
+        .arg(&good)
+        .arg("--trust")
+        .arg(&changed)
+        .output()
+        .unwrap();
     one_line_error(&o);
     // And the parsed file round-trips.
     assert_eq!(ProofFile::parse(&pf.format()).unwrap(), pf);

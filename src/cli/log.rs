@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 
-use crate::log::{self, LogStore, ProofFile, SignedNote, STORE_FILE};
+use crate::log::{self, LogStore, ProofFile, STORE_FILE, SignedNote};
 
 /// Arguments of `log info`.
 #[derive(Debug, Args)]
@@ -60,7 +60,11 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<()> {
     let latest = store.latest_checkpoint()?;
     let latest_cp = latest
         .as_deref()
-        .map(|n| SignedNote::parse(n).map_err(anyhow::Error::from).and_then(|s| Ok(log::Checkpoint::parse(&s.text)?)))
+        .map(|n| {
+            SignedNote::parse(n)
+                .map_err(anyhow::Error::from)
+                .and_then(|s| Ok(log::Checkpoint::parse(&s.text)?))
+        })
         .transpose()
         .context("stored checkpoint")?;
     if args.json {
@@ -76,7 +80,10 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<()> {
     } else {
         println!("size            {size}");
         println!("root            {}", B64.encode(root));
-        println!("applied height  {}", height.map_or("none".into(), |h| h.to_string()));
+        println!(
+            "applied height  {}",
+            height.map_or("none".into(), |h| h.to_string())
+        );
         match latest {
             Some(note) => print!("latest cosigned checkpoint:\n{note}"),
             None => println!("latest cosigned checkpoint: none"),
@@ -89,14 +96,19 @@ pub(super) fn fsck(args: FsckArgs) -> anyhow::Result<()> {
     let committee = args.trust.as_ref().map(super::load_committee).transpose()?;
     let dir = store_dir(&args.store);
     let store = LogStore::open_existing(&dir)?;
-    let r = log::fsck(&store, committee.as_ref()).with_context(|| format!("{}: inconsistent", dir.display()))?;
+    let r = log::fsck(&store, committee.as_ref())
+        .with_context(|| format!("{}: inconsistent", dir.display()))?;
     println!(
         "{}: consistent: {} entries, {} stored hashes, {} checkpoints{}, root {}",
         dir.display(),
         r.size,
         r.hashes,
         r.checkpoints,
-        if committee.is_some() { " (signatures verified)" } else { "" },
+        if committee.is_some() {
+            " (signatures verified)"
+        } else {
+            ""
+        },
         B64.encode(r.root)
     );
     Ok(())
@@ -106,11 +118,17 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let committee = super::load_committee(&args.trust)?;
     let meta = std::fs::metadata(&args.file).with_context(|| args.file.display().to_string())?;
     if meta.len() > log::MAX_PROOF_FILE_SIZE as u64 {
-        bail!("{}: larger than the 4 MiB proof file limit", args.file.display());
+        bail!(
+            "{}: larger than the 4 MiB proof file limit",
+            args.file.display()
+        );
     }
-    let text = std::fs::read_to_string(&args.file).with_context(|| args.file.display().to_string())?;
+    let text =
+        std::fs::read_to_string(&args.file).with_context(|| args.file.display().to_string())?;
     let pf = ProofFile::parse(&text).with_context(|| args.file.display().to_string())?;
-    let v = pf.verify(&committee).with_context(|| format!("{}: rejected", args.file.display()))?;
+    let v = pf
+        .verify(&committee)
+        .with_context(|| format!("{}: rejected", args.file.display()))?;
     let cp = v.checkpoint.checkpoint();
     let signers: Vec<usize> = v.checkpoint.signature().signers.iter().collect();
     if args.json {
@@ -146,8 +164,14 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        let names: Vec<&str> = signers.iter().map(|&i| committee.members()[i].name.as_str()).collect();
-        println!("proof verified: entry {} of {} in {}", v.index, cp.size, cp.origin);
+        let names: Vec<&str> = signers
+            .iter()
+            .map(|&i| committee.members()[i].name.as_str())
+            .collect();
+        println!(
+            "proof verified: entry {} of {} in {}",
+            v.index, cp.size, cp.origin
+        );
         println!("  root       {}", B64.encode(cp.root));
         println!("  leaf hash  {}", hex::encode(v.leaf_hash));
         println!(

@@ -34,7 +34,9 @@ pub enum Command {
     #[command(subcommand)]
     Log(LogCommand),
     /// Verify a proof file offline against a committee file.
-    #[command(after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash all hold.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml")]
+    #[command(
+        after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash all hold.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml"
+    )]
     Verify(log::VerifyArgs),
 }
 
@@ -42,10 +44,14 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
     /// Size, root, applied height and the latest cosigned checkpoint.
-    #[command(after_help = "Examples:\n  synchronicity log info --store nodes/n0\n  synchronicity log info --store nodes/n0/log --json")]
+    #[command(
+        after_help = "Examples:\n  synchronicity log info --store nodes/n0\n  synchronicity log info --store nodes/n0/log --json"
+    )]
     Info(log::InfoArgs),
     /// Recompute every hash and check every stored checkpoint; exit non-zero at the first inconsistency.
-    #[command(after_help = "Examples:\n  synchronicity log fsck --store nodes/n0\n  synchronicity log fsck --store nodes/n0 --trust committee.toml")]
+    #[command(
+        after_help = "Examples:\n  synchronicity log fsck --store nodes/n0\n  synchronicity log fsck --store nodes/n0 --trust committee.toml"
+    )]
     Fsck(log::FsckArgs),
 }
 
