@@ -187,7 +187,7 @@ fn append_loop_child() {
         let batch: Vec<_> = (n..n + 1 + n % 37).map(entry).collect();
         let a = store.append(&batch, Some(height)).unwrap();
         println!("committed {}", a.size);
-        if height % 3 == 0 {
+        if height.is_multiple_of(3) {
             let (size, root) = store.head().unwrap();
             store.put_checkpoint(&tc.cosign(size, root)).unwrap();
         }
