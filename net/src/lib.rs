@@ -1,0 +1,41 @@
+//! Synchronicity's network layer on libp2p: discovery, gossip, direct streams and
+//! light-client protocols for a PERMISSIONED group. It knows no consensus or log types:
+//! payloads are bytes, and the node gives them meaning.
+//!
+//! | protocol | name | who |
+//! |---|---|---|
+//! | identify | `/synchronicity/id/1` | anyone |
+//! | Kademlia (server mode, seeded from the committee, fed by identify) | `/synchronicity/kad/1` | anyone |
+//! | gossipsub (signed, strict, validated by the node before forwarding) | topics of the node | members; a non-member's subscription or message is rejected, counted, and the peer ignored |
+//! | consensus stream (length-prefixed frames) | `/synchronicity/consensus/1` | members; other streams dropped and counted |
+//! | light-client request-response (CBOR) | `/synchronicity/proof/1` | anyone, rate limited per peer |
+//! | sync request-response (CBOR) | `/synchronicity/sync/1` | members only |
+//!
+//! Transport: TCP + Noise + Yamux. Non-member connections are capped
+//! ([`NetConfig::with_max_light_clients`]); lost members are redialled with exponential
+//! backoff. Start with [`start`]; use the [`NetworkHandle`]; read [`NetEvent`]s.
+
+#![forbid(unsafe_code)]
+
+mod behaviour;
+mod config;
+mod handle;
+mod metrics;
+mod protocol;
+mod rate_limit;
+mod service;
+mod streams;
+
+pub use config::{MemberAddr, NetConfig, TopicConfig};
+pub use handle::{
+    GossipMessage, InboundRequest, NetError, NetEvent, NetworkHandle, RequestKind, Validation,
+};
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId, multiaddr};
+pub use metrics::NetMetrics;
+pub use protocol::{
+    CONSENSUS_PROTOCOL, DEFAULT_MAX_FRAME, FrameError, IDENTIFY_VERSION, KAD_PROTOCOL,
+    LIGHT_PROTOCOL, MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE, Refusal, Request, Response, SYNC_PROTOCOL,
+    read_frame, write_frame,
+};
+pub use service::start;

@@ -1,0 +1,122 @@
+//! Network metrics (prometheus-client): what was rejected and why, and traffic.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Counters shared by the swarm task and the stream tasks. Cheap to clone (shared atomics).
+#[derive(Debug, Clone, Default)]
+pub struct NetMetrics {
+    /// Gossip messages or subscriptions from non-members, rejected.
+    pub gossip_rejected_non_member: Counter,
+    /// Gossip messages over their topic's size limit, rejected.
+    pub gossip_rejected_oversized: Counter,
+    /// Gossip messages the node judged invalid.
+    pub gossip_rejected_by_node: Counter,
+    /// Gossip messages delivered to the node.
+    pub gossip_received: Counter,
+    /// Consensus streams opened by non-members, dropped.
+    pub streams_rejected: Counter,
+    /// Frames over the maximum size (their stream is closed).
+    pub frames_oversized: Counter,
+    /// Empty or truncated frames.
+    pub frames_malformed: Counter,
+    /// Frames delivered to the node.
+    pub frames_received: Counter,
+    /// Frames written to members.
+    pub frames_sent: Counter,
+    /// Frames dropped because the member could not be reached.
+    pub frames_dropped: Counter,
+    /// Requests refused for rate.
+    pub requests_rate_limited: Counter,
+    /// Members-only requests from non-members, refused.
+    pub requests_not_member: Counter,
+    /// Requests handed to the node.
+    pub requests_received: Counter,
+    /// Connections from non-members closed over the light-client connection limit.
+    pub connections_refused: Counter,
+    /// Members currently connected.
+    pub members_connected: Gauge,
+}
+
+impl NetMetrics {
+    /// Registers every metric under `registry` (prefix it with a sub-registry if wanted).
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "gossip_rejected_non_member",
+            "Gossip from non-members",
+            self.gossip_rejected_non_member.clone(),
+        );
+        r.register(
+            "gossip_rejected_oversized",
+            "Gossip over the topic size limit",
+            self.gossip_rejected_oversized.clone(),
+        );
+        r.register(
+            "gossip_rejected_by_node",
+            "Gossip the node judged invalid",
+            self.gossip_rejected_by_node.clone(),
+        );
+        r.register(
+            "gossip_received",
+            "Gossip delivered to the node",
+            self.gossip_received.clone(),
+        );
+        r.register(
+            "streams_rejected",
+            "Consensus streams from non-members",
+            self.streams_rejected.clone(),
+        );
+        r.register(
+            "frames_oversized",
+            "Frames over the size limit",
+            self.frames_oversized.clone(),
+        );
+        r.register(
+            "frames_malformed",
+            "Empty or truncated frames",
+            self.frames_malformed.clone(),
+        );
+        r.register(
+            "frames_received",
+            "Frames delivered to the node",
+            self.frames_received.clone(),
+        );
+        r.register(
+            "frames_sent",
+            "Frames written to members",
+            self.frames_sent.clone(),
+        );
+        r.register(
+            "frames_dropped",
+            "Frames to unreachable members",
+            self.frames_dropped.clone(),
+        );
+        r.register(
+            "requests_rate_limited",
+            "Requests refused for rate",
+            self.requests_rate_limited.clone(),
+        );
+        r.register(
+            "requests_not_member",
+            "Members-only requests from non-members",
+            self.requests_not_member.clone(),
+        );
+        r.register(
+            "requests_received",
+            "Requests handed to the node",
+            self.requests_received.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Non-member connections over the limit",
+            self.connections_refused.clone(),
+        );
+        r.register(
+            "members_connected",
+            "Members currently connected",
+            self.members_connected.clone(),
+        );
+    }
+}
