@@ -123,6 +123,9 @@ pub enum NetError {
         /// Limit.
         max: usize,
     },
+    /// The member's frame queue is full (it is slow or unreachable).
+    #[error("frame queue to {0} is full")]
+    QueueFull(PeerId),
     /// The topic was not configured.
     #[error("unknown topic {0}")]
     UnknownTopic(String),
@@ -250,6 +253,15 @@ impl NetworkHandle {
             return Err(NetError::NotMember(peer));
         }
         self.frames.send(peer, data)
+    }
+
+    /// Like [`Self::send_frame`], but waits for room in the member's queue instead of
+    /// failing with [`NetError::QueueFull`].
+    pub async fn send_frame_wait(&self, peer: PeerId, data: Vec<u8>) -> Result<(), NetError> {
+        if !self.members.contains(&peer) {
+            return Err(NetError::NotMember(peer));
+        }
+        self.frames.send_wait(peer, data).await
     }
 
     /// Sends a request and waits for the answer.

@@ -53,25 +53,38 @@ impl FrameSender {
             .map_err(|e| NetError::Request(e.to_string()))
     }
 
-    pub(crate) fn send(&self, peer: PeerId, data: Vec<u8>) -> Result<(), NetError> {
-        if data.len() > self.max_frame || data.is_empty() {
+    fn queue(&self, peer: PeerId, len: usize) -> Result<mpsc::Sender<Vec<u8>>, NetError> {
+        if len > self.max_frame || len == 0 {
             return Err(NetError::TooLarge {
-                len: data.len(),
+                len,
                 max: self.max_frame,
             });
         }
         let mut writers = self.writers.lock().expect("lock");
-        let tx = writers.entry(peer).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(writer(self.control.clone(), peer, rx, self.metrics.clone()));
-            tx
-        });
-        tx.try_send(data).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                NetError::Request(format!("frame queue to {peer} is full"))
-            }
-            mpsc::error::TrySendError::Closed(_) => NetError::Stopped,
-        })
+        Ok(writers
+            .entry(peer)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(writer(self.control.clone(), peer, rx, self.metrics.clone()));
+                tx
+            })
+            .clone())
+    }
+
+    /// Never waits: a full queue is an error.
+    pub(crate) fn send(&self, peer: PeerId, data: Vec<u8>) -> Result<(), NetError> {
+        self.queue(peer, data.len())?
+            .try_send(data)
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => NetError::QueueFull(peer),
+                mpsc::error::TrySendError::Closed(_) => NetError::Stopped,
+            })
+    }
+
+    /// Waits for room in the member's queue (backpressure).
+    pub(crate) async fn send_wait(&self, peer: PeerId, data: Vec<u8>) -> Result<(), NetError> {
+        let tx = self.queue(peer, data.len())?;
+        tx.send(data).await.map_err(|_| NetError::Stopped)
     }
 }
 
