@@ -11,11 +11,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod build;
 pub mod cli;
 pub mod codec;
 pub mod committee;
 pub mod crypto;
 pub mod log;
 pub mod node_dir;
+pub mod request;
 #[doc(hidden)]
 pub mod testing;

@@ -2,6 +2,7 @@
 //! the argument tree and the dispatch. Errors come back as one line; `main` prints them and
 //! exits non-zero.
 
+mod build;
 mod committee;
 mod keygen;
 mod log;
@@ -27,6 +28,11 @@ pub enum Command {
         after_help = "Examples:\n  synchronicity keygen --dir nodes/n0 --name n0 --addr /ip4/127.0.0.1/tcp/7000\n  synchronicity keygen --dir /var/lib/synchronicity --name builder-eu-1 --addr /dns4/b1.example.org/tcp/7000"
     )]
     Keygen(keygen::KeygenArgs),
+    /// Build a crate from crates.io in a sandbox and print its artifact manifest.
+    #[command(
+        after_help = "Examples:\n  synchronicity build itoa@1.0.15\n  synchronicity build --backend sandbox --json serde_json@1.0.140\n  synchronicity build --lockfile Cargo.lock hexyl@0.16.0"
+    )]
+    Build(build::BuildArgs),
     /// Assemble or check a committee file.
     #[command(subcommand)]
     Committee(CommitteeCommand),
@@ -74,6 +80,7 @@ pub enum CommitteeCommand {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
+        Command::Build(args) => build::run(args),
         Command::Committee(CommitteeCommand::Init(args)) => committee::init(args),
         Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
         Command::Log(LogCommand::Info(args)) => log::info(args),

@@ -1,0 +1,585 @@
+//! The reproducible builder: crates.io sources built in sandboxes, hashed into a manifest.
+//!
+//! Phases: **resolve** (sparse index: cksum, yanked), **fetch** (the `.crate`, checked
+//! against the cksum, and every dependency of the request's `Cargo.lock` on the host, checked
+//! by cargo against the lockfile), **prepare** (pristine unpack + the request's lockfile),
+//! **build** (`cargo build --locked --offline` in a sandbox with no network, a read-only
+//! source and fixed paths), **hash** (the [`Manifest`] of the crate's own artifacts).
+//!
+//! Two backends, one result: [`Backend::Docker`] (rustwide, a local image) and
+//! [`Backend::Sandbox`] (bubblewrap over the same root filesystem). `auto` picks Docker when
+//! an engine answers. What makes the bytes equal is in `docs/reproducibility.md`.
+
+mod docker;
+mod manifest;
+mod sandbox;
+mod sources;
+mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
+pub use manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
+pub use sandbox::{DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
+pub use sources::{
+    CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, Registry, SourceError, index_path, parse_index,
+    unpack_crate,
+};
+pub use workspace::BuildWorkspace;
+
+use crate::crypto::sha256;
+use crate::request::{BuildRequest, REQUEST_FORMAT};
+
+/// A fixed `SOURCE_DATE_EPOCH` (1980-01-01): tools that embed a time embed this one.
+pub const SOURCE_DATE_EPOCH: &str = "315532800";
+
+/// Why a build could not even be attempted (a failed COMPILE is an [`Outcome`], not this).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Resolving or downloading sources.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The workspace could not be laid out.
+    #[error("build workspace: {0}")]
+    Workspace(String),
+    /// Dependencies could not be fetched.
+    #[error("fetching dependencies: {0}")]
+    Fetch(String),
+    /// The backend is unavailable or misconfigured.
+    #[error("backend: {0}")]
+    Backend(String),
+    /// The request is not for this builder (toolchain) or invalid.
+    #[error("request: {0}")]
+    Request(String),
+}
+
+/// Which sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Docker when an engine answers, else the sandbox.
+    Auto,
+    /// rustwide in Docker.
+    Docker,
+    /// bubblewrap, no Docker engine needed.
+    Sandbox,
+}
+
+/// Why a build failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// The crate did not compile (cargo exited 101), including a build script that failed.
+    CompileError,
+    /// Over the time limit.
+    Timeout,
+    /// Over the memory limit.
+    OutOfMemory,
+    /// The sandbox itself failed.
+    SandboxError,
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::CompileError => "compile-error",
+            Self::Timeout => "timeout",
+            Self::OutOfMemory => "out-of-memory",
+            Self::SandboxError => "sandbox-error",
+        })
+    }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Artifacts and their manifest.
+    Success(Manifest),
+    /// No artifacts.
+    Failure {
+        /// Class.
+        class: FailureClass,
+        /// One line.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The digest committed to: the manifest digest, or for a failure
+    /// `SHA-256("synchronicity/build-failure/v1\n<class>\n")`, so failures of one class agree.
+    pub fn digest(&self) -> [u8; 32] {
+        match self {
+            Outcome::Success(m) => m.digest(),
+            Outcome::Failure { class, .. } => {
+                sha256(format!("synchronicity/build-failure/v1\n{class}\n").as_bytes())
+            }
+        }
+    }
+}
+
+/// Resource limits of one build.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of memory.
+    pub memory: u64,
+    /// Wall time.
+    pub time: Duration,
+    /// `cargo -j` (does not change the output: codegen units come from the profile).
+    pub jobs: u32,
+}
+
+impl Default for Limits {
+    /// 4 GiB, 30 minutes, the machine's parallelism.
+    fn default() -> Self {
+        Self {
+            memory: 4 << 30,
+            time: Duration::from_secs(30 * 60),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(2),
+        }
+    }
+}
+
+/// Build phases, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Looking the crate up in the index.
+    Resolve,
+    /// Downloading the crate and its dependencies.
+    Fetch,
+    /// Unpacking, writing the lockfile.
+    Prepare,
+    /// Compiling in the sandbox.
+    Build,
+    /// Hashing artifacts.
+    Hash,
+}
+
+/// Time spent per phase.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Durations {
+    /// Seconds resolving.
+    pub resolve: f64,
+    /// Seconds fetching.
+    pub fetch: f64,
+    /// Seconds preparing.
+    pub prepare: f64,
+    /// Seconds building.
+    pub build: f64,
+    /// Seconds hashing.
+    pub hash: f64,
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// The request.
+    pub request: BuildRequest,
+    /// Result.
+    pub outcome: Outcome,
+    /// `docker` or `sandbox`.
+    pub backend: &'static str,
+    /// Docker image id, or the root filesystem's package-set id.
+    pub image_id: String,
+    /// Per phase.
+    pub durations: Durations,
+    /// The build log, kept.
+    pub log_path: PathBuf,
+    /// Host paths of the artifacts (valid until the next build of the same crate).
+    pub artifacts: Vec<(String, PathBuf)>,
+}
+
+pub(crate) struct Job {
+    pub(crate) name: String,
+    pub(crate) toolchain: String,
+    pub(crate) source: PathBuf,
+    pub(crate) cargo_args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) limits: Limits,
+}
+
+pub(crate) struct RunOutput {
+    pub(crate) result: Result<(), (FailureClass, String)>,
+    pub(crate) stdout: Vec<String>,
+    pub(crate) log: String,
+    pub(crate) target_dir: Option<PathBuf>,
+}
+
+enum Sandboxes {
+    Docker(docker::DockerBackend),
+    Sandbox(sandbox::SandboxBackend),
+}
+
+/// Builds requests for one toolchain in one work directory.
+pub struct Builder {
+    ws: BuildWorkspace,
+    registry: Registry,
+    sandbox: Sandboxes,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("root", &self.ws.root())
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+/// Configuration of a [`Builder`].
+#[derive(Debug, Clone)]
+pub struct BuilderConfig {
+    /// Work directory (workspace, caches, logs).
+    pub work_dir: PathBuf,
+    /// Toolchain version, e.g. `1.95.0`.
+    pub toolchain: String,
+    /// Which sandbox.
+    pub backend: Backend,
+    /// Docker image tag.
+    pub image: String,
+    /// Root filesystem of the sandbox backend.
+    pub rootfs: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl BuilderConfig {
+    /// Defaults: backend auto, the image and root filesystem of `scripts/build-image.sh`.
+    pub fn new(work_dir: &Path, toolchain: &str) -> Self {
+        Self {
+            work_dir: work_dir.to_path_buf(),
+            toolchain: toolchain.into(),
+            backend: Backend::Auto,
+            image: DEFAULT_IMAGE.into(),
+            rootfs: PathBuf::from(DEFAULT_ROOTFS),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The cargo package id prefix of the crate being built (a path package).
+const ROOT_PACKAGE_PREFIX: &str = "path+file:///opt/rustwide/source";
+const TARGET_IN_SANDBOX: &str = "/opt/rustwide/target/";
+
+/// The artifacts of the root package's lib and bin targets, from cargo's JSON messages, as
+/// paths relative to the target directory. Build-script executables, `.rmeta` and `.d`
+/// files are left out (see [`Manifest`]).
+pub fn root_artifacts(json_lines: &[String]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Target {
+        kind: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Msg {
+        reason: String,
+        #[serde(default)]
+        package_id: String,
+        target: Option<Target>,
+        #[serde(default)]
+        filenames: Vec<String>,
+    }
+    let mut out = Vec::new();
+    for line in json_lines {
+        let Ok(m) = serde_json::from_str::<Msg>(line) else {
+            continue;
+        };
+        if m.reason != "compiler-artifact" || !m.package_id.starts_with(ROOT_PACKAGE_PREFIX) {
+            continue;
+        }
+        if m.target
+            .as_ref()
+            .is_some_and(|t| t.kind.iter().any(|k| k == "custom-build"))
+        {
+            continue;
+        }
+        for f in m.filenames {
+            if f.ends_with(".rmeta") || f.ends_with(".d") {
+                continue;
+            }
+            if let Some(rel) = f.strip_prefix(TARGET_IN_SANDBOX) {
+                out.push(rel.to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Builder {
+    /// Lays out the workspace and picks the backend.
+    pub fn new(cfg: &BuilderConfig) -> Result<Self, BuildError> {
+        let ws = BuildWorkspace::prepare(&cfg.work_dir, &cfg.toolchain)?;
+        let registry = Registry::crates_io(&ws.crate_cache());
+        let use_docker = match cfg.backend {
+            Backend::Docker => true,
+            Backend::Sandbox => false,
+            Backend::Auto => engine_available(),
+        };
+        let sandbox = if use_docker {
+            Sandboxes::Docker(docker::DockerBackend::new(&ws, &cfg.image)?)
+        } else {
+            Sandboxes::Sandbox(sandbox::SandboxBackend::new(&ws, &cfg.rootfs)?)
+        };
+        Ok(Self {
+            ws,
+            registry,
+            sandbox,
+            limits: cfg.limits,
+        })
+    }
+
+    /// `docker` or `sandbox`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.sandbox {
+            Sandboxes::Docker(_) => "docker",
+            Sandboxes::Sandbox(_) => "sandbox",
+        }
+    }
+
+    /// The image id in use.
+    pub fn image_id(&self) -> String {
+        match &self.sandbox {
+            Sandboxes::Docker(d) => d.image_id().to_string(),
+            Sandboxes::Sandbox(s) => s.image_id().to_string(),
+        }
+    }
+
+    /// The workspace.
+    pub fn workspace(&self) -> &BuildWorkspace {
+        &self.ws
+    }
+
+    /// Pins every input of `name@version`: resolves it, fetches it, and takes its shipped
+    /// `Cargo.lock`, or `lockfile` if given, or generates one ONCE (online, on the host) —
+    /// which is why the lockfile travels in the request.
+    pub fn pin(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+        target: &str,
+    ) -> Result<BuildRequest, BuildError> {
+        let entry = self.registry.resolve(name, version)?;
+        let file = self.registry.fetch(name, version, &entry.cksum)?;
+        let dir = self.ws.sources().join(format!("pin-{name}-{version}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let shipped = unpack_crate(&file, name, version, &dir)?;
+        let (lockfile, lockfile_shipped) = match (lockfile, shipped) {
+            (Some(l), shipped) => {
+                let same = shipped.as_deref() == Some(l.as_str());
+                (l, same)
+            }
+            (None, Some(s)) => (s, true),
+            (None, None) => (self.generate_lockfile(&dir)?, false),
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(BuildRequest {
+            format: REQUEST_FORMAT,
+            krate: name.into(),
+            version: version.into(),
+            source_sha256: entry.cksum.to_vec(),
+            lockfile,
+            lockfile_shipped,
+            toolchain: self.ws.toolchain().into(),
+            target: target.into(),
+            profile: "release".into(),
+            features: vec![],
+            no_default_features: false,
+            lib: true,
+            bins: true,
+        })
+    }
+
+    fn generate_lockfile(&self, dir: &Path) -> Result<String, BuildError> {
+        let out = self
+            .ws
+            .host_cargo()
+            .args(["generate-lockfile", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env("CARGO_NET_OFFLINE", "false")
+            .output()
+            .map_err(|e| BuildError::Fetch(e.to_string()))?;
+        if !out.status.success() {
+            return Err(BuildError::Fetch(format!(
+                "generate-lockfile: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        std::fs::read_to_string(dir.join("Cargo.lock"))
+            .map_err(|e| BuildError::Fetch(e.to_string()))
+    }
+
+    /// Builds a pinned request.
+    pub fn build(
+        &self,
+        req: &BuildRequest,
+        progress: &dyn Fn(Phase),
+    ) -> Result<BuildReport, BuildError> {
+        req.validate()
+            .map_err(|e| BuildError::Request(e.to_string()))?;
+        if req.toolchain != self.ws.toolchain() {
+            return Err(BuildError::Request(format!(
+                "toolchain {} but this builder has {}",
+                req.toolchain,
+                self.ws.toolchain()
+            )));
+        }
+        let mut d = Durations::default();
+        let t = Instant::now();
+        progress(Phase::Fetch);
+        let sha: [u8; 32] = req
+            .source_sha256
+            .as_slice()
+            .try_into()
+            .expect("validated length");
+        let file = self.registry.fetch(&req.krate, &req.version, &sha)?;
+        d.fetch = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        progress(Phase::Prepare);
+        let id = hex::encode(req.id());
+        let source = self
+            .ws
+            .sources()
+            .join(format!("{}-{}-{}", req.krate, req.version, &id[..16]));
+        let _ = std::fs::remove_dir_all(&source);
+        unpack_crate(&file, &req.krate, &req.version, &source)?;
+        std::fs::write(source.join("Cargo.lock"), &req.lockfile)
+            .map_err(|e| BuildError::Workspace(e.to_string()))?;
+        d.prepare = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        progress(Phase::Fetch);
+        self.ws.fetch_dependencies(&source, &req.target)?;
+        d.fetch += t.elapsed().as_secs_f64();
+        self.build_dir(req.clone(), &source, d, progress)
+    }
+
+    /// Builds an unpacked source directory that already holds `req.lockfile` (used by
+    /// tests for crates that are not on crates.io; the request's sha256 is not checked).
+    #[doc(hidden)]
+    pub fn build_dir(
+        &self,
+        req: BuildRequest,
+        source: &Path,
+        mut d: Durations,
+        progress: &dyn Fn(Phase),
+    ) -> Result<BuildReport, BuildError> {
+        let t = Instant::now();
+        progress(Phase::Build);
+        let job = Job {
+            name: format!("{}-{}", req.krate, req.version),
+            toolchain: req.toolchain.clone(),
+            source: std::path::absolute(source)
+                .map_err(|e| BuildError::Workspace(e.to_string()))?,
+            cargo_args: cargo_args(&req),
+            env: build_env(),
+            limits: self.limits,
+        };
+        let run = match &self.sandbox {
+            Sandboxes::Docker(b) => b.run(&job)?,
+            Sandboxes::Sandbox(b) => b.run(&job)?,
+        };
+        d.build = t.elapsed().as_secs_f64();
+        let logs = self.ws.root().join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| BuildError::Workspace(e.to_string()))?;
+        let log_path = logs.join(format!("{}.log", hex::encode(req.id())));
+        std::fs::write(&log_path, &run.log).map_err(|e| BuildError::Workspace(e.to_string()))?;
+
+        let t = Instant::now();
+        progress(Phase::Hash);
+        let mut artifacts = Vec::new();
+        let outcome = match (run.result, run.target_dir) {
+            (Ok(()), Some(target)) => {
+                let mut m = Manifest::default();
+                for rel in root_artifacts(&run.stdout) {
+                    let host = target.join(&rel);
+                    let bytes = std::fs::read(&host)
+                        .map_err(|e| BuildError::Backend(format!("{}: {e}", host.display())))?;
+                    m.insert(&rel, sha256(&bytes));
+                    artifacts.push((rel, host));
+                }
+                if m.is_empty() {
+                    Outcome::Failure {
+                        class: FailureClass::CompileError,
+                        reason: "no lib or bin artifacts".into(),
+                    }
+                } else {
+                    Outcome::Success(m)
+                }
+            }
+            (Ok(()), None) => Outcome::Failure {
+                class: FailureClass::SandboxError,
+                reason: "no target dir".into(),
+            },
+            (Err((class, reason)), _) => Outcome::Failure { class, reason },
+        };
+        d.hash = t.elapsed().as_secs_f64();
+        Ok(BuildReport {
+            request: req,
+            outcome,
+            backend: self.backend_name(),
+            image_id: self.image_id(),
+            durations: d,
+            log_path,
+            artifacts,
+        })
+    }
+}
+
+/// `cargo build` arguments for a request, identical in both backends.
+fn cargo_args(req: &BuildRequest) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "build",
+        "--locked",
+        "--offline",
+        "--message-format=json-render-diagnostics",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if req.profile == "release" {
+        a.push("--release".into());
+    } else {
+        a.extend(["--profile".into(), req.profile.clone()]);
+    }
+    a.extend([
+        "--target".into(),
+        req.target.clone(),
+        "--manifest-path".into(),
+        format!("{SOURCE_IN_SANDBOX}/Cargo.toml"),
+    ]);
+    let jobs = Limits::default().jobs;
+    a.extend(["-j".into(), jobs.to_string()]);
+    if !req.features.is_empty() {
+        a.extend(["--features".into(), req.features.join(",")]);
+    }
+    if req.no_default_features {
+        a.push("--no-default-features".into());
+    }
+    match (req.lib, req.bins) {
+        (true, false) => a.push("--lib".into()),
+        (false, true) => a.push("--bins".into()),
+        _ => {}
+    }
+    a
+}
+
+/// Extra environment, identical in both backends (on top of rustwide's fixed variables).
+fn build_env() -> Vec<(String, String)> {
+    [
+        ("CARGO_INCREMENTAL", "0"),
+        ("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH),
+        ("HOSTNAME", "synchronicity"),
+        ("TZ", "UTC"),
+        ("LC_ALL", "C"),
+        ("CARGO_TERM_COLOR", "never"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

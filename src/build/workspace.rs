@@ -1,0 +1,233 @@
+//! The offline build workspace shared by both backends, laid out so that rustwide's
+//! `WorkspaceBuilder::init` does nothing online and both sandboxes see the same files at the
+//! same fixed paths:
+//!
+//! ```text
+//! <ws>/cargo-home/bin/{cargo,rustc,rustdoc}   copies of the rustup proxy binary
+//! <ws>/cargo-home/bin/{rustup,git-credential-null}   `exit 0` stubs (init's self-update, tool check)
+//! <ws>/cargo-home/config.toml                 [net] offline = true (sandbox and host prepare)
+//! <ws>/cargo-home/registry/…                  dependencies fetched on the HOST from the lockfile
+//! <ws>/rustup-home/settings.toml              auto_install = "disable" (read-only in the sandbox)
+//! <ws>/rustup-home/toolchains/<ver>-<triple>  hard links to the host's toolchain
+//! <ws>/rustup-home/toolchains/stable-<triple>/bin/cargo   stub: init's `cargo +stable install`
+//! <ws>/cache/crates/<sha256>.crate            content-addressed `.crate` cache
+//! <ws>/sources/<crate>-<version>-<sha8>/      pristine unpacked sources + the request's Cargo.lock
+//! ```
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::BuildError;
+
+const STUB: &str = "#!/bin/sh\nexit 0\n";
+const RUSTUP_SETTINGS: &str =
+    "version = \"12\"\nauto_install = \"disable\"\nauto_self_update = \"disable\"\n\n[overrides]\n";
+const CARGO_CONFIG: &str = "[net]\noffline = true\n";
+
+/// A prepared workspace for one toolchain and target.
+#[derive(Debug, Clone)]
+pub struct BuildWorkspace {
+    root: PathBuf,
+    toolchain: String,
+    host: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |e| BuildError::Workspace(format!("{}: {e}", path.display()))
+}
+
+fn write_exec(p: &Path, body: &str) -> Result<(), BuildError> {
+    fs::write(p, body).map_err(io(p))?;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).map_err(io(p))
+}
+
+/// The host's rustup home and rustup binary.
+fn host_rustup() -> Result<(PathBuf, PathBuf), BuildError> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".rustup"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cargo"));
+    let rustup = cargo_home.join("bin/rustup");
+    if !rustup.is_file() {
+        return Err(BuildError::Workspace(format!(
+            "rustup not found at {}",
+            rustup.display()
+        )));
+    }
+    Ok((rustup_home, rustup))
+}
+
+impl BuildWorkspace {
+    /// Lays out (or reuses) the workspace at `root` for `toolchain` (e.g. `1.95.0`), copying
+    /// the host's toolchain by hard links. Idempotent.
+    pub fn prepare(root: &Path, toolchain: &str) -> Result<Self, BuildError> {
+        let root = std::path::absolute(root).map_err(io(root))?;
+        let host = env!("SYNCHRONICITY_HOST_TRIPLE").to_string();
+        let ws = Self {
+            root,
+            toolchain: toolchain.to_string(),
+            host,
+        };
+        let (ch, rh) = (ws.cargo_home(), ws.rustup_home());
+        fs::create_dir_all(ch.join("bin")).map_err(io(&ch))?;
+        for d in ["toolchains", "update-hashes", "downloads", "tmp"] {
+            fs::create_dir_all(rh.join(d)).map_err(io(&rh))?;
+        }
+        fs::write(rh.join("settings.toml"), RUSTUP_SETTINGS).map_err(io(&rh))?;
+        fs::write(ch.join("config.toml"), CARGO_CONFIG).map_err(io(&ch))?;
+        let (host_rustup_home, rustup_bin) = host_rustup()?;
+        for proxy in ["cargo", "rustc", "rustdoc"] {
+            let dst = ch.join("bin").join(proxy);
+            if !dst.exists() {
+                fs::copy(&rustup_bin, &dst).map_err(io(&dst))?;
+            }
+        }
+        write_exec(&ch.join("bin/rustup"), STUB)?;
+        write_exec(&ch.join("bin/git-credential-null"), STUB)?;
+        let stable_bin = rh
+            .join("toolchains")
+            .join(format!("stable-{}", ws.host))
+            .join("bin");
+        fs::create_dir_all(&stable_bin).map_err(io(&stable_bin))?;
+        write_exec(&stable_bin.join("cargo"), STUB)?;
+
+        let dest = ws.toolchain_dir();
+        if !dest.join("bin/rustc").is_file() {
+            let src = host_rustup_home
+                .join("toolchains")
+                .join(ws.toolchain_name());
+            let src = fs::canonicalize(&src).map_err(|_| {
+                BuildError::Workspace(format!(
+                    "toolchain {} is not installed on this host ({})",
+                    ws.toolchain,
+                    src.display()
+                ))
+            })?;
+            let version = Command::new(src.join("bin/rustc"))
+                .arg("--version")
+                .output()
+                .map_err(io(&src))?;
+            let version = String::from_utf8_lossy(&version.stdout);
+            if !version.starts_with(&format!("rustc {} ", ws.toolchain)) {
+                return Err(BuildError::Workspace(format!(
+                    "{} is {}, not {}",
+                    src.display(),
+                    version.trim(),
+                    ws.toolchain
+                )));
+            }
+            let _ = fs::remove_dir_all(&dest);
+            let tmp = dest.with_extension("partial");
+            let _ = fs::remove_dir_all(&tmp);
+            let ok = Command::new("cp")
+                .arg("-al")
+                .arg(&src)
+                .arg(&tmp)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+                || Command::new("cp")
+                    .arg("-a")
+                    .arg(&src)
+                    .arg(&tmp)
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+            if !ok {
+                return Err(BuildError::Workspace(format!(
+                    "cannot copy {} to {}",
+                    src.display(),
+                    tmp.display()
+                )));
+            }
+            fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        }
+        Ok(ws)
+    }
+
+    /// The workspace root (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `<ws>/cargo-home`.
+    pub fn cargo_home(&self) -> PathBuf {
+        self.root.join("cargo-home")
+    }
+    /// `<ws>/rustup-home`.
+    pub fn rustup_home(&self) -> PathBuf {
+        self.root.join("rustup-home")
+    }
+    /// `<ws>/cache/crates`.
+    pub fn crate_cache(&self) -> PathBuf {
+        self.root.join("cache/crates")
+    }
+    /// `<ws>/sources`.
+    pub fn sources(&self) -> PathBuf {
+        self.root.join("sources")
+    }
+    /// The toolchain version, e.g. `1.95.0`.
+    pub fn toolchain(&self) -> &str {
+        &self.toolchain
+    }
+    /// `<version>-<host triple>`, the directory name rustup resolves `+<version>` to.
+    pub fn toolchain_name(&self) -> String {
+        format!("{}-{}", self.toolchain, self.host)
+    }
+    fn toolchain_dir(&self) -> PathBuf {
+        self.rustup_home()
+            .join("toolchains")
+            .join(self.toolchain_name())
+    }
+
+    /// Cargo on the HOST with the workspace's homes and a clean environment.
+    pub fn host_cargo(&self) -> Command {
+        let mut c = Command::new(self.cargo_home().join("bin/cargo"));
+        c.env_clear()
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/local/bin:/usr/bin:/bin",
+                    self.cargo_home().join("bin").display()
+                ),
+            )
+            .env(
+                "HOME",
+                std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+            )
+            .env("CARGO_HOME", self.cargo_home())
+            .env("RUSTUP_HOME", self.rustup_home())
+            .arg(format!("+{}", self.toolchain));
+        c
+    }
+
+    /// Fetches exactly the lockfile's dependencies on the host (online; cargo checks every
+    /// `.crate` against the lockfile's checksum), so the sandbox builds `--offline --locked`.
+    pub fn fetch_dependencies(&self, source: &Path, target: &str) -> Result<(), BuildError> {
+        let out = self
+            .host_cargo()
+            .args(["fetch", "--locked", "--target", target, "--manifest-path"])
+            .arg(source.join("Cargo.toml"))
+            // The workspace config says offline (for the sandbox); this one step is online.
+            .env("CARGO_NET_OFFLINE", "false")
+            .output()
+            .map_err(|e| BuildError::Fetch(e.to_string()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err
+                .lines()
+                .rev()
+                .find(|l| l.contains("error"))
+                .unwrap_or("cargo fetch failed")
+                .trim();
+            return Err(BuildError::Fetch(line.to_string()));
+        }
+        Ok(())
+    }
+}

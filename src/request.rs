@@ -1,0 +1,246 @@
+//! The pinned inputs of one build: a [`BuildRequest`], its canonical CBOR encoding and its
+//! request id. Pure. Used by the builder (what to build) and by the protocol (what is
+//! ordered, committed to and logged).
+//!
+//! `request id = SHA-256(canonical CBOR of the request)`. Canonical means: fields in
+//! declaration order (serde), features sorted and deduplicated, and decoding accepts only
+//! bytes that re-encode to themselves, so one request has exactly one id.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::crypto::sha256;
+
+/// Format version carried inside every request.
+pub const REQUEST_FORMAT: u32 = 1;
+/// Largest encoded request (the lockfile dominates).
+pub const MAX_REQUEST_SIZE: usize = 1024 * 1024;
+
+/// Everything that determines the bytes a build produces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// [`REQUEST_FORMAT`].
+    pub format: u32,
+    /// Crate name on crates.io.
+    #[serde(rename = "crate")]
+    pub krate: String,
+    /// Exact version.
+    pub version: String,
+    /// SHA-256 of the `.crate` file (the index's `cksum`).
+    #[serde(with = "serde_bytes")]
+    pub source_sha256: Vec<u8>,
+    /// The exact `Cargo.lock` to build with.
+    pub lockfile: String,
+    /// True when the lockfile is the one shipped in the `.crate`; false when the submitter
+    /// generated it once and it travels in the request.
+    pub lockfile_shipped: bool,
+    /// Rust toolchain, e.g. `1.95.0`.
+    pub toolchain: String,
+    /// Target triple.
+    pub target: String,
+    /// Cargo profile (`release`).
+    pub profile: String,
+    /// Enabled features, sorted, deduplicated.
+    pub features: Vec<String>,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// Build the library target (if any).
+    pub lib: bool,
+    /// Build the binary targets (if any).
+    pub bins: bool,
+}
+
+/// Why request bytes were rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Not a CBOR request.
+    #[error("build request: {0}")]
+    Codec(#[from] CodecError),
+    /// Decodes, but is not in canonical form.
+    #[error("build request is not in canonical form")]
+    NotCanonical,
+    /// An unknown format version.
+    #[error("build request format {0} is not supported")]
+    Format(u32),
+    /// A field is out of its domain.
+    #[error("build request: invalid {0}")]
+    Invalid(&'static str),
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl BuildRequest {
+    /// Sorts and deduplicates features (call after building a request by hand).
+    pub fn canonicalize(mut self) -> Self {
+        self.features.sort();
+        self.features.dedup();
+        self
+    }
+
+    /// Checks every field's domain.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if self.format != REQUEST_FORMAT {
+            return Err(RequestError::Format(self.format));
+        }
+        if !valid_name(&self.krate) {
+            return Err(RequestError::Invalid("crate name"));
+        }
+        let version_ok = !self.version.is_empty()
+            && self.version.len() <= 64
+            && self
+                .version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b));
+        if !version_ok {
+            return Err(RequestError::Invalid("version"));
+        }
+        if self.source_sha256.len() != 32 {
+            return Err(RequestError::Invalid("source sha256"));
+        }
+        if self.lockfile.is_empty() {
+            return Err(RequestError::Invalid("lockfile"));
+        }
+        let word =
+            |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
+        if !word(&self.toolchain) || !word(&self.target) || !word(&self.profile) {
+            return Err(RequestError::Invalid("toolchain, target or profile"));
+        }
+        let feature_ok = |f: &String| {
+            !f.is_empty()
+                && f.len() <= 128
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_/+.".contains(&b))
+        };
+        if !self.features.iter().all(feature_ok) || !self.features.windows(2).all(|w| w[0] < w[1]) {
+            return Err(RequestError::Invalid("features"));
+        }
+        if !self.lib && !self.bins {
+            return Err(RequestError::Invalid("targets (neither lib nor bins)"));
+        }
+        Ok(())
+    }
+
+    /// The canonical CBOR encoding.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        codec::to_vec(self)
+    }
+
+    /// Decodes and validates; rejects non-canonical encodings.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, RequestError> {
+        let r: Self = codec::from_slice(bytes, MAX_REQUEST_SIZE)?;
+        r.validate()?;
+        if r.to_cbor() != bytes {
+            return Err(RequestError::NotCanonical);
+        }
+        Ok(r)
+    }
+
+    /// `SHA-256(canonical CBOR)`.
+    pub fn id(&self) -> [u8; 32] {
+        sha256(&self.to_cbor())
+    }
+
+    /// `crate@version`.
+    pub fn spec(&self) -> String {
+        format!("{}@{}", self.krate, self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> BuildRequest {
+        BuildRequest {
+            format: REQUEST_FORMAT,
+            krate: "itoa".into(),
+            version: "1.0.15".into(),
+            source_sha256: vec![7; 32],
+            lockfile: "version = 4\n".into(),
+            lockfile_shipped: false,
+            toolchain: "1.95.0".into(),
+            target: "x86_64-unknown-linux-gnu".into(),
+            profile: "release".into(),
+            features: vec!["std".into(), "alloc".into(), "std".into()],
+            no_default_features: false,
+            lib: true,
+            bins: true,
+        }
+        .canonicalize()
+    }
+
+    #[test]
+    fn id_is_stable_and_changes_with_every_input() {
+        let r = sample();
+        let id = r.id();
+        let back = BuildRequest::from_cbor(&r.to_cbor()).unwrap();
+        assert_eq!(back.id(), id);
+        let mut variants = Vec::new();
+        let mut v = r.clone();
+        v.version = "1.0.14".into();
+        variants.push(v);
+        let mut v = r.clone();
+        v.lockfile.push('\n');
+        variants.push(v);
+        let mut v = r.clone();
+        v.toolchain = "1.94.0".into();
+        variants.push(v);
+        let mut v = r.clone();
+        v.features.pop();
+        variants.push(v);
+        let mut v = r.clone();
+        v.bins = false;
+        variants.push(v);
+        for v in variants {
+            assert_ne!(v.id(), id);
+        }
+    }
+
+    #[test]
+    fn rejects_non_canonical_invalid_and_oversized() {
+        let mut unsorted = sample();
+        unsorted.features = vec!["std".into(), "alloc".into()];
+        assert_eq!(
+            BuildRequest::from_cbor(&unsorted.to_cbor()),
+            Err(RequestError::Invalid("features"))
+        );
+        let mut bad = sample();
+        bad.krate = "../etc".into();
+        assert!(BuildRequest::from_cbor(&bad.to_cbor()).is_err());
+        let mut bad = sample();
+        bad.source_sha256 = vec![1; 31];
+        assert!(BuildRequest::from_cbor(&bad.to_cbor()).is_err());
+        let mut bad = sample();
+        bad.format = 2;
+        assert_eq!(
+            BuildRequest::from_cbor(&bad.to_cbor()),
+            Err(RequestError::Format(2))
+        );
+        // The same request with its map keys in another order: same meaning, other bytes.
+        let value: ciborium::value::Value =
+            ciborium::de::from_reader(&sample().to_cbor()[..]).unwrap();
+        let mut map = value.into_map().unwrap();
+        map.reverse();
+        let mut reordered = Vec::new();
+        ciborium::ser::into_writer(&ciborium::value::Value::Map(map), &mut reordered).unwrap();
+        assert_eq!(
+            BuildRequest::from_cbor(&reordered),
+            Err(RequestError::NotCanonical)
+        );
+        let mut trailing = sample().to_cbor();
+        trailing.push(0);
+        assert!(BuildRequest::from_cbor(&trailing).is_err());
+        let mut big = sample();
+        big.lockfile = "x".repeat(MAX_REQUEST_SIZE);
+        assert!(matches!(
+            BuildRequest::from_cbor(&big.to_cbor()),
+            Err(RequestError::Codec(_))
+        ));
+    }
+}
