@@ -2,21 +2,21 @@
 # Builds the build sandbox's root filesystem from Debian packages (debootstrap, no image
 # registry needed) and imports it into Docker when an engine answers.
 #
-#   rootfs:  $SYNC_ROOTFS (default /var/lib/synchronicity/rootfs-bookworm-v1), used by the
+#   rootfs:  $SYNC_ROOTFS (default /var/lib/synchronicity/rootfs-bookworm-v2), used by the
 #            `sandbox` (bubblewrap) backend directly;
-#   image:   synchronicity-sandbox:bookworm-v1, used by the `docker` backend.
+#   image:   synchronicity-sandbox:bookworm-v2, used by the `docker` backend.
 #
 # Both backends see the same files, so the same request gives the same bytes in either.
 # Idempotent: an existing complete rootfs / image is reused.
 set -euo pipefail
 
 release=bookworm
-tag=${SYNC_IMAGE:-synchronicity-sandbox:bookworm-v1}
-rootfs=${SYNC_ROOTFS:-/var/lib/synchronicity/rootfs-bookworm-v1}
+tag=${SYNC_IMAGE:-synchronicity-sandbox:bookworm-v2}
+rootfs=${SYNC_ROOTFS:-/var/lib/synchronicity/rootfs-bookworm-v2}
 mirror=${SYNC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What popular -sys crates need: a C/C++ toolchain, make/cmake, pkg-config, and the
 # headers of the most common system libraries.
-packages=gcc,g++,libc6-dev,make,cmake,pkg-config,libssl-dev,zlib1g-dev,libzstd-dev,liblzma-dev,libbz2-dev,libsqlite3-dev,libcurl4-openssl-dev,perl
+packages=gcc,g++,libc6-dev,make,cmake,pkg-config,libssl-dev,zlib1g-dev,libzstd-dev,liblzma-dev,libbz2-dev,libsqlite3-dev,libcurl4-openssl-dev,libclang-dev,perl
 
 need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)

@@ -17,7 +17,7 @@ use super::workspace::BuildWorkspace;
 use super::{BuildError, FailureClass, Job, RunOutput};
 
 /// Docker image tag made by `scripts/build-image.sh`.
-pub const DEFAULT_IMAGE: &str = "synchronicity-sandbox:bookworm-v1";
+pub const DEFAULT_IMAGE: &str = "synchronicity-sandbox:bookworm-v2";
 
 /// True when a Docker engine answers.
 pub fn engine_available() -> bool {
@@ -144,5 +144,11 @@ fn classify(e: &CommandError) -> (FailureClass, String) {
         | CommandError::KillAfterTimeoutFailed(_) => FailureClass::Timeout,
         _ => FailureClass::SandboxError,
     };
-    (class, e.to_string())
+    (
+        class,
+        e.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }

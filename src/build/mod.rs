@@ -454,7 +454,7 @@ impl Builder {
 
         let t = Instant::now();
         progress(Phase::Fetch);
-        self.ws.fetch_dependencies(&source, &req.target)?;
+        self.ws.fetch_dependencies(&source)?;
         d.fetch += t.elapsed().as_secs_f64();
         self.build_dir(req.clone(), &source, d, progress)
     }

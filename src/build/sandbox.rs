@@ -23,7 +23,7 @@ use super::{BuildError, FailureClass, Job, RunOutput};
 /// Where the pristine source is mounted in both backends.
 pub const SOURCE_IN_SANDBOX: &str = "/opt/rustwide/source";
 /// Default root filesystem made by `scripts/build-image.sh`.
-pub const DEFAULT_ROOTFS: &str = "/var/lib/synchronicity/rootfs-bookworm-v1";
+pub const DEFAULT_ROOTFS: &str = "/var/lib/synchronicity/rootfs-bookworm-v2";
 
 /// The environment `docker exec` gives rustwide's commands in an imported image (as root).
 pub(crate) fn base_env() -> Vec<(&'static str, &'static str)> {

@@ -209,10 +209,12 @@ impl BuildWorkspace {
 
     /// Fetches exactly the lockfile's dependencies on the host (online; cargo checks every
     /// `.crate` against the lockfile's checksum), so the sandbox builds `--offline --locked`.
-    pub fn fetch_dependencies(&self, source: &Path, target: &str) -> Result<(), BuildError> {
+    /// All platforms' dependencies are fetched (rustwide's own prepare step runs
+    /// `cargo fetch` without `--target`, offline, and needs them).
+    pub fn fetch_dependencies(&self, source: &Path) -> Result<(), BuildError> {
         let out = self
             .host_cargo()
-            .args(["fetch", "--locked", "--target", target, "--manifest-path"])
+            .args(["fetch", "--locked", "--manifest-path"])
             .arg(source.join("Cargo.toml"))
             // The workspace config says offline (for the sandbox); this one step is online.
             .env("CARGO_NET_OFFLINE", "false")

@@ -96,7 +96,9 @@ pub(super) fn run(args: BuildArgs) -> anyhow::Result<()> {
     bar.set_message("prepare workspace");
     let builder = Builder::new(&cfg)?;
     bar.set_message(format!("resolve {name}@{version}"));
+    let started = std::time::Instant::now();
     let req = builder.pin(&name, &version, lockfile, &args.target)?;
+    let resolve = started.elapsed().as_secs_f64();
     let progress = |p: Phase| {
         bar.set_message(format!(
             "{} {name}@{version} ({})",
@@ -110,7 +112,8 @@ pub(super) fn run(args: BuildArgs) -> anyhow::Result<()> {
             builder.backend_name()
         ))
     };
-    let report = builder.build(&req, &progress)?;
+    let mut report = builder.build(&req, &progress)?;
+    report.durations.resolve = resolve;
     bar.finish_and_clear();
 
     let id = hex::encode(report.request.id());

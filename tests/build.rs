@@ -1,0 +1,168 @@
+//! The builder with real sandboxes and real crates from crates.io: identical digests across
+//! work directories at different host paths and across the docker and sandbox backends; a
+//! build script that tries the network fails cleanly; memory and time limits are reported.
+//!
+//! Needs the sandbox image (`scripts/build-image.sh`, run by `scripts/test.sh`) and access
+//! to crates.io. The Docker comparisons run when an engine answers; `scripts/test.sh` sets
+//! SYNCHRONICITY_REQUIRE_DOCKER=1 when it does, so they cannot be skipped silently there.
+
+use std::path::Path;
+use std::time::Duration;
+
+use synchronicity::build::{
+    Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome, engine_available,
+};
+use synchronicity::request::{BuildRequest, REQUEST_FORMAT};
+
+const TOOLCHAIN: &str = "1.95.0";
+
+fn docker_required() -> bool {
+    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    assert!(
+        !required || engine_available(),
+        "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
+    );
+    required || engine_available()
+}
+
+fn backends() -> Vec<Backend> {
+    if docker_required() {
+        vec![Backend::Sandbox, Backend::Docker]
+    } else {
+        vec![Backend::Sandbox]
+    }
+}
+
+fn builder(dir: &Path, backend: Backend) -> Builder {
+    let mut cfg = BuilderConfig::new(dir, TOOLCHAIN);
+    cfg.backend = backend;
+    Builder::new(&cfg).unwrap()
+}
+
+fn digest_of(b: &Builder, name: &str, version: &str) -> String {
+    let req = b
+        .pin(name, version, None, "x86_64-unknown-linux-gnu")
+        .unwrap();
+    let report = b.build(&req, &|_| {}).unwrap();
+    match &report.outcome {
+        Outcome::Success(m) => {
+            assert!(!m.is_empty());
+            hex::encode(m.digest())
+        }
+        Outcome::Failure { class, reason } => panic!("{name}@{version} failed ({class}): {reason}"),
+    }
+}
+
+#[test]
+fn real_crates_are_identical_across_paths_and_backends() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::Builder::new()
+        .prefix("another-host-path-")
+        .tempdir()
+        .unwrap();
+    // A plain library and a proc macro.
+    for (name, version) in [("itoa", "1.0.15"), ("serde_derive", "1.0.219")] {
+        let first = digest_of(&builder(a.path(), Backend::Sandbox), name, version);
+        let second = digest_of(
+            &builder(&b.path().join("nested/work"), Backend::Sandbox),
+            name,
+            version,
+        );
+        assert_eq!(first, second, "{name}: two work directories differ");
+        if docker_required() {
+            let docker = digest_of(
+                &builder(&b.path().join("docker"), Backend::Docker),
+                name,
+                version,
+            );
+            assert_eq!(first, docker, "{name}: docker and sandbox differ");
+        }
+    }
+}
+
+fn fixture_request(name: &str) -> (BuildRequest, std::path::PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let req = BuildRequest {
+        format: REQUEST_FORMAT,
+        krate: name.into(),
+        version: "0.1.0".into(),
+        source_sha256: vec![0; 32],
+        lockfile: std::fs::read_to_string(dir.join("Cargo.lock")).unwrap(),
+        lockfile_shipped: true,
+        toolchain: TOOLCHAIN.into(),
+        target: "x86_64-unknown-linux-gnu".into(),
+        profile: "release".into(),
+        features: vec![],
+        no_default_features: false,
+        lib: true,
+        bins: true,
+    };
+    (req, dir)
+}
+
+fn build_fixture(backend: Backend, name: &str, memory: u64, time: Duration) -> (Outcome, String) {
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
+    cfg.backend = backend;
+    cfg.limits.memory = memory;
+    cfg.limits.time = time;
+    let b = Builder::new(&cfg).unwrap();
+    let (req, dir) = fixture_request(name);
+    let report = b
+        .build_dir(req, &dir, Durations::default(), &|_| {})
+        .unwrap();
+    let log = std::fs::read_to_string(&report.log_path).unwrap();
+    (report.outcome, log)
+}
+
+#[test]
+fn a_build_script_cannot_reach_the_network() {
+    for backend in backends() {
+        let (outcome, log) = build_fixture(backend, "netprobe", 2 << 30, Duration::from_secs(300));
+        assert!(!log.contains("SANDBOX-ESCAPE"), "{backend:?}: {log}");
+        assert!(
+            log.contains("no network in the sandbox"),
+            "{backend:?}: {log}"
+        );
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Failure {
+                    class: FailureClass::CompileError,
+                    ..
+                }
+            ),
+            "{backend:?}: {outcome:?}"
+        );
+    }
+}
+
+#[test]
+fn memory_and_time_limits_are_reported_as_such() {
+    for backend in backends() {
+        let (outcome, log) = build_fixture(backend, "memhog", 1 << 30, Duration::from_secs(300));
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Failure {
+                    class: FailureClass::OutOfMemory,
+                    ..
+                }
+            ),
+            "{backend:?}: {outcome:?}\n{log}"
+        );
+        let (outcome, _) = build_fixture(backend, "sleeper", 2 << 30, Duration::from_secs(8));
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Failure {
+                    class: FailureClass::Timeout,
+                    ..
+                }
+            ),
+            "{backend:?}: {outcome:?}"
+        );
+    }
+}
