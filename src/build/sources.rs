@@ -130,9 +130,15 @@ pub struct Registry {
 impl Registry {
     /// crates.io, caching in `cache_dir`.
     pub fn crates_io(cache_dir: &Path) -> Self {
+        Self::with_urls(CRATES_IO_INDEX, CRATES_IO_DL, cache_dir)
+    }
+
+    /// Another sparse registry (a mirror, or a local server in tests): `index` serves
+    /// `/<index path>`, `dl` serves `/<name>/<name>-<version>.crate`.
+    pub fn with_urls(index: &str, dl: &str, cache_dir: &Path) -> Self {
         Self {
-            index: CRATES_IO_INDEX.into(),
-            dl: CRATES_IO_DL.into(),
+            index: index.trim_end_matches('/').into(),
+            dl: dl.trim_end_matches('/').into(),
             cache_dir: cache_dir.to_path_buf(),
         }
     }
