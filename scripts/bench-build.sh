@@ -24,7 +24,8 @@ for c in "${crates[@]}"; do
   src="$work/src/$name-$version"
   if [ ! -d "$src" ]; then
     mkdir -p "$src"
-    crate=$(ls "$work"/ws/cache/crates/*.crate | while read -r f; do tar -tzf "$f" 2>/dev/null | head -1 | grep -q "^$name-$version/" && echo "$f"; done | head -1)
+    sha=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["source_sha256"])' "$work/warm.json")
+    crate="$work/ws/cache/crates/$sha.crate"
     tar -xzf "$crate" -C "$work/src"
     [ -f "$src/Cargo.lock" ] || (cd "$src" && cargo generate-lockfile --quiet)
     (cd "$src" && cargo fetch --locked --quiet)

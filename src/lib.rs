@@ -18,6 +18,7 @@ pub mod committee;
 pub mod crypto;
 pub mod log;
 pub mod node_dir;
+pub mod protocol;
 pub mod request;
 #[doc(hidden)]
 pub mod testing;

@@ -132,6 +132,7 @@ pub(super) fn run(args: BuildArgs) -> anyhow::Result<()> {
             "request_id": id,
             "crate": report.request.krate,
             "version": report.request.version,
+            "source_sha256": hex::encode(&report.request.source_sha256),
             "status": status,
             "digest": digest,
             "manifest": manifest,

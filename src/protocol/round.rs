@@ -1,0 +1,502 @@
+//! The per-request round, as a pure function of the decided chain: every node applies the
+//! same blocks in the same order and so reaches the same phases, deadlines and verdicts.
+//!
+//! ```text
+//! Request ──► Commit phase ──(all n committed, or block time ≥ opened + commit window)──►
+//!             Reveal phase ──(every committer revealed, or time ≥ reveal start + window)──► Decided
+//! ```
+//!
+//! Time is the decided block's timestamp (the consensus layer checks it is monotonic and
+//! near the validators' clocks), never a local clock. A block is valid only if every message
+//! in it is: a member's valid Ed25519 signature, and a state change allowed in the current
+//! phase. Misbehaviour that is provable (a reveal that does not match its commitment, a bad
+//! attestation signature, a second different commitment) IS includable, and recorded.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::commitment::{attestation_statement, commitment};
+use super::message::{Body, MessageError, RevealedOutcome, SignedMessage};
+use crate::build::Manifest;
+use crate::committee::Committee;
+use crate::crypto::{BlsSignature, PartialSignature, ThresholdAggregator, sha256};
+use crate::request::BuildRequest;
+
+/// Deadlines, in milliseconds of block time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolParams {
+    /// From the request's block to the end of the commit phase.
+    pub commit_window_ms: u64,
+    /// From the start of the reveal phase to the decision.
+    pub reveal_window_ms: u64,
+}
+
+impl Default for ProtocolParams {
+    /// 30 minutes to build and commit, 2 minutes to reveal.
+    fn default() -> Self {
+        Self {
+            commit_window_ms: 30 * 60 * 1000,
+            reveal_window_ms: 2 * 60 * 1000,
+        }
+    }
+}
+
+/// A decided value: the block of one height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Consensus height.
+    pub height: u64,
+    /// Proposer's timestamp (ms since the Unix epoch), checked by consensus.
+    pub time_ms: u64,
+    /// Ordered protocol messages.
+    pub messages: Vec<SignedMessage>,
+}
+
+/// The digest a failed build commits to: `SHA-256("synchronicity/build-failure/v1\n<class>\n")`.
+pub fn failure_digest(class: &str) -> [u8; 32] {
+    sha256(format!("synchronicity/build-failure/v1\n{class}\n").as_bytes())
+}
+
+/// Failure classes a reveal may name.
+pub const FAILURE_CLASSES: [&str; 4] =
+    ["compile-error", "timeout", "out-of-memory", "sandbox-error"];
+
+/// The outcome's digest, or `None` if the reveal is malformed.
+pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {
+    match o {
+        RevealedOutcome::Manifest(text) => Manifest::parse(text).ok().map(|m| m.digest()),
+        RevealedOutcome::Failure(class) => FAILURE_CLASSES
+            .contains(&class.as_str())
+            .then(|| failure_digest(class)),
+    }
+}
+
+/// The group's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// At least `t` members revealed the same successful manifest.
+    Reproduced,
+    /// At least `t` members revealed the same failure class.
+    Failed,
+    /// No outcome reached `t`.
+    NotReproduced,
+}
+
+/// Provable misbehaviour, recorded in the log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Misbehaviour {
+    /// The reveal does not open the member's commitment.
+    RevealMismatch,
+    /// The attestation signature does not verify.
+    BadAttestation,
+    /// A second, different commitment.
+    DoubleCommitment,
+}
+
+/// A dissenting revealer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dissent {
+    /// Committee position.
+    pub member: u32,
+    /// Its digest.
+    #[serde(with = "serde_bytes")]
+    pub digest: Vec<u8>,
+}
+
+/// What is appended to the log for a decided request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Entry format version (1).
+    pub format: u32,
+    /// The request.
+    pub request: BuildRequest,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The majority digest (when a group reached `t`).
+    #[serde(with = "serde_bytes")]
+    pub digest: Vec<u8>,
+    /// The majority manifest text (when reproduced).
+    pub manifest: Option<String>,
+    /// `bitmap || aggregate` of the majority's BLS signatures over the attestation statement.
+    #[serde(with = "serde_bytes")]
+    pub attestation: Vec<u8>,
+    /// Members that revealed another digest.
+    pub dissenters: Vec<Dissent>,
+    /// Members that committed but did not (validly) reveal.
+    pub silent: Vec<u32>,
+    /// Misbehaviour seen, by member.
+    pub misbehaviour: Vec<(u32, Misbehaviour)>,
+    /// Height at which it was decided.
+    pub height: u64,
+}
+
+/// Why a block is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// A message's envelope is bad.
+    #[error("message {index}: {source}")]
+    Message {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        source: MessageError,
+    },
+    /// A message is not allowed in the current state.
+    #[error("message {index}: {reason}")]
+    NotAllowed {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Heights or times go backwards.
+    #[error("block {height} does not follow the last applied block")]
+    OutOfOrder {
+        /// Its height.
+        height: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Commit,
+    Reveal { since_ms: u64 },
+}
+
+#[derive(Debug, Clone)]
+struct Round {
+    request: BuildRequest,
+    opened_ms: u64,
+    phase: Phase,
+    commits: BTreeMap<u32, [u8; 32]>,
+    /// Valid reveals: digest, outcome, attestation.
+    reveals: BTreeMap<u32, ([u8; 32], RevealedOutcome, BlsSignature)>,
+    misbehaviour: Vec<(u32, Misbehaviour)>,
+}
+
+/// What a node must do for a request after a block, beyond logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Duty {
+    /// Build this (newly ordered) request and commit.
+    Build([u8; 32]),
+    /// The reveal phase began: reveal if committed.
+    Reveal([u8; 32]),
+}
+
+/// The protocol state of all open rounds.
+#[derive(Debug, Clone, Default)]
+pub struct ProtocolState {
+    params: ProtocolParams,
+    rounds: BTreeMap<[u8; 32], Round>,
+    decided: BTreeMap<[u8; 32], u64>,
+    last: Option<(u64, u64)>,
+    /// The time of the block being applied or checked.
+    pending_ms: u64,
+}
+
+fn id32(v: &[u8]) -> Option<[u8; 32]> {
+    v.try_into().ok()
+}
+
+impl ProtocolState {
+    /// An empty state.
+    pub fn new(params: ProtocolParams) -> Self {
+        Self {
+            params,
+            ..Self::default()
+        }
+    }
+
+    /// Requests not yet decided.
+    pub fn open_requests(&self) -> impl Iterator<Item = (&[u8; 32], &BuildRequest)> {
+        self.rounds.iter().map(|(id, r)| (id, &r.request))
+    }
+
+    /// True when `id` was decided.
+    pub fn is_decided(&self, id: &[u8; 32]) -> bool {
+        self.decided.contains_key(id)
+    }
+
+    /// The earliest deadline among open rounds (ms), so the proposer knows when an empty
+    /// block is needed to move a round on.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.rounds
+            .values()
+            .map(|r| match r.phase {
+                Phase::Commit => r.opened_ms + self.params.commit_window_ms,
+                Phase::Reveal { since_ms } => since_ms + self.params.reveal_window_ms,
+            })
+            .min()
+    }
+
+    /// Whether `msg` may be included at block time `now_ms` (validity for the proposer and
+    /// for validators), given the messages already in the candidate block.
+    pub fn check(
+        &self,
+        msg: &SignedMessage,
+        now_ms: u64,
+        committee: &Committee,
+    ) -> Result<(), &'static str> {
+        let mut probe = self.clone();
+        probe.pending_ms = now_ms;
+        probe.advance_time(now_ms, committee);
+        probe.apply_message(msg, committee).map(|_| ())
+    }
+
+    /// Validates and applies a decided block atomically: on error nothing changes. Returns
+    /// the log entries decided by it (in request-id order) and the node's duties.
+    pub fn apply_block(
+        &mut self,
+        block: &Block,
+        committee: &Committee,
+    ) -> Result<(Vec<LogEntry>, Vec<Duty>), BlockError> {
+        if let Some((h, t)) = self.last
+            && (block.height <= h || block.time_ms < t)
+        {
+            return Err(BlockError::OutOfOrder {
+                height: block.height,
+            });
+        }
+        // Signatures first: nothing changes unless every envelope is good.
+        for (index, m) in block.messages.iter().enumerate() {
+            m.verify(committee)
+                .map_err(|source| BlockError::Message { index, source })?;
+        }
+        let mut next = self.clone();
+        next.pending_ms = block.time_ms;
+        let mut duties = Vec::new();
+        duties.extend(next.advance_time(block.time_ms, committee));
+        for (index, m) in block.messages.iter().enumerate() {
+            if let Some(d) = next
+                .apply_message(m, committee)
+                .map_err(|reason| BlockError::NotAllowed { index, reason })?
+            {
+                duties.push(d);
+            }
+        }
+        // Early transitions: everyone committed / every committer revealed.
+        let mut entries = Vec::new();
+        let ids: Vec<[u8; 32]> = next.rounds.keys().copied().collect();
+        for id in ids {
+            let r = &next.rounds[&id];
+            match r.phase {
+                Phase::Commit if r.commits.len() == committee.len() => {
+                    next.rounds.get_mut(&id).expect("present").phase = Phase::Reveal {
+                        since_ms: block.time_ms,
+                    };
+                    duties.push(Duty::Reveal(id));
+                }
+                Phase::Reveal { .. }
+                    if r.commits.keys().all(|m| {
+                        r.reveals.contains_key(m) || r.misbehaviour.iter().any(|(x, _)| x == m)
+                    }) =>
+                {
+                    entries.push(next.decide(&id, block.height, committee));
+                }
+                _ => {}
+            }
+        }
+        // Deadline decisions found by advance_time happen here too.
+        let expired: Vec<[u8; 32]> = next
+            .rounds
+            .iter()
+            .filter(|(_, r)| matches!(r.phase, Phase::Reveal { since_ms } if block.time_ms >= since_ms + next.params.reveal_window_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            entries.push(next.decide(&id, block.height, committee));
+        }
+        entries.sort_by_key(|e| e.request.id());
+        next.last = Some((block.height, block.time_ms));
+        *self = next;
+        Ok((entries, duties))
+    }
+
+    /// Commit deadlines that passed move rounds to the reveal phase.
+    fn advance_time(&mut self, now_ms: u64, _committee: &Committee) -> Vec<Duty> {
+        let mut duties = Vec::new();
+        for (id, r) in self.rounds.iter_mut() {
+            if r.phase == Phase::Commit && now_ms >= r.opened_ms + self.params.commit_window_ms {
+                r.phase = Phase::Reveal { since_ms: now_ms };
+                duties.push(Duty::Reveal(*id));
+            }
+        }
+        duties
+    }
+
+    fn apply_message(
+        &mut self,
+        msg: &SignedMessage,
+        committee: &Committee,
+    ) -> Result<Option<Duty>, &'static str> {
+        let signer = msg.signer;
+        match &msg.body {
+            Body::Request(req) => {
+                req.validate().map_err(|_| "invalid request")?;
+                let id = req.id();
+                if self.rounds.contains_key(&id) || self.decided.contains_key(&id) {
+                    return Err("request already ordered");
+                }
+                self.rounds.insert(
+                    id,
+                    Round {
+                        request: req.clone(),
+                        opened_ms: self.pending_ms,
+                        phase: Phase::Commit,
+                        commits: BTreeMap::new(),
+                        reveals: BTreeMap::new(),
+                        misbehaviour: Vec::new(),
+                    },
+                );
+                Ok(Some(Duty::Build(id)))
+            }
+            Body::Commit {
+                request_id,
+                commitment: c,
+            } => {
+                let id = id32(request_id).ok_or("bad request id")?;
+                let c = id32(c).ok_or("bad commitment")?;
+                let r = self
+                    .rounds
+                    .get_mut(&id)
+                    .ok_or("commit for an unknown or decided request")?;
+                if r.phase != Phase::Commit {
+                    return Err("commit after the commit phase");
+                }
+                match r.commits.get(&signer) {
+                    None => {
+                        r.commits.insert(signer, c);
+                    }
+                    Some(old) if *old == c => return Err("duplicate commitment"),
+                    Some(_) => {
+                        if r.misbehaviour
+                            .contains(&(signer, Misbehaviour::DoubleCommitment))
+                        {
+                            return Err("double commitment already recorded");
+                        }
+                        r.misbehaviour
+                            .push((signer, Misbehaviour::DoubleCommitment));
+                    }
+                }
+                Ok(None)
+            }
+            Body::Reveal {
+                request_id,
+                outcome,
+                salt,
+                attestation,
+            } => {
+                let id = id32(request_id).ok_or("bad request id")?;
+                let salt = id32(salt).ok_or("bad salt")?;
+                let r = self
+                    .rounds
+                    .get_mut(&id)
+                    .ok_or("reveal for an unknown or decided request")?;
+                if !matches!(r.phase, Phase::Reveal { .. }) {
+                    return Err("reveal outside the reveal phase");
+                }
+                let committed = *r
+                    .commits
+                    .get(&signer)
+                    .ok_or("reveal without a commitment")?;
+                if r.reveals.contains_key(&signer)
+                    || r.misbehaviour
+                        .iter()
+                        .any(|(m, k)| *m == signer && *k != Misbehaviour::DoubleCommitment)
+                {
+                    return Err("second reveal");
+                }
+                let digest = outcome_digest(outcome).ok_or("malformed outcome")?;
+                let member = &committee.members()[signer as usize];
+                if commitment(&id, &digest, &salt, &member.peer_id) != committed {
+                    r.misbehaviour.push((signer, Misbehaviour::RevealMismatch));
+                    return Ok(None);
+                }
+                let statement = attestation_statement(committee.origin(), &id, &digest);
+                let sig = BlsSignature::from_bytes(attestation).ok();
+                match sig.filter(|s| {
+                    member
+                        .bls_public_key
+                        .verify(statement.as_bytes(), s)
+                        .is_ok()
+                }) {
+                    Some(s) => {
+                        r.reveals.insert(signer, (digest, outcome.clone(), s));
+                    }
+                    None => r.misbehaviour.push((signer, Misbehaviour::BadAttestation)),
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn decide(&mut self, id: &[u8; 32], height: u64, committee: &Committee) -> LogEntry {
+        let r = self.rounds.remove(id).expect("deciding an open round");
+        self.decided.insert(*id, height);
+        let mut groups: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
+        for (m, (d, _, _)) in &r.reveals {
+            groups.entry(*d).or_default().push(*m);
+        }
+        let best = groups
+            .iter()
+            .max_by_key(|(d, ms)| (ms.len(), std::cmp::Reverse(**d)))
+            .map(|(d, ms)| (*d, ms.clone()));
+        let t = committee.threshold();
+        let (verdict, digest, manifest, attestation, majority) = match best {
+            Some((d, ms)) if ms.len() >= t => {
+                let statement = attestation_statement(committee.origin(), id, &d);
+                let mut agg = ThresholdAggregator::new(committee.keys(), statement.into_bytes());
+                for m in &ms {
+                    let sig = r.reveals[m].2.clone();
+                    agg.add(PartialSignature {
+                        signer: *m as usize,
+                        signature: sig,
+                    })
+                    .expect("verified on reveal");
+                }
+                let ts = agg.finish(t).expect("at least t");
+                let (verdict, manifest) = match &r.reveals[&ms[0]].1 {
+                    RevealedOutcome::Manifest(text) => (Verdict::Reproduced, Some(text.clone())),
+                    RevealedOutcome::Failure(_) => (Verdict::Failed, None),
+                };
+                (verdict, d.to_vec(), manifest, ts.to_bytes(), ms)
+            }
+            _ => (
+                Verdict::NotReproduced,
+                Vec::new(),
+                None,
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        let dissenters = r
+            .reveals
+            .iter()
+            .filter(|(m, _)| !majority.contains(m))
+            .map(|(m, (d, _, _))| Dissent {
+                member: *m,
+                digest: d.to_vec(),
+            })
+            .collect();
+        let silent = r
+            .commits
+            .keys()
+            .filter(|m| !r.reveals.contains_key(m))
+            .copied()
+            .collect();
+        LogEntry {
+            format: 1,
+            request: r.request,
+            verdict,
+            digest,
+            manifest,
+            attestation,
+            dissenters,
+            silent,
+            misbehaviour: r.misbehaviour,
+            height,
+        }
+    }
+}

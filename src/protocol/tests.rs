@@ -1,0 +1,387 @@
+//! The round as a function of the decided chain: every verdict, deadline and misbehaviour case
+//! of the commit-reveal protocol, with real keys and signatures.
+
+use super::*;
+use crate::build::Manifest;
+use crate::crypto::ThresholdSignature;
+use crate::request::{BuildRequest, REQUEST_FORMAT};
+use crate::testing::TestCommittee;
+
+const PARAMS: ProtocolParams = ProtocolParams {
+    commit_window_ms: 60_000,
+    reveal_window_ms: 10_000,
+};
+
+fn request() -> BuildRequest {
+    BuildRequest {
+        format: REQUEST_FORMAT,
+        krate: "itoa".into(),
+        version: "1.0.15".into(),
+        source_sha256: vec![1; 32],
+        lockfile: "version = 4\n".into(),
+        lockfile_shipped: false,
+        toolchain: "1.95.0".into(),
+        target: "x86_64-unknown-linux-gnu".into(),
+        profile: "release".into(),
+        features: vec![],
+        no_default_features: false,
+        lib: true,
+        bins: true,
+    }
+}
+
+fn manifest(tag: u8) -> String {
+    let mut m = Manifest::default();
+    m.insert("x86_64-unknown-linux-gnu/release/libitoa.rlib", [tag; 32]);
+    m.to_text()
+}
+
+struct Net {
+    tc: TestCommittee,
+    state: ProtocolState,
+    height: u64,
+    time: u64,
+}
+
+impl Net {
+    fn new() -> Self {
+        Self {
+            tc: TestCommittee::new(4, 7),
+            state: ProtocolState::new(PARAMS),
+            height: 0,
+            time: 1_000_000,
+        }
+    }
+    fn msg(&self, signer: usize, body: Body) -> SignedMessage {
+        SignedMessage::sign(
+            body,
+            signer as u32,
+            &self.tc.identities[signer],
+            self.tc.committee.chain_id(),
+        )
+    }
+    fn salt(member: usize) -> [u8; 32] {
+        [member as u8 + 40; 32]
+    }
+    fn commit(&self, member: usize, id: &[u8; 32], text: &str) -> SignedMessage {
+        let digest = Manifest::parse(text).unwrap().digest();
+        let peer = self.tc.committee.members()[member].peer_id;
+        let c = commitment(id, &digest, &Self::salt(member), &peer);
+        self.msg(
+            member,
+            Body::Commit {
+                request_id: id.to_vec(),
+                commitment: c.to_vec(),
+            },
+        )
+    }
+    fn reveal(&self, member: usize, id: &[u8; 32], text: &str) -> SignedMessage {
+        let digest = Manifest::parse(text).unwrap().digest();
+        let statement = attestation_statement(self.tc.committee.origin(), id, &digest);
+        let sig = self.tc.bls[member].sign(statement.as_bytes());
+        self.msg(
+            member,
+            Body::Reveal {
+                request_id: id.to_vec(),
+                outcome: RevealedOutcome::Manifest(text.into()),
+                salt: Self::salt(member).to_vec(),
+                attestation: sig.to_bytes().to_vec(),
+            },
+        )
+    }
+    /// Applies a block `dt` ms after the previous one.
+    fn block(
+        &mut self,
+        dt: u64,
+        messages: Vec<SignedMessage>,
+    ) -> Result<(Vec<LogEntry>, Vec<Duty>), BlockError> {
+        self.height += 1;
+        self.time += dt;
+        let b = Block {
+            height: self.height,
+            time_ms: self.time,
+            messages,
+        };
+        self.state.apply_block(&b, &self.tc.committee)
+    }
+    fn open(&mut self) -> [u8; 32] {
+        let req = request();
+        let (_, duties) = self
+            .block(1000, vec![self.msg(0, Body::Request(req.clone()))])
+            .unwrap();
+        assert_eq!(duties, vec![Duty::Build(req.id())]);
+        req.id()
+    }
+    /// Everyone commits to `texts[i]`, then reveals the members in `revealers`.
+    fn round(&mut self, texts: [&str; 4], revealers: &[usize]) -> Vec<LogEntry> {
+        let id = self.open();
+        let commits = (0..4).map(|m| self.commit(m, &id, texts[m])).collect();
+        let (_, duties) = self.block(1000, commits).unwrap();
+        assert_eq!(
+            duties,
+            vec![Duty::Reveal(id)],
+            "all committed: reveal phase"
+        );
+        let reveals = revealers
+            .iter()
+            .map(|&m| self.reveal(m, &id, texts[m]))
+            .collect();
+        self.block(1000, reveals).unwrap().0
+    }
+}
+
+fn attested_by(net: &Net, e: &LogEntry) -> Vec<usize> {
+    let ts = ThresholdSignature::from_bytes(&e.attestation, 4).unwrap();
+    let digest: [u8; 32] = e.digest.as_slice().try_into().unwrap();
+    let statement = attestation_statement(net.tc.committee.origin(), &e.request.id(), &digest);
+    net.tc
+        .committee
+        .verify_threshold(statement.as_bytes(), &ts)
+        .unwrap();
+    ts.signers.iter().collect()
+}
+
+#[test]
+fn all_agree_reproduced_4_of_4() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let entries = net.round([&a, &a, &a, &a], &[0, 1, 2, 3]);
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(e.manifest.as_deref(), Some(a.as_str()));
+    assert_eq!(attested_by(&net, e), vec![0, 1, 2, 3]);
+    assert!(e.dissenters.is_empty() && e.silent.is_empty() && e.misbehaviour.is_empty());
+    assert!(net.state.is_decided(&e.request.id()));
+}
+
+#[test]
+fn one_dissenter_reproduced_3_of_4_and_named() {
+    let mut net = Net::new();
+    let (a, b) = (manifest(1), manifest(2));
+    let e = net.round([&a, &a, &b, &a], &[0, 1, 2, 3]).remove(0);
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(attested_by(&net, &e), vec![0, 1, 3]);
+    assert_eq!(
+        e.dissenters,
+        vec![Dissent {
+            member: 2,
+            digest: Manifest::parse(&b).unwrap().digest().to_vec()
+        }]
+    );
+}
+
+#[test]
+fn two_and_two_is_not_reproduced() {
+    let mut net = Net::new();
+    let (a, b) = (manifest(1), manifest(2));
+    let e = net.round([&a, &b, &a, &b], &[0, 1, 2, 3]).remove(0);
+    assert_eq!(e.verdict, Verdict::NotReproduced);
+    assert!(e.attestation.is_empty() && e.manifest.is_none());
+    assert_eq!(e.dissenters.len(), 4);
+}
+
+#[test]
+fn a_silent_member_is_decided_at_the_reveal_deadline() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    assert!(
+        net.round([&a, &a, &a, &a], &[0, 1, 2]).is_empty(),
+        "waits for the fourth reveal"
+    );
+    assert!(net.state.next_deadline_ms().is_some());
+    let (entries, _) = net.block(PARAMS.reveal_window_ms - 2000, vec![]).unwrap();
+    assert!(entries.is_empty(), "before the deadline");
+    let (mut entries, _) = net.block(2000, vec![]).unwrap();
+    let e = entries.remove(0);
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(e.silent, vec![3]);
+    assert_eq!(attested_by(&net, &e), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_reveal_that_does_not_open_its_commitment_is_misbehaviour() {
+    let mut net = Net::new();
+    let (a, b) = (manifest(1), manifest(2));
+    let id = net.open();
+    let commits = (0..4).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(1000, commits).unwrap();
+    // Member 3 committed to `a` but reveals `b`.
+    let reveals = vec![
+        net.reveal(0, &id, &a),
+        net.reveal(1, &id, &a),
+        net.reveal(2, &id, &a),
+        net.reveal(3, &id, &b),
+    ];
+    let e = net.block(1000, reveals).unwrap().0.remove(0);
+    assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::RevealMismatch)]);
+    assert_eq!(attested_by(&net, &e), vec![0, 1, 2]);
+    assert!(
+        e.dissenters.is_empty(),
+        "a mismatched reveal does not count as a dissent"
+    );
+}
+
+#[test]
+fn a_member_that_did_not_build_cannot_copy_the_others() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let id = net.open();
+    // Member 3 commits blindly (it has not built), then sees the reveals and copies `a`.
+    let blind = {
+        let peer = net.tc.committee.members()[3].peer_id;
+        let c = commitment(&id, &[0; 32], &Net::salt(3), &peer);
+        net.msg(
+            3,
+            Body::Commit {
+                request_id: id.to_vec(),
+                commitment: c.to_vec(),
+            },
+        )
+    };
+    let commits = vec![
+        net.commit(0, &id, &a),
+        net.commit(1, &id, &a),
+        net.commit(2, &id, &a),
+        blind,
+    ];
+    net.block(1000, commits).unwrap();
+    let reveals = vec![
+        net.reveal(0, &id, &a),
+        net.reveal(1, &id, &a),
+        net.reveal(2, &id, &a),
+        net.reveal(3, &id, &a),
+    ];
+    let e = net.block(1000, reveals).unwrap().0.remove(0);
+    assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::RevealMismatch)]);
+    assert_eq!(attested_by(&net, &e), vec![0, 1, 2]);
+    // And a member that never committed cannot reveal at all.
+    let mut net = Net::new();
+    let id = net.open();
+    let commits = (0..3).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(1000, commits).unwrap();
+    net.block(PARAMS.commit_window_ms, vec![]).unwrap();
+    let r = net.block(1000, vec![net.reveal(3, &id, &a)]);
+    assert!(
+        matches!(
+            r,
+            Err(BlockError::NotAllowed {
+                reason: "reveal without a commitment",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn invalid_blocks_are_refused_and_change_nothing() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let id = net.open();
+    // A reveal before the reveal phase.
+    let r = net.block(1000, vec![net.commit(0, &id, &a), net.reveal(0, &id, &a)]);
+    assert!(
+        matches!(r, Err(BlockError::NotAllowed { index: 1, .. })),
+        "{r:?}"
+    );
+    // Nothing of that block was applied: member 0 can still commit.
+    net.block(1000, vec![net.commit(0, &id, &a)]).unwrap();
+    // A non-member's message and a forged signature never enter.
+    let outsider = TestCommittee::new(5, 99);
+    let foreign = SignedMessage::sign(
+        Body::Request(request()),
+        4,
+        &outsider.identities[4],
+        net.tc.committee.chain_id(),
+    );
+    assert!(matches!(
+        net.block(1000, vec![foreign]),
+        Err(BlockError::Message {
+            source: MessageError::NotMember(4),
+            ..
+        })
+    ));
+    let mut forged = net.commit(1, &id, &a);
+    forged.signer = 2;
+    assert!(matches!(
+        net.block(1000, vec![forged]),
+        Err(BlockError::Message {
+            source: MessageError::BadSignature(2),
+            ..
+        })
+    ));
+    // Another group's chain id.
+    let other_chain = SignedMessage::sign(
+        Body::Request(request()),
+        1,
+        &net.tc.identities[1],
+        "another-chain",
+    );
+    assert!(net.block(1000, vec![other_chain]).is_err());
+    // Duplicate request, duplicate commitment.
+    assert!(
+        net.block(1000, vec![net.msg(1, Body::Request(request()))])
+            .is_err()
+    );
+    assert!(net.block(1000, vec![net.commit(0, &id, &a)]).is_err());
+    // A commitment after the commit deadline.
+    net.block(PARAMS.commit_window_ms, vec![]).unwrap();
+    assert!(matches!(
+        net.block(1000, vec![net.commit(1, &id, &a)]),
+        Err(BlockError::NotAllowed { .. })
+    ));
+    // Going back in height or time.
+    let back = Block {
+        height: 1,
+        time_ms: net.time + 10,
+        messages: vec![],
+    };
+    assert!(matches!(
+        net.state.apply_block(&back, &net.tc.committee),
+        Err(BlockError::OutOfOrder { .. })
+    ));
+}
+
+#[test]
+fn a_second_different_commitment_is_recorded() {
+    let mut net = Net::new();
+    let (a, b) = (manifest(1), manifest(2));
+    let id = net.open();
+    net.block(1000, vec![net.commit(0, &id, &a), net.commit(0, &id, &b)])
+        .unwrap();
+    let commits = (1..4).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(1000, commits).unwrap();
+    let reveals = (0..4).map(|m| net.reveal(m, &id, &a)).collect();
+    let e = net.block(1000, reveals).unwrap().0.remove(0);
+    assert_eq!(e.misbehaviour, vec![(0, Misbehaviour::DoubleCommitment)]);
+    assert_eq!(e.verdict, Verdict::Reproduced);
+}
+
+#[test]
+fn check_matches_apply() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let id = net.open();
+    let c = net.commit(0, &id, &a);
+    assert!(
+        net.state
+            .check(&c, net.time + 1000, &net.tc.committee)
+            .is_ok()
+    );
+    assert!(
+        net.state
+            .check(&net.reveal(0, &id, &a), net.time + 1000, &net.tc.committee)
+            .is_err()
+    );
+    // After the commit deadline the same commitment is refused.
+    assert!(
+        net.state
+            .check(
+                &c,
+                net.time + PARAMS.commit_window_ms + 1,
+                &net.tc.committee
+            )
+            .is_err()
+    );
+}
