@@ -3,13 +3,15 @@
 //! foundation issue bounds (≤ 1.3×).
 #![allow(missing_docs)]
 
-use std::time::{Duration, Instant};
+#[path = "support/timing.rs"]
+mod timing;
 
 use criterion::{Criterion, criterion_group};
 use synchronicity::committee::default_threshold;
 use synchronicity::crypto::{
     BlsSecretKey, MemberKeys, PartialSignature, ThresholdAggregator, ThresholdSignature,
 };
+use timing::median_per_call;
 
 const MSG: &[u8] =
     b"example.org/synchronicity/bench\n1048576\nq2cEkw0T1P3Yx3u3UObRw7v1cC8hQ5dS0QF4bHkWm0g=\n";
@@ -48,21 +50,6 @@ fn bench(c: &mut Criterion) {
             b.iter(|| ts.verify(&keys, t, MSG).unwrap())
         });
     }
-}
-
-/// Median of `rounds` timings of `iters` calls each, per call.
-fn median_per_call(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
-    let mut v: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed() / iters
-        })
-        .collect();
-    v.sort();
-    v[rounds / 2]
 }
 
 /// Both sides measured interleaved in the same run, so machine noise hits them alike.

@@ -6,12 +6,16 @@
 //!   BLS fast-aggregate-verify of the same signers (goal ≤ 1.2×), and the proof file's size.
 #![allow(missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+#[path = "support/timing.rs"]
+mod timing;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use synchronicity::crypto::BlsPublicKey;
 use synchronicity::log::{LogStore, ProofFile};
 use synchronicity::testing::TestCommittee;
+use timing::median_per_call;
 
 const ENTRY_LEN: usize = 512;
 const BIG: u64 = 1_000_000;
@@ -84,20 +88,6 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-fn median(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
-    let mut v: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let s = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            s.elapsed() / iters
-        })
-        .collect();
-    v.sort();
-    v[rounds / 2]
-}
-
 /// Whole proof verification vs. one fast-aggregate-verify of the same signers and message.
 fn ratio(tc: &TestCommittee, text: &str) {
     let pf = ProofFile::parse(text).unwrap();
@@ -109,12 +99,12 @@ fn ratio(tc: &TestCommittee, text: &str) {
         .iter()
         .map(|i| tc.committee.keys().get(i).unwrap())
         .collect();
-    let fav = median(15, 40, || {
+    let fav = median_per_call(15, 40, || {
         sig.aggregate
             .fast_aggregate_verify(msg.as_bytes(), &keys)
             .unwrap()
     });
-    let whole = median(15, 40, || {
+    let whole = median_per_call(15, 40, || {
         ProofFile::parse(text)
             .unwrap()
             .verify(&tc.committee)

@@ -8,6 +8,7 @@ use crate::crypto::{
     BlsSecretKey, NodeIdentity, PartialSignature, ThresholdAggregator, ThresholdSignature,
 };
 use crate::log::{Checkpoint, CosignedCheckpoint};
+use crate::request::{BuildRequest, REQUEST_FORMAT};
 
 /// A committee of `n` members with their secret keys, origin `example.org/synchronicity/test`.
 #[derive(Debug)]
@@ -91,5 +92,25 @@ impl TestCommittee {
         let cp = Checkpoint::new(self.committee.origin(), size, root);
         let sig = self.sign(0..self.committee.threshold(), cp.to_body().as_bytes());
         CosignedCheckpoint::assemble(&cp, &sig, &self.committee).expect("valid cosignature")
+    }
+}
+
+/// A valid release request for `name@version` on x86_64 Linux with toolchain 1.95.0, lib and
+/// bins, no features, the given lockfile, and a placeholder source sha256.
+pub fn request(name: &str, version: &str, lockfile: &str) -> BuildRequest {
+    BuildRequest {
+        format: REQUEST_FORMAT,
+        krate: name.into(),
+        version: version.into(),
+        source_sha256: vec![1; 32],
+        lockfile: lockfile.into(),
+        lockfile_shipped: true,
+        toolchain: "1.95.0".into(),
+        target: "x86_64-unknown-linux-gnu".into(),
+        profile: "release".into(),
+        features: vec![],
+        no_default_features: false,
+        lib: true,
+        bins: true,
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use synchronicity::build::{
     Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome, engine_available,
 };
-use synchronicity::request::{BuildRequest, REQUEST_FORMAT};
+use synchronicity::request::BuildRequest;
 
 const TOOLCHAIN: &str = "1.95.0";
 
@@ -84,21 +84,8 @@ fn fixture_request(name: &str) -> (BuildRequest, std::path::PathBuf) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    let req = BuildRequest {
-        format: REQUEST_FORMAT,
-        krate: name.into(),
-        version: "0.1.0".into(),
-        source_sha256: vec![0; 32],
-        lockfile: std::fs::read_to_string(dir.join("Cargo.lock")).unwrap(),
-        lockfile_shipped: true,
-        toolchain: TOOLCHAIN.into(),
-        target: "x86_64-unknown-linux-gnu".into(),
-        profile: "release".into(),
-        features: vec![],
-        no_default_features: false,
-        lib: true,
-        bins: true,
-    };
+    let lockfile = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    let req = synchronicity::testing::request(name, "0.1.0", &lockfile);
     (req, dir)
 }
 

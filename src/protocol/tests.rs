@@ -4,7 +4,7 @@
 use super::*;
 use crate::build::Manifest;
 use crate::crypto::ThresholdSignature;
-use crate::request::{BuildRequest, REQUEST_FORMAT};
+use crate::request::BuildRequest;
 use crate::testing::TestCommittee;
 
 const PARAMS: ProtocolParams = ProtocolParams {
@@ -13,21 +13,7 @@ const PARAMS: ProtocolParams = ProtocolParams {
 };
 
 fn request() -> BuildRequest {
-    BuildRequest {
-        format: REQUEST_FORMAT,
-        krate: "itoa".into(),
-        version: "1.0.15".into(),
-        source_sha256: vec![1; 32],
-        lockfile: "version = 4\n".into(),
-        lockfile_shipped: false,
-        toolchain: "1.95.0".into(),
-        target: "x86_64-unknown-linux-gnu".into(),
-        profile: "release".into(),
-        features: vec![],
-        no_default_features: false,
-        lib: true,
-        bins: true,
-    }
+    crate::testing::request("itoa", "1.0.15", "version = 4\n")
 }
 
 fn manifest(tag: u8) -> String {
