@@ -15,6 +15,7 @@ pub mod build;
 pub mod cli;
 pub mod codec;
 pub mod committee;
+pub mod consensus;
 pub mod crypto;
 pub mod log;
 pub mod node_dir;
