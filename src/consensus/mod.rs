@@ -3,7 +3,10 @@
 
 pub mod certificates;
 pub mod context;
+mod core;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
+pub use self::core::{Action, Core};
 pub use context::{Address, Ctx, Height, Proposal, Validator, ValidatorSet, Value, ValueId, Vote};

@@ -1,0 +1,169 @@
+//! Wire format of consensus messages on the direct streams (CBOR, bounded), signatures
+//! included. Decoding checks shapes only; signatures are checked by the core
+//! (`VerifySignature`) before any state changes.
+
+use arc_malachitebft_core_types::{NilOrVal, Round, SignedMessage, VoteType};
+use arc_malachitebft_signing_ed25519::Signature;
+use serde::{Deserialize, Serialize};
+
+use super::context::{Address, Ctx, Height, Proposal, Value, ValueId, Vote};
+use crate::codec::{self, CodecError};
+
+/// Largest consensus message (a proposal carries its block).
+pub const MAX_WIRE_SIZE: usize = 4 * 1024 * 1024;
+
+/// A signed vote.
+pub type SignedVote = SignedMessage<Ctx, Vote>;
+/// A signed proposal.
+pub type SignedProposal = SignedMessage<Ctx, Proposal>;
+
+/// A consensus message as it travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    /// A proposal with its value.
+    Proposal(SignedProposal),
+    /// A prevote or precommit.
+    Vote(SignedVote),
+}
+
+#[derive(Serialize, Deserialize)]
+enum Encoded {
+    Proposal {
+        height: u64,
+        round: i64,
+        pol_round: i64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        address: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    Vote {
+        precommit: bool,
+        height: u64,
+        round: i64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        address: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+}
+
+/// Why bytes are not a consensus message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Not CBOR of the expected shape, or too large.
+    #[error("consensus message: {0}")]
+    Codec(#[from] CodecError),
+    /// A field has the wrong length or range.
+    #[error("consensus message: invalid {0}")]
+    Field(&'static str),
+}
+
+fn round_to_i64(r: Round) -> i64 {
+    r.as_i64()
+}
+
+fn round_from_i64(r: i64) -> Result<Round, WireError> {
+    match r {
+        -1 => Ok(Round::Nil),
+        0..=0xffff_ffff => Ok(Round::new(r as u32)),
+        _ => Err(WireError::Field("round")),
+    }
+}
+
+fn arr32(v: &[u8], what: &'static str) -> Result<[u8; 32], WireError> {
+    v.try_into().map_err(|_| WireError::Field(what))
+}
+
+fn sig(v: &[u8]) -> Result<Signature, WireError> {
+    let b: [u8; 64] = v.try_into().map_err(|_| WireError::Field("signature"))?;
+    Ok(Signature::from_bytes(b))
+}
+
+impl Wire {
+    /// CBOR bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let e = match self {
+            Wire::Proposal(p) => Encoded::Proposal {
+                height: p.height.0,
+                round: round_to_i64(p.round),
+                pol_round: round_to_i64(p.pol_round),
+                value: p.value.bytes().to_vec(),
+                address: p.address.0.to_vec(),
+                signature: p.signature.to_bytes().to_vec(),
+            },
+            Wire::Vote(v) => Encoded::Vote {
+                precommit: v.typ == VoteType::Precommit,
+                height: v.height.0,
+                round: round_to_i64(v.round),
+                value: match &v.value {
+                    NilOrVal::Nil => Vec::new(),
+                    NilOrVal::Val(id) => id.0.to_vec(),
+                },
+                address: v.address.0.to_vec(),
+                signature: v.signature.to_bytes().to_vec(),
+            },
+        };
+        codec::to_vec(&e)
+    }
+
+    /// Decodes bounded, shape-checked bytes (signatures NOT yet verified).
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        Ok(match codec::from_slice::<Encoded>(bytes, MAX_WIRE_SIZE)? {
+            Encoded::Proposal {
+                height,
+                round,
+                pol_round,
+                value,
+                address,
+                signature,
+            } => {
+                let p = Proposal {
+                    height: Height(height),
+                    round: round_from_i64(round)?,
+                    value: Value::new(value),
+                    pol_round: round_from_i64(pol_round)?,
+                    address: Address(arr32(&address, "address")?),
+                };
+                if p.round == Round::Nil {
+                    return Err(WireError::Field("round"));
+                }
+                Wire::Proposal(SignedMessage::new(p, sig(&signature)?))
+            }
+            Encoded::Vote {
+                precommit,
+                height,
+                round,
+                value,
+                address,
+                signature,
+            } => {
+                let value = if value.is_empty() {
+                    NilOrVal::Nil
+                } else {
+                    NilOrVal::Val(ValueId(arr32(&value, "value id")?))
+                };
+                let v = Vote {
+                    typ: if precommit {
+                        VoteType::Precommit
+                    } else {
+                        VoteType::Prevote
+                    },
+                    height: Height(height),
+                    round: round_from_i64(round)?,
+                    value,
+                    address: Address(arr32(&address, "address")?),
+                };
+                if v.round == Round::Nil {
+                    return Err(WireError::Field("round"));
+                }
+                Wire::Vote(SignedMessage::new(v, sig(&signature)?))
+            }
+        })
+    }
+}
