@@ -49,15 +49,21 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn streams() {
-    let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
-    let ms: Vec<MemberAddr> = keys
+/// `n` fresh member keys and the member list (no addresses: found through Kademlia).
+fn group(n: usize) -> (Vec<Keypair>, Vec<MemberAddr>) {
+    let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
+    let ms = keys
         .iter()
         .map(|k| MemberAddr {
             peer_id: k.public().to_peer_id(),
             addrs: vec![],
         })
         .collect();
+    (keys, ms)
+}
+
+async fn streams() {
+    let (keys, ms) = group(2);
     let (a, mut a_events) = node(&keys[0], &ms, vec![]).await;
     let (b, mut b_events) = node(&keys[1], &ms, vec![addr(&a).await]).await;
     wait_connected(&[&a, &b], 1).await;
@@ -115,14 +121,7 @@ async fn streams() {
 }
 
 async fn gossip() {
-    let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
-    let ms: Vec<MemberAddr> = keys
-        .iter()
-        .map(|k| MemberAddr {
-            peer_id: k.public().to_peer_id(),
-            addrs: vec![],
-        })
-        .collect();
+    let (keys, ms) = group(4);
     let (h0, mut e0) = node(&keys[0], &ms, vec![]).await;
     let boot = addr(&h0).await;
     let (arrive_tx, mut arrive_rx) = mpsc::unbounded_channel::<(usize, Vec<u8>)>();
