@@ -241,7 +241,7 @@ impl ProtocolState {
     ) -> Result<(), &'static str> {
         let mut probe = self.clone();
         probe.pending_ms = now_ms;
-        probe.advance_time(now_ms, committee);
+        probe.advance_time(now_ms);
         probe.apply_message(msg, committee).map(|_| ())
     }
 
@@ -267,7 +267,7 @@ impl ProtocolState {
         let mut next = self.clone();
         next.pending_ms = block.time_ms;
         let mut duties = Vec::new();
-        duties.extend(next.advance_time(block.time_ms, committee));
+        duties.extend(next.advance_time(block.time_ms));
         for (index, m) in block.messages.iter().enumerate() {
             if let Some(d) = next
                 .apply_message(m, committee)
@@ -315,7 +315,7 @@ impl ProtocolState {
     }
 
     /// Commit deadlines that passed move rounds to the reveal phase.
-    fn advance_time(&mut self, now_ms: u64, _committee: &Committee) -> Vec<Duty> {
+    fn advance_time(&mut self, now_ms: u64) -> Vec<Duty> {
         let mut duties = Vec::new();
         for (id, r) in self.rounds.iter_mut() {
             if r.phase == Phase::Commit && now_ms >= r.opened_ms + self.params.commit_window_ms {
