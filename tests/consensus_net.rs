@@ -12,6 +12,9 @@ use synchronicity::consensus::{Core, Ctx, Height, ValidatorSet, Value, ValueId};
 use synchronicity::testing::TestCommittee;
 use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetEvent, PeerId};
 
+/// Empty heights at most this often when idle.
+const IDLE: Duration = Duration::from_millis(500);
+
 #[derive(Clone, Default)]
 struct Ledger(Arc<Mutex<Vec<(u64, ValueId)>>>);
 
@@ -90,7 +93,7 @@ async fn start_group(alive: &[usize]) -> Vec<(usize, Ledger)> {
             me: i,
             ledger: ledger.clone(),
         };
-        let (tx, _task) = actor::spawn(core, app, net.clone(), peers, Height(1));
+        let (tx, _task) = actor::spawn(core, app, net.clone(), peers, Height(1), IDLE);
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
                 if let NetEvent::Frame { from, data } = e {
@@ -129,6 +132,21 @@ async fn wait_for(ledgers: &[(usize, Ledger)], heights: usize, secs: u64) {
 async fn four_members_decide_over_libp2p() {
     let group = start_group(&[0, 1, 2, 3]).await;
     wait_for(&group, 5, 60).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_group_decides_at_most_one_empty_height_per_interval() {
+    let group = start_group(&[0, 1, 2, 3]).await;
+    wait_for(&group, 2, 30).await;
+    let before = group[0].1.0.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = group[0].1.0.lock().unwrap().len();
+    // 3 s at one height per 500 ms: at most 7 (and at least one: the group is alive).
+    assert!(
+        after > before && after - before <= 7,
+        "{} heights in 3 s",
+        after - before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

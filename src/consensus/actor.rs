@@ -24,6 +24,12 @@ pub trait App: Send + 'static {
     fn validate(&mut self, height: Height, value: &Value) -> Validity;
     /// Applies a decided block durably; the next height starts only after this returns.
     fn commit(&mut self, height: Height, value: &Value, certificate: &CommitCertificate<Ctx>);
+    /// Whether there is something to order or a deadline to reach now. While false, the
+    /// next height waits (quiet when idle) until [`ActorInput::Wake`], a peer's message for
+    /// it, or the empty-height interval.
+    fn has_work(&mut self) -> bool {
+        false
+    }
 }
 
 /// Inputs to the actor.
@@ -36,6 +42,8 @@ pub enum ActorInput {
         /// Bytes.
         data: Vec<u8>,
     },
+    /// The app may have work now (e.g. a request arrived by gossip).
+    Wake,
     /// Stop.
     Shutdown,
 }
@@ -43,15 +51,20 @@ pub enum ActorInput {
 enum Event {
     Input(ActorInput),
     Fired(Timeout, u64),
+    Idle,
 }
 
-/// Starts the actor at `first_height`; returns its input channel and task.
+/// Starts the actor at `first_height`; returns its input channel and task. After a height
+/// is decided the next one starts when the app has work, when a peer's message for it
+/// arrives, or after `idle_interval` (so an idle group decides at most one empty height per
+/// interval, and each decided height records that the group is alive).
 pub fn spawn<A: App>(
     mut core: Core,
     mut app: A,
     net: NetworkHandle,
     peers: Vec<PeerId>,
     first_height: Height,
+    idle_interval: std::time::Duration,
 ) -> (mpsc::Sender<ActorInput>, JoinHandle<()>) {
     let (input_tx, mut input_rx) = mpsc::channel::<ActorInput>(4096);
     let task = tokio::spawn(async move {
@@ -59,6 +72,8 @@ pub fn spawn<A: App>(
         let mut timers: HashMap<Timeout, (u64, JoinHandle<()>)> = HashMap::new();
         let mut generation = 0u64;
         let mut pending = core.start_height(first_height);
+        // The height waiting to start, and when it starts anyway.
+        let mut waiting: Option<(Height, tokio::time::Instant)> = None;
         loop {
             // Execute actions in order; they may produce more (GetValue, Decided).
             while !pending.is_empty() {
@@ -104,22 +119,53 @@ pub fn spawn<A: App>(
                             certificate,
                         } => {
                             app.commit(height, &value, &certificate);
-                            pending.extend(core.start_height(Height(height.0 + 1)));
+                            let next = Height(height.0 + 1);
+                            if app.has_work() {
+                                pending.extend(core.start_height(next));
+                            } else {
+                                waiting = Some((next, tokio::time::Instant::now() + idle_interval));
+                            }
                         }
                     }
                 }
             }
+            let idle_deadline = waiting.map(|(_, at)| at);
             let event = tokio::select! {
                 i = input_rx.recv() => match i { Some(i) => Event::Input(i), None => break },
                 Some((t, g)) = timer_rx.recv() => Event::Fired(t, g),
+                _ = sleep_until(idle_deadline) => Event::Idle,
             };
             match event {
                 Event::Input(ActorInput::Shutdown) => break,
+                Event::Idle => {
+                    if let Some((next, _)) = waiting.take() {
+                        pending = core.start_height(next);
+                    }
+                }
+                Event::Input(ActorInput::Wake) => {
+                    if let Some((next, _)) = waiting.filter(|_| app.has_work()) {
+                        waiting = None;
+                        pending = core.start_height(next);
+                    }
+                }
                 Event::Input(ActorInput::Frame { from, data }) => match Wire::decode(&data) {
-                    Ok(Wire::Vote(v)) => pending = core.on_vote(v),
-                    Ok(Wire::Proposal(p)) => {
-                        let validity = app.validate(p.height, &p.value);
-                        pending = core.on_proposal(p, validity);
+                    Ok(w) => {
+                        let height = match &w {
+                            Wire::Vote(v) => v.height,
+                            Wire::Proposal(p) => p.height,
+                        };
+                        // A peer already works on the next height: join it.
+                        if let Some((next, _)) = waiting.filter(|(next, _)| height >= *next) {
+                            waiting = None;
+                            pending = core.start_height(next);
+                        }
+                        match w {
+                            Wire::Vote(v) => pending.extend(core.on_vote(v)),
+                            Wire::Proposal(p) => {
+                                let validity = app.validate(p.height, &p.value);
+                                pending.extend(core.on_proposal(p, validity));
+                            }
+                        }
                     }
                     Err(e) => tracing::debug!(%from, "bad consensus frame: {e}"),
                 },
@@ -136,4 +182,12 @@ pub fn spawn<A: App>(
         }
     });
     (input_tx, task)
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

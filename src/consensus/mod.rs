@@ -2,12 +2,12 @@
 //! types ([`context`]), driven by a synchronous [`Core`] that turns effects into [`Action`]s,
 //! and an [`actor`] that owns timers and the network.
 //!
+//! Quiet when idle: after a decision the next height starts only when the app has work, a
+//! peer's message for it arrives, or the empty-height interval passes.
+//!
 //! Not yet (the consensus issue continues): the WAL (durable before broadcasting) and its
 //! replay, catch-up of decided values with certificates over `/synchronicity/sync/1`, polka
-//! and round certificates on the wire, and "quiet when idle": the actor starts the next
-//! height at once, so an idle group decides empty blocks back to back. The design for that
-//! is to start height h+1 only when there is something to order, a deadline to reach, or a
-//! peer's message for h+1 (see `docs/notes/malachite-0.8.2.md`).
+//! and round certificates on the wire (see `docs/notes/malachite-0.8.2.md`).
 
 pub mod actor;
 pub mod certificates;
