@@ -476,7 +476,7 @@ impl Builder {
             toolchain: req.toolchain.clone(),
             source: std::path::absolute(source)
                 .map_err(|e| BuildError::Workspace(e.to_string()))?,
-            cargo_args: cargo_args(&req),
+            cargo_args: cargo_args(&req, self.limits.jobs),
             env: build_env(),
             limits: self.limits,
         };
@@ -532,7 +532,7 @@ impl Builder {
 }
 
 /// `cargo build` arguments for a request, identical in both backends.
-fn cargo_args(req: &BuildRequest) -> Vec<String> {
+fn cargo_args(req: &BuildRequest, jobs: u32) -> Vec<String> {
     let mut a: Vec<String> = [
         "build",
         "--locked",
@@ -553,7 +553,6 @@ fn cargo_args(req: &BuildRequest) -> Vec<String> {
         "--manifest-path".into(),
         format!("{SOURCE_IN_SANDBOX}/Cargo.toml"),
     ]);
-    let jobs = Limits::default().jobs;
     a.extend(["-j".into(), jobs.to_string()]);
     if !req.features.is_empty() {
         a.extend(["--features".into(), req.features.join(",")]);
