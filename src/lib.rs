@@ -18,6 +18,7 @@ pub mod committee;
 pub mod consensus;
 pub mod crypto;
 pub mod log;
+pub mod node;
 pub mod node_dir;
 pub mod protocol;
 pub mod request;

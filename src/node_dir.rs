@@ -124,6 +124,26 @@ pub fn create(
             source: std::io::Error::other(e.to_string()),
         })?,
     };
+    create_with_keys(dir, name, addrs, keys)
+}
+
+/// Like [`create`] with given keys (tests and key import).
+pub fn create_with_keys(
+    dir: &Path,
+    name: &str,
+    addrs: &[Multiaddr],
+    keys: NodeKeys,
+) -> Result<(NodeKeys, MemberEntry), NodeDirError> {
+    let paths = [
+        dir.join(IDENTITY_FILE),
+        dir.join(BLS_FILE),
+        dir.join(MEMBER_FILE),
+    ];
+    for p in &paths {
+        if p.exists() {
+            return Err(NodeDirError::Exists(p.clone()));
+        }
+    }
     let entry = keys.member_entry(name, addrs);
     // Validate the entry (name rules, PoP) before anything is written.
     Member::from_entry(&entry).map_err(|e| NodeDirError::BadMember {

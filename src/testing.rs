@@ -29,6 +29,34 @@ impl TestCommittee {
 
     /// Like [`TestCommittee::new`] with another origin.
     pub fn with_origin(n: usize, seed: u8, origin: &str) -> Self {
+        let addrs = (0..n)
+            .map(|i| format!("/ip4/127.0.0.1/tcp/{}", 17000 + i))
+            .collect();
+        Self::build(n, seed, origin, addrs)
+    }
+
+    /// Like [`TestCommittee::new`] with member `i` listening on 127.0.0.1:`ports[i]`.
+    pub fn with_ports(seed: u8, ports: &[u16]) -> Self {
+        let addrs = ports
+            .iter()
+            .map(|p| format!("/ip4/127.0.0.1/tcp/{p}"))
+            .collect();
+        Self::build(ports.len(), seed, "example.org/synchronicity/test", addrs)
+    }
+
+    /// Writes member `i`'s key files into a new node directory `dir`.
+    pub fn write_node_dir(&self, i: usize, dir: &std::path::Path) {
+        let keys = crate::node_dir::NodeKeys {
+            identity: NodeIdentity::from_secret_bytes(&self.identities[i].secret_bytes())
+                .expect("valid seed"),
+            bls: BlsSecretKey::from_bytes(&self.bls[i].to_bytes()).expect("valid key"),
+        };
+        let addrs: Vec<multiaddr::Multiaddr> = self.committee.members()[i].addrs.clone();
+        crate::node_dir::create_with_keys(dir, &format!("m{i}"), &addrs, keys)
+            .expect("new node directory");
+    }
+
+    fn build(n: usize, seed: u8, origin: &str, addrs: Vec<String>) -> Self {
         let identities: Vec<_> = (0..n)
             .map(|i| {
                 let mut s = [seed; 32];
@@ -49,7 +77,7 @@ impl TestCommittee {
                 peer_id: identities[i].peer_id().to_base58(),
                 bls_public_key: hex::encode(bls[i].public_key().to_bytes()),
                 bls_proof_of_possession: hex::encode(bls[i].proof_of_possession().to_bytes()),
-                addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 17000 + i)],
+                addrs: vec![addrs[i].clone()],
             })
             .collect();
         let committee = Committee::from_file(CommitteeFile {
@@ -112,5 +140,52 @@ pub fn request(name: &str, version: &str, lockfile: &str) -> BuildRequest {
         no_default_features: false,
         lib: true,
         bins: true,
+    }
+}
+
+/// A manifest naming one artifact of `name@version` whose bytes differ by `variant` (tests
+/// make builders agree or disagree with it).
+pub fn manifest(name: &str, version: &str, variant: &str) -> crate::build::Manifest {
+    let mut m = crate::build::Manifest::default();
+    m.insert(
+        &format!("target/release/lib{name}.rlib"),
+        crate::crypto::sha256(format!("{name}@{version} {variant}").as_bytes()),
+    );
+    m
+}
+
+/// A builder for consensus tests: returns chosen manifests instead of building (the
+/// builder's own tests run real builds). Crates in `overrides` get that variant; others
+/// the variant "same".
+#[derive(Debug, Default)]
+pub struct FixedBuilder {
+    /// crate name → manifest variant.
+    pub overrides: std::collections::HashMap<String, String>,
+    /// Simulated build time.
+    pub delay: std::time::Duration,
+}
+
+impl crate::node::BuildService for FixedBuilder {
+    fn pin(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+    ) -> Result<BuildRequest, String> {
+        Ok(request(name, version, &lockfile.unwrap_or_default()))
+    }
+
+    fn build(&self, req: &BuildRequest) -> Result<crate::build::Outcome, String> {
+        std::thread::sleep(self.delay);
+        let variant = self
+            .overrides
+            .get(&req.krate)
+            .map(String::as_str)
+            .unwrap_or("same");
+        Ok(crate::build::Outcome::Success(manifest(
+            &req.krate,
+            &req.version,
+            variant,
+        )))
     }
 }

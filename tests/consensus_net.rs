@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_malachitebft_core_types::{CommitCertificate, LinearTimeouts, Round, Validity, Value as _};
 use arc_malachitebft_signing_ed25519::PrivateKey;
-use synchronicity::consensus::actor::{self, ActorInput, App};
+use synchronicity::consensus::actor::{self, ActorConfig, ActorInput, App};
 use synchronicity::consensus::{Core, Ctx, Height, ValidatorSet, Value, ValueId};
 use synchronicity::testing::TestCommittee;
 use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetEvent, PeerId};
@@ -30,8 +30,14 @@ impl App for TestApp {
     fn validate(&mut self, _height: Height, value: &Value) -> Validity {
         Validity::from_bool(value.bytes().starts_with(b"block "))
     }
-    fn commit(&mut self, height: Height, value: &Value, _c: &CommitCertificate<Ctx>) {
+    fn commit(
+        &mut self,
+        height: Height,
+        value: &Value,
+        _c: &CommitCertificate<Ctx>,
+    ) -> Result<(), String> {
         self.ledger.0.lock().unwrap().push((height.0, value.id()));
+        Ok(())
     }
 }
 
@@ -93,7 +99,13 @@ async fn start_group(alive: &[usize]) -> Vec<(usize, Ledger)> {
             me: i,
             ledger: ledger.clone(),
         };
-        let (tx, _task) = actor::spawn(core, app, net.clone(), peers, Height(1), IDLE);
+        let config = ActorConfig {
+            peers,
+            first_height: Height(1),
+            idle_interval: IDLE,
+            wal: None,
+        };
+        let (tx, _task) = actor::spawn(core, app, net.clone(), config);
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
                 if let NetEvent::Frame { from, data } = e {

@@ -1,20 +1,27 @@
-//! The consensus actor: owns the [`Core`], its timers and the network, and asks the
-//! [`App`] for values, verdicts and commits. It sleeps in `select!` until a frame or a timer
-//! arrives: no polling loop.
+//! The consensus actor: owns the [`Core`], its timers, its WAL and the consensus streams,
+//! and asks the [`App`] for values, verdicts and commits. It sleeps in `select!` until a
+//! frame, a timer or a fetched decision arrives: no polling loop.
 //!
 //! Frames come from members only (the net crate drops consensus streams of non-members);
 //! their signatures are checked by the core before anything changes.
+//!
+//! Order of durability, per height: WAL entries are fsynced before any broadcast; a decided
+//! block is applied durably by [`App::commit`] before the next height starts and the WAL is
+//! reset to it. A node killed anywhere restarts at the first unapplied height and replays
+//! that height's WAL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use arc_malachitebft_core_types::{CommitCertificate, Round, Timeout, Validity};
+use arc_malachitebft_core_consensus::Input;
+use arc_malachitebft_core_types::{CommitCertificate, Round, Timeout, Validity, Value as _};
 use synchronicity_net::{NetworkHandle, PeerId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::context::{Ctx, Height, Value};
+use super::context::{Address, Ctx, Height, Value};
 use super::core::{Action, Core};
-use super::wire::Wire;
+use super::wal::Wal;
+use super::wire::{SignedProposal, Wire};
 
 /// What the actor needs from the application (the protocol state and the log).
 pub trait App: Send + 'static {
@@ -23,12 +30,24 @@ pub trait App: Send + 'static {
     /// Whether a proposed block is valid; must be deterministic across correct members.
     fn validate(&mut self, height: Height, value: &Value) -> Validity;
     /// Applies a decided block durably; the next height starts only after this returns.
-    fn commit(&mut self, height: Height, value: &Value, certificate: &CommitCertificate<Ctx>);
+    /// An error (a full disk, a block that does not apply) stops the actor: the node must
+    /// not go on with a log that lacks a decided height.
+    fn commit(
+        &mut self,
+        height: Height,
+        value: &Value,
+        certificate: &CommitCertificate<Ctx>,
+    ) -> Result<(), String>;
     /// Whether there is something to order or a deadline to reach now. While false, the
     /// next height waits (quiet when idle) until [`ActorInput::Wake`], a peer's message for
     /// it, or the empty-height interval.
     fn has_work(&mut self) -> bool {
         false
+    }
+    /// A member sent a message for `seen` while we are at `current`: we lag behind and
+    /// should fetch decided heights (the node's sync protocol).
+    fn lagging(&mut self, current: Height, seen: Height) {
+        let _ = (current, seen);
     }
 }
 
@@ -42,11 +61,39 @@ pub enum ActorInput {
         /// Bytes.
         data: Vec<u8>,
     },
+    /// A decided height fetched from a peer; applied once its certificate verifies.
+    Decided {
+        /// Height.
+        height: Height,
+        /// The block.
+        value: Value,
+        /// Its commit certificate.
+        certificate: CommitCertificate<Ctx>,
+    },
     /// The app may have work now (e.g. a request arrived by gossip).
     Wake,
     /// Stop.
     Shutdown,
 }
+
+/// How the actor is set up.
+pub struct ActorConfig {
+    /// The members to broadcast to (ourselves excluded).
+    pub peers: Vec<PeerId>,
+    /// The first height to run (the one after the last applied).
+    pub first_height: Height,
+    /// Longest wait for work before an empty height is decided anyway.
+    pub idle_interval: std::time::Duration,
+    /// The WAL (`None` only in tests that do not restart).
+    pub wal: Option<Wal>,
+}
+
+/// Fetched decisions kept for heights above the current one.
+const MAX_BUFFERED_DECISIONS: usize = 1024;
+/// Early proposals kept: heights ahead, and proposals per height (a proposer may send one
+/// per round).
+const EARLY_HEIGHTS: u64 = 4;
+const EARLY_PER_HEIGHT: usize = 16;
 
 enum Event {
     Input(ActorInput),
@@ -54,82 +101,61 @@ enum Event {
     Idle,
 }
 
-/// Starts the actor at `first_height`; returns its input channel and task. After a height
-/// is decided the next one starts when the app has work, when a peer's message for it
-/// arrives, or after `idle_interval` (so an idle group decides at most one empty height per
-/// interval, and each decided height records that the group is alive).
-pub fn spawn<A: App>(
-    mut core: Core,
-    mut app: A,
+struct Actor<A: App> {
+    core: Core,
+    app: A,
     net: NetworkHandle,
     peers: Vec<PeerId>,
-    first_height: Height,
+    wal: Option<Wal>,
+    timer_tx: mpsc::Sender<(Timeout, u64)>,
+    timers: HashMap<Timeout, (u64, JoinHandle<()>)>,
+    generation: u64,
+    /// The height waiting to start, and when it starts anyway.
+    waiting: Option<(Height, tokio::time::Instant)>,
     idle_interval: std::time::Duration,
+    /// Decisions fetched from peers, by height.
+    fetched: BTreeMap<Height, (Value, CommitCertificate<Ctx>)>,
+    /// Our own proposals per round of the current height (re-used after a replay so we
+    /// never propose two different blocks for one round).
+    proposed: HashMap<Round, Value>,
+    /// Proposals that arrived for a later height (the proposer of h+1 is often faster
+    /// than our decision of h); judged when that height starts.
+    early: BTreeMap<Height, Vec<SignedProposal>>,
+    halted: bool,
+}
+
+/// Starts the actor; returns its input channel and task. After a height is decided the
+/// next one starts when the app has work, when a peer's message for it arrives, or after
+/// `idle_interval` (so an idle group decides at most one empty height per interval, and
+/// each decided height records that the group is alive).
+pub fn spawn<A: App>(
+    core: Core,
+    app: A,
+    net: NetworkHandle,
+    config: ActorConfig,
 ) -> (mpsc::Sender<ActorInput>, JoinHandle<()>) {
     let (input_tx, mut input_rx) = mpsc::channel::<ActorInput>(4096);
     let task = tokio::spawn(async move {
         let (timer_tx, mut timer_rx) = mpsc::channel::<(Timeout, u64)>(1024);
-        let mut timers: HashMap<Timeout, (u64, JoinHandle<()>)> = HashMap::new();
-        let mut generation = 0u64;
-        let mut pending = core.start_height(first_height);
-        // The height waiting to start, and when it starts anyway.
-        let mut waiting: Option<(Height, tokio::time::Instant)> = None;
-        loop {
-            // Execute actions in order; they may produce more (GetValue, Decided).
-            while !pending.is_empty() {
-                let actions = std::mem::take(&mut pending);
-                for a in actions {
-                    match a {
-                        Action::Broadcast(w) => {
-                            let bytes = w.encode();
-                            for p in &peers {
-                                // A full queue or an unreachable member drops the frame; the
-                                // core's rebroadcast timer re-sends votes.
-                                let _ = net.send_frame(*p, bytes.clone());
-                            }
-                        }
-                        Action::ScheduleTimeout(t, d) => {
-                            generation += 1;
-                            let (g, tx) = (generation, timer_tx.clone());
-                            let j = tokio::spawn(async move {
-                                tokio::time::sleep(d).await;
-                                let _ = tx.send((t, g)).await;
-                            });
-                            if let Some((_, old)) = timers.insert(t, (g, j)) {
-                                old.abort();
-                            }
-                        }
-                        Action::CancelTimeout(t) => {
-                            if let Some((_, j)) = timers.remove(&t) {
-                                j.abort();
-                            }
-                        }
-                        Action::CancelAllTimeouts => {
-                            for (_, (_, j)) in timers.drain() {
-                                j.abort();
-                            }
-                        }
-                        Action::GetValue { height, round, .. } => {
-                            let v = app.build_value(height, round);
-                            pending.extend(core.propose(height, round, v));
-                        }
-                        Action::Decided {
-                            height,
-                            value,
-                            certificate,
-                        } => {
-                            app.commit(height, &value, &certificate);
-                            let next = Height(height.0 + 1);
-                            if app.has_work() {
-                                pending.extend(core.start_height(next));
-                            } else {
-                                waiting = Some((next, tokio::time::Instant::now() + idle_interval));
-                            }
-                        }
-                    }
-                }
-            }
-            let idle_deadline = waiting.map(|(_, at)| at);
+        let mut a = Actor {
+            core,
+            app,
+            net,
+            peers: config.peers,
+            wal: config.wal,
+            timer_tx,
+            timers: HashMap::new(),
+            generation: 0,
+            waiting: None,
+            idle_interval: config.idle_interval,
+            fetched: BTreeMap::new(),
+            proposed: HashMap::new(),
+            early: BTreeMap::new(),
+            halted: false,
+        };
+        a.begin_height(config.first_height);
+        while !a.halted {
+            let idle_deadline = a.waiting.map(|(_, at)| at);
             let event = tokio::select! {
                 i = input_rx.recv() => match i { Some(i) => Event::Input(i), None => break },
                 Some((t, g)) = timer_rx.recv() => Event::Fired(t, g),
@@ -138,50 +164,256 @@ pub fn spawn<A: App>(
             match event {
                 Event::Input(ActorInput::Shutdown) => break,
                 Event::Idle => {
-                    if let Some((next, _)) = waiting.take() {
-                        pending = core.start_height(next);
+                    if let Some((next, _)) = a.waiting.take() {
+                        a.begin_height(next);
                     }
                 }
                 Event::Input(ActorInput::Wake) => {
-                    if let Some((next, _)) = waiting.filter(|_| app.has_work()) {
-                        waiting = None;
-                        pending = core.start_height(next);
+                    if let Some((next, _)) = a.waiting
+                        && a.app.has_work()
+                    {
+                        a.waiting = None;
+                        a.begin_height(next);
                     }
                 }
-                Event::Input(ActorInput::Frame { from, data }) => match Wire::decode(&data) {
-                    Ok(w) => {
-                        let height = match &w {
-                            Wire::Vote(v) => v.height,
-                            Wire::Proposal(p) => p.height,
-                        };
-                        // A peer already works on the next height: join it.
-                        if let Some((next, _)) = waiting.filter(|(next, _)| height >= *next) {
-                            waiting = None;
-                            pending = core.start_height(next);
-                        }
-                        match w {
-                            Wire::Vote(v) => pending.extend(core.on_vote(v)),
-                            Wire::Proposal(p) => {
-                                let validity = app.validate(p.height, &p.value);
-                                pending.extend(core.on_proposal(p, validity));
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(%from, "bad consensus frame: {e}"),
-                },
+                Event::Input(ActorInput::Frame { from, data }) => a.on_frame(from, &data),
+                Event::Input(ActorInput::Decided {
+                    height,
+                    value,
+                    certificate,
+                }) => a.on_fetched(height, value, certificate),
                 Event::Fired(t, g) => {
-                    if timers.get(&t).map(|(gen_, _)| *gen_) == Some(g) {
-                        timers.remove(&t);
-                        pending = core.on_timeout(t);
+                    if a.timers.get(&t).map(|(gen_, _)| *gen_) == Some(g) {
+                        a.timers.remove(&t);
+                        let actions = a.core.on_timeout(t);
+                        a.run(actions);
                     }
                 }
             }
         }
-        for (_, (_, j)) in timers.drain() {
+        for (_, (_, j)) in a.timers.drain() {
             j.abort();
         }
     });
     (input_tx, task)
+}
+
+impl<A: App> Actor<A> {
+    /// The height consensus works on, or waits to start.
+    fn current(&self) -> Height {
+        self.waiting.map(|(h, _)| h).unwrap_or(self.core.height())
+    }
+
+    /// Starts `height`: replays its WAL entries (after a crash), then proposes if we are
+    /// the proposer, re-using the block we proposed before the crash.
+    fn begin_height(&mut self, height: Height) {
+        self.proposed.clear();
+        let replay = match self.wal.as_mut().map(|w| w.begin_height(height)) {
+            Some(Ok(entries)) => entries,
+            Some(Err(e)) => {
+                tracing::error!("consensus WAL: {e}; stopping");
+                self.halted = true;
+                return;
+            }
+            None => Vec::new(),
+        };
+        for e in &replay {
+            if let Input::ProposedValue(pv, _) = e
+                && pv.proposer == self.own_address()
+            {
+                self.proposed.insert(pv.round, pv.value.clone());
+            }
+        }
+        let mut actions = self.core.start_height(height);
+        // GetValue is answered after the replay, so a re-derived proposal wins.
+        let asks: Vec<Action> = actions
+            .iter()
+            .filter(|a| matches!(a, Action::GetValue { .. }))
+            .cloned()
+            .collect();
+        actions.retain(|a| !matches!(a, Action::GetValue { .. }));
+        if !replay.is_empty() {
+            tracing::info!(height = height.0, entries = replay.len(), "replaying WAL");
+        }
+        actions.extend(self.core.replay(replay));
+        actions.extend(asks);
+        self.run(actions);
+        self.early = self.early.split_off(&height);
+        for p in self.early.remove(&height).unwrap_or_default() {
+            if self.halted || self.core.height() != height {
+                break;
+            }
+            let validity = self.app.validate(p.height, &p.value);
+            let actions = self.core.on_proposal(p, validity);
+            self.run(actions);
+        }
+        // A decision fetched earlier for this height applies now.
+        if let Some((value, cert)) = self.fetched.remove(&height) {
+            self.on_fetched(height, value, cert);
+        }
+    }
+
+    fn own_address(&self) -> Address {
+        self.core.address()
+    }
+
+    /// Executes actions in order; they may produce more (GetValue, Decided).
+    fn run(&mut self, mut pending: Vec<Action>) {
+        while !pending.is_empty() && !self.halted {
+            for a in std::mem::take(&mut pending) {
+                if self.halted {
+                    return;
+                }
+                match a {
+                    Action::WalAppend(bytes) => {
+                        if let Some(Err(e)) = self.wal.as_mut().map(|w| w.append(&bytes)) {
+                            tracing::error!("consensus WAL append: {e}; stopping");
+                            self.halted = true;
+                        }
+                    }
+                    Action::Broadcast(w) => {
+                        // Durable before it leaves: after a restart we re-derive the same
+                        // votes instead of signing conflicting ones.
+                        if let Some(Err(e)) = self.wal.as_mut().map(|w| w.flush()) {
+                            tracing::error!("consensus WAL flush: {e}; stopping");
+                            self.halted = true;
+                            return;
+                        }
+                        let bytes = w.encode();
+                        for p in &self.peers {
+                            // A full queue or an unreachable member drops the frame; the
+                            // core's rebroadcast timer re-sends votes.
+                            let _ = self.net.send_frame(*p, bytes.clone());
+                        }
+                    }
+                    Action::ScheduleTimeout(t, d) => {
+                        self.generation += 1;
+                        let (g, tx) = (self.generation, self.timer_tx.clone());
+                        let j = tokio::spawn(async move {
+                            tokio::time::sleep(d).await;
+                            let _ = tx.send((t, g)).await;
+                        });
+                        if let Some((_, old)) = self.timers.insert(t, (g, j)) {
+                            old.abort();
+                        }
+                    }
+                    Action::CancelTimeout(t) => {
+                        if let Some((_, j)) = self.timers.remove(&t) {
+                            j.abort();
+                        }
+                    }
+                    Action::CancelAllTimeouts => {
+                        for (_, (_, j)) in self.timers.drain() {
+                            j.abort();
+                        }
+                    }
+                    Action::GetValue { height, round, .. } => {
+                        let v = match self.proposed.get(&round) {
+                            Some(v) => v.clone(),
+                            None => self.app.build_value(height, round),
+                        };
+                        self.proposed.insert(round, v.clone());
+                        pending.extend(self.core.propose(height, round, v));
+                    }
+                    Action::Decided {
+                        height,
+                        value,
+                        certificate,
+                    } => {
+                        self.decided(height, value, certificate);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a decision and moves to the next height (now, or when there is work).
+    fn decided(&mut self, height: Height, value: Value, certificate: CommitCertificate<Ctx>) {
+        if let Err(e) = self.app.commit(height, &value, &certificate) {
+            tracing::error!(
+                height = height.0,
+                "cannot apply the decided block: {e}; stopping"
+            );
+            self.halted = true;
+            return;
+        }
+        for (_, (_, j)) in self.timers.drain() {
+            j.abort();
+        }
+        let next = Height(height.0 + 1);
+        self.fetched = self.fetched.split_off(&next);
+        if self.app.has_work() || self.fetched.contains_key(&next) {
+            self.begin_height(next);
+        } else {
+            self.waiting = Some((next, tokio::time::Instant::now() + self.idle_interval));
+        }
+    }
+
+    fn on_frame(&mut self, from: PeerId, data: &[u8]) {
+        let w = match Wire::decode(data) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(%from, "bad consensus frame: {e}");
+                return;
+            }
+        };
+        let height = w.height();
+        let current = self.current();
+        if height > current {
+            self.app.lagging(current, height);
+        }
+        // A peer already works on the next height: join it.
+        if let Some((next, _)) = self.waiting
+            && height >= next
+        {
+            self.waiting = None;
+            self.begin_height(next);
+        }
+        let actions = match w {
+            Wire::Vote(v) => self.core.on_vote(v),
+            Wire::Proposal(p) => {
+                let here = self.core.height();
+                if p.height > here && p.height.0 <= here.0 + EARLY_HEIGHTS {
+                    let list = self.early.entry(p.height).or_default();
+                    if list.len() < EARLY_PER_HEIGHT {
+                        list.push(p);
+                    }
+                    return;
+                }
+                if p.height != here {
+                    return;
+                }
+                let validity = self.app.validate(p.height, &p.value);
+                self.core.on_proposal(p, validity)
+            }
+            Wire::Polka(c) => self.core.on_polka(c),
+            Wire::RoundCertificate(c) => self.core.on_round_certificate(c),
+        };
+        self.run(actions);
+    }
+
+    /// A decision fetched from a peer: applied when it is for the current height and its
+    /// certificate verifies; kept for later when it is ahead; dropped when behind.
+    fn on_fetched(&mut self, height: Height, value: Value, cert: CommitCertificate<Ctx>) {
+        let current = self.current();
+        if height < current {
+            return;
+        }
+        if let Err(e) = self.core.verify_decided(height, &value, &cert) {
+            tracing::warn!(height = height.0, "fetched decision refused: {e}");
+            return;
+        }
+        if height > current {
+            if self.fetched.len() < MAX_BUFFERED_DECISIONS {
+                self.fetched.insert(height, (value, cert));
+            }
+            return;
+        }
+        tracing::info!(height = height.0, value = %value.id(), "applying a fetched decision");
+        self.waiting = None;
+        self.decided(height, value, cert);
+    }
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

@@ -4,8 +4,8 @@
 //! it (node) feeds events and executes the returned [`Action`]s in order.
 //!
 //! Contract for the actor: run `Broadcast` only after everything before it is durable (the
-//! WAL, when it exists, is synced first: "sync before broadcasting, to avoid accidental
-//! Byzantine behaviour after a restart"); on `Decided`, apply the block durably, THEN call
+//! WAL is synced first: "sync before broadcasting, to avoid accidental Byzantine behaviour
+//! after a restart"); on `Decided`, apply the block durably, THEN call
 //! [`Core::start_height`] for the next height.
 
 use std::collections::VecDeque;
@@ -16,8 +16,8 @@ use arc_malachitebft_core_consensus::{
     Resumable, Resume, SignedConsensusMsg, State, ThresholdParams, process,
 };
 use arc_malachitebft_core_types::{
-    CertificateError, CommitCertificate, LinearTimeouts, Round, SignedMessage, Timeout, Validity,
-    ValueOrigin, ValuePayload, VoteExtensionPolicy,
+    CertificateError, CommitCertificate, LinearTimeouts, PolkaCertificate, Round, RoundCertificate,
+    SignedMessage, Timeout, Validity, ValueOrigin, ValuePayload, VoteExtensionPolicy,
 };
 use arc_malachitebft_signing_ed25519::PrivateKey;
 
@@ -45,6 +45,8 @@ pub enum Action {
         /// Time left before the propose timeout.
         deadline: Duration,
     },
+    /// Append this entry to the WAL (not yet durable: flush before the next `Broadcast`).
+    WalAppend(Vec<u8>),
     /// The height is decided and final.
     Decided {
         /// Height.
@@ -71,6 +73,8 @@ pub struct Core {
     key: PrivateKey,
     timeouts: LinearTimeouts,
     state: State<Ctx>,
+    /// True while WAL entries are being replayed (their WalAppend effects are skipped).
+    replaying: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -100,12 +104,18 @@ impl Core {
             key,
             timeouts,
             state,
+            replaying: false,
         }
     }
 
     /// Current height.
     pub fn height(&self) -> Height {
         self.state.height()
+    }
+
+    /// Our validator address.
+    pub fn address(&self) -> Address {
+        *self.state.address()
     }
 
     /// Current round.
@@ -150,6 +160,51 @@ impl Core {
         actions
     }
 
+    /// A polka certificate from the network (checked by the core).
+    pub fn on_polka(&mut self, c: PolkaCertificate<Ctx>) -> Vec<Action> {
+        self.feed(Input::PolkaCertificate(c))
+    }
+
+    /// A round certificate from the network (checked by the core).
+    pub fn on_round_certificate(&mut self, c: RoundCertificate<Ctx>) -> Vec<Action> {
+        self.feed(Input::RoundCertificate(c))
+    }
+
+    /// Replays the WAL entries of the current height (call right after
+    /// [`Core::start_height`]). Our own votes are re-derived and re-use their recorded
+    /// signatures; nothing is appended to the WAL again.
+    pub fn replay(&mut self, entries: Vec<Input<Ctx>>) -> Vec<Action> {
+        if entries.is_empty() {
+            return Vec::new();
+        }
+        self.state.index_wal_entries(entries.iter());
+        self.replaying = true;
+        let mut actions = Vec::new();
+        for e in entries {
+            actions.extend(self.feed(e));
+        }
+        self.replaying = false;
+        self.state.reset_entries_index();
+        actions
+    }
+
+    // Malachite's error type is what the certificate checks return everywhere.
+    #[allow(clippy::result_large_err)]
+    /// Checks a decided value fetched from a peer: its certificate is for `height`, names
+    /// this value, and carries precommits of more than 2/3 of the voting power.
+    pub fn verify_decided(
+        &self,
+        height: Height,
+        value: &Value,
+        certificate: &CommitCertificate<Ctx>,
+    ) -> Result<(), CertificateError<Ctx>> {
+        use arc_malachitebft_core_types::Value as _;
+        if certificate.height != height || certificate.value_id != value.id() {
+            return Err(CertificateError::VerificationError(None));
+        }
+        verify_commit(&self.ctx, certificate, &self.vs, ThresholdParams::default())
+    }
+
     /// A timer fired.
     pub fn on_timeout(&mut self, t: Timeout) -> Vec<Action> {
         self.feed(Input::TimeoutElapsed(t))
@@ -167,8 +222,9 @@ impl Core {
         let mut actions = Vec::new();
         while let Some(input) = queue.pop_front() {
             let mut s = Scratch::default();
-            let (ctx, key, timeouts) = (&self.ctx, &self.key, &self.timeouts);
-            let res: Result<(), Error<Ctx>> = process!(input: input, state: &mut self.state, metrics: &(), with: e => handle(ctx, key, timeouts, &mut s, e));
+            let (ctx, key, timeouts, replaying) =
+                (&self.ctx, &self.key, &self.timeouts, self.replaying);
+            let res: Result<(), Error<Ctx>> = process!(input: input, state: &mut self.state, metrics: &(), with: e => handle(ctx, key, timeouts, replaying, &mut s, e));
             if let Err(e) = res {
                 // Inputs from the network that the core refuses end here; they change nothing.
                 arc_malachitebft_core_consensus::tracing::debug!("consensus input refused: {e}");
@@ -196,6 +252,7 @@ fn handle(
     ctx: &Ctx,
     key: &PrivateKey,
     timeouts: &LinearTimeouts,
+    replaying: bool,
     s: &mut Scratch,
     e: Effect<Ctx>,
 ) -> Result<Resume<Ctx>, std::convert::Infallible> {
@@ -222,19 +279,23 @@ fn handle(
             r.resume_with(())
         }
         Effect::PublishLivenessMsg(m, r) => {
-            // Votes are re-sent so a peer that missed them (or restarted) catches up.
-            // BUG: polka and round certificates are not sent yet (liveness only; safety
-            // does not depend on them).
-            if let LivenessMsg::Vote(v) = m {
-                s.actions.push(Action::Broadcast(Wire::Vote(v)));
-            }
+            // Votes and certificates are re-sent so a peer that missed them (or
+            // restarted) catches up to our round.
+            s.actions.push(Action::Broadcast(match m {
+                LivenessMsg::Vote(v) => Wire::Vote(v),
+                LivenessMsg::PolkaCertificate(c) => Wire::Polka(c),
+                LivenessMsg::SkipRoundCertificate(c) => Wire::RoundCertificate(c),
+            }));
             r.resume_with(())
         }
         Effect::RepublishVote(v, r) => {
             s.actions.push(Action::Broadcast(Wire::Vote(v)));
             r.resume_with(())
         }
-        Effect::RepublishRoundCertificate(_, r) => r.resume_with(()),
+        Effect::RepublishRoundCertificate(c, r) => {
+            s.actions.push(Action::Broadcast(Wire::RoundCertificate(c)));
+            r.resume_with(())
+        }
         Effect::GetValue(height, round, t, r) => {
             s.actions.push(Action::GetValue {
                 height,
@@ -299,7 +360,13 @@ fn handle(
         Effect::VerifyRoundCertificate(c, vs, th, r) => {
             r.resume_with(verify_round(ctx, &c, &vs, th))
         }
-        Effect::WalAppend(_, _, r) => r.resume_with(()),
+        Effect::WalAppend(_, input, r) => {
+            // The actor appends in order and fsyncs before the next broadcast.
+            if !replaying && let Some(bytes) = super::wal::encode_input(&input) {
+                s.actions.push(Action::WalAppend(bytes));
+            }
+            r.resume_with(())
+        }
         Effect::ExtendVote(.., r) => r.resume_with(None),
         Effect::VerifyVoteExtension(.., r) => r.resume_with(Ok(())),
     })

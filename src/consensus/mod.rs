@@ -5,16 +5,19 @@
 //! Quiet when idle: after a decision the next height starts only when the app has work, a
 //! peer's message for it arrives, or the empty-height interval passes.
 //!
-//! Not yet (the consensus issue continues): the WAL (durable before broadcasting) and its
-//! replay, catch-up of decided values with certificates over `/synchronicity/sync/1`, polka
-//! and round certificates on the wire (see `docs/notes/malachite-0.8.2.md`).
+//! Crash safety: the [`wal`] holds the inputs of the height in progress and is fsynced
+//! before anything is broadcast; decided heights are applied durably by the app before the
+//! next height starts. Catch-up of decided heights (with commit certificates) is the
+//! node's sync protocol; [`Core::verify_decided`] checks what a peer sends.
 
 pub mod actor;
 pub mod certificates;
 pub mod context;
 mod core;
+pub mod record;
 #[cfg(test)]
 mod tests;
+pub mod wal;
 pub mod wire;
 
 pub use self::core::{Action, Core};

@@ -90,6 +90,7 @@ impl Sim {
                     self.live_timers[i].remove(&t);
                 }
                 Action::CancelAllTimeouts => self.live_timers[i].clear(),
+                Action::WalAppend(_) => {}
                 Action::GetValue { height, round, .. } => {
                     let more = self.cores[i].as_mut().unwrap().propose(
                         height,
@@ -125,6 +126,8 @@ impl Sim {
                 };
                 let actions = match wire.clone() {
                     Wire::Vote(v) => core.on_vote(v),
+                    Wire::Polka(c) => core.on_polka(c),
+                    Wire::RoundCertificate(c) => core.on_round_certificate(c),
                     Wire::Proposal(p) => {
                         let proposer = self.vs.index_of(&p.address).unwrap();
                         let invalid = self.reject.contains(&(p.height.0, proposer));

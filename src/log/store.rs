@@ -26,6 +26,12 @@ pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("en
 pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("hashes");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const CHECKPOINTS: TableDefinition<u64, &str> = TableDefinition::new("checkpoints");
+/// The consensus record of each applied height (the decided block and its commit
+/// certificate, opaque here), served to members that catch up.
+pub(crate) const DECIDED: TableDefinition<u64, &[u8]> = TableDefinition::new("decided");
+/// Lookup keys of entries (e.g. `crate@version`, request id) → entry index; a later entry
+/// with the same key replaces the earlier one.
+pub(crate) const KEYS: TableDefinition<&str, u64> = TableDefinition::new("keys");
 const SIZE: &str = "size";
 const APPLIED_HEIGHT: &str = "applied_height";
 
@@ -122,6 +128,8 @@ impl LogStore {
             txn.open_table(HASHES).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
             txn.open_table(CHECKPOINTS).map_err(db_err)?;
+            txn.open_table(DECIDED).map_err(db_err)?;
+            txn.open_table(KEYS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self {
@@ -167,6 +175,43 @@ impl LogStore {
     /// Idempotent per height: if `height` is at or below the applied height, nothing is
     /// written and `applied` is false. `entries` may be empty (a height that logged nothing).
     pub fn append(&self, entries: &[Vec<u8>], height: Option<u64>) -> Result<Appended, StoreError> {
+        self.append_inner(entries, &[], height.map(|h| (h, &[][..])))
+    }
+
+    /// Applies a decided consensus height in ONE durable transaction: appends `entries`,
+    /// indexes each under its `keys`, stores `record` (the block and its certificate) for
+    /// `height`, and records `height` as applied. Idempotent per height like
+    /// [`LogStore::append`].
+    pub fn append_decided(
+        &self,
+        entries: &[Vec<u8>],
+        keys: &[Vec<String>],
+        height: u64,
+        record: &[u8],
+    ) -> Result<Appended, StoreError> {
+        self.append_inner(entries, keys, Some((height, record)))
+    }
+
+    /// The consensus record stored for `height`, if applied.
+    pub fn decided_record(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(DECIDED).map_err(db_err)?;
+        Ok(t.get(height).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The index of the latest entry stored under `key`.
+    pub fn lookup(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(KEYS).map_err(db_err)?;
+        Ok(t.get(key).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    fn append_inner(
+        &self,
+        entries: &[Vec<u8>],
+        keys: &[Vec<String>],
+        height: Option<(u64, &[u8])>,
+    ) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::Immediate).map_err(db_err)?;
         let first_index;
@@ -179,7 +224,7 @@ impl LogStore {
                 .map(|v| v.value())
                 .unwrap_or(0);
             let applied = meta.get(APPLIED_HEIGHT).map_err(db_err)?.map(|v| v.value());
-            if let (Some(h), Some(done)) = (height, applied)
+            if let (Some((h, _)), Some(done)) = (height, applied)
                 && h <= done
             {
                 // Dropping the transaction aborts it: nothing changes.
@@ -205,9 +250,23 @@ impl LogStore {
                     hashes.insert(idx.key(), h).map_err(db_err)?;
                 }
             }
+            let mut key_table = txn.open_table(KEYS).map_err(db_err)?;
+            for (i, ks) in keys.iter().enumerate().take(entries.len()) {
+                for k in ks {
+                    key_table
+                        .insert(k.as_str(), first_index + i as u64)
+                        .map_err(db_err)?;
+                }
+            }
             meta.insert(SIZE, size).map_err(db_err)?;
-            if let Some(h) = height {
+            if let Some((h, record)) = height {
                 meta.insert(APPLIED_HEIGHT, h).map_err(db_err)?;
+                if !record.is_empty() {
+                    txn.open_table(DECIDED)
+                        .map_err(db_err)?
+                        .insert(h, record)
+                        .map_err(db_err)?;
+                }
             }
         }
         // Durable once this returns; a crash before leaves the previous state (see module doc).

@@ -13,5 +13,5 @@ pub use message::{
 };
 pub use round::{
     Block, BlockError, Dissent, Duty, FAILURE_CLASSES, LogEntry, Misbehaviour, ProtocolParams,
-    ProtocolState, Verdict, failure_digest, outcome_digest,
+    ProtocolState, RoundStatus, Verdict, failure_digest, outcome_digest,
 };

@@ -185,6 +185,25 @@ pub enum Duty {
     Reveal([u8; 32]),
 }
 
+/// An open round, for duties and status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundStatus {
+    /// The request.
+    pub request: BuildRequest,
+    /// `commit` or `reveal`.
+    pub phase: &'static str,
+    /// Block time the request was ordered (ms).
+    pub opened_ms: u64,
+    /// Block time at which the current phase ends (ms).
+    pub deadline_ms: u64,
+    /// Members whose commitment is in the chain.
+    pub committed: Vec<u32>,
+    /// Members whose valid reveal is in the chain.
+    pub revealed: Vec<u32>,
+    /// Members with recorded misbehaviour.
+    pub misbehaving: Vec<u32>,
+}
+
 /// The protocol state of all open rounds.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolState {
@@ -243,6 +262,54 @@ impl ProtocolState {
         probe.pending_ms = now_ms;
         probe.advance_time(now_ms);
         probe.apply_message(msg, committee).map(|_| ())
+    }
+
+    /// Of `candidates` (envelopes already verified), the positions of those that can go,
+    /// in this order, into one block at time `now_ms`: what the proposer includes.
+    pub fn select(
+        &self,
+        candidates: &[&SignedMessage],
+        now_ms: u64,
+        committee: &Committee,
+    ) -> Vec<usize> {
+        let mut probe = self.clone();
+        probe.pending_ms = now_ms;
+        probe.advance_time(now_ms);
+        candidates
+            .iter()
+            .enumerate()
+            // apply_message changes nothing when it refuses.
+            .filter(|(_, m)| probe.apply_message(m, committee).is_ok())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Time of the last applied block (ms), 0 before the first.
+    pub fn last_time_ms(&self) -> u64 {
+        self.last.map(|(_, t)| t).unwrap_or(0)
+    }
+
+    /// The open round of request `id`, as seen after the last applied block.
+    pub fn round_status(&self, id: &[u8; 32]) -> Option<RoundStatus> {
+        let r = self.rounds.get(id)?;
+        let (phase, deadline_ms) = match r.phase {
+            Phase::Commit => ("commit", r.opened_ms + self.params.commit_window_ms),
+            Phase::Reveal { since_ms } => ("reveal", since_ms + self.params.reveal_window_ms),
+        };
+        Some(RoundStatus {
+            request: r.request.clone(),
+            phase,
+            opened_ms: r.opened_ms,
+            deadline_ms,
+            committed: r.commits.keys().copied().collect(),
+            revealed: r.reveals.keys().copied().collect(),
+            misbehaving: r.misbehaviour.iter().map(|(m, _)| *m).collect(),
+        })
+    }
+
+    /// The height at which request `id` was decided.
+    pub fn decided_at(&self, id: &[u8; 32]) -> Option<u64> {
+        self.decided.get(id).copied()
     }
 
     /// Validates and applies a decided block atomically: on error nothing changes. Returns

@@ -1,0 +1,247 @@
+//! The consensus application: blocks of protocol messages proposed from the mempool,
+//! validated by re-applying them to the protocol state, and applied to the log.
+//!
+//! Applying a decided height is ONE redb transaction (`LogStore::append_decided`): the
+//! height's log entries, their lookup keys, the decided block with its certificate, and the
+//! applied height. The in-memory protocol state is a pure function of the stored blocks, so
+//! a restarted node rebuilds it by re-applying them ([`Shared::restore`]).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_malachitebft_core_types::{CommitCertificate, Round, Validity};
+use tokio::sync::mpsc;
+
+use super::mempool::Mempool;
+use crate::codec;
+use crate::committee::Committee;
+use crate::consensus::actor::App;
+use crate::consensus::record::DecidedRecord;
+use crate::consensus::wire::MAX_WIRE_SIZE;
+use crate::consensus::{Ctx, Height, Value};
+use crate::log::LogStore;
+use crate::protocol::{Block, Duty, LogEntry, ProtocolParams, ProtocolState};
+
+/// How far ahead of our clock a proposer's block time may be.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// State shared by the consensus actor and the node's event loop.
+pub struct Shared {
+    /// The group.
+    pub committee: Committee,
+    /// Our committee position.
+    pub me: u32,
+    /// The log.
+    pub store: LogStore,
+    inner: Mutex<Inner>,
+}
+
+/// The mutable part, behind one lock.
+pub struct Inner {
+    /// Messages waiting to be ordered.
+    pub(crate) mempool: Mempool,
+    /// Open rounds, as of the last applied height.
+    pub state: ProtocolState,
+    /// Last applied height (0 before the first).
+    pub height: u64,
+}
+
+impl Shared {
+    /// Opens the shared state over `store`, rebuilding the protocol state from the stored
+    /// decided blocks.
+    pub fn restore(
+        committee: Committee,
+        me: u32,
+        store: LogStore,
+        params: ProtocolParams,
+    ) -> Result<Self, String> {
+        let mut state = ProtocolState::new(params);
+        let applied = store.applied_height().map_err(|e| e.to_string())?;
+        let applied = applied.unwrap_or(0);
+        for h in 1..=applied {
+            let raw = store
+                .decided_record(h)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the log store lacks the decided block of height {h}"))?;
+            let rec = DecidedRecord::decode(&raw).map_err(|e| format!("height {h}: {e}"))?;
+            let block = decode_block(&rec.value)?;
+            state
+                .apply_block(&block, &committee)
+                .map_err(|e| format!("stored block {h} does not apply: {e}"))?;
+        }
+        Ok(Self {
+            committee,
+            me,
+            store,
+            inner: Mutex::new(Inner {
+                mempool: Mempool::default(),
+                state,
+                height: applied,
+            }),
+        })
+    }
+
+    /// Locks the mutable part (a poisoned lock is recovered: every change under it is
+    /// made on a copy and swapped in, so it is never half-done).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the app tells the node loop after a height.
+#[derive(Debug)]
+pub(crate) enum AppEvent {
+    /// Duties for our builder (build, reveal).
+    Duties(Vec<Duty>),
+    /// The log grew to `size` with this root: cosign it.
+    Grown {
+        /// New size.
+        size: u64,
+        /// Root at that size.
+        root: [u8; 32],
+    },
+    /// Peers are ahead: fetch decided heights from `from`.
+    Lagging {
+        /// First height we lack.
+        from: u64,
+    },
+    /// A height was applied (for metrics and waiters).
+    Applied {
+        /// Height.
+        height: u64,
+        /// Entries logged by it.
+        entries: usize,
+    },
+}
+
+/// Decodes a value into a block (bounded).
+pub fn decode_block(value: &Value) -> Result<Block, String> {
+    codec::from_slice::<Block>(value.bytes(), MAX_WIRE_SIZE).map_err(|e| format!("block: {e}"))
+}
+
+/// The lookup keys of a log entry: `crate@version` and the request id in hex.
+pub fn entry_keys(e: &LogEntry) -> Vec<String> {
+    vec![
+        format!("{}@{}", e.request.krate, e.request.version),
+        hex::encode(e.request.id()),
+    ]
+}
+
+/// The consensus application of one node.
+pub(crate) struct NodeApp {
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<AppEvent>,
+}
+
+impl NodeApp {
+    /// An app over `shared`, reporting to `events`.
+    pub(crate) fn new(shared: Arc<Shared>, events: mpsc::UnboundedSender<AppEvent>) -> Self {
+        Self { shared, events }
+    }
+}
+
+impl App for NodeApp {
+    fn build_value(&mut self, height: Height, _round: Round) -> Value {
+        let inner = self.shared.lock();
+        let time_ms = now_ms().max(inner.state.last_time_ms());
+        let messages = inner
+            .mempool
+            .select(&inner.state, time_ms, &self.shared.committee);
+        let block = Block {
+            height: height.0,
+            time_ms,
+            messages,
+        };
+        Value::new(codec::to_vec(&block))
+    }
+
+    fn validate(&mut self, height: Height, value: &Value) -> Validity {
+        let Ok(block) = decode_block(value) else {
+            return Validity::Invalid;
+        };
+        if block.height != height.0 || block.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+            return Validity::Invalid;
+        }
+        let inner = self.shared.lock();
+        let mut probe = inner.state.clone();
+        drop(inner);
+        Validity::from_bool(probe.apply_block(&block, &self.shared.committee).is_ok())
+    }
+
+    fn commit(
+        &mut self,
+        height: Height,
+        value: &Value,
+        certificate: &CommitCertificate<Ctx>,
+    ) -> Result<(), String> {
+        let block = decode_block(value)?;
+        let mut inner = self.shared.lock();
+        if height.0 <= inner.height {
+            return Ok(()); // already applied (a fetched copy of a height we decided)
+        }
+        let mut next = inner.state.clone();
+        let (entries, duties) = next
+            .apply_block(&block, &self.shared.committee)
+            .map_err(|e| format!("decided block {} does not apply: {e}", height.0))?;
+        let bytes: Vec<Vec<u8>> = entries.iter().map(codec::to_vec).collect();
+        let keys: Vec<Vec<String>> = entries.iter().map(entry_keys).collect();
+        let record = DecidedRecord {
+            value: value.clone(),
+            certificate: certificate.clone(),
+        }
+        .encode();
+        // Durable here: entries, keys, block + certificate and the applied height in one
+        // transaction. Only then does memory move on.
+        let appended = self
+            .shared
+            .store
+            .append_decided(&bytes, &keys, height.0, &record)
+            .map_err(|e| format!("log store: {e}"))?;
+        inner.state = next;
+        inner.height = height.0;
+        let Inner { mempool, state, .. } = &mut *inner;
+        mempool.prune(&block, state);
+        drop(inner);
+        let _ = self.events.send(AppEvent::Applied {
+            height: height.0,
+            entries: entries.len(),
+        });
+        if !entries.is_empty() {
+            let root = self
+                .shared
+                .store
+                .tree_hash(appended.size)
+                .map_err(|e| format!("log store: {e}"))?;
+            let _ = self.events.send(AppEvent::Grown {
+                size: appended.size,
+                root,
+            });
+        }
+        if !duties.is_empty() {
+            let _ = self.events.send(AppEvent::Duties(duties));
+        }
+        Ok(())
+    }
+
+    fn has_work(&mut self) -> bool {
+        let inner = self.shared.lock();
+        let now = now_ms().max(inner.state.last_time_ms());
+        inner.state.next_deadline_ms().is_some_and(|d| d <= now)
+            || !inner
+                .mempool
+                .select(&inner.state, now, &self.shared.committee)
+                .is_empty()
+    }
+
+    fn lagging(&mut self, current: Height, _seen: Height) {
+        let _ = self.events.send(AppEvent::Lagging { from: current.0 });
+    }
+}

@@ -1,0 +1,135 @@
+//! Cosigning: after a height grows the log, each member BLS-signs the new checkpoint body
+//! and gossips the signature; any node holding ≥ t valid signatures for the (size, root)
+//! its own log has aggregates them into the cosigned checkpoint and stores it.
+//!
+//! Every partial is verified against its member's key before it is kept, so one bad
+//! signature never spoils an aggregate. Partials for a root other than ours are kept apart
+//! (keyed by root) and never combined with ours.
+//!
+//! Bounds: partials are kept for at most [`MAX_PENDING`] (size, root) pairs; sizes at or
+//! below the latest stored checkpoint are dropped.
+
+use std::collections::BTreeMap;
+
+use crate::committee::Committee;
+use crate::crypto::{BlsSecretKey, BlsSignature, PartialSignature, ThresholdAggregator};
+use crate::log::{Checkpoint, CosignedCheckpoint, LogStore};
+
+use super::wire::Cosignature;
+
+/// Most (size, root) pairs with pending partials.
+pub(crate) const MAX_PENDING: usize = 256;
+
+/// Why a cosignature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum CosignError {
+    /// The root is not 32 bytes or the signature does not decode.
+    #[error("malformed cosignature")]
+    Malformed,
+    /// The signature does not verify under the member's key.
+    #[error("cosignature of member {0} does not verify")]
+    BadSignature(usize),
+}
+
+/// The body every member signs for (size, root).
+pub(crate) fn checkpoint_body(committee: &Committee, size: u64, root: [u8; 32]) -> String {
+    Checkpoint::new(committee.origin(), size, root).to_body()
+}
+
+/// Our cosignature of (size, root).
+pub(crate) fn sign(
+    committee: &Committee,
+    key: &BlsSecretKey,
+    size: u64,
+    root: [u8; 32],
+) -> Cosignature {
+    Cosignature {
+        size,
+        root: root.to_vec(),
+        signature: key
+            .sign(checkpoint_body(committee, size, root).as_bytes())
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
+/// Pending partial signatures.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    pending: BTreeMap<(u64, [u8; 32]), BTreeMap<usize, BlsSignature>>,
+}
+
+impl Collector {
+    /// Verifies and keeps `c` from member `signer`.
+    pub(crate) fn add(
+        &mut self,
+        committee: &Committee,
+        signer: usize,
+        c: &Cosignature,
+    ) -> Result<(), CosignError> {
+        let root: [u8; 32] = c
+            .root
+            .as_slice()
+            .try_into()
+            .map_err(|_| CosignError::Malformed)?;
+        let sig = BlsSignature::from_bytes(&c.signature).map_err(|_| CosignError::Malformed)?;
+        let key = &committee
+            .members()
+            .get(signer)
+            .ok_or(CosignError::Malformed)?
+            .bls_public_key;
+        key.verify(checkpoint_body(committee, c.size, root).as_bytes(), &sig)
+            .map_err(|_| CosignError::BadSignature(signer))?;
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(c.size, root)) {
+            // Keep the newest: drop the smallest size.
+            self.pending.pop_first();
+        }
+        self.pending
+            .entry((c.size, root))
+            .or_default()
+            .insert(signer, sig);
+        Ok(())
+    }
+
+    /// Stores every checkpoint that now has ≥ t partials for a (size, root) matching our
+    /// log, newest last; returns the largest size stored.
+    pub(crate) fn finish(&mut self, committee: &Committee, store: &LogStore) -> Option<u64> {
+        let our_size = store.size().ok()?;
+        let mut stored = None;
+        let ready: Vec<(u64, [u8; 32])> = self
+            .pending
+            .iter()
+            .filter(|((size, _), sigs)| *size <= our_size && sigs.len() >= committee.threshold())
+            .map(|(k, _)| *k)
+            .collect();
+        for (size, root) in ready {
+            if store.tree_hash(size).ok() != Some(root) {
+                continue; // a root that is not ours: never aggregated with ours
+            }
+            let body = checkpoint_body(committee, size, root);
+            let mut agg = ThresholdAggregator::new(committee.keys(), body.into_bytes());
+            for (signer, sig) in &self.pending[&(size, root)] {
+                let _ = agg.add(PartialSignature {
+                    signer: *signer,
+                    signature: sig.clone(),
+                });
+            }
+            let Ok(ts) = agg.finish(committee.threshold()) else {
+                continue;
+            };
+            let cp = Checkpoint::new(committee.origin(), size, root);
+            match CosignedCheckpoint::assemble(&cp, &ts, committee) {
+                Ok(c) => match store.put_checkpoint(&c) {
+                    Ok(()) => stored = Some(size),
+                    Err(e) => tracing::warn!(size, "cannot store the cosigned checkpoint: {e}"),
+                },
+                Err(e) => tracing::warn!(size, "aggregate does not verify: {e}"),
+            }
+        }
+        if let Some(s) = stored {
+            self.pending.retain(|(size, _), _| *size > s);
+        }
+        stored
+    }
+}

@@ -1,0 +1,139 @@
+//! Protocol messages waiting to be ordered: requests, commitments and reveals received by
+//! gossip (envelope verified on arrival) or made by this node. The proposer fills its block
+//! from here; every node drops what a decided block included or made pointless.
+//!
+//! Bounds: at most [`MAX_MESSAGES`] messages; a message older than [`MAX_AGE`] is dropped
+//! (a request whose round never opens is re-submitted by its operator).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::committee::Committee;
+use crate::crypto::sha256;
+use crate::protocol::{Block, Body, ProtocolState, SignedMessage};
+
+/// Most messages kept.
+pub(crate) const MAX_MESSAGES: usize = 20_000;
+/// Oldest message kept.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
+/// Largest sum of message sizes put in one block (the proposal must fit a consensus frame).
+pub(crate) const MAX_BLOCK_BYTES: usize = 3 * 1024 * 1024;
+
+struct Pending {
+    msg: SignedMessage,
+    size: usize,
+    since: Instant,
+    /// Ours: re-published until ordered.
+    own: bool,
+}
+
+/// The pool, keyed by SHA-256 of the message's CBOR (so a message gossiped twice is kept
+/// once), in arrival order within a key space sorted by arrival sequence.
+#[derive(Default)]
+pub(crate) struct Mempool {
+    by_hash: BTreeMap<[u8; 32], u64>,
+    by_seq: BTreeMap<u64, ([u8; 32], Pending)>,
+    next_seq: u64,
+}
+
+impl std::fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mempool")
+            .field("messages", &self.by_seq.len())
+            .finish()
+    }
+}
+
+impl Mempool {
+    /// Adds a message whose envelope was verified; false if already present or full.
+    pub(crate) fn insert(&mut self, msg: SignedMessage, own: bool) -> bool {
+        let bytes = msg.to_cbor();
+        let h = sha256(&bytes);
+        if self.by_hash.contains_key(&h) || self.by_seq.len() >= MAX_MESSAGES {
+            return false;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_hash.insert(h, seq);
+        self.by_seq.insert(
+            seq,
+            (
+                h,
+                Pending {
+                    msg,
+                    size: bytes.len(),
+                    since: Instant::now(),
+                    own,
+                },
+            ),
+        );
+        true
+    }
+
+    /// The messages a block at `now_ms` can include, in arrival order, within
+    /// [`MAX_BLOCK_BYTES`].
+    pub(crate) fn select(
+        &self,
+        state: &ProtocolState,
+        now_ms: u64,
+        committee: &Committee,
+    ) -> Vec<SignedMessage> {
+        let mut candidates = Vec::new();
+        let mut bytes = 0;
+        for (_, p) in self.by_seq.values() {
+            if bytes + p.size > MAX_BLOCK_BYTES {
+                break;
+            }
+            bytes += p.size;
+            candidates.push(&p.msg);
+        }
+        state
+            .select(&candidates, now_ms, committee)
+            .into_iter()
+            .map(|i| candidates[i].clone())
+            .collect()
+    }
+
+    /// Our own messages not yet ordered (to re-publish: gossip may have missed a peer).
+    pub(crate) fn own(&self) -> Vec<SignedMessage> {
+        self.by_seq
+            .values()
+            .filter(|(_, p)| p.own)
+            .map(|(_, p)| p.msg.clone())
+            .collect()
+    }
+
+    /// Drops what `block` included, messages about requests decided or already ordered,
+    /// and messages older than [`MAX_AGE`].
+    pub(crate) fn prune(&mut self, block: &Block, state: &ProtocolState) {
+        for m in &block.messages {
+            if let Some(seq) = self.by_hash.remove(&sha256(&m.to_cbor())) {
+                self.by_seq.remove(&seq);
+            }
+        }
+        let stale: Vec<u64> = self
+            .by_seq
+            .iter()
+            .filter(|(_, (_, p))| {
+                p.since.elapsed() > MAX_AGE
+                    || match &p.msg.body {
+                        Body::Request(r) => {
+                            let id = r.id();
+                            state.is_decided(&id) || state.round_status(&id).is_some()
+                        }
+                        Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } => {
+                            <[u8; 32]>::try_from(request_id.as_slice())
+                                .map(|id| state.is_decided(&id))
+                                .unwrap_or(true)
+                        }
+                    }
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        for s in stale {
+            if let Some((h, _)) = self.by_seq.remove(&s) {
+                self.by_hash.remove(&h);
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! A member node: the network, the consensus actor, the builder and the log wired
+//! together. [`start`] opens the node directory and returns a [`NodeHandle`].
+//!
+//! ```text
+//! DIR/identity.key, bls.key, member.toml   keys (see node_dir)
+//! DIR/log/log.redb                         the log, decided blocks, checkpoints
+//! DIR/consensus.wal                        inputs of the height in progress
+//! DIR/rounds/<request id>.cbor             our committed outcome and salt per open round
+//! ```
+//!
+//! Restart: the protocol state is rebuilt from the stored decided blocks, consensus resumes
+//! at the first unapplied height and replays its WAL, open rounds resume (build, commit or
+//! reveal as needed), and missing heights are fetched from members with their commit
+//! certificates.
+
+mod app;
+mod cosign;
+mod light;
+mod mempool;
+mod own;
+mod run;
+mod service;
+pub mod wire;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_malachitebft_core_types::LinearTimeouts;
+use arc_malachitebft_signing_ed25519::PrivateKey;
+use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, TopicConfig};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use app::{MAX_CLOCK_DRIFT_MS, Shared, decode_block, entry_keys, now_ms};
+pub use service::{BuildService, SandboxBuildService};
+
+use crate::committee::Committee;
+use crate::consensus::actor::{self, ActorConfig};
+use crate::consensus::wal::Wal;
+use crate::consensus::{Core, Ctx, Height, ValidatorSet};
+use crate::log::LogStore;
+use crate::protocol::{MAX_MESSAGE_SIZE, ProtocolParams, RoundStatus};
+use crate::request::BuildRequest;
+
+/// Everything a node needs besides its builder.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node directory (keys; the log and WAL are created inside).
+    pub dir: PathBuf,
+    /// The group.
+    pub committee: Committee,
+    /// Listen addresses (default: the committee entry's addresses).
+    pub listen: Vec<Multiaddr>,
+    /// Extra addresses to dial at start.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Commit and reveal windows.
+    pub protocol: ProtocolParams,
+    /// Longest idle wait before an empty height.
+    pub idle_interval: Duration,
+    /// Consensus timeouts.
+    pub timeouts: LinearTimeouts,
+}
+
+impl NodeConfig {
+    /// Defaults for `dir` in `committee`: listen where the committee says, 30-minute
+    /// commit and 2-minute reveal windows, an empty height at most every 5 s when idle,
+    /// Malachite's default timeouts (propose 3 s).
+    pub fn new(dir: &Path, committee: Committee) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            committee,
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            protocol: ProtocolParams::default(),
+            idle_interval: Duration::from_secs(5),
+            timeouts: LinearTimeouts::default(),
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Keys could not be loaded.
+    #[error("{0}")]
+    Keys(#[from] crate::node_dir::NodeDirError),
+    /// This node's identity is not in the committee.
+    #[error("this node ({0}) is not a member of the committee")]
+    NotMember(PeerId),
+    /// The node's BLS key is not the committee's key for it.
+    #[error("bls.key does not match the committee's key for this member")]
+    WrongBlsKey,
+    /// The log store could not be opened or is inconsistent.
+    #[error("log store: {0}")]
+    Store(String),
+    /// The WAL could not be opened.
+    #[error("{0}")]
+    Wal(#[from] crate::consensus::wal::WalError),
+    /// The network could not start.
+    #[error("{0}")]
+    Net(#[from] synchronicity_net::NetError),
+    /// A file in the node directory could not be written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running node.
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+    net: NetworkHandle,
+    commands: mpsc::Sender<run::Command>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("peer", &self.net.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a node.
+pub async fn start(
+    config: NodeConfig,
+    service: Arc<dyn BuildService>,
+) -> Result<NodeHandle, NodeError> {
+    let keys = crate::node_dir::load_keys(&config.dir)?;
+    let committee = config.committee.clone();
+    let peer = keys.identity.peer_id();
+    let me = committee
+        .index_of_peer(&peer)
+        .ok_or(NodeError::NotMember(peer))?;
+    if committee.members()[me].bls_public_key != keys.bls.public_key() {
+        return Err(NodeError::WrongBlsKey);
+    }
+    let store =
+        LogStore::open(&config.dir.join("log")).map_err(|e| NodeError::Store(e.to_string()))?;
+    let shared = Arc::new(
+        Shared::restore(committee.clone(), me as u32, store, config.protocol)
+            .map_err(NodeError::Store)?,
+    );
+    let wal = Wal::open(&config.dir.join("consensus.wal"))?;
+    let rounds = own::OwnRounds::open(&config.dir.join("rounds"))?;
+
+    let members: Vec<MemberAddr> = committee
+        .members()
+        .iter()
+        .map(|m| MemberAddr {
+            peer_id: m.peer_id,
+            addrs: m.addrs.clone(),
+        })
+        .collect();
+    let listen = if config.listen.is_empty() {
+        committee.members()[me].addrs.clone()
+    } else {
+        config.listen.clone()
+    };
+    let net_config = NetConfig::new(keys.identity.keypair(), members)
+        .with_listen(listen)
+        .with_bootstrap(config.bootstrap.clone())
+        .with_topics(vec![
+            TopicConfig {
+                name: wire::MESSAGES_TOPIC.into(),
+                max_size: MAX_MESSAGE_SIZE,
+            },
+            TopicConfig {
+                name: wire::COSIGN_TOPIC.into(),
+                max_size: wire::MAX_COSIGN,
+            },
+        ]);
+    let (net, net_events) = synchronicity_net::start(net_config).await?;
+
+    let ctx = Ctx::new(committee.chain_id());
+    let vs = ValidatorSet::from_committee(&committee);
+    let key = PrivateKey::from(keys.identity.secret_bytes());
+    let core = Core::new(ctx, vs, key, config.timeouts);
+    let (app_tx, app_rx) = mpsc::unbounded_channel();
+    let app = app::NodeApp::new(shared.clone(), app_tx);
+    let first_height = Height(shared.lock().height + 1);
+    let peers: Vec<PeerId> = committee
+        .members()
+        .iter()
+        .map(|m| m.peer_id)
+        .filter(|p| *p != peer)
+        .collect();
+    let (actor_tx, actor_task) = actor::spawn(
+        core,
+        app,
+        net.clone(),
+        ActorConfig {
+            peers,
+            first_height,
+            idle_interval: config.idle_interval,
+            wal: Some(wal),
+        },
+    );
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (built_tx, built_rx) = mpsc::unbounded_channel();
+    let (synced_tx, synced_rx) = mpsc::unbounded_channel();
+    let node_loop = run::NodeLoop {
+        shared: shared.clone(),
+        net: net.clone(),
+        actor: actor_tx,
+        identity: keys.identity,
+        bls: keys.bls,
+        service,
+        rounds,
+        collector: Default::default(),
+        last_cosign: None,
+        fetched_checkpoint: None,
+        building: Default::default(),
+        built_tx,
+        synced_tx,
+        sync_inflight: false,
+        last_sync: None,
+        sync_turn: me,
+    };
+    let loop_task = tokio::spawn(node_loop.run(net_events, app_rx, cmd_rx, built_rx, synced_rx));
+    Ok(NodeHandle {
+        shared,
+        net,
+        commands: cmd_tx,
+        tasks: vec![loop_task, actor_task],
+    })
+}
+
+impl NodeHandle {
+    /// Orders a pinned request: signs it, gossips it, and proposes it when our turn comes.
+    /// Returns its id (also when it was already ordered).
+    pub async fn submit(&self, request: BuildRequest) -> Result<[u8; 32], String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(run::Command::Submit {
+                request: Box::new(request),
+                reply,
+            })
+            .await
+            .map_err(|_| "the node has stopped".to_string())?;
+        rx.await.map_err(|_| "the node has stopped".to_string())?
+    }
+
+    /// The open round of `id`, or `None` when it is not open (unknown or decided).
+    pub fn round_status(&self, id: &[u8; 32]) -> Option<RoundStatus> {
+        self.shared.lock().state.round_status(id)
+    }
+
+    /// The height at which `id` was decided.
+    pub fn decided_at(&self, id: &[u8; 32]) -> Option<u64> {
+        self.shared.lock().state.decided_at(id)
+    }
+
+    /// Last applied height.
+    pub fn applied_height(&self) -> u64 {
+        self.shared.lock().height
+    }
+
+    /// The shared state (log store, committee).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The network handle.
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+
+    /// Stops the node: consensus, the loop and the network. Everything decided is already
+    /// durable; the WAL keeps the height in progress.
+    pub async fn shutdown(self) {
+        let _ = self.commands.send(run::Command::Shutdown).await;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.net.shutdown().await;
+    }
+}

@@ -1,0 +1,543 @@
+//! The node's event loop: the I/O shell around the pure protocol. It validates gossip into
+//! the mempool, feeds consensus frames to the actor, runs builds and publishes commitments
+//! and reveals, cosigns checkpoints, answers sync and light-client requests, and fetches
+//! decided heights when it lags.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use synchronicity_net::{InboundRequest, NetEvent, NetworkHandle, PeerId, RequestKind, Validation};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::app::{AppEvent, Shared, now_ms};
+use super::cosign::{self, Collector};
+use super::own::{OwnRound, OwnRounds};
+use super::service::BuildService;
+use super::wire::{
+    COSIGN_TOPIC, Cosignature, LightRequest, MAX_COSIGN, MAX_REQUEST, MESSAGES_TOPIC, SYNC_BATCH,
+    SYNC_BYTES, SyncRequest, SyncResponse, decode, encode,
+};
+use crate::build::Outcome;
+use crate::consensus::actor::ActorInput;
+use crate::consensus::record::DecidedRecord;
+use crate::crypto::{BlsSecretKey, NodeIdentity};
+use crate::log::CosignedCheckpoint;
+use crate::protocol::{
+    Body, Duty, RevealedOutcome, SignedMessage, attestation_statement, commitment,
+};
+use crate::request::BuildRequest;
+
+/// How often our unordered messages and last cosignature are published again.
+const REPUBLISH: Duration = Duration::from_secs(2);
+/// Least time between two sync requests.
+const SYNC_SPACING: Duration = Duration::from_millis(300);
+
+/// Commands from the node's handle.
+pub(crate) enum Command {
+    Submit {
+        request: Box<BuildRequest>,
+        reply: oneshot::Sender<Result<[u8; 32], String>>,
+    },
+    Shutdown,
+}
+
+pub(crate) struct NodeLoop {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) net: NetworkHandle,
+    pub(crate) actor: mpsc::Sender<ActorInput>,
+    pub(crate) identity: NodeIdentity,
+    pub(crate) bls: BlsSecretKey,
+    pub(crate) service: Arc<dyn BuildService>,
+    pub(crate) rounds: OwnRounds,
+    pub(crate) collector: Collector,
+    /// Our latest cosignature, re-published until a checkpoint covers it.
+    pub(crate) last_cosign: Option<Cosignature>,
+    /// A checkpoint fetched from a peer, stored once our log reaches its size.
+    pub(crate) fetched_checkpoint: Option<String>,
+    /// Requests being built.
+    pub(crate) building: std::collections::HashSet<[u8; 32]>,
+    pub(crate) built_tx: mpsc::UnboundedSender<([u8; 32], Result<Outcome, String>)>,
+    pub(crate) synced_tx: mpsc::UnboundedSender<Option<SyncResponse>>,
+    pub(crate) sync_inflight: bool,
+    pub(crate) last_sync: Option<Instant>,
+    pub(crate) sync_turn: usize,
+}
+
+impl NodeLoop {
+    pub(crate) async fn run(
+        mut self,
+        mut net_events: mpsc::Receiver<NetEvent>,
+        mut app_events: mpsc::UnboundedReceiver<AppEvent>,
+        mut commands: mpsc::Receiver<Command>,
+        mut built_rx: mpsc::UnboundedReceiver<([u8; 32], Result<Outcome, String>)>,
+        mut synced_rx: mpsc::UnboundedReceiver<Option<SyncResponse>>,
+    ) {
+        self.resume_rounds();
+        let mut republish = tokio::time::interval(REPUBLISH);
+        republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                e = net_events.recv() => match e {
+                    Some(e) => self.on_net(e).await,
+                    None => break,
+                },
+                Some(e) = app_events.recv() => self.on_app(e),
+                c = commands.recv() => match c {
+                    Some(Command::Submit { request, reply }) => {
+                        let _ = reply.send(self.submit(*request));
+                    }
+                    Some(Command::Shutdown) | None => break,
+                },
+                Some((id, result)) = built_rx.recv() => self.on_built(id, result),
+                Some(resp) = synced_rx.recv() => self.on_synced(resp),
+                _ = republish.tick() => self.republish(),
+                _ = sleep_until(deadline) => {
+                    let _ = self.actor.try_send(ActorInput::Wake);
+                }
+            }
+        }
+        let _ = self.actor.send(ActorInput::Shutdown).await;
+    }
+
+    /// When the earliest open round's deadline passes (block time ≈ our clock): wake the
+    /// actor so a block moves the round on.
+    fn next_deadline(&self) -> Option<Instant> {
+        let d = self.shared.lock().state.next_deadline_ms()?;
+        let now = now_ms();
+        // Past deadlines were already signalled; the actor's idle interval covers misses.
+        (d > now).then(|| Instant::now() + Duration::from_millis(d - now + 5))
+    }
+
+    fn publish(&self, topic: &'static str, data: Vec<u8>) {
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            if let Err(e) = net.publish(topic, data).await {
+                // Re-published later (own messages, last cosignature).
+                tracing::debug!("publish on {topic}: {e}");
+            }
+        });
+    }
+
+    /// Adds our own message to the mempool, gossips it and wakes consensus.
+    fn emit(&self, body: Body) -> SignedMessage {
+        let msg = SignedMessage::sign(
+            body,
+            self.shared.me,
+            &self.identity,
+            self.shared.committee.chain_id(),
+        );
+        self.shared.lock().mempool.insert(msg.clone(), true);
+        self.publish(MESSAGES_TOPIC, msg.to_cbor());
+        let _ = self.actor.try_send(ActorInput::Wake);
+        msg
+    }
+
+    fn submit(&self, request: BuildRequest) -> Result<[u8; 32], String> {
+        request.validate().map_err(|e| e.to_string())?;
+        let id = request.id();
+        {
+            let inner = self.shared.lock();
+            if inner.state.is_decided(&id) || inner.state.round_status(&id).is_some() {
+                return Ok(id); // already ordered: nothing to do
+            }
+        }
+        self.emit(Body::Request(request));
+        Ok(id)
+    }
+
+    fn republish(&mut self) {
+        let own = self.shared.lock().mempool.own();
+        for m in own {
+            self.publish(MESSAGES_TOPIC, m.to_cbor());
+        }
+        if let Some(c) = &self.last_cosign {
+            let covered = self
+                .shared
+                .store
+                .checkpoint_at(c.size)
+                .ok()
+                .flatten()
+                .is_some();
+            if covered {
+                self.last_cosign = None;
+            } else {
+                self.publish(COSIGN_TOPIC, encode(c));
+            }
+        }
+    }
+
+    async fn on_net(&mut self, e: NetEvent) {
+        match e {
+            NetEvent::Frame { from, data } => {
+                let _ = self.actor.send(ActorInput::Frame { from, data }).await;
+            }
+            NetEvent::Gossip(g) => {
+                let verdict = match g.topic.as_str() {
+                    MESSAGES_TOPIC => self.on_message(&g.data),
+                    COSIGN_TOPIC => self.on_cosign(g.source, &g.data),
+                    _ => Validation::Reject,
+                };
+                self.net.validate(&g, verdict).await;
+            }
+            NetEvent::Request(r) => self.on_request(r).await,
+            NetEvent::MemberConnected(peer) => {
+                // A member (re)appeared: it may know heights we lack.
+                let from = self.shared.lock().height + 1;
+                self.sync_from(from, Some(peer));
+            }
+            NetEvent::MemberDisconnected(_) => {}
+        }
+    }
+
+    /// A protocol message by gossip: envelope checked BEFORE it enters the mempool.
+    fn on_message(&mut self, data: &[u8]) -> Validation {
+        let Ok(msg) = SignedMessage::from_cbor(data) else {
+            return Validation::Reject;
+        };
+        if let Err(e) = msg.verify(&self.shared.committee) {
+            tracing::debug!("gossip message refused: {e}");
+            return Validation::Reject;
+        }
+        if self.shared.lock().mempool.insert(msg, false) {
+            let _ = self.actor.try_send(ActorInput::Wake);
+            Validation::Accept
+        } else {
+            Validation::Ignore
+        }
+    }
+
+    fn on_cosign(&mut self, source: PeerId, data: &[u8]) -> Validation {
+        let Some(signer) = self.shared.committee.index_of_peer(&source) else {
+            return Validation::Reject;
+        };
+        let Ok(c) = decode::<Cosignature>(data, MAX_COSIGN) else {
+            return Validation::Reject;
+        };
+        match self.collector.add(&self.shared.committee, signer, &c) {
+            Ok(()) => {
+                self.collector
+                    .finish(&self.shared.committee, &self.shared.store);
+                Validation::Accept
+            }
+            Err(e) => {
+                tracing::debug!("cosignature refused: {e}");
+                Validation::Reject
+            }
+        }
+    }
+
+    fn on_app(&mut self, e: AppEvent) {
+        match e {
+            AppEvent::Duties(duties) => {
+                for d in duties {
+                    match d {
+                        Duty::Build(id) => self.start_build(id),
+                        Duty::Reveal(id) => self.reveal(id),
+                    }
+                }
+            }
+            AppEvent::Grown { size, root } => {
+                let c = cosign::sign(&self.shared.committee, &self.bls, size, root);
+                let me = self.shared.me as usize;
+                if let Err(e) = self.collector.add(&self.shared.committee, me, &c) {
+                    tracing::error!("own cosignature: {e}");
+                }
+                self.publish(COSIGN_TOPIC, encode(&c));
+                self.last_cosign = Some(c);
+                self.collector
+                    .finish(&self.shared.committee, &self.shared.store);
+                self.store_fetched_checkpoint();
+                self.forget_decided_rounds();
+            }
+            AppEvent::Lagging { from } => self.sync_from(from, None),
+            AppEvent::Applied { height, entries } => {
+                tracing::debug!(height, entries, "height applied");
+            }
+        }
+    }
+
+    /// After a restart: commit or reveal for rounds that were open when we stopped.
+    fn resume_rounds(&mut self) {
+        let open: Vec<[u8; 32]> = {
+            let inner = self.shared.lock();
+            inner.state.open_requests().map(|(id, _)| *id).collect()
+        };
+        for id in open {
+            let Some(st) = self.shared.lock().state.round_status(&id) else {
+                continue;
+            };
+            let me = self.shared.me;
+            let own = self.rounds.load(&id);
+            match (st.phase, own) {
+                ("commit", None) => self.start_build(id),
+                ("commit", Some(r)) if !st.committed.contains(&me) => self.commit_round(id, r),
+                ("reveal", Some(_)) if st.committed.contains(&me) => self.reveal(id),
+                _ => {}
+            }
+        }
+    }
+
+    fn start_build(&mut self, id: [u8; 32]) {
+        if self.building.contains(&id) {
+            return;
+        }
+        let Some(st) = self.shared.lock().state.round_status(&id) else {
+            return;
+        };
+        self.building.insert(id);
+        let (service, tx) = (self.service.clone(), self.built_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = service.build(&st.request);
+            let _ = tx.send((id, result));
+        });
+    }
+
+    fn on_built(&mut self, id: [u8; 32], result: Result<Outcome, String>) {
+        self.building.remove(&id);
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(request = %hex::encode(id), "builder could not run: {e}");
+                return;
+            }
+        };
+        let committing = self
+            .shared
+            .lock()
+            .state
+            .round_status(&id)
+            .is_some_and(|s| s.phase == "commit");
+        if !committing {
+            tracing::warn!(request = %hex::encode(id), "build finished after the commit phase");
+            return;
+        }
+        let revealed = match &outcome {
+            Outcome::Success(m) => RevealedOutcome::Manifest(m.to_text()),
+            Outcome::Failure { class, .. } => RevealedOutcome::Failure(class.to_string()),
+        };
+        let mut salt = [0u8; 32];
+        if getrandom::fill(&mut salt).is_err() {
+            tracing::error!("no randomness for a commitment salt");
+            return;
+        }
+        let round = OwnRound {
+            outcome: revealed,
+            salt: salt.to_vec(),
+        };
+        // Durable before the commitment leaves: we must be able to reveal after a crash.
+        if let Err(e) = self.rounds.save(&id, &round) {
+            tracing::error!("cannot save the round file: {e}");
+            return;
+        }
+        self.commit_round(id, round);
+    }
+
+    fn commit_round(&mut self, id: [u8; 32], round: OwnRound) {
+        let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
+            return;
+        };
+        let Ok(salt) = <[u8; 32]>::try_from(round.salt.as_slice()) else {
+            return;
+        };
+        let c = commitment(&id, &digest, &salt, &self.identity.peer_id());
+        self.emit(Body::Commit {
+            request_id: id.to_vec(),
+            commitment: c.to_vec(),
+        });
+    }
+
+    fn reveal(&mut self, id: [u8; 32]) {
+        let Some(round) = self.rounds.load(&id) else {
+            return; // we did not commit (build not done in time, or it failed to run)
+        };
+        let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
+            return;
+        };
+        let statement = attestation_statement(self.shared.committee.origin(), &id, &digest);
+        let attestation = self.bls.sign(statement.as_bytes()).to_bytes().to_vec();
+        self.emit(Body::Reveal {
+            request_id: id.to_vec(),
+            outcome: round.outcome,
+            salt: round.salt,
+            attestation,
+        });
+    }
+
+    fn forget_decided_rounds(&mut self) {
+        let Ok(dir) = std::fs::read_dir(self.rounds_dir()) else {
+            return;
+        };
+        let inner = self.shared.lock();
+        for f in dir.flatten() {
+            let name = f.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cbor")) else {
+                continue;
+            };
+            if let Ok(Ok(id)) = hex::decode(stem).map(<[u8; 32]>::try_from)
+                && inner.state.is_decided(&id)
+            {
+                self.rounds.remove(&id);
+            }
+        }
+    }
+
+    fn rounds_dir(&self) -> std::path::PathBuf {
+        self.shared
+            .store
+            .dir()
+            .parent()
+            .map(|p| p.join("rounds"))
+            .unwrap_or_default()
+    }
+
+    /// Asks a member (the given one, or the next connected) for decided heights.
+    fn sync_from(&mut self, from: u64, peer: Option<PeerId>) {
+        if self.sync_inflight || self.last_sync.is_some_and(|t| t.elapsed() < SYNC_SPACING) {
+            return;
+        }
+        let peer = match peer {
+            Some(p) => p,
+            None => {
+                let mut connected: Vec<PeerId> = self.net.connected_members().into_iter().collect();
+                connected.sort();
+                if connected.is_empty() {
+                    return;
+                }
+                self.sync_turn += 1;
+                connected[self.sync_turn % connected.len()]
+            }
+        };
+        self.sync_inflight = true;
+        self.last_sync = Some(Instant::now());
+        let (net, tx) = (self.net.clone(), self.synced_tx.clone());
+        let req = encode(&SyncRequest::Decided {
+            from,
+            max: SYNC_BATCH,
+        });
+        tokio::spawn(async move {
+            let resp = match net.request(peer, RequestKind::Sync, req).await {
+                Ok(bytes) => decode::<SyncResponse>(&bytes, SYNC_BYTES + 1024 * 1024).ok(),
+                Err(e) => {
+                    tracing::debug!(%peer, "sync request: {e}");
+                    None
+                }
+            };
+            let _ = tx.send(resp);
+        });
+    }
+
+    fn on_synced(&mut self, resp: Option<SyncResponse>) {
+        self.sync_inflight = false;
+        let Some(resp) = resp else { return };
+        let n = resp.records.len();
+        let mut last = None;
+        for raw in resp.records {
+            match DecidedRecord::decode(&raw) {
+                Ok(r) => {
+                    last = Some(r.height().0);
+                    let _ = self.actor.try_send(ActorInput::Decided {
+                        height: r.height(),
+                        value: r.value,
+                        certificate: r.certificate,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!("sync record refused: {e}");
+                    break;
+                }
+            }
+        }
+        if let Some(note) = resp.checkpoint {
+            self.fetched_checkpoint = Some(note);
+            self.store_fetched_checkpoint();
+        }
+        // More to fetch: ask again right away.
+        if n as u32 == SYNC_BATCH
+            && let Some(h) = last
+        {
+            self.last_sync = None;
+            self.sync_from(h + 1, None);
+        }
+    }
+
+    fn store_fetched_checkpoint(&mut self) {
+        let Some(note) = &self.fetched_checkpoint else {
+            return;
+        };
+        let cp = match CosignedCheckpoint::verify(note, &self.shared.committee) {
+            Ok(cp) => cp,
+            Err(e) => {
+                tracing::warn!("fetched checkpoint refused: {e}");
+                self.fetched_checkpoint = None;
+                return;
+            }
+        };
+        let size = cp.checkpoint().size;
+        if self.shared.store.size().unwrap_or(0) < size {
+            return; // kept until our log reaches it
+        }
+        if self
+            .shared
+            .store
+            .checkpoint_at(size)
+            .ok()
+            .flatten()
+            .is_none()
+            && let Err(e) = self.shared.store.put_checkpoint(&cp)
+        {
+            tracing::error!("fetched checkpoint does not match our log: {e}");
+        }
+        self.fetched_checkpoint = None;
+    }
+
+    async fn on_request(&mut self, r: InboundRequest) {
+        match r.kind {
+            RequestKind::Sync => {
+                let resp = match decode::<SyncRequest>(&r.data, MAX_REQUEST) {
+                    Ok(SyncRequest::Decided { from, max }) => self.serve_sync(from, max),
+                    Err(e) => return r.refuse(format!("bad sync request: {e}")).await,
+                };
+                r.respond(encode(&resp)).await;
+            }
+            RequestKind::Light => {
+                let resp = match decode::<LightRequest>(&r.data, MAX_REQUEST) {
+                    Ok(req) => super::light::serve(&self.shared, &req),
+                    Err(e) => return r.refuse(format!("bad request: {e}")).await,
+                };
+                r.respond(encode(&resp)).await;
+            }
+        }
+    }
+
+    fn serve_sync(&self, from: u64, max: u32) -> SyncResponse {
+        let applied = self.shared.lock().height;
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        let mut h = from.max(1);
+        while h <= applied && records.len() < max.min(SYNC_BATCH) as usize {
+            match self.shared.store.decided_record(h) {
+                Ok(Some(r)) if bytes + r.len() <= SYNC_BYTES => {
+                    bytes += r.len();
+                    records.push(serde_bytes::ByteBuf::from(r));
+                }
+                _ => break,
+            }
+            h += 1;
+        }
+        SyncResponse {
+            records,
+            checkpoint: self.shared.store.latest_checkpoint().ok().flatten(),
+            applied,
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

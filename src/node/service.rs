@@ -1,0 +1,82 @@
+//! The node's builder, behind a trait so the consensus tests can use a builder that
+//! returns chosen manifests while the product path uses the real sandboxed builder.
+
+use crate::build::{Builder, Outcome};
+use crate::request::BuildRequest;
+
+/// Pins and builds requests for a node. Called from blocking threads.
+pub trait BuildService: Send + Sync + 'static {
+    /// Pins every input of `name@version` into a request (see [`Builder::pin`]).
+    fn pin(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+    ) -> Result<BuildRequest, String>;
+    /// Builds a request. `Err` means the builder itself could not run (no outcome to
+    /// commit to); a failed build is an `Ok(Outcome::Failure)`.
+    fn build(&self, request: &BuildRequest) -> Result<Outcome, String>;
+    /// The artifact files of the last successful build of `request` (path in the manifest,
+    /// host path), for operators who want the files a proof speaks about.
+    fn artifacts(&self, request: &BuildRequest) -> Vec<(String, std::path::PathBuf)> {
+        let _ = request;
+        Vec::new()
+    }
+}
+
+/// Artifact paths of one build: (path in the manifest, host path).
+type Artifacts = Vec<(String, std::path::PathBuf)>;
+
+/// The real builder (docker or bubblewrap sandbox).
+pub struct SandboxBuildService {
+    builder: Builder,
+    target: String,
+    /// The artifacts of the last few builds, by request id.
+    last: std::sync::Mutex<Vec<([u8; 32], Artifacts)>>,
+}
+
+impl SandboxBuildService {
+    /// Wraps a builder; requests are pinned for `target`.
+    pub fn new(builder: Builder, target: &str) -> Self {
+        Self {
+            builder,
+            target: target.to_string(),
+            last: Default::default(),
+        }
+    }
+}
+
+impl BuildService for SandboxBuildService {
+    fn pin(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+    ) -> Result<BuildRequest, String> {
+        self.builder
+            .pin(name, version, lockfile, &self.target)
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(&self, request: &BuildRequest) -> Result<Outcome, String> {
+        let report = self
+            .builder
+            .build(request, &|_| {})
+            .map_err(|e| e.to_string())?;
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.retain(|(id, _)| *id != request.id());
+        last.push((request.id(), report.artifacts.clone()));
+        if last.len() > 16 {
+            last.remove(0);
+        }
+        Ok(report.outcome)
+    }
+
+    fn artifacts(&self, request: &BuildRequest) -> Vec<(String, std::path::PathBuf)> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.iter()
+            .find(|(id, _)| *id == request.id())
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,99 @@
+//! What nodes send each other outside consensus: gossip topics, cosignatures, the sync
+//! protocol (members catch up on decided heights) and the light-client protocol (anyone
+//! fetches proofs and checkpoints). All CBOR, bounded on decode.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+
+/// Gossip topic of protocol messages (requests, commitments, reveals).
+pub const MESSAGES_TOPIC: &str = "/synchronicity/messages/1";
+/// Gossip topic of checkpoint cosignatures.
+pub const COSIGN_TOPIC: &str = "/synchronicity/cosign/1";
+/// Largest cosignature message.
+pub const MAX_COSIGN: usize = 1024;
+/// Largest sync or light request.
+pub const MAX_REQUEST: usize = 4096;
+/// Most decided heights in one sync response, and their byte budget.
+pub const SYNC_BATCH: u32 = 64;
+/// Byte budget of one sync response (below the network's response limit).
+pub const SYNC_BYTES: usize = 12 * 1024 * 1024;
+
+/// A member's BLS signature over the checkpoint body of (size, root).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cosignature {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash at that size.
+    #[serde(with = "serde_bytes")]
+    pub root: Vec<u8>,
+    /// BLS signature over `Checkpoint::new(origin, size, root).to_body()`.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// A request on `/synchronicity/sync/1` (members only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// Decided heights from `from` on (at most `max`).
+    Decided {
+        /// First height wanted.
+        from: u64,
+        /// Most records wanted.
+        max: u32,
+    },
+}
+
+/// The answer to [`SyncRequest::Decided`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Consecutive decided records from the requested height (may be empty).
+    pub records: Vec<serde_bytes::ByteBuf>,
+    /// The peer's latest cosigned checkpoint (note text).
+    pub checkpoint: Option<String>,
+    /// The peer's last applied height.
+    pub applied: u64,
+}
+
+/// A request on `/synchronicity/proof/1` (anyone, rate limited).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LightRequest {
+    /// The proof file of the latest entry for `key` (`crate@version` or a request id in
+    /// hex), under the latest cosigned checkpoint.
+    Proof {
+        /// Lookup key.
+        key: String,
+    },
+    /// The latest cosigned checkpoint and, when `old_size` is given, a consistency proof
+    /// from that size to it.
+    Checkpoint {
+        /// Size of the checkpoint the client remembers.
+        old_size: Option<u64>,
+    },
+}
+
+/// The answer to a [`LightRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LightResponse {
+    /// A proof file (tlog-proof text).
+    Proof(String),
+    /// A checkpoint note and the consistency proof hashes (empty without `old_size`).
+    Checkpoint {
+        /// Cosigned checkpoint note.
+        note: String,
+        /// Consistency proof from the requested old size.
+        proof: Vec<serde_bytes::ByteBuf>,
+    },
+    /// Nothing found (one line saying what).
+    NotFound(String),
+}
+
+/// Encodes any of these messages.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    codec::to_vec(v)
+}
+
+/// Decodes one of these messages within `max` bytes.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
+    codec::from_slice(bytes, max)
+}

@@ -1,0 +1,386 @@
+//! Four members over real libp2p on loopback with real consensus and real redb stores,
+//! one process, one task group per node; a builder that returns chosen manifests. Each
+//! case asserts the logged entry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use synchronicity::codec;
+use synchronicity::crypto::NodeIdentity;
+use synchronicity::log::CosignedCheckpoint;
+use synchronicity::node::wire::{COSIGN_TOPIC, MESSAGES_TOPIC};
+use synchronicity::node::{self, NodeConfig, NodeHandle};
+use synchronicity::protocol::{
+    Body, LogEntry, Misbehaviour, ProtocolParams, RevealedOutcome, SignedMessage, Verdict,
+    attestation_statement, commitment,
+};
+use synchronicity::testing::{FixedBuilder, TestCommittee, manifest, request};
+use synchronicity_net::{MemberAddr, NetConfig, NetEvent, NetworkHandle, TopicConfig, Validation};
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+struct Group {
+    tc: TestCommittee,
+    nodes: Vec<(usize, NodeHandle)>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn params() -> ProtocolParams {
+    ProtocolParams {
+        commit_window_ms: 20_000,
+        reveal_window_ms: 4_000,
+    }
+}
+
+async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str)]) -> Group {
+    let tc = TestCommittee::with_ports(seed, &free_ports(4));
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for &i in honest {
+        let dir = tempfile::tempdir().unwrap();
+        tc.write_node_dir(i, dir.path());
+        let mut config = NodeConfig::new(dir.path(), tc.committee.clone());
+        config.protocol = params();
+        config.idle_interval = Duration::from_millis(500);
+        let builder = FixedBuilder {
+            overrides: overrides
+                .iter()
+                .filter(|(m, _, _)| *m == i)
+                .map(|(_, k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+            delay: Duration::from_millis(100),
+        };
+        let n = node::start(config, Arc::new(builder)).await.unwrap();
+        nodes.push((i, n));
+        dirs.push(dir);
+    }
+    Group {
+        tc,
+        nodes,
+        _dirs: dirs,
+    }
+}
+
+async fn entry_on_all(g: &Group, key: &str, secs: u64) -> LogEntry {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let found: Vec<Option<Vec<u8>>> = g
+            .nodes
+            .iter()
+            .map(|(_, n)| {
+                let s = &n.shared().store;
+                s.lookup(key).unwrap().map(|i| s.entry(i).unwrap())
+            })
+            .collect();
+        if found.iter().all(Option::is_some) {
+            let first = found[0].clone().unwrap();
+            for f in &found {
+                assert_eq!(
+                    f.as_ref().unwrap(),
+                    &first,
+                    "members logged different entries"
+                );
+            }
+            return codec::from_slice(&first, 1 << 22).unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} not decided on every member in {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every member ends with the same root and a cosigned checkpoint of it.
+async fn same_cosigned_head(g: &Group, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let heads: Vec<_> = g
+            .nodes
+            .iter()
+            .map(|(_, n)| {
+                let s = &n.shared().store;
+                let cp = s.latest_checkpoint().unwrap().map(|note| {
+                    let c = CosignedCheckpoint::verify(&note, &g.tc.committee).unwrap();
+                    (c.checkpoint().size, c.checkpoint().root)
+                });
+                (s.head().unwrap(), cp)
+            })
+            .collect();
+        let agree = heads
+            .iter()
+            .all(|(h, cp)| *h == heads[0].0 && *cp == Some(*h));
+        if agree {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "heads differ or lack a cosigned checkpoint: {heads:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_members_agree_dissent_and_split() {
+    let g = start_group(
+        31,
+        &[0, 1, 2, 3],
+        &[
+            (3, "dissent", "other"),
+            (2, "split", "x"),
+            (3, "split", "x"),
+        ],
+    )
+    .await;
+    for k in ["agree", "dissent", "split"] {
+        g.nodes[0]
+            .1
+            .submit(request(k, "1.0.0", "lock"))
+            .await
+            .unwrap();
+    }
+    let e = entry_on_all(&g, "agree@1.0.0", 60).await;
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(
+        e.digest,
+        manifest("agree", "1.0.0", "same").digest().to_vec()
+    );
+    assert!(e.dissenters.is_empty() && e.silent.is_empty() && e.misbehaviour.is_empty());
+    let signers = synchronicity::crypto::ThresholdSignature::from_bytes(&e.attestation, 4)
+        .unwrap()
+        .signers
+        .iter()
+        .collect::<Vec<_>>();
+    assert_eq!(signers, vec![0, 1, 2, 3], "reproduced 4/4");
+
+    let e = entry_on_all(&g, "dissent@1.0.0", 60).await;
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(e.dissenters.len(), 1);
+    assert_eq!(e.dissenters[0].member, 3, "the dissenter is named");
+    assert_eq!(
+        e.dissenters[0].digest,
+        manifest("dissent", "1.0.0", "other").digest().to_vec()
+    );
+
+    let e = entry_on_all(&g, "split@1.0.0", 60).await;
+    assert_eq!(e.verdict, Verdict::NotReproduced, "two and two");
+    assert!(e.attestation.is_empty());
+    assert_eq!(e.dissenters.len(), 4);
+    same_cosigned_head(&g, 30).await;
+    for (_, n) in g.nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Member 3 is Byzantine: a raw network endpoint with member 3's keys that publishes what
+/// the test tells it to.
+struct Rogue {
+    net: NetworkHandle,
+    events: tokio::sync::mpsc::Receiver<NetEvent>,
+    identity: NodeIdentity,
+}
+
+async fn rogue(
+    tc: &TestCommittee,
+    i: usize,
+    bootstrap: Vec<synchronicity_net::Multiaddr>,
+) -> Rogue {
+    let members = tc
+        .committee
+        .members()
+        .iter()
+        .map(|m| MemberAddr {
+            peer_id: m.peer_id,
+            addrs: m.addrs.clone(),
+        })
+        .collect();
+    let identity = NodeIdentity::from_secret_bytes(&tc.identities[i].secret_bytes()).unwrap();
+    let cfg = NetConfig::new(identity.keypair(), members)
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+        .with_bootstrap(bootstrap)
+        .with_topics(vec![
+            TopicConfig {
+                name: MESSAGES_TOPIC.into(),
+                max_size: 2 * 1024 * 1024,
+            },
+            TopicConfig {
+                name: COSIGN_TOPIC.into(),
+                max_size: 1024,
+            },
+        ]);
+    let (net, events) = synchronicity_net::start(cfg).await.unwrap();
+    Rogue {
+        net,
+        events,
+        identity,
+    }
+}
+
+impl Rogue {
+    async fn publish(&self, tc: &TestCommittee, signer: u32, key: &NodeIdentity, body: Body) {
+        let m = SignedMessage::sign(body, signer, key, tc.committee.chain_id());
+        // Gossip may not have a mesh yet: retry.
+        for _ in 0..50 {
+            if self.net.publish(MESSAGES_TOPIC, m.to_cbor()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("rogue could not publish");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byzantine_member_and_non_member_are_contained() {
+    let g = start_group(32, &[0, 1, 2], &[]).await;
+    let tc = &g.tc;
+    let mut r = rogue(tc, 3, vec![tc.committee.members()[0].addrs[0].clone()]).await;
+    let outsider = NodeIdentity::from_secret_bytes(&[77; 32]).unwrap();
+    for k in ["silent", "mismatch", "copy"] {
+        g.nodes[0]
+            .1
+            .submit(request(k, "1.0.0", "lock"))
+            .await
+            .unwrap();
+    }
+    // A request signed by a non-member, relayed by a member under a member's position.
+    r.publish(
+        tc,
+        1,
+        &outsider,
+        Body::Request(request("outsider", "1.0.0", "lock")),
+    )
+    .await;
+
+    let me = tc.committee.members()[3].peer_id;
+    let salt = [9u8; 32];
+    let mut copied: Option<Vec<u8>> = None;
+    let mut revealed = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while revealed.len() < 2 && tokio::time::Instant::now() < deadline {
+        let Ok(Some(NetEvent::Gossip(gm))) =
+            tokio::time::timeout(Duration::from_secs(1), r.events.recv()).await
+        else {
+            continue;
+        };
+        r.net.validate(&gm, Validation::Accept).await;
+        let Ok(m) = SignedMessage::from_cbor(&gm.data) else {
+            continue;
+        };
+        match m.body {
+            Body::Request(req) if req.krate == "silent" || req.krate == "mismatch" => {
+                // Commit to the honest digest; "silent" never reveals.
+                let id = req.id();
+                let d = manifest(&req.krate, "1.0.0", "same").digest();
+                let c = commitment(&id, &d, &salt, &me);
+                let body = Body::Commit {
+                    request_id: id.to_vec(),
+                    commitment: c.to_vec(),
+                };
+                r.publish(tc, 3, &r.identity, body).await;
+            }
+            Body::Commit {
+                request_id,
+                commitment: c,
+            } if m.signer == 0 && request_id == request("copy", "1.0.0", "lock").id() => {
+                // Copy member 0's commitment without building.
+                copied = Some(c.clone());
+                let body = Body::Commit {
+                    request_id,
+                    commitment: c,
+                };
+                r.publish(tc, 3, &r.identity, body).await;
+            }
+            Body::Reveal {
+                request_id,
+                outcome,
+                salt: their_salt,
+                ..
+            } if m.signer == 0 => {
+                let id: [u8; 32] = request_id.as_slice().try_into().unwrap();
+                let body = if id == request("mismatch", "1.0.0", "lock").id() {
+                    // Reveal a digest other than the one committed to.
+                    let other = manifest("mismatch", "1.0.0", "other");
+                    let st = attestation_statement(tc.committee.origin(), &id, &other.digest());
+                    Body::Reveal {
+                        request_id,
+                        outcome: RevealedOutcome::Manifest(other.to_text()),
+                        salt: salt.to_vec(),
+                        attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
+                    }
+                } else if copied.is_some() && id == request("copy", "1.0.0", "lock").id() {
+                    // Copy member 0's reveal too.
+                    let d = synchronicity::protocol::outcome_digest(&outcome).unwrap();
+                    let st = attestation_statement(tc.committee.origin(), &id, &d);
+                    Body::Reveal {
+                        request_id,
+                        outcome,
+                        salt: their_salt,
+                        attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
+                    }
+                } else {
+                    continue;
+                };
+                if revealed.insert(id) {
+                    r.publish(tc, 3, &r.identity, body).await;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(copied.is_some(), "the rogue saw member 0's commitment");
+
+    let e = entry_on_all(&g, "silent@1.0.0", 60).await;
+    assert_eq!(
+        e.verdict,
+        Verdict::Reproduced,
+        "three honest reveals reach t = 3"
+    );
+    assert_eq!(
+        e.silent,
+        vec![3],
+        "decided at the reveal deadline without member 3"
+    );
+
+    let e = entry_on_all(&g, "mismatch@1.0.0", 60).await;
+    assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::RevealMismatch)]);
+    assert!(
+        e.dissenters.is_empty(),
+        "a mismatching reveal is not counted"
+    );
+
+    let e = entry_on_all(&g, "copy@1.0.0", 60).await;
+    assert_eq!(
+        e.misbehaviour,
+        vec![(3, Misbehaviour::RevealMismatch)],
+        "a copied commitment does not open for another member"
+    );
+    let signers: Vec<usize> =
+        synchronicity::crypto::ThresholdSignature::from_bytes(&e.attestation, 4)
+            .unwrap()
+            .signers
+            .iter()
+            .collect();
+    assert_eq!(signers, vec![0, 1, 2]);
+
+    // The non-member's request never entered a block.
+    for (_, n) in &g.nodes {
+        assert_eq!(n.shared().store.lookup("outsider@1.0.0").unwrap(), None);
+        assert!(
+            n.round_status(&request("outsider", "1.0.0", "lock").id())
+                .is_none()
+        );
+    }
+    same_cosigned_head(&g, 30).await;
+    r.net.shutdown().await;
+    for (_, n) in g.nodes {
+        n.shutdown().await;
+    }
+}
