@@ -6,6 +6,8 @@ mod build;
 mod committee;
 mod keygen;
 mod log;
+mod metrics;
+pub mod node;
 
 use std::path::PathBuf;
 
@@ -39,6 +41,21 @@ pub enum Command {
     /// Inspect or check a log store.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Run a member node (consensus, builder, log) until SIGINT/SIGTERM.
+    #[command(
+        after_help = "Examples:\n  synchronicity node --dir nodes/n0 --committee committee.toml\n  RUST_LOG=debug synchronicity node --dir nodes/n0 --committee committee.toml --metrics 127.0.0.1:9100"
+    )]
+    Node(node::NodeArgs),
+    /// Ask the group to build a crate (through a member's control socket).
+    #[command(
+        after_help = "Prints the request id.\n\nExamples:\n  synchronicity submit itoa@1.0.15 --node nodes/n0\n  synchronicity submit hexyl@0.16.0 --lockfile Cargo.lock --node nodes/n0"
+    )]
+    Submit(node::SubmitArgs),
+    /// A member's state, and a request's round or entry.
+    #[command(
+        after_help = "Examples:\n  synchronicity status --node nodes/n0\n  synchronicity status itoa@1.0.15 --node nodes/n0 --watch"
+    )]
+    Status(node::StatusArgs),
     /// Verify a proof file offline against a committee file.
     #[command(
         after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash all hold.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml"
@@ -86,6 +103,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(LogCommand::Info(args)) => log::info(args),
         Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
         Command::Verify(args) => log::verify(args),
+        Command::Node(args) => node::run(args),
+        Command::Submit(args) => node::submit(args),
+        Command::Status(args) => node::status(args),
     }
 }
 

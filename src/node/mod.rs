@@ -14,6 +14,7 @@
 //! certificates.
 
 mod app;
+pub mod control;
 mod cosign;
 mod light;
 mod mempool;
@@ -263,6 +264,17 @@ impl NodeHandle {
         &self.shared
     }
 
+    /// Serves the operator's control socket `dir/control.sock` (see [`control`]).
+    pub fn serve_control(
+        &mut self,
+        dir: &Path,
+        service: Arc<dyn BuildService>,
+    ) -> std::io::Result<()> {
+        let task = control::serve(self, dir, service)?;
+        self.tasks.push(task);
+        Ok(())
+    }
+
     /// The network handle.
     pub fn net(&self) -> &NetworkHandle {
         &self.net
@@ -272,7 +284,13 @@ impl NodeHandle {
     /// durable; the WAL keeps the height in progress.
     pub async fn shutdown(self) {
         let _ = self.commands.send(run::Command::Shutdown).await;
-        for t in self.tasks {
+        let mut tasks = self.tasks;
+        // The control server (if any) never ends by itself.
+        for t in tasks.iter().skip(2) {
+            t.abort();
+        }
+        tasks.truncate(2);
+        for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.net.shutdown().await;

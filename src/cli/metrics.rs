@@ -1,0 +1,69 @@
+//! The node's Prometheus endpoint: a minimal HTTP/1.1 responder on the given address that
+//! answers every GET with the text exposition (the network's libp2p and synchronicity
+//! metrics, plus the node's own gauges).
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::log::CosignedCheckpoint;
+use crate::node::NodeHandle;
+
+/// Starts serving metrics for `node` on `addr`.
+pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    let shared = node.shared().clone();
+    let net = node.net().clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            // The request itself does not matter: every path gets the metrics.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf)).await;
+            let mut body = net.metrics_text();
+            let (height, open) = {
+                let inner = shared.lock();
+                (inner.height, inner.state.open_requests().count())
+            };
+            let size = shared.store.size().unwrap_or(0);
+            let cosigned = shared
+                .store
+                .latest_checkpoint()
+                .ok()
+                .flatten()
+                .and_then(|n| CosignedCheckpoint::verify(&n, &shared.committee).ok())
+                .map_or(0, |c| c.checkpoint().size);
+            for (name, help, v) in [
+                (
+                    "synchronicity_applied_height",
+                    "Last applied consensus height.",
+                    height,
+                ),
+                ("synchronicity_log_size", "Entries in the log.", size),
+                (
+                    "synchronicity_cosigned_size",
+                    "Size of the latest cosigned checkpoint.",
+                    cosigned,
+                ),
+                (
+                    "synchronicity_open_rounds",
+                    "Requests ordered and not yet decided.",
+                    open as u64,
+                ),
+            ] {
+                let _ = write!(
+                    body,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+                );
+            }
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! `synchronicity node`: the member daemon; `submit` and `status` talk to it over its
+//! control socket.
+//!
+//! `DIR/node.toml` (optional) holds everything else; every key has a default:
+//!
+//! ```toml
+//! commit_window_secs = 1800   # build and commit
+//! reveal_window_secs = 120
+//! idle_interval_ms = 5000     # longest wait before an empty height
+//! [builder]
+//! backend = "auto"            # auto | docker | sandbox
+//! work_dir = "DIR/work"
+//! memory_mib = 4096
+//! timeout_secs = 1800
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::build::{Backend, Builder, BuilderConfig};
+use crate::node::control::{self, ControlAnswer, ControlRequest};
+use crate::node::{self, BuildService, NodeConfig, SandboxBuildService};
+use crate::protocol::ProtocolParams;
+
+/// Arguments of `node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Node directory (keys from `keygen`; the log, WAL and control socket go here).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Committee file.
+    #[arg(long)]
+    pub committee: PathBuf,
+    /// Listen address [default: this member's addresses in the committee file].
+    #[arg(long)]
+    pub listen: Vec<synchronicity_net::Multiaddr>,
+    /// Extra address to dial at start.
+    #[arg(long)]
+    pub bootstrap: Vec<synchronicity_net::Multiaddr>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// `DIR/node.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFile {
+    commit_window_secs: Option<u64>,
+    reveal_window_secs: Option<u64>,
+    idle_interval_ms: Option<u64>,
+    #[serde(default)]
+    builder: BuilderSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuilderSection {
+    backend: Option<String>,
+    work_dir: Option<PathBuf>,
+    memory_mib: Option<u64>,
+    timeout_secs: Option<u64>,
+}
+
+fn read_node_file(dir: &Path) -> anyhow::Result<NodeFile> {
+    let path = dir.join("node.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().replace('\n', " "))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeFile::default()),
+        Err(e) => bail!("{}: {e}", path.display()),
+    }
+}
+
+/// `node` with the real sandboxed builder.
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let file = read_node_file(&args.dir)?;
+    let committee = super::load_committee(&args.committee)?;
+    let b = &file.builder;
+    let mut cfg = BuilderConfig::new(
+        &b.work_dir.clone().unwrap_or_else(|| args.dir.join("work")),
+        &committee.build().toolchain,
+    );
+    cfg.backend = match b.backend.as_deref().unwrap_or("auto") {
+        "auto" => Backend::Auto,
+        "docker" => Backend::Docker,
+        "sandbox" => Backend::Sandbox,
+        other => bail!("node.toml: builder.backend {other:?} is not auto, docker or sandbox"),
+    };
+    if let Some(m) = b.memory_mib {
+        cfg.limits.memory = m * 1024 * 1024;
+    }
+    if let Some(t) = b.timeout_secs {
+        cfg.limits.time = Duration::from_secs(t);
+    }
+    let builder = Builder::new(&cfg).context("cannot set up the builder")?;
+    let target = committee.build().target.clone();
+    run_with(args, Arc::new(SandboxBuildService::new(builder, &target)))
+}
+
+/// `node` with any builder (tests run it with one that returns chosen manifests).
+pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Result<()> {
+    init_logging();
+    let file = read_node_file(&args.dir)?;
+    let committee = super::load_committee(&args.committee)?;
+    let mut config = NodeConfig::new(&args.dir, committee);
+    config.listen = args.listen;
+    config.bootstrap = args.bootstrap;
+    let defaults = ProtocolParams::default();
+    config.protocol = ProtocolParams {
+        commit_window_ms: file
+            .commit_window_secs
+            .map(|s| s * 1000)
+            .unwrap_or(defaults.commit_window_ms),
+        reveal_window_ms: file
+            .reveal_window_secs
+            .map(|s| s * 1000)
+            .unwrap_or(defaults.reveal_window_ms),
+    };
+    if let Some(ms) = file.idle_interval_ms {
+        config.idle_interval = Duration::from_millis(ms);
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let mut handle = node::start(config, service.clone()).await?;
+        handle
+            .serve_control(&args.dir, service)
+            .context("cannot open the control socket")?;
+        if let Some(addr) = args.metrics {
+            super::metrics::serve(addr, &handle).await?;
+        }
+        tracing::info!(
+            peer = %handle.net().local_peer_id(),
+            height = handle.applied_height(),
+            "node started"
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        handle.shutdown().await;
+        Ok(())
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Arguments of `submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The crate, as NAME@VERSION.
+    spec: String,
+    /// Cargo.lock to build with.
+    #[arg(long)]
+    lockfile: Option<PathBuf>,
+    /// The member's node directory (its control socket).
+    #[arg(long)]
+    node: PathBuf,
+}
+
+/// `submit`.
+pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let (krate, version) = super::build::parse_spec(&args.spec)?;
+    let lockfile = match &args.lockfile {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let req = ControlRequest::Submit {
+        krate,
+        version,
+        lockfile,
+    };
+    match control_call(&args.node, &req)? {
+        ControlAnswer::Submitted { id } => {
+            println!("{id}");
+            Ok(())
+        }
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A request: CRATE@VERSION or a request id.
+    key: Option<String>,
+    /// The member's node directory.
+    #[arg(long)]
+    node: PathBuf,
+    /// Keep printing until the request is decided.
+    #[arg(long)]
+    watch: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `status`.
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    loop {
+        let req = ControlRequest::Status {
+            key: args.key.clone(),
+        };
+        let ControlAnswer::Status(s) = control_call(&args.node, &req)? else {
+            bail!("unexpected answer");
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&s)?);
+        } else {
+            println!(
+                "member {}  height {}  log size {}  cosigned {}  peers {}  root {}",
+                s.member,
+                s.applied_height,
+                s.log_size,
+                s.checkpoint_size.map_or("-".into(), |c| c.to_string()),
+                s.connected_members,
+                &s.root[..16]
+            );
+            for r in &s.open {
+                println!(
+                    "  {}  {} phase  committed {:?}  revealed {:?}",
+                    r.name, r.phase, r.committed, r.revealed
+                );
+            }
+            if let Some(e) = &s.entry {
+                println!(
+                    "  entry {}: {:?}  dissenters {}  silent {:?}  cosigned {}",
+                    e.index,
+                    e.entry.verdict,
+                    e.entry.dissenters.len(),
+                    e.entry.silent,
+                    e.cosigned
+                );
+            }
+        }
+        let done = args.key.is_none() || s.entry.as_ref().is_some_and(|e| e.cosigned);
+        if !args.watch || done {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn control_call(dir: &Path, req: &ControlRequest) -> anyhow::Result<ControlAnswer> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(control::request(dir, req))
+        .map_err(|e| anyhow::anyhow!(e))
+}

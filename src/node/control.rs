@@ -1,0 +1,281 @@
+//! The operator's control socket: `DIR/control.sock`, a Unix socket (mode 0600, so only
+//! the node's user can submit), one JSON request per line, one JSON answer per line.
+//!
+//! ```text
+//! → {"Submit":{"krate":"itoa","version":"1.0.15","lockfile":null}}
+//! ← {"Ok":{"Submitted":{"id":"<hex>"}}}
+//! → {"Status":{"key":"itoa@1.0.15"}}        (key optional: crate@version or request id)
+//! ← {"Ok":{"Status":{...}}}
+//! ← {"Error":"one line"}
+//! ```
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::service::BuildService;
+use super::{NodeHandle, run};
+use crate::codec;
+use crate::log::CosignedCheckpoint;
+use crate::protocol::LogEntry;
+
+/// File name of the socket inside the node directory.
+pub const CONTROL_SOCKET: &str = "control.sock";
+/// Longest request line.
+const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// A control request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Pin and order a crate.
+    Submit {
+        /// Crate name.
+        krate: String,
+        /// Exact version.
+        version: String,
+        /// A lockfile to use instead of the shipped or generated one.
+        lockfile: Option<String>,
+    },
+    /// The node's state, and the round or entry for `key` if given.
+    Status {
+        /// `crate@version` or a request id in hex.
+        key: Option<String>,
+    },
+}
+
+/// A control answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControlResponse {
+    /// Success.
+    Ok(ControlAnswer),
+    /// Failure, one line.
+    Error(String),
+}
+
+/// What succeeded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControlAnswer {
+    /// The request was ordered (or already was).
+    Submitted {
+        /// Request id, hex.
+        id: String,
+    },
+    /// The node's state.
+    Status(Box<NodeStatus>),
+}
+
+/// A snapshot of the node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Our committee position.
+    pub member: u32,
+    /// Last applied height.
+    pub applied_height: u64,
+    /// Log size.
+    pub log_size: u64,
+    /// Log root (hex).
+    pub root: String,
+    /// Size of the latest cosigned checkpoint.
+    pub checkpoint_size: Option<u64>,
+    /// Members connected now.
+    pub connected_members: usize,
+    /// Open rounds: (request id hex, crate@version, phase, committed, revealed).
+    pub open: Vec<OpenRound>,
+    /// The entry for the asked key, once decided.
+    pub entry: Option<EntryStatus>,
+}
+
+/// An open round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenRound {
+    /// Request id, hex.
+    pub id: String,
+    /// `crate@version`.
+    pub name: String,
+    /// `commit` or `reveal`.
+    pub phase: String,
+    /// Members whose commitment is ordered.
+    pub committed: Vec<u32>,
+    /// Members whose reveal is ordered.
+    pub revealed: Vec<u32>,
+}
+
+/// A decided entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryStatus {
+    /// Log index.
+    pub index: u64,
+    /// The entry.
+    pub entry: LogEntry,
+    /// Whether a cosigned checkpoint covers it yet.
+    pub cosigned: bool,
+}
+
+/// Serves the control socket of `node` until the task is dropped.
+pub(crate) fn serve(
+    node: &NodeHandle,
+    dir: &Path,
+    service: Arc<dyn BuildService>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = dir.join(CONTROL_SOCKET);
+    // A socket left by a killed node: nothing listens on it any more.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let ctx = Arc::new(Ctx {
+        shared: node.shared.clone(),
+        net: node.net.clone(),
+        commands: node.commands.clone(),
+        service,
+    });
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(connection(stream, ctx.clone()));
+        }
+    }))
+}
+
+struct Ctx {
+    shared: Arc<super::Shared>,
+    net: synchronicity_net::NetworkHandle,
+    commands: tokio::sync::mpsc::Sender<run::Command>,
+    service: Arc<dyn BuildService>,
+}
+
+async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r.take(MAX_LINE as u64)).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let resp = match serde_json::from_str::<ControlRequest>(&line) {
+            Ok(req) => match answer(&ctx, req).await {
+                Ok(a) => ControlResponse::Ok(a),
+                Err(e) => ControlResponse::Error(e),
+            },
+            Err(e) => ControlResponse::Error(format!("bad control request: {e}")),
+        };
+        let mut out = serde_json::to_string(&resp).unwrap_or_default();
+        out.push('\n');
+        if w.write_all(out.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, String> {
+    match req {
+        ControlRequest::Submit {
+            krate,
+            version,
+            lockfile,
+        } => {
+            let service = ctx.service.clone();
+            let request =
+                tokio::task::spawn_blocking(move || service.pin(&krate, &version, lockfile))
+                    .await
+                    .map_err(|e| e.to_string())??;
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            ctx.commands
+                .send(run::Command::Submit {
+                    request: Box::new(request),
+                    reply,
+                })
+                .await
+                .map_err(|_| "the node is stopping".to_string())?;
+            let id = rx.await.map_err(|_| "the node is stopping".to_string())??;
+            Ok(ControlAnswer::Submitted {
+                id: hex::encode(id),
+            })
+        }
+        ControlRequest::Status { key } => Ok(ControlAnswer::Status(Box::new(status(ctx, key)?))),
+    }
+}
+
+fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
+    let s = &ctx.shared;
+    let (applied_height, open) = {
+        let inner = s.lock();
+        let open = inner
+            .state
+            .open_requests()
+            .filter_map(|(id, _)| inner.state.round_status(id).map(|st| (*id, st)))
+            .filter(|(id, st)| match &key {
+                None => true,
+                Some(k) => {
+                    *k == hex::encode(id)
+                        || *k == format!("{}@{}", st.request.krate, st.request.version)
+                }
+            })
+            .map(|(id, st)| OpenRound {
+                id: hex::encode(id),
+                name: format!("{}@{}", st.request.krate, st.request.version),
+                phase: st.phase.to_string(),
+                committed: st.committed,
+                revealed: st.revealed,
+            })
+            .collect();
+        (inner.height, open)
+    };
+    let (log_size, root) = s.store.head().map_err(|e| e.to_string())?;
+    let checkpoint_size = s
+        .store
+        .latest_checkpoint()
+        .map_err(|e| e.to_string())?
+        .and_then(|n| CosignedCheckpoint::verify(&n, &s.committee).ok())
+        .map(|c| c.checkpoint().size);
+    let entry = match &key {
+        Some(k) => match s.store.lookup(k).map_err(|e| e.to_string())? {
+            Some(index) => {
+                let bytes = s.store.entry(index).map_err(|e| e.to_string())?;
+                let entry: LogEntry = codec::from_slice(&bytes, bytes.len() + 1)
+                    .map_err(|e| format!("entry {index}: {e}"))?;
+                Some(EntryStatus {
+                    index,
+                    entry,
+                    cosigned: checkpoint_size.is_some_and(|c| c > index),
+                })
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok(NodeStatus {
+        member: s.me,
+        applied_height,
+        log_size,
+        root: hex::encode(root),
+        checkpoint_size,
+        connected_members: ctx.net.connected_members().len(),
+        open,
+        entry,
+    })
+}
+
+/// Sends one request to the node at `dir` and returns its answer.
+pub async fn request(dir: &Path, req: &ControlRequest) -> Result<ControlAnswer, String> {
+    let path = dir.join(CONTROL_SOCKET);
+    let stream = UnixStream::connect(&path)
+        .await
+        .map_err(|e| format!("{}: {e} (is the node running?)", path.display()))?;
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    line.push('\n');
+    w.write_all(line.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(r.take(MAX_LINE as u64)).lines();
+    let answer = lines
+        .next_line()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the node closed the control connection")?;
+    match serde_json::from_str::<ControlResponse>(&answer).map_err(|e| e.to_string())? {
+        ControlResponse::Ok(a) => Ok(a),
+        ControlResponse::Error(e) => Err(e),
+    }
+}

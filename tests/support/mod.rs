@@ -1,0 +1,262 @@
+//! A local group of member processes (`examples/fixed_builder_node`: the real node with a
+//! builder that returns chosen manifests) for kill-and-restart tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use synchronicity::node::control::{self, ControlAnswer, ControlRequest, NodeStatus};
+use synchronicity::testing::TestCommittee;
+
+/// The test node binary, built on demand (`cargo test --test X` does not build examples).
+pub(crate) fn test_node_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("examples/fixed_builder_node");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--example", "fixed_builder_node"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot build the test node");
+    }
+    bin
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// A group of `n` member directories and their processes.
+pub(crate) struct Cluster {
+    pub(crate) tc: TestCommittee,
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) committee_file: PathBuf,
+    pub(crate) children: Vec<Option<Child>>,
+    pub(crate) overrides: Vec<String>,
+}
+
+impl Cluster {
+    /// Directories, keys, committee and node.toml for `n` members (none started).
+    pub(crate) fn new(seed: u8, n: usize, node_toml: &str) -> Self {
+        let tc = TestCommittee::with_ports(seed, &free_ports(n));
+        let root = tempfile::tempdir().unwrap();
+        let committee_file = root.path().join("committee.toml");
+        std::fs::write(&committee_file, tc.committee.to_toml()).unwrap();
+        for i in 0..n {
+            let d = root.path().join(format!("n{i}"));
+            tc.write_node_dir(i, &d);
+            std::fs::write(d.join("node.toml"), node_toml).unwrap();
+        }
+        Self {
+            tc,
+            root,
+            committee_file,
+            children: (0..n).map(|_| None).collect(),
+            overrides: vec![String::new(); n],
+        }
+    }
+
+    pub(crate) fn dir(&self, i: usize) -> PathBuf {
+        self.root.path().join(format!("n{i}"))
+    }
+
+    pub(crate) fn start(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "member {i} already runs");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir(i).join("node.log"))
+            .unwrap();
+        let child = Command::new(test_node_binary())
+            .arg("--dir")
+            .arg(self.dir(i))
+            .arg("--committee")
+            .arg(&self.committee_file)
+            .env("SYNC_TEST_OVERRIDES", &self.overrides[i])
+            .env(
+                "RUST_LOG",
+                std::env::var("SYNC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    /// SIGKILL.
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub(crate) fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub(crate) fn running(&self) -> Vec<usize> {
+        (0..self.children.len())
+            .filter(|i| self.children[*i].is_some())
+            .collect()
+    }
+
+    /// The status of member `i` (None while it starts or is down).
+    pub(crate) async fn status(&self, i: usize, key: Option<&str>) -> Option<NodeStatus> {
+        let req = ControlRequest::Status {
+            key: key.map(str::to_string),
+        };
+        match control::request(&self.dir(i), &req).await {
+            Ok(ControlAnswer::Status(s)) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// Submits through member `i` (retrying while it starts).
+    pub(crate) async fn submit(&self, i: usize, krate: &str, version: &str) -> String {
+        let req = ControlRequest::Submit {
+            krate: krate.into(),
+            version: version.into(),
+            lockfile: Some("lock".into()),
+        };
+        for _ in 0..100 {
+            if let Ok(ControlAnswer::Submitted { id }) = control::request(&self.dir(i), &req).await
+            {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("member {i} does not accept submissions");
+    }
+
+    /// Waits until every running member has a cosigned entry for `key`; returns them.
+    pub(crate) async fn decided_on(
+        &self,
+        members: &[usize],
+        key: &str,
+        secs: u64,
+    ) -> Vec<NodeStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let mut all = Vec::new();
+            for &i in members {
+                match self.status(i, Some(key)).await {
+                    Some(s) if s.entry.as_ref().is_some_and(|e| e.cosigned) => all.push(s),
+                    _ => break,
+                }
+            }
+            if all.len() == members.len() {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{key} not decided and cosigned on {members:?} in {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until `members` report the same log size, root and cosigned size.
+    pub(crate) async fn converge(&self, members: &[usize], secs: u64) -> NodeStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let mut st = Vec::new();
+            for &i in members {
+                if let Some(s) = self.status(i, None).await {
+                    st.push(s);
+                }
+            }
+            if st.len() == members.len()
+                && st.iter().all(|s| {
+                    s.root == st[0].root
+                        && s.log_size == st[0].log_size
+                        && s.checkpoint_size == Some(s.log_size)
+                })
+            {
+                return st.swap_remove(0);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members {members:?} did not converge in {secs} s: {:?}",
+                st.iter()
+                    .map(|s| (s.member, s.applied_height, s.log_size, s.checkpoint_size))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `synchronicity log fsck --trust` on member `i`'s store (the member must be down).
+    pub(crate) fn fsck(&self, i: usize) {
+        let out = Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+            .args(["log", "fsck", "--store"])
+            .arg(self.dir(i).join("log"))
+            .arg("--trust")
+            .arg(&self.committee_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fsck of member {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub(crate) fn log_tail(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(self.dir(i).join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Polls member `i`'s applied height for `for_`; returns the longest time between two
+/// increments (or since the last one).
+pub(crate) async fn longest_stall(c: &Cluster, i: usize, for_: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last_change = Instant::now();
+    let mut last_height = None;
+    let mut longest = Duration::ZERO;
+    while start.elapsed() < for_ {
+        if let Some(s) = c.status(i, None).await
+            && Some(s.applied_height) != last_height
+        {
+            longest = longest.max(last_change.elapsed());
+            last_change = Instant::now();
+            last_height = Some(s.applied_height);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    longest.max(last_change.elapsed())
+}
