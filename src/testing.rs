@@ -189,3 +189,25 @@ impl crate::node::BuildService for FixedBuilder {
         )))
     }
 }
+
+/// A log entry (CBOR) recording `name@1.0.0` reproduced by members `signers` of `tc`, with
+/// the manifest of [`manifest`]`(name, "1.0.0", "same")`.
+pub fn reproduced_entry(tc: &TestCommittee, name: &str, signers: &[usize]) -> Vec<u8> {
+    let req = request(name, "1.0.0", "lock");
+    let m = manifest(name, "1.0.0", "same");
+    let statement =
+        crate::protocol::attestation_statement(tc.committee.origin(), &req.id(), &m.digest());
+    let sig = tc.sign(signers.iter().copied(), statement.as_bytes());
+    crate::codec::to_vec(&crate::protocol::LogEntry {
+        format: 1,
+        request: req,
+        verdict: crate::protocol::Verdict::Reproduced,
+        digest: m.digest().to_vec(),
+        manifest: Some(m.to_text()),
+        attestation: sig.to_bytes(),
+        dissenters: vec![],
+        silent: vec![],
+        misbehaviour: vec![],
+        height: 1,
+    })
+}

@@ -274,13 +274,22 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
     let trust = tmp.path().join("committee.toml");
     std::fs::write(&trust, tc.committee.to_toml()).unwrap();
     let store = LogStore::open(&tmp.path().join("log")).unwrap();
-    store
-        .append(&(0..50).map(entry).collect::<Vec<_>>(), Some(1))
-        .unwrap();
+    // Entry 17 records a reproduced build; entry 18 one attested by fewer than t.
+    let mut entries: Vec<Vec<u8>> = (0..50).map(entry).collect();
+    entries[17] = synchronicity::testing::reproduced_entry(&tc, "itoa", &[0, 1, 3]);
+    entries[18] = synchronicity::testing::reproduced_entry(&tc, "itoa", &[0, 1]);
+    store.append(&entries, Some(1)).unwrap();
     let (size, root) = store.head().unwrap();
     let cp = tc.cosign(size, root);
     store.put_checkpoint(&cp).unwrap();
     let pf = store.proof_file(17, &cp).unwrap();
+    // The artifact the manifest names, and a wrong one.
+    let art_dir = tmp.path().join("art");
+    std::fs::create_dir_all(&art_dir).unwrap();
+    let good_artifact = art_dir.join("libitoa.rlib");
+    std::fs::write(&good_artifact, b"itoa@1.0.0 same").unwrap();
+    let wrong_artifact = tmp.path().join("libitoa.rlib");
+    std::fs::write(&wrong_artifact, b"something else").unwrap();
     let good = tmp.path().join("good.tlog-proof");
     std::fs::write(&good, pf.format()).unwrap();
 
@@ -289,6 +298,8 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
         .arg(&good)
         .arg("--trust")
         .arg(&trust)
+        .arg("--artifact")
+        .arg(&good_artifact)
         .output()
         .unwrap();
     assert!(
@@ -307,8 +318,35 @@ fn verify_command_accepts_a_good_proof_and_rejects_tampering() {
     assert_eq!(v["index"], 17);
     assert_eq!(v["size"], 50);
     assert_eq!(v["signers"].as_array().unwrap().len(), 3);
-    assert_eq!(v["leaf_hash"], hex::encode(merkle::leaf_hash(&entry(17))));
+    assert_eq!(v["leaf_hash"], hex::encode(merkle::leaf_hash(&entries[17])));
     assert_eq!(v["signed_message"], cp.checkpoint().to_body());
+    assert_eq!(v["build"]["crate"], "itoa");
+    assert_eq!(v["build"]["verdict"], "Reproduced");
+    assert_eq!(v["build"]["attesters"].as_array().unwrap().len(), 3);
+
+    // A wrong artifact, and an entry attested by fewer than t members.
+    let o = bin()
+        .arg("verify")
+        .arg(&good)
+        .arg("--trust")
+        .arg(&trust)
+        .arg("--artifact")
+        .arg(&wrong_artifact)
+        .output()
+        .unwrap();
+    one_line_error(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("differs from the attested"));
+    let below = tmp.path().join("below.tlog-proof");
+    std::fs::write(&below, store.proof_file(18, &cp).unwrap().format()).unwrap();
+    let o = bin()
+        .arg("verify")
+        .arg(&below)
+        .arg("--trust")
+        .arg(&trust)
+        .output()
+        .unwrap();
+    one_line_error(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("attestation"));
 
     let mut cases: Vec<(&str, String)> = Vec::new();
     let mut p = pf.clone();

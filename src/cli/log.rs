@@ -39,10 +39,39 @@ pub struct VerifyArgs {
     /// The committee file to trust (origin, members, threshold).
     #[arg(long)]
     trust: PathBuf,
+    /// An artifact file to check against the attested manifest (by sha256 and file name);
+    /// repeat for several.
+    #[arg(long)]
+    artifact: Vec<PathBuf>,
     /// Print every piece (signed message, signer keys, aggregate, index, size, root, leaf
-    /// hash) as JSON so another implementation can re-check it.
+    /// hash, the decoded entry) as JSON so another implementation can re-check it.
     #[arg(long)]
     json: bool,
+}
+
+/// Checks `path` against the manifest: its sha256 must be listed under its file name.
+fn check_artifact(path: &Path, manifest: &crate::build::Manifest) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let sum = crate::crypto::sha256(&bytes);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let listed: Vec<&str> = manifest.files().map(|(p, _)| p).collect();
+    match manifest
+        .files()
+        .find(|(p, _)| p.rsplit('/').next() == Some(name))
+    {
+        Some((p, h)) if *h == sum => Ok(p.to_string()),
+        Some((p, h)) => bail!(
+            "{}: sha256 {} differs from the attested {} for {p}",
+            path.display(),
+            hex::encode(sum),
+            hex::encode(h)
+        ),
+        None => bail!(
+            "{}: no file named {name} in the attested manifest (it lists {})",
+            path.display(),
+            listed.join(", ")
+        ),
+    }
 }
 
 /// `DIR/log.redb`, else `DIR/log/log.redb`.
@@ -131,6 +160,20 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: rejected", args.file.display()))?;
     let cp = v.checkpoint.checkpoint();
     let signers: Vec<usize> = v.checkpoint.signature().signers.iter().collect();
+    // The entry: a reproduced build, attested by at least t members, naming its manifest.
+    let ve = crate::protocol::verify_entry(&v.entry, &committee)
+        .with_context(|| format!("{}: rejected", args.file.display()))?;
+    let mut checked = Vec::new();
+    for a in &args.artifact {
+        checked.push((a.clone(), check_artifact(a, &ve.manifest)?));
+    }
+    let e = &ve.entry;
+    let member_name = |i: usize| {
+        committee
+            .members()
+            .get(i)
+            .map_or("?".to_string(), |m| m.name.clone())
+    };
     if args.json {
         let signer_json: Vec<_> = signers
             .iter()
@@ -161,6 +204,24 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             "leaf_hash": hex::encode(v.leaf_hash),
             "inclusion_proof": v.proof.iter().map(hex::encode).collect::<Vec<_>>(),
             "entry": B64.encode(&v.entry),
+            "build": {
+                "crate": e.request.krate,
+                "version": e.request.version,
+                "request_id": hex::encode(e.request.id()),
+                "source_sha256": hex::encode(&e.request.source_sha256),
+                "toolchain": e.request.toolchain,
+                "target": e.request.target,
+                "profile": e.request.profile,
+                "verdict": format!("{:?}", e.verdict),
+                "manifest_digest": hex::encode(&e.digest),
+                "manifest": e.manifest,
+                "attesters": ve.signers.iter().map(|&i| member_name(i)).collect::<Vec<_>>(),
+                "dissenters": e.dissenters.iter().map(|d| serde_json::json!({"member": member_name(d.member as usize), "digest": hex::encode(&d.digest)})).collect::<Vec<_>>(),
+                "silent": e.silent.iter().map(|&m| member_name(m as usize)).collect::<Vec<_>>(),
+                "misbehaviour": e.misbehaviour.iter().map(|(m, k)| format!("{} {k:?}", member_name(*m as usize))).collect::<Vec<_>>(),
+                "height": e.height,
+            },
+            "artifacts": checked.iter().map(|(p, m)| serde_json::json!({"file": p.display().to_string(), "manifest_path": m})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -181,6 +242,39 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             committee.threshold(),
             names.join(" ")
         );
+        println!(
+            "  build      {}@{} ({}, {}, {}): {:?} by {} of {}: {}",
+            e.request.krate,
+            e.request.version,
+            e.request.toolchain,
+            e.request.target,
+            e.request.profile,
+            e.verdict,
+            ve.signers.len(),
+            committee.len(),
+            ve.signers
+                .iter()
+                .map(|&i| member_name(i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for d in &e.dissenters {
+            println!(
+                "  dissenter  {} got {}",
+                member_name(d.member as usize),
+                hex::encode(&d.digest)
+            );
+        }
+        for m in &e.silent {
+            println!("  silent     {}", member_name(*m as usize));
+        }
+        for (m, k) in &e.misbehaviour {
+            println!("  misbehaved {} {k:?}", member_name(*m as usize));
+        }
+        println!("  manifest   {}", hex::encode(&e.digest));
+        for (p, m) in &checked {
+            println!("  artifact   {} matches {m}", p.display());
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod build;
 mod committee;
 mod keygen;
+mod light;
 mod log;
 mod metrics;
 pub mod node;
@@ -56,9 +57,19 @@ pub enum Command {
         after_help = "Examples:\n  synchronicity status --node nodes/n0\n  synchronicity status itoa@1.0.15 --node nodes/n0 --watch"
     )]
     Status(node::StatusArgs),
+    /// Fetch a build's proof from any member and verify it before writing it.
+    #[command(
+        after_help = "Examples:\n  synchronicity proof itoa@1.0.15 --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml --out itoa.tlog-proof"
+    )]
+    Proof(light::ProofArgs),
+    /// Fetch the latest cosigned checkpoint; prove it consistent with the remembered one.
+    #[command(
+        after_help = "A checkpoint that is not consistent with the remembered one is a split view: reported loudly, exit status 1.\n\nExamples:\n  synchronicity checkpoint --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml --state checkpoint.note"
+    )]
+    Checkpoint(light::CheckpointArgs),
     /// Verify a proof file offline against a committee file.
     #[command(
-        after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash all hold.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml"
+        after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash hold, the entry records a reproduced build whose attestation verifies, and every --artifact matches the attested manifest.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml"
     )]
     Verify(log::VerifyArgs),
 }
@@ -104,6 +115,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
         Command::Verify(args) => log::verify(args),
         Command::Node(args) => node::run(args),
+        Command::Proof(args) => light::proof(args),
+        Command::Checkpoint(args) => light::checkpoint(args),
         Command::Submit(args) => node::submit(args),
         Command::Status(args) => node::status(args),
     }

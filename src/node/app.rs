@@ -235,10 +235,9 @@ impl App for NodeApp {
         let inner = self.shared.lock();
         let now = now_ms().max(inner.state.last_time_ms());
         inner.state.next_deadline_ms().is_some_and(|d| d <= now)
-            || !inner
+            || inner
                 .mempool
-                .select(&inner.state, now, &self.shared.committee)
-                .is_empty()
+                .has_applicable(&inner.state, now, &self.shared.committee)
     }
 
     fn lagging(&mut self, current: Height, _seen: Height) {

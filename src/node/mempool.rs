@@ -94,6 +94,17 @@ impl Mempool {
             .collect()
     }
 
+    /// Whether a block at `now_ms` would include anything (cheap: stops at the first).
+    pub(crate) fn has_applicable(
+        &self,
+        state: &ProtocolState,
+        now_ms: u64,
+        committee: &Committee,
+    ) -> bool {
+        let candidates: Vec<&SignedMessage> = self.by_seq.values().map(|(_, p)| &p.msg).collect();
+        state.any_applicable(&candidates, now_ms, committee)
+    }
+
     /// Our own messages not yet ordered (to re-publish: gossip may have missed a peer).
     pub(crate) fn own(&self) -> Vec<SignedMessage> {
         self.by_seq

@@ -284,6 +284,22 @@ impl ProtocolState {
             .collect()
     }
 
+    /// Whether any of `candidates` could go into a block at `now_ms` (stops at the first).
+    pub fn any_applicable(
+        &self,
+        candidates: &[&SignedMessage],
+        now_ms: u64,
+        committee: &Committee,
+    ) -> bool {
+        let mut probe = self.clone();
+        probe.pending_ms = now_ms;
+        probe.advance_time(now_ms);
+        candidates
+            .iter()
+            // A refused message changes nothing; the first accepted one ends the search.
+            .any(|m| probe.apply_message(m, committee).is_ok())
+    }
+
     /// Time of the last applied block (ms), 0 before the first.
     pub fn last_time_ms(&self) -> u64 {
         self.last.map(|(_, t)| t).unwrap_or(0)

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# A local testnet: N member nodes on loopback under testnet/local/.
+#
+#   scripts/testnet.sh up [-n N]              keys, committee, N nodes in the background
+#   scripts/testnet.sh demo [CRATE@VERSION] [--keep]
+#                                             up (if needed), submit a real crate, wait for the
+#                                             cosigned verdict, fetch the proof from a random
+#                                             member, verify it offline with the artifact;
+#                                             stops the testnet unless --keep
+#   scripts/testnet.sh status                 each member's height, log size, checkpoint
+#   scripts/testnet.sh down                   stop every node (SIGTERM)
+#
+# It installs what it needs: the sandbox image (scripts/build-image.sh: debootstrap +
+# docker import, or the bubblewrap root filesystem) and a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=testnet/local
+bin=target/release/synchronicity
+cmd=${1:-demo}
+shift || true
+
+prepare() {
+  bash scripts/build-image.sh >&2
+  cargo build --release --locked --quiet --bin synchronicity
+}
+
+running() {
+  [ -f "$root/pids" ] || return 1
+  local any=1
+  while read -r pid; do kill -0 "$pid" 2>/dev/null && any=0; done <"$root/pids"
+  return $any
+}
+
+up() {
+  local n=4
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -n) n=$2; shift 2 ;;
+      *) echo "error: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  if running; then echo "testnet already up ($root)"; return; fi
+  prepare
+  if [ ! -f "$root/committee.toml" ]; then
+    rm -rf "$root"
+    mkdir -p "$root"
+    local dirs=()
+    for i in $(seq 0 $((n - 1))); do
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      "$bin" keygen --dir "$root/n$i" --name "n$i" --addr "/ip4/127.0.0.1/tcp/$port" >/dev/null
+      # Short windows for a demo: 15 minutes to build and commit, 1 minute to reveal.
+      printf 'commit_window_secs = 900\nreveal_window_secs = 60\nidle_interval_ms = 5000\n' >"$root/n$i/node.toml"
+      dirs+=("$root/n$i")
+    done
+    "$bin" committee init --origin example.org/synchronicity/local --out "$root/committee.toml" "${dirs[@]}" >/dev/null
+  fi
+  : >"$root/pids"
+  for d in "$root"/n*/; do
+    d=${d%/}
+    RUST_LOG=${RUST_LOG:-info} "$bin" node --dir "$d" --committee "$root/committee.toml" 2>>"$d/node.log" &
+    echo $! >>"$root/pids"
+  done
+  # Wait until every member's control socket answers and sees the others.
+  for d in "$root"/n*/; do
+    for _ in $(seq 1 100); do
+      "$bin" status --node "${d%/}" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+  done
+  echo "testnet up: $(wc -l <"$root/pids") members under $root (logs: $root/n*/node.log)"
+}
+
+down() {
+  [ -f "$root/pids" ] || { echo "no testnet"; return; }
+  while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$root/pids"
+  while read -r pid; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done <"$root/pids"
+  rm -f "$root/pids"
+  echo "testnet down (state kept in $root; rm -rf $root to start afresh)"
+}
+
+status() {
+  for d in "$root"/n*/; do
+    printf '%s: ' "$(basename "$d")"
+    "$bin" status --node "${d%/}" 2>&1 | head -1
+  done
+}
+
+peer_addr() { # the multiaddr of member $1 with its /p2p/ id, from the committee file
+  python3 - "$root/committee.toml" "$1" <<'PY'
+import sys, tomllib
+c = tomllib.load(open(sys.argv[1], "rb"))
+m = c["members"][int(sys.argv[2])]
+print(f'{m["addrs"][0]}/p2p/{m["peer_id"]}')
+PY
+}
+
+demo() {
+  local spec=itoa@1.0.15 keep=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --keep) keep=1; shift ;;
+      *@*) spec=$1; shift ;;
+      *) echo "error: unknown argument $1" >&2; exit 2 ;;
+    esac
+  done
+  up
+  local t0 id n m
+  t0=$(date +%s.%N)
+  id=$("$bin" submit "$spec" --node "$root/n0")
+  echo "submitted $spec: request $id"
+  "$bin" status "$spec" --node "$root/n0" --watch | awk '!seen[$0]++'
+  local t1
+  t1=$(date +%s.%N)
+  n=$(wc -l <"$root/pids")
+  m=$((RANDOM % n))
+  local proof="$root/${spec/@/-}.tlog-proof"
+  "$bin" proof "$spec" --peer "$(peer_addr "$m")" --trust "$root/committee.toml" --out "$proof" >/dev/null
+  echo "proof fetched from member n$m: $proof ($(wc -c <"$proof") bytes)"
+  # The artifact in hand: the file member n0 built (any member's is byte-identical).
+  local name artifact
+  name=$("$bin" verify "$proof" --trust "$root/committee.toml" --json |
+    python3 -c 'import json,sys; m=json.load(sys.stdin)["build"]["manifest"]; print(m.splitlines()[0].split("  ",1)[1].rsplit("/",1)[-1])')
+  artifact=$(find "$root/n0/work" -name "$name" -path '*release*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+  echo "== offline verification (committee file, proof file, artifact $artifact)"
+  "$bin" verify "$proof" --trust "$root/committee.toml" --artifact "$artifact"
+  python3 -c "print(f'request to cosigned verdict: {$t1 - $t0:.1f} s')"
+  if [ "$keep" = 0 ]; then down; else echo "testnet left running: scripts/testnet.sh down"; fi
+}
+
+case $cmd in
+  up) up "$@" ;;
+  down) down ;;
+  status) status ;;
+  demo) demo "$@" ;;
+  *) echo "usage: scripts/testnet.sh up [-n N] | demo [CRATE@VERSION] [--keep] | status | down" >&2; exit 2 ;;
+esac
