@@ -169,6 +169,8 @@ async fn honest_members_agree_dissent_and_split() {
         manifest("dissent", "1.0.0", "other").digest().to_vec()
     );
 
+    light_client_follows_the_log(&g).await;
+
     let e = entry_on_all(&g, "split@1.0.0", 60).await;
     assert_eq!(e.verdict, Verdict::NotReproduced, "two and two");
     assert!(e.attestation.is_empty());
@@ -383,4 +385,110 @@ async fn byzantine_member_and_non_member_are_contained() {
     for (_, n) in g.nodes {
         n.shutdown().await;
     }
+}
+
+fn member_addr(g: &Group, i: usize) -> String {
+    let m = &g.tc.committee.members()[i];
+    format!("{}/p2p/{}", m.addrs[0], m.peer_id)
+}
+
+async fn run_cli(args: Vec<std::ffi::OsString>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// The light client: a proof fetched from a member verifies; after the log grows, the new
+/// checkpoint is proven consistent with the remembered one; a forged remembered checkpoint
+/// and a split view are refused with a non-zero exit.
+async fn light_client_follows_the_log(g: &Group) {
+    let tmp = tempfile::tempdir().unwrap();
+    let trust = tmp.path().join("committee.toml");
+    std::fs::write(&trust, g.tc.committee.to_toml()).unwrap();
+    let state = tmp.path().join("checkpoint.note");
+    let proof = tmp.path().join("agree.tlog-proof");
+    // Wait for a checkpoint covering "agree" on member 1, then fetch through member 1.
+    let mut args: Vec<std::ffi::OsString> = vec!["proof".into(), "agree@1.0.0".into()];
+    args.extend(["--peer".into(), member_addr(g, 1).into()]);
+    args.extend(["--trust".into(), trust.clone().into()]);
+    args.extend(["--out".into(), proof.clone().into()]);
+    let mut out = run_cli(args.clone()).await;
+    for _ in 0..50 {
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        out = run_cli(args.clone()).await;
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = run_cli(vec![
+        "verify".into(),
+        proof.clone().into(),
+        "--trust".into(),
+        trust.clone().into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let checkpoint = |state: std::path::PathBuf, peer: String| {
+        run_cli(vec![
+            "checkpoint".into(),
+            "--peer".into(),
+            peer.into(),
+            "--trust".into(),
+            trust.clone().into(),
+            "--state".into(),
+            state.into(),
+        ])
+    };
+    let o = checkpoint(state.clone(), member_addr(g, 2)).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first =
+        CosignedCheckpoint::verify(&std::fs::read_to_string(&state).unwrap(), &g.tc.committee)
+            .unwrap();
+    // A second request grows the log; the next checkpoint comes with a consistency proof.
+    g.nodes[0]
+        .1
+        .submit(request("second", "1.0.0", "lock"))
+        .await
+        .unwrap();
+    entry_on_all(g, "second@1.0.0", 60).await;
+    let mut grown = false;
+    for _ in 0..50 {
+        let o = checkpoint(state.clone(), member_addr(g, 3)).await;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let body = String::from_utf8_lossy(&o.stdout).to_string();
+        let now =
+            CosignedCheckpoint::verify(&std::fs::read_to_string(&state).unwrap(), &g.tc.committee)
+                .unwrap();
+        if now.checkpoint().size > first.checkpoint().size {
+            assert!(body.starts_with("old "), "tlog-witness body: {body}");
+            grown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(grown, "the light client saw the log grow");
+
+    // A forged remembered checkpoint (signature of another committee) is refused.
+    let forged = tmp.path().join("forged.note");
+    let other = TestCommittee::new(4, 99);
+    std::fs::write(&forged, other.cosign(1, [7; 32]).note()).unwrap();
+    let o = checkpoint(forged, member_addr(g, 0)).await;
+    assert!(!o.status.success());
+    // A validly cosigned checkpoint of another history: a split view, loudly.
+    let split = tmp.path().join("split.note");
+    std::fs::write(&split, g.tc.cosign(1, [7; 32]).note()).unwrap();
+    let o = checkpoint(split, member_addr(g, 0)).await;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SPLIT VIEW"));
 }
