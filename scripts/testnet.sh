@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=testnet/local
+workroot=${XDG_CACHE_HOME:-$HOME/.cache}/synchronicity/testnet
 bin=target/release/synchronicity
 cmd=${1:-demo}
 shift || true
@@ -47,9 +48,12 @@ up() {
     local dirs=()
     for i in $(seq 0 $((n - 1))); do
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-      "$bin" keygen --dir "$root/n$i" --name "n$i" --addr "/ip4/127.0.0.1/tcp/$port" >/dev/null
+      "$bin" keygen --dir "$root/n$i" --name "n$i" --addr "/ip4/127.0.0.1/tcp/$port" >/dev/null 2>&1
       # Short windows for a demo: 15 minutes to build and commit, 1 minute to reveal.
-      printf 'commit_window_secs = 900\nreveal_window_secs = 60\nidle_interval_ms = 5000\n' >"$root/n$i/node.toml"
+      # Builds happen outside this Cargo project (host-side cargo would take it for a
+      # workspace): the work directories live in the user's cache.
+      printf 'commit_window_secs = 900\nreveal_window_secs = 60\nidle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' \
+        "$workroot/n$i" >"$root/n$i/node.toml"
       dirs+=("$root/n$i")
     done
     "$bin" committee init --origin example.org/synchronicity/local --out "$root/committee.toml" "${dirs[@]}" >/dev/null
@@ -57,7 +61,7 @@ up() {
   : >"$root/pids"
   for d in "$root"/n*/; do
     d=${d%/}
-    RUST_LOG=${RUST_LOG:-info} "$bin" node --dir "$d" --committee "$root/committee.toml" 2>>"$d/node.log" &
+    "$bin" node --dir "$d" --committee "$root/committee.toml" 2>>"$d/node.log" &
     echo $! >>"$root/pids"
   done
   # Wait until every member's control socket answers and sees the others.
@@ -122,7 +126,7 @@ demo() {
   local name artifact
   name=$("$bin" verify "$proof" --trust "$root/committee.toml" --json |
     python3 -c 'import json,sys; m=json.load(sys.stdin)["build"]["manifest"]; print(m.splitlines()[0].split("  ",1)[1].rsplit("/",1)[-1])')
-  artifact=$(find "$root/n0/work" -name "$name" -path '*release*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+  artifact=$(find "$workroot/n0" -name "$name" -path '*release*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
   echo "== offline verification (committee file, proof file, artifact $artifact)"
   "$bin" verify "$proof" --trust "$root/committee.toml" --artifact "$artifact"
   python3 -c "print(f'request to cosigned verdict: {$t1 - $t0:.1f} s')"

@@ -69,6 +69,19 @@ impl BuildWorkspace {
     /// the host's toolchain by hard links. Idempotent.
     pub fn prepare(root: &Path, toolchain: &str) -> Result<Self, BuildError> {
         let root = std::path::absolute(root).map_err(io(root))?;
+        // Host-side cargo (the dependency fetch) walks up from each unpacked source looking
+        // for a workspace; one above the work directory would capture every crate built.
+        if let Some(ws) = root
+            .ancestors()
+            .map(|a| a.join("Cargo.toml"))
+            .find(|m| m.is_file())
+        {
+            return Err(BuildError::Workspace(format!(
+                "work directory {} is inside the Cargo project of {}; choose one outside it",
+                root.display(),
+                ws.display()
+            )));
+        }
         let host = env!("SYNCHRONICITY_HOST_TRIPLE").to_string();
         let ws = Self {
             root,

@@ -151,9 +151,12 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
     })
 }
 
+/// Without `RUST_LOG`: our events at info; Malachite's per-vote info lines only as warnings.
+const DEFAULT_LOG: &str = "info,arc_malachitebft_core_consensus=warn,libp2p=warn";
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

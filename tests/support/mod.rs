@@ -41,11 +41,17 @@ pub(crate) struct Cluster {
     pub(crate) committee_file: PathBuf,
     pub(crate) children: Vec<Option<Child>>,
     pub(crate) overrides: Vec<String>,
+    pub(crate) binary: PathBuf,
 }
 
 impl Cluster {
     /// Directories, keys, committee and node.toml for `n` members (none started).
     pub(crate) fn new(seed: u8, n: usize, node_toml: &str) -> Self {
+        Self::with_binary(seed, n, node_toml, test_node_binary())
+    }
+
+    /// Like [`Cluster::new`], running `binary` (e.g. the real `synchronicity node`).
+    pub(crate) fn with_binary(seed: u8, n: usize, node_toml: &str, binary: PathBuf) -> Self {
         let tc = TestCommittee::with_ports(seed, &free_ports(n));
         let root = tempfile::tempdir().unwrap();
         let committee_file = root.path().join("committee.toml");
@@ -61,6 +67,7 @@ impl Cluster {
             committee_file,
             children: (0..n).map(|_| None).collect(),
             overrides: vec![String::new(); n],
+            binary,
         }
     }
 
@@ -75,7 +82,15 @@ impl Cluster {
             .append(true)
             .open(self.dir(i).join("node.log"))
             .unwrap();
-        let child = Command::new(test_node_binary())
+        let mut cmd = Command::new(&self.binary);
+        if self
+            .binary
+            .file_name()
+            .is_some_and(|n| n == "synchronicity")
+        {
+            cmd.arg("node");
+        }
+        let child = cmd
             .arg("--dir")
             .arg(self.dir(i))
             .arg("--committee")
@@ -83,7 +98,8 @@ impl Cluster {
             .env("SYNC_TEST_OVERRIDES", &self.overrides[i])
             .env(
                 "RUST_LOG",
-                std::env::var("SYNC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("SYNC_TEST_LOG")
+                    .unwrap_or_else(|_| "info,arc_malachitebft_core_consensus=warn".into()),
             )
             .stdout(Stdio::null())
             .stderr(log)
@@ -138,19 +154,33 @@ impl Cluster {
 
     /// Submits through member `i` (retrying while it starts).
     pub(crate) async fn submit(&self, i: usize, krate: &str, version: &str) -> String {
+        self.submit_with(i, krate, version, Some("lock".into()))
+            .await
+    }
+
+    /// Submits with an explicit lockfile choice (None: the shipped or generated one).
+    pub(crate) async fn submit_with(
+        &self,
+        i: usize,
+        krate: &str,
+        version: &str,
+        lockfile: Option<String>,
+    ) -> String {
         let req = ControlRequest::Submit {
             krate: krate.into(),
             version: version.into(),
-            lockfile: Some("lock".into()),
+            lockfile,
         };
+        let mut last = String::new();
         for _ in 0..100 {
-            if let Ok(ControlAnswer::Submitted { id }) = control::request(&self.dir(i), &req).await
-            {
-                return id;
+            match control::request(&self.dir(i), &req).await {
+                Ok(ControlAnswer::Submitted { id }) => return id,
+                Ok(other) => last = format!("{other:?}"),
+                Err(e) => last = e,
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("member {i} does not accept submissions");
+        panic!("member {i} does not accept submissions: {last}");
     }
 
     /// Waits until every running member has a cosigned entry for `key`; returns them.

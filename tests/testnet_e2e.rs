@@ -1,0 +1,164 @@
+//! End to end with real builds: four `synchronicity node` processes on loopback build a real
+//! crate from crates.io in their sandboxes, agree, log and cosign; the light client fetches
+//! the proof and `verify` accepts it offline with the artifact file. With one member stopped
+//! before the request the verdict is reproduced 3 of 4. A tampered proof, a wrong artifact
+//! and a committee file with one key changed each make `verify` fail with one line.
+//!
+//! Needs the sandbox image (`scripts/build-image.sh`, run by `scripts/test.sh`) and
+//! crates.io.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::Cluster;
+use synchronicity::crypto::ThresholdSignature;
+use synchronicity::protocol::Verdict;
+use synchronicity::testing::TestCommittee;
+
+/// Short windows: a small crate builds in seconds; the 3-of-4 case waits for the commit
+/// window because the stopped member never commits.
+const NODE_TOML: &str =
+    "commit_window_secs = 100\nreveal_window_secs = 20\nidle_interval_ms = 2000\n";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut found = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            if let Some(f) = find_file(&p, name) {
+                found = Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name)
+            && p.to_string_lossy().contains("release")
+        {
+            found = Some(p);
+        }
+    }
+    found
+}
+
+fn one_line_failure(o: &std::process::Output) -> String {
+    assert!(!o.status.success(), "expected a failure");
+    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn signers(attestation: &[u8]) -> usize {
+    ThresholdSignature::from_bytes(attestation, 4)
+        .map(|s| s.signers.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_crate_from_request_to_offline_verified_proof() {
+    let mut c = Cluster::with_binary(
+        51,
+        4,
+        NODE_TOML,
+        PathBuf::from(env!("CARGO_BIN_EXE_synchronicity")),
+    );
+    for i in 0..4 {
+        c.start(i);
+    }
+    c.submit_with(0, "itoa", "1.0.15", None).await;
+    let st = c.decided_on(&[0, 1, 2, 3], "itoa@1.0.15", 900).await;
+    let e = &st[0].entry.as_ref().unwrap().entry;
+    assert_eq!(e.verdict, Verdict::Reproduced, "{e:?}");
+    assert_eq!(signers(&e.attestation), 4, "reproduced 4/4");
+
+    // The light client fetches the proof from member 2 and verifies it before writing.
+    let m = &c.tc.committee.members()[2];
+    let peer = format!("{}/p2p/{}", m.addrs[0], m.peer_id);
+    let proof = c.root.path().join("itoa.tlog-proof");
+    let o = bin()
+        .args(["proof", "itoa@1.0.15", "--peer", &peer, "--trust"])
+        .arg(&c.committee_file)
+        .arg("--out")
+        .arg(&proof)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Offline, with the artifact file member 0 built.
+    let manifest = e.manifest.clone().unwrap();
+    let path_in_manifest = manifest.lines().next().unwrap().split_once("  ").unwrap().1;
+    let name = path_in_manifest.rsplit('/').next().unwrap();
+    let artifact = find_file(&c.dir(0).join("work"), name).expect("member 0's artifact");
+    let o = bin()
+        .arg("verify")
+        .arg(&proof)
+        .arg("--trust")
+        .arg(&c.committee_file)
+        .arg("--artifact")
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A tampered proof, a wrong artifact, a committee with one key changed.
+    let text = std::fs::read_to_string(&proof).unwrap();
+    let tampered = c.root.path().join("tampered.tlog-proof");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let idx = lines.iter().position(|l| l.starts_with("index ")).unwrap();
+    lines[idx] = format!("index {}", 1 + lines[idx][6..].parse::<u64>().unwrap());
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    one_line_failure(
+        &bin()
+            .arg("verify")
+            .arg(&tampered)
+            .arg("--trust")
+            .arg(&c.committee_file)
+            .output()
+            .unwrap(),
+    );
+    let wrong = c.root.path().join(name);
+    std::fs::write(&wrong, b"not the artifact").unwrap();
+    let err = one_line_failure(
+        &bin()
+            .arg("verify")
+            .arg(&proof)
+            .arg("--trust")
+            .arg(&c.committee_file)
+            .arg("--artifact")
+            .arg(&wrong)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("differs from the attested"), "{err}");
+    let other = TestCommittee::new(4, 99);
+    let mut file = c.tc.committee.to_file();
+    file.members[1].bls_public_key = other.committee.to_file().members[1].bls_public_key.clone();
+    file.members[1].bls_proof_of_possession = other.committee.to_file().members[1]
+        .bls_proof_of_possession
+        .clone();
+    let changed = c.root.path().join("changed.toml");
+    std::fs::write(&changed, toml::to_string(&file).unwrap()).unwrap();
+    one_line_failure(
+        &bin()
+            .arg("verify")
+            .arg(&proof)
+            .arg("--trust")
+            .arg(&changed)
+            .output()
+            .unwrap(),
+    );
+
+    // One member stopped before the request: reproduced by the other three.
+    c.stop(3);
+    c.submit_with(0, "itoa", "1.0.14", None).await;
+    let st = c.decided_on(&[0, 1, 2], "itoa@1.0.14", 900).await;
+    let e = &st[0].entry.as_ref().unwrap().entry;
+    assert_eq!(e.verdict, Verdict::Reproduced, "{e:?}");
+    assert_eq!(signers(&e.attestation), 3, "reproduced 3/4");
+    for i in 0..3 {
+        c.stop(i);
+        c.fsck(i);
+    }
+}
