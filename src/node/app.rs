@@ -244,3 +244,134 @@ impl App for NodeApp {
         let _ = self.events.send(AppEvent::Lagging { from: current.0 });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Body, SignedMessage};
+    use crate::testing::{TestCommittee, request};
+
+    fn app(tc: &TestCommittee, dir: &std::path::Path) -> (NodeApp, Arc<Shared>) {
+        let store = LogStore::open(dir).unwrap();
+        let shared = Arc::new(
+            Shared::restore(tc.committee.clone(), 0, store, ProtocolParams::default()).unwrap(),
+        );
+        let (tx, _rx) = mpsc::unbounded_channel();
+        (NodeApp::new(shared.clone(), tx), shared)
+    }
+
+    fn block(height: u64, time_ms: u64, messages: Vec<SignedMessage>) -> Value {
+        Value::new(codec::to_vec(&Block {
+            height,
+            time_ms,
+            messages,
+        }))
+    }
+
+    /// What a proposer may put in a block, as every validator judges it.
+    #[test]
+    fn validators_refuse_invalid_blocks() {
+        let tc = TestCommittee::new(4, 12);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, _) = app(&tc, dir.path());
+        let chain = tc.committee.chain_id();
+        let good = SignedMessage::sign(
+            Body::Request(request("a", "1.0.0", "l")),
+            1,
+            &tc.identities[1],
+            chain,
+        );
+        let now = now_ms();
+        assert!(
+            a.validate(Height(1), &block(1, now, vec![good.clone()]))
+                .is_valid()
+        );
+        assert!(a.validate(Height(1), &block(1, now, vec![])).is_valid());
+        // Wrong height, a time far ahead of our clock, not a block at all.
+        assert!(a.validate(Height(2), &block(1, now, vec![])).is_invalid());
+        assert!(
+            a.validate(Height(1), &block(1, now + 60_000, vec![]))
+                .is_invalid()
+        );
+        assert!(
+            a.validate(Height(1), &Value::new(b"junk".to_vec()))
+                .is_invalid()
+        );
+        // A non-member's message (signed with another key under a member's position), a
+        // forged signature, the same request twice.
+        let outsider = crate::crypto::NodeIdentity::from_secret_bytes(&[5; 32]).unwrap();
+        let forged = SignedMessage::sign(
+            Body::Request(request("b", "1.0.0", "l")),
+            2,
+            &outsider,
+            chain,
+        );
+        assert!(
+            a.validate(Height(1), &block(1, now, vec![forged]))
+                .is_invalid()
+        );
+        let mut tampered = good.clone();
+        tampered.signature[0] ^= 1;
+        assert!(
+            a.validate(Height(1), &block(1, now, vec![tampered]))
+                .is_invalid()
+        );
+        assert!(
+            a.validate(Height(1), &block(1, now, vec![good.clone(), good.clone()]))
+                .is_invalid()
+        );
+        // A commit for a request nobody ordered.
+        let commit = SignedMessage::sign(
+            Body::Commit {
+                request_id: vec![7; 32],
+                commitment: vec![1; 32],
+            },
+            1,
+            &tc.identities[1],
+            chain,
+        );
+        assert!(
+            a.validate(Height(1), &block(1, now, vec![commit]))
+                .is_invalid()
+        );
+    }
+
+    /// A committed height is durable and the protocol state comes back from the store.
+    #[test]
+    fn committed_heights_restore_the_protocol_state() {
+        let tc = TestCommittee::new(4, 13);
+        let dir = tempfile::tempdir().unwrap();
+        let req = request("a", "1.0.0", "l");
+        let msg = SignedMessage::sign(
+            Body::Request(req.clone()),
+            1,
+            &tc.identities[1],
+            tc.committee.chain_id(),
+        );
+        {
+            let (mut a, shared) = app(&tc, dir.path());
+            let v = block(1, now_ms(), vec![msg]);
+            let cert = arc_malachitebft_core_types::CommitCertificate {
+                height: Height(1),
+                round: Round::new(0),
+                value_id: arc_malachitebft_core_types::Value::id(&v),
+                commit_signatures: vec![],
+            };
+            a.commit(Height(1), &v, &cert).unwrap();
+            assert!(shared.lock().state.round_status(&req.id()).is_some());
+            // Applying a height twice is a no-op.
+            a.commit(Height(1), &v, &cert).unwrap();
+            assert_eq!(shared.lock().height, 1);
+            assert!(
+                a.commit(Height(2), &Value::new(b"junk".to_vec()), &cert)
+                    .is_err()
+            );
+        }
+        let (_, shared) = app(&tc, dir.path());
+        let inner = shared.lock();
+        assert_eq!(inner.height, 1);
+        let st = inner.state.round_status(&req.id()).unwrap();
+        assert_eq!(st.phase, "commit");
+        assert_eq!(st.request, req);
+    }
+}

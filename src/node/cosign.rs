@@ -133,3 +133,45 @@ impl Collector {
         stored
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestCommittee;
+
+    #[test]
+    fn only_t_valid_partials_for_our_root_make_a_checkpoint() {
+        let tc = TestCommittee::new(4, 14);
+        let c = &tc.committee;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        store
+            .append(&[b"e0".to_vec(), b"e1".to_vec()], Some(1))
+            .unwrap();
+        let root = store.tree_hash(2).unwrap();
+        let mut col = Collector::default();
+        // Member 1's signature presented as member 2's: refused.
+        let s1 = sign(c, &tc.bls[1], 2, root);
+        assert_eq!(col.add(c, 2, &s1), Err(CosignError::BadSignature(2)));
+        // Three partials for another root never combine with ours.
+        for i in 0..3 {
+            col.add(c, i, &sign(c, &tc.bls[i], 2, [9; 32])).unwrap();
+        }
+        col.add(c, 0, &s1.clone()).unwrap_err();
+        col.add(c, 1, &s1).unwrap();
+        col.add(c, 0, &sign(c, &tc.bls[0], 2, root)).unwrap();
+        assert_eq!(col.finish(c, &store), None, "two of t = 3");
+        assert!(store.latest_checkpoint().unwrap().is_none());
+        col.add(c, 3, &sign(c, &tc.bls[3], 2, root)).unwrap();
+        assert_eq!(col.finish(c, &store), Some(2));
+        let note = store.latest_checkpoint().unwrap().unwrap();
+        let cp = CosignedCheckpoint::verify(&note, c).unwrap();
+        assert_eq!(cp.checkpoint().root, root);
+        // A partial beyond our log's size waits.
+        col.add(c, 0, &sign(c, &tc.bls[0], 5, [1; 32])).unwrap();
+        assert_eq!(col.finish(c, &store), None);
+        let mut bad = sign(c, &tc.bls[0], 2, root);
+        bad.root.pop();
+        assert_eq!(col.add(c, 0, &bad), Err(CosignError::Malformed));
+    }
+}
