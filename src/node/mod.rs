@@ -16,11 +16,13 @@
 mod app;
 pub mod control;
 mod cosign;
+mod duties;
 mod light;
 mod mempool;
 mod own;
 mod run;
 mod service;
+mod sync;
 pub mod wire;
 
 use std::path::{Path, PathBuf};

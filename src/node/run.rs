@@ -12,26 +12,20 @@ use tokio::time::Instant;
 
 use super::app::{AppEvent, Shared, now_ms};
 use super::cosign::{self, Collector};
-use super::own::{OwnRound, OwnRounds};
+use super::own::OwnRounds;
 use super::service::BuildService;
 use super::wire::{
-    COSIGN_TOPIC, Cosignature, LightRequest, MAX_COSIGN, MAX_REQUEST, MESSAGES_TOPIC, SYNC_BATCH,
-    SYNC_BYTES, SyncRequest, SyncResponse, decode, encode,
+    COSIGN_TOPIC, Cosignature, LightRequest, MAX_COSIGN, MAX_REQUEST, MESSAGES_TOPIC, SyncRequest,
+    SyncResponse, decode, encode,
 };
 use crate::build::Outcome;
 use crate::consensus::actor::ActorInput;
-use crate::consensus::record::DecidedRecord;
 use crate::crypto::{BlsSecretKey, NodeIdentity};
-use crate::log::CosignedCheckpoint;
-use crate::protocol::{
-    Body, Duty, RevealedOutcome, SignedMessage, attestation_statement, commitment,
-};
+use crate::protocol::{Body, Duty, SignedMessage};
 use crate::request::BuildRequest;
 
 /// How often our unordered messages and last cosignature are published again.
 const REPUBLISH: Duration = Duration::from_secs(2);
-/// Least time between two sync requests.
-const SYNC_SPACING: Duration = Duration::from_millis(300);
 
 /// Commands from the node's handle.
 pub(crate) enum Command {
@@ -121,7 +115,7 @@ impl NodeLoop {
     }
 
     /// Adds our own message to the mempool, gossips it and wakes consensus.
-    fn emit(&self, body: Body) -> SignedMessage {
+    pub(crate) fn emit(&self, body: Body) -> SignedMessage {
         let msg = SignedMessage::sign(
             body,
             self.shared.me,
@@ -258,240 +252,6 @@ impl NodeLoop {
         }
     }
 
-    /// After a restart: commit or reveal for rounds that were open when we stopped.
-    fn resume_rounds(&mut self) {
-        let open: Vec<[u8; 32]> = {
-            let inner = self.shared.lock();
-            inner.state.open_requests().map(|(id, _)| *id).collect()
-        };
-        for id in open {
-            let Some(st) = self.shared.lock().state.round_status(&id) else {
-                continue;
-            };
-            let me = self.shared.me;
-            let own = self.rounds.load(&id);
-            match (st.phase, own) {
-                ("commit", None) => self.start_build(id),
-                ("commit", Some(r)) if !st.committed.contains(&me) => self.commit_round(id, r),
-                ("reveal", Some(_)) if st.committed.contains(&me) => self.reveal(id),
-                _ => {}
-            }
-        }
-    }
-
-    fn start_build(&mut self, id: [u8; 32]) {
-        if self.building.contains(&id) {
-            return;
-        }
-        let Some(st) = self.shared.lock().state.round_status(&id) else {
-            return;
-        };
-        self.building.insert(id);
-        let (service, tx) = (self.service.clone(), self.built_tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = service.build(&st.request);
-            let _ = tx.send((id, result));
-        });
-    }
-
-    fn on_built(&mut self, id: [u8; 32], result: Result<Outcome, String>) {
-        self.building.remove(&id);
-        let outcome = match result {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(request = %hex::encode(id), "builder could not run: {e}");
-                return;
-            }
-        };
-        let committing = self
-            .shared
-            .lock()
-            .state
-            .round_status(&id)
-            .is_some_and(|s| s.phase == "commit");
-        if !committing {
-            tracing::warn!(request = %hex::encode(id), "build finished after the commit phase");
-            return;
-        }
-        let revealed = match &outcome {
-            Outcome::Success(m) => RevealedOutcome::Manifest(m.to_text()),
-            Outcome::Failure { class, .. } => RevealedOutcome::Failure(class.to_string()),
-        };
-        let mut salt = [0u8; 32];
-        if getrandom::fill(&mut salt).is_err() {
-            tracing::error!("no randomness for a commitment salt");
-            return;
-        }
-        let round = OwnRound {
-            outcome: revealed,
-            salt: salt.to_vec(),
-        };
-        // Durable before the commitment leaves: we must be able to reveal after a crash.
-        if let Err(e) = self.rounds.save(&id, &round) {
-            tracing::error!("cannot save the round file: {e}");
-            return;
-        }
-        self.commit_round(id, round);
-    }
-
-    fn commit_round(&mut self, id: [u8; 32], round: OwnRound) {
-        let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
-            return;
-        };
-        let Ok(salt) = <[u8; 32]>::try_from(round.salt.as_slice()) else {
-            return;
-        };
-        let c = commitment(&id, &digest, &salt, &self.identity.peer_id());
-        self.emit(Body::Commit {
-            request_id: id.to_vec(),
-            commitment: c.to_vec(),
-        });
-    }
-
-    fn reveal(&mut self, id: [u8; 32]) {
-        let Some(round) = self.rounds.load(&id) else {
-            return; // we did not commit (build not done in time, or it failed to run)
-        };
-        let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
-            return;
-        };
-        let statement = attestation_statement(self.shared.committee.origin(), &id, &digest);
-        let attestation = self.bls.sign(statement.as_bytes()).to_bytes().to_vec();
-        self.emit(Body::Reveal {
-            request_id: id.to_vec(),
-            outcome: round.outcome,
-            salt: round.salt,
-            attestation,
-        });
-    }
-
-    fn forget_decided_rounds(&mut self) {
-        let Ok(dir) = std::fs::read_dir(self.rounds_dir()) else {
-            return;
-        };
-        let inner = self.shared.lock();
-        for f in dir.flatten() {
-            let name = f.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cbor")) else {
-                continue;
-            };
-            if let Ok(Ok(id)) = hex::decode(stem).map(<[u8; 32]>::try_from)
-                && inner.state.is_decided(&id)
-            {
-                self.rounds.remove(&id);
-            }
-        }
-    }
-
-    fn rounds_dir(&self) -> std::path::PathBuf {
-        self.shared
-            .store
-            .dir()
-            .parent()
-            .map(|p| p.join("rounds"))
-            .unwrap_or_default()
-    }
-
-    /// Asks a member (the given one, or the next connected) for decided heights.
-    fn sync_from(&mut self, from: u64, peer: Option<PeerId>) {
-        if self.sync_inflight || self.last_sync.is_some_and(|t| t.elapsed() < SYNC_SPACING) {
-            return;
-        }
-        let peer = match peer {
-            Some(p) => p,
-            None => {
-                let mut connected: Vec<PeerId> = self.net.connected_members().into_iter().collect();
-                connected.sort();
-                if connected.is_empty() {
-                    return;
-                }
-                self.sync_turn += 1;
-                connected[self.sync_turn % connected.len()]
-            }
-        };
-        self.sync_inflight = true;
-        self.last_sync = Some(Instant::now());
-        let (net, tx) = (self.net.clone(), self.synced_tx.clone());
-        let req = encode(&SyncRequest::Decided {
-            from,
-            max: SYNC_BATCH,
-        });
-        tokio::spawn(async move {
-            let resp = match net.request(peer, RequestKind::Sync, req).await {
-                Ok(bytes) => decode::<SyncResponse>(&bytes, SYNC_BYTES + 1024 * 1024).ok(),
-                Err(e) => {
-                    tracing::debug!(%peer, "sync request: {e}");
-                    None
-                }
-            };
-            let _ = tx.send(resp);
-        });
-    }
-
-    fn on_synced(&mut self, resp: Option<SyncResponse>) {
-        self.sync_inflight = false;
-        let Some(resp) = resp else { return };
-        let n = resp.records.len();
-        let mut last = None;
-        for raw in resp.records {
-            match DecidedRecord::decode(&raw) {
-                Ok(r) => {
-                    last = Some(r.height().0);
-                    let _ = self.actor.try_send(ActorInput::Decided {
-                        height: r.height(),
-                        value: r.value,
-                        certificate: r.certificate,
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!("sync record refused: {e}");
-                    break;
-                }
-            }
-        }
-        if let Some(note) = resp.checkpoint {
-            self.fetched_checkpoint = Some(note);
-            self.store_fetched_checkpoint();
-        }
-        // More to fetch: ask again right away.
-        if n as u32 == SYNC_BATCH
-            && let Some(h) = last
-        {
-            self.last_sync = None;
-            self.sync_from(h + 1, None);
-        }
-    }
-
-    fn store_fetched_checkpoint(&mut self) {
-        let Some(note) = &self.fetched_checkpoint else {
-            return;
-        };
-        let cp = match CosignedCheckpoint::verify(note, &self.shared.committee) {
-            Ok(cp) => cp,
-            Err(e) => {
-                tracing::warn!("fetched checkpoint refused: {e}");
-                self.fetched_checkpoint = None;
-                return;
-            }
-        };
-        let size = cp.checkpoint().size;
-        if self.shared.store.size().unwrap_or(0) < size {
-            return; // kept until our log reaches it
-        }
-        if self
-            .shared
-            .store
-            .checkpoint_at(size)
-            .ok()
-            .flatten()
-            .is_none()
-            && let Err(e) = self.shared.store.put_checkpoint(&cp)
-        {
-            tracing::error!("fetched checkpoint does not match our log: {e}");
-        }
-        self.fetched_checkpoint = None;
-    }
-
     async fn on_request(&mut self, r: InboundRequest) {
         match r.kind {
             RequestKind::Sync => {
@@ -508,28 +268,6 @@ impl NodeLoop {
                 };
                 r.respond(encode(&resp)).await;
             }
-        }
-    }
-
-    fn serve_sync(&self, from: u64, max: u32) -> SyncResponse {
-        let applied = self.shared.lock().height;
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        let mut h = from.max(1);
-        while h <= applied && records.len() < max.min(SYNC_BATCH) as usize {
-            match self.shared.store.decided_record(h) {
-                Ok(Some(r)) if bytes + r.len() <= SYNC_BYTES => {
-                    bytes += r.len();
-                    records.push(serde_bytes::ByteBuf::from(r));
-                }
-                _ => break,
-            }
-            h += 1;
-        }
-        SyncResponse {
-            records,
-            checkpoint: self.shared.store.latest_checkpoint().ok().flatten(),
-            applied,
         }
     }
 }

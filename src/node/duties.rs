@@ -1,0 +1,144 @@
+//! The builder's side of a round: build each newly ordered request, commit to the outcome
+//! (after saving it durably), reveal in the reveal phase, resume all of that after a restart,
+//! and forget rounds once they are decided.
+
+use super::own::OwnRound;
+use super::run::NodeLoop;
+use crate::build::Outcome;
+use crate::protocol::{Body, RevealedOutcome, attestation_statement, commitment};
+
+impl NodeLoop {
+    /// After a restart: commit or reveal for rounds that were open when we stopped.
+    pub(crate) fn resume_rounds(&mut self) {
+        let open: Vec<[u8; 32]> = {
+            let inner = self.shared.lock();
+            inner.state.open_requests().map(|(id, _)| *id).collect()
+        };
+        for id in open {
+            let Some(st) = self.shared.lock().state.round_status(&id) else {
+                continue;
+            };
+            let me = self.shared.me;
+            let own = self.rounds.load(&id);
+            match (st.phase, own) {
+                ("commit", None) => self.start_build(id),
+                ("commit", Some(r)) if !st.committed.contains(&me) => self.commit_round(id, r),
+                ("reveal", Some(_)) if st.committed.contains(&me) => self.reveal(id),
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn start_build(&mut self, id: [u8; 32]) {
+        if self.building.contains(&id) {
+            return;
+        }
+        let Some(st) = self.shared.lock().state.round_status(&id) else {
+            return;
+        };
+        self.building.insert(id);
+        let (service, tx) = (self.service.clone(), self.built_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = service.build(&st.request);
+            let _ = tx.send((id, result));
+        });
+    }
+
+    pub(crate) fn on_built(&mut self, id: [u8; 32], result: Result<Outcome, String>) {
+        self.building.remove(&id);
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(request = %hex::encode(id), "builder could not run: {e}");
+                return;
+            }
+        };
+        let committing = self
+            .shared
+            .lock()
+            .state
+            .round_status(&id)
+            .is_some_and(|s| s.phase == "commit");
+        if !committing {
+            tracing::warn!(request = %hex::encode(id), "build finished after the commit phase");
+            return;
+        }
+        let revealed = match &outcome {
+            Outcome::Success(m) => RevealedOutcome::Manifest(m.to_text()),
+            Outcome::Failure { class, .. } => RevealedOutcome::Failure(class.to_string()),
+        };
+        let mut salt = [0u8; 32];
+        if getrandom::fill(&mut salt).is_err() {
+            tracing::error!("no randomness for a commitment salt");
+            return;
+        }
+        let round = OwnRound {
+            outcome: revealed,
+            salt: salt.to_vec(),
+        };
+        // Durable before the commitment leaves: we must be able to reveal after a crash.
+        if let Err(e) = self.rounds.save(&id, &round) {
+            tracing::error!("cannot save the round file: {e}");
+            return;
+        }
+        self.commit_round(id, round);
+    }
+
+    fn commit_round(&mut self, id: [u8; 32], round: OwnRound) {
+        let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
+            return;
+        };
+        let Ok(salt) = <[u8; 32]>::try_from(round.salt.as_slice()) else {
+            return;
+        };
+        let c = commitment(&id, &digest, &salt, &self.identity.peer_id());
+        self.emit(Body::Commit {
+            request_id: id.to_vec(),
+            commitment: c.to_vec(),
+        });
+    }
+
+    pub(crate) fn reveal(&mut self, id: [u8; 32]) {
+        let Some(round) = self.rounds.load(&id) else {
+            return; // we did not commit (build not done in time, or it failed to run)
+        };
+        let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
+            return;
+        };
+        let statement = attestation_statement(self.shared.committee.origin(), &id, &digest);
+        let attestation = self.bls.sign(statement.as_bytes()).to_bytes().to_vec();
+        self.emit(Body::Reveal {
+            request_id: id.to_vec(),
+            outcome: round.outcome,
+            salt: round.salt,
+            attestation,
+        });
+    }
+
+    pub(crate) fn forget_decided_rounds(&mut self) {
+        let Ok(dir) = std::fs::read_dir(self.rounds_dir()) else {
+            return;
+        };
+        let inner = self.shared.lock();
+        for f in dir.flatten() {
+            let name = f.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cbor")) else {
+                continue;
+            };
+            if let Ok(Ok(id)) = hex::decode(stem).map(<[u8; 32]>::try_from)
+                && inner.state.is_decided(&id)
+            {
+                self.rounds.remove(&id);
+            }
+        }
+    }
+
+    fn rounds_dir(&self) -> std::path::PathBuf {
+        self.shared
+            .store
+            .dir()
+            .parent()
+            .map(|p| p.join("rounds"))
+            .unwrap_or_default()
+    }
+}
