@@ -107,16 +107,6 @@ pub fn create(
     name: &str,
     addrs: &[Multiaddr],
 ) -> Result<(NodeKeys, MemberEntry), NodeDirError> {
-    let paths = [
-        dir.join(IDENTITY_FILE),
-        dir.join(BLS_FILE),
-        dir.join(MEMBER_FILE),
-    ];
-    for p in &paths {
-        if p.exists() {
-            return Err(NodeDirError::Exists(p.clone()));
-        }
-    }
     let keys = NodeKeys {
         identity: NodeIdentity::generate(),
         bls: BlsSecretKey::generate().map_err(|e| NodeDirError::Io {

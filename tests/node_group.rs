@@ -16,7 +16,7 @@ use synchronicity::protocol::{
     attestation_statement, commitment,
 };
 use synchronicity::testing::{FixedBuilder, TestCommittee, manifest, request};
-use synchronicity_net::{MemberAddr, NetConfig, NetEvent, NetworkHandle, TopicConfig, Validation};
+use synchronicity_net::{NetConfig, NetEvent, NetworkHandle, TopicConfig, Validation};
 
 fn free_ports(n: usize) -> Vec<u16> {
     let ls: Vec<_> = (0..n)
@@ -194,15 +194,7 @@ async fn rogue(
     i: usize,
     bootstrap: Vec<synchronicity_net::Multiaddr>,
 ) -> Rogue {
-    let members = tc
-        .committee
-        .members()
-        .iter()
-        .map(|m| MemberAddr {
-            peer_id: m.peer_id,
-            addrs: m.addrs.clone(),
-        })
-        .collect();
+    let members = node::member_addrs(&tc.committee);
     let identity = NodeIdentity::from_secret_bytes(&tc.identities[i].secret_bytes()).unwrap();
     let cfg = NetConfig::new(identity.keypair(), members)
         .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])

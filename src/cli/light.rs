@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind};
+use synchronicity_net::{Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind};
 
 use crate::committee::Committee;
 use crate::log::{ConsistencyProof, CosignedCheckpoint, ProofFile, merkle};
@@ -60,14 +60,7 @@ fn peer_of(addr: &Multiaddr, committee: &Committee) -> anyhow::Result<PeerId> {
 }
 
 async fn client(committee: &Committee) -> anyhow::Result<NetworkHandle> {
-    let members = committee
-        .members()
-        .iter()
-        .map(|m| MemberAddr {
-            peer_id: m.peer_id,
-            addrs: m.addrs.clone(),
-        })
-        .collect();
+    let members = crate::node::member_addrs(committee);
     let key = crate::crypto::NodeIdentity::generate();
     let (net, _events) = synchronicity_net::start(
         NetConfig::new(key.keypair(), members).with_request_timeout(Duration::from_secs(10)),

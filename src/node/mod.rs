@@ -82,6 +82,18 @@ impl NodeConfig {
     }
 }
 
+/// The committee as the network sees it: each member's peer id and addresses.
+pub fn member_addrs(committee: &Committee) -> Vec<MemberAddr> {
+    committee
+        .members()
+        .iter()
+        .map(|m| MemberAddr {
+            peer_id: m.peer_id,
+            addrs: m.addrs.clone(),
+        })
+        .collect()
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -148,14 +160,7 @@ pub async fn start(
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
     let rounds = own::OwnRounds::open(&config.dir.join("rounds"))?;
 
-    let members: Vec<MemberAddr> = committee
-        .members()
-        .iter()
-        .map(|m| MemberAddr {
-            peer_id: m.peer_id,
-            addrs: m.addrs.clone(),
-        })
-        .collect();
+    let members = member_addrs(&committee);
     let listen = if config.listen.is_empty() {
         committee.members()[me].addrs.clone()
     } else {
