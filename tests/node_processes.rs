@@ -14,6 +14,8 @@ const NODE_TOML: &str = "commit_window_secs = 8\nreveal_window_secs = 4\nidle_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_down_killed_and_returning() {
     let mut c = Cluster::new(41, 4, NODE_TOML);
+    let metrics = format!("127.0.0.1:{}", support::free_ports(1)[0]);
+    c.extra_args[0] = vec!["--metrics".into(), metrics.clone()];
     // Member 3 is down from the start: the other three decide.
     for i in 0..3 {
         c.start(i);
@@ -24,6 +26,14 @@ async fn members_down_killed_and_returning() {
     let e = &st[0].entry.as_ref().unwrap().entry;
     assert_eq!(e.verdict, Verdict::Reproduced);
     println!("one member down from the start: longest stall {stall:?}");
+    let text = support::http_get(&metrics);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("synchronicity_verdicts_reproduced_total 1"),
+        "{text}"
+    );
+    assert!(text.contains("synchronicity_log_size 1"), "{text}");
+    assert!(text.contains("synchronicity_builds_total 1"), "{text}");
     assert!(stall <= Duration::from_secs(15), "stall {stall:?}");
 
     // It returns and catches up from the others' decided heights.

@@ -22,7 +22,11 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
             let mut buf = [0u8; 1024];
             // The request itself does not matter: every path gets the metrics.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf)).await;
+            // The network's registry ends the exposition with `# EOF`: ours go before it.
             let mut body = net.metrics_text();
+            if let Some(stripped) = body.strip_suffix("# EOF\n") {
+                body.truncate(stripped.len());
+            }
             let (height, open) = {
                 let inner = shared.lock();
                 (inner.height, inner.state.open_requests().count())
@@ -35,7 +39,40 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                 .flatten()
                 .and_then(|n| CosignedCheckpoint::verify(&n, &shared.committee).ok())
                 .map_or(0, |c| c.checkpoint().size);
+            let c = &shared.counters;
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             for (name, help, v) in [
+                (
+                    "synchronicity_connected_members",
+                    "Members connected now.",
+                    net.connected_members().len() as u64,
+                ),
+                (
+                    "synchronicity_verdicts_reproduced_total",
+                    "Entries logged as reproduced.",
+                    load(&c.reproduced),
+                ),
+                (
+                    "synchronicity_verdicts_failed_total",
+                    "Entries logged as failed (t members agree on a failure).",
+                    load(&c.failed),
+                ),
+                (
+                    "synchronicity_verdicts_not_reproduced_total",
+                    "Entries logged as not reproduced.",
+                    load(&c.not_reproduced),
+                ),
+                (
+                    "synchronicity_builds_total",
+                    "Builds this member ran.",
+                    load(&c.builds),
+                ),
+                (
+                    "synchronicity_build_seconds_total",
+                    "Wall time of those builds.",
+                    load(&c.build_ms) / 1000,
+                ),
                 (
                     "synchronicity_applied_height",
                     "Last applied consensus height.",
@@ -58,8 +95,9 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
                 );
             }
+            body.push_str("# EOF\n");
             let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = s.write_all(resp.as_bytes()).await;

@@ -6,6 +6,7 @@
 //! applied height. The in-memory protocol state is a pure function of the stored blocks, so
 //! a restarted node rebuilds it by re-applying them ([`Shared::restore`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -33,8 +34,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct NodeCounters {
+    /// Entries logged with verdict reproduced.
+    pub reproduced: AtomicU64,
+    /// Entries logged with verdict failed.
+    pub failed: AtomicU64,
+    /// Entries logged with verdict not reproduced.
+    pub not_reproduced: AtomicU64,
+    /// Builds this node ran.
+    pub builds: AtomicU64,
+    /// Their total wall time, milliseconds.
+    pub build_ms: AtomicU64,
+}
+
 /// State shared by the consensus actor and the node's event loop.
 pub struct Shared {
+    /// Counters for metrics.
+    pub counters: NodeCounters,
     /// The group.
     pub committee: Committee,
     /// Our committee position.
@@ -78,6 +96,7 @@ impl Shared {
                 .map_err(|e| format!("stored block {h} does not apply: {e}"))?;
         }
         Ok(Self {
+            counters: NodeCounters::default(),
             committee,
             me,
             store,
@@ -192,6 +211,7 @@ impl App for NodeApp {
             .apply_block(&block, &self.shared.committee)
             .map_err(|e| format!("decided block {} does not apply: {e}", height.0))?;
         let bytes: Vec<Vec<u8>> = entries.iter().map(codec::to_vec).collect();
+        let c = &self.shared.counters;
         let keys: Vec<Vec<String>> = entries.iter().map(entry_keys).collect();
         let record = DecidedRecord {
             value: value.clone(),
@@ -207,6 +227,14 @@ impl App for NodeApp {
             .map_err(|e| format!("log store: {e}"))?;
         inner.state = next;
         inner.height = height.0;
+        for e in &entries {
+            let counter = match e.verdict {
+                crate::protocol::Verdict::Reproduced => &c.reproduced,
+                crate::protocol::Verdict::Failed => &c.failed,
+                crate::protocol::Verdict::NotReproduced => &c.not_reproduced,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         let Inner { mempool, state, .. } = &mut *inner;
         mempool.prune(&block, state);
         drop(inner);

@@ -2,6 +2,8 @@
 //! (after saving it durably), reveal in the reveal phase, resume all of that after a restart,
 //! and forget rounds once they are decided.
 
+use std::sync::atomic::Ordering;
+
 use super::own::OwnRound;
 use super::run::NodeLoop;
 use crate::build::Outcome;
@@ -38,8 +40,14 @@ impl NodeLoop {
         };
         self.building.insert(id);
         let (service, tx) = (self.service.clone(), self.built_tx.clone());
+        let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
             let result = service.build(&st.request);
+            let c = &shared.counters;
+            c.builds.fetch_add(1, Ordering::Relaxed);
+            c.build_ms
+                .fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
             let _ = tx.send((id, result));
         });
     }

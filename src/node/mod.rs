@@ -35,7 +35,7 @@ use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId,
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use app::{MAX_CLOCK_DRIFT_MS, Shared, decode_block, entry_keys, now_ms};
+pub use app::{MAX_CLOCK_DRIFT_MS, NodeCounters, Shared, decode_block, entry_keys, now_ms};
 pub use service::{BuildService, SandboxBuildService};
 
 use crate::committee::Committee;

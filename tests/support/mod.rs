@@ -10,24 +10,25 @@ use std::time::{Duration, Instant};
 use synchronicity::node::control::{self, ControlAnswer, ControlRequest, NodeStatus};
 use synchronicity::testing::TestCommittee;
 
-/// The test node binary, built on demand (`cargo test --test X` does not build examples).
+/// The test node binary, brought up to date once per test process (`cargo test --test X`
+/// does not build examples, and a stale one would test old code).
 pub(crate) fn test_node_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples/fixed_builder_node");
-    if !bin.exists() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let ok = Command::new(cargo)
-            .args(["build", "--example", "fixed_builder_node"])
+            .args(["build", "--locked", "--example", "fixed_builder_node"])
             .status()
             .unwrap()
             .success();
         assert!(ok, "cannot build the test node");
-    }
-    bin
+    });
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    dir.join("examples/fixed_builder_node")
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     let ls: Vec<_> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -42,6 +43,8 @@ pub(crate) struct Cluster {
     pub(crate) children: Vec<Option<Child>>,
     pub(crate) overrides: Vec<String>,
     pub(crate) binary: PathBuf,
+    /// Extra command-line arguments per member.
+    pub(crate) extra_args: Vec<Vec<String>>,
 }
 
 impl Cluster {
@@ -68,6 +71,7 @@ impl Cluster {
             children: (0..n).map(|_| None).collect(),
             overrides: vec![String::new(); n],
             binary,
+            extra_args: vec![Vec::new(); n],
         }
     }
 
@@ -95,6 +99,7 @@ impl Cluster {
             .arg(self.dir(i))
             .arg("--committee")
             .arg(&self.committee_file)
+            .args(&self.extra_args[i])
             .env("SYNC_TEST_OVERRIDES", &self.overrides[i])
             .env(
                 "RUST_LOG",
@@ -269,6 +274,17 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// The body of an HTTP GET of `addr` (the metrics endpoint).
+pub(crate) fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// Polls member `i`'s applied height for `for_`; returns the longest time between two
