@@ -114,7 +114,7 @@ demo() {
   t0=$(date +%s.%N)
   id=$("$bin" submit "$spec" --node "$root/n0")
   echo "submitted $spec: request $id"
-  "$bin" status "$spec" --node "$root/n0" --watch | awk '!seen[$0]++'
+  "$bin" status "$spec" --node "$root/n0" --watch
   local t1
   t1=$(date +%s.%N)
   n=$(wc -l <"$root/pids")

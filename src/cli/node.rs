@@ -217,6 +217,8 @@ pub struct StatusArgs {
 
 /// `status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    // With --watch a line is printed when the request's state changes (not every poll).
+    let mut last = String::new();
     loop {
         let req = ControlRequest::Status {
             key: args.key.clone(),
@@ -224,10 +226,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         let ControlAnswer::Status(s) = control_call(&args.node, &req)? else {
             bail!("unexpected answer");
         };
+        let mut out = String::new();
+        use std::fmt::Write as _;
         if args.json {
-            println!("{}", serde_json::to_string(&s)?);
+            writeln!(out, "{}", serde_json::to_string(&s)?)?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "member {}  height {}  log size {}  cosigned {}  peers {}  root {}",
                 s.member,
                 s.applied_height,
@@ -235,24 +240,32 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 s.checkpoint_size.map_or("-".into(), |c| c.to_string()),
                 s.connected_members,
                 &s.root[..16]
-            );
+            )?;
             for r in &s.open {
-                println!(
+                writeln!(
+                    out,
                     "  {}  {} phase  committed {:?}  revealed {:?}",
                     r.name, r.phase, r.committed, r.revealed
-                );
+                )?;
             }
             if let Some(e) = &s.entry {
-                println!(
+                writeln!(
+                    out,
                     "  entry {}: {:?}  dissenters {}  silent {:?}  cosigned {}",
                     e.index,
                     e.entry.verdict,
                     e.entry.dissenters.len(),
                     e.entry.silent,
                     e.cosigned
-                );
+                )?;
             }
         }
+        // Heights move on while idle: compare without the first (node-wide) line.
+        let request_part = out.split_once('\n').map_or("", |(_, r)| r).to_string();
+        if !args.watch || request_part != last || args.json {
+            print!("{out}");
+        }
+        last = request_part;
         let done = args.key.is_none() || s.entry.as_ref().is_some_and(|e| e.cosigned);
         if !args.watch || done {
             return Ok(());
