@@ -181,8 +181,9 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), NodeDirError
         .map_err(io(path))
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, synced, then
-/// renamed over `path`. A crash leaves either the old file or the new one, never a mix.
+/// Writes `data` to `path` atomically and durably: a temporary file in the same directory,
+/// synced, renamed over `path`, then the directory synced so the rename itself survives a
+/// power loss. A crash leaves either the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeDirError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
@@ -193,7 +194,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeDirError> {
             path: path.to_path_buf(),
             source: e,
         }
-    })
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 fn read_key_file(path: &Path, header: &str) -> Result<Vec<u8>, NodeDirError> {

@@ -218,16 +218,27 @@ async fn rogue(
 }
 
 impl Rogue {
+    /// Publishes, and publishes again twice a second later (as an honest node re-publishes
+    /// until its message is ordered: a member that had not yet applied the round ignores it).
     async fn publish(&self, tc: &TestCommittee, signer: u32, key: &NodeIdentity, body: Body) {
         let m = SignedMessage::sign(body, signer, key, tc.committee.chain_id());
         // Gossip may not have a mesh yet: retry.
+        let mut sent = false;
         for _ in 0..50 {
             if self.net.publish(MESSAGES_TOPIC, m.to_cbor()).await.is_ok() {
-                return;
+                sent = true;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("rogue could not publish");
+        assert!(sent, "rogue could not publish");
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let _ = net.publish(MESSAGES_TOPIC, m.to_cbor()).await;
+            }
+        });
     }
 }
 
@@ -269,13 +280,24 @@ async fn byzantine_member_and_non_member_are_contained() {
             continue;
         };
         match m.body {
-            Body::Request(req) if req.krate == "silent" || req.krate == "mismatch" => {
-                // Commit to the honest digest; "silent" never reveals.
-                let id = req.id();
-                let d = manifest(&req.krate, "1.0.0", "same").digest();
+            Body::Commit { request_id, .. }
+                if m.signer == 0
+                    && ["silent", "mismatch"]
+                        .iter()
+                        .any(|k| request_id == request(k, "1.0.0", "lock").id()) =>
+            {
+                // The round is open (member 0 committed): commit to the honest digest;
+                // "silent" never reveals.
+                let krate = if request_id == request("silent", "1.0.0", "lock").id() {
+                    "silent"
+                } else {
+                    "mismatch"
+                };
+                let id: [u8; 32] = request_id.as_slice().try_into().unwrap();
+                let d = manifest(krate, "1.0.0", "same").digest();
                 let c = commitment(&id, &d, &salt, &me);
                 let body = Body::Commit {
-                    request_id: id.to_vec(),
+                    request_id,
                     commitment: c.to_vec(),
                 };
                 r.publish(tc, 3, &r.identity, body).await;

@@ -93,7 +93,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         other => bail!("node.toml: builder.backend {other:?} is not auto, docker or sandbox"),
     };
     if let Some(m) = b.memory_mib {
-        cfg.limits.memory = m * 1024 * 1024;
+        cfg.limits.memory = m
+            .checked_mul(1024 * 1024)
+            .ok_or_else(|| anyhow::anyhow!("node.toml: builder.memory_mib {m} is too large"))?;
     }
     if let Some(t) = b.timeout_secs {
         cfg.limits.time = Duration::from_secs(t);
@@ -112,15 +114,26 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
     config.listen = args.listen;
     config.bootstrap = args.bootstrap;
     let defaults = ProtocolParams::default();
+    let window = |secs: Option<u64>, name: &str, default: u64| -> anyhow::Result<u64> {
+        match secs {
+            None => Ok(default),
+            Some(0) => bail!("node.toml: {name} must be at least 1"),
+            Some(s) => s
+                .checked_mul(1000)
+                .ok_or_else(|| anyhow::anyhow!("node.toml: {name} {s} is too large")),
+        }
+    };
     config.protocol = ProtocolParams {
-        commit_window_ms: file
-            .commit_window_secs
-            .map(|s| s * 1000)
-            .unwrap_or(defaults.commit_window_ms),
-        reveal_window_ms: file
-            .reveal_window_secs
-            .map(|s| s * 1000)
-            .unwrap_or(defaults.reveal_window_ms),
+        commit_window_ms: window(
+            file.commit_window_secs,
+            "commit_window_secs",
+            defaults.commit_window_ms,
+        )?,
+        reveal_window_ms: window(
+            file.reveal_window_secs,
+            "reveal_window_secs",
+            defaults.reveal_window_ms,
+        )?,
     };
     if let Some(ms) = file.idle_interval_ms {
         config.idle_interval = Duration::from_millis(ms);

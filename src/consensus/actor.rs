@@ -135,7 +135,7 @@ pub fn spawn<A: App>(
     config: ActorConfig,
 ) -> (mpsc::Sender<ActorInput>, JoinHandle<()>) {
     let (input_tx, mut input_rx) = mpsc::channel::<ActorInput>(4096);
-    let task = tokio::spawn(async move {
+    let actor = async move {
         let (timer_tx, mut timer_rx) = mpsc::channel::<(Timeout, u64)>(1024);
         let mut a = Actor {
             core,
@@ -194,6 +194,28 @@ pub fn spawn<A: App>(
         for (_, (_, j)) in a.timers.drain() {
             j.abort();
         }
+    };
+    // The actor fsyncs its WAL and the app commits to redb on every height: it gets its own
+    // thread (and a single-threaded runtime for its timers), so that blocking never stalls
+    // the network's tasks on the shared runtime.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = std::thread::Builder::new()
+        .name("consensus".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(actor),
+                Err(e) => tracing::error!("cannot start the consensus runtime: {e}"),
+            }
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = started {
+        tracing::error!("cannot start the consensus thread: {e}");
+    }
+    let task = tokio::spawn(async move {
+        let _ = done_rx.await;
     });
     (input_tx, task)
 }
@@ -373,6 +395,10 @@ impl<A: App> Actor<A> {
         let actions = match w {
             Wire::Vote(v) => self.core.on_vote(v),
             Wire::Proposal(p) => {
+                if !self.core.check_proposal(&p) {
+                    tracing::debug!(%from, "proposal refused: not the proposer's, or too far ahead");
+                    return;
+                }
                 let here = self.core.height();
                 if p.height > here && p.height.0 <= here.0 + EARLY_HEIGHTS {
                     let list = self.early.entry(p.height).or_default();

@@ -25,6 +25,10 @@ use super::certificates::{verify_commit, verify_polka, verify_round};
 use super::context::{Address, Ctx, Height, ValidatorSet, Value};
 use super::wire::{SignedProposal, SignedVote, Wire};
 
+/// Proposals more than this many rounds ahead of ours are ignored (Malachite drops other
+/// messages beyond the same lookahead).
+pub const MAX_ROUND_AHEAD: i64 = 10;
+
 /// What the actor must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -142,6 +146,32 @@ impl Core {
     /// A vote from the network (its signature is checked by the core).
     pub fn on_vote(&mut self, vote: SignedVote) -> Vec<Action> {
         self.feed(Input::Vote(vote))
+    }
+
+    /// Whether a proposal from the network is worth looking at: its round is at most
+    /// [`MAX_ROUND_AHEAD`] beyond ours (or than 0 for a later height), it comes from the
+    /// proposer of its (height, round), and its signature verifies. Checked BEFORE the app
+    /// decodes or validates the value and before the core stores anything, so a member that
+    /// is not the proposer cannot fill the per-round proposal slots, the WAL or memory.
+    pub fn check_proposal(&self, p: &SignedProposal) -> bool {
+        use arc_malachitebft_core_types::{Context as _, Validator as _};
+        let base = if p.height == self.height() {
+            self.round().as_i64().max(0)
+        } else {
+            0
+        };
+        let Some(r) = p.round.as_u32() else {
+            return false;
+        };
+        if i64::from(r) > base + MAX_ROUND_AHEAD {
+            return false;
+        }
+        let proposer = self.ctx.select_proposer(&self.vs, p.height, p.round);
+        *proposer.address() == p.address
+            && proposer
+                .public_key()
+                .verify(&self.ctx.proposal_sign_bytes(p), &p.signature)
+                .is_ok()
     }
 
     /// A proposal from the network with the app's verdict on its value (deterministic:

@@ -20,5 +20,5 @@ mod tests;
 pub mod wal;
 pub mod wire;
 
-pub use self::core::{Action, Core};
+pub use self::core::{Action, Core, MAX_ROUND_AHEAD};
 pub use context::{Address, Ctx, Height, Proposal, Validator, ValidatorSet, Value, ValueId, Vote};

@@ -241,3 +241,65 @@ fn malformed_wire_bytes_are_rejected() {
     assert!(Wire::decode(b"\xff\x00garbage").is_err());
     assert!(Wire::decode(&[]).is_err());
 }
+
+/// Only the proposer's signed proposal, within the round lookahead, reaches the app and the
+/// core.
+#[test]
+fn proposals_are_checked_before_anything_is_stored() {
+    let tc = TestCommittee::new(4, 3);
+    let ctx = Ctx::new(tc.committee.chain_id());
+    let vs = ValidatorSet::from_committee(&tc.committee);
+    let core_of = |i: usize| {
+        Core::new(
+            ctx.clone(),
+            vs.clone(),
+            PrivateKey::from(tc.identities[i].secret_bytes()),
+            LinearTimeouts::default(),
+        )
+    };
+    // Validator 0 proposes (1, 0); its proposal passes validator 2's check.
+    let mut p0 = core_of(0);
+    let mut actions = p0.start_height(Height(1));
+    actions.extend(p0.propose(
+        Height(1),
+        Round::new(0),
+        block_for(Height(1), Round::new(0), 0),
+    ));
+    let real = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Broadcast(Wire::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let mut v = core_of(2);
+    let _ = v.start_height(Height(1));
+    assert!(v.check_proposal(&real));
+    // A non-proposer signing a proposal for (1, 0) under its own address.
+    let key1 = PrivateKey::from(tc.identities[1].secret_bytes());
+    let mut other = real.message.clone();
+    other.address = Address(*key1.public_key().as_bytes());
+    other.value = Value::new(b"junk".to_vec());
+    let sig = key1.sign(&ctx.proposal_sign_bytes(&other));
+    assert!(!v.check_proposal(&arc_malachitebft_core_types::SignedMessage::new(other, sig)));
+    // The proposer's address with a changed value (signature no longer matches).
+    let mut forged = real.clone();
+    forged.message.value = Value::new(b"junk".to_vec());
+    assert!(!v.check_proposal(&forged));
+    // Far beyond our round, signed by that round's proposer.
+    let far = Round::new(41);
+    let proposer = vs
+        .index_of(&vs_proposer(&ctx, &vs, Height(1), far))
+        .unwrap();
+    let key = PrivateKey::from(tc.identities[proposer].secret_bytes());
+    let mut ahead = real.message.clone();
+    ahead.round = far;
+    ahead.address = Address(*key.public_key().as_bytes());
+    let sig = key.sign(&ctx.proposal_sign_bytes(&ahead));
+    assert!(!v.check_proposal(&arc_malachitebft_core_types::SignedMessage::new(ahead, sig)));
+}
+
+fn vs_proposer(ctx: &Ctx, vs: &ValidatorSet, h: Height, r: Round) -> Address {
+    use arc_malachitebft_core_types::{Context as _, Validator as _};
+    *ctx.select_proposer(vs, h, r).address()
+}

@@ -202,11 +202,15 @@ impl App for NodeApp {
         certificate: &CommitCertificate<Ctx>,
     ) -> Result<(), String> {
         let block = decode_block(value)?;
-        let mut inner = self.shared.lock();
-        if height.0 <= inner.height {
-            return Ok(()); // already applied (a fetched copy of a height we decided)
-        }
-        let mut next = inner.state.clone();
+        // Only this actor changes the state and the height, so the lock is held just to copy
+        // and, after the durable write, to swap: the event loop is never blocked on an fsync.
+        let mut next = {
+            let inner = self.shared.lock();
+            if height.0 <= inner.height {
+                return Ok(()); // already applied (a fetched copy of a height we decided)
+            }
+            inner.state.clone()
+        };
         let (entries, duties) = next
             .apply_block(&block, &self.shared.committee)
             .map_err(|e| format!("decided block {} does not apply: {e}", height.0))?;
@@ -225,6 +229,7 @@ impl App for NodeApp {
             .store
             .append_decided(&bytes, &keys, height.0, &record)
             .map_err(|e| format!("log store: {e}"))?;
+        let mut inner = self.shared.lock();
         inner.state = next;
         inner.height = height.0;
         for e in &entries {

@@ -18,6 +18,10 @@ pub(crate) const MAX_MESSAGES: usize = 20_000;
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
 /// Largest sum of message sizes put in one block (the proposal must fit a consensus frame).
 pub(crate) const MAX_BLOCK_BYTES: usize = 3 * 1024 * 1024;
+/// Most messages kept per author, so one member cannot fill the pool.
+pub(crate) const MAX_PER_SIGNER: usize = 4096;
+/// Most of our own messages re-published per call of [`Mempool::own_due`].
+pub(crate) const MAX_REPUBLISH: usize = 64;
 
 struct Pending {
     msg: SignedMessage,
@@ -33,6 +37,7 @@ struct Pending {
 pub(crate) struct Mempool {
     by_hash: BTreeMap<[u8; 32], u64>,
     by_seq: BTreeMap<u64, ([u8; 32], Pending)>,
+    per_signer: BTreeMap<u32, usize>,
     next_seq: u64,
 }
 
@@ -49,9 +54,14 @@ impl Mempool {
     pub(crate) fn insert(&mut self, msg: SignedMessage, own: bool) -> bool {
         let bytes = msg.to_cbor();
         let h = sha256(&bytes);
-        if self.by_hash.contains_key(&h) || self.by_seq.len() >= MAX_MESSAGES {
+        let signer_count = self.per_signer.get(&msg.signer).copied().unwrap_or(0);
+        if self.by_hash.contains_key(&h)
+            || self.by_seq.len() >= MAX_MESSAGES
+            || signer_count >= MAX_PER_SIGNER
+        {
             return false;
         }
+        self.per_signer.insert(msg.signer, signer_count + 1);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_hash.insert(h, seq);
@@ -78,19 +88,15 @@ impl Mempool {
         now_ms: u64,
         committee: &Committee,
     ) -> Vec<SignedMessage> {
-        let mut candidates = Vec::new();
-        let mut bytes = 0;
-        for (_, p) in self.by_seq.values() {
-            if bytes + p.size > MAX_BLOCK_BYTES {
-                break;
-            }
-            bytes += p.size;
-            candidates.push(&p.msg);
-        }
+        let candidates: Vec<(&SignedMessage, usize)> = self
+            .by_seq
+            .values()
+            .map(|(_, p)| (&p.msg, p.size))
+            .collect();
         state
-            .select(&candidates, now_ms, committee)
+            .select(&candidates, now_ms, committee, MAX_BLOCK_BYTES)
             .into_iter()
-            .map(|i| candidates[i].clone())
+            .map(|i| candidates[i].0.clone())
             .collect()
     }
 
@@ -105,21 +111,35 @@ impl Mempool {
         state.any_applicable(&candidates, now_ms, committee)
     }
 
-    /// Our own messages not yet ordered (to re-publish: gossip may have missed a peer).
-    pub(crate) fn own(&self) -> Vec<SignedMessage> {
+    /// Our own messages not yet ordered and older than `age`, oldest first, at most
+    /// [`MAX_REPUBLISH`] (to re-publish: gossip may have missed a peer).
+    pub(crate) fn own_due(&self, age: Duration) -> Vec<SignedMessage> {
         self.by_seq
             .values()
-            .filter(|(_, p)| p.own)
+            .filter(|(_, p)| p.own && p.since.elapsed() >= age)
+            .take(MAX_REPUBLISH)
             .map(|(_, p)| p.msg.clone())
             .collect()
+    }
+
+    fn remove_seq(&mut self, seq: u64) {
+        if let Some((h, p)) = self.by_seq.remove(&seq) {
+            self.by_hash.remove(&h);
+            if let Some(c) = self.per_signer.get_mut(&p.msg.signer) {
+                *c -= 1;
+                if *c == 0 {
+                    self.per_signer.remove(&p.msg.signer);
+                }
+            }
+        }
     }
 
     /// Drops what `block` included, messages about requests decided or already ordered,
     /// and messages older than [`MAX_AGE`].
     pub(crate) fn prune(&mut self, block: &Block, state: &ProtocolState) {
         for m in &block.messages {
-            if let Some(seq) = self.by_hash.remove(&sha256(&m.to_cbor())) {
-                self.by_seq.remove(&seq);
+            if let Some(seq) = self.by_hash.get(&sha256(&m.to_cbor())).copied() {
+                self.remove_seq(seq);
             }
         }
         let stale: Vec<u64> = self
@@ -142,9 +162,7 @@ impl Mempool {
             .map(|(s, _)| *s)
             .collect();
         for s in stale {
-            if let Some((h, _)) = self.by_seq.remove(&s) {
-                self.by_hash.remove(&h);
-            }
+            self.remove_seq(s);
         }
     }
 }

@@ -142,7 +142,7 @@ impl NodeLoop {
     }
 
     fn republish(&mut self) {
-        let own = self.shared.lock().mempool.own();
+        let own = self.shared.lock().mempool.own_due(REPUBLISH);
         for m in own {
             self.publish(MESSAGES_TOPIC, m.to_cbor());
         }
@@ -194,7 +194,19 @@ impl NodeLoop {
             tracing::debug!("gossip message refused: {e}");
             return Validation::Reject;
         }
-        if self.shared.lock().mempool.insert(msg, false) {
+        let mut inner = self.shared.lock();
+        // Commitments and reveals only for open rounds: a member cannot fill the pool with
+        // messages about requests that do not exist (its author re-publishes a message that
+        // arrived before we applied the request's block).
+        if let Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } = &msg.body {
+            let open = <[u8; 32]>::try_from(request_id.as_slice())
+                .is_ok_and(|id| inner.state.round_status(&id).is_some());
+            if !open {
+                return Validation::Ignore;
+            }
+        }
+        if inner.mempool.insert(msg, false) {
+            drop(inner);
             let _ = self.actor.try_send(ActorInput::Wake);
             Validation::Accept
         } else {

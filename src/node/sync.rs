@@ -80,10 +80,10 @@ impl NodeLoop {
         }
         // More to fetch: ask again right away.
         if n as u32 == SYNC_BATCH
-            && let Some(h) = last
+            && let Some(next) = last.and_then(|h| h.checked_add(1))
         {
             self.last_sync = None;
-            self.sync_from(h + 1, None);
+            self.sync_from(next, None);
         }
     }
 

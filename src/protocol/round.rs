@@ -266,22 +266,31 @@ impl ProtocolState {
 
     /// Of `candidates` (envelopes already verified), the positions of those that can go,
     /// in this order, into one block at time `now_ms`: what the proposer includes.
+    /// Each candidate comes with its encoded size; the chosen ones add up to at most
+    /// `max_bytes` (messages that do not apply take no room).
     pub fn select(
         &self,
-        candidates: &[&SignedMessage],
+        candidates: &[(&SignedMessage, usize)],
         now_ms: u64,
         committee: &Committee,
+        max_bytes: usize,
     ) -> Vec<usize> {
         let mut probe = self.clone();
         probe.pending_ms = now_ms;
         probe.advance_time(now_ms);
-        candidates
-            .iter()
-            .enumerate()
+        let mut bytes = 0usize;
+        let mut chosen = Vec::new();
+        for (i, (m, size)) in candidates.iter().enumerate() {
+            if bytes.saturating_add(*size) > max_bytes {
+                continue;
+            }
             // apply_message changes nothing when it refuses.
-            .filter(|(_, m)| probe.apply_message(m, committee).is_ok())
-            .map(|(i, _)| i)
-            .collect()
+            if probe.apply_message(m, committee).is_ok() {
+                bytes += size;
+                chosen.push(i);
+            }
+        }
+        chosen
     }
 
     /// Whether any of `candidates` could go into a block at `now_ms` (stops at the first).
