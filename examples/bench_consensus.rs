@@ -16,14 +16,7 @@ use std::time::{Duration, Instant};
 use synchronicity::log::CosignedCheckpoint;
 use synchronicity::node::{self, NodeConfig, NodeHandle};
 use synchronicity::protocol::ProtocolParams;
-use synchronicity::testing::{FixedBuilder, TestCommittee, request};
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
+use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, request};
 
 fn cosigned_size(n: &NodeHandle) -> u64 {
     let s = n.shared();
@@ -40,7 +33,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let tc = TestCommittee::with_ports(61, &free_ports(4));
+    let tc = TestCommittee::with_ports(61, &free_loopback_ports(4));
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {

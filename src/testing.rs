@@ -211,3 +211,15 @@ pub fn reproduced_entry(tc: &TestCommittee, name: &str, signers: &[usize]) -> Ve
         height: 1,
     })
 }
+
+/// `n` TCP ports free on 127.0.0.1 right now (bound, read, released: another process could
+/// take one before it is used, which local tests accept).
+pub fn free_loopback_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
+}

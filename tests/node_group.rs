@@ -15,15 +15,8 @@ use synchronicity::protocol::{
     Body, LogEntry, Misbehaviour, ProtocolParams, RevealedOutcome, SignedMessage, Verdict,
     attestation_statement, commitment,
 };
-use synchronicity::testing::{FixedBuilder, TestCommittee, manifest, request};
+use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, manifest, request};
 use synchronicity_net::{NetConfig, NetEvent, NetworkHandle, TopicConfig, Validation};
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
 
 struct Group {
     tc: TestCommittee,
@@ -39,7 +32,7 @@ fn params() -> ProtocolParams {
 }
 
 async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str)]) -> Group {
-    let tc = TestCommittee::with_ports(seed, &free_ports(4));
+    let tc = TestCommittee::with_ports(seed, &free_loopback_ports(4));
     let mut nodes = Vec::new();
     let mut dirs = Vec::new();
     for &i in honest {

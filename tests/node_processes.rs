@@ -14,7 +14,10 @@ const NODE_TOML: &str = "commit_window_secs = 8\nreveal_window_secs = 4\nidle_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_down_killed_and_returning() {
     let mut c = Cluster::new(41, 4, NODE_TOML);
-    let metrics = format!("127.0.0.1:{}", support::free_ports(1)[0]);
+    let metrics = format!(
+        "127.0.0.1:{}",
+        synchronicity::testing::free_loopback_ports(1)[0]
+    );
     c.extra_args[0] = vec!["--metrics".into(), metrics.clone()];
     // Member 3 is down from the start: the other three decide.
     for i in 0..3 {

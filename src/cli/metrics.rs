@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::log::CosignedCheckpoint;
 use crate::node::NodeHandle;
 
 /// Starts serving metrics for `node` on `addr`.
@@ -33,11 +32,9 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
             };
             let size = shared.store.size().unwrap_or(0);
             let cosigned = shared
-                .store
-                .latest_checkpoint()
+                .latest_cosigned()
                 .ok()
                 .flatten()
-                .and_then(|n| CosignedCheckpoint::verify(&n, &shared.committee).ok())
                 .map_or(0, |c| c.checkpoint().size);
             let c = &shared.counters;
             let load =

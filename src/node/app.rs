@@ -20,7 +20,7 @@ use crate::consensus::actor::App;
 use crate::consensus::record::DecidedRecord;
 use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
-use crate::log::LogStore;
+use crate::log::{CosignedCheckpoint, LogStore};
 use crate::protocol::{Block, Duty, LogEntry, ProtocolParams, ProtocolState};
 
 /// How far ahead of our clock a proposer's block time may be.
@@ -108,6 +108,16 @@ impl Shared {
         })
     }
 
+    /// The latest stored cosigned checkpoint, verified against the committee.
+    pub fn latest_cosigned(&self) -> Result<Option<CosignedCheckpoint>, String> {
+        match self.store.latest_checkpoint().map_err(|e| e.to_string())? {
+            Some(note) => CosignedCheckpoint::verify(&note, &self.committee)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
     /// Locks the mutable part (a poisoned lock is recovered: every change under it is
     /// made on a copy and swapped in, so it is never half-done).
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -126,6 +136,8 @@ pub(crate) enum AppEvent {
         size: u64,
         /// Root at that size.
         root: [u8; 32],
+        /// The requests whose entries it added (their round files can go).
+        decided: Vec<[u8; 32]>,
     },
     /// Peers are ahead: fetch decided heights from `from`.
     Lagging {
@@ -256,6 +268,7 @@ impl App for NodeApp {
             let _ = self.events.send(AppEvent::Grown {
                 size: appended.size,
                 root,
+                decided: entries.iter().map(|e| e.request.id()).collect(),
             });
         }
         if !duties.is_empty() {

@@ -20,7 +20,6 @@ use tokio::net::{UnixListener, UnixStream};
 use super::service::BuildService;
 use super::{NodeHandle, run};
 use crate::codec;
-use crate::log::CosignedCheckpoint;
 use crate::protocol::LogEntry;
 
 /// File name of the socket inside the node directory.
@@ -179,15 +178,7 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, String>
                 tokio::task::spawn_blocking(move || service.pin(&krate, &version, lockfile))
                     .await
                     .map_err(|e| e.to_string())??;
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            ctx.commands
-                .send(run::Command::Submit {
-                    request: Box::new(request),
-                    reply,
-                })
-                .await
-                .map_err(|_| "the node is stopping".to_string())?;
-            let id = rx.await.map_err(|_| "the node is stopping".to_string())??;
+            let id = run::submit(&ctx.commands, request).await?;
             Ok(ControlAnswer::Submitted {
                 id: hex::encode(id),
             })
@@ -222,12 +213,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
         (inner.height, open)
     };
     let (log_size, root) = s.store.head().map_err(|e| e.to_string())?;
-    let checkpoint_size = s
-        .store
-        .latest_checkpoint()
-        .map_err(|e| e.to_string())?
-        .and_then(|n| CosignedCheckpoint::verify(&n, &s.committee).ok())
-        .map(|c| c.checkpoint().size);
+    let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
     let entry = match &key {
         Some(k) => match s.store.lookup(k).map_err(|e| e.to_string())? {
             Some(index) => {

@@ -12,6 +12,7 @@ use crate::protocol::{Body, RevealedOutcome, attestation_statement, commitment};
 impl NodeLoop {
     /// After a restart: commit or reveal for rounds that were open when we stopped.
     pub(crate) fn resume_rounds(&mut self) {
+        self.forget_decided_rounds();
         let open: Vec<[u8; 32]> = {
             let inner = self.shared.lock();
             inner.state.open_requests().map(|(id, _)| *id).collect()
@@ -123,30 +124,19 @@ impl NodeLoop {
         });
     }
 
-    pub(crate) fn forget_decided_rounds(&mut self) {
-        let Ok(dir) = std::fs::read_dir(self.rounds_dir()) else {
-            return;
+    /// Removes the round files of requests decided while we were away (the ones decided
+    /// while we run go as their entries are applied).
+    fn forget_decided_rounds(&mut self) {
+        let decided: Vec<[u8; 32]> = {
+            let inner = self.shared.lock();
+            self.rounds
+                .ids()
+                .into_iter()
+                .filter(|id| inner.state.is_decided(id))
+                .collect()
         };
-        let inner = self.shared.lock();
-        for f in dir.flatten() {
-            let name = f.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cbor")) else {
-                continue;
-            };
-            if let Ok(Ok(id)) = hex::decode(stem).map(<[u8; 32]>::try_from)
-                && inner.state.is_decided(&id)
-            {
-                self.rounds.remove(&id);
-            }
+        for id in decided {
+            self.rounds.remove(&id);
         }
-    }
-
-    fn rounds_dir(&self) -> std::path::PathBuf {
-        self.shared
-            .store
-            .dir()
-            .parent()
-            .map(|p| p.join("rounds"))
-            .unwrap_or_default()
     }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use arc_malachitebft_core_types::LinearTimeouts;
 use arc_malachitebft_signing_ed25519::PrivateKey;
 use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, TopicConfig};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use app::{MAX_CLOCK_DRIFT_MS, NodeCounters, Shared, decode_block, entry_keys, now_ms};
@@ -240,15 +240,7 @@ impl NodeHandle {
     /// Orders a pinned request: signs it, gossips it, and proposes it when our turn comes.
     /// Returns its id (also when it was already ordered).
     pub async fn submit(&self, request: BuildRequest) -> Result<[u8; 32], String> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(run::Command::Submit {
-                request: Box::new(request),
-                reply,
-            })
-            .await
-            .map_err(|_| "the node has stopped".to_string())?;
-        rx.await.map_err(|_| "the node has stopped".to_string())?
+        run::submit(&self.commands, request).await
     }
 
     /// The open round of `id`, or `None` when it is not open (unknown or decided).

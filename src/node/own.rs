@@ -57,6 +57,20 @@ impl OwnRounds {
         }
     }
 
+    /// The requests that have a round file.
+    pub(crate) fn ids(&self) -> Vec<[u8; 32]> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|f| {
+                let name = f.file_name();
+                let stem = name.to_str()?.strip_suffix(".cbor")?.to_string();
+                <[u8; 32]>::try_from(hex::decode(stem).ok()?).ok()
+            })
+            .collect()
+    }
+
     /// Forgets the round of a decided request.
     pub(crate) fn remove(&self, id: &[u8; 32]) {
         let _ = std::fs::remove_file(self.path(id));

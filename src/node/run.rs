@@ -36,6 +36,22 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+/// Asks the event loop behind `commands` to order `request`; its id once ordered or queued.
+pub(crate) async fn submit(
+    commands: &mpsc::Sender<Command>,
+    request: BuildRequest,
+) -> Result<[u8; 32], String> {
+    let (reply, rx) = oneshot::channel();
+    commands
+        .send(Command::Submit {
+            request: Box::new(request),
+            reply,
+        })
+        .await
+        .map_err(|_| "the node has stopped".to_string())?;
+    rx.await.map_err(|_| "the node has stopped".to_string())?
+}
+
 pub(crate) struct NodeLoop {
     pub(crate) shared: Arc<Shared>,
     pub(crate) net: NetworkHandle,
@@ -244,7 +260,11 @@ impl NodeLoop {
                     }
                 }
             }
-            AppEvent::Grown { size, root } => {
+            AppEvent::Grown {
+                size,
+                root,
+                decided,
+            } => {
                 let c = cosign::sign(&self.shared.committee, &self.bls, size, root);
                 let me = self.shared.me as usize;
                 if let Err(e) = self.collector.add(&self.shared.committee, me, &c) {
@@ -255,7 +275,9 @@ impl NodeLoop {
                 self.collector
                     .finish(&self.shared.committee, &self.shared.store);
                 self.store_fetched_checkpoint();
-                self.forget_decided_rounds();
+                for id in decided {
+                    self.rounds.remove(&id);
+                }
             }
             AppEvent::Lagging { from } => self.sync_from(from, None),
             AppEvent::Applied { height, entries } => {

@@ -258,10 +258,16 @@ impl ProtocolState {
         now_ms: u64,
         committee: &Committee,
     ) -> Result<(), &'static str> {
+        let mut probe = self.probe_at(now_ms);
+        probe.apply_message(msg, committee).map(|_| ())
+    }
+
+    /// A copy at block time `now_ms` (commit deadlines passed), to try messages on.
+    fn probe_at(&self, now_ms: u64) -> Self {
         let mut probe = self.clone();
         probe.pending_ms = now_ms;
         probe.advance_time(now_ms);
-        probe.apply_message(msg, committee).map(|_| ())
+        probe
     }
 
     /// Of `candidates` (envelopes already verified), the positions of those that can go,
@@ -275,9 +281,7 @@ impl ProtocolState {
         committee: &Committee,
         max_bytes: usize,
     ) -> Vec<usize> {
-        let mut probe = self.clone();
-        probe.pending_ms = now_ms;
-        probe.advance_time(now_ms);
+        let mut probe = self.probe_at(now_ms);
         let mut bytes = 0usize;
         let mut chosen = Vec::new();
         for (i, (m, size)) in candidates.iter().enumerate() {
@@ -300,9 +304,7 @@ impl ProtocolState {
         now_ms: u64,
         committee: &Committee,
     ) -> bool {
-        let mut probe = self.clone();
-        probe.pending_ms = now_ms;
-        probe.advance_time(now_ms);
+        let mut probe = self.probe_at(now_ms);
         candidates
             .iter()
             // A refused message changes nothing; the first accepted one ends the search.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use synchronicity::node::control::{self, ControlAnswer, ControlRequest, NodeStatus};
-use synchronicity::testing::TestCommittee;
+use synchronicity::testing::{TestCommittee, free_loopback_ports};
 
 /// The test node binary, brought up to date once per test process (`cargo test --test X`
 /// does not build examples, and a stale one would test old code).
@@ -26,13 +26,6 @@ pub(crate) fn test_node_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     dir.join("examples/fixed_builder_node")
-}
-
-pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// A group of `n` member directories and their processes.
@@ -55,7 +48,7 @@ impl Cluster {
 
     /// Like [`Cluster::new`], running `binary` (e.g. the real `synchronicity node`).
     pub(crate) fn with_binary(seed: u8, n: usize, node_toml: &str, binary: PathBuf) -> Self {
-        let tc = TestCommittee::with_ports(seed, &free_ports(n));
+        let tc = TestCommittee::with_ports(seed, &free_loopback_ports(n));
         let root = tempfile::tempdir().unwrap();
         let committee_file = root.path().join("committee.toml");
         std::fs::write(&committee_file, tc.committee.to_toml()).unwrap();
