@@ -132,6 +132,15 @@ fn value_from(v: &[u8]) -> Result<NilOrVal<ValueId>, WireError> {
     })
 }
 
+fn vote_type(precommit: bool) -> VoteType {
+    if precommit {
+        VoteType::Precommit
+    } else {
+        VoteType::Prevote
+    }
+}
+
+/// A round that is not nil (messages are always for a defined round).
 fn defined_round(r: i64) -> Result<Round, WireError> {
     match round_from_i64(r)? {
         Round::Nil => Err(WireError::Field("round")),
@@ -221,14 +230,11 @@ impl Wire {
             } => {
                 let p = Proposal {
                     height: Height(height),
-                    round: round_from_i64(round)?,
+                    round: defined_round(round)?,
                     value: Value::new(value),
                     pol_round: round_from_i64(pol_round)?,
                     address: Address(arr32(&address, "address")?),
                 };
-                if p.round == Round::Nil {
-                    return Err(WireError::Field("round"));
-                }
                 Wire::Proposal(SignedMessage::new(p, sig(&signature)?))
             }
             Encoded::Vote {
@@ -241,19 +247,12 @@ impl Wire {
             } => {
                 let value = value_from(&value)?;
                 let v = Vote {
-                    typ: if precommit {
-                        VoteType::Precommit
-                    } else {
-                        VoteType::Prevote
-                    },
+                    typ: vote_type(precommit),
                     height: Height(height),
-                    round: round_from_i64(round)?,
+                    round: defined_round(round)?,
                     value,
                     address: Address(arr32(&address, "address")?),
                 };
-                if v.round == Round::Nil {
-                    return Err(WireError::Field("round"));
-                }
                 Wire::Vote(SignedMessage::new(v, sig(&signature)?))
             }
             Encoded::Polka {
@@ -301,11 +300,7 @@ impl Wire {
                         .iter()
                         .map(|s| {
                             Ok(RoundSignature {
-                                vote_type: if s.precommit {
-                                    VoteType::Precommit
-                                } else {
-                                    VoteType::Prevote
-                                },
+                                vote_type: vote_type(s.precommit),
                                 value_id: value_from(&s.value)?,
                                 address: Address(arr32(&s.address, "address")?),
                                 signature: sig(&s.signature)?,
