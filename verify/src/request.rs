@@ -1,20 +1,27 @@
 //! The pinned inputs of one build: a [`BuildRequest`], its canonical CBOR encoding and its
-//! request id. Pure. Used by the builder (what to build) and by the protocol (what is
-//! ordered, committed to and logged).
+//! request id. Pure. Used by the builder (what to build), the protocol (what is ordered,
+//! committed to and logged) and relying parties (what a proof is about).
 //!
 //! `request id = SHA-256(canonical CBOR of the request)`. Canonical means: fields in
 //! declaration order (serde), features sorted and deduplicated, and decoding accepts only
 //! bytes that re-encode to themselves, so one request has exactly one id.
+//!
+//! Every pin is part of the identity: crate, version, the `.crate`'s sha256, the lockfile's
+//! sha256 (the text travels beside the request and is stored content-addressed), toolchain,
+//! target, profile, features, targets and the attempt number. Two requests that differ in
+//! any of them are two VARIANTS of `crate@version`, each with its own entry.
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
-use crate::crypto::sha256;
+use crate::sha256;
 
 /// Format version carried inside every request.
-pub const REQUEST_FORMAT: u32 = 1;
-/// Largest encoded request (the lockfile dominates).
-pub const MAX_REQUEST_SIZE: usize = 1024 * 1024;
+pub const REQUEST_FORMAT: u32 = 2;
+/// Largest encoded request (a few hundred bytes in practice; features dominate).
+pub const MAX_REQUEST_SIZE: usize = 16 * 1024;
+/// Most features a request may enable.
+pub const MAX_FEATURES: usize = 64;
 
 /// Everything that determines the bytes a build produces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +36,9 @@ pub struct BuildRequest {
     /// SHA-256 of the `.crate` file (the index's `cksum`).
     #[serde(with = "serde_bytes")]
     pub source_sha256: Vec<u8>,
-    /// The exact `Cargo.lock` to build with.
-    pub lockfile: String,
+    /// SHA-256 of the exact `Cargo.lock` text to build with.
+    #[serde(with = "serde_bytes")]
+    pub lockfile_sha256: Vec<u8>,
     /// True when the lockfile is the one shipped in the `.crate`; false when the submitter
     /// generated it once and it travels in the request.
     pub lockfile_shipped: bool,
@@ -48,6 +56,8 @@ pub struct BuildRequest {
     pub lib: bool,
     /// Build the binary targets (if any).
     pub bins: bool,
+    /// 1 for the first attempt; a re-attempt of the same inputs counts up.
+    pub attempt: u32,
 }
 
 /// Why request bytes were rejected.
@@ -103,8 +113,11 @@ impl BuildRequest {
         if self.source_sha256.len() != 32 {
             return Err(RequestError::Invalid("source sha256"));
         }
-        if self.lockfile.is_empty() {
-            return Err(RequestError::Invalid("lockfile"));
+        if self.lockfile_sha256.len() != 32 {
+            return Err(RequestError::Invalid("lockfile sha256"));
+        }
+        if self.attempt == 0 {
+            return Err(RequestError::Invalid("attempt (counts from 1)"));
         }
         let word =
             |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
@@ -117,7 +130,10 @@ impl BuildRequest {
                 && f.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_/+.".contains(&b))
         };
-        if !self.features.iter().all(feature_ok) || !self.features.windows(2).all(|w| w[0] < w[1]) {
+        if self.features.len() > MAX_FEATURES
+            || !self.features.iter().all(feature_ok)
+            || !self.features.windows(2).all(|w| w[0] < w[1])
+        {
             return Err(RequestError::Invalid("features"));
         }
         if !self.lib && !self.bins {
@@ -150,6 +166,45 @@ impl BuildRequest {
     pub fn spec(&self) -> String {
         format!("{}@{}", self.krate, self.version)
     }
+
+    /// The variant a user means by plain `crate@version`: default features only, the lib
+    /// and the bins, the release profile (the lockfile is the shipped one or the one
+    /// generated for the request; any attempt).
+    pub fn is_default_variant(&self) -> bool {
+        self.features.is_empty()
+            && !self.no_default_features
+            && self.lib
+            && self.bins
+            && self.profile == "release"
+    }
+
+    /// A short description of what sets this variant apart, e.g.
+    /// `features=serde,std lockfile=generated attempt=2` (empty for the default variant with
+    /// a shipped lockfile on its first attempt).
+    pub fn variant_label(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.features.is_empty() {
+            parts.push(format!("features={}", self.features.join(",")));
+        }
+        if self.no_default_features {
+            parts.push("no-default-features".into());
+        }
+        match (self.lib, self.bins) {
+            (true, true) => {}
+            (true, false) => parts.push("lib only".into()),
+            _ => parts.push("bins only".into()),
+        }
+        if self.profile != "release" {
+            parts.push(format!("profile={}", self.profile));
+        }
+        if !self.lockfile_shipped {
+            parts.push("lockfile=generated".into());
+        }
+        if self.attempt != 1 {
+            parts.push(format!("attempt={}", self.attempt));
+        }
+        parts.join(" ")
+    }
 }
 
 #[cfg(test)]
@@ -162,7 +217,7 @@ mod tests {
             krate: "itoa".into(),
             version: "1.0.15".into(),
             source_sha256: vec![7; 32],
-            lockfile: "version = 4\n".into(),
+            lockfile_sha256: crate::sha256(b"version = 4\n").to_vec(),
             lockfile_shipped: false,
             toolchain: "1.95.0".into(),
             target: "x86_64-unknown-linux-gnu".into(),
@@ -171,6 +226,7 @@ mod tests {
             no_default_features: false,
             lib: true,
             bins: true,
+            attempt: 1,
         }
         .canonicalize()
     }
@@ -186,7 +242,10 @@ mod tests {
         v.version = "1.0.14".into();
         variants.push(v);
         let mut v = r.clone();
-        v.lockfile.push('\n');
+        v.lockfile_sha256[0] ^= 1;
+        variants.push(v);
+        let mut v = r.clone();
+        v.attempt = 2;
         variants.push(v);
         let mut v = r.clone();
         v.toolchain = "1.94.0".into();
@@ -217,11 +276,14 @@ mod tests {
         bad.source_sha256 = vec![1; 31];
         assert!(BuildRequest::from_cbor(&bad.to_cbor()).is_err());
         let mut bad = sample();
-        bad.format = 2;
+        bad.format = 1;
         assert_eq!(
             BuildRequest::from_cbor(&bad.to_cbor()),
-            Err(RequestError::Format(2))
+            Err(RequestError::Format(1))
         );
+        let mut bad = sample();
+        bad.attempt = 0;
+        assert!(BuildRequest::from_cbor(&bad.to_cbor()).is_err());
         // The same request with its map keys in another order: same meaning, other bytes.
         let value: ciborium::value::Value =
             ciborium::de::from_reader(&sample().to_cbor()[..]).unwrap();
@@ -237,7 +299,7 @@ mod tests {
         trailing.push(0);
         assert!(BuildRequest::from_cbor(&trailing).is_err());
         let mut big = sample();
-        big.lockfile = "x".repeat(MAX_REQUEST_SIZE);
+        big.krate = "x".repeat(MAX_REQUEST_SIZE);
         assert!(matches!(
             BuildRequest::from_cbor(&big.to_cbor()),
             Err(RequestError::Codec(_))

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::FormatError;
 use super::checkpoint::Checkpoint;
 use crate::committee::Committee;
-use crate::crypto::{ThresholdError, ThresholdSignature};
+use crate::crypto::{BlsPublicKey, ThresholdError, ThresholdSignature};
 
 /// Largest note we parse (a 100-member committee's line is ~200 bytes).
 pub const MAX_NOTE_SIZE: usize = 64 * 1024;
@@ -143,18 +143,22 @@ pub enum CheckpointError {
     },
 }
 
-/// A checkpoint whose committee threshold signature has been VERIFIED. Only
-/// [`CosignedCheckpoint::verify`] and [`CosignedCheckpoint::assemble`] make one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CosignedCheckpoint {
-    checkpoint: Checkpoint,
-    signature: ThresholdSignature,
+/// A parsed cosigned checkpoint whose every check but the pairing passed: the caller
+/// verifies `signature.aggregate` under `signers_key` over `body` (alone or in a batch),
+/// then calls [`PendingCheckpoint::verified`].
+#[derive(Debug)]
+pub(crate) struct PendingCheckpoint {
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) body: String,
+    pub(crate) signature: ThresholdSignature,
+    pub(crate) signers_key: BlsPublicKey,
     note: String,
 }
 
-impl CosignedCheckpoint {
-    /// Parses `note` and verifies the committee's threshold signature over its text.
-    pub fn verify(note: &str, committee: &Committee) -> Result<Self, CheckpointError> {
+impl PendingCheckpoint {
+    /// Parses the note, finds the committee's single line, decodes the threshold
+    /// signature (≥ t signers) and the checkpoint, and checks the origin.
+    pub(crate) fn parse(note: &str, committee: &Committee) -> Result<Self, CheckpointError> {
         let parsed = SignedNote::parse(note)?;
         let mut ours = parsed
             .signatures
@@ -170,7 +174,7 @@ impl CosignedCheckpoint {
             return Err(CheckpointError::DuplicateCommitteeSignature);
         }
         let signature = ThresholdSignature::from_bytes(&sig.signature, committee.len())?;
-        committee.verify_threshold(parsed.text.as_bytes(), &signature)?;
+        let signers_key = signature.signers_key(committee.keys(), committee.threshold())?;
         let checkpoint = Checkpoint::parse(&parsed.text)?;
         if checkpoint.origin != committee.origin() {
             return Err(CheckpointError::WrongOrigin {
@@ -180,9 +184,41 @@ impl CosignedCheckpoint {
         }
         Ok(Self {
             checkpoint,
+            body: parsed.text,
             signature,
+            signers_key,
             note: note.to_string(),
         })
+    }
+
+    /// The checkpoint, once its signature verified (the caller's duty).
+    pub(crate) fn verified(self) -> CosignedCheckpoint {
+        CosignedCheckpoint {
+            checkpoint: self.checkpoint,
+            signature: self.signature,
+            note: self.note,
+        }
+    }
+}
+
+/// A checkpoint whose committee threshold signature has been VERIFIED. Only
+/// [`CosignedCheckpoint::verify`] and [`CosignedCheckpoint::assemble`] make one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignedCheckpoint {
+    checkpoint: Checkpoint,
+    signature: ThresholdSignature,
+    note: String,
+}
+
+impl CosignedCheckpoint {
+    /// Parses `note` and verifies the committee's threshold signature over its text.
+    pub fn verify(note: &str, committee: &Committee) -> Result<Self, CheckpointError> {
+        let pending = PendingCheckpoint::parse(note, committee)?;
+        pending
+            .signers_key
+            .verify(pending.body.as_bytes(), &pending.signature.aggregate)
+            .map_err(|_| CheckpointError::Signature(ThresholdError::BadAggregate))?;
+        Ok(pending.verified())
     }
 
     /// Builds the note from a checkpoint and a threshold signature over its body, and

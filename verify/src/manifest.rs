@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::crypto::sha256;
+use crate::sha256;
 
 /// Largest manifest text accepted.
 pub const MAX_MANIFEST_SIZE: usize = 64 * 1024;
@@ -32,6 +32,46 @@ pub enum ManifestError {
     /// Empty, too large, or not newline-terminated.
     #[error("manifest is empty, too large or not newline-terminated")]
     Shape,
+}
+
+/// Why an artifact file is not the one the manifest attests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// The manifest has no file at the given path (or with the given file name).
+    #[error("no {wanted} in the attested manifest (it lists {listed})")]
+    NotListed {
+        /// The path or file name asked for.
+        wanted: String,
+        /// The manifest's paths, comma-separated.
+        listed: String,
+    },
+    /// The file's sha256 is listed, but under another path: it is another artifact.
+    #[error("its sha256 is attested for {listed_as}, not for {wanted}")]
+    OtherName {
+        /// The path or file name asked for.
+        wanted: String,
+        /// The path the hash is listed under.
+        listed_as: String,
+    },
+    /// Several manifest paths end in this file name.
+    #[error("several attested files are named {name} ({paths}); give MANIFEST_PATH=FILE")]
+    Ambiguous {
+        /// The file name.
+        name: String,
+        /// The candidate paths.
+        paths: String,
+    },
+    /// The path matches, the bytes do not.
+    #[error("sha256 {found} differs from the attested {attested} for {path}")]
+    Mismatch {
+        /// The manifest path.
+        path: String,
+        /// The file's sha256, hex.
+        found: String,
+        /// The attested sha256, hex.
+        attested: String,
+    },
 }
 
 /// Artifact paths and their SHA-256, sorted by path.
@@ -82,6 +122,62 @@ impl Manifest {
             .iter()
             .map(|(p, h)| format!("{}  {p}\n", hex::encode(h)))
             .collect()
+    }
+
+    /// Checks an artifact file's bytes against the manifest by sha256 AND path: at exactly
+    /// `manifest_path` when given, else at the one path whose last component is
+    /// `file_name`. Returns the manifest path it matched. A file whose hash is attested
+    /// under another path is refused: it is another artifact, whatever its name.
+    pub fn check_artifact(
+        &self,
+        manifest_path: Option<&str>,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<String, ArtifactError> {
+        let found = sha256(bytes);
+        let listed = || self.files.keys().cloned().collect::<Vec<_>>().join(", ");
+        let (wanted, candidates): (String, Vec<&String>) = match manifest_path {
+            Some(p) => (p.to_string(), self.files.keys().filter(|k| *k == p).collect()),
+            None => (
+                format!("file named {file_name}"),
+                self.files
+                    .keys()
+                    .filter(|k| k.rsplit('/').next() == Some(file_name))
+                    .collect(),
+            ),
+        };
+        match candidates.as_slice() {
+            [path] => {
+                let attested = self.files[*path];
+                if attested == found {
+                    Ok((*path).clone())
+                } else {
+                    Err(ArtifactError::Mismatch {
+                        path: (*path).clone(),
+                        found: hex::encode(found),
+                        attested: hex::encode(attested),
+                    })
+                }
+            }
+            [] => match self.files.iter().find(|(_, h)| **h == found) {
+                Some((other, _)) => Err(ArtifactError::OtherName {
+                    wanted,
+                    listed_as: other.clone(),
+                }),
+                None => Err(ArtifactError::NotListed {
+                    wanted,
+                    listed: listed(),
+                }),
+            },
+            many => Err(ArtifactError::Ambiguous {
+                name: file_name.to_string(),
+                paths: many
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     /// `SHA-256(text)`.
@@ -140,6 +236,48 @@ mod tests {
         );
         assert_eq!(Manifest::parse(&text).unwrap(), m);
         assert_eq!(m.digest(), sha256(text.as_bytes()));
+    }
+
+    #[test]
+    fn artifacts_match_by_hash_and_path() {
+        let mut m = Manifest::default();
+        m.insert("t/release/libitoa.rlib", sha256(b"lib"));
+        m.insert("t/release/itoa", sha256(b"bin"));
+        m.insert("t/release/deps/itoa", sha256(b"other"));
+        assert_eq!(
+            m.check_artifact(None, "libitoa.rlib", b"lib").unwrap(),
+            "t/release/libitoa.rlib"
+        );
+        assert!(matches!(
+            m.check_artifact(None, "libitoa.rlib", b"bin"),
+            Err(ArtifactError::Mismatch { .. })
+        ));
+        // The right bytes under another name are refused, naming where they are attested.
+        assert_eq!(
+            m.check_artifact(None, "libevil.rlib", b"lib"),
+            Err(ArtifactError::OtherName {
+                wanted: "file named libevil.rlib".into(),
+                listed_as: "t/release/libitoa.rlib".into()
+            })
+        );
+        assert!(matches!(
+            m.check_artifact(None, "x", b"nothing"),
+            Err(ArtifactError::NotListed { .. })
+        ));
+        // Two paths end in `itoa`: the exact path decides.
+        assert!(matches!(
+            m.check_artifact(None, "itoa", b"bin"),
+            Err(ArtifactError::Ambiguous { .. })
+        ));
+        assert_eq!(
+            m.check_artifact(Some("t/release/itoa"), "whatever", b"bin")
+                .unwrap(),
+            "t/release/itoa"
+        );
+        assert!(matches!(
+            m.check_artifact(Some("t/release/deps/itoa"), "itoa", b"bin"),
+            Err(ArtifactError::Mismatch { .. })
+        ));
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! FastAggregateVerify (2 pairings) whatever the committee size. It is sound only because the
 //! keys in a [`MemberKeys`] set had their proofs of possession checked when the set was made.
 //!
-//! Bitmap layout (DESIGN.md): ⌈n/8⌉ bytes; member `i` (committee order) is bit `i % 8`,
+//! Bitmap layout (docs/formats.md): ⌈n/8⌉ bytes; member `i` (committee order) is bit `i % 8`,
 //! least significant first, of byte `i / 8`. Bits at or beyond `n` must be zero.
 
 use std::collections::BTreeMap;
 
-use super::bls::{BlsError, BlsPublicKey, BlsSignature, SIGNATURE_LEN};
+use super::batch::{BatchItem, aggregate_keys, verify_batch};
+use super::bls::{BlsError, BlsPublicKey, BlsSignature, POP_DST, SIGNATURE_LEN};
 
 /// Why a key set, a partial signature or a threshold signature was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,15 +104,46 @@ pub struct MemberKeys {
 }
 
 impl MemberKeys {
-    /// Checks every proof of possession and rejects duplicate keys and an empty set.
+    /// Checks every proof of possession and rejects duplicate keys and an empty set. The
+    /// proofs are checked in ONE batched multi-pairing (see [`super::verify_batch`]); only
+    /// when the batch fails are they checked one by one, to name the bad member.
     pub fn from_keys_with_pops(
         entries: &[(BlsPublicKey, BlsSignature)],
     ) -> Result<Self, ThresholdError> {
-        if entries.is_empty() {
+        let keys = Self::distinct(entries.iter().map(|(k, _)| k.clone()).collect())?;
+        let messages: Vec<[u8; 48]> = entries.iter().map(|(k, _)| k.to_bytes()).collect();
+        let items: Vec<BatchItem<'_>> = entries
+            .iter()
+            .zip(&messages)
+            .map(|((key, pop), message)| BatchItem {
+                message,
+                key,
+                signature: pop,
+            })
+            .collect();
+        if verify_batch(POP_DST, &items).is_err() {
+            for (index, (key, pop)) in entries.iter().enumerate() {
+                key.verify_proof_of_possession(pop)
+                    .map_err(|_| ThresholdError::BadProofOfPossession { index })?;
+            }
+            // Every proof verified alone (the batch can only have failed to draw its weights).
+        }
+        Ok(keys)
+    }
+
+    /// A key set whose proofs of possession were verified EARLIER, for exactly these keys in
+    /// this order (the committee cache: a file whose sha256 was fully checked before). Still
+    /// rejects duplicates and an empty set.
+    pub(crate) fn from_previously_checked(keys: Vec<BlsPublicKey>) -> Result<Self, ThresholdError> {
+        Self::distinct(keys)
+    }
+
+    fn distinct(keys: Vec<BlsPublicKey>) -> Result<Self, ThresholdError> {
+        if keys.is_empty() {
             return Err(ThresholdError::EmptyCommittee);
         }
         let mut seen: BTreeMap<[u8; 48], usize> = BTreeMap::new();
-        for (index, (key, pop)) in entries.iter().enumerate() {
+        for (index, key) in keys.iter().enumerate() {
             if let Some(&first) = seen.get(&key.to_bytes()) {
                 return Err(ThresholdError::DuplicateKey {
                     first,
@@ -119,12 +151,8 @@ impl MemberKeys {
                 });
             }
             seen.insert(key.to_bytes(), index);
-            key.verify_proof_of_possession(pop)
-                .map_err(|_| ThresholdError::BadProofOfPossession { index })?;
         }
-        Ok(Self {
-            keys: entries.iter().map(|(k, _)| k.clone()).collect(),
-        })
+        Ok(Self { keys })
     }
 
     /// Number of members `n` (at least 1).
@@ -163,7 +191,7 @@ impl MemberKeys {
     }
 }
 
-/// Which members signed, in the DESIGN.md layout. Invariant: no bit at or beyond `members`.
+/// Which members signed, in the docs/formats.md layout. Invariant: no bit at or beyond `members`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerBitmap {
     bytes: Vec<u8>,
@@ -280,6 +308,19 @@ impl ThresholdSignature {
         threshold: usize,
         message: &[u8],
     ) -> Result<(), ThresholdError> {
+        let key = self.signers_key(keys, threshold)?;
+        key.verify(message, &self.aggregate)
+            .map_err(|_| ThresholdError::BadAggregate)
+    }
+
+    /// Every check of [`Self::verify`] but the pairing: the committee size, at least
+    /// `threshold` signers. Returns the sum of the signers' keys, which must verify
+    /// [`Self::aggregate`] over the message (alone, or in a [`verify_batch`]).
+    pub fn signers_key(
+        &self,
+        keys: &MemberKeys,
+        threshold: usize,
+    ) -> Result<BlsPublicKey, ThresholdError> {
         keys.check_threshold(threshold)?;
         if self.signers.members() != keys.len() {
             return Err(ThresholdError::BadLength {
@@ -296,9 +337,13 @@ impl ThresholdSignature {
             .iter()
             .map(|i| keys.get(i).expect("bitmap has no bit beyond the committee"))
             .collect();
-        self.aggregate
-            .fast_aggregate_verify(message, &signer_keys)
-            .map_err(|_| ThresholdError::BadAggregate)
+        let key = aggregate_keys(&signer_keys).ok_or(ThresholdError::BadAggregate)?;
+        // Keys that cancel out would sum to the identity, which verifies the identity
+        // signature for any message. PoPs rule that out; check anyway, it costs nothing.
+        if key.is_infinity() {
+            return Err(ThresholdError::BadAggregate);
+        }
+        Ok(key)
     }
 }
 

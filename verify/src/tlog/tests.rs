@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::merkle::*;
 use super::*;
-use crate::testing::TestCommittee;
+use crate::test_committee::TestCommittee;
 
 /// In-memory storage that also asserts the [`HashReader`] contract from the caller's side
 /// (every requested index must exist) and counts reads.

@@ -148,6 +148,23 @@ impl BlsPublicKey {
             .map_err(|e| point_error(e, "public key"))
     }
 
+    /// Decodes a 48-byte compressed key that was validated before (on the curve, in the
+    /// subgroup, not the identity), skipping the subgroup check that dominates decoding. For
+    /// a committee file whose exact bytes were fully checked earlier, never for new input.
+    pub fn from_prechecked_bytes(bytes: &[u8]) -> Result<Self, BlsError> {
+        if bytes.len() != PUBLIC_KEY_LEN || bytes == INFINITY_PUBLIC_KEY {
+            return Err(BlsError::BadEncoding { what: "public key" });
+        }
+        imp::PublicKey::uncompress(bytes)
+            .map(Self)
+            .map_err(|e| point_error(e, "public key"))
+    }
+
+    /// True for the identity point (which would verify the identity signature for anything).
+    pub(crate) fn is_infinity(&self) -> bool {
+        self.to_bytes() == INFINITY_PUBLIC_KEY
+    }
+
     /// The 48-byte compressed encoding.
     pub fn to_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
         self.0.compress()
@@ -219,14 +236,12 @@ impl BlsSignature {
         message: &[u8],
         keys: &[&BlsPublicKey],
     ) -> Result<(), BlsError> {
-        let refs: Vec<&imp::PublicKey> = keys.iter().map(|k| &k.0).collect();
-        let Ok(agg) = imp::AggregatePublicKey::aggregate(&refs, false) else {
+        let Some(agg) = super::batch::aggregate_keys(keys) else {
             return Err(BlsError::BadSignature);
         };
-        let agg = BlsPublicKey(agg.to_public_key());
         // Keys that cancel out would sum to the identity, which verifies the identity
         // signature for any message. PoPs rule that out; check anyway, it costs nothing.
-        if agg.to_bytes() == INFINITY_PUBLIC_KEY {
+        if agg.is_infinity() {
             return Err(BlsError::InfinityKey);
         }
         agg.verify(message, self)

@@ -1,0 +1,220 @@
+use super::*;
+use crate::crypto::BlsSecretKey;
+
+fn entry(i: usize) -> MemberEntry {
+    let bls = BlsSecretKey::from_key_material(&[i as u8 + 100; 32]).unwrap();
+    MemberEntry {
+        name: format!("node{i}"),
+        peer_id: peer_id_of_ed25519(&[i as u8 + 1; 32]),
+        bls_public_key: hex::encode(bls.public_key().to_bytes()),
+        bls_proof_of_possession: hex::encode(bls.proof_of_possession().to_bytes()),
+        addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 7000 + i)],
+    }
+}
+
+fn file(n: usize) -> CommitteeFile {
+    CommitteeFile {
+        origin: "example.org/synchronicity/test".into(),
+        chain_id: "example.org/synchronicity/test".into(),
+        threshold: default_threshold(n),
+        build: BuildEnvironment {
+            toolchain: "1.95.0".into(),
+            target: "x86_64-unknown-linux-gnu".into(),
+        },
+        members: (0..n).map(entry).collect(),
+    }
+}
+
+#[test]
+fn valid_committee_roundtrips_and_has_design_digest() {
+    let c = Committee::from_file(file(4)).unwrap();
+    assert_eq!(c.threshold(), 3);
+    assert_eq!(c.max_faulty(), 1);
+    assert!(c.warnings().is_empty());
+    let again = Committee::from_toml(&c.to_toml()).unwrap();
+    assert_eq!(again, c);
+    // The digest and key id as docs/formats.md defines them, computed from the file's hex.
+    let mut data = Vec::new();
+    for m in &file(4).members {
+        data.extend(hex::decode(&m.bls_public_key).unwrap());
+    }
+    data.extend([0, 0, 0, 3]);
+    assert_eq!(c.digest(), sha256(&data));
+    let mut kid =
+        b"example.org/synchronicity/test\n\xffsynchronicity/bls12381-threshold/v1".to_vec();
+    kid.extend(c.digest());
+    assert_eq!(c.key_id(), sha256(&kid)[..4]);
+    assert_eq!(c.index_of_peer_id(&c.members()[2].peer_id), Some(2));
+    assert_eq!(c.members()[2].ed25519_public_key, [3; 32]);
+}
+
+#[test]
+fn default_threshold_is_bft_quorum() {
+    assert_eq!(default_threshold(1), 1);
+    assert_eq!(default_threshold(4), 3);
+    assert_eq!(default_threshold(7), 5);
+    assert_eq!(default_threshold(100), 67);
+}
+
+fn reject(f: CommitteeFile) -> CommitteeError {
+    Committee::from_file(f).unwrap_err()
+}
+
+#[test]
+fn rejects_corrupted_pop() {
+    let mut f = file(4);
+    f.members[2].bls_proof_of_possession = f.members[1].bls_proof_of_possession.clone();
+    assert_eq!(
+        reject(f),
+        CommitteeError::BadProofOfPossession {
+            member: "node2".into()
+        }
+    );
+    let mut f = file(4);
+    f.members[1]
+        .bls_proof_of_possession
+        .replace_range(10..12, "zz");
+    assert!(matches!(
+        reject(f),
+        CommitteeError::BadBls {
+            what: "proof of possession",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn rejects_duplicates() {
+    let mut f = file(4);
+    f.members.push(f.members[1].clone());
+    assert!(matches!(
+        reject(f),
+        CommitteeError::Duplicate { what: "name", .. }
+    ));
+    let mut f = file(4);
+    f.members[3].peer_id = f.members[0].peer_id.clone();
+    assert!(matches!(
+        reject(f),
+        CommitteeError::Duplicate {
+            what: "peer id",
+            ..
+        }
+    ));
+    let mut f = file(4);
+    f.members[3].bls_public_key = f.members[0].bls_public_key.clone();
+    f.members[3].bls_proof_of_possession = f.members[0].bls_proof_of_possession.clone();
+    assert_eq!(
+        reject(f),
+        CommitteeError::Duplicate {
+            what: "BLS public key",
+            first: "node0".into(),
+            second: "node3".into()
+        }
+    );
+}
+
+#[test]
+fn rejects_threshold_out_of_range_and_warns_below_quorum() {
+    for t in [0, 5] {
+        let mut f = file(4);
+        f.threshold = t;
+        assert_eq!(
+            reject(f),
+            CommitteeError::ThresholdOutOfRange {
+                threshold: t,
+                members: 4
+            }
+        );
+    }
+    let mut f = file(4);
+    f.threshold = 2;
+    let c = Committee::from_file(f).unwrap();
+    assert_eq!(c.warnings().len(), 1);
+}
+
+#[test]
+fn rejects_bad_origin_fields_and_members() {
+    for origin in ["", "a b", "a+b", "a\nb"] {
+        let mut f = file(4);
+        f.origin = origin.into();
+        assert!(
+            matches!(reject(f), CommitteeError::BadOrigin { .. }),
+            "{origin:?}"
+        );
+    }
+    let mut f = file(4);
+    f.build.toolchain = String::new();
+    assert!(matches!(reject(f), CommitteeError::BadField { .. }));
+    let mut f = file(4);
+    f.members.clear();
+    assert_eq!(reject(f), CommitteeError::NoMembers);
+    let mut f = file(4);
+    f.members[0].peer_id = "not-a-peer-id".into();
+    assert!(matches!(reject(f), CommitteeError::BadPeerId { .. }));
+    let mut f = file(4);
+    // A hashed peer id (of an RSA key) embeds no Ed25519 key.
+    f.members[0].peer_id = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N".into();
+    assert!(matches!(reject(f), CommitteeError::BadPeerId { .. }));
+    let mut f = file(4);
+    f.members[0].addrs = vec!["127.0.0.1:7000".into()];
+    assert!(matches!(reject(f), CommitteeError::BadAddr { .. }));
+    let mut f = file(4);
+    f.members[0].bls_public_key = format!("c0{}", "0".repeat(94));
+    assert!(matches!(
+        reject(f),
+        CommitteeError::BadBls {
+            source: BlsError::InfinityKey,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn rejects_unknown_fields_and_bad_toml() {
+    let c = Committee::from_file(file(4)).unwrap();
+    let text = c
+        .to_toml()
+        .replace("threshold = 3", "threshold = 3\nquorum = 2");
+    assert!(matches!(
+        Committee::from_toml(&text),
+        Err(CommitteeError::Syntax(_))
+    ));
+    assert!(matches!(
+        Committee::from_toml("origin = "),
+        Err(CommitteeError::Syntax(_))
+    ));
+}
+
+#[test]
+fn checked_before_skips_pops_but_not_the_rest() {
+    let c = Committee::from_file(file(4)).unwrap();
+    let text = c.to_toml();
+    // The same text loads to the same committee either way.
+    assert_eq!(Committee::from_toml_checked_before(&text).unwrap(), c);
+    // Other checks still run on the cached path.
+    let dup = text.replace(&c.members()[1].name, &c.members()[0].name);
+    assert!(matches!(
+        Committee::from_toml_checked_before(&dup),
+        Err(CommitteeError::Duplicate { what: "name", .. })
+    ));
+    // A bad PoP is caught by the full check (in the batch), not by the cached path: the
+    // caller only takes that path for a text it fully checked before.
+    let mut f = file(4);
+    f.members[2].bls_proof_of_possession = f.members[1].bls_proof_of_possession.clone();
+    let bad = toml::to_string(&f).unwrap();
+    assert!(Committee::from_toml(&bad).is_err());
+    assert!(Committee::from_toml_checked_before(&bad).is_ok());
+}
+
+#[test]
+fn batched_pop_check_names_the_bad_member_in_a_large_committee() {
+    let mut f = file(100);
+    f.members[57].bls_proof_of_possession = f.members[3].bls_proof_of_possession.clone();
+    assert_eq!(
+        reject(f),
+        CommitteeError::BadProofOfPossession {
+            member: "node57".into()
+        }
+    );
+    assert_eq!(Committee::from_file(file(100)).unwrap().len(), 100);
+}

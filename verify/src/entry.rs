@@ -1,0 +1,202 @@
+//! The log entry (what a proof file's `extra` carries) and the statements its signatures
+//! cover. Pure.
+//!
+//! An entry is compact: it pins the lockfile (in the request) and the manifest (its digest)
+//! by sha256; their texts are stored by every member and served content-addressed, so a
+//! proof stays small whatever the size of the crate's dependency tree.
+//!
+//! ```text
+//! attestation statement = "synchronicity/attestation/v1\n<origin>\nrequest <hex id>\nmanifest <hex digest>\n"
+//! failure digest        = SHA-256("synchronicity/build-failure/v1\n<class>\n")
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::request::{BuildRequest, RequestError};
+use crate::sha256;
+
+/// Entry format version written by this crate.
+pub const ENTRY_FORMAT: u32 = 2;
+/// Largest entry decoded (an entry is a few hundred bytes; a 1,000-member committee's
+/// dissent lists stay far below this).
+pub const MAX_ENTRY_SIZE: usize = 256 * 1024;
+
+/// Failure classes a reveal may name.
+pub const FAILURE_CLASSES: [&str; 4] =
+    ["compile-error", "timeout", "out-of-memory", "sandbox-error"];
+
+/// The digest a failed build commits to: `SHA-256("synchronicity/build-failure/v1\n<class>\n")`.
+pub fn failure_digest(class: &str) -> [u8; 32] {
+    sha256(format!("synchronicity/build-failure/v1\n{class}\n").as_bytes())
+}
+
+/// The failure class whose digest is `digest`, if any.
+pub fn failure_class(digest: &[u8]) -> Option<&'static str> {
+    FAILURE_CLASSES
+        .into_iter()
+        .find(|c| failure_digest(c)[..] == *digest)
+}
+
+/// The attestation statement every matching revealer BLS-signs; one aggregate signature
+/// over it proves that the signers got the same digest for the same request in this log.
+pub fn attestation_statement(origin: &str, request_id: &[u8; 32], digest: &[u8; 32]) -> String {
+    format!(
+        "synchronicity/attestation/v1\n{origin}\nrequest {}\nmanifest {}\n",
+        hex::encode(request_id),
+        hex::encode(digest)
+    )
+}
+
+/// The group's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// At least `t` members revealed the same successful manifest.
+    Reproduced,
+    /// At least `t` members revealed the same failure class.
+    Failed,
+    /// No outcome reached `t`.
+    NotReproduced,
+}
+
+/// Provable misbehaviour, recorded in the log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Misbehaviour {
+    /// The reveal does not open the member's commitment.
+    RevealMismatch,
+    /// The attestation signature does not verify.
+    BadAttestation,
+    /// A second, different commitment.
+    DoubleCommitment,
+}
+
+/// A dissenting revealer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dissent {
+    /// Committee position.
+    pub member: u32,
+    /// Its digest.
+    #[serde(with = "serde_bytes")]
+    pub digest: Vec<u8>,
+}
+
+/// What is appended to the log for a decided request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Entry format version ([`ENTRY_FORMAT`]).
+    pub format: u32,
+    /// The request, with every pin (the lockfile by sha256).
+    pub request: BuildRequest,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The majority digest when a group reached `t`: the manifest digest
+    /// (`SHA-256(manifest text)`) when reproduced, a [`failure_digest`] when failed; empty
+    /// otherwise.
+    #[serde(with = "serde_bytes")]
+    pub digest: Vec<u8>,
+    /// `bitmap || aggregate` of the majority's BLS signatures over the attestation statement
+    /// (empty when no group reached `t`).
+    #[serde(with = "serde_bytes")]
+    pub attestation: Vec<u8>,
+    /// Members that revealed another digest.
+    pub dissenters: Vec<Dissent>,
+    /// Members that committed but did not (validly) reveal.
+    pub silent: Vec<u32>,
+    /// Misbehaviour seen, by member.
+    pub misbehaviour: Vec<(u32, Misbehaviour)>,
+    /// Height at which it was decided.
+    pub height: u64,
+}
+
+/// Why entry bytes are not a build record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// Not CBOR of the entry shape.
+    #[error("the entry is not a build record: {0}")]
+    Codec(#[from] CodecError),
+    /// Another entry format.
+    #[error("entry format {0} is not supported (this verifier reads format {ENTRY_FORMAT})")]
+    Format(u32),
+    /// The request inside is invalid.
+    #[error("the entry's request: {0}")]
+    Request(#[from] RequestError),
+    /// A field is inconsistent with the verdict.
+    #[error("the entry is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+impl LogEntry {
+    /// Decodes entry bytes and checks their shape: format, a valid request, a 32-byte
+    /// digest and an attestation when a group reached `t`, none otherwise.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
+        let e: Self = codec::from_slice(bytes, MAX_ENTRY_SIZE)?;
+        if e.format != ENTRY_FORMAT {
+            return Err(EntryError::Format(e.format));
+        }
+        e.request.validate()?;
+        match e.verdict {
+            Verdict::Reproduced | Verdict::Failed => {
+                if e.digest.len() != 32 {
+                    return Err(EntryError::Malformed("digest is not 32 bytes"));
+                }
+                if e.attestation.is_empty() {
+                    return Err(EntryError::Malformed("no attestation"));
+                }
+            }
+            Verdict::NotReproduced => {
+                if !e.digest.is_empty() || !e.attestation.is_empty() {
+                    return Err(EntryError::Malformed(
+                        "a digest or attestation without a verdict",
+                    ));
+                }
+            }
+        }
+        if e.verdict == Verdict::Failed && failure_class(&e.digest).is_none() {
+            return Err(EntryError::Malformed("failed verdict with an unknown digest"));
+        }
+        Ok(e)
+    }
+
+    /// The canonical CBOR bytes (what the log's leaf hashes).
+    pub fn to_cbor(&self) -> Vec<u8> {
+        codec::to_vec(self)
+    }
+
+    /// The attestation statement of this entry's majority digest, if it has one.
+    pub fn statement(&self, origin: &str) -> Option<String> {
+        let digest: [u8; 32] = self.digest.as_slice().try_into().ok()?;
+        Some(attestation_statement(origin, &self.request.id(), &digest))
+    }
+
+    /// The majority digest as 32 bytes (reproduced or failed entries).
+    pub fn digest32(&self) -> Option<[u8; 32]> {
+        self.digest.as_slice().try_into().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_format() {
+        let s = attestation_statement("example.org/log", &[0xab; 32], &[0xcd; 32]);
+        assert_eq!(
+            s,
+            format!(
+                "synchronicity/attestation/v1\nexample.org/log\nrequest {}\nmanifest {}\n",
+                "ab".repeat(32),
+                "cd".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn failure_classes_roundtrip() {
+        for c in FAILURE_CLASSES {
+            assert_eq!(failure_class(&failure_digest(c)), Some(c));
+        }
+        assert_eq!(failure_class(&[0; 32]), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! Offline verification of Synchronicity proofs: everything a relying party needs to check
+//! that a threshold of a committee's builders reproduced a crate, and nothing else — no
+//! network, no storage, no async runtime. The node, its log and its protocol use these same
+//! types, so each format has one definition.
+//!
+//! - [`tlog`]: C2SP tlog-checkpoint, signed-note (with the committee's threshold BLS line) and
+//!   tlog-proof parsing; RFC 6962 inclusion and consistency proofs (pure math over
+//!   [`tlog::HashReader`], as Go's `sumdb/tlog`).
+//! - [`committee`]: the committee file (the trust root) and its threshold check.
+//! - [`crypto`]: BLS12-381 (`min_pk`, the IETF POP ciphersuite) and threshold signatures by
+//!   aggregation, with batched verification.
+//! - [`request`], [`manifest`], [`entry`]: the build request with every pin, the artifact
+//!   manifest, and the log entry with its attestation statement.
+//! - [`proof`]: the whole check of a proof file, bound to what the user asked
+//!   ([`Expected`]: crate, version, optionally the `.crate`'s sha256 or the request id).
+//!
+//! # Example
+//!
+//! Verify that `itoa@1.0.15` was reproduced, and that a file is the attested library:
+//!
+//! ```no_run
+//! use synchronicity_verify::{Committee, Expected, Manifest, verify_proof};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let committee = Committee::from_toml(&std::fs::read_to_string("committee.toml")?)?;
+//! let proof = std::fs::read_to_string("itoa-1.0.15.tlog-proof")?;
+//! let build = verify_proof(&proof, &committee, &Expected::crate_version("itoa", "1.0.15"))?
+//!     .require_reproduced()?;
+//! println!("{} reproduced by {} of {} members", build.spec(), build.attesters().len(), committee.len());
+//!
+//! // The manifest text is pinned by the entry's digest (`proof --with-inputs` fetches it).
+//! let manifest: Manifest = build.manifest(&std::fs::read_to_string("itoa-1.0.15.manifest")?)?;
+//! let rlib = std::fs::read("libitoa.rlib")?;
+//! let path = manifest.check_artifact(None, "libitoa.rlib", &rlib)?;
+//! println!("libitoa.rlib is {path} as attested");
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod committee;
+pub mod crypto;
+pub mod entry;
+pub mod manifest;
+pub mod proof;
+pub mod request;
+#[cfg(test)]
+mod test_committee;
+pub mod tlog;
+
+pub use committee::{Committee, CommitteeError};
+pub use entry::{LogEntry, Verdict};
+pub use manifest::{ArtifactError, Manifest};
+pub use proof::{Expected, ReproducedBuild, VerifiedRecord, VerifyError, verify_proof};
+pub use request::BuildRequest;
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}

@@ -1,0 +1,334 @@
+//! The whole offline check of a proof file, bound to what the user asked.
+//!
+//! [`verify_proof`] accepts a `.tlog-proof` only if all of this holds:
+//! 1. its checkpoint carries the committee's threshold line with at least `t` signers, over
+//!    the committee's origin;
+//! 2. the entry in `extra` is included at `index` under that checkpoint's root (RFC 6962);
+//! 3. the entry decodes (format 2) and is about what was [`Expected`]: the crate AND
+//!    version, or the exact request id; and the `.crate`'s sha256 when that is pinned too;
+//! 4. when the entry carries an attestation (reproduced or failed), it has at least `t`
+//!    signers over the entry's attestation statement;
+//! 5. both BLS signatures (checkpoint and attestation) verify, checked together in ONE
+//!    batched multi-pairing.
+//!
+//! The result is a [`VerifiedRecord`], whatever the verdict; [`VerifiedRecord::require_reproduced`]
+//! turns it into a [`ReproducedBuild`], the only value that can check artifacts (through the
+//! manifest text the entry pins by digest).
+
+use crate::committee::Committee;
+use crate::crypto::{BatchItem, SIGNATURE_DST, ThresholdError, ThresholdSignature, verify_batch};
+use crate::entry::{EntryError, LogEntry, Verdict};
+use crate::manifest::{Manifest, ManifestError};
+use crate::sha256;
+use crate::tlog::note::PendingCheckpoint;
+use crate::tlog::{CosignedCheckpoint, FormatError, Hash, MerkleError, ProofFile, merkle};
+
+/// What the user asked a proof to be about. A proof about anything else is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    what: Want,
+    source_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    Crate { name: String, version: String },
+    Request([u8; 32]),
+}
+
+impl Expected {
+    /// A proof about `name@version` (any variant: features, lockfile and attempt are shown,
+    /// not checked; pin the exact request with [`Expected::request_id`]).
+    pub fn crate_version(name: &str, version: &str) -> Self {
+        Self {
+            what: Want::Crate {
+                name: name.into(),
+                version: version.into(),
+            },
+            source_sha256: None,
+        }
+    }
+
+    /// A proof about exactly this request (every pin).
+    pub fn request_id(id: [u8; 32]) -> Self {
+        Self {
+            what: Want::Request(id),
+            source_sha256: None,
+        }
+    }
+
+    /// Also require the `.crate` file's sha256 (as in a `Cargo.lock` `checksum`).
+    pub fn with_source_sha256(mut self, sha256: [u8; 32]) -> Self {
+        self.source_sha256 = Some(sha256);
+        self
+    }
+
+    /// Why `entry` is not what was expected, if it is not.
+    fn check(&self, entry: &LogEntry) -> Result<(), VerifyError> {
+        let r = &entry.request;
+        let about = || format!("{} (request {})", r.spec(), hex::encode(r.id()));
+        match &self.what {
+            Want::Crate { name, version } if (&r.krate, &r.version) != (name, version) => {
+                return Err(VerifyError::WrongSubject {
+                    expected: format!("{name}@{version}"),
+                    found: about(),
+                });
+            }
+            Want::Request(id) if r.id() != *id => {
+                return Err(VerifyError::WrongSubject {
+                    expected: format!("request {}", hex::encode(id)),
+                    found: about(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(want) = self.source_sha256
+            && r.source_sha256 != want
+        {
+            return Err(VerifyError::WrongSource {
+                expected: hex::encode(want),
+                found: hex::encode(&r.source_sha256),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a proof does not show what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The proof file is malformed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The checkpoint lacks a valid committee threshold line.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::tlog::CheckpointError),
+    /// No `extra` line: no entry to check.
+    #[error("proof file carries no entry (no extra line)")]
+    NoEntry,
+    /// The inclusion proof does not verify.
+    #[error("inclusion proof: {0}")]
+    Inclusion(#[from] MerkleError),
+    /// The entry is not a build record this verifier reads.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// The attestation is malformed or has fewer than `t` signers.
+    #[error("attestation: {0}")]
+    Attestation(ThresholdError),
+    /// The committee's signature over the checkpoint does not verify.
+    #[error("checkpoint: committee signature does not verify")]
+    CheckpointSignature,
+    /// The attesters' signature over the attestation statement does not verify.
+    #[error("attestation: signature does not verify for the entry's statement")]
+    AttestationSignature,
+    /// A valid proof, about something else.
+    #[error("the proof is about {found}, not {expected}")]
+    WrongSubject {
+        /// What was asked.
+        expected: String,
+        /// What the proof is about.
+        found: String,
+    },
+    /// A valid proof about the crate, built from another `.crate` file.
+    #[error("the proof's .crate sha256 is {found}, not the expected {expected}")]
+    WrongSource {
+        /// Asked, hex.
+        expected: String,
+        /// In the entry, hex.
+        found: String,
+    },
+    /// A valid proof whose verdict is not reproduced.
+    #[error("{spec}: the group's verdict is {verdict:?}, not Reproduced")]
+    NotReproduced {
+        /// `crate@version`.
+        spec: String,
+        /// The verdict.
+        verdict: Verdict,
+    },
+    /// A manifest or lockfile text that is not the one the entry pins.
+    #[error("{what} does not hash to the sha256 the entry pins ({pinned})")]
+    WrongInput {
+        /// "manifest" or "lockfile".
+        what: &'static str,
+        /// The pinned sha256, hex.
+        pinned: String,
+    },
+    /// The manifest text hashes right but does not parse (cannot happen for a text the
+    /// group attested, which members parse before accepting).
+    #[error("manifest: {0}")]
+    Manifest(#[from] ManifestError),
+}
+
+/// A proof whose every check passed: an entry of the committee's log, about what was asked.
+#[derive(Debug, Clone)]
+pub struct VerifiedRecord {
+    checkpoint: CosignedCheckpoint,
+    index: u64,
+    leaf_hash: Hash,
+    proof: Vec<Hash>,
+    entry_bytes: Vec<u8>,
+    entry: LogEntry,
+    attesters: Vec<usize>,
+}
+
+/// Checks `proof_text` against `committee` and `expected` (see the module doc).
+pub fn verify_proof(
+    proof_text: &str,
+    committee: &Committee,
+    expected: &Expected,
+) -> Result<VerifiedRecord, VerifyError> {
+    let pf = ProofFile::parse(proof_text)?;
+    let pending = PendingCheckpoint::parse(&pf.checkpoint, committee)?;
+    let entry_bytes = pf.extra.ok_or(VerifyError::NoEntry)?;
+    let leaf_hash = merkle::leaf_hash(&entry_bytes);
+    let cp = &pending.checkpoint;
+    merkle::verify_inclusion(pf.index, cp.size, &leaf_hash, &pf.proof, &cp.root)?;
+    let entry = LogEntry::decode(&entry_bytes)?;
+    // The attestation's signers and statement (reproduced and failed verdicts carry one).
+    let attestation = match entry.statement(committee.origin()) {
+        Some(statement) => {
+            let sig = ThresholdSignature::from_bytes(&entry.attestation, committee.len())
+                .map_err(VerifyError::Attestation)?;
+            let key = sig
+                .signers_key(committee.keys(), committee.threshold())
+                .map_err(VerifyError::Attestation)?;
+            Some((statement, sig, key))
+        }
+        None => None,
+    };
+    let mut items = vec![BatchItem {
+        message: pending.body.as_bytes(),
+        key: &pending.signers_key,
+        signature: &pending.signature.aggregate,
+    }];
+    if let Some((statement, sig, key)) = &attestation {
+        items.push(BatchItem {
+            message: statement.as_bytes(),
+            key,
+            signature: &sig.aggregate,
+        });
+    }
+    if verify_batch(SIGNATURE_DST, &items).is_err() {
+        // Say which one (costs a second pass, on bad input only).
+        if verify_batch(SIGNATURE_DST, &items[..1]).is_err() {
+            return Err(VerifyError::CheckpointSignature);
+        }
+        return Err(VerifyError::AttestationSignature);
+    }
+    // Only now is the entry trustworthy enough to name what it is about.
+    expected.check(&entry)?;
+    let attesters = attestation
+        .map(|(_, sig, _)| sig.signers.iter().collect())
+        .unwrap_or_default();
+    Ok(VerifiedRecord {
+        checkpoint: pending.verified(),
+        index: pf.index,
+        leaf_hash,
+        proof: pf.proof,
+        entry_bytes,
+        entry,
+        attesters,
+    })
+}
+
+impl VerifiedRecord {
+    /// The verified cosigned checkpoint.
+    pub fn checkpoint(&self) -> &CosignedCheckpoint {
+        &self.checkpoint
+    }
+    /// The entry's index in the log.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    /// `SHA-256(0x00 || entry)`.
+    pub fn leaf_hash(&self) -> &Hash {
+        &self.leaf_hash
+    }
+    /// The inclusion proof.
+    pub fn inclusion_proof(&self) -> &[Hash] {
+        &self.proof
+    }
+    /// The entry bytes (CBOR).
+    pub fn entry_bytes(&self) -> &[u8] {
+        &self.entry_bytes
+    }
+    /// The decoded entry.
+    pub fn entry(&self) -> &LogEntry {
+        &self.entry
+    }
+    /// Committee positions of the members whose attestation is aggregated (empty for a
+    /// not-reproduced verdict).
+    pub fn attesters(&self) -> &[usize] {
+        &self.attesters
+    }
+    /// `crate@version`.
+    pub fn spec(&self) -> String {
+        self.entry.request.spec()
+    }
+
+    /// Checks that `text` is the lockfile the request pins.
+    pub fn check_lockfile(&self, text: &str) -> Result<(), VerifyError> {
+        let pinned = &self.entry.request.lockfile_sha256;
+        if sha256(text.as_bytes())[..] != pinned[..] {
+            return Err(VerifyError::WrongInput {
+                what: "lockfile",
+                pinned: hex::encode(pinned),
+            });
+        }
+        Ok(())
+    }
+
+    /// The record as a reproduced build, or why not.
+    pub fn require_reproduced(self) -> Result<ReproducedBuild, VerifyError> {
+        match (self.entry.verdict, self.entry.digest32()) {
+            (Verdict::Reproduced, Some(digest)) => Ok(ReproducedBuild {
+                record: self,
+                digest,
+            }),
+            (verdict, _) => Err(VerifyError::NotReproduced {
+                spec: self.spec(),
+                verdict,
+            }),
+        }
+    }
+}
+
+/// A verified record whose verdict is reproduced: at least `t` members attested the same
+/// manifest digest.
+#[derive(Debug, Clone)]
+pub struct ReproducedBuild {
+    record: VerifiedRecord,
+    digest: [u8; 32],
+}
+
+impl ReproducedBuild {
+    /// The attested manifest digest.
+    pub fn manifest_digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// Parses `text` as the attested manifest: it must hash to the attested digest.
+    pub fn manifest(&self, text: &str) -> Result<Manifest, VerifyError> {
+        if sha256(text.as_bytes()) != self.digest {
+            return Err(VerifyError::WrongInput {
+                what: "manifest",
+                pinned: hex::encode(self.digest),
+            });
+        }
+        Ok(Manifest::parse(text)?)
+    }
+
+    /// The verified record.
+    pub fn record(&self) -> &VerifiedRecord {
+        &self.record
+    }
+    /// Committee positions of the attesters.
+    pub fn attesters(&self) -> &[usize] {
+        self.record.attesters()
+    }
+    /// `crate@version`.
+    pub fn spec(&self) -> String {
+        self.record.spec()
+    }
+}
