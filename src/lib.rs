@@ -4,16 +4,18 @@
 //! A permissioned group of builders rebuilds crates from crates.io in sandboxes, agrees by
 //! BFT consensus whether a threshold of them got byte-identical artifacts, appends the
 //! evidence to an append-only Merkle log, and hands anyone a small static proof that
-//! verifies offline. See `DESIGN.md` and `docs/` for the whole picture.
+//! verifies offline. See the README and `docs/` for the whole picture.
 //!
-//! Layers (one-way imports): [`crypto`], [`committee`] and [`codec`] are pure leaves;
-//! [`node_dir`] is the thin file shell for a node's keys; [`cli`] is the command line.
+//! Layers (one-way imports): the formats and their verification live in the
+//! `synchronicity-verify` crate (re-exported here as [`verify`], and through [`codec`],
+//! [`crypto`], [`committee`], [`request`] and [`log`] where the node extends them);
+//! [`protocol`] and the Merkle math are pure; [`node`], [`consensus`], [`build`] and the log
+//! store are I/O shells; [`node_dir`] holds a node's keys; [`cli`] is the command line.
 
 #![forbid(unsafe_code)]
 
 pub mod build;
 pub mod cli;
-pub mod codec;
 pub mod committee;
 pub mod consensus;
 pub mod crypto;
@@ -22,5 +24,8 @@ pub mod node;
 pub mod node_dir;
 pub mod protocol;
 pub mod request;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testing;
+
+pub use synchronicity_verify as verify;
+pub use synchronicity_verify::codec;

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use multiaddr::Multiaddr;
 
-use crate::committee::{Member, MemberEntry};
+use crate::committee::MemberEntry;
+use crate::verify::committee::Member;
 use crate::crypto::{BlsSecretKey, NodeIdentity};
 
 /// File name of the Ed25519 identity key.

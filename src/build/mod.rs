@@ -11,7 +11,7 @@
 //! an engine answers. What makes the bytes equal is in `docs/reproducibility.md`.
 
 mod docker;
-mod manifest;
+
 mod sandbox;
 mod sources;
 mod workspace;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
-pub use manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
+pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
 pub use sandbox::{DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
 pub use sources::{
     CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, Registry, SourceError, index_path, parse_index,
@@ -29,7 +29,7 @@ pub use sources::{
 pub use workspace::BuildWorkspace;
 
 use crate::crypto::sha256;
-use crate::request::{BuildRequest, REQUEST_FORMAT};
+use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 
 /// A fixed `SOURCE_DATE_EPOCH` (1980-01-01): tools that embed a time embed this one.
 pub const SOURCE_DATE_EPOCH: &str = "315532800";
@@ -112,7 +112,7 @@ impl Outcome {
         match self {
             Outcome::Success(m) => m.digest(),
             Outcome::Failure { class, .. } => {
-                sha256(format!("synchronicity/build-failure/v1\n{class}\n").as_bytes())
+                synchronicity_verify::entry::failure_digest(&class.to_string())
             }
         }
     }
@@ -362,7 +362,7 @@ impl Builder {
         version: &str,
         lockfile: Option<String>,
         target: &str,
-    ) -> Result<BuildRequest, BuildError> {
+    ) -> Result<PinnedRequest, BuildError> {
         let entry = self.registry.resolve(name, version)?;
         let file = self.registry.fetch(name, version, &entry.cksum)?;
         let dir = self.ws.sources().join(format!("pin-{name}-{version}"));
@@ -377,12 +377,12 @@ impl Builder {
             (None, None) => (self.generate_lockfile(&dir)?, false),
         };
         let _ = std::fs::remove_dir_all(&dir);
-        Ok(BuildRequest {
+        let request = BuildRequest {
             format: REQUEST_FORMAT,
             krate: name.into(),
             version: version.into(),
             source_sha256: entry.cksum.to_vec(),
-            lockfile,
+            lockfile_sha256: Vec::new(),
             lockfile_shipped,
             toolchain: self.ws.toolchain().into(),
             target: target.into(),
@@ -391,7 +391,9 @@ impl Builder {
             no_default_features: false,
             lib: true,
             bins: true,
-        })
+            attempt: 1,
+        };
+        Ok(PinnedRequest::new(request, lockfile))
     }
 
     fn generate_lockfile(&self, dir: &Path) -> Result<String, BuildError> {
@@ -416,10 +418,12 @@ impl Builder {
     /// Builds a pinned request.
     pub fn build(
         &self,
-        req: &BuildRequest,
+        pinned: &PinnedRequest,
         progress: &dyn Fn(Phase),
     ) -> Result<BuildReport, BuildError> {
-        req.validate()
+        let req = &pinned.request;
+        pinned
+            .validate()
             .map_err(|e| BuildError::Request(e.to_string()))?;
         if req.toolchain != self.ws.toolchain() {
             return Err(BuildError::Request(format!(
@@ -448,7 +452,7 @@ impl Builder {
             .join(format!("{}-{}-{}", req.krate, req.version, &id[..16]));
         let _ = std::fs::remove_dir_all(&source);
         unpack_crate(&file, &req.krate, &req.version, &source)?;
-        std::fs::write(source.join("Cargo.lock"), &req.lockfile)
+        std::fs::write(source.join("Cargo.lock"), &pinned.lockfile)
             .map_err(|e| BuildError::Workspace(e.to_string()))?;
         d.prepare = t.elapsed().as_secs_f64();
 
@@ -459,7 +463,7 @@ impl Builder {
         self.build_dir(req.clone(), &source, d, progress)
     }
 
-    /// Builds an unpacked source directory that already holds `req.lockfile` (used by
+    /// Builds an unpacked source directory that already holds the request's lockfile (used by
     /// tests for crates that are not on crates.io; the request's sha256 is not checked).
     #[doc(hidden)]
     pub fn build_dir(

@@ -109,7 +109,11 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
 }
 
 pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let c = super::load_committee(&args.file)?;
+    // Always the full check (every proof of possession), never the cache.
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let c = crate::committee::Committee::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let warnings = c.warnings();
     if args.json {
         let members: Vec<_> = c

@@ -9,6 +9,7 @@ mod light;
 mod log;
 mod metrics;
 pub mod node;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -69,9 +70,9 @@ pub enum Command {
     Checkpoint(light::CheckpointArgs),
     /// Verify a proof file offline against a committee file.
     #[command(
-        after_help = "Exit status 0 only if the threshold cosignature, the inclusion proof and the leaf hash hold, the entry records a reproduced build whose attestation verifies, and every --artifact matches the attested manifest.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml\n  synchronicity verify --json itoa-1.0.15.tlog-proof --trust committee.toml"
+        after_help = "Exit status 0 only if the threshold cosignature and the inclusion proof hold, the entry is about the asked crate@version (or request) and records a reproduced build whose attestation verifies, and every --artifact matches the attested manifest by sha256 and path.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml --crate itoa@1.0.15\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml --crate itoa@1.0.15 --manifest itoa-1.0.15.manifest --artifact libitoa.rlib\n  synchronicity verify --json F.tlog-proof --trust committee.toml --request 3f1c…"
     )]
-    Verify(log::VerifyArgs),
+    Verify(verify::VerifyArgs),
 }
 
 /// `log` subcommands.
@@ -113,7 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
         Command::Log(LogCommand::Info(args)) => log::info(args),
         Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
-        Command::Verify(args) => log::verify(args),
+        Command::Verify(args) => verify::verify(args),
         Command::Node(args) => node::run(args),
         Command::Proof(args) => light::proof(args),
         Command::Checkpoint(args) => light::checkpoint(args),
@@ -122,10 +123,58 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Reads a committee file and validates it, with the path in the error.
+/// Reads a committee file and validates it as a node needs it (trust root plus the
+/// members' libp2p identities and addresses), with the path in the error.
 pub fn load_committee(path: &PathBuf) -> anyhow::Result<crate::committee::Committee> {
+    crate::committee::Committee::from_trust_root(load_trust_root(path)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Reads a committee file and validates it as a trust root. The full check (every proof of
+/// possession, one batched multi-pairing) runs once per exact file: its sha256 is then
+/// remembered in the user's cache directory ([`committee_cache_dir`]), and later loads of
+/// the same bytes skip the pairings (every other check still runs). A missing or unwritable
+/// cache only costs time.
+pub fn load_trust_root(path: &PathBuf) -> anyhow::Result<crate::verify::Committee> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    crate::committee::Committee::from_toml(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let marker = committee_cache_dir().map(|d| {
+        d.join(format!(
+            "{}.checked",
+            hex::encode(crate::crypto::sha256(text.as_bytes()))
+        ))
+    });
+    let checked_before = marker.as_ref().is_some_and(|m| m.is_file());
+    let committee = if checked_before {
+        crate::verify::Committee::from_toml_checked_before(&text)
+    } else {
+        crate::verify::Committee::from_toml(&text)
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let (false, Some(m)) = (checked_before, &marker) {
+        remember_checked(m);
+    }
+    Ok(committee)
+}
+
+/// Records that a committee file was fully checked (atomic: temp file, fsync, rename; a
+/// crash leaves either no marker, so the next load checks in full, or the whole marker).
+fn remember_checked(marker: &std::path::Path) {
+    if let Some(dir) = marker.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = crate::node_dir::write_atomic(marker, b"synchronicity/committee-checked/v1\n");
+    }
+}
+
+/// `$SYNCHRONICITY_CACHE_DIR`, else `$XDG_CACHE_HOME/synchronicity/committees`, else
+/// `$HOME/.cache/synchronicity/committees`.
+pub fn committee_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("SYNCHRONICITY_CACHE_DIR") {
+        return Some(PathBuf::from(d).join("committees"));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("synchronicity").join("committees"))
 }

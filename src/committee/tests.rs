@@ -1,19 +1,23 @@
+//! The node's view of the committee (the trust root's own checks are tested in
+//! `synchronicity-verify`).
+
 use super::*;
 use crate::crypto::{BlsSecretKey, NodeIdentity};
 
-fn entry(i: usize) -> MemberEntry {
-    let id = NodeIdentity::from_secret_bytes(&[i as u8 + 1; 32]).unwrap();
-    let bls = BlsSecretKey::from_key_material(&[i as u8 + 100; 32]).unwrap();
-    MemberEntry {
-        name: format!("node{i}"),
-        peer_id: id.peer_id().to_base58(),
-        bls_public_key: hex::encode(bls.public_key().to_bytes()),
-        bls_proof_of_possession: hex::encode(bls.proof_of_possession().to_bytes()),
-        addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 7000 + i)],
-    }
-}
-
 fn file(n: usize) -> CommitteeFile {
+    let members = (0..n)
+        .map(|i| {
+            let id = NodeIdentity::from_secret_bytes(&[i as u8 + 1; 32]).unwrap();
+            let bls = BlsSecretKey::from_key_material(&[i as u8 + 100; 32]).unwrap();
+            MemberEntry {
+                name: format!("node{i}"),
+                peer_id: id.peer_id().to_base58(),
+                bls_public_key: hex::encode(bls.public_key().to_bytes()),
+                bls_proof_of_possession: hex::encode(bls.proof_of_possession().to_bytes()),
+                addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 7000 + i)],
+            }
+        })
+        .collect();
     CommitteeFile {
         origin: "example.org/synchronicity/test".into(),
         chain_id: "example.org/synchronicity/test".into(),
@@ -22,164 +26,27 @@ fn file(n: usize) -> CommitteeFile {
             toolchain: "1.95.0".into(),
             target: "x86_64-unknown-linux-gnu".into(),
         },
-        members: (0..n).map(entry).collect(),
+        members,
     }
 }
 
 #[test]
-fn valid_committee_roundtrips_and_has_design_digest() {
+fn members_carry_their_libp2p_identity_and_addresses() {
     let c = Committee::from_file(file(4)).unwrap();
-    assert_eq!(c.threshold(), 3);
-    assert_eq!(c.max_faulty(), 1);
-    assert!(c.warnings().is_empty());
-    let again = Committee::from_toml(&c.to_toml()).unwrap();
-    assert_eq!(again, c);
-    // The digest and key id as DESIGN.md defines them, computed from the file's hex.
-    let mut data = Vec::new();
-    for m in &file(4).members {
-        data.extend(hex::decode(&m.bls_public_key).unwrap());
-    }
-    data.extend([0, 0, 0, 3]);
-    assert_eq!(c.digest(), sha256(&data));
-    let mut kid =
-        b"example.org/synchronicity/test\n\xffsynchronicity/bls12381-threshold/v1".to_vec();
-    kid.extend(c.digest());
-    assert_eq!(c.key_id(), sha256(&kid)[..4]);
-    assert_eq!(c.index_of_peer(&c.members()[2].peer_id), Some(2));
+    let id = NodeIdentity::from_secret_bytes(&[3; 32]).unwrap();
+    assert_eq!(c.members()[2].peer_id, id.peer_id());
+    assert_eq!(c.index_of_peer(&id.peer_id()), Some(2));
+    assert_eq!(c.members()[2].ed25519.to_bytes(), id.public_key_bytes());
+    assert_eq!(c.members()[1].addrs[0].to_string(), "/ip4/127.0.0.1/tcp/7001");
+    assert_eq!(Committee::from_toml(&c.to_toml()).unwrap(), c);
 }
 
 #[test]
-fn default_threshold_is_bft_quorum() {
-    assert_eq!(default_threshold(1), 1);
-    assert_eq!(default_threshold(4), 3);
-    assert_eq!(default_threshold(7), 5);
-    assert_eq!(default_threshold(100), 67);
-}
-
-fn reject(f: CommitteeFile) -> CommitteeError {
-    Committee::from_file(f).unwrap_err()
-}
-
-#[test]
-fn rejects_corrupted_pop() {
+fn rejects_addresses_that_are_not_multiaddresses() {
     let mut f = file(4);
-    f.members[2].bls_proof_of_possession = f.members[1].bls_proof_of_possession.clone();
-    assert_eq!(
-        reject(f),
-        CommitteeError::BadProofOfPossession {
-            member: "node2".into()
-        }
-    );
-    let mut f = file(4);
-    f.members[1]
-        .bls_proof_of_possession
-        .replace_range(10..12, "zz");
+    f.members[0].addrs = vec!["/ip4/999.0.0.1/tcp/7000".into()];
     assert!(matches!(
-        reject(f),
-        CommitteeError::BadBls {
-            what: "proof of possession",
-            ..
-        }
-    ));
-}
-
-#[test]
-fn rejects_duplicates() {
-    let mut f = file(4);
-    f.members.push(f.members[1].clone());
-    assert!(matches!(
-        reject(f),
-        CommitteeError::Duplicate { what: "name", .. }
-    ));
-    let mut f = file(4);
-    f.members[3].peer_id = f.members[0].peer_id.clone();
-    assert!(matches!(
-        reject(f),
-        CommitteeError::Duplicate {
-            what: "peer id",
-            ..
-        }
-    ));
-    let mut f = file(4);
-    f.members[3].bls_public_key = f.members[0].bls_public_key.clone();
-    f.members[3].bls_proof_of_possession = f.members[0].bls_proof_of_possession.clone();
-    assert_eq!(
-        reject(f),
-        CommitteeError::Duplicate {
-            what: "BLS public key",
-            first: "node0".into(),
-            second: "node3".into()
-        }
-    );
-}
-
-#[test]
-fn rejects_threshold_out_of_range_and_warns_below_quorum() {
-    for t in [0, 5] {
-        let mut f = file(4);
-        f.threshold = t;
-        assert_eq!(
-            reject(f),
-            CommitteeError::ThresholdOutOfRange {
-                threshold: t,
-                members: 4
-            }
-        );
-    }
-    let mut f = file(4);
-    f.threshold = 2;
-    let c = Committee::from_file(f).unwrap();
-    assert_eq!(c.warnings().len(), 1);
-}
-
-#[test]
-fn rejects_bad_origin_fields_and_members() {
-    for origin in ["", "a b", "a+b", "a\nb"] {
-        let mut f = file(4);
-        f.origin = origin.into();
-        assert!(
-            matches!(reject(f), CommitteeError::BadOrigin { .. }),
-            "{origin:?}"
-        );
-    }
-    let mut f = file(4);
-    f.build.toolchain = String::new();
-    assert!(matches!(reject(f), CommitteeError::BadField { .. }));
-    let mut f = file(4);
-    f.members.clear();
-    assert_eq!(reject(f), CommitteeError::NoMembers);
-    let mut f = file(4);
-    f.members[0].peer_id = "not-a-peer-id".into();
-    assert!(matches!(reject(f), CommitteeError::BadPeerId { .. }));
-    let mut f = file(4);
-    f.members[0].peer_id = PeerId::random().to_base58();
-    assert!(matches!(reject(f), CommitteeError::BadPeerId { .. }));
-    let mut f = file(4);
-    f.members[0].addrs = vec!["127.0.0.1:7000".into()];
-    assert!(matches!(reject(f), CommitteeError::BadAddr { .. }));
-    let mut f = file(4);
-    f.members[0].bls_public_key = format!("c0{}", "0".repeat(94));
-    assert!(matches!(
-        reject(f),
-        CommitteeError::BadBls {
-            source: BlsError::InfinityKey,
-            ..
-        }
-    ));
-}
-
-#[test]
-fn rejects_unknown_fields_and_bad_toml() {
-    let c = Committee::from_file(file(4)).unwrap();
-    let text = c
-        .to_toml()
-        .replace("threshold = 3", "threshold = 3\nquorum = 2");
-    assert!(matches!(
-        Committee::from_toml(&text),
-        Err(CommitteeError::Syntax(_))
-    ));
-    assert!(matches!(
-        Committee::from_toml("origin = "),
-        Err(CommitteeError::Syntax(_))
+        Committee::from_file(f),
+        Err(CommitteeError::BadAddr { .. })
     ));
 }

@@ -4,9 +4,9 @@
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::checkpoint::Checkpoint;
+use super::Checkpoint;
 use super::merkle::{self, Hash, HashReader};
-use super::note::{CosignedCheckpoint, SignedNote};
+use super::{CosignedCheckpoint, SignedNote};
 use super::store::{CHECKPOINTS, ENTRIES, HASHES, LogStore, META, TableHashes};
 use crate::committee::Committee;
 

@@ -1,57 +1,18 @@
-//! The transparency log: an append-only RFC 6962 Merkle log with C2SP formats.
+//! The transparency log: the formats and the Merkle math come from
+//! `synchronicity-verify`'s `tlog` (re-exported here), the durable store is ours.
 //!
 //! - [`merkle`]: pure tree math over the [`HashReader`] trait (tlog style).
 //! - [`Checkpoint`], [`SignedNote`], [`CosignedCheckpoint`]: C2SP tlog-checkpoint and
 //!   signed-note, with the committee's BLS threshold signature line.
 //! - [`ProofFile`]: C2SP tlog-proof; [`ConsistencyProof`]: tlog-witness body format.
-//! - [`LogStore`]: the durable store on redb; [`fsck`]: its checker.
+//! - [`LogStore`]: the durable store on redb; [`fsck`]: its checker; [`LookupKey`]: which
+//!   entry answers `crate@version` (the default variant) or a request id.
 
-mod checkpoint;
 mod fsck;
-pub mod merkle;
-mod note;
-mod proof_file;
+mod lookup;
 mod store;
-#[cfg(test)]
-mod tests;
 
-pub use checkpoint::Checkpoint;
 pub use fsck::{FsckError, FsckReport, fsck};
-pub use merkle::{EMPTY_ROOT, Hash, HashIndex, HashReader, MerkleError, leaf_hash, node_hash};
-pub use note::{
-    CheckpointError, CosignedCheckpoint, MAX_NOTE_SIZE, MAX_SIGNATURES, NoteSignature, SignedNote,
-};
-pub use proof_file::{
-    ConsistencyProof, MAX_PROOF_FILE_SIZE, MAX_PROOF_HASHES, PROOF_HEADER, ProofError, ProofFile,
-    VerifiedProof,
-};
-pub use store::{Appended, LogStore, STORE_FILE, StoreError};
-
-/// A malformed checkpoint, note or proof text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FormatError {
-    /// Checkpoint body.
-    #[error("checkpoint: {0}")]
-    Checkpoint(&'static str),
-    /// Signed note.
-    #[error("signed note: {0}")]
-    Note(&'static str),
-    /// Proof file or consistency proof.
-    #[error("proof: {0}")]
-    Proof(&'static str),
-    /// A decimal number.
-    #[error("{what} {value:?} is not a decimal without leading zeroes")]
-    BadNumber {
-        /// Which number.
-        what: &'static str,
-        /// As given (truncated).
-        value: String,
-    },
-    /// A base64 hash.
-    #[error("{what} is not the canonical base64 of 32 bytes")]
-    BadHash {
-        /// Which hash.
-        what: &'static str,
-    },
-}
+pub use lookup::{LookupKey, choose_default};
+pub use store::{Appended, LogStore, NewEntry, STORE_FILE, StoreError};
+pub use synchronicity_verify::tlog::*;

@@ -15,12 +15,13 @@
 use std::path::{Path, PathBuf};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
 };
 
 use super::merkle::{self, Hash, HashIndex, HashReader, MerkleError};
-use super::note::CosignedCheckpoint;
-use super::proof_file::ProofFile;
+use super::CosignedCheckpoint;
+use super::ProofFile;
 
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("hashes");
@@ -29,9 +30,13 @@ pub(crate) const CHECKPOINTS: TableDefinition<u64, &str> = TableDefinition::new(
 /// The consensus record of each applied height (the decided block and its commit
 /// certificate, opaque here), served to members that catch up.
 pub(crate) const DECIDED: TableDefinition<u64, &[u8]> = TableDefinition::new("decided");
-/// Lookup keys of entries (e.g. `crate@version`, request id) → entry index; a later entry
-/// with the same key replaces the earlier one.
+/// Request id (hex) → entry index. A request is decided once, so each key is written once.
 pub(crate) const KEYS: TableDefinition<&str, u64> = TableDefinition::new("keys");
+/// `crate@version` → the indexes of every variant's entry (features, lockfile, attempt...).
+pub(crate) const VARIANTS: MultimapTableDefinition<&str, u64> =
+    MultimapTableDefinition::new("variants");
+/// Content-addressed texts that entries pin by sha256 (lockfiles, manifests).
+pub(crate) const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blobs");
 const SIZE: &str = "size";
 const APPLIED_HEIGHT: &str = "applied_height";
 
@@ -106,6 +111,20 @@ pub struct Appended {
     pub applied: bool,
 }
 
+/// An entry to append with what indexes it: its request id, its `crate@version`, and the
+/// texts it pins by sha256 (stored content-addressed, so a light client can fetch them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// The entry's CBOR bytes (the leaf).
+    pub bytes: Vec<u8>,
+    /// Its request id.
+    pub request_id: [u8; 32],
+    /// `crate@version`.
+    pub spec: String,
+    /// Texts the entry pins by sha256 (lockfile, manifest).
+    pub blobs: Vec<Vec<u8>>,
+}
+
 /// The durable log.
 #[derive(Debug)]
 pub struct LogStore {
@@ -130,6 +149,8 @@ impl LogStore {
             txn.open_table(CHECKPOINTS).map_err(db_err)?;
             txn.open_table(DECIDED).map_err(db_err)?;
             txn.open_table(KEYS).map_err(db_err)?;
+            txn.open_multimap_table(VARIANTS).map_err(db_err)?;
+            txn.open_table(BLOBS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self {
@@ -175,21 +196,22 @@ impl LogStore {
     /// Idempotent per height: if `height` is at or below the applied height, nothing is
     /// written and `applied` is false. `entries` may be empty (a height that logged nothing).
     pub fn append(&self, entries: &[Vec<u8>], height: Option<u64>) -> Result<Appended, StoreError> {
-        self.append_inner(entries, &[], height.map(|h| (h, &[][..])))
+        let bytes: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        self.append_inner(&bytes, &[], height.map(|h| (h, &[][..])))
     }
 
     /// Applies a decided consensus height in ONE durable transaction: appends `entries`,
-    /// indexes each under its `keys`, stores `record` (the block and its certificate) for
-    /// `height`, and records `height` as applied. Idempotent per height like
-    /// [`LogStore::append`].
+    /// indexes each by request id and `crate@version`, stores the texts they pin, stores
+    /// `record` (the block and its certificate) for `height`, and records `height` as
+    /// applied. Idempotent per height like [`LogStore::append`].
     pub fn append_decided(
         &self,
-        entries: &[Vec<u8>],
-        keys: &[Vec<String>],
+        entries: &[NewEntry],
         height: u64,
         record: &[u8],
     ) -> Result<Appended, StoreError> {
-        self.append_inner(entries, keys, Some((height, record)))
+        let bytes: Vec<&[u8]> = entries.iter().map(|e| e.bytes.as_slice()).collect();
+        self.append_inner(&bytes, entries, Some((height, record)))
     }
 
     /// The consensus record stored for `height`, if applied.
@@ -199,17 +221,37 @@ impl LogStore {
         Ok(t.get(height).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 
-    /// The index of the latest entry stored under `key`.
-    pub fn lookup(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    /// The index of the entry of request `id`.
+    pub fn lookup_request(&self, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(KEYS).map_err(db_err)?;
-        Ok(t.get(key).map_err(db_err)?.map(|v| v.value()))
+        Ok(t.get(hex::encode(id).as_str())
+            .map_err(db_err)?
+            .map(|v| v.value()))
+    }
+
+    /// The indexes of every entry for `crate@version` (every variant and attempt), ascending.
+    pub fn variants(&self, spec: &str) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_multimap_table(VARIANTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for v in t.get(spec).map_err(db_err)? {
+            out.push(v.map_err(db_err)?.value());
+        }
+        Ok(out)
+    }
+
+    /// A stored text by its sha256.
+    pub fn blob(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BLOBS).map_err(db_err)?;
+        Ok(t.get(sha256).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 
     fn append_inner(
         &self,
-        entries: &[Vec<u8>],
-        keys: &[Vec<String>],
+        entries: &[&[u8]],
+        index: &[NewEntry],
         height: Option<(u64, &[u8])>,
     ) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
@@ -242,7 +284,7 @@ impl LogStore {
             let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
             for (i, entry) in entries.iter().enumerate() {
                 let n = first_index + i as u64;
-                entry_table.insert(n, entry.as_slice()).map_err(db_err)?;
+                entry_table.insert(n, *entry).map_err(db_err)?;
                 // The write transaction sees its own inserts, so siblings appended earlier
                 // in this batch are found.
                 let siblings = TableHashes(&hashes).read_hashes(&merkle::append_reads(n))?;
@@ -251,10 +293,17 @@ impl LogStore {
                 }
             }
             let mut key_table = txn.open_table(KEYS).map_err(db_err)?;
-            for (i, ks) in keys.iter().enumerate().take(entries.len()) {
-                for k in ks {
-                    key_table
-                        .insert(k.as_str(), first_index + i as u64)
+            let mut variants = txn.open_multimap_table(VARIANTS).map_err(db_err)?;
+            let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
+            for (i, e) in index.iter().enumerate() {
+                let n = first_index + i as u64;
+                key_table
+                    .insert(hex::encode(e.request_id).as_str(), n)
+                    .map_err(db_err)?;
+                variants.insert(e.spec.as_str(), n).map_err(db_err)?;
+                for b in &e.blobs {
+                    blobs
+                        .insert(crate::crypto::sha256(b), b.as_slice())
                         .map_err(db_err)?;
                 }
             }

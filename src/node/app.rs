@@ -20,8 +20,8 @@ use crate::consensus::actor::App;
 use crate::consensus::record::DecidedRecord;
 use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
-use crate::log::{CosignedCheckpoint, LogStore};
-use crate::protocol::{Block, Duty, LogEntry, ProtocolParams, ProtocolState};
+use crate::log::{CosignedCheckpoint, LogStore, NewEntry};
+use crate::protocol::{Block, Decided, Duty, ProtocolParams, ProtocolState};
 
 /// How far ahead of our clock a proposer's block time may be.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
@@ -158,12 +158,17 @@ pub fn decode_block(value: &Value) -> Result<Block, String> {
     codec::from_slice::<Block>(value.bytes(), MAX_WIRE_SIZE).map_err(|e| format!("block: {e}"))
 }
 
-/// The lookup keys of a log entry: `crate@version` and the request id in hex.
-pub fn entry_keys(e: &LogEntry) -> Vec<String> {
-    vec![
-        format!("{}@{}", e.request.krate, e.request.version),
-        hex::encode(e.request.id()),
-    ]
+/// What the store indexes for a decided request: the entry, its request id and
+/// `crate@version`, and the texts it pins (lockfile, manifest).
+pub fn new_entry(d: &Decided) -> NewEntry {
+    let mut blobs = vec![d.lockfile.clone().into_bytes()];
+    blobs.extend(d.manifest.clone().map(String::into_bytes));
+    NewEntry {
+        bytes: d.entry.to_cbor(),
+        request_id: d.entry.request.id(),
+        spec: d.entry.request.spec(),
+        blobs,
+    }
 }
 
 /// The consensus application of one node.
@@ -226,26 +231,25 @@ impl App for NodeApp {
         let (entries, duties) = next
             .apply_block(&block, &self.shared.committee)
             .map_err(|e| format!("decided block {} does not apply: {e}", height.0))?;
-        let bytes: Vec<Vec<u8>> = entries.iter().map(codec::to_vec).collect();
         let c = &self.shared.counters;
-        let keys: Vec<Vec<String>> = entries.iter().map(entry_keys).collect();
+        let new: Vec<NewEntry> = entries.iter().map(new_entry).collect();
         let record = DecidedRecord {
             value: value.clone(),
             certificate: certificate.clone(),
         }
         .encode();
-        // Durable here: entries, keys, block + certificate and the applied height in one
-        // transaction. Only then does memory move on.
+        // Durable here: entries, their index keys and pinned texts, block + certificate and
+        // the applied height in one transaction. Only then does memory move on.
         let appended = self
             .shared
             .store
-            .append_decided(&bytes, &keys, height.0, &record)
+            .append_decided(&new, height.0, &record)
             .map_err(|e| format!("log store: {e}"))?;
         let mut inner = self.shared.lock();
         inner.state = next;
         inner.height = height.0;
         for e in &entries {
-            let counter = match e.verdict {
+            let counter = match e.entry.verdict {
                 crate::protocol::Verdict::Reproduced => &c.reproduced,
                 crate::protocol::Verdict::Failed => &c.failed,
                 crate::protocol::Verdict::NotReproduced => &c.not_reproduced,
@@ -268,7 +272,7 @@ impl App for NodeApp {
             let _ = self.events.send(AppEvent::Grown {
                 size: appended.size,
                 root,
-                decided: entries.iter().map(|e| e.request.id()).collect(),
+                decided: entries.iter().map(|e| e.entry.request.id()).collect(),
             });
         }
         if !duties.is_empty() {

@@ -19,7 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::service::BuildService;
 use super::{NodeHandle, run};
-use crate::codec;
+use crate::log::LookupKey;
 use crate::protocol::LogEntry;
 
 /// File name of the socket inside the node directory.
@@ -84,8 +84,12 @@ pub struct NodeStatus {
     pub connected_members: usize,
     /// Open rounds: (request id hex, crate@version, phase, committed, revealed).
     pub open: Vec<OpenRound>,
-    /// The entry for the asked key, once decided.
+    /// The entry that answers the asked key (for `crate@version`: the default variant's,
+    /// as `proof` would return it), once decided.
     pub entry: Option<EntryStatus>,
+    /// Every decided variant of the asked `crate@version` (or the one asked request).
+    #[serde(default)]
+    pub variants: Vec<EntryStatus>,
 }
 
 /// An open round.
@@ -214,22 +218,39 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
     };
     let (log_size, root) = s.store.head().map_err(|e| e.to_string())?;
     let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
-    let entry = match &key {
-        Some(k) => match s.store.lookup(k).map_err(|e| e.to_string())? {
+    let cosigned = |index: u64| checkpoint_size.is_some_and(|c| c > index);
+    let lookup = key.as_deref().and_then(LookupKey::parse);
+    let variants: Vec<EntryStatus> = match &lookup {
+        Some(LookupKey::Crate(spec)) => s
+            .store
+            .variant_entries(spec)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(index, entry)| EntryStatus {
+                index,
+                entry,
+                cosigned: cosigned(index),
+            })
+            .collect(),
+        Some(LookupKey::Request(id)) => match s.store.lookup_request(id).map_err(|e| e.to_string())? {
             Some(index) => {
                 let bytes = s.store.entry(index).map_err(|e| e.to_string())?;
-                let entry: LogEntry = codec::from_slice(&bytes, bytes.len() + 1)
-                    .map_err(|e| format!("entry {index}: {e}"))?;
-                Some(EntryStatus {
+                let entry = LogEntry::decode(&bytes).map_err(|e| format!("entry {index}: {e}"))?;
+                vec![EntryStatus {
                     index,
                     entry,
-                    cosigned: checkpoint_size.is_some_and(|c| c > index),
-                })
+                    cosigned: cosigned(index),
+                }]
             }
-            None => None,
+            None => Vec::new(),
         },
+        None => Vec::new(),
+    };
+    let chosen = match &lookup {
+        Some(k) => s.store.resolve(k).map_err(|e| e.to_string())?.ok(),
         None => None,
     };
+    let entry = chosen.and_then(|i| variants.iter().find(|v| v.index == i).cloned());
     Ok(NodeStatus {
         member: s.me,
         applied_height,
@@ -239,6 +260,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
         connected_members: ctx.net.connected_members().len(),
         open,
         entry,
+        variants,
     })
 }
 

@@ -36,7 +36,7 @@ impl NodeLoop {
         if self.building.contains(&id) {
             return;
         }
-        let Some(st) = self.shared.lock().state.round_status(&id) else {
+        let Some(pinned) = self.shared.lock().state.pinned(&id) else {
             return;
         };
         self.building.insert(id);
@@ -44,7 +44,7 @@ impl NodeLoop {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
-            let result = service.build(&st.request);
+            let result = service.build(&pinned);
             let c = &shared.counters;
             c.builds.fetch_add(1, Ordering::Relaxed);
             c.build_ms

@@ -1,11 +1,12 @@
 //! Answers to light clients (`/synchronicity/proof/1`): a proof file for an entry under
-//! the latest cosigned checkpoint, or the latest checkpoint with a consistency proof from
-//! the size the client remembers. Answers are built from committed data only; the client
-//! verifies everything itself.
+//! the latest cosigned checkpoint (`crate@version` answers with the default variant, see
+//! `log::LookupKey`), the latest checkpoint with a consistency proof from the size the
+//! client remembers, or a text an entry pins by sha256 (lockfile, manifest). Answers are
+//! built from committed data only; the client verifies everything itself.
 
 use super::app::Shared;
 use super::wire::{LightRequest, LightResponse};
-use crate::log::CosignedCheckpoint;
+use crate::log::{CosignedCheckpoint, LookupKey};
 
 /// The answer to `req`.
 pub(crate) fn serve(shared: &Shared, req: &LightRequest) -> LightResponse {
@@ -23,12 +24,43 @@ fn latest(shared: &Shared) -> Result<CosignedCheckpoint, String> {
 
 fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> {
     match req {
+        LightRequest::Consistency { old, new } => {
+            let size = shared.store.size().map_err(|e| e.to_string())?;
+            if old > new || *new > size {
+                return Err(format!(
+                    "no consistency proof from {old} to {new} in a log of size {size}"
+                ));
+            }
+            let proof = shared
+                .store
+                .consistency_proof(*old, *new)
+                .map_err(|e| e.to_string())?;
+            Ok(LightResponse::Consistency(
+                proof
+                    .into_iter()
+                    .map(|h| serde_bytes::ByteBuf::from(h.to_vec()))
+                    .collect(),
+            ))
+        }
+        LightRequest::Blob { sha256 } => {
+            let sha: [u8; 32] = sha256
+                .as_slice()
+                .try_into()
+                .map_err(|_| "a blob is named by 32 bytes".to_string())?;
+            let blob = shared
+                .store
+                .blob(&sha)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no text with sha256 {}", hex::encode(sha)))?;
+            Ok(LightResponse::Blob(serde_bytes::ByteBuf::from(blob)))
+        }
         LightRequest::Proof { key } => {
+            let lookup = LookupKey::parse(key)
+                .ok_or_else(|| format!("{key:?} is neither CRATE@VERSION nor a request id"))?;
             let index = shared
                 .store
-                .lookup(key)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no log entry for {key}"))?;
+                .resolve(&lookup)
+                .map_err(|e| e.to_string())??;
             let cp = latest(shared)?;
             if cp.checkpoint().size <= index {
                 return Err(format!(

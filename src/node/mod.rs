@@ -35,7 +35,7 @@ use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId,
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use app::{MAX_CLOCK_DRIFT_MS, NodeCounters, Shared, decode_block, entry_keys, now_ms};
+pub use app::{MAX_CLOCK_DRIFT_MS, NodeCounters, Shared, decode_block, new_entry, now_ms};
 pub use service::{BuildService, SandboxBuildService};
 
 use crate::committee::Committee;
@@ -44,7 +44,7 @@ use crate::consensus::wal::Wal;
 use crate::consensus::{Core, Ctx, Height, ValidatorSet};
 use crate::log::LogStore;
 use crate::protocol::{MAX_MESSAGE_SIZE, ProtocolParams, RoundStatus};
-use crate::request::BuildRequest;
+use crate::request::PinnedRequest;
 
 /// Everything a node needs besides its builder.
 #[derive(Debug, Clone)]
@@ -239,7 +239,7 @@ pub async fn start(
 impl NodeHandle {
     /// Orders a pinned request: signs it, gossips it, and proposes it when our turn comes.
     /// Returns its id (also when it was already ordered).
-    pub async fn submit(&self, request: BuildRequest) -> Result<[u8; 32], String> {
+    pub async fn submit(&self, request: PinnedRequest) -> Result<[u8; 32], String> {
         run::submit(&self.commands, request).await
     }
 

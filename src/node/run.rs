@@ -22,7 +22,7 @@ use crate::build::Outcome;
 use crate::consensus::actor::ActorInput;
 use crate::crypto::{BlsSecretKey, NodeIdentity};
 use crate::protocol::{Body, Duty, SignedMessage};
-use crate::request::BuildRequest;
+use crate::request::PinnedRequest;
 
 /// How often our unordered messages and last cosignature are published again.
 const REPUBLISH: Duration = Duration::from_secs(2);
@@ -30,7 +30,7 @@ const REPUBLISH: Duration = Duration::from_secs(2);
 /// Commands from the node's handle.
 pub(crate) enum Command {
     Submit {
-        request: Box<BuildRequest>,
+        request: Box<PinnedRequest>,
         reply: oneshot::Sender<Result<[u8; 32], String>>,
     },
     Shutdown,
@@ -39,7 +39,7 @@ pub(crate) enum Command {
 /// Asks the event loop behind `commands` to order `request`; its id once ordered or queued.
 pub(crate) async fn submit(
     commands: &mpsc::Sender<Command>,
-    request: BuildRequest,
+    request: PinnedRequest,
 ) -> Result<[u8; 32], String> {
     let (reply, rx) = oneshot::channel();
     commands
@@ -144,7 +144,7 @@ impl NodeLoop {
         msg
     }
 
-    fn submit(&self, request: BuildRequest) -> Result<[u8; 32], String> {
+    fn submit(&self, request: PinnedRequest) -> Result<[u8; 32], String> {
         request.validate().map_err(|e| e.to_string())?;
         let id = request.id();
         {

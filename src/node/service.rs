@@ -2,7 +2,7 @@
 //! returns chosen manifests while the product path uses the real sandboxed builder.
 
 use crate::build::{Builder, Outcome};
-use crate::request::BuildRequest;
+use crate::request::{BuildRequest, PinnedRequest};
 
 /// Pins and builds requests for a node. Called from blocking threads.
 pub trait BuildService: Send + Sync + 'static {
@@ -12,10 +12,10 @@ pub trait BuildService: Send + Sync + 'static {
         name: &str,
         version: &str,
         lockfile: Option<String>,
-    ) -> Result<BuildRequest, String>;
+    ) -> Result<PinnedRequest, String>;
     /// Builds a request. `Err` means the builder itself could not run (no outcome to
     /// commit to); a failed build is an `Ok(Outcome::Failure)`.
-    fn build(&self, request: &BuildRequest) -> Result<Outcome, String>;
+    fn build(&self, request: &PinnedRequest) -> Result<Outcome, String>;
     /// The artifact files of the last successful build of `request` (path in the manifest,
     /// host path), for operators who want the files a proof speaks about.
     fn artifacts(&self, request: &BuildRequest) -> Vec<(String, std::path::PathBuf)> {
@@ -52,16 +52,17 @@ impl BuildService for SandboxBuildService {
         name: &str,
         version: &str,
         lockfile: Option<String>,
-    ) -> Result<BuildRequest, String> {
+    ) -> Result<PinnedRequest, String> {
         self.builder
             .pin(name, version, lockfile, &self.target)
             .map_err(|e| e.to_string())
     }
 
-    fn build(&self, request: &BuildRequest) -> Result<Outcome, String> {
+    fn build(&self, pinned: &PinnedRequest) -> Result<Outcome, String> {
+        let request = &pinned.request;
         let report = self
             .builder
-            .build(request, &|_| {})
+            .build(pinned, &|_| {})
             .map_err(|e| e.to_string())?;
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         last.retain(|(id, _)| *id != request.id());

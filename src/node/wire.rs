@@ -14,6 +14,10 @@ pub const COSIGN_TOPIC: &str = "/synchronicity/cosign/1";
 pub const MAX_COSIGN: usize = 1024;
 /// Largest sync or light request.
 pub const MAX_REQUEST: usize = 4096;
+/// Largest text a blob answer carries (lockfiles are capped at 1 MiB on submission).
+pub const MAX_BLOB: usize = crate::request::MAX_LOCKFILE_SIZE;
+/// Largest light answer a client decodes.
+pub const MAX_LIGHT_RESPONSE: usize = MAX_BLOB + 64 * 1024;
 /// Most decided heights in one sync response, and their byte budget.
 pub const SYNC_BATCH: u32 = 64;
 /// Byte budget of one sync response (below the network's response limit).
@@ -58,11 +62,25 @@ pub struct SyncResponse {
 /// A request on `/synchronicity/proof/1` (anyone, rate limited).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LightRequest {
-    /// The proof file of the latest entry for `key` (`crate@version` or a request id in
-    /// hex), under the latest cosigned checkpoint.
+    /// The proof file of the entry for `key` under the latest cosigned checkpoint: a
+    /// request id in hex, or `crate@version` for its default variant.
     Proof {
         /// Lookup key.
         key: String,
+    },
+    /// A consistency proof between two sizes (both at most this member's log size).
+    Consistency {
+        /// The older size.
+        old: u64,
+        /// The newer size.
+        new: u64,
+    },
+    /// A text an entry pins by sha256 (a lockfile or a manifest); at most
+    /// [`MAX_BLOB`] bytes.
+    Blob {
+        /// Its sha256.
+        #[serde(with = "serde_bytes")]
+        sha256: Vec<u8>,
     },
     /// The latest cosigned checkpoint and, when `old_size` is given, a consistency proof
     /// from that size to it.
@@ -84,6 +102,10 @@ pub enum LightResponse {
         /// Consistency proof from the requested old size.
         proof: Vec<serde_bytes::ByteBuf>,
     },
+    /// Consistency proof hashes.
+    Consistency(Vec<serde_bytes::ByteBuf>),
+    /// A stored text (the client checks its sha256).
+    Blob(serde_bytes::ByteBuf),
     /// Nothing found (one line saying what).
     NotFound(String),
 }

@@ -30,16 +30,6 @@ pub fn commitment(
     sha256(&data)
 }
 
-/// The attestation statement every matching revealer BLS-signs; one aggregate signature
-/// over it proves that the signers got the same digest for the same request in this log.
-pub fn attestation_statement(origin: &str, request_id: &[u8; 32], digest: &[u8; 32]) -> String {
-    format!(
-        "synchronicity/attestation/v1\n{origin}\nrequest {}\nmanifest {}\n",
-        hex::encode(request_id),
-        hex::encode(digest)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,18 +49,5 @@ mod tests {
         ] {
             assert_ne!(c, other);
         }
-    }
-
-    #[test]
-    fn statement_format() {
-        let s = attestation_statement("example.org/log", &[0xab; 32], &[0xcd; 32]);
-        assert_eq!(
-            s,
-            format!(
-                "synchronicity/attestation/v1\nexample.org/log\nrequest {}\nmanifest {}\n",
-                "ab".repeat(32),
-                "cd".repeat(32)
-            )
-        );
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
 use crate::committee::Committee;
-use crate::request::BuildRequest;
+use crate::request::PinnedRequest;
 
 /// Domain prefix of message signatures.
 pub const MESSAGE_DOMAIN: &[u8] = b"synchronicity/message/v1\n";
@@ -25,8 +25,8 @@ pub enum RevealedOutcome {
 /// The body of a protocol message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    /// A member asks the group to build this.
-    Request(BuildRequest),
+    /// A member asks the group to build this (the lockfile text travels with it).
+    Request(PinnedRequest),
     /// A member commits to its result.
     Commit {
         /// Request id.

@@ -16,12 +16,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::commitment::{attestation_statement, commitment};
+use synchronicity_verify::entry::{
+    Dissent, ENTRY_FORMAT, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict,
+    attestation_statement, failure_digest,
+};
+
+use super::commitment::commitment;
 use super::message::{Body, MessageError, RevealedOutcome, SignedMessage};
 use crate::build::Manifest;
 use crate::committee::Committee;
-use crate::crypto::{BlsSignature, PartialSignature, ThresholdAggregator, sha256};
-use crate::request::BuildRequest;
+use crate::crypto::{BlsSignature, PartialSignature, ThresholdAggregator};
+use crate::request::{BuildRequest, PinnedRequest};
 
 /// Deadlines, in milliseconds of block time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +58,6 @@ pub struct Block {
     pub messages: Vec<SignedMessage>,
 }
 
-/// The digest a failed build commits to: `SHA-256("synchronicity/build-failure/v1\n<class>\n")`.
-pub fn failure_digest(class: &str) -> [u8; 32] {
-    sha256(format!("synchronicity/build-failure/v1\n{class}\n").as_bytes())
-}
-
-/// Failure classes a reveal may name.
-pub const FAILURE_CLASSES: [&str; 4] =
-    ["compile-error", "timeout", "out-of-memory", "sandbox-error"];
-
 /// The outcome's digest, or `None` if the reveal is malformed.
 pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {
     match o {
@@ -72,63 +68,16 @@ pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {
     }
 }
 
-/// The group's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Verdict {
-    /// At least `t` members revealed the same successful manifest.
-    Reproduced,
-    /// At least `t` members revealed the same failure class.
-    Failed,
-    /// No outcome reached `t`.
-    NotReproduced,
-}
-
-/// Provable misbehaviour, recorded in the log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Misbehaviour {
-    /// The reveal does not open the member's commitment.
-    RevealMismatch,
-    /// The attestation signature does not verify.
-    BadAttestation,
-    /// A second, different commitment.
-    DoubleCommitment,
-}
-
-/// A dissenting revealer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dissent {
-    /// Committee position.
-    pub member: u32,
-    /// Its digest.
-    #[serde(with = "serde_bytes")]
-    pub digest: Vec<u8>,
-}
-
-/// What is appended to the log for a decided request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogEntry {
-    /// Entry format version (1).
-    pub format: u32,
-    /// The request.
-    pub request: BuildRequest,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// The majority digest (when a group reached `t`).
-    #[serde(with = "serde_bytes")]
-    pub digest: Vec<u8>,
-    /// The majority manifest text (when reproduced).
+/// A decided request: its log entry and the texts the entry pins by sha256 (the lockfile,
+/// and the manifest when reproduced), which every member stores content-addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The entry appended to the log.
+    pub entry: LogEntry,
+    /// The lockfile text (`sha256 = entry.request.lockfile_sha256`).
+    pub lockfile: String,
+    /// The attested manifest text (`sha256 = entry.digest`), when reproduced.
     pub manifest: Option<String>,
-    /// `bitmap || aggregate` of the majority's BLS signatures over the attestation statement.
-    #[serde(with = "serde_bytes")]
-    pub attestation: Vec<u8>,
-    /// Members that revealed another digest.
-    pub dissenters: Vec<Dissent>,
-    /// Members that committed but did not (validly) reveal.
-    pub silent: Vec<u32>,
-    /// Misbehaviour seen, by member.
-    pub misbehaviour: Vec<(u32, Misbehaviour)>,
-    /// Height at which it was decided.
-    pub height: u64,
 }
 
 /// Why a block is invalid.
@@ -168,6 +117,7 @@ enum Phase {
 #[derive(Debug, Clone)]
 struct Round {
     request: BuildRequest,
+    lockfile: String,
     opened_ms: u64,
     phase: Phase,
     commits: BTreeMap<u32, [u8; 32]>,
@@ -231,6 +181,14 @@ impl ProtocolState {
     /// Requests not yet decided.
     pub fn open_requests(&self) -> impl Iterator<Item = (&[u8; 32], &BuildRequest)> {
         self.rounds.iter().map(|(id, r)| (id, &r.request))
+    }
+
+    /// An open request with its lockfile text (what a builder needs).
+    pub fn pinned(&self, id: &[u8; 32]) -> Option<PinnedRequest> {
+        self.rounds.get(id).map(|r| PinnedRequest {
+            request: r.request.clone(),
+            lockfile: r.lockfile.clone(),
+        })
     }
 
     /// True when `id` was decided.
@@ -345,7 +303,7 @@ impl ProtocolState {
         &mut self,
         block: &Block,
         committee: &Committee,
-    ) -> Result<(Vec<LogEntry>, Vec<Duty>), BlockError> {
+    ) -> Result<(Vec<Decided>, Vec<Duty>), BlockError> {
         if let Some((h, t)) = self.last
             && (block.height <= h || block.time_ms < t)
         {
@@ -402,7 +360,7 @@ impl ProtocolState {
         for id in expired {
             entries.push(next.decide(&id, block.height, committee));
         }
-        entries.sort_by_key(|e| e.request.id());
+        entries.sort_by_key(|d| d.entry.request.id());
         next.last = Some((block.height, block.time_ms));
         *self = next;
         Ok((entries, duties))
@@ -427,16 +385,17 @@ impl ProtocolState {
     ) -> Result<Option<Duty>, &'static str> {
         let signer = msg.signer;
         match &msg.body {
-            Body::Request(req) => {
-                req.validate().map_err(|_| "invalid request")?;
-                let id = req.id();
+            Body::Request(pinned) => {
+                pinned.validate().map_err(|_| "invalid request")?;
+                let id = pinned.id();
                 if self.rounds.contains_key(&id) || self.decided.contains_key(&id) {
                     return Err("request already ordered");
                 }
                 self.rounds.insert(
                     id,
                     Round {
-                        request: req.clone(),
+                        request: pinned.request.clone(),
+                        lockfile: pinned.lockfile.clone(),
                         opened_ms: self.pending_ms,
                         phase: Phase::Commit,
                         commits: BTreeMap::new(),
@@ -526,7 +485,7 @@ impl ProtocolState {
         }
     }
 
-    fn decide(&mut self, id: &[u8; 32], height: u64, committee: &Committee) -> LogEntry {
+    fn decide(&mut self, id: &[u8; 32], height: u64, committee: &Committee) -> Decided {
         let r = self.rounds.remove(id).expect("deciding an open round");
         self.decided.insert(*id, height);
         let mut groups: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
@@ -580,17 +539,20 @@ impl ProtocolState {
             .filter(|m| !r.reveals.contains_key(m))
             .copied()
             .collect();
-        LogEntry {
-            format: 1,
-            request: r.request,
-            verdict,
-            digest,
+        Decided {
+            entry: LogEntry {
+                format: ENTRY_FORMAT,
+                request: r.request,
+                verdict,
+                digest,
+                attestation,
+                dissenters,
+                silent,
+                misbehaviour: r.misbehaviour,
+                height,
+            },
+            lockfile: r.lockfile,
             manifest,
-            attestation,
-            dissenters,
-            silent,
-            misbehaviour: r.misbehaviour,
-            height,
         }
     }
 }

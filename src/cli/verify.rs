@@ -1,0 +1,285 @@
+//! `synchronicity verify`: the offline check of a proof file, bound to what the user asked
+//! (`--crate` or `--request`), through `synchronicity-verify` alone.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Args;
+
+use crate::verify::tlog::MAX_PROOF_FILE_SIZE;
+use crate::verify::{Committee, Expected, Manifest, VerifiedRecord, verify_proof};
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["krate", "request"])))]
+pub struct VerifyArgs {
+    /// The proof file (.tlog-proof).
+    file: PathBuf,
+    /// The committee file to trust (origin, members, threshold).
+    #[arg(long)]
+    trust: PathBuf,
+    /// The crate the proof must be about, as CRATE@VERSION.
+    #[arg(long = "crate", value_name = "CRATE@VERSION")]
+    krate: Option<String>,
+    /// The exact request the proof must be about (64 hex digits).
+    #[arg(long, value_name = "ID")]
+    request: Option<String>,
+    /// Also require the .crate file's sha256 (hex, as a Cargo.lock `checksum`).
+    #[arg(long, value_name = "HEX")]
+    source_sha256: Option<String>,
+    /// An artifact to check by sha256 AND path: `FILE` matches the one manifest path with
+    /// that file name, `MANIFEST_PATH=FILE` that exact path. Needs --manifest. Repeatable.
+    #[arg(long, value_name = "[MANIFEST_PATH=]FILE")]
+    artifact: Vec<String>,
+    /// The manifest text the entry pins by digest (written by `proof --with-inputs`).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The Cargo.lock the entry's request pins by sha256 (written by `proof --with-inputs`).
+    #[arg(long, value_name = "FILE")]
+    lockfile: Option<PathBuf>,
+    /// Print every piece (signed messages, signer keys, aggregates, index, size, root, leaf
+    /// hash, the decoded entry) as JSON so another implementation can re-check it.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `CRATE@VERSION` / a request id / a sha256 into what the proof must be about.
+pub(super) fn expected(
+    krate: Option<&str>,
+    request: Option<&str>,
+    source_sha256: Option<&str>,
+) -> anyhow::Result<Expected> {
+    let mut e = match (krate, request) {
+        (Some(spec), _) => match spec.split_once('@') {
+            Some((n, v)) if !n.is_empty() && !v.is_empty() => Expected::crate_version(n, v),
+            _ => bail!("--crate {spec:?}: expected CRATE@VERSION"),
+        },
+        (None, Some(id)) => Expected::request_id(hex32(id, "--request")?),
+        (None, None) => bail!("say what the proof must be about: --crate CRATE@VERSION or --request ID"),
+    };
+    if let Some(s) = source_sha256 {
+        e = e.with_source_sha256(hex32(s, "--source-sha256")?);
+    }
+    Ok(e)
+}
+
+fn hex32(s: &str, what: &str) -> anyhow::Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| anyhow::anyhow!("{what} {s:?}: expected 64 hex digits"))?;
+    Ok(out)
+}
+
+fn read_text(path: &Path, max: usize) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path).with_context(|| path.display().to_string())?;
+    if meta.len() > max as u64 {
+        bail!("{}: larger than {max} bytes", path.display());
+    }
+    std::fs::read_to_string(path).with_context(|| path.display().to_string())
+}
+
+/// Checks each `[MANIFEST_PATH=]FILE` against `manifest`; returns (file, manifest path).
+fn check_artifacts(specs: &[String], manifest: &Manifest) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let (path_in_manifest, file) = match spec.split_once('=') {
+            Some((p, f)) if !p.is_empty() && !f.is_empty() => (Some(p), f),
+            _ => (None, spec.as_str()),
+        };
+        let bytes = std::fs::read(file).with_context(|| file.to_string())?;
+        let name = Path::new(file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        let matched = manifest
+            .check_artifact(path_in_manifest, name, &bytes)
+            .with_context(|| file.to_string())?;
+        out.push((file.to_string(), matched));
+    }
+    Ok(out)
+}
+
+/// `verify`.
+pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let committee = super::load_trust_root(&args.trust)?;
+    let expected = expected(
+        args.krate.as_deref(),
+        args.request.as_deref(),
+        args.source_sha256.as_deref(),
+    )?;
+    if !args.artifact.is_empty() && args.manifest.is_none() {
+        bail!(
+            "--artifact needs the attested manifest text: pass --manifest FILE (`synchronicity proof --with-inputs` writes it)"
+        );
+    }
+    let file = args.file.display().to_string();
+    let text = read_text(&args.file, MAX_PROOF_FILE_SIZE)?;
+    let record = verify_proof(&text, &committee, &expected).with_context(|| format!("{file}: rejected"))?;
+    if let Some(p) = &args.lockfile {
+        record
+            .check_lockfile(&read_text(p, crate::request::MAX_LOCKFILE_SIZE)?)
+            .with_context(|| p.display().to_string())?;
+    }
+    let build = record
+        .clone()
+        .require_reproduced()
+        .with_context(|| format!("{file}: rejected"))?;
+    let mut checked = Vec::new();
+    let mut manifest_text = None;
+    if let Some(p) = &args.manifest {
+        let t = read_text(p, crate::build::MAX_MANIFEST_SIZE)?;
+        let manifest = build.manifest(&t).with_context(|| p.display().to_string())?;
+        checked = check_artifacts(&args.artifact, &manifest)?;
+        manifest_text = Some(t);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json(&record, &committee, manifest_text, &checked))?
+        );
+    } else {
+        print_text(&record, &committee, &checked);
+    }
+    Ok(())
+}
+
+fn member_name(c: &Committee, i: usize) -> String {
+    c.members().get(i).map_or("?".into(), |m| m.name.clone())
+}
+
+/// What `verify` prints, one fact a line.
+pub(super) fn print_text(r: &VerifiedRecord, c: &Committee, checked: &[(String, String)]) {
+    let cp = r.checkpoint().checkpoint();
+    let e = r.entry();
+    let cosigners: Vec<String> = r
+        .checkpoint()
+        .signature()
+        .signers
+        .iter()
+        .map(|i| member_name(c, i))
+        .collect();
+    println!(
+        "proof verified: entry {} of {} in {}",
+        r.index(),
+        cp.size,
+        cp.origin
+    );
+    println!("  root       {}", B64.encode(cp.root));
+    println!("  leaf hash  {}", hex::encode(r.leaf_hash()));
+    println!(
+        "  cosigned by {} of {} (threshold {}): {}",
+        cosigners.len(),
+        c.len(),
+        c.threshold(),
+        cosigners.join(" ")
+    );
+    let variant = e.request.variant_label();
+    println!(
+        "  build      {}{} ({}, {}, {}): {:?} by {} of {}: {}",
+        e.request.spec(),
+        if variant.is_empty() {
+            String::new()
+        } else {
+            format!(" [{variant}]")
+        },
+        e.request.toolchain,
+        e.request.target,
+        e.request.profile,
+        e.verdict,
+        r.attesters().len(),
+        c.len(),
+        r.attesters()
+            .iter()
+            .map(|&i| member_name(c, i))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!("  request    {}", hex::encode(e.request.id()));
+    println!("  source     {}", hex::encode(&e.request.source_sha256));
+    for d in &e.dissenters {
+        println!(
+            "  dissenter  {} got {}",
+            member_name(c, d.member as usize),
+            hex::encode(&d.digest)
+        );
+    }
+    for m in &e.silent {
+        println!("  silent     {}", member_name(c, *m as usize));
+    }
+    for (m, k) in &e.misbehaviour {
+        println!("  misbehaved {} {k:?}", member_name(c, *m as usize));
+    }
+    println!("  manifest   {}", hex::encode(&e.digest));
+    for (p, m) in checked {
+        println!("  artifact   {p} matches {m}");
+    }
+}
+
+fn json(
+    r: &VerifiedRecord,
+    c: &Committee,
+    manifest: Option<String>,
+    checked: &[(String, String)],
+) -> serde_json::Value {
+    let cp = r.checkpoint().checkpoint();
+    let e = r.entry();
+    let sig = r.checkpoint().signature();
+    let signer_json: Vec<_> = sig
+        .signers
+        .iter()
+        .map(|i| {
+            let m = &c.members()[i];
+            serde_json::json!({
+                "index": i,
+                "name": m.name,
+                "bls_public_key": hex::encode(m.bls_public_key.to_bytes()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "valid": true,
+        "origin": cp.origin,
+        "ciphersuite": String::from_utf8_lossy(crate::crypto::SIGNATURE_DST),
+        "signed_message": cp.to_body(),
+        "key_id": hex::encode(c.key_id()),
+        "committee_digest": hex::encode(c.digest()),
+        "threshold": c.threshold(),
+        "members": c.len(),
+        "signer_bitmap": hex::encode(sig.signers.as_bytes()),
+        "signers": signer_json,
+        "aggregate_signature": hex::encode(sig.aggregate.to_bytes()),
+        "index": r.index(),
+        "size": cp.size,
+        "root": hex::encode(cp.root),
+        "leaf_hash": hex::encode(r.leaf_hash()),
+        "inclusion_proof": r.inclusion_proof().iter().map(hex::encode).collect::<Vec<_>>(),
+        "entry": B64.encode(r.entry_bytes()),
+        "build": {
+            "crate": e.request.krate,
+            "version": e.request.version,
+            "request_id": hex::encode(e.request.id()),
+            "variant": e.request.variant_label(),
+            "default_variant": e.request.is_default_variant(),
+            "attempt": e.request.attempt,
+            "source_sha256": hex::encode(&e.request.source_sha256),
+            "lockfile_sha256": hex::encode(&e.request.lockfile_sha256),
+            "features": e.request.features,
+            "toolchain": e.request.toolchain,
+            "target": e.request.target,
+            "profile": e.request.profile,
+            "verdict": format!("{:?}", e.verdict),
+            "manifest_digest": hex::encode(&e.digest),
+            "manifest": manifest,
+            "attestation_statement": e.statement(c.origin()),
+            "attestation": hex::encode(&e.attestation),
+            "attesters": r.attesters().iter().map(|&i| member_name(c, i)).collect::<Vec<_>>(),
+            "dissenters": e.dissenters.iter().map(|d| serde_json::json!({"member": member_name(c, d.member as usize), "digest": hex::encode(&d.digest)})).collect::<Vec<_>>(),
+            "silent": e.silent.iter().map(|&m| member_name(c, m as usize)).collect::<Vec<_>>(),
+            "misbehaviour": e.misbehaviour.iter().map(|(m, k)| format!("{} {k:?}", member_name(c, *m as usize))).collect::<Vec<_>>(),
+            "height": e.height,
+        },
+        "artifacts": checked.iter().map(|(p, m)| serde_json::json!({"file": p, "manifest_path": m})).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,145 @@
+//! Which entry answers a lookup. A request id names one entry. `crate@version` names every
+//! variant of that crate (features, lockfile, attempts); it answers with the DEFAULT
+//! variant's entry (default features, lib and bins, release profile — see
+//! `BuildRequest::is_default_variant`):
+//!
+//! 1. the EARLIEST reproduced default entry, so a later failed re-attempt or a second
+//!    lockfile never changes an answer users already rely on;
+//! 2. else the LATEST default entry (the newest attempt says the most);
+//! 3. else nothing (only other variants exist: ask by request id).
+
+use super::store::{LogStore, StoreError};
+use crate::protocol::{LogEntry, Verdict};
+
+/// What a lookup key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupKey {
+    /// One request, by id.
+    Request([u8; 32]),
+    /// Every variant of `crate@version`.
+    Crate(String),
+}
+
+impl LookupKey {
+    /// `crate@version` or a 64-hex-digit request id; `None` for anything else.
+    pub fn parse(key: &str) -> Option<Self> {
+        if key.len() == 64 {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(key, &mut id).is_ok() {
+                return Some(Self::Request(id));
+            }
+        }
+        match key.split_once('@') {
+            Some((n, v)) if !n.is_empty() && !v.is_empty() && key.len() <= 160 => {
+                Some(Self::Crate(key.to_string()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Of `variants` (index, entry) in log order, the index that answers `crate@version`.
+pub fn choose_default(variants: &[(u64, LogEntry)]) -> Option<u64> {
+    let defaults = || variants.iter().filter(|(_, e)| e.request.is_default_variant());
+    defaults()
+        .find(|(_, e)| e.verdict == Verdict::Reproduced)
+        .or_else(|| defaults().last())
+        .map(|(i, _)| *i)
+}
+
+impl LogStore {
+    /// Every entry of `crate@version`, decoded, in log order.
+    pub fn variant_entries(&self, spec: &str) -> Result<Vec<(u64, LogEntry)>, StoreError> {
+        self.variants(spec)?
+            .into_iter()
+            .map(|i| {
+                let bytes = self.entry(i)?;
+                LogEntry::decode(&bytes)
+                    .map(|e| (i, e))
+                    .map_err(|e| StoreError::Db(format!("entry {i}: {e}")))
+            })
+            .collect()
+    }
+
+    /// The entry index that answers `key` (see the module doc), or why there is none.
+    pub fn resolve(&self, key: &LookupKey) -> Result<Result<u64, String>, StoreError> {
+        Ok(match key {
+            LookupKey::Request(id) => self
+                .lookup_request(id)?
+                .ok_or_else(|| format!("no log entry for request {}", hex::encode(id))),
+            LookupKey::Crate(spec) => {
+                let variants = self.variant_entries(spec)?;
+                match choose_default(&variants) {
+                    Some(i) => Ok(i),
+                    None if variants.is_empty() => Err(format!("no log entry for {spec}")),
+                    None => Err(format!(
+                        "{spec} has no default-variant entry; ask by request id: {}",
+                        variants
+                            .iter()
+                            .map(|(_, e)| format!(
+                                "{} ({})",
+                                hex::encode(e.request.id()),
+                                e.request.variant_label()
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::request;
+
+    fn entry(features: &[&str], attempt: u32, verdict: Verdict) -> LogEntry {
+        let mut r = request("itoa", "1.0.15", "lock").request;
+        r.features = features.iter().map(|f| f.to_string()).collect();
+        r.attempt = attempt;
+        LogEntry {
+            format: crate::protocol::ENTRY_FORMAT,
+            request: r,
+            verdict,
+            digest: vec![],
+            attestation: vec![],
+            dissenters: vec![],
+            silent: vec![],
+            misbehaviour: vec![],
+            height: 1,
+        }
+    }
+
+    #[test]
+    fn default_variant_prefers_the_first_reproduced_entry() {
+        use Verdict::*;
+        let nr = |a| entry(&[], a, NotReproduced);
+        let ok = |a| entry(&[], a, Reproduced);
+        let other = entry(&["serde"], 1, Reproduced);
+        assert_eq!(choose_default(&[]), None);
+        assert_eq!(choose_default(&[(0, other.clone())]), None);
+        assert_eq!(choose_default(&[(0, nr(1)), (1, nr(2))]), Some(1));
+        // A later other variant and a later failed attempt change nothing.
+        assert_eq!(
+            choose_default(&[(0, nr(1)), (1, ok(2)), (2, other), (3, nr(3)), (4, ok(4))]),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn keys_parse() {
+        assert_eq!(
+            LookupKey::parse("itoa@1.0.15"),
+            Some(LookupKey::Crate("itoa@1.0.15".into()))
+        );
+        assert_eq!(
+            LookupKey::parse(&"ab".repeat(32)),
+            Some(LookupKey::Request([0xab; 32]))
+        );
+        for bad in ["itoa", "@1", "itoa@", ""] {
+            assert_eq!(LookupKey::parse(bad), None, "{bad}");
+        }
+    }
+}
