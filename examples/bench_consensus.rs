@@ -65,7 +65,7 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let index = loop {
-            if let Some(i) = nodes[0].shared().store.lookup(&hex::encode(id)).unwrap() {
+            if let Some(i) = nodes[0].shared().store.lookup_request(&id).unwrap() {
                 break i;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -1,5 +1,8 @@
 //! Deterministic committees for tests and benchmarks: real keys, real proofs of possession,
 //! derived from small seeds so runs are repeatable. Never use these keys for a real group.
+//!
+//! Compiled only for this crate's own tests, examples and benches (the `testkit` feature,
+//! which only the crate's dev-dependency on itself enables): never part of a product build.
 
 use crate::committee::{
     BuildEnvironment, Committee, CommitteeFile, MemberEntry, default_threshold,
@@ -8,7 +11,7 @@ use crate::crypto::{
     BlsSecretKey, NodeIdentity, PartialSignature, ThresholdAggregator, ThresholdSignature,
 };
 use crate::log::{Checkpoint, CosignedCheckpoint};
-use crate::request::{BuildRequest, REQUEST_FORMAT};
+use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 
 /// A committee of `n` members with their secret keys, origin `example.org/synchronicity/test`.
 #[derive(Debug)]
@@ -125,13 +128,13 @@ impl TestCommittee {
 
 /// A valid release request for `name@version` on x86_64 Linux with toolchain 1.95.0, lib and
 /// bins, no features, the given lockfile, and a placeholder source sha256.
-pub fn request(name: &str, version: &str, lockfile: &str) -> BuildRequest {
-    BuildRequest {
+pub fn request(name: &str, version: &str, lockfile: &str) -> PinnedRequest {
+    let request = BuildRequest {
         format: REQUEST_FORMAT,
         krate: name.into(),
         version: version.into(),
         source_sha256: vec![1; 32],
-        lockfile: lockfile.into(),
+        lockfile_sha256: Vec::new(),
         lockfile_shipped: true,
         toolchain: "1.95.0".into(),
         target: "x86_64-unknown-linux-gnu".into(),
@@ -140,7 +143,9 @@ pub fn request(name: &str, version: &str, lockfile: &str) -> BuildRequest {
         no_default_features: false,
         lib: true,
         bins: true,
-    }
+        attempt: 1,
+    };
+    PinnedRequest::new(request, lockfile.to_string())
 }
 
 /// A manifest naming one artifact of `name@version` whose bytes differ by `variant` (tests
@@ -171,11 +176,13 @@ impl crate::node::BuildService for FixedBuilder {
         name: &str,
         version: &str,
         lockfile: Option<String>,
-    ) -> Result<BuildRequest, String> {
-        Ok(request(name, version, &lockfile.unwrap_or_default()))
+    ) -> Result<PinnedRequest, String> {
+        let lockfile = lockfile.unwrap_or_else(|| format!("# lockfile of {name}@{version}\n"));
+        Ok(request(name, version, &lockfile))
     }
 
-    fn build(&self, req: &BuildRequest) -> Result<crate::build::Outcome, String> {
+    fn build(&self, pinned: &PinnedRequest) -> Result<crate::build::Outcome, String> {
+        let req = &pinned.request;
         std::thread::sleep(self.delay);
         let variant = self
             .overrides
@@ -193,17 +200,16 @@ impl crate::node::BuildService for FixedBuilder {
 /// A log entry (CBOR) recording `name@1.0.0` reproduced by members `signers` of `tc`, with
 /// the manifest of [`manifest`]`(name, "1.0.0", "same")`.
 pub fn reproduced_entry(tc: &TestCommittee, name: &str, signers: &[usize]) -> Vec<u8> {
-    let req = request(name, "1.0.0", "lock");
+    let req = request(name, "1.0.0", "lock").request;
     let m = manifest(name, "1.0.0", "same");
     let statement =
         crate::protocol::attestation_statement(tc.committee.origin(), &req.id(), &m.digest());
     let sig = tc.sign(signers.iter().copied(), statement.as_bytes());
     crate::codec::to_vec(&crate::protocol::LogEntry {
-        format: 1,
+        format: crate::protocol::ENTRY_FORMAT,
         request: req,
         verdict: crate::protocol::Verdict::Reproduced,
         digest: m.digest().to_vec(),
-        manifest: Some(m.to_text()),
         attestation: sig.to_bytes(),
         dissenters: vec![],
         silent: vec![],

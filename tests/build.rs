@@ -85,7 +85,7 @@ fn fixture_request(name: &str) -> (BuildRequest, std::path::PathBuf) {
         .join("tests/fixtures")
         .join(name);
     let lockfile = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
-    let req = synchronicity::testing::request(name, "0.1.0", &lockfile);
+    let req = synchronicity::testing::request(name, "0.1.0", &lockfile).request;
     (req, dir)
 }
 

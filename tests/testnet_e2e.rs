@@ -78,7 +78,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     let peer = format!("{}/p2p/{}", m.addrs[0], m.peer_id);
     let proof = c.root.path().join("itoa.tlog-proof");
     let o = bin()
-        .args(["proof", "itoa@1.0.15", "--peer", &peer, "--trust"])
+        .args(["proof", "itoa@1.0.15", "--with-inputs", "--peer", &peer, "--trust"])
         .arg(&c.committee_file)
         .arg("--out")
         .arg(&proof)
@@ -86,21 +86,62 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // Offline, with the artifact file member 0 built.
-    let manifest = e.manifest.clone().unwrap();
+    // Offline, with the inputs fetched beside the proof and the artifact member 0 built.
+    let manifest_file = c.root.path().join("itoa.manifest");
+    let manifest = std::fs::read_to_string(&manifest_file).expect("proof --with-inputs wrote it");
+    let lock = std::fs::read_to_string(c.root.path().join("itoa.Cargo.lock")).unwrap();
+    assert_eq!(
+        synchronicity::crypto::sha256(lock.as_bytes())[..],
+        e.request.lockfile_sha256[..]
+    );
     let path_in_manifest = manifest.lines().next().unwrap().split_once("  ").unwrap().1;
     let name = path_in_manifest.rsplit('/').next().unwrap();
     let artifact = find_file(&c.dir(0).join("work"), name).expect("member 0's artifact");
-    let o = bin()
-        .arg("verify")
-        .arg(&proof)
-        .arg("--trust")
+    let verify = |extra: &[&std::ffi::OsStr]| {
+        bin()
+            .arg("verify")
+            .arg(&proof)
+            .arg("--trust")
+            .arg(&c.committee_file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = verify(&[
+        "--crate".as_ref(),
+        "itoa@1.0.15".as_ref(),
+        "--manifest".as_ref(),
+        manifest_file.as_os_str(),
+        "--lockfile".as_ref(),
+        c.root.path().join("itoa.Cargo.lock").as_os_str(),
+        "--artifact".as_ref(),
+        artifact.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The proof is about itoa@1.0.15: another version or crate fails, naming itoa@1.0.15.
+    for other in ["itoa@1.0.14", "ryu@1.0.15"] {
+        let err = one_line_failure(&verify(&["--crate".as_ref(), other.as_ref()]));
+        assert!(err.contains("about itoa@1.0.15") && err.contains(other), "{err}");
+    }
+    // The verifier crate's example program accepts it too (built by `cargo test`).
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/verify_proof");
+    assert!(example.is_file(), "{} not built", example.display());
+    let o = Command::new(&example)
         .arg(&c.committee_file)
-        .arg("--artifact")
+        .arg(&proof)
+        .arg("itoa@1.0.15")
+        .arg(&manifest_file)
         .arg(&artifact)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("itoa@1.0.15 reproduced by 4 of 4"));
 
     // A tampered proof, a wrong artifact, a committee with one key changed.
     let text = std::fs::read_to_string(&proof).unwrap();
@@ -113,7 +154,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         &bin()
             .arg("verify")
             .arg(&tampered)
-            .arg("--trust")
+            .args(["--crate", "itoa@1.0.15", "--trust"])
             .arg(&c.committee_file)
             .output()
             .unwrap(),
@@ -124,14 +165,28 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         &bin()
             .arg("verify")
             .arg(&proof)
-            .arg("--trust")
+            .args(["--crate", "itoa@1.0.15", "--trust"])
             .arg(&c.committee_file)
+            .arg("--manifest")
+            .arg(&manifest_file)
             .arg("--artifact")
             .arg(&wrong)
             .output()
             .unwrap(),
     );
     assert!(err.contains("differs from the attested"), "{err}");
+    // The right bytes under another name: refused.
+    let renamed = c.root.path().join("libother.rlib");
+    std::fs::copy(&artifact, &renamed).unwrap();
+    let err = one_line_failure(&verify(&[
+        "--crate".as_ref(),
+        "itoa@1.0.15".as_ref(),
+        "--manifest".as_ref(),
+        manifest_file.as_os_str(),
+        "--artifact".as_ref(),
+        renamed.as_os_str(),
+    ]));
+    assert!(err.contains("is attested for"), "{err}");
     let other = TestCommittee::new(4, 99);
     let mut file = c.tc.committee.to_file();
     file.members[1].bls_public_key = other.committee.to_file().members[1].bls_public_key.clone();
@@ -144,7 +199,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         &bin()
             .arg("verify")
             .arg(&proof)
-            .arg("--trust")
+            .args(["--crate", "itoa@1.0.15", "--trust"])
             .arg(&changed)
             .output()
             .unwrap(),

@@ -422,6 +422,6 @@ mod tests {
         assert_eq!(inner.height, 1);
         let st = inner.state.round_status(&req.id()).unwrap();
         assert_eq!(st.phase, "commit");
-        assert_eq!(st.request, req);
+        assert_eq!(st.request, req.request);
     }
 }

@@ -4,7 +4,7 @@
 use super::*;
 use crate::build::Manifest;
 use crate::crypto::ThresholdSignature;
-use crate::request::BuildRequest;
+use crate::request::PinnedRequest;
 use crate::testing::TestCommittee;
 
 const PARAMS: ProtocolParams = ProtocolParams {
@@ -12,7 +12,7 @@ const PARAMS: ProtocolParams = ProtocolParams {
     reveal_window_ms: 10_000,
 };
 
-fn request() -> BuildRequest {
+fn request() -> PinnedRequest {
     crate::testing::request("itoa", "1.0.15", "version = 4\n")
 }
 
@@ -88,7 +88,9 @@ impl Net {
             time_ms: self.time,
             messages,
         };
-        self.state.apply_block(&b, &self.tc.committee)
+        self.state
+            .apply_block(&b, &self.tc.committee)
+            .map(|(d, duties)| (d.into_iter().map(|d| d.entry).collect(), duties))
     }
     fn open(&mut self) -> [u8; 32] {
         let req = request();
@@ -135,7 +137,7 @@ fn all_agree_reproduced_4_of_4() {
     assert_eq!(entries.len(), 1);
     let e = &entries[0];
     assert_eq!(e.verdict, Verdict::Reproduced);
-    assert_eq!(e.manifest.as_deref(), Some(a.as_str()));
+    assert_eq!(e.digest, crate::crypto::sha256(a.as_bytes()));
     assert_eq!(attested_by(&net, e), vec![0, 1, 2, 3]);
     assert!(e.dissenters.is_empty() && e.silent.is_empty() && e.misbehaviour.is_empty());
     assert!(net.state.is_decided(&e.request.id()));
@@ -163,7 +165,7 @@ fn two_and_two_is_not_reproduced() {
     let (a, b) = (manifest(1), manifest(2));
     let e = net.round([&a, &b, &a, &b], &[0, 1, 2, 3]).remove(0);
     assert_eq!(e.verdict, Verdict::NotReproduced);
-    assert!(e.attestation.is_empty() && e.manifest.is_none());
+    assert!(e.attestation.is_empty() && e.digest.is_empty());
     assert_eq!(e.dissenters.len(), 4);
 }
 
