@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use multiaddr::Multiaddr;
 
 use crate::committee::MemberEntry;
-use crate::verify::committee::Member;
 use crate::crypto::{BlsSecretKey, NodeIdentity};
+use crate::verify::committee::Member;
 
 /// File name of the Ed25519 identity key.
 pub const IDENTITY_FILE: &str = "identity.key";

@@ -36,7 +36,9 @@ impl PinnedRequest {
             return Err(RequestError::Invalid("lockfile (empty or over 1 MiB)"));
         }
         if sha256(self.lockfile.as_bytes())[..] != self.request.lockfile_sha256[..] {
-            return Err(RequestError::Invalid("lockfile (does not hash to lockfile_sha256)"));
+            return Err(RequestError::Invalid(
+                "lockfile (does not hash to lockfile_sha256)",
+            ));
         }
         Ok(())
     }

@@ -382,7 +382,13 @@ async fn byzantine_member_and_non_member_are_contained() {
 
     // The non-member's request never entered a block.
     for (_, n) in &g.nodes {
-        assert!(n.shared().store.variants("outsider@1.0.0").unwrap().is_empty());
+        assert!(
+            n.shared()
+                .store
+                .variants("outsider@1.0.0")
+                .unwrap()
+                .is_empty()
+        );
         assert!(
             n.round_status(&request("outsider", "1.0.0", "lock").id())
                 .is_none()

@@ -78,7 +78,14 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     let peer = format!("{}/p2p/{}", m.addrs[0], m.peer_id);
     let proof = c.root.path().join("itoa.tlog-proof");
     let o = bin()
-        .args(["proof", "itoa@1.0.15", "--with-inputs", "--peer", &peer, "--trust"])
+        .args([
+            "proof",
+            "itoa@1.0.15",
+            "--with-inputs",
+            "--peer",
+            &peer,
+            "--trust",
+        ])
         .arg(&c.committee_file)
         .arg("--out")
         .arg(&proof)
@@ -121,7 +128,10 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     // The proof is about itoa@1.0.15: another version or crate fails, naming itoa@1.0.15.
     for other in ["itoa@1.0.14", "ryu@1.0.15"] {
         let err = one_line_failure(&verify(&["--crate".as_ref(), other.as_ref()]));
-        assert!(err.contains("about itoa@1.0.15") && err.contains(other), "{err}");
+        assert!(
+            err.contains("about itoa@1.0.15") && err.contains(other),
+            "{err}"
+        );
     }
     // The verifier crate's example program accepts it too (built by `cargo test`).
     let example = std::env::current_exe()

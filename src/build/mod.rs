@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
-pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
 pub use sandbox::{DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
 pub use sources::{
     CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, Registry, SourceError, index_path, parse_index,
     unpack_crate,
 };
+pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
 pub use workspace::BuildWorkspace;
 
 use crate::crypto::sha256;

@@ -102,7 +102,10 @@ impl<'c> Client<'c> {
     async fn ask(&self, addr: &Multiaddr, req: &LightRequest) -> anyhow::Result<LightResponse> {
         let peer = peer_of(addr, self.committee)?;
         self.net.dial(addr.clone()).await?;
-        let bytes = self.net.request(peer, RequestKind::Light, encode(req)).await?;
+        let bytes = self
+            .net
+            .request(peer, RequestKind::Light, encode(req))
+            .await?;
         Ok(decode(&bytes, MAX_LIGHT_RESPONSE)?)
     }
 
@@ -151,8 +154,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Where `proof` writes the proof and, with `--with-inputs`, the texts beside it.
 fn output_paths(spec: &str, out: Option<PathBuf>) -> (PathBuf, PathBuf, PathBuf) {
-    let proof = out.unwrap_or_else(|| PathBuf::from(format!("{}.tlog-proof", spec.replace('@', "-"))));
-    let name = proof.file_name().and_then(|n| n.to_str()).unwrap_or("proof");
+    let proof =
+        out.unwrap_or_else(|| PathBuf::from(format!("{}.tlog-proof", spec.replace('@', "-"))));
+    let name = proof
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("proof");
     let stem = name.strip_suffix(".tlog-proof").unwrap_or(name).to_string();
     let beside = |ext: &str| proof.with_file_name(format!("{stem}.{ext}"));
     (proof.clone(), beside("Cargo.lock"), beside("manifest"))
@@ -270,7 +277,10 @@ fn split_view(state: &Path, a: &CosignedCheckpoint, b: &Seen, why: &str) -> anyh
         .unwrap_or(0);
     let path = state.with_file_name(format!(
         "{}.split-view.{secs}",
-        state.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")
+        state
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("checkpoint")
     ));
     let text = format!(
         "synchronicity/split-view-evidence/v1\n{why}\n\n# remembered checkpoint\n{}\n# checkpoint served by {}\n{}",
@@ -279,8 +289,14 @@ fn split_view(state: &Path, a: &CosignedCheckpoint, b: &Seen, why: &str) -> anyh
         b.checkpoint.note()
     );
     match write_atomic(&path, text.as_bytes()) {
-        Ok(()) => anyhow::anyhow!("SPLIT VIEW: {why}; both cosigned checkpoints are in {}", path.display()),
-        Err(e) => anyhow::anyhow!("SPLIT VIEW: {why}; writing the evidence to {} failed: {e}", path.display()),
+        Ok(()) => anyhow::anyhow!(
+            "SPLIT VIEW: {why}; both cosigned checkpoints are in {}",
+            path.display()
+        ),
+        Err(e) => anyhow::anyhow!(
+            "SPLIT VIEW: {why}; writing the evidence to {} failed: {e}",
+            path.display()
+        ),
     }
 }
 
@@ -312,7 +328,10 @@ pub(super) fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let state = args.state.clone().unwrap_or_else(|| PathBuf::from("checkpoint"));
+    let state = args
+        .state
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("checkpoint"));
     let old_size = old.as_ref().map(|c| c.checkpoint().size);
     let req = LightRequest::Checkpoint { old_size };
     let outcome: anyhow::Result<(CosignedCheckpoint, Vec<merkle::Hash>)> = runtime()?.block_on(async {

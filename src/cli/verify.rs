@@ -57,7 +57,9 @@ pub(super) fn expected(
             _ => bail!("--crate {spec:?}: expected CRATE@VERSION"),
         },
         (None, Some(id)) => Expected::request_id(hex32(id, "--request")?),
-        (None, None) => bail!("say what the proof must be about: --crate CRATE@VERSION or --request ID"),
+        (None, None) => {
+            bail!("say what the proof must be about: --crate CRATE@VERSION or --request ID")
+        }
     };
     if let Some(s) = source_sha256 {
         e = e.with_source_sha256(hex32(s, "--source-sha256")?);
@@ -116,7 +118,8 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     }
     let file = args.file.display().to_string();
     let text = read_text(&args.file, MAX_PROOF_FILE_SIZE)?;
-    let record = verify_proof(&text, &committee, &expected).with_context(|| format!("{file}: rejected"))?;
+    let record =
+        verify_proof(&text, &committee, &expected).with_context(|| format!("{file}: rejected"))?;
     if let Some(p) = &args.lockfile {
         record
             .check_lockfile(&read_text(p, crate::request::MAX_LOCKFILE_SIZE)?)
@@ -130,7 +133,9 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mut manifest_text = None;
     if let Some(p) = &args.manifest {
         let t = read_text(p, crate::build::MAX_MANIFEST_SIZE)?;
-        let manifest = build.manifest(&t).with_context(|| p.display().to_string())?;
+        let manifest = build
+            .manifest(&t)
+            .with_context(|| p.display().to_string())?;
         checked = check_artifacts(&args.artifact, &manifest)?;
         manifest_text = Some(t);
     }

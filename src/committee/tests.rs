@@ -37,7 +37,10 @@ fn members_carry_their_libp2p_identity_and_addresses() {
     assert_eq!(c.members()[2].peer_id, id.peer_id());
     assert_eq!(c.index_of_peer(&id.peer_id()), Some(2));
     assert_eq!(c.members()[2].ed25519.to_bytes(), id.public_key_bytes());
-    assert_eq!(c.members()[1].addrs[0].to_string(), "/ip4/127.0.0.1/tcp/7001");
+    assert_eq!(
+        c.members()[1].addrs[0].to_string(),
+        "/ip4/127.0.0.1/tcp/7001"
+    );
     assert_eq!(Committee::from_toml(&c.to_toml()).unwrap(), c);
 }
 

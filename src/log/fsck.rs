@@ -6,8 +6,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::Checkpoint;
 use super::merkle::{self, Hash, HashReader};
-use super::{CosignedCheckpoint, SignedNote};
 use super::store::{CHECKPOINTS, ENTRIES, HASHES, LogStore, META, TableHashes};
+use super::{CosignedCheckpoint, SignedNote};
 use crate::committee::Committee;
 
 /// What a clean fsck checked.

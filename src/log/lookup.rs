@@ -40,7 +40,11 @@ impl LookupKey {
 
 /// Of `variants` (index, entry) in log order, the index that answers `crate@version`.
 pub fn choose_default(variants: &[(u64, LogEntry)]) -> Option<u64> {
-    let defaults = || variants.iter().filter(|(_, e)| e.request.is_default_variant());
+    let defaults = || {
+        variants
+            .iter()
+            .filter(|(_, e)| e.request.is_default_variant())
+    };
     defaults()
         .find(|(_, e)| e.verdict == Verdict::Reproduced)
         .or_else(|| defaults().last())

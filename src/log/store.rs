@@ -19,9 +19,9 @@ use redb::{
     ReadableTableMetadata, TableDefinition,
 };
 
-use super::merkle::{self, Hash, HashIndex, HashReader, MerkleError};
 use super::CosignedCheckpoint;
 use super::ProofFile;
+use super::merkle::{self, Hash, HashIndex, HashReader, MerkleError};
 
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("hashes");

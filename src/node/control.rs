@@ -232,18 +232,21 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
                 cosigned: cosigned(index),
             })
             .collect(),
-        Some(LookupKey::Request(id)) => match s.store.lookup_request(id).map_err(|e| e.to_string())? {
-            Some(index) => {
-                let bytes = s.store.entry(index).map_err(|e| e.to_string())?;
-                let entry = LogEntry::decode(&bytes).map_err(|e| format!("entry {index}: {e}"))?;
-                vec![EntryStatus {
-                    index,
-                    entry,
-                    cosigned: cosigned(index),
-                }]
+        Some(LookupKey::Request(id)) => {
+            match s.store.lookup_request(id).map_err(|e| e.to_string())? {
+                Some(index) => {
+                    let bytes = s.store.entry(index).map_err(|e| e.to_string())?;
+                    let entry =
+                        LogEntry::decode(&bytes).map_err(|e| format!("entry {index}: {e}"))?;
+                    vec![EntryStatus {
+                        index,
+                        entry,
+                        cosigned: cosigned(index),
+                    }]
+                }
+                None => Vec::new(),
             }
-            None => Vec::new(),
-        },
+        }
         None => Vec::new(),
     };
     let chosen = match &lookup {

@@ -57,10 +57,7 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> 
         LightRequest::Proof { key } => {
             let lookup = LookupKey::parse(key)
                 .ok_or_else(|| format!("{key:?} is neither CRATE@VERSION nor a request id"))?;
-            let index = shared
-                .store
-                .resolve(&lookup)
-                .map_err(|e| e.to_string())??;
+            let index = shared.store.resolve(&lookup).map_err(|e| e.to_string())??;
             let cp = latest(shared)?;
             if cp.checkpoint().size <= index {
                 return Err(format!(

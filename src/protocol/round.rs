@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use synchronicity_verify::entry::{
-    Dissent, ENTRY_FORMAT, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict,
-    attestation_statement, failure_digest,
+    Dissent, ENTRY_FORMAT, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict, attestation_statement,
+    failure_digest,
 };
 
 use super::commitment::commitment;

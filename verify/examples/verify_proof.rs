@@ -21,11 +21,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     let expected = Expected::crate_version(name, version);
     let build = verify_proof(&std::fs::read_to_string(proof)?, &committee, &expected)?
         .require_reproduced()?;
-    println!("{spec} reproduced by {} of {} members", build.attesters().len(), committee.len());
+    println!(
+        "{spec} reproduced by {} of {} members",
+        build.attesters().len(),
+        committee.len()
+    );
     if let [manifest, artifact] = rest {
         let manifest = build.manifest(&std::fs::read_to_string(manifest)?)?;
-        let file_name = std::path::Path::new(artifact).file_name().and_then(|n| n.to_str());
-        let path = manifest.check_artifact(None, file_name.unwrap_or(""), &std::fs::read(artifact)?)?;
+        let file_name = std::path::Path::new(artifact)
+            .file_name()
+            .and_then(|n| n.to_str());
+        let path =
+            manifest.check_artifact(None, file_name.unwrap_or(""), &std::fs::read(artifact)?)?;
         println!("{artifact} is {path}, as attested");
     }
     Ok(())

@@ -153,7 +153,9 @@ impl LogEntry {
             }
         }
         if e.verdict == Verdict::Failed && failure_class(&e.digest).is_none() {
-            return Err(EntryError::Malformed("failed verdict with an unknown digest"));
+            return Err(EntryError::Malformed(
+                "failed verdict with an unknown digest",
+            ));
         }
         Ok(e)
     }

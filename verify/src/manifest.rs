@@ -137,7 +137,10 @@ impl Manifest {
         let found = sha256(bytes);
         let listed = || self.files.keys().cloned().collect::<Vec<_>>().join(", ");
         let (wanted, candidates): (String, Vec<&String>) = match manifest_path {
-            Some(p) => (p.to_string(), self.files.keys().filter(|k| *k == p).collect()),
+            Some(p) => (
+                p.to_string(),
+                self.files.keys().filter(|k| *k == p).collect(),
+            ),
             None => (
                 format!("file named {file_name}"),
                 self.files

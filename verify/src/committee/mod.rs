@@ -148,12 +148,11 @@ impl Member {
                 field: format!("member name {:?}", entry.name),
             });
         }
-        let ed25519_public_key = ed25519_key_of_peer_id(&entry.peer_id).ok_or_else(|| {
-            CommitteeError::BadPeerId {
+        let ed25519_public_key =
+            ed25519_key_of_peer_id(&entry.peer_id).ok_or_else(|| CommitteeError::BadPeerId {
                 member: member(),
                 peer_id: entry.peer_id.clone(),
-            }
-        })?;
+            })?;
         let bls_public_key = hex::decode(&entry.bls_public_key)
             .map_err(|_| BlsError::BadEncoding { what: "public key" })
             .and_then(|b| {

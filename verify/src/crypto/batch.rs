@@ -47,7 +47,8 @@ pub fn verify_batch(dst: &[u8], items: &[BatchItem<'_>]) -> Result<(), BlsError>
         let pk: &blst::blst_p1_affine = (&item.key.0).into();
         let sig: &blst::blst_p2_affine = (&item.signature.0).into();
         // Keys and signatures were validated (subgroup checks) when decoded.
-        let err = pairing.mul_n_aggregate(pk, false, sig, false, &w, WEIGHT_BITS, item.message, &[]);
+        let err =
+            pairing.mul_n_aggregate(pk, false, sig, false, &w, WEIGHT_BITS, item.message, &[]);
         if err != BLST_ERROR::BLST_SUCCESS {
             return Err(BlsError::BadSignature);
         }
