@@ -73,8 +73,30 @@ criterion_group! {
     targets = bench
 }
 
+/// The whole in-process check of a proof (checkpoint + inclusion + entry + attestation, both
+/// BLS signatures in one batched multi-pairing) against ONE FastAggregateVerify, n = 100.
+fn proof_ratio() {
+    use synchronicity::testing::{TestCommittee, reproduced_proof};
+    use synchronicity::verify::{Expected, verify_proof};
+    let tc = TestCommittee::new(100, 9);
+    let text = reproduced_proof(&tc);
+    let expected = Expected::crate_version("itoa", "1.0.15");
+    let c = tc.committee.trust_root();
+    let sig = tc.sign(0..67, MSG);
+    let keys = c.keys();
+    let fav = median_per_call(21, 50, || sig.verify(keys, 67, MSG).unwrap());
+    let whole = median_per_call(21, 50, || verify_proof(&text, c, &expected).unwrap());
+    println!(
+        "ratio: verify_proof (n=100) {:?} / one fast-aggregate-verify {:?} = {:.3}x (goal <= 1.2x)",
+        whole,
+        fav,
+        whole.as_secs_f64() / fav.as_secs_f64()
+    );
+}
+
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     ratio();
+    proof_ratio();
 }

@@ -119,16 +119,17 @@ demo() {
   t1=$(date +%s.%N)
   n=$(wc -l <"$root/pids")
   m=$((RANDOM % n))
-  local proof="$root/${spec/@/-}.tlog-proof"
-  "$bin" proof "$spec" --peer "$(peer_addr "$m")" --trust "$root/committee.toml" --out "$proof" >/dev/null
-  echo "proof fetched from member n$m: $proof ($(wc -c <"$proof") bytes)"
+  local proof="$root/${spec/@/-}.tlog-proof" manifest="$root/${spec/@/-}.manifest" lock="$root/${spec/@/-}.Cargo.lock"
+  # Fetched with the lockfile and the manifest the entry pins; verified before writing.
+  "$bin" proof "$spec" --with-inputs --peer "$(peer_addr "$m")" --trust "$root/committee.toml" --out "$proof" >/dev/null
+  echo "proof fetched from member n$m: $proof ($(wc -c <"$proof") bytes), with $manifest and $lock"
   # The artifact in hand: the file member n0 built (any member's is byte-identical).
   local name artifact
-  name=$("$bin" verify "$proof" --trust "$root/committee.toml" --json |
-    python3 -c 'import json,sys; m=json.load(sys.stdin)["build"]["manifest"]; print(m.splitlines()[0].split("  ",1)[1].rsplit("/",1)[-1])')
+  name=$(head -1 "$manifest" | cut -d' ' -f3 | awk -F/ '{print $NF}')
   artifact=$(find "$workroot/n0" -name "$name" -path '*release*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
-  echo "== offline verification (committee file, proof file, artifact $artifact)"
-  "$bin" verify "$proof" --trust "$root/committee.toml" --artifact "$artifact"
+  echo "== offline verification (committee file, proof file, manifest, lockfile, artifact $artifact)"
+  "$bin" verify "$proof" --trust "$root/committee.toml" --crate "$spec" \
+    --manifest "$manifest" --lockfile "$lock" --artifact "$artifact"
   python3 -c "print(f'request to cosigned verdict: {$t1 - $t0:.1f} s')"
   if [ "$keep" = 0 ]; then down; else echo "testnet left running: scripts/testnet.sh down"; fi
 }

@@ -229,3 +229,44 @@ pub fn free_loopback_ports(n: usize) -> Vec<u16> {
         .map(|l| l.local_addr().expect("bound").port())
         .collect()
 }
+
+/// A proof file for a reproduced `itoa@1.0.15` (attested and cosigned by the first `t`
+/// members of `tc`) at index 777,777 of a 2^20-entry log: any 20 sibling hashes form a valid
+/// path in a perfect tree, so no log has to be built.
+pub fn reproduced_proof(tc: &TestCommittee) -> String {
+    use crate::log::{ProofFile, merkle};
+    let t = tc.committee.threshold();
+    let req = request("itoa", "1.0.15", "# Cargo.lock\n").request;
+    let m = manifest("itoa", "1.0.15", "same");
+    let st = crate::protocol::attestation_statement(tc.committee.origin(), &req.id(), &m.digest());
+    let entry = crate::protocol::LogEntry {
+        format: crate::protocol::ENTRY_FORMAT,
+        request: req,
+        verdict: crate::protocol::Verdict::Reproduced,
+        digest: m.digest().to_vec(),
+        attestation: tc.sign(0..t, st.as_bytes()).to_bytes(),
+        dissenters: vec![],
+        silent: vec![],
+        misbehaviour: vec![],
+        height: 1,
+    };
+    let bytes = entry.to_cbor();
+    let (size, index) = (1u64 << 20, 777_777u64);
+    let proof: Vec<merkle::Hash> = (0..20u8).map(|i| crate::crypto::sha256(&[i])).collect();
+    let mut root = merkle::leaf_hash(&bytes);
+    for (level, sib) in proof.iter().enumerate() {
+        root = if index >> level & 1 == 1 {
+            merkle::node_hash(sib, &root)
+        } else {
+            merkle::node_hash(&root, sib)
+        };
+    }
+    let cp = tc.cosign(size, root);
+    ProofFile {
+        extra: Some(bytes),
+        index,
+        proof,
+        checkpoint: cp.note().to_string(),
+    }
+    .format()
+}

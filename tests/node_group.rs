@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use synchronicity::codec;
 use synchronicity::crypto::NodeIdentity;
 use synchronicity::log::{CosignedCheckpoint, LookupKey};
@@ -449,9 +451,37 @@ async fn light_client_follows_the_log(g: &Group) {
         proof.clone().into(),
         "--trust".into(),
         trust.clone().into(),
+        "--crate".into(),
+        "agree@1.0.0".into(),
     ])
     .await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A not-reproduced crate (the 2+2 split): `proof` exits non-zero and writes nothing;
+    // `--allow-unreproduced` writes it.
+    let unrepro = tmp.path().join("split.tlog-proof");
+    let mut args: Vec<std::ffi::OsString> = vec!["proof".into(), "split@1.0.0".into()];
+    args.extend(["--peer".into(), member_addr(g, 0).into()]);
+    args.extend(["--trust".into(), trust.clone().into()]);
+    args.extend(["--out".into(), unrepro.clone().into()]);
+    let mut o = run_cli(args.clone()).await;
+    for _ in 0..50 {
+        if String::from_utf8_lossy(&o.stderr).contains("NotReproduced") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        o = run_cli(args.clone()).await;
+    }
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing written"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!unrepro.exists());
+    args.push("--allow-unreproduced".into());
+    let o = run_cli(args).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(unrepro.exists());
 
     let checkpoint = |state: std::path::PathBuf, peer: String| {
         run_cli(vec![
@@ -464,8 +494,30 @@ async fn light_client_follows_the_log(g: &Group) {
             state.into(),
         ])
     };
-    let o = checkpoint(state.clone(), member_addr(g, 2)).await;
+    // The first peer is unreachable: a faulty peer, named; the next one answers.
+    let dead = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        free_loopback_ports(1)[0],
+        g.tc.committee.members()[1].peer_id
+    );
+    let o = run_cli(vec![
+        "checkpoint".into(),
+        "--peer".into(),
+        dead.clone().into(),
+        "--peer".into(),
+        member_addr(g, 2).into(),
+        "--trust".into(),
+        trust.clone().into(),
+        "--state".into(),
+        state.clone().into(),
+    ])
+    .await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&dead),
+        "the faulty peer is named: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let first =
         CosignedCheckpoint::verify(&std::fs::read_to_string(&state).unwrap(), &g.tc.committee)
             .unwrap();
@@ -499,10 +551,40 @@ async fn light_client_follows_the_log(g: &Group) {
     std::fs::write(&forged, other.cosign(1, [7; 32]).note()).unwrap();
     let o = checkpoint(forged, member_addr(g, 0)).await;
     assert!(!o.status.success());
-    // A validly cosigned checkpoint of another history: a split view, loudly.
+    // A validly cosigned checkpoint of another history that no member can prove
+    // consistent: a split view, loudly, with both checkpoints in an evidence file.
     let split = tmp.path().join("split.note");
     std::fs::write(&split, g.tc.cosign(1, [7; 32]).note()).unwrap();
     let o = checkpoint(split, member_addr(g, 0)).await;
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("SPLIT VIEW"));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("SPLIT VIEW") && err.contains("no reachable member"),
+        "{err}"
+    );
+    let evidence = |err: &str| {
+        let path = err.trim().rsplit(' ').next().unwrap().to_string();
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    assert!(evidence(&err).starts_with("synchronicity/split-view-evidence/v1\n"));
+    // Two validly cosigned checkpoints of one size with different roots.
+    let size = first_size(&state, g);
+    let same = tmp.path().join("same-size.note");
+    std::fs::write(&same, g.tc.cosign(size, [9; 32]).note()).unwrap();
+    let o = checkpoint(same, member_addr(g, 1)).await;
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("SPLIT VIEW") && err.contains("different roots"),
+        "{err}"
+    );
+    assert!(evidence(&err).contains(&B64.encode([9u8; 32])));
+}
+
+/// The size of the checkpoint remembered in `state`.
+fn first_size(state: &std::path::Path, g: &Group) -> u64 {
+    CosignedCheckpoint::verify(&std::fs::read_to_string(state).unwrap(), &g.tc.committee)
+        .unwrap()
+        .checkpoint()
+        .size
 }
