@@ -85,7 +85,9 @@ fn proof_ratio() {
     let sig = tc.sign(0..67, MSG);
     let keys = c.keys();
     let fav = median_per_call(21, 50, || sig.verify(keys, 67, MSG).unwrap());
-    let whole = median_per_call(21, 50, || verify_proof(&text, c, &expected).unwrap());
+    let whole = median_per_call(21, 50, || {
+        verify_proof(&text, c, &expected).unwrap();
+    });
     println!(
         "ratio: verify_proof (n=100) {:?} / one fast-aggregate-verify {:?} = {:.3}x (goal <= 1.2x)",
         whole,

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use synchronicity::log::{self, LogStore, ProofFile, merkle};
+use synchronicity::log::{self, LogStore, merkle};
 use synchronicity::testing::TestCommittee;
 
 fn bin() -> Command {

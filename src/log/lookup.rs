@@ -47,7 +47,7 @@ pub fn choose_default(variants: &[(u64, LogEntry)]) -> Option<u64> {
     };
     defaults()
         .find(|(_, e)| e.verdict == Verdict::Reproduced)
-        .or_else(|| defaults().last())
+        .or_else(|| defaults().next_back())
         .map(|(i, _)| *i)
 }
 
