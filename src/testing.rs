@@ -253,14 +253,7 @@ pub fn reproduced_proof(tc: &TestCommittee) -> String {
     let bytes = entry.to_cbor();
     let (size, index) = (1u64 << 20, 777_777u64);
     let proof: Vec<merkle::Hash> = (0..20u8).map(|i| crate::crypto::sha256(&[i])).collect();
-    let mut root = merkle::leaf_hash(&bytes);
-    for (level, sib) in proof.iter().enumerate() {
-        root = if index >> level & 1 == 1 {
-            merkle::node_hash(sib, &root)
-        } else {
-            merkle::node_hash(&root, sib)
-        };
-    }
+    let root = perfect_tree_root(&bytes, index, &proof);
     let cp = tc.cosign(size, root);
     ProofFile {
         extra: Some(bytes),
@@ -269,4 +262,19 @@ pub fn reproduced_proof(tc: &TestCommittee) -> String {
         checkpoint: cp.note().to_string(),
     }
     .format()
+}
+
+/// The root of a perfect tree (2^proof.len() leaves) in which `leaf` is at `index` and
+/// `proof` lists its siblings from the bottom: any sibling hashes make a valid path.
+pub fn perfect_tree_root(leaf: &[u8], index: u64, proof: &[crate::log::Hash]) -> crate::log::Hash {
+    use crate::log::merkle;
+    let mut root = merkle::leaf_hash(leaf);
+    for (level, sib) in proof.iter().enumerate() {
+        root = if index >> level & 1 == 1 {
+            merkle::node_hash(sib, &root)
+        } else {
+            merkle::node_hash(&root, sib)
+        };
+    }
+    root
 }

@@ -445,14 +445,7 @@ fn proof_file_is_at_most_2048_bytes_at_2_pow_20_entries_and_100_members() {
     let size = 1u64 << 20;
     let index = 777_777u64;
     let proof: Vec<merkle::Hash> = (0..20u8).map(|i| sha256(&[i, 1, 2])).collect();
-    let mut root = merkle::leaf_hash(&bytes);
-    for (level, sib) in proof.iter().enumerate() {
-        root = if index >> level & 1 == 1 {
-            merkle::node_hash(sib, &root)
-        } else {
-            merkle::node_hash(&root, sib)
-        };
-    }
+    let root = synchronicity::testing::perfect_tree_root(&bytes, index, &proof);
     let cp = tc.cosign(size, root);
     let pf = ProofFile {
         extra: Some(bytes),
