@@ -88,11 +88,20 @@ fn proof_ratio() {
     let whole = median_per_call(21, 50, || {
         verify_proof(&text, c, &expected).unwrap();
     });
+    let audited = median_per_call(21, 50, || {
+        let r = verify_proof(&text, c, &expected).unwrap();
+        r.check_attestation(c).unwrap();
+    });
     println!(
         "ratio: verify_proof (n=100) {:?} / one fast-aggregate-verify {:?} = {:.3}x (goal <= 1.2x)",
         whole,
         fav,
         whole.as_secs_f64() / fav.as_secs_f64()
+    );
+    println!(
+        "ratio: verify_proof + check_attestation (n=100) {:?} / one fast-aggregate-verify = {:.3}x",
+        audited,
+        audited.as_secs_f64() / fav.as_secs_f64()
     );
 }
 

@@ -410,6 +410,44 @@ fn tampered_proofs_and_a_changed_committee_fail_with_one_line() {
     }
 }
 
+/// An entry whose attestation is signed over another manifest, in a log the committee
+/// cosigned (which honest members never do: they check every reveal before deciding). The
+/// library's `verify_proof` relies on the cosigners for it and accepts;
+/// `check_attestation` and the `verify` command re-check it and refuse.
+#[test]
+fn an_attestation_over_another_statement_is_refused_by_the_verify_command() {
+    let tc = TestCommittee::new(4, 34);
+    let (mut bad, m) = entry_with(
+        &tc,
+        "itoa",
+        "1.0.15",
+        &[],
+        Verdict::Reproduced,
+        &[("r/libitoa.rlib", b"x")],
+        &[0, 1, 2],
+    );
+    let other = attestation_statement(tc.committee.origin(), &bad.request.id(), &[7u8; 32]);
+    bad.attestation = tc.sign([0, 1, 2], other.as_bytes()).to_bytes();
+    let f = Fixture::new(&tc, &[(bad, m)]);
+    let text = std::fs::read_to_string(f.path("proof-0")).unwrap();
+    let record = verify_proof(
+        &text,
+        tc.committee.trust_root(),
+        &Expected::crate_version("itoa", "1.0.15"),
+    )
+    .expect("the checkpoint signature and inclusion hold");
+    assert_eq!(record.attesters(), &[0, 1, 2]);
+    let err = record
+        .check_attestation(tc.committee.trust_root())
+        .unwrap_err();
+    assert!(err.to_string().contains("attestation"), "{err}");
+    let line = one_line_error(&f.verify(0, &["--crate", "itoa@1.0.15"]));
+    assert!(
+        line.contains("attestation: signature does not verify"),
+        "{line}"
+    );
+}
+
 /// 2^20 entries, 100 members (67 cosigners and attesters), a crate whose lockfile has 300
 /// packages: the proof file is at most 2,048 bytes and verifies.
 #[test]

@@ -193,6 +193,7 @@ pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
                     other => bail!("{}", describe(&other)),
                 };
                 let record = verify_proof(&text, &committee, &expected)?;
+                record.check_attestation(&committee)?;
                 if by_crate && !record.entry().request.is_default_variant() {
                     bail!(
                         "faulty peer: answered with a non-default variant ({}) of {}",

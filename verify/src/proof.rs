@@ -6,17 +6,25 @@
 //! 2. the entry in `extra` is included at `index` under that checkpoint's root (RFC 6962);
 //! 3. the entry decodes (format 2) and is about what was [`Expected`]: the crate AND
 //!    version, or the exact request id; and the `.crate`'s sha256 when that is pinned too;
-//! 4. when the entry carries an attestation (reproduced or failed), it has at least `t`
-//!    signers over the entry's attestation statement;
-//! 5. both BLS signatures (checkpoint and attestation) verify, checked together in ONE
-//!    batched multi-pairing.
+//! 4. when the entry carries an attestation (reproduced or failed), it is well formed with
+//!    at least `t` signers;
+//! 5. the committee's threshold signature over the checkpoint verifies: ONE BLS check,
+//!    whatever the committee size or the log size.
+//!
+//! The attesters' aggregate signature inside the entry is NOT re-checked by
+//! [`verify_proof`]: every member checked every reveal's signature before the entry was
+//! decided, and the checkpoint's `t` cosigners vouch for the log that holds it, under the
+//! same assumption (fewer than `t` faulty members) that makes the checkpoint signature mean
+//! anything. [`VerifiedRecord::check_attestation`] re-checks it (one more BLS check) for an
+//! auditor who wants each attester's own signature; the `synchronicity verify` and `proof`
+//! commands do.
 //!
 //! The result is a [`VerifiedRecord`], whatever the verdict; [`VerifiedRecord::require_reproduced`]
 //! turns it into a [`ReproducedBuild`], the only value that can check artifacts (through the
 //! manifest text the entry pins by digest).
 
 use crate::committee::Committee;
-use crate::crypto::{BatchItem, SIGNATURE_DST, ThresholdError, ThresholdSignature, verify_batch};
+use crate::crypto::{SIGNATURE_LEN, SignerBitmap, ThresholdError, ThresholdSignature};
 use crate::entry::{EntryError, LogEntry, Verdict};
 use crate::manifest::{Manifest, ManifestError};
 use crate::sha256;
@@ -185,42 +193,21 @@ pub fn verify_proof(
     let cp = &pending.checkpoint;
     merkle::verify_inclusion(pf.index, cp.size, &leaf_hash, &pf.proof, &cp.root)?;
     let entry = LogEntry::decode(&entry_bytes)?;
-    // The attestation's signers and statement (reproduced and failed verdicts carry one).
-    let attestation = match entry.statement(committee.origin()) {
-        Some(statement) => {
-            let sig = ThresholdSignature::from_bytes(&entry.attestation, committee.len())
-                .map_err(VerifyError::Attestation)?;
-            let key = sig
-                .signers_key(committee.keys(), committee.threshold())
-                .map_err(VerifyError::Attestation)?;
-            Some((statement, sig, key))
-        }
-        None => None,
+    // The attestation's shape (reproduced and failed verdicts carry one); its point is
+    // decoded and its pairing checked only by `check_attestation`.
+    let attesters = match entry.statement(committee.origin()) {
+        Some(_) => attestation_signers(&entry.attestation, committee)?,
+        None => Vec::new(),
     };
-    let mut items = vec![BatchItem {
-        message: pending.body.as_bytes(),
-        key: &pending.signers_key,
-        signature: &pending.signature.aggregate,
-    }];
-    if let Some((statement, sig, key)) = &attestation {
-        items.push(BatchItem {
-            message: statement.as_bytes(),
-            key,
-            signature: &sig.aggregate,
-        });
-    }
-    if verify_batch(SIGNATURE_DST, &items).is_err() {
-        // Say which one (costs a second pass, on bad input only).
-        if verify_batch(SIGNATURE_DST, &items[..1]).is_err() {
-            return Err(VerifyError::CheckpointSignature);
-        }
-        return Err(VerifyError::AttestationSignature);
+    if pending
+        .signers_key
+        .verify(pending.body.as_bytes(), &pending.signature.aggregate)
+        .is_err()
+    {
+        return Err(VerifyError::CheckpointSignature);
     }
     // Only now is the entry trustworthy enough to name what it is about.
     expected.check(&entry)?;
-    let attesters = attestation
-        .map(|(_, sig, _)| sig.signers.iter().collect())
-        .unwrap_or_default();
     Ok(VerifiedRecord {
         checkpoint: pending.verified(),
         index: pf.index,
@@ -232,7 +219,47 @@ pub fn verify_proof(
     })
 }
 
+/// The signers of an encoded attestation (`bitmap || aggregate`): exact length, at least `t`.
+fn attestation_signers(bytes: &[u8], committee: &Committee) -> Result<Vec<usize>, VerifyError> {
+    let n = committee.len();
+    let bitmap_len = SignerBitmap::encoded_len(n);
+    if bytes.len() != bitmap_len + SIGNATURE_LEN {
+        return Err(VerifyError::Attestation(ThresholdError::BadLength {
+            expected: bitmap_len + SIGNATURE_LEN,
+            found: bytes.len(),
+        }));
+    }
+    let signers =
+        SignerBitmap::from_bytes(&bytes[..bitmap_len], n).map_err(VerifyError::Attestation)?;
+    let (count, threshold) = (signers.count(), committee.threshold());
+    if count < threshold {
+        return Err(VerifyError::Attestation(ThresholdError::BelowThreshold {
+            signers: count,
+            threshold,
+        }));
+    }
+    Ok(signers.iter().collect())
+}
+
 impl VerifiedRecord {
+    /// Re-checks the attesters' own aggregate signature over the entry's attestation
+    /// statement (one BLS check). [`verify_proof`] relies on the checkpoint's cosigners for
+    /// it (see the module doc); an auditor, and the `verify` command, call this too.
+    /// `committee` must be the one the record was verified against.
+    pub fn check_attestation(&self, committee: &Committee) -> Result<(), VerifyError> {
+        let Some(statement) = self.entry.statement(committee.origin()) else {
+            return Ok(());
+        };
+        let sig = ThresholdSignature::from_bytes(&self.entry.attestation, committee.len())
+            .map_err(VerifyError::Attestation)?;
+        sig.verify(
+            committee.keys(),
+            committee.threshold(),
+            statement.as_bytes(),
+        )
+        .map_err(|_| VerifyError::AttestationSignature)
+    }
+
     /// The verified cosigned checkpoint.
     pub fn checkpoint(&self) -> &CosignedCheckpoint {
         &self.checkpoint
@@ -330,5 +357,101 @@ impl ReproducedBuild {
     /// `crate@version`.
     pub fn spec(&self) -> String {
         self.record.spec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{ENTRY_FORMAT, attestation_statement};
+    use crate::request::{BuildRequest, REQUEST_FORMAT};
+    use crate::test_committee::TestCommittee;
+    use crate::tlog::ProofFile;
+
+    fn request(name: &str) -> BuildRequest {
+        BuildRequest {
+            format: REQUEST_FORMAT,
+            krate: name.into(),
+            version: "1.0.15".into(),
+            source_sha256: vec![1; 32],
+            lockfile_sha256: vec![2; 32],
+            lockfile_shipped: true,
+            toolchain: "1.95.0".into(),
+            target: "x86_64-unknown-linux-gnu".into(),
+            profile: "release".into(),
+            features: vec![],
+            no_default_features: false,
+            lib: true,
+            bins: true,
+            attempt: 1,
+        }
+    }
+
+    /// A one-entry log's proof: the entry for `name` attested by `attesters` over the
+    /// statement for `signed_digest` (the entry itself pins digest [3; 32]).
+    fn proof(tc: &TestCommittee, attesters: &[usize], signed_digest: [u8; 32]) -> String {
+        let req = request("itoa");
+        let st = attestation_statement(tc.committee.origin(), &req.id(), &signed_digest);
+        let entry = LogEntry {
+            format: ENTRY_FORMAT,
+            request: req,
+            verdict: Verdict::Reproduced,
+            digest: vec![3; 32],
+            attestation: tc.sign(attesters.iter().copied(), st.as_bytes()).to_bytes(),
+            dissenters: vec![],
+            silent: vec![],
+            misbehaviour: vec![],
+            height: 1,
+        };
+        let bytes = entry.to_cbor();
+        let cp = tc.cosign(1, merkle::leaf_hash(&bytes));
+        ProofFile {
+            extra: Some(bytes),
+            index: 0,
+            proof: vec![],
+            checkpoint: cp.note().to_string(),
+        }
+        .format()
+    }
+
+    #[test]
+    fn one_signature_checked_the_attestation_on_demand() {
+        let tc = TestCommittee::new(4, 40);
+        let c = &tc.committee;
+        let want = Expected::crate_version("itoa", "1.0.15");
+        let good = proof(&tc, &[0, 1, 2], [3; 32]);
+        let r = verify_proof(&good, c, &want).unwrap();
+        assert_eq!(r.attesters(), &[0, 1, 2]);
+        r.check_attestation(c).unwrap();
+        r.require_reproduced().unwrap();
+
+        // Attested over another digest: inclusion and checkpoint hold, the attestation not.
+        let r = verify_proof(&proof(&tc, &[0, 1, 2], [9; 32]), c, &want).unwrap();
+        assert_eq!(
+            r.check_attestation(c),
+            Err(VerifyError::AttestationSignature)
+        );
+        // Two attesters of a threshold of three: refused by shape, no pairing needed.
+        assert!(matches!(
+            verify_proof(&proof(&tc, &[0, 1], [3; 32]), c, &want),
+            Err(VerifyError::Attestation(
+                ThresholdError::BelowThreshold { .. }
+            ))
+        ));
+        // Another crate.
+        assert!(matches!(
+            verify_proof(&good, c, &Expected::crate_version("itoa-evil", "1.0.15")),
+            Err(VerifyError::WrongSubject { .. })
+        ));
+        // The checkpoint body of this log under a signature line over another checkpoint.
+        let other = tc.cosign(1, [5; 32]).note().to_string();
+        let sig_line = other.lines().last().unwrap();
+        let (head, _) = good.rsplit_once('\u{2014}').unwrap();
+        let forged = format!("{head}{sig_line}\n");
+        assert_ne!(forged, good);
+        assert_eq!(
+            verify_proof(&forged, c, &want).unwrap_err(),
+            VerifyError::CheckpointSignature
+        );
     }
 }
