@@ -397,10 +397,113 @@ async fn byzantine_member_and_non_member_are_contained() {
         );
     }
     same_cosigned_head(&g, 30).await;
-    r.net.shutdown().await;
+    faulty_light_peer_is_skipped(&g, r).await;
     for (_, n) in g.nodes {
         n.shutdown().await;
     }
+}
+
+/// Member 3 (the rogue) answers light clients with the group's real cosigned checkpoint but
+/// a wrong consistency proof, or with an older checkpoint: `checkpoint` names it as a faulty
+/// peer, asks the next one, and exits 0 with the honest member's proof (no split view).
+async fn faulty_light_peer_is_skipped(g: &Group, mut r: Rogue) {
+    use synchronicity::node::wire::{self, LightRequest, LightResponse};
+    let store = &g.nodes[0].1.shared().store;
+    let latest = store
+        .latest_checkpoint()
+        .unwrap()
+        .expect("a cosigned checkpoint");
+    let size = CosignedCheckpoint::verify(&latest, &g.tc.committee)
+        .unwrap()
+        .checkpoint()
+        .size;
+    assert!(size >= 3, "three entries decided");
+    let older =
+        g.tc.cosign(1, store.tree_hash(1).unwrap())
+            .note()
+            .to_string();
+    let rogue_addr = format!(
+        "{}/p2p/{}",
+        r.net.listen_addrs().await.unwrap()[0],
+        r.net.local_peer_id()
+    );
+    // Answers: first a wrong proof, then an older checkpoint.
+    let answers = vec![
+        LightResponse::Checkpoint {
+            note: latest.clone(),
+            proof: vec![serde_bytes::ByteBuf::from(vec![7u8; 32]); 2],
+        },
+        LightResponse::Checkpoint {
+            note: older.clone(),
+            proof: vec![],
+        },
+    ];
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served_by_rogue = served.clone();
+    let responder = tokio::spawn(async move {
+        let mut answers = answers.into_iter();
+        while let Some(ev) = r.events.recv().await {
+            let NetEvent::Request(req) = ev else { continue };
+            match wire::decode::<LightRequest>(&req.data, wire::MAX_REQUEST) {
+                Ok(LightRequest::Checkpoint { .. }) => {
+                    if let Some(a) = answers.next() {
+                        served_by_rogue.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        req.respond(wire::encode(&a)).await;
+                    }
+                }
+                Ok(LightRequest::Consistency { .. }) => {
+                    let bad =
+                        LightResponse::Consistency(vec![serde_bytes::ByteBuf::from(vec![8u8; 32])]);
+                    req.respond(wire::encode(&bad)).await;
+                }
+                _ => req.refuse("rogue".into()).await,
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let trust = tmp.path().join("committee.toml");
+    std::fs::write(&trust, g.tc.committee.to_toml()).unwrap();
+    // The remembered checkpoint: size 1 (so a consistency proof is needed), then the latest
+    // (so the rogue's size-1 checkpoint is older than it).
+    for (case, remembered) in [
+        ("a wrong consistency proof", &older),
+        ("an older checkpoint", &latest),
+    ] {
+        let state = tmp.path().join("state.note");
+        std::fs::write(&state, remembered).unwrap();
+        let o = run_cli(vec![
+            "checkpoint".into(),
+            "--peer".into(),
+            rogue_addr.clone().into(),
+            "--peer".into(),
+            member_addr(g, 0).into(),
+            "--trust".into(),
+            trust.clone().into(),
+            "--state".into(),
+            state.clone().into(),
+        ])
+        .await;
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{case}: {err}");
+        assert!(
+            err.contains(&rogue_addr) && err.contains("faulty peer") && !err.contains("SPLIT"),
+            "{case}: the rogue is named as a faulty peer: {err}"
+        );
+        let now =
+            CosignedCheckpoint::verify(&std::fs::read_to_string(&state).unwrap(), &g.tc.committee)
+                .unwrap();
+        assert!(
+            now.checkpoint().size >= size,
+            "{case}: the honest member's checkpoint is kept"
+        );
+    }
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the rogue answered both times"
+    );
+    responder.abort();
+    let _ = responder.await;
 }
 
 fn member_addr(g: &Group, i: usize) -> String {

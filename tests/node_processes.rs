@@ -154,6 +154,41 @@ async fn sigkill_at_random_moments_during_100_requests() {
     }
     let head = c.converge(&[0, 1, 2, 3], 60).await;
     assert_eq!(head.log_size, 100);
+
+    // A second variant of "crate0" (another lockfile): `status crate0@1.0.0` lists both with
+    // their verdicts, and the answer for `crate0@1.0.0` stays the earlier entry.
+    let chosen = |s: Option<synchronicity::node::control::NodeStatus>| {
+        s.and_then(|s| s.entry).map(|e| e.index).expect("decided")
+    };
+    let before = chosen(c.status(0, Some("crate0@1.0.0")).await);
+    let id = c
+        .submit_with(0, "crate0", "1.0.0", Some("another lock".into()))
+        .await;
+    c.decided_on(&[0, 1, 2, 3], &id, 60).await;
+    assert_eq!(chosen(c.status(0, Some("crate0@1.0.0")).await), before);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+        .args(["status", "crate0@1.0.0", "--node"])
+        .arg(c.dir(0))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("  variants: 2\n"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("  * entry {before}: Reproduced"))),
+        "the chosen entry is marked: {text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("    entry ") && l.contains(&id[..16])),
+        "the new variant is listed: {text}"
+    );
     for i in 0..4 {
         c.stop(i);
         c.fsck(i);

@@ -272,6 +272,28 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                     e.cosigned
                 )?;
             }
+            // Every decided variant (features, lockfile, attempt...), the one `proof`
+            // returns for `crate@version` marked with `*`.
+            if s.variants.len() > 1 || (s.variants.len() == 1 && s.entry.is_none()) {
+                writeln!(out, "  variants: {}", s.variants.len())?;
+                for v in &s.variants {
+                    let chosen = s.entry.as_ref().is_some_and(|e| e.index == v.index);
+                    let r = &v.entry.request;
+                    writeln!(
+                        out,
+                        "  {} entry {}: {:?}  {}  request {}  cosigned {}",
+                        if chosen { '*' } else { ' ' },
+                        v.index,
+                        v.entry.verdict,
+                        match r.variant_label() {
+                            l if l.is_empty() => "default".to_string(),
+                            l => l,
+                        },
+                        &hex::encode(r.id())[..16],
+                        v.cosigned
+                    )?;
+                }
+            }
         }
         // Heights move on while idle: compare without the first (node-wide) line.
         let request_part = out.split_once('\n').map_or("", |(_, r)| r).to_string();
