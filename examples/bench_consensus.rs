@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use synchronicity::log::CosignedCheckpoint;
 use synchronicity::node::{self, NodeConfig, NodeHandle};
-use synchronicity::protocol::ProtocolParams;
+use synchronicity::committee::ProtocolRules;
 use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, request};
 
 fn cosigned_size(n: &NodeHandle) -> u64 {
@@ -33,16 +33,16 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let tc = TestCommittee::with_ports(61, &free_loopback_ports(4));
+    let tc = TestCommittee::with_ports(61, &free_loopback_ports(4)).with_rules(ProtocolRules {
+        commit_window_secs: 60,
+        reveal_window_secs: 30,
+        ..ProtocolRules::default()
+    });
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         tc.write_node_dir(i, d.path());
-        let mut config = NodeConfig::new(d.path(), tc.committee.clone());
-        config.protocol = ProtocolParams {
-            commit_window_ms: 60_000,
-            reveal_window_ms: 30_000,
-        };
+        let config = NodeConfig::new(d.path(), tc.committee.clone());
         let builder = FixedBuilder::default();
         nodes.push(node::start(config, Arc::new(builder)).await.unwrap());
     }
@@ -58,7 +58,7 @@ async fn main() {
             if nodes[0]
                 .round_status(&id)
                 .is_some_and(|s| s.phase == "reveal")
-                || nodes[0].decided_at(&id).is_some()
+                || nodes[0].decided_index(&id).is_some()
             {
                 break Instant::now();
             }

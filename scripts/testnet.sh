@@ -49,14 +49,16 @@ up() {
     for i in $(seq 0 $((n - 1))); do
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
       "$bin" keygen --dir "$root/n$i" --name "n$i" --addr "/ip4/127.0.0.1/tcp/$port" >/dev/null 2>&1
-      # Short windows for a demo: 15 minutes to build and commit, 1 minute to reveal.
       # Builds happen outside this Cargo project (host-side cargo would take it for a
       # workspace): the work directories live in the user's cache.
-      printf 'commit_window_secs = 900\nreveal_window_secs = 60\nidle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' \
+      printf 'idle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' \
         "$workroot/n$i" >"$root/n$i/node.toml"
       dirs+=("$root/n$i")
     done
-    "$bin" committee init --origin example.org/synchronicity/local --out "$root/committee.toml" "${dirs[@]}" >/dev/null
+    # The group's rules, short for a demo: 15 minutes to build and commit at most (a 30 s
+    # least grace once t committed), 1 minute to reveal.
+    "$bin" committee init --origin example.org/synchronicity/local --out "$root/committee.toml" \
+      --commit-window-secs 900 --commit-grace-secs 30 --reveal-window-secs 60 "${dirs[@]}" >/dev/null
   fi
   : >"$root/pids"
   for d in "$root"/n*/; do

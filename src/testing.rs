@@ -5,7 +5,7 @@
 //! which only the crate's dev-dependency on itself enables): never part of a product build.
 
 use crate::committee::{
-    BuildEnvironment, Committee, CommitteeFile, MemberEntry, default_threshold,
+    BuildEnvironment, Committee, CommitteeFile, MemberEntry, ProtocolRules, default_threshold,
 };
 use crate::crypto::{
     BlsSecretKey, NodeIdentity, PartialSignature, ThresholdAggregator, ThresholdSignature,
@@ -45,6 +45,14 @@ impl TestCommittee {
             .map(|p| format!("/ip4/127.0.0.1/tcp/{p}"))
             .collect();
         Self::build(ports.len(), seed, "example.org/synchronicity/test", addrs)
+    }
+
+    /// The same members under other `[protocol]` rules (a committee with another digest).
+    pub fn with_rules(mut self, rules: ProtocolRules) -> Self {
+        let mut file = self.committee.to_file();
+        file.protocol = rules;
+        self.committee = Committee::from_file(file).expect("valid rules");
+        self
     }
 
     /// Writes member `i`'s key files into a new node directory `dir`.
@@ -91,6 +99,7 @@ impl TestCommittee {
                 toolchain: "1.95.0".into(),
                 target: "x86_64-unknown-linux-gnu".into(),
             },
+            protocol: ProtocolRules::default(),
             members,
         })
         .expect("valid test committee");

@@ -9,12 +9,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use synchronicity::codec;
+use synchronicity::committee::ProtocolRules;
 use synchronicity::crypto::NodeIdentity;
 use synchronicity::log::{CosignedCheckpoint, LookupKey};
 use synchronicity::node::wire::{COSIGN_TOPIC, MESSAGES_TOPIC};
 use synchronicity::node::{self, NodeConfig, NodeHandle};
 use synchronicity::protocol::{
-    Body, LogEntry, Misbehaviour, ProtocolParams, RevealedOutcome, SignedMessage, Verdict,
+    Body, LogEntry, Misbehaviour, RevealedOutcome, SignedMessage, Verdict,
     attestation_statement, commitment,
 };
 use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, manifest, request};
@@ -26,22 +27,24 @@ struct Group {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-fn params() -> ProtocolParams {
-    ProtocolParams {
-        commit_window_ms: 20_000,
-        reveal_window_ms: 4_000,
+/// The group's rules for these tests: 20 s to commit, 2 s least grace, 4 s to reveal.
+fn rules() -> ProtocolRules {
+    ProtocolRules {
+        commit_window_secs: 20,
+        commit_grace_secs: 2,
+        reveal_window_secs: 4,
+        ..ProtocolRules::default()
     }
 }
 
 async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str)]) -> Group {
-    let tc = TestCommittee::with_ports(seed, &free_loopback_ports(4));
+    let tc = TestCommittee::with_ports(seed, &free_loopback_ports(4)).with_rules(rules());
     let mut nodes = Vec::new();
     let mut dirs = Vec::new();
     for &i in honest {
         let dir = tempfile::tempdir().unwrap();
         tc.write_node_dir(i, dir.path());
         let mut config = NodeConfig::new(dir.path(), tc.committee.clone());
-        config.protocol = params();
         config.idle_interval = Duration::from_millis(500);
         let builder = FixedBuilder {
             overrides: overrides

@@ -7,13 +7,24 @@ mod support;
 use std::time::Duration;
 
 use support::{Cluster, longest_stall};
+use synchronicity::committee::ProtocolRules;
 use synchronicity::protocol::Verdict;
 
-const NODE_TOML: &str = "commit_window_secs = 8\nreveal_window_secs = 4\nidle_interval_ms = 1000\n";
+const NODE_TOML: &str = "idle_interval_ms = 1000\n";
+
+/// 8 s to commit (2 s least grace after the t-th commitment), 4 s to reveal.
+fn rules() -> ProtocolRules {
+    ProtocolRules {
+        commit_window_secs: 8,
+        commit_grace_secs: 2,
+        reveal_window_secs: 4,
+        ..ProtocolRules::default()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_down_killed_and_returning() {
-    let mut c = Cluster::new(41, 4, NODE_TOML);
+    let mut c = Cluster::new(41, 4, rules(), NODE_TOML);
     let metrics = format!(
         "127.0.0.1:{}",
         synchronicity::testing::free_loopback_ports(1)[0]
@@ -93,7 +104,7 @@ async fn members_down_killed_and_returning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_during_100_requests() {
-    let mut c = Cluster::new(42, 4, NODE_TOML);
+    let mut c = Cluster::new(42, 4, rules(), NODE_TOML);
     for i in 0..4 {
         c.start(i);
     }

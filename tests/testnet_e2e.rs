@@ -15,12 +15,20 @@ use std::process::Command;
 use support::Cluster;
 use synchronicity::crypto::ThresholdSignature;
 use synchronicity::protocol::Verdict;
+use synchronicity::committee::ProtocolRules;
 use synchronicity::testing::TestCommittee;
 
-/// Short windows: a small crate builds in seconds; the 3-of-4 case waits for the commit
-/// window because the stopped member never commits.
-const NODE_TOML: &str =
-    "commit_window_secs = 100\nreveal_window_secs = 20\nidle_interval_ms = 2000\n";
+/// Short windows: a small crate builds in seconds; in the 3-of-4 case the stopped member
+/// never commits, so the phase ends a grace after the third commitment (not the window).
+fn rules() -> ProtocolRules {
+    ProtocolRules {
+        commit_window_secs: 300,
+        commit_grace_secs: 10,
+        reveal_window_secs: 20,
+        ..ProtocolRules::default()
+    }
+}
+const NODE_TOML: &str = "idle_interval_ms = 2000\n";
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_synchronicity"))
@@ -61,6 +69,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     let mut c = Cluster::with_binary(
         51,
         4,
+        rules(),
         NODE_TOML,
         PathBuf::from(env!("CARGO_BIN_EXE_synchronicity")),
     );

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use synchronicity::crypto::sha256;
-use synchronicity::log::{LogStore, LookupKey, NewEntry, ProofFile, merkle};
+use synchronicity::log::{Height, LogStore, LookupKey, NewEntry, ProofFile, merkle};
 use synchronicity::protocol::{ENTRY_FORMAT, LogEntry, Verdict, attestation_statement};
 use synchronicity::testing::{TestCommittee, request};
 use synchronicity::verify::{Expected, Manifest, verify_proof};
@@ -93,7 +93,7 @@ impl Fixture {
                 blobs: vec![m.to_text().into_bytes()],
             })
             .collect();
-        store.append_decided(&new, 1, b"").unwrap();
+        store.append_decided(&new, Height::bare(1, 1)).unwrap();
         let (size, root) = store.head().unwrap();
         let cp = tc.cosign(size, root);
         store.put_checkpoint(&cp).unwrap();
@@ -542,8 +542,7 @@ fn crate_at_version_answers_with_the_first_reproduced_default_variant() {
                     spec: e.0.request.spec(),
                     blobs: vec![],
                 }],
-                h,
-                b"",
+                Height::bare(h, h),
             )
             .unwrap();
     };

@@ -6,7 +6,9 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::committee::{BuildEnvironment, Committee, CommitteeFile, default_threshold};
+use crate::committee::{
+    BuildEnvironment, Committee, CommitteeFile, ProtocolRules, default_threshold,
+};
 use crate::node_dir;
 
 /// Arguments of `committee init`.
@@ -27,6 +29,16 @@ pub struct InitArgs {
     /// Target triple [default: the local rustc's host].
     #[arg(long)]
     target: Option<String>,
+    /// `[protocol]` commit window: from a request's block to the latest end of the commit
+    /// phase [default: 1800].
+    #[arg(long)]
+    commit_window_secs: Option<u64>,
+    /// `[protocol]` reveal window [default: 120].
+    #[arg(long)]
+    reveal_window_secs: Option<u64>,
+    /// `[protocol]` least grace after the t-th commitment [default: 60].
+    #[arg(long)]
+    commit_grace_secs: Option<u64>,
     /// Where to write the committee file (refuses to overwrite unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -91,6 +103,13 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
             .threshold
             .unwrap_or_else(|| default_threshold(members.len())),
         build: BuildEnvironment { toolchain, target },
+        protocol: {
+            let mut r = ProtocolRules::default();
+            r.commit_window_secs = args.commit_window_secs.unwrap_or(r.commit_window_secs);
+            r.reveal_window_secs = args.reveal_window_secs.unwrap_or(r.reveal_window_secs);
+            r.commit_grace_secs = args.commit_grace_secs.unwrap_or(r.commit_grace_secs);
+            r
+        },
         members,
     };
     let committee = Committee::from_file(file)?;
@@ -139,6 +158,7 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
             "target": c.build().target,
             "committee_digest": hex::encode(c.digest()),
             "key_id": hex::encode(c.key_id()),
+            "protocol": c.protocol(),
             "warnings": warnings,
             "member_list": members,
         });
@@ -161,6 +181,10 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
             c.build().toolchain,
             c.build().target
         );
+        println!("  protocol   (every member applies these rules; covered by the digest)");
+        for (name, value) in c.protocol().fields() {
+            println!("    {name:<20} {value}");
+        }
         println!("  digest     {}", hex::encode(c.digest()));
         println!("  key id     {}", hex::encode(c.key_id()));
         for (i, m) in c.members().iter().enumerate() {

@@ -1,11 +1,11 @@
 //! `synchronicity node`: the member daemon; `submit` and `status` talk to it over its
 //! control socket.
 //!
-//! `DIR/node.toml` (optional) holds everything else; every key has a default:
+//! `DIR/node.toml` (optional) holds only this node's local matters; every key has a
+//! default. The group's rules (commit and reveal windows, grace, block limits) live in the
+//! committee file's `[protocol]` section: a rule found here is an error naming that file.
 //!
 //! ```toml
-//! commit_window_secs = 1800   # build and commit
-//! reveal_window_secs = 120
 //! idle_interval_ms = 5000     # longest wait before an empty height
 //! [builder]
 //! backend = "auto"            # auto | docker | sandbox
@@ -25,7 +25,6 @@ use serde::Deserialize;
 use crate::build::{Backend, Builder, BuilderConfig};
 use crate::node::control::{self, ControlAnswer, ControlRequest};
 use crate::node::{self, BuildService, NodeConfig, SandboxBuildService};
-use crate::protocol::ProtocolParams;
 
 /// Arguments of `node`.
 #[derive(Debug, Args)]
@@ -51,8 +50,6 @@ pub struct NodeArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NodeFile {
-    commit_window_secs: Option<u64>,
-    reveal_window_secs: Option<u64>,
     idle_interval_ms: Option<u64>,
     #[serde(default)]
     builder: BuilderSection,
@@ -67,11 +64,35 @@ struct BuilderSection {
     timeout_secs: Option<u64>,
 }
 
-fn read_node_file(dir: &Path) -> anyhow::Result<NodeFile> {
+/// Keys that are group rules now (`[protocol]` in the committee file).
+const MOVED_TO_COMMITTEE: &[&str] = &[
+    "commit_window_secs",
+    "reveal_window_secs",
+    "commit_grace_secs",
+    "max_block_bytes",
+    "max_block_messages",
+    "max_clock_drift_ms",
+    "protocol",
+];
+
+fn read_node_file(dir: &Path, committee_file: &Path) -> anyhow::Result<NodeFile> {
     let path = dir.join("node.toml");
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().replace('\n', " "))),
+        Ok(text) => {
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{}: {}", path.display(), e.message().replace('\n', " "))
+            })?;
+            if let Some(key) = MOVED_TO_COMMITTEE.iter().find(|k| table.contains_key(**k)) {
+                bail!(
+                    "{}: {key} is a group rule: set it in the committee file's [protocol] section ({}), which every member applies alike",
+                    path.display(),
+                    committee_file.display()
+                );
+            }
+            toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{}: {}", path.display(), e.message().replace('\n', " "))
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeFile::default()),
         Err(e) => bail!("{}: {e}", path.display()),
     }
@@ -79,7 +100,7 @@ fn read_node_file(dir: &Path) -> anyhow::Result<NodeFile> {
 
 /// `node` with the real sandboxed builder.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let file = read_node_file(&args.dir)?;
+    let file = read_node_file(&args.dir, &args.committee)?;
     let committee = super::load_committee(&args.committee)?;
     let b = &file.builder;
     let mut cfg = BuilderConfig::new(
@@ -108,33 +129,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
 /// `node` with any builder (tests run it with one that returns chosen manifests).
 pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Result<()> {
     init_logging();
-    let file = read_node_file(&args.dir)?;
+    let file = read_node_file(&args.dir, &args.committee)?;
     let committee = super::load_committee(&args.committee)?;
     let mut config = NodeConfig::new(&args.dir, committee);
     config.listen = args.listen;
     config.bootstrap = args.bootstrap;
-    let defaults = ProtocolParams::default();
-    let window = |secs: Option<u64>, name: &str, default: u64| -> anyhow::Result<u64> {
-        match secs {
-            None => Ok(default),
-            Some(0) => bail!("node.toml: {name} must be at least 1"),
-            Some(s) => s
-                .checked_mul(1000)
-                .ok_or_else(|| anyhow::anyhow!("node.toml: {name} {s} is too large")),
-        }
-    };
-    config.protocol = ProtocolParams {
-        commit_window_ms: window(
-            file.commit_window_secs,
-            "commit_window_secs",
-            defaults.commit_window_ms,
-        )?,
-        reveal_window_ms: window(
-            file.reveal_window_secs,
-            "reveal_window_secs",
-            defaults.reveal_window_ms,
-        )?,
-    };
     if let Some(ms) = file.idle_interval_ms {
         config.idle_interval = Duration::from_millis(ms);
     }

@@ -15,8 +15,8 @@ use libp2p_identity::{PeerId, PublicKey, ed25519};
 use multiaddr::Multiaddr;
 
 pub use synchronicity_verify::committee::{
-    BuildEnvironment, CommitteeError, CommitteeFile, KEY_ID_DOMAIN, MemberEntry, check_origin,
-    committee_digest, default_threshold, key_id,
+    BuildEnvironment, CommitteeError, CommitteeFile, KEY_ID_DOMAIN, MemberEntry, ProtocolRules,
+    check_origin, committee_digest, default_threshold, key_id, rule_book,
 };
 
 use crate::crypto::BlsPublicKey;

@@ -26,6 +26,7 @@ fn file(n: usize) -> CommitteeFile {
             toolchain: "1.95.0".into(),
             target: "x86_64-unknown-linux-gnu".into(),
         },
+        protocol: ProtocolRules::default(),
         members,
     }
 }

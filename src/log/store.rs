@@ -37,8 +37,12 @@ pub(crate) const VARIANTS: MultimapTableDefinition<&str, u64> =
     MultimapTableDefinition::new("variants");
 /// Content-addressed texts that entries pin by sha256 (lockfiles, manifests).
 pub(crate) const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// The protocol's open rounds as of the applied height (request id → CBOR row), written in
+/// the same transaction as each height so a restart loads them instead of replaying.
+pub(crate) const ROUNDS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("open_rounds");
 const SIZE: &str = "size";
 const APPLIED_HEIGHT: &str = "applied_height";
+const APPLIED_TIME: &str = "applied_time_ms";
 
 /// The database file inside a store directory.
 pub const STORE_FILE: &str = "log.redb";
@@ -125,6 +129,31 @@ pub struct NewEntry {
     pub blobs: Vec<Vec<u8>>,
 }
 
+/// A decided consensus height as the store records it with its entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Height<'a> {
+    /// The height.
+    pub height: u64,
+    /// Its block time (ms).
+    pub time_ms: u64,
+    /// The consensus record (block and certificate, opaque here); empty: none kept.
+    pub record: &'a [u8],
+    /// Open-round rows it changed: the new row, or `None` for a round it closed.
+    pub rounds: &'a [([u8; 32], Option<Vec<u8>>)],
+}
+
+impl Height<'static> {
+    /// A height with no consensus record and no open rounds (tools and tests).
+    pub fn bare(height: u64, time_ms: u64) -> Self {
+        Self {
+            height,
+            time_ms,
+            record: &[],
+            rounds: &[],
+        }
+    }
+}
+
 /// The durable log.
 #[derive(Debug)]
 pub struct LogStore {
@@ -151,6 +180,7 @@ impl LogStore {
             txn.open_table(KEYS).map_err(db_err)?;
             txn.open_multimap_table(VARIANTS).map_err(db_err)?;
             txn.open_table(BLOBS).map_err(db_err)?;
+            txn.open_table(ROUNDS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self {
@@ -197,21 +227,44 @@ impl LogStore {
     /// written and `applied` is false. `entries` may be empty (a height that logged nothing).
     pub fn append(&self, entries: &[Vec<u8>], height: Option<u64>) -> Result<Appended, StoreError> {
         let bytes: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-        self.append_inner(&bytes, &[], height.map(|h| (h, &[][..])))
+        let height = height.map(|h| Height {
+            height: h,
+            time_ms: 0,
+            record: &[],
+            rounds: &[],
+        });
+        self.append_inner(&bytes, &[], height)
     }
 
     /// Applies a decided consensus height in ONE durable transaction: appends `entries`,
     /// indexes each by request id and `crate@version`, stores the texts they pin, stores
-    /// `record` (the block and its certificate) for `height`, and records `height` as
-    /// applied. Idempotent per height like [`LogStore::append`].
-    pub fn append_decided(
-        &self,
-        entries: &[NewEntry],
-        height: u64,
-        record: &[u8],
-    ) -> Result<Appended, StoreError> {
+    /// the height's record (the block and its certificate), writes the open-round rows it
+    /// changed, and records the height (and its block time) as applied. Idempotent per
+    /// height like [`LogStore::append`]. After a crash anywhere before the commit, the
+    /// previous height's entries, rows and record are what a restart finds, and consensus
+    /// decides (or fetches) this height again.
+    pub fn append_decided(&self, entries: &[NewEntry], height: Height<'_>) -> Result<Appended, StoreError> {
         let bytes: Vec<&[u8]> = entries.iter().map(|e| e.bytes.as_slice()).collect();
-        self.append_inner(&bytes, entries, Some((height, record)))
+        self.append_inner(&bytes, entries, Some(height))
+    }
+
+    /// The applied height's block time and the open rounds stored with it (what
+    /// [`Height::rounds`] left), to restore the protocol state.
+    pub fn open_rounds(&self) -> Result<(u64, Vec<([u8; 32], Vec<u8>)>), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let time = meta
+            .get(APPLIED_TIME)
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let t = txn.open_table(ROUNDS).map_err(db_err)?;
+        let mut rows = Vec::new();
+        for row in t.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+        Ok((time, rows))
     }
 
     /// The consensus record stored for `height`, if applied.
@@ -252,7 +305,7 @@ impl LogStore {
         &self,
         entries: &[&[u8]],
         index: &[NewEntry],
-        height: Option<(u64, &[u8])>,
+        height: Option<Height<'_>>,
     ) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::Immediate).map_err(db_err)?;
@@ -266,8 +319,8 @@ impl LogStore {
                 .map(|v| v.value())
                 .unwrap_or(0);
             let applied = meta.get(APPLIED_HEIGHT).map_err(db_err)?.map(|v| v.value());
-            if let (Some((h, _)), Some(done)) = (height, applied)
-                && h <= done
+            if let (Some(h), Some(done)) = (&height, applied)
+                && h.height <= done
             {
                 // Dropping the transaction aborts it: nothing changes.
                 return Ok(Appended {
@@ -308,13 +361,21 @@ impl LogStore {
                 }
             }
             meta.insert(SIZE, size).map_err(db_err)?;
-            if let Some((h, record)) = height {
-                meta.insert(APPLIED_HEIGHT, h).map_err(db_err)?;
-                if !record.is_empty() {
+            if let Some(h) = height {
+                meta.insert(APPLIED_HEIGHT, h.height).map_err(db_err)?;
+                meta.insert(APPLIED_TIME, h.time_ms).map_err(db_err)?;
+                if !h.record.is_empty() {
                     txn.open_table(DECIDED)
                         .map_err(db_err)?
-                        .insert(h, record)
+                        .insert(h.height, h.record)
                         .map_err(db_err)?;
+                }
+                let mut rounds = txn.open_table(ROUNDS).map_err(db_err)?;
+                for (id, row) in h.rounds {
+                    match row {
+                        Some(bytes) => rounds.insert(id, bytes.as_slice()).map_err(db_err)?,
+                        None => rounds.remove(id).map_err(db_err)?,
+                    };
                 }
             }
         }

@@ -2,9 +2,10 @@
 //! validated by re-applying them to the protocol state, and applied to the log.
 //!
 //! Applying a decided height is ONE redb transaction (`LogStore::append_decided`): the
-//! height's log entries, their lookup keys, the decided block with its certificate, and the
-//! applied height. The in-memory protocol state is a pure function of the stored blocks, so
-//! a restarted node rebuilds it by re-applying them ([`Shared::restore`]).
+//! height's log entries, their lookup keys, the decided block with its certificate, the
+//! open-round rows the block changed, and the applied height. A restarted node loads the
+//! open rounds from those rows ([`Shared::restore`]): start-up costs the open work, not
+//! the history.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,11 +21,18 @@ use crate::consensus::actor::App;
 use crate::consensus::record::DecidedRecord;
 use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
-use crate::log::{CosignedCheckpoint, LogStore, NewEntry};
-use crate::protocol::{Block, Decided, Duty, ProtocolParams, ProtocolState};
+use crate::log::{CosignedCheckpoint, Height as StoreHeight, LogStore, NewEntry};
+use crate::protocol::{
+    Block, Decided, DecidedIndex, Duty, EnvelopeCache, Env, ProtocolParams, ProtocolState,
+};
 
-/// How far ahead of our clock a proposer's block time may be.
-pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
+/// The log's request index answers "decided before?". A read error counts as decided:
+/// the request is refused (and a block that needs it cannot apply, which stops the node).
+impl DecidedIndex for LogStore {
+    fn is_decided(&self, id: &[u8; 32]) -> bool {
+        self.lookup_request(id).map(|i| i.is_some()).unwrap_or(true)
+    }
+}
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -59,6 +67,8 @@ pub struct Shared {
     pub me: u32,
     /// The log.
     pub store: LogStore,
+    /// Message envelopes verified before (each is checked once per node).
+    pub envelopes: EnvelopeCache,
     inner: Mutex<Inner>,
 }
 
@@ -73,39 +83,42 @@ pub struct Inner {
 }
 
 impl Shared {
-    /// Opens the shared state over `store`, rebuilding the protocol state from the stored
-    /// decided blocks.
-    pub fn restore(
-        committee: Committee,
-        me: u32,
-        store: LogStore,
-        params: ProtocolParams,
-    ) -> Result<Self, String> {
-        let mut state = ProtocolState::new(params);
+    /// Opens the shared state over `store`: the open rounds stored with the applied height
+    /// (a store written before rows were kept is replayed from its blocks instead).
+    pub fn restore(committee: Committee, me: u32, store: LogStore) -> Result<Self, String> {
+        let params = ProtocolParams::of(&committee);
         let applied = store.applied_height().map_err(|e| e.to_string())?;
         let applied = applied.unwrap_or(0);
-        for h in 1..=applied {
-            let raw = store
-                .decided_record(h)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("the log store lacks the decided block of height {h}"))?;
-            let rec = DecidedRecord::decode(&raw).map_err(|e| format!("height {h}: {e}"))?;
-            let block = decode_block(&rec.value)?;
-            state
-                .apply_block(&block, &committee)
-                .map_err(|e| format!("stored block {h} does not apply: {e}"))?;
-        }
+        let (time_ms, rows) = store.open_rounds().map_err(|e| e.to_string())?;
+        let envelopes = EnvelopeCache::default();
+        let state = if applied == 0 || time_ms > 0 {
+            let last = (applied > 0).then_some((applied, time_ms));
+            ProtocolState::from_snapshot(params, last, rows)?
+        } else {
+            replay(&committee, &store, applied, params, &envelopes)?
+        };
         Ok(Self {
             counters: NodeCounters::default(),
             committee,
             me,
             store,
+            envelopes,
             inner: Mutex::new(Inner {
                 mempool: Mempool::default(),
                 state,
                 height: applied,
             }),
         })
+    }
+
+    /// What the protocol rules need: the committee, the log's request index, the envelope
+    /// cache.
+    pub fn env(&self) -> Env<'_> {
+        Env {
+            committee: &self.committee,
+            decided: &self.store,
+            envelopes: &self.envelopes,
+        }
     }
 
     /// The latest stored cosigned checkpoint, verified against the committee.
@@ -123,6 +136,37 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The protocol state re-derived from every stored block (stores without open-round rows).
+fn replay(
+    committee: &Committee,
+    store: &LogStore,
+    applied: u64,
+    params: ProtocolParams,
+    envelopes: &EnvelopeCache,
+) -> Result<ProtocolState, String> {
+    let mut state = ProtocolState::new(params);
+    // Entries decided by the replayed blocks are in the store already; the blocks that
+    // decided them are replayed before any later Request for the same id could be.
+    let none = std::collections::HashSet::new();
+    let env = Env {
+        committee,
+        decided: &none,
+        envelopes,
+    };
+    for h in 1..=applied {
+        let raw = store
+            .decided_record(h)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the log store lacks the decided block of height {h}"))?;
+        let rec = DecidedRecord::decode(&raw).map_err(|e| format!("height {h}: {e}"))?;
+        let block = decode_block(&rec.value)?;
+        state
+            .apply_block(&block, env)
+            .map_err(|e| format!("stored block {h} does not apply: {e}"))?;
+    }
+    Ok(state)
 }
 
 /// What the app tells the node loop after a height.
@@ -190,7 +234,7 @@ impl App for NodeApp {
         let time_ms = now_ms().max(inner.state.last_time_ms());
         let messages = inner
             .mempool
-            .select(&inner.state, time_ms, &self.shared.committee);
+            .select(&inner.state, time_ms, self.shared.env());
         let block = Block {
             height: height.0,
             time_ms,
@@ -203,13 +247,16 @@ impl App for NodeApp {
         let Ok(block) = decode_block(value) else {
             return Validity::Invalid;
         };
-        if block.height != height.0 || block.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+        let inner = self.shared.lock();
+        let rules = *inner.state.params();
+        // The committee's rules: size, clock drift (the only use of the local clock).
+        if value.bytes().len() > rules.max_block_bytes
+            || block.height != height.0
+            || block.time_ms > now_ms().saturating_add(rules.max_clock_drift_ms)
+        {
             return Validity::Invalid;
         }
-        let inner = self.shared.lock();
-        let mut probe = inner.state.clone();
-        drop(inner);
-        Validity::from_bool(probe.apply_block(&block, &self.shared.committee).is_ok())
+        Validity::from_bool(inner.state.check_block(&block, self.shared.env()).is_ok())
     }
 
     fn commit(
@@ -219,18 +266,20 @@ impl App for NodeApp {
         certificate: &CommitCertificate<Ctx>,
     ) -> Result<(), String> {
         let block = decode_block(value)?;
-        // Only this actor changes the state and the height, so the lock is held just to copy
-        // and, after the durable write, to swap: the event loop is never blocked on an fsync.
-        let mut next = {
+        // Only this actor changes the state and the height: the block's effects are computed
+        // under the lock, made durable without it (the event loop never waits on an
+        // fsync), then applied.
+        let prepared = {
             let inner = self.shared.lock();
             if height.0 <= inner.height {
                 return Ok(()); // already applied (a fetched copy of a height we decided)
             }
-            inner.state.clone()
+            inner
+                .state
+                .prepare(&block, self.shared.env())
+                .map_err(|e| format!("decided block {} does not apply: {e}", height.0))?
         };
-        let (entries, duties) = next
-            .apply_block(&block, &self.shared.committee)
-            .map_err(|e| format!("decided block {} does not apply: {e}", height.0))?;
+        let entries = &prepared.applied().decided;
         let c = &self.shared.counters;
         let new: Vec<NewEntry> = entries.iter().map(new_entry).collect();
         let record = DecidedRecord {
@@ -243,10 +292,19 @@ impl App for NodeApp {
         let appended = self
             .shared
             .store
-            .append_decided(&new, height.0, &record)
+            .append_decided(
+                &new,
+                StoreHeight {
+                    height: height.0,
+                    time_ms: block.time_ms,
+                    record: &record,
+                    rounds: &prepared.applied().changed_rounds,
+                },
+            )
             .map_err(|e| format!("log store: {e}"))?;
         let mut inner = self.shared.lock();
-        inner.state = next;
+        let applied = inner.state.commit(prepared);
+        let (entries, duties) = (applied.decided, applied.duties);
         inner.height = height.0;
         for e in &entries {
             let counter = match e.entry.verdict {
@@ -284,10 +342,13 @@ impl App for NodeApp {
     fn has_work(&mut self) -> bool {
         let inner = self.shared.lock();
         let now = now_ms().max(inner.state.last_time_ms());
-        inner.state.next_deadline_ms().is_some_and(|d| d <= now)
+        inner
+            .state
+            .next_deadline_ms(&self.shared.committee)
+            .is_some_and(|d| d <= now)
             || inner
                 .mempool
-                .has_applicable(&inner.state, now, &self.shared.committee)
+                .has_applicable(&inner.state, now, self.shared.env())
     }
 
     fn lagging(&mut self, current: Height, _seen: Height) {
@@ -304,7 +365,7 @@ mod tests {
     fn app(tc: &TestCommittee, dir: &std::path::Path) -> (NodeApp, Arc<Shared>) {
         let store = LogStore::open(dir).unwrap();
         let shared = Arc::new(
-            Shared::restore(tc.committee.clone(), 0, store, ProtocolParams::default()).unwrap(),
+            Shared::restore(tc.committee.clone(), 0, store).unwrap(),
         );
         let (tx, _rx) = mpsc::unbounded_channel();
         (NodeApp::new(shared.clone(), tx), shared)
@@ -408,7 +469,7 @@ mod tests {
                 commit_signatures: vec![],
             };
             a.commit(Height(1), &v, &cert).unwrap();
-            assert!(shared.lock().state.round_status(&req.id()).is_some());
+            assert!(shared.lock().state.is_open(&req.id()));
             // Applying a height twice is a no-op.
             a.commit(Height(1), &v, &cert).unwrap();
             assert_eq!(shared.lock().height, 1);
@@ -420,7 +481,7 @@ mod tests {
         let (_, shared) = app(&tc, dir.path());
         let inner = shared.lock();
         assert_eq!(inner.height, 1);
-        let st = inner.state.round_status(&req.id()).unwrap();
+        let st = inner.state.round_status(&req.id(), &tc.committee).unwrap();
         assert_eq!(st.phase, "commit");
         assert_eq!(st.request, req.request);
     }

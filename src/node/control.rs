@@ -198,7 +198,12 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
         let open = inner
             .state
             .open_requests()
-            .filter_map(|(id, _)| inner.state.round_status(id).map(|st| (*id, st)))
+            .filter_map(|(id, _)| {
+                inner
+                    .state
+                    .round_status(id, &s.committee)
+                    .map(|st| (*id, st))
+            })
             .filter(|(id, st)| match &key {
                 None => true,
                 Some(k) => {

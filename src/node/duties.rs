@@ -18,7 +18,7 @@ impl NodeLoop {
             inner.state.open_requests().map(|(id, _)| *id).collect()
         };
         for id in open {
-            let Some(st) = self.shared.lock().state.round_status(&id) else {
+            let Some(st) = self.round_status(&id) else {
                 continue;
             };
             let me = self.shared.me;
@@ -63,9 +63,6 @@ impl NodeLoop {
             }
         };
         let committing = self
-            .shared
-            .lock()
-            .state
             .round_status(&id)
             .is_some_and(|s| s.phase == "commit");
         if !committing {
@@ -127,14 +124,12 @@ impl NodeLoop {
     /// Removes the round files of requests decided while we were away (the ones decided
     /// while we run go as their entries are applied).
     fn forget_decided_rounds(&mut self) {
-        let decided: Vec<[u8; 32]> = {
-            let inner = self.shared.lock();
-            self.rounds
-                .ids()
-                .into_iter()
-                .filter(|id| inner.state.is_decided(id))
-                .collect()
-        };
+        let decided: Vec<[u8; 32]> = self
+            .rounds
+            .ids()
+            .into_iter()
+            .filter(|id| self.shared.store.lookup_request(id).ok().flatten().is_some())
+            .collect();
         for id in decided {
             self.rounds.remove(&id);
         }

@@ -8,16 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::committee::Committee;
 use crate::crypto::sha256;
-use crate::protocol::{Block, Body, ProtocolState, SignedMessage};
+use crate::protocol::{Block, Body, Env, ProtocolState, SignedMessage};
 
 /// Most messages kept.
 pub(crate) const MAX_MESSAGES: usize = 20_000;
 /// Oldest message kept.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
-/// Largest sum of message sizes put in one block (the proposal must fit a consensus frame).
-pub(crate) const MAX_BLOCK_BYTES: usize = 3 * 1024 * 1024;
 /// Most messages kept per author, so one member cannot fill the pool.
 pub(crate) const MAX_PER_SIGNER: usize = 4096;
 /// Most of our own messages re-published per call of [`Mempool::own_due`].
@@ -80,13 +77,13 @@ impl Mempool {
         true
     }
 
-    /// The messages a block at `now_ms` can include, in arrival order, within
-    /// [`MAX_BLOCK_BYTES`].
+    /// The messages a block at `now_ms` can include, in arrival order, within the
+    /// committee's block limits.
     pub(crate) fn select(
         &self,
         state: &ProtocolState,
         now_ms: u64,
-        committee: &Committee,
+        env: Env<'_>,
     ) -> Vec<SignedMessage> {
         let candidates: Vec<(&SignedMessage, usize)> = self
             .by_seq
@@ -94,7 +91,7 @@ impl Mempool {
             .map(|(_, p)| (&p.msg, p.size))
             .collect();
         state
-            .select(&candidates, now_ms, committee, MAX_BLOCK_BYTES)
+            .select(&candidates, now_ms, env)
             .into_iter()
             .map(|i| candidates[i].0.clone())
             .collect()
@@ -105,10 +102,10 @@ impl Mempool {
         &self,
         state: &ProtocolState,
         now_ms: u64,
-        committee: &Committee,
+        env: Env<'_>,
     ) -> bool {
         let candidates: Vec<&SignedMessage> = self.by_seq.values().map(|(_, p)| &p.msg).collect();
-        state.any_applicable(&candidates, now_ms, committee)
+        state.any_applicable(&candidates, now_ms, env)
     }
 
     /// Our own messages not yet ordered and older than `age`, oldest first, at most
@@ -134,8 +131,9 @@ impl Mempool {
         }
     }
 
-    /// Drops what `block` included, messages about requests decided or already ordered,
-    /// and messages older than [`MAX_AGE`].
+    /// Drops what `block` included, requests already ordered, commitments and reveals for
+    /// rounds no longer open (decided; gossip admits them only for open rounds), and
+    /// messages older than [`MAX_AGE`].
     pub(crate) fn prune(&mut self, block: &Block, state: &ProtocolState) {
         for m in &block.messages {
             if let Some(seq) = self.by_hash.get(&sha256(&m.to_cbor())).copied() {
@@ -148,13 +146,10 @@ impl Mempool {
             .filter(|(_, (_, p))| {
                 p.since.elapsed() > MAX_AGE
                     || match &p.msg.body {
-                        Body::Request(r) => {
-                            let id = r.id();
-                            state.is_decided(&id) || state.round_status(&id).is_some()
-                        }
+                        Body::Request(r) => state.is_open(&r.id()),
                         Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } => {
                             <[u8; 32]>::try_from(request_id.as_slice())
-                                .map(|id| state.is_decided(&id))
+                                .map(|id| !state.is_open(&id))
                                 .unwrap_or(true)
                         }
                     }

@@ -8,7 +8,7 @@
 //! DIR/rounds/<request id>.cbor             our committed outcome and salt per open round
 //! ```
 //!
-//! Restart: the protocol state is rebuilt from the stored decided blocks, consensus resumes
+//! Restart: the open rounds are loaded from the rows stored with the applied height, consensus resumes
 //! at the first unapplied height and replays its WAL, open rounds resume (build, commit or
 //! reveal as needed), and missing heights are fetched from members with their commit
 //! certificates.
@@ -35,7 +35,7 @@ use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId,
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use app::{MAX_CLOCK_DRIFT_MS, NodeCounters, Shared, decode_block, new_entry, now_ms};
+pub use app::{NodeCounters, Shared, decode_block, new_entry, now_ms};
 pub use service::{BuildService, SandboxBuildService};
 
 use crate::committee::Committee;
@@ -43,7 +43,7 @@ use crate::consensus::actor::{self, ActorConfig};
 use crate::consensus::wal::Wal;
 use crate::consensus::{Core, Ctx, Height, ValidatorSet};
 use crate::log::LogStore;
-use crate::protocol::{MAX_MESSAGE_SIZE, ProtocolParams, RoundStatus};
+use crate::protocol::{MAX_MESSAGE_SIZE, RoundStatus};
 use crate::request::PinnedRequest;
 
 /// Everything a node needs besides its builder.
@@ -57,8 +57,6 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     /// Extra addresses to dial at start.
     pub bootstrap: Vec<Multiaddr>,
-    /// Commit and reveal windows.
-    pub protocol: ProtocolParams,
     /// Longest idle wait before an empty height.
     pub idle_interval: Duration,
     /// Consensus timeouts.
@@ -66,8 +64,8 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Defaults for `dir` in `committee`: listen where the committee says, 30-minute
-    /// commit and 2-minute reveal windows, an empty height at most every 5 s when idle,
+    /// Defaults for `dir` in `committee` (whose `[protocol]` rules the node applies):
+    /// listen where the committee says, an empty height at most every 5 s when idle,
     /// Malachite's default timeouts (propose 3 s).
     pub fn new(dir: &Path, committee: Committee) -> Self {
         Self {
@@ -75,7 +73,6 @@ impl NodeConfig {
             committee,
             listen: Vec::new(),
             bootstrap: Vec::new(),
-            protocol: ProtocolParams::default(),
             idle_interval: Duration::from_secs(5),
             timeouts: LinearTimeouts::default(),
         }
@@ -154,7 +151,7 @@ pub async fn start(
     let store =
         LogStore::open(&config.dir.join("log")).map_err(|e| NodeError::Store(e.to_string()))?;
     let shared = Arc::new(
-        Shared::restore(committee.clone(), me as u32, store, config.protocol)
+        Shared::restore(committee.clone(), me as u32, store)
             .map_err(NodeError::Store)?,
     );
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
@@ -245,12 +242,15 @@ impl NodeHandle {
 
     /// The open round of `id`, or `None` when it is not open (unknown or decided).
     pub fn round_status(&self, id: &[u8; 32]) -> Option<RoundStatus> {
-        self.shared.lock().state.round_status(id)
+        self.shared
+            .lock()
+            .state
+            .round_status(id, &self.shared.committee)
     }
 
-    /// The height at which `id` was decided.
-    pub fn decided_at(&self, id: &[u8; 32]) -> Option<u64> {
-        self.shared.lock().state.decided_at(id)
+    /// The log index of `id`'s entry, once decided.
+    pub fn decided_index(&self, id: &[u8; 32]) -> Option<u64> {
+        self.shared.store.lookup_request(id).ok().flatten()
     }
 
     /// Last applied height.

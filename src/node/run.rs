@@ -111,10 +111,22 @@ impl NodeLoop {
         let _ = self.actor.send(ActorInput::Shutdown).await;
     }
 
+    /// The open round of `id`, if open.
+    pub(crate) fn round_status(&self, id: &[u8; 32]) -> Option<crate::protocol::RoundStatus> {
+        self.shared
+            .lock()
+            .state
+            .round_status(id, &self.shared.committee)
+    }
+
     /// When the earliest open round's deadline passes (block time ≈ our clock): wake the
     /// actor so a block moves the round on.
     fn next_deadline(&self) -> Option<Instant> {
-        let d = self.shared.lock().state.next_deadline_ms()?;
+        let d = self
+            .shared
+            .lock()
+            .state
+            .next_deadline_ms(&self.shared.committee)?;
         let now = now_ms();
         // Past deadlines were already signalled; the actor's idle interval covers misses.
         (d > now).then(|| Instant::now() + Duration::from_millis(d - now + 5))
@@ -149,7 +161,7 @@ impl NodeLoop {
         let id = request.id();
         {
             let inner = self.shared.lock();
-            if inner.state.is_decided(&id) || inner.state.round_status(&id).is_some() {
+            if inner.state.is_open(&id) || self.shared.store.lookup_request(&id).ok().flatten().is_some() {
                 return Ok(id); // already ordered: nothing to do
             }
         }
@@ -206,7 +218,7 @@ impl NodeLoop {
         let Ok(msg) = SignedMessage::from_cbor(data) else {
             return Validation::Reject;
         };
-        if let Err(e) = msg.verify(&self.shared.committee) {
+        if let Err(e) = self.shared.envelopes.verify(&msg, &self.shared.committee) {
             tracing::debug!("gossip message refused: {e}");
             return Validation::Reject;
         }
@@ -216,7 +228,7 @@ impl NodeLoop {
         // arrived before we applied the request's block).
         if let Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } = &msg.body {
             let open = <[u8; 32]>::try_from(request_id.as_slice())
-                .is_ok_and(|id| inner.state.round_status(&id).is_some());
+                .is_ok_and(|id| inner.state.is_open(&id));
             if !open {
                 return Validation::Ignore;
             }

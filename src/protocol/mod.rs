@@ -1,9 +1,13 @@
 //! The commit-reveal protocol, pure: signed messages, commitments, attestation statements,
-//! the per-request round as a function of the decided chain, and the log entry. No I/O.
+//! the per-request round as a function of the decided chain, the rules of a block, and the
+//! log entry. No I/O: decided requests are found through [`DecidedIndex`].
 
 mod commitment;
+mod envelopes;
 mod message;
+mod params;
 mod round;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -11,8 +15,11 @@ pub use commitment::{COMMIT_DOMAIN, commitment};
 pub use message::{
     Body, MAX_MESSAGE_SIZE, MESSAGE_DOMAIN, MessageError, RevealedOutcome, SignedMessage,
 };
-pub use round::{
-    Block, BlockError, Decided, Duty, ProtocolParams, ProtocolState, RoundStatus, outcome_digest,
+pub use envelopes::{EnvelopeCache, MAX_VERIFIED};
+pub use params::{BLOCK_OVERHEAD, ProtocolParams};
+pub use round::{Decided, outcome_digest};
+pub use state::{
+    Applied, Block, BlockError, DecidedIndex, Duty, Env, Prepared, ProtocolState, RoundStatus,
 };
 pub use synchronicity_verify::entry::{
     Dissent, ENTRY_FORMAT, EntryError, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict,

@@ -1,62 +1,37 @@
-//! The per-request round, as a pure function of the decided chain: every node applies the
-//! same blocks in the same order and so reaches the same phases, deadlines and verdicts.
+//! One request's round, as a pure function of the decided chain:
 //!
 //! ```text
-//! Request ──► Commit phase ──(all n committed, or block time ≥ opened + commit window)──►
-//!             Reveal phase ──(every committer revealed, or time ≥ reveal start + window)──► Decided
+//! Request ──► Commit ──(all n counted members committed; or ≥ t committed and the grace
+//!             passed since the block of the t-th commitment; or the commit window)──►
+//!             Reveal ──(every counted committer revealed or misbehaved; or the reveal
+//!             window)──► Decided
 //! ```
 //!
-//! Time is the decided block's timestamp (the consensus layer checks it is monotonic and
-//! near the validators' clocks), never a local clock. A block is valid only if every message
-//! in it is: a member's valid Ed25519 signature, and a state change allowed in the current
-//! phase. Misbehaviour that is provable (a reveal that does not match its commitment, a bad
-//! attestation signature, a second different commitment) IS includable, and recorded.
+//! grace = max(commit_grace, time from the request's block to the t-th commitment's
+//! block): slower honest builders get as long again as the fastest t needed. All times are
+//! block times, so every member reaches the same phases.
+//!
+//! A member that sent two different commitments (an equivocator) is excluded from the
+//! request's counts, from the attesters and from early-decision bookkeeping; it is listed
+//! under misbehaviour. Reveals are stored as sent; their BLS signatures are checked when the
+//! round is decided, one aggregate per revealed digest (and one by one only if an aggregate
+//! fails, to name who signed wrong), so each signature costs each node one check at most.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
 use synchronicity_verify::entry::{
     Dissent, ENTRY_FORMAT, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict, attestation_statement,
     failure_digest,
 };
 
 use super::commitment::commitment;
-use super::message::{Body, MessageError, RevealedOutcome, SignedMessage};
+use super::message::RevealedOutcome;
+use super::params::ProtocolParams;
 use crate::build::Manifest;
 use crate::committee::Committee;
-use crate::crypto::{BlsSignature, PartialSignature, ThresholdAggregator};
-use crate::request::{BuildRequest, PinnedRequest};
-
-/// Deadlines, in milliseconds of block time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProtocolParams {
-    /// From the request's block to the end of the commit phase.
-    pub commit_window_ms: u64,
-    /// From the start of the reveal phase to the decision.
-    pub reveal_window_ms: u64,
-}
-
-impl Default for ProtocolParams {
-    /// 30 minutes to build and commit, 2 minutes to reveal.
-    fn default() -> Self {
-        Self {
-            commit_window_ms: 30 * 60 * 1000,
-            reveal_window_ms: 2 * 60 * 1000,
-        }
-    }
-}
-
-/// A decided value: the block of one height.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Block {
-    /// Consensus height.
-    pub height: u64,
-    /// Proposer's timestamp (ms since the Unix epoch), checked by consensus.
-    pub time_ms: u64,
-    /// Ordered protocol messages.
-    pub messages: Vec<SignedMessage>,
-}
+use crate::crypto::{BlsPublicKey, BlsSignature, PartialSignature, ThresholdAggregator};
+use crate::request::BuildRequest;
 
 /// The outcome's digest, or `None` if the reveal is malformed.
 pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {
@@ -80,417 +55,250 @@ pub struct Decided {
     pub manifest: Option<String>,
 }
 
-/// Why a block is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BlockError {
-    /// A message's envelope is bad.
-    #[error("message {index}: {source}")]
-    Message {
-        /// Position in the block.
-        index: usize,
-        /// Why.
-        source: MessageError,
-    },
-    /// A message is not allowed in the current state.
-    #[error("message {index}: {reason}")]
-    NotAllowed {
-        /// Position in the block.
-        index: usize,
-        /// Why.
-        reason: &'static str,
-    },
-    /// Heights or times go backwards.
-    #[error("block {height} does not follow the last applied block")]
-    OutOfOrder {
-        /// Its height.
-        height: u64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Phase {
     Commit,
     Reveal { since_ms: u64 },
 }
 
-#[derive(Debug, Clone)]
-struct Round {
-    request: BuildRequest,
-    lockfile: String,
-    opened_ms: u64,
-    phase: Phase,
-    commits: BTreeMap<u32, [u8; 32]>,
-    /// Valid reveals: digest, outcome, attestation.
-    reveals: BTreeMap<u32, ([u8; 32], RevealedOutcome, BlsSignature)>,
-    misbehaviour: Vec<(u32, Misbehaviour)>,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Commit {
+    #[serde(with = "serde_bytes")]
+    pub(crate) commitment: [u8; 32],
+    /// Time of the block that ordered it.
+    pub(crate) at_ms: u64,
 }
 
-/// What a node must do for a request after a block, beyond logging.
+/// A reveal that matched its commitment; its attestation is checked at decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Reveal {
+    #[serde(with = "serde_bytes")]
+    pub(crate) digest: [u8; 32],
+    pub(crate) outcome: RevealedOutcome,
+    #[serde(with = "serde_bytes")]
+    pub(crate) attestation: Vec<u8>,
+}
+
+/// What an accepted commitment or reveal changes in its round.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Duty {
-    /// Build this (newly ordered) request and commit.
-    Build([u8; 32]),
-    /// The reveal phase began: reveal if committed.
-    Reveal([u8; 32]),
+pub(crate) enum Effect {
+    Commit(u32, Commit),
+    Reveal(u32, Reveal),
+    Misbehaved(u32, Misbehaviour),
 }
 
-/// An open round, for duties and status displays.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoundStatus {
-    /// The request.
-    pub request: BuildRequest,
-    /// `commit` or `reveal`.
-    pub phase: &'static str,
-    /// Block time the request was ordered (ms).
-    pub opened_ms: u64,
-    /// Block time at which the current phase ends (ms).
-    pub deadline_ms: u64,
-    /// Members whose commitment is in the chain.
-    pub committed: Vec<u32>,
-    /// Members whose valid reveal is in the chain.
-    pub revealed: Vec<u32>,
-    /// Members with recorded misbehaviour.
-    pub misbehaving: Vec<u32>,
+/// An open round (also the row stored per open request in the node's snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Round {
+    pub(crate) request: BuildRequest,
+    pub(crate) lockfile: String,
+    pub(crate) opened_ms: u64,
+    pub(crate) phase: Phase,
+    pub(crate) commits: BTreeMap<u32, Commit>,
+    pub(crate) reveals: BTreeMap<u32, Reveal>,
+    pub(crate) misbehaviour: Vec<(u32, Misbehaviour)>,
 }
 
-/// The protocol state of all open rounds.
-#[derive(Debug, Clone, Default)]
-pub struct ProtocolState {
-    params: ProtocolParams,
-    rounds: BTreeMap<[u8; 32], Round>,
-    decided: BTreeMap<[u8; 32], u64>,
-    last: Option<(u64, u64)>,
-    /// The time of the block being applied or checked.
-    pending_ms: u64,
-}
-
-fn id32(v: &[u8]) -> Option<[u8; 32]> {
-    v.try_into().ok()
-}
-
-impl ProtocolState {
-    /// An empty state.
-    pub fn new(params: ProtocolParams) -> Self {
+impl Round {
+    pub(crate) fn new(request: BuildRequest, lockfile: String, opened_ms: u64) -> Self {
         Self {
-            params,
-            ..Self::default()
+            request,
+            lockfile,
+            opened_ms,
+            phase: Phase::Commit,
+            commits: BTreeMap::new(),
+            reveals: BTreeMap::new(),
+            misbehaviour: Vec::new(),
         }
     }
 
-    /// Requests not yet decided.
-    pub fn open_requests(&self) -> impl Iterator<Item = (&[u8; 32], &BuildRequest)> {
-        self.rounds.iter().map(|(id, r)| (id, &r.request))
+    /// Sent two different commitments.
+    pub(crate) fn is_equivocator(&self, m: u32) -> bool {
+        self.misbehaviour
+            .contains(&(m, Misbehaviour::DoubleCommitment))
     }
 
-    /// An open request with its lockfile text (what a builder needs).
-    pub fn pinned(&self, id: &[u8; 32]) -> Option<PinnedRequest> {
-        self.rounds.get(id).map(|r| PinnedRequest {
-            request: r.request.clone(),
-            lockfile: r.lockfile.clone(),
-        })
+    fn misbehaved(&self, m: u32) -> bool {
+        self.misbehaviour.iter().any(|(x, _)| *x == m)
     }
 
-    /// True when `id` was decided.
-    pub fn is_decided(&self, id: &[u8; 32]) -> bool {
-        self.decided.contains_key(id)
+    /// Committers that count: everyone who committed, equivocators excluded.
+    pub(crate) fn counted_committers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.commits
+            .keys()
+            .copied()
+            .filter(|m| !self.is_equivocator(*m))
     }
 
-    /// The earliest deadline among open rounds (ms), so the proposer knows when an empty
-    /// block is needed to move a round on.
-    pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.rounds
-            .values()
-            .map(|r| match r.phase {
-                Phase::Commit => r.opened_ms + self.params.commit_window_ms,
-                Phase::Reveal { since_ms } => since_ms + self.params.reveal_window_ms,
-            })
-            .min()
-    }
-
-    /// Whether `msg` may be included at block time `now_ms` (validity for the proposer and
-    /// for validators), given the messages already in the candidate block.
-    pub fn check(
-        &self,
-        msg: &SignedMessage,
-        now_ms: u64,
-        committee: &Committee,
-    ) -> Result<(), &'static str> {
-        let mut probe = self.probe_at(now_ms);
-        probe.apply_message(msg, committee).map(|_| ())
-    }
-
-    /// A copy at block time `now_ms` (commit deadlines passed), to try messages on.
-    fn probe_at(&self, now_ms: u64) -> Self {
-        let mut probe = self.clone();
-        probe.pending_ms = now_ms;
-        probe.advance_time(now_ms);
-        probe
-    }
-
-    /// Of `candidates` (envelopes already verified), the positions of those that can go,
-    /// in this order, into one block at time `now_ms`: what the proposer includes.
-    /// Each candidate comes with its encoded size; the chosen ones add up to at most
-    /// `max_bytes` (messages that do not apply take no room).
-    pub fn select(
-        &self,
-        candidates: &[(&SignedMessage, usize)],
-        now_ms: u64,
-        committee: &Committee,
-        max_bytes: usize,
-    ) -> Vec<usize> {
-        let mut probe = self.probe_at(now_ms);
-        let mut bytes = 0usize;
-        let mut chosen = Vec::new();
-        for (i, (m, size)) in candidates.iter().enumerate() {
-            if bytes.saturating_add(*size) > max_bytes {
-                continue;
-            }
-            // apply_message changes nothing when it refuses.
-            if probe.apply_message(m, committee).is_ok() {
-                bytes += size;
-                chosen.push(i);
-            }
-        }
-        chosen
-    }
-
-    /// Whether any of `candidates` could go into a block at `now_ms` (stops at the first).
-    pub fn any_applicable(
-        &self,
-        candidates: &[&SignedMessage],
-        now_ms: u64,
-        committee: &Committee,
-    ) -> bool {
-        let mut probe = self.probe_at(now_ms);
-        candidates
+    /// Block time of the t-th counted commitment, once there are t.
+    fn t_th_commit_ms(&self, t: usize) -> Option<u64> {
+        let mut times: Vec<u64> = self
+            .commits
             .iter()
-            // A refused message changes nothing; the first accepted one ends the search.
-            .any(|m| probe.apply_message(m, committee).is_ok())
-    }
-
-    /// Time of the last applied block (ms), 0 before the first.
-    pub fn last_time_ms(&self) -> u64 {
-        self.last.map(|(_, t)| t).unwrap_or(0)
-    }
-
-    /// The open round of request `id`, as seen after the last applied block.
-    pub fn round_status(&self, id: &[u8; 32]) -> Option<RoundStatus> {
-        let r = self.rounds.get(id)?;
-        let (phase, deadline_ms) = match r.phase {
-            Phase::Commit => ("commit", r.opened_ms + self.params.commit_window_ms),
-            Phase::Reveal { since_ms } => ("reveal", since_ms + self.params.reveal_window_ms),
-        };
-        Some(RoundStatus {
-            request: r.request.clone(),
-            phase,
-            opened_ms: r.opened_ms,
-            deadline_ms,
-            committed: r.commits.keys().copied().collect(),
-            revealed: r.reveals.keys().copied().collect(),
-            misbehaving: r.misbehaviour.iter().map(|(m, _)| *m).collect(),
-        })
-    }
-
-    /// The height at which request `id` was decided.
-    pub fn decided_at(&self, id: &[u8; 32]) -> Option<u64> {
-        self.decided.get(id).copied()
-    }
-
-    /// Validates and applies a decided block atomically: on error nothing changes. Returns
-    /// the log entries decided by it (in request-id order) and the node's duties.
-    pub fn apply_block(
-        &mut self,
-        block: &Block,
-        committee: &Committee,
-    ) -> Result<(Vec<Decided>, Vec<Duty>), BlockError> {
-        if let Some((h, t)) = self.last
-            && (block.height <= h || block.time_ms < t)
-        {
-            return Err(BlockError::OutOfOrder {
-                height: block.height,
-            });
-        }
-        // Signatures first: nothing changes unless every envelope is good.
-        for (index, m) in block.messages.iter().enumerate() {
-            m.verify(committee)
-                .map_err(|source| BlockError::Message { index, source })?;
-        }
-        let mut next = self.clone();
-        next.pending_ms = block.time_ms;
-        let mut duties = Vec::new();
-        duties.extend(next.advance_time(block.time_ms));
-        for (index, m) in block.messages.iter().enumerate() {
-            if let Some(d) = next
-                .apply_message(m, committee)
-                .map_err(|reason| BlockError::NotAllowed { index, reason })?
-            {
-                duties.push(d);
-            }
-        }
-        // Early transitions: everyone committed / every committer revealed.
-        let mut entries = Vec::new();
-        let ids: Vec<[u8; 32]> = next.rounds.keys().copied().collect();
-        for id in ids {
-            let r = &next.rounds[&id];
-            match r.phase {
-                Phase::Commit if r.commits.len() == committee.len() => {
-                    next.rounds.get_mut(&id).expect("present").phase = Phase::Reveal {
-                        since_ms: block.time_ms,
-                    };
-                    duties.push(Duty::Reveal(id));
-                }
-                Phase::Reveal { .. }
-                    if r.commits.keys().all(|m| {
-                        r.reveals.contains_key(m) || r.misbehaviour.iter().any(|(x, _)| x == m)
-                    }) =>
-                {
-                    entries.push(next.decide(&id, block.height, committee));
-                }
-                _ => {}
-            }
-        }
-        // Deadline decisions found by advance_time happen here too.
-        let expired: Vec<[u8; 32]> = next
-            .rounds
-            .iter()
-            .filter(|(_, r)| matches!(r.phase, Phase::Reveal { since_ms } if block.time_ms >= since_ms + next.params.reveal_window_ms))
-            .map(|(id, _)| *id)
+            .filter(|(m, _)| !self.is_equivocator(**m))
+            .map(|(_, c)| c.at_ms)
             .collect();
-        for id in expired {
-            entries.push(next.decide(&id, block.height, committee));
-        }
-        entries.sort_by_key(|d| d.entry.request.id());
-        next.last = Some((block.height, block.time_ms));
-        *self = next;
-        Ok((entries, duties))
+        times.sort_unstable();
+        times.get(t.checked_sub(1)?).copied()
     }
 
-    /// Commit deadlines that passed move rounds to the reveal phase.
-    fn advance_time(&mut self, now_ms: u64) -> Vec<Duty> {
-        let mut duties = Vec::new();
-        for (id, r) in self.rounds.iter_mut() {
-            if r.phase == Phase::Commit && now_ms >= r.opened_ms + self.params.commit_window_ms {
-                r.phase = Phase::Reveal { since_ms: now_ms };
-                duties.push(Duty::Reveal(*id));
+    /// When the commit phase ends at the latest, by time alone (the all-n rule ends it at
+    /// the block that completes it).
+    pub(crate) fn commit_deadline_ms(&self, p: &ProtocolParams, t: usize) -> u64 {
+        let window = self.opened_ms.saturating_add(p.commit_window_ms);
+        match self.t_th_commit_ms(t) {
+            Some(at) => {
+                let grace = p.commit_grace_ms.max(at.saturating_sub(self.opened_ms));
+                window.min(at.saturating_add(grace))
             }
+            None => window,
         }
-        duties
     }
 
-    fn apply_message(
-        &mut self,
-        msg: &SignedMessage,
+    /// The end of the current phase (ms of block time).
+    pub(crate) fn deadline_ms(&self, p: &ProtocolParams, t: usize) -> u64 {
+        match self.phase {
+            Phase::Commit => self.commit_deadline_ms(p, t),
+            Phase::Reveal { since_ms } => since_ms.saturating_add(p.reveal_window_ms),
+        }
+    }
+
+    /// Every one of the `n` members committed and none equivocated.
+    pub(crate) fn all_committed(&self, n: usize) -> bool {
+        self.counted_committers().count() == n
+    }
+
+    /// Every counted committer revealed or misbehaved: nothing more to wait for.
+    pub(crate) fn all_revealed(&self) -> bool {
+        self.counted_committers()
+            .all(|m| self.reveals.contains_key(&m) || self.misbehaved(m))
+    }
+
+    /// What a commitment by `signer` would do (in the commit phase, checked by the
+    /// caller); nothing changes until [`Round::record`].
+    pub(crate) fn judge_commit(&self, signer: u32, c: [u8; 32], now_ms: u64) -> Result<Effect, &'static str> {
+        match self.commits.get(&signer) {
+            None => Ok(Effect::Commit(
+                signer,
+                Commit {
+                    commitment: c,
+                    at_ms: now_ms,
+                },
+            )),
+            Some(old) if old.commitment == c => Err("duplicate commitment"),
+            Some(_) if self.is_equivocator(signer) => Err("double commitment already recorded"),
+            Some(_) => Ok(Effect::Misbehaved(signer, Misbehaviour::DoubleCommitment)),
+        }
+    }
+
+    /// What a reveal by `signer` would do (in the reveal phase, checked by the caller).
+    pub(crate) fn judge_reveal(
+        &self,
+        id: &[u8; 32],
+        signer: u32,
+        outcome: &RevealedOutcome,
+        salt: [u8; 32],
+        attestation: &[u8],
         committee: &Committee,
-    ) -> Result<Option<Duty>, &'static str> {
-        let signer = msg.signer;
-        match &msg.body {
-            Body::Request(pinned) => {
-                pinned.validate().map_err(|_| "invalid request")?;
-                let id = pinned.id();
-                if self.rounds.contains_key(&id) || self.decided.contains_key(&id) {
-                    return Err("request already ordered");
-                }
-                self.rounds.insert(
-                    id,
-                    Round {
-                        request: pinned.request.clone(),
-                        lockfile: pinned.lockfile.clone(),
-                        opened_ms: self.pending_ms,
-                        phase: Phase::Commit,
-                        commits: BTreeMap::new(),
-                        reveals: BTreeMap::new(),
-                        misbehaviour: Vec::new(),
-                    },
-                );
-                Ok(Some(Duty::Build(id)))
+    ) -> Result<Effect, &'static str> {
+        let committed = self
+            .commits
+            .get(&signer)
+            .ok_or("reveal without a commitment")?
+            .commitment;
+        if self.is_equivocator(signer) {
+            return Err("reveal from an equivocator (excluded from this request)");
+        }
+        if self.reveals.contains_key(&signer) || self.misbehaved(signer) {
+            return Err("second reveal");
+        }
+        let digest = outcome_digest(outcome).ok_or("malformed outcome")?;
+        let member = &committee.members()[signer as usize];
+        if commitment(id, &digest, &salt, &member.peer_id) != committed {
+            return Ok(Effect::Misbehaved(signer, Misbehaviour::RevealMismatch));
+        }
+        if attestation.len() != crate::crypto::SIGNATURE_LEN {
+            return Ok(Effect::Misbehaved(signer, Misbehaviour::BadAttestation));
+        }
+        Ok(Effect::Reveal(
+            signer,
+            Reveal {
+                digest,
+                outcome: outcome.clone(),
+                attestation: attestation.to_vec(),
+            },
+        ))
+    }
+
+    /// Records a judged message.
+    pub(crate) fn record(&mut self, effect: Effect) {
+        match effect {
+            Effect::Commit(m, c) => {
+                self.commits.insert(m, c);
             }
-            Body::Commit {
-                request_id,
-                commitment: c,
-            } => {
-                let id = id32(request_id).ok_or("bad request id")?;
-                let c = id32(c).ok_or("bad commitment")?;
-                let r = self
-                    .rounds
-                    .get_mut(&id)
-                    .ok_or("commit for an unknown or decided request")?;
-                if r.phase != Phase::Commit {
-                    return Err("commit after the commit phase");
-                }
-                match r.commits.get(&signer) {
-                    None => {
-                        r.commits.insert(signer, c);
-                    }
-                    Some(old) if *old == c => return Err("duplicate commitment"),
-                    Some(_) => {
-                        if r.misbehaviour
-                            .contains(&(signer, Misbehaviour::DoubleCommitment))
-                        {
-                            return Err("double commitment already recorded");
-                        }
-                        r.misbehaviour
-                            .push((signer, Misbehaviour::DoubleCommitment));
-                    }
-                }
-                Ok(None)
+            Effect::Reveal(m, r) => {
+                self.reveals.insert(m, r);
             }
-            Body::Reveal {
-                request_id,
-                outcome,
-                salt,
-                attestation,
-            } => {
-                let id = id32(request_id).ok_or("bad request id")?;
-                let salt = id32(salt).ok_or("bad salt")?;
-                let r = self
-                    .rounds
-                    .get_mut(&id)
-                    .ok_or("reveal for an unknown or decided request")?;
-                if !matches!(r.phase, Phase::Reveal { .. }) {
-                    return Err("reveal outside the reveal phase");
-                }
-                let committed = *r
-                    .commits
-                    .get(&signer)
-                    .ok_or("reveal without a commitment")?;
-                if r.reveals.contains_key(&signer)
-                    || r.misbehaviour
-                        .iter()
-                        .any(|(m, k)| *m == signer && *k != Misbehaviour::DoubleCommitment)
-                {
-                    return Err("second reveal");
-                }
-                let digest = outcome_digest(outcome).ok_or("malformed outcome")?;
-                let member = &committee.members()[signer as usize];
-                if commitment(&id, &digest, &salt, &member.peer_id) != committed {
-                    r.misbehaviour.push((signer, Misbehaviour::RevealMismatch));
-                    return Ok(None);
-                }
-                let statement = attestation_statement(committee.origin(), &id, &digest);
-                let sig = BlsSignature::from_bytes(attestation).ok();
-                match sig.filter(|s| {
-                    member
-                        .bls_public_key
-                        .verify(statement.as_bytes(), s)
-                        .is_ok()
-                }) {
-                    Some(s) => {
-                        r.reveals.insert(signer, (digest, outcome.clone(), s));
-                    }
-                    None => r.misbehaviour.push((signer, Misbehaviour::BadAttestation)),
-                }
-                Ok(None)
-            }
+            Effect::Misbehaved(m, k) => self.misbehaviour.push((m, k)),
         }
     }
 
-    fn decide(&mut self, id: &[u8; 32], height: u64, committee: &Committee) -> Decided {
-        let r = self.rounds.remove(id).expect("deciding an open round");
-        self.decided.insert(*id, height);
+    /// Checks the reveals' attestations, one aggregate per digest: members whose signature
+    /// does not verify move from the reveals to misbehaviour (BadAttestation). Returns the
+    /// verified signatures.
+    fn check_attestations(
+        &mut self,
+        id: &[u8; 32],
+        committee: &Committee,
+    ) -> BTreeMap<u32, BlsSignature> {
         let mut groups: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
-        for (m, (d, _, _)) in &r.reveals {
-            groups.entry(*d).or_default().push(*m);
+        for (m, r) in &self.reveals {
+            groups.entry(r.digest).or_default().push(*m);
+        }
+        let mut good = BTreeMap::new();
+        let mut bad = Vec::new();
+        for (digest, members) in groups {
+            let statement = attestation_statement(committee.origin(), id, &digest);
+            let decoded: Vec<(u32, Option<BlsSignature>)> = members
+                .iter()
+                .map(|m| (*m, BlsSignature::from_bytes(&self.reveals[m].attestation).ok()))
+                .collect();
+            let key = |m: u32| -> &BlsPublicKey { &committee.members()[m as usize].bls_public_key };
+            let all_decoded: Option<Vec<&BlsSignature>> =
+                decoded.iter().map(|(_, s)| s.as_ref()).collect();
+            let together = all_decoded.and_then(|sigs| {
+                let agg = BlsSignature::aggregate(sigs)?;
+                let keys: Vec<&BlsPublicKey> = members.iter().map(|m| key(*m)).collect();
+                agg.fast_aggregate_verify(statement.as_bytes(), &keys).ok()
+            });
+            for (m, sig) in decoded {
+                let ok = match (&together, &sig) {
+                    (Some(()), Some(_)) => true,
+                    // The aggregate failed: name who signed wrong (rare, costs one check each).
+                    (None, Some(s)) => key(m).verify(statement.as_bytes(), s).is_ok(),
+                    (_, None) => false,
+                };
+                match (ok, sig) {
+                    (true, Some(s)) => {
+                        good.insert(m, s);
+                    }
+                    _ => bad.push(m),
+                }
+            }
+        }
+        for m in bad {
+            self.reveals.remove(&m);
+            self.misbehaviour.push((m, Misbehaviour::BadAttestation));
+        }
+        good
+    }
+
+    /// The log entry of this round, decided at `height`.
+    pub(crate) fn decide(mut self, id: &[u8; 32], height: u64, committee: &Committee) -> Decided {
+        let sigs = self.check_attestations(id, committee);
+        let mut groups: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
+        for (m, r) in &self.reveals {
+            groups.entry(r.digest).or_default().push(*m);
         }
         let best = groups
             .iter()
@@ -502,15 +310,14 @@ impl ProtocolState {
                 let statement = attestation_statement(committee.origin(), id, &d);
                 let mut agg = ThresholdAggregator::new(committee.keys(), statement.into_bytes());
                 for m in &ms {
-                    let sig = r.reveals[m].2.clone();
                     agg.add(PartialSignature {
                         signer: *m as usize,
-                        signature: sig,
+                        signature: sigs[m].clone(),
                     })
-                    .expect("verified on reveal");
+                    .expect("checked above");
                 }
                 let ts = agg.finish(t).expect("at least t");
-                let (verdict, manifest) = match &r.reveals[&ms[0]].1 {
+                let (verdict, manifest) = match &self.reveals[&ms[0]].outcome {
                     RevealedOutcome::Manifest(text) => (Verdict::Reproduced, Some(text.clone())),
                     RevealedOutcome::Failure(_) => (Verdict::Failed, None),
                 };
@@ -524,34 +331,32 @@ impl ProtocolState {
                 Vec::new(),
             ),
         };
-        let dissenters = r
+        let dissenters = self
             .reveals
             .iter()
             .filter(|(m, _)| !majority.contains(m))
-            .map(|(m, (d, _, _))| Dissent {
+            .map(|(m, r)| Dissent {
                 member: *m,
-                digest: d.to_vec(),
+                digest: r.digest.to_vec(),
             })
             .collect();
-        let silent = r
-            .commits
-            .keys()
-            .filter(|m| !r.reveals.contains_key(m))
-            .copied()
+        let silent = self
+            .counted_committers()
+            .filter(|m| !self.reveals.contains_key(m) && !self.misbehaved(*m))
             .collect();
         Decided {
             entry: LogEntry {
                 format: ENTRY_FORMAT,
-                request: r.request,
+                request: self.request,
                 verdict,
                 digest,
                 attestation,
                 dissenters,
                 silent,
-                misbehaviour: r.misbehaviour,
+                misbehaviour: self.misbehaviour,
                 height,
             },
-            lockfile: r.lockfile,
+            lockfile: self.lockfile,
             manifest,
         }
     }

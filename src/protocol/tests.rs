@@ -10,6 +10,10 @@ use crate::testing::TestCommittee;
 const PARAMS: ProtocolParams = ProtocolParams {
     commit_window_ms: 60_000,
     reveal_window_ms: 10_000,
+    commit_grace_ms: 5_000,
+    max_block_bytes: 3 * 1024 * 1024,
+    max_block_messages: 100,
+    max_clock_drift_ms: 2_000,
 };
 
 fn request() -> PinnedRequest {
@@ -25,6 +29,10 @@ fn manifest(tag: u8) -> String {
 struct Net {
     tc: TestCommittee,
     state: ProtocolState,
+    decided: std::collections::HashSet<[u8; 32]>,
+    envelopes: EnvelopeCache,
+    /// Every open-round row the applied blocks wrote, as a node's store keeps them.
+    rows: std::collections::BTreeMap<[u8; 32], Vec<u8>>,
     height: u64,
     time: u64,
 }
@@ -34,6 +42,9 @@ impl Net {
         Self {
             tc: TestCommittee::new(4, 7),
             state: ProtocolState::new(PARAMS),
+            decided: Default::default(),
+            envelopes: EnvelopeCache::default(),
+            rows: Default::default(),
             height: 0,
             time: 1_000_000,
         }
@@ -88,9 +99,28 @@ impl Net {
             time_ms: self.time,
             messages,
         };
-        self.state
-            .apply_block(&b, &self.tc.committee)
-            .map(|(d, duties)| (d.into_iter().map(|d| d.entry).collect(), duties))
+        let env = Env {
+            committee: &self.tc.committee,
+            decided: &self.decided,
+            envelopes: &self.envelopes,
+        };
+        let applied = self.state.apply_block(&b, env)?;
+        for (id, row) in applied.changed_rounds {
+            match row {
+                Some(r) => self.rows.insert(id, r),
+                None => self.rows.remove(&id),
+            };
+        }
+        let entries: Vec<LogEntry> = applied.decided.into_iter().map(|d| d.entry).collect();
+        self.decided.extend(entries.iter().map(|e| e.request.id()));
+        Ok((entries, applied.duties))
+    }
+    fn env(&self) -> Env<'_> {
+        Env {
+            committee: &self.tc.committee,
+            decided: &self.decided,
+            envelopes: &self.envelopes,
+        }
     }
     fn open(&mut self) -> [u8; 32] {
         let req = request();
@@ -140,7 +170,8 @@ fn all_agree_reproduced_4_of_4() {
     assert_eq!(e.digest, crate::crypto::sha256(a.as_bytes()));
     assert_eq!(attested_by(&net, e), vec![0, 1, 2, 3]);
     assert!(e.dissenters.is_empty() && e.silent.is_empty() && e.misbehaviour.is_empty());
-    assert!(net.state.is_decided(&e.request.id()));
+    assert!(!net.state.is_open(&e.request.id()) && net.decided.contains(&e.request.id()));
+    assert_eq!(net.state.open_count(), 0, "the state holds open rounds only");
 }
 
 #[test]
@@ -177,7 +208,7 @@ fn a_silent_member_is_decided_at_the_reveal_deadline() {
         net.round([&a, &a, &a, &a], &[0, 1, 2]).is_empty(),
         "waits for the fourth reveal"
     );
-    assert!(net.state.next_deadline_ms().is_some());
+    assert!(net.state.next_deadline_ms(&net.tc.committee).is_some());
     let (entries, _) = net.block(PARAMS.reveal_window_ms - 2000, vec![]).unwrap();
     assert!(entries.is_empty(), "before the deadline");
     let (mut entries, _) = net.block(2000, vec![]).unwrap();
@@ -325,25 +356,129 @@ fn invalid_blocks_are_refused_and_change_nothing() {
         time_ms: net.time + 10,
         messages: vec![],
     };
+    let env = net.env();
     assert!(matches!(
-        net.state.apply_block(&back, &net.tc.committee),
+        net.state.clone().apply_block(&back, env),
         Err(BlockError::OutOfOrder { .. })
     ));
 }
 
 #[test]
-fn a_second_different_commitment_is_recorded() {
+fn an_equivocator_is_excluded_from_counts_and_attesters() {
     let mut net = Net::new();
     let (a, b) = (manifest(1), manifest(2));
     let id = net.open();
     net.block(1000, vec![net.commit(0, &id, &a), net.commit(0, &id, &b)])
         .unwrap();
     let commits = (1..4).map(|m| net.commit(m, &id, &a)).collect();
-    net.block(1000, commits).unwrap();
-    let reveals = (0..4).map(|m| net.reveal(m, &id, &a)).collect();
+    let (_, duties) = net.block(1000, commits).unwrap();
+    assert!(
+        duties.is_empty(),
+        "four committed, one of them twice: not 'all n', so the grace runs"
+    );
+    let (_, duties) = net.block(PARAMS.commit_grace_ms, vec![]).unwrap();
+    assert_eq!(duties, vec![Duty::Reveal(id)], "t counted commitments + grace");
+    // Its reveal is refused; the three others decide at once (every counted committer).
+    assert!(matches!(
+        net.state.check(&net.reveal(0, &id, &a), net.time + 1, net.env()),
+        Err(r) if r.contains("equivocator")
+    ));
+    let reveals = (1..4).map(|m| net.reveal(m, &id, &a)).collect();
     let e = net.block(1000, reveals).unwrap().0.remove(0);
     assert_eq!(e.misbehaviour, vec![(0, Misbehaviour::DoubleCommitment)]);
     assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(attested_by(&net, &e), vec![1, 2, 3]);
+    assert!(e.silent.is_empty(), "the equivocator is listed once, as misbehaving");
+}
+
+/// With one member down, the commit phase ends `grace` after the block of the t-th
+/// commitment, grace = max(the committee's least grace, the time the fastest t took);
+/// never later than the commit window.
+#[test]
+fn the_commit_phase_ends_after_the_grace_once_t_committed() {
+    for (build_ms, grace) in [(1_000, PARAMS.commit_grace_ms), (20_000, 20_000)] {
+        let mut net = Net::new();
+        let a = manifest(1);
+        let id = net.open();
+        let commits = (0..3).map(|m| net.commit(m, &id, &a)).collect();
+        let (_, duties) = net.block(build_ms, commits).unwrap();
+        assert!(duties.is_empty());
+        let st = net.state.round_status(&id, &net.tc.committee).unwrap();
+        assert_eq!(st.deadline_ms, net.time + grace, "build {build_ms} ms");
+        let (_, duties) = net.block(grace - 1, vec![]).unwrap();
+        assert!(duties.is_empty(), "not before the grace");
+        let (_, duties) = net.block(1, vec![]).unwrap();
+        assert_eq!(duties, vec![Duty::Reveal(id)]);
+    }
+    // The fastest t took most of the window: the window still bounds it.
+    let mut net = Net::new();
+    let a = manifest(1);
+    let id = net.open();
+    let commits = (0..3).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(PARAMS.commit_window_ms - 10_000, commits).unwrap();
+    let st = net.state.round_status(&id, &net.tc.committee).unwrap();
+    assert_eq!(st.deadline_ms, st.opened_ms + PARAMS.commit_window_ms);
+}
+
+/// The rows a block changes rebuild the same state (what a restarted node loads).
+#[test]
+fn stored_rows_restore_the_open_rounds() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let other = crate::testing::request("other", "1.0.0", "l");
+    let id = other.id();
+    net.block(1000, vec![net.msg(1, Body::Request(other))])
+        .unwrap();
+    let commits = (0..3).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(1000, commits).unwrap();
+    net.round([&a, &a, &a, &a], &[0, 1, 2, 3]);
+    assert_eq!(net.rows.len(), 1, "the first round is open, the second decided");
+    let restored = ProtocolState::from_snapshot(
+        PARAMS,
+        net.state.last_block(),
+        net.rows.clone(),
+    )
+    .unwrap();
+    let c = &net.tc.committee;
+    assert_eq!(restored.round_status(&id, c), net.state.round_status(&id, c));
+    assert_eq!(restored.last_time_ms(), net.state.last_time_ms());
+    // A row under another id is refused.
+    let wrong = vec![([9u8; 32], net.rows[&id].clone())];
+    assert!(ProtocolState::from_snapshot(PARAMS, None, wrong).is_err());
+}
+
+#[test]
+fn a_block_beyond_the_committee_limits_is_refused() {
+    let mut net = Net::new();
+    let msgs: Vec<SignedMessage> = (0..=PARAMS.max_block_messages)
+        .map(|i| {
+            net.msg(
+                i % 4,
+                Body::Request(crate::testing::request(&format!("c{i}"), "1.0.0", "l")),
+            )
+        })
+        .collect();
+    assert!(matches!(
+        net.block(1000, msgs),
+        Err(BlockError::TooLarge { what: "max_block_messages", .. })
+    ));
+}
+
+/// Each envelope is verified once: applying a block whose messages were checked before
+/// costs no signature check.
+#[test]
+fn envelopes_are_verified_once() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let id = net.open();
+    let commits: Vec<SignedMessage> = (0..4).map(|m| net.commit(m, &id, &a)).collect();
+    for c in &commits {
+        net.envelopes.verify(c, &net.tc.committee).unwrap();
+    }
+    let before = net.envelopes.verified.load(std::sync::atomic::Ordering::Relaxed);
+    net.block(1000, commits).unwrap();
+    let after = net.envelopes.verified.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(before, after);
 }
 
 #[test]
@@ -354,22 +489,18 @@ fn check_matches_apply() {
     let c = net.commit(0, &id, &a);
     assert!(
         net.state
-            .check(&c, net.time + 1000, &net.tc.committee)
+            .check(&c, net.time + 1000, net.env())
             .is_ok()
     );
     assert!(
         net.state
-            .check(&net.reveal(0, &id, &a), net.time + 1000, &net.tc.committee)
+            .check(&net.reveal(0, &id, &a), net.time + 1000, net.env())
             .is_err()
     );
     // After the commit deadline the same commitment is refused.
     assert!(
         net.state
-            .check(
-                &c,
-                net.time + PARAMS.commit_window_ms + 1,
-                &net.tc.committee
-            )
+            .check(&c, net.time + PARAMS.commit_window_ms + 1, net.env())
             .is_err()
     );
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use synchronicity::committee::ProtocolRules;
 use synchronicity::node::control::{self, ControlAnswer, ControlRequest, NodeStatus};
 use synchronicity::testing::{TestCommittee, free_loopback_ports};
 
@@ -41,14 +42,21 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Directories, keys, committee and node.toml for `n` members (none started).
-    pub(crate) fn new(seed: u8, n: usize, node_toml: &str) -> Self {
-        Self::with_binary(seed, n, node_toml, test_node_binary())
+    /// Directories, keys, a committee under `rules` and `node_toml` (local settings) for
+    /// `n` members (none started).
+    pub(crate) fn new(seed: u8, n: usize, rules: ProtocolRules, node_toml: &str) -> Self {
+        Self::with_binary(seed, n, rules, node_toml, test_node_binary())
     }
 
     /// Like [`Cluster::new`], running `binary` (e.g. the real `synchronicity node`).
-    pub(crate) fn with_binary(seed: u8, n: usize, node_toml: &str, binary: PathBuf) -> Self {
-        let tc = TestCommittee::with_ports(seed, &free_loopback_ports(n));
+    pub(crate) fn with_binary(
+        seed: u8,
+        n: usize,
+        rules: ProtocolRules,
+        node_toml: &str,
+        binary: PathBuf,
+    ) -> Self {
+        let tc = TestCommittee::with_ports(seed, &free_loopback_ports(n)).with_rules(rules);
         let root = tempfile::tempdir().unwrap();
         let committee_file = root.path().join("committee.toml");
         std::fs::write(&committee_file, tc.committee.to_toml()).unwrap();

@@ -3,7 +3,8 @@
 //! checks Ed25519 signatures).
 
 use crate::committee::{
-    BuildEnvironment, Committee, CommitteeFile, MemberEntry, default_threshold, peer_id_of_ed25519,
+    BuildEnvironment, Committee, CommitteeFile, MemberEntry, ProtocolRules, default_threshold,
+    peer_id_of_ed25519,
 };
 use crate::crypto::{BlsSecretKey, PartialSignature, ThresholdAggregator, ThresholdSignature};
 use crate::tlog::{Checkpoint, CosignedCheckpoint};
@@ -46,6 +47,7 @@ impl TestCommittee {
                 toolchain: "1.95.0".into(),
                 target: "x86_64-unknown-linux-gnu".into(),
             },
+            protocol: ProtocolRules::default(),
             members,
         })
         .expect("valid test committee");

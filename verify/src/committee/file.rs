@@ -42,6 +42,87 @@ pub struct CommitteeFile {
     pub threshold: usize,
     /// Toolchain and target.
     pub build: BuildEnvironment,
+    /// The protocol's rules (defaults when absent).
+    #[serde(default)]
+    pub protocol: ProtocolRules,
     /// Members in committee order (bitmap positions).
     pub members: Vec<MemberEntry>,
+}
+
+/// The group's rule book (`[protocol]` in the committee file): every value that decides
+/// whether a block is valid or what applying it does. Covered by the committee digest, so
+/// two committees that differ in a rule have different key IDs; never in a node's local
+/// configuration. Absent keys take the defaults below (the digest covers the values, not
+/// the text, so writing a default out changes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolRules {
+    /// From the request's block to the latest end of the commit phase (default 1800).
+    pub commit_window_secs: u64,
+    /// From the start of the reveal phase to the decision (default 120).
+    pub reveal_window_secs: u64,
+    /// Least time the commit phase stays open after the block that brought the t-th
+    /// commitment (default 60): the grace is the larger of this and the time the fastest t
+    /// needed, so slower honest builders get as long again.
+    pub commit_grace_secs: u64,
+    /// Largest sum of encoded message sizes in one block (default 3 MiB).
+    pub max_block_bytes: u64,
+    /// Largest number of messages in one block (default 10,000).
+    pub max_block_messages: u64,
+    /// How far a block's time may be ahead of a validator's clock (default 2,000 ms).
+    pub max_clock_drift_ms: u64,
+}
+
+impl Default for ProtocolRules {
+    fn default() -> Self {
+        Self {
+            commit_window_secs: 1800,
+            reveal_window_secs: 120,
+            commit_grace_secs: 60,
+            max_block_bytes: 3 * 1024 * 1024,
+            max_block_messages: 10_000,
+            max_clock_drift_ms: 2_000,
+        }
+    }
+}
+
+impl ProtocolRules {
+    /// Largest `max_block_bytes` (a proposal must fit a 4 MiB consensus frame).
+    pub const MAX_BLOCK_BYTES: u64 = 3 * 1024 * 1024 + 512 * 1024;
+
+    /// `(name, value)` in the order the committee digest encodes them.
+    pub fn fields(&self) -> [(&'static str, u64); 6] {
+        [
+            ("commit_window_secs", self.commit_window_secs),
+            ("reveal_window_secs", self.reveal_window_secs),
+            ("commit_grace_secs", self.commit_grace_secs),
+            ("max_block_bytes", self.max_block_bytes),
+            ("max_block_messages", self.max_block_messages),
+            ("max_clock_drift_ms", self.max_clock_drift_ms),
+        ]
+    }
+
+    /// Why these rules cannot run a group, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let day = 24 * 3600;
+        for (name, v, lo, hi) in [
+            ("commit_window_secs", self.commit_window_secs, 1, 7 * day),
+            ("reveal_window_secs", self.reveal_window_secs, 1, day),
+            ("commit_grace_secs", self.commit_grace_secs, 0, 7 * day),
+            ("max_block_bytes", self.max_block_bytes, 64 * 1024, Self::MAX_BLOCK_BYTES),
+            ("max_block_messages", self.max_block_messages, 16, 100_000),
+            ("max_clock_drift_ms", self.max_clock_drift_ms, 100, 60_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("[protocol] {name} = {v} is out of range {lo}..={hi}"));
+            }
+        }
+        if self.commit_grace_secs > self.commit_window_secs {
+            return Err(format!(
+                "[protocol] commit_grace_secs = {} exceeds commit_window_secs = {}",
+                self.commit_grace_secs, self.commit_window_secs
+            ));
+        }
+        Ok(())
+    }
 }

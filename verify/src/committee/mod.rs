@@ -18,7 +18,7 @@ mod tests;
 
 use std::collections::HashMap;
 
-pub use file::{BuildEnvironment, CommitteeFile, MemberEntry};
+pub use file::{BuildEnvironment, CommitteeFile, MemberEntry, ProtocolRules};
 pub use peer_id::{ed25519_key_of_peer_id, peer_id_of_ed25519};
 
 use crate::crypto::{
@@ -95,6 +95,9 @@ pub enum CommitteeError {
         /// Member name.
         member: String,
     },
+    /// A `[protocol]` rule is out of range.
+    #[error("{0}")]
+    BadRule(String),
     /// A member's address is not a multiaddress.
     #[error("member {member:?}: invalid address {addr:?}")]
     BadAddr {
@@ -219,6 +222,7 @@ pub struct Committee {
     chain_id: String,
     threshold: usize,
     build: BuildEnvironment,
+    protocol: ProtocolRules,
     members: Vec<Member>,
     keys: MemberKeys,
     digest: [u8; 32],
@@ -262,6 +266,7 @@ impl Committee {
                 });
             }
         }
+        file.protocol.check().map_err(CommitteeError::BadRule)?;
         if file.members.is_empty() {
             return Err(CommitteeError::NoMembers);
         }
@@ -327,13 +332,18 @@ impl Committee {
             _ => CommitteeError::NoMembers,
         })?;
         let members: Vec<Member> = decoded.into_iter().map(|(m, _)| m).collect();
-        let digest = committee_digest(&keys, file.threshold);
+        let digest = committee_digest(
+            &keys,
+            file.threshold,
+            &rule_book(&file.chain_id, &file.build, &file.protocol),
+        );
         let key_id = key_id(&file.origin, &digest);
         Ok(Self {
             origin: file.origin,
             chain_id: file.chain_id,
             threshold: file.threshold,
             build: file.build,
+            protocol: file.protocol,
             members,
             keys,
             digest,
@@ -348,6 +358,7 @@ impl Committee {
             chain_id: self.chain_id.clone(),
             threshold: self.threshold,
             build: self.build.clone(),
+            protocol: self.protocol,
             members: self.members.iter().map(Member::to_entry).collect(),
         }
     }
@@ -376,6 +387,10 @@ impl Committee {
     pub fn build(&self) -> &BuildEnvironment {
         &self.build
     }
+    /// The protocol's rules (`[protocol]`).
+    pub fn protocol(&self) -> &ProtocolRules {
+        &self.protocol
+    }
     /// Members in committee order.
     pub fn members(&self) -> &[Member] {
         &self.members
@@ -392,7 +407,7 @@ impl Committee {
     pub fn keys(&self) -> &MemberKeys {
         &self.keys
     }
-    /// `SHA-256(pk_1 || ... || pk_n || threshold as u32 big-endian)`.
+    /// `SHA-256(pk_1 || ... || pk_n || threshold as u32 big-endian || rule book)`.
     pub fn digest(&self) -> [u8; 32] {
         self.digest
     }
@@ -437,15 +452,33 @@ fn parse_file(text: &str) -> Result<CommitteeFile, CommitteeError> {
     toml::from_str(text).map_err(|e| CommitteeError::Syntax(e.message().replace('\n', " ")))
 }
 
-/// `SHA-256(pk_1 || ... || pk_n || threshold as u32 big-endian)` (docs/formats.md).
-pub fn committee_digest(keys: &MemberKeys, threshold: usize) -> [u8; 32] {
-    let mut data = Vec::with_capacity(48 * keys.len() + 4);
+/// `SHA-256(pk_1 || ... || pk_n || threshold as u32 big-endian || rule book)`
+/// (docs/formats.md); `rules` is [`rule_book`]'s encoding.
+pub fn committee_digest(keys: &MemberKeys, threshold: usize, rules: &[u8]) -> [u8; 32] {
+    let mut data = Vec::with_capacity(48 * keys.len() + 4 + rules.len());
     for k in keys.iter() {
         data.extend_from_slice(&k.to_bytes());
     }
     let t = u32::try_from(threshold).expect("threshold <= n fits in u32");
     data.extend_from_slice(&t.to_be_bytes());
+    data.extend_from_slice(rules);
     sha256(&data)
+}
+
+/// The rule book as the digest covers it: `synchronicity/rules/v1\n`, then the chain id,
+/// toolchain and target as `u16 big-endian length || UTF-8`, then every `[protocol]` value
+/// as `u64 big-endian` in [`ProtocolRules::fields`] order.
+pub fn rule_book(chain_id: &str, build: &BuildEnvironment, rules: &ProtocolRules) -> Vec<u8> {
+    let mut out = b"synchronicity/rules/v1\n".to_vec();
+    for s in [chain_id, &build.toolchain, &build.target] {
+        let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
+    }
+    for (_, v) in rules.fields() {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out
 }
 
 /// `SHA-256(origin || 0x0A || 0xff || KEY_ID_DOMAIN || committee digest)[:4]` (docs/formats.md).

@@ -21,6 +21,7 @@ fn file(n: usize) -> CommitteeFile {
             toolchain: "1.95.0".into(),
             target: "x86_64-unknown-linux-gnu".into(),
         },
+        protocol: ProtocolRules::default(),
         members: (0..n).map(entry).collect(),
     }
 }
@@ -39,6 +40,20 @@ fn valid_committee_roundtrips_and_has_design_digest() {
         data.extend(hex::decode(&m.bls_public_key).unwrap());
     }
     data.extend([0, 0, 0, 3]);
+    // The rule book: domain line, chain id, toolchain, target (u16 length-prefixed), then
+    // the six [protocol] values as u64 big-endian (the defaults here).
+    data.extend(b"synchronicity/rules/v1\n");
+    for s in [
+        "example.org/synchronicity/test",
+        "1.95.0",
+        "x86_64-unknown-linux-gnu",
+    ] {
+        data.extend((s.len() as u16).to_be_bytes());
+        data.extend(s.as_bytes());
+    }
+    for v in [1800u64, 120, 60, 3 * 1024 * 1024, 10_000, 2_000] {
+        data.extend(v.to_be_bytes());
+    }
     assert_eq!(c.digest(), sha256(&data));
     let mut kid =
         b"example.org/synchronicity/test\n\xffsynchronicity/bls12381-threshold/v1".to_vec();
@@ -217,4 +232,31 @@ fn batched_pop_check_names_the_bad_member_in_a_large_committee() {
         }
     );
     assert_eq!(Committee::from_file(file(100)).unwrap().len(), 100);
+}
+
+#[test]
+fn a_rule_is_part_of_the_digest_and_the_key_id() {
+    let base = Committee::from_file(file(4)).unwrap();
+    let mut f = file(4);
+    f.protocol.commit_window_secs = 1;
+    f.protocol.commit_grace_secs = 1;
+    let fast = Committee::from_file(f).unwrap();
+    assert_ne!(fast.digest(), base.digest());
+    assert_ne!(fast.key_id(), base.key_id());
+    // Written and read back, the rules survive; an absent section means the defaults.
+    assert_eq!(Committee::from_toml(&fast.to_toml()).unwrap(), fast);
+    let text = base.to_toml();
+    let without: String = {
+        let start = text.find("[protocol]").expect("written out");
+        let end = start + text[start..].find("\n\n").unwrap_or(text.len() - start);
+        format!("{}{}", &text[..start], &text[end..])
+    };
+    assert!(!without.contains("[protocol]"), "{without}");
+    assert_eq!(Committee::from_toml(&without).unwrap().digest(), base.digest());
+    // Out of range, or unknown: refused with the rule's name.
+    let mut f = file(4);
+    f.protocol.reveal_window_secs = 0;
+    assert!(matches!(reject(f), CommitteeError::BadRule(m) if m.contains("reveal_window_secs")));
+    let bad = text.replace("[protocol]\n", "[protocol]\ncommit_window = 5\n");
+    assert!(Committee::from_toml(&bad).unwrap_err().to_string().contains("commit_window"));
 }

@@ -1,0 +1,553 @@
+//! The protocol state of all OPEN rounds, and the block rules. Decided requests are looked
+//! up in the log's index ([`DecidedIndex`]), so the state is bounded by open work, not by
+//! history.
+//!
+//! Time is the decided block's timestamp (the validators check it is monotonic and near
+//! their clocks), never a local clock. A block is valid only if every message in it is: a
+//! member's valid Ed25519 signature (verified once per node, [`EnvelopeCache`]), and a
+//! state change allowed in the current phase. Provable misbehaviour (a reveal that does not
+//! match its commitment, a second different commitment) IS includable, and recorded.
+//!
+//! Nothing clones the whole state: selection, validation and application work on an
+//! [`Overlay`] that copies only the rounds a block touches; applying merges it, and the
+//! overlay's changes are exactly the rows the node stores with the height.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::envelopes::EnvelopeCache;
+use super::message::{Body, MessageError, SignedMessage};
+use super::params::{BLOCK_OVERHEAD, ProtocolParams};
+use super::round::{Decided, Phase, Round};
+use crate::codec;
+use crate::committee::Committee;
+use crate::request::{BuildRequest, PinnedRequest};
+
+type Id = [u8; 32];
+
+/// A decided value: the block of one height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Consensus height.
+    pub height: u64,
+    /// Proposer's timestamp (ms since the Unix epoch), checked by validators.
+    pub time_ms: u64,
+    /// Ordered protocol messages.
+    pub messages: Vec<SignedMessage>,
+}
+
+/// Where requests decided before are looked up (the log's request index).
+pub trait DecidedIndex {
+    /// True when request `id` has an entry in the log.
+    fn is_decided(&self, id: &Id) -> bool;
+}
+
+impl DecidedIndex for std::collections::HashSet<Id> {
+    fn is_decided(&self, id: &Id) -> bool {
+        self.contains(id)
+    }
+}
+
+/// What the rules need besides the state: the committee, the decided-request index and the
+/// node's envelope cache.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    /// The group (its `[protocol]` rules are in the state's params).
+    pub committee: &'a Committee,
+    /// Requests decided before.
+    pub decided: &'a dyn DecidedIndex,
+    /// Envelopes verified before.
+    pub envelopes: &'a EnvelopeCache,
+}
+
+/// Why a block is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// A message's envelope is bad.
+    #[error("message {index}: {source}")]
+    Message {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        source: MessageError,
+    },
+    /// A message is not allowed in the current state.
+    #[error("message {index}: {reason}")]
+    NotAllowed {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Heights or times go backwards.
+    #[error("block {height} does not follow the last applied block")]
+    OutOfOrder {
+        /// Its height.
+        height: u64,
+    },
+    /// More messages or bytes than the committee's rules allow.
+    #[error("block {height} exceeds the committee's limits ({what})")]
+    TooLarge {
+        /// Its height.
+        height: u64,
+        /// Which limit.
+        what: &'static str,
+    },
+}
+
+/// What a node must do for a request after a block, beyond logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Duty {
+    /// Build this (newly ordered) request and commit.
+    Build(Id),
+    /// The reveal phase began: reveal if committed.
+    Reveal(Id),
+}
+
+/// An open round, for duties and status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundStatus {
+    /// The request.
+    pub request: BuildRequest,
+    /// `commit` or `reveal`.
+    pub phase: &'static str,
+    /// Block time the request was ordered (ms).
+    pub opened_ms: u64,
+    /// Block time at which the current phase ends at the latest (ms).
+    pub deadline_ms: u64,
+    /// Members whose commitment is in the chain.
+    pub committed: Vec<u32>,
+    /// Members whose reveal is in the chain.
+    pub revealed: Vec<u32>,
+    /// Members with recorded misbehaviour.
+    pub misbehaving: Vec<u32>,
+}
+
+/// The result of applying a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Entries decided by it, in request-id order.
+    pub decided: Vec<Decided>,
+    /// The node's duties.
+    pub duties: Vec<Duty>,
+    /// The open rounds it changed: the new row (CBOR) or `None` for a round that closed.
+    /// Stored with the height, they let a restart load the state instead of replaying.
+    pub changed_rounds: Vec<(Id, Option<Vec<u8>>)>,
+}
+
+/// A block's effects, computed and not yet applied.
+#[derive(Debug)]
+pub struct Prepared {
+    applied: Applied,
+    changes: BTreeMap<Id, Option<Round>>,
+    last: (u64, u64),
+}
+
+impl Prepared {
+    /// What applying it decides and changes.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+}
+
+/// Open rounds plus a block's changes to them (copy on write, per round).
+struct Overlay<'s> {
+    base: &'s BTreeMap<Id, Round>,
+    changed: BTreeMap<Id, Option<Round>>,
+    now_ms: u64,
+}
+
+impl<'s> Overlay<'s> {
+    fn new(base: &'s BTreeMap<Id, Round>, now_ms: u64) -> Self {
+        Self {
+            base,
+            changed: BTreeMap::new(),
+            now_ms,
+        }
+    }
+    fn get(&self, id: &Id) -> Option<&Round> {
+        match self.changed.get(id) {
+            Some(c) => c.as_ref(),
+            None => self.base.get(id),
+        }
+    }
+    fn get_mut(&mut self, id: &Id) -> Option<&mut Round> {
+        if !self.changed.contains_key(id) {
+            let r = self.base.get(id)?.clone();
+            self.changed.insert(*id, Some(r));
+        }
+        self.changed.get_mut(id)?.as_mut()
+    }
+    fn insert(&mut self, id: Id, r: Round) {
+        self.changed.insert(id, Some(r));
+    }
+    fn remove(&mut self, id: &Id) -> Option<Round> {
+        let r = match self.changed.remove(id) {
+            Some(c) => c,
+            None => self.base.get(id).cloned(),
+        };
+        self.changed.insert(*id, None);
+        r
+    }
+    /// Open rounds' ids (ascending).
+    fn ids(&self) -> Vec<Id> {
+        let mut ids: Vec<Id> = self
+            .base
+            .keys()
+            .filter(|id| !matches!(self.changed.get(*id), Some(None)))
+            .copied()
+            .collect();
+        ids.extend(
+            self.changed
+                .iter()
+                .filter(|(id, r)| r.is_some() && !self.base.contains_key(*id))
+                .map(|(id, _)| *id),
+        );
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// The protocol state of all open rounds.
+#[derive(Debug, Clone, Default)]
+pub struct ProtocolState {
+    params: ProtocolParams,
+    rounds: BTreeMap<Id, Round>,
+    last: Option<(u64, u64)>,
+}
+
+impl ProtocolState {
+    /// An empty state under `params` (the committee's rules: [`ProtocolParams::of`]).
+    pub fn new(params: ProtocolParams) -> Self {
+        Self {
+            params,
+            ..Self::default()
+        }
+    }
+
+    /// The state stored with the last applied height: its height and block time, and the
+    /// rows of [`Applied::changed_rounds`] that are still open.
+    pub fn from_snapshot(
+        params: ProtocolParams,
+        last: Option<(u64, u64)>,
+        rows: impl IntoIterator<Item = (Id, Vec<u8>)>,
+    ) -> Result<Self, String> {
+        let mut rounds = BTreeMap::new();
+        for (id, bytes) in rows {
+            let r: Round = codec::from_slice(&bytes, super::MAX_MESSAGE_SIZE * 64)
+                .map_err(|e| format!("open round {}: {e}", hex::encode(id)))?;
+            if r.request.id() != id {
+                return Err(format!("open round {}: stored under another id", hex::encode(id)));
+            }
+            rounds.insert(id, r);
+        }
+        Ok(Self {
+            params,
+            rounds,
+            last,
+        })
+    }
+
+    /// The rules in force.
+    pub fn params(&self) -> &ProtocolParams {
+        &self.params
+    }
+
+    /// Requests not yet decided.
+    pub fn open_requests(&self) -> impl Iterator<Item = (&Id, &BuildRequest)> {
+        self.rounds.iter().map(|(id, r)| (id, &r.request))
+    }
+
+    /// Number of open rounds.
+    pub fn open_count(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// True when `id`'s round is open.
+    pub fn is_open(&self, id: &Id) -> bool {
+        self.rounds.contains_key(id)
+    }
+
+    /// An open request with its lockfile text (what a builder needs).
+    pub fn pinned(&self, id: &Id) -> Option<PinnedRequest> {
+        self.rounds.get(id).map(|r| PinnedRequest {
+            request: r.request.clone(),
+            lockfile: r.lockfile.clone(),
+        })
+    }
+
+    /// The earliest deadline among open rounds (ms), so the proposer knows when a block is
+    /// needed to move a round on.
+    pub fn next_deadline_ms(&self, committee: &Committee) -> Option<u64> {
+        let t = committee.threshold();
+        self.rounds
+            .values()
+            .map(|r| r.deadline_ms(&self.params, t))
+            .min()
+    }
+
+    /// Time of the last applied block (ms), 0 before the first.
+    pub fn last_time_ms(&self) -> u64 {
+        self.last.map(|(_, t)| t).unwrap_or(0)
+    }
+
+    /// Height and time of the last applied block.
+    pub fn last_block(&self) -> Option<(u64, u64)> {
+        self.last
+    }
+
+    /// The open round of request `id`, as seen after the last applied block.
+    pub fn round_status(&self, id: &Id, committee: &Committee) -> Option<RoundStatus> {
+        let r = self.rounds.get(id)?;
+        Some(RoundStatus {
+            request: r.request.clone(),
+            phase: match r.phase {
+                Phase::Commit => "commit",
+                Phase::Reveal { .. } => "reveal",
+            },
+            opened_ms: r.opened_ms,
+            deadline_ms: r.deadline_ms(&self.params, committee.threshold()),
+            committed: r.commits.keys().copied().collect(),
+            revealed: r.reveals.keys().copied().collect(),
+            misbehaving: r.misbehaviour.iter().map(|(m, _)| *m).collect(),
+        })
+    }
+
+    /// Whether `msg` (envelope verified) may be included at block time `now_ms`.
+    pub fn check(&self, msg: &SignedMessage, now_ms: u64, env: Env<'_>) -> Result<(), &'static str> {
+        let mut o = self.overlay_at(now_ms, env.committee).0;
+        apply_message(&mut o, msg, env).map(|_| ())
+    }
+
+    /// Of `candidates` (envelopes verified), the positions of those that can go, in this
+    /// order, into one block at time `now_ms`: what the proposer includes, within the
+    /// committee's message count and byte limits.
+    pub fn select(
+        &self,
+        candidates: &[(&SignedMessage, usize)],
+        now_ms: u64,
+        env: Env<'_>,
+    ) -> Vec<usize> {
+        let mut o = self.overlay_at(now_ms, env.committee).0;
+        let max_bytes = self.params.max_block_bytes.saturating_sub(BLOCK_OVERHEAD);
+        let mut bytes = 0usize;
+        let mut chosen = Vec::new();
+        for (i, (m, size)) in candidates.iter().enumerate() {
+            if chosen.len() >= self.params.max_block_messages {
+                break;
+            }
+            if bytes.saturating_add(*size) > max_bytes {
+                continue;
+            }
+            // apply_message changes nothing when it refuses.
+            if apply_message(&mut o, m, env).is_ok() {
+                bytes += size;
+                chosen.push(i);
+            }
+        }
+        chosen
+    }
+
+    /// Whether any of `candidates` could go into a block at `now_ms` (stops at the first).
+    pub fn any_applicable(&self, candidates: &[&SignedMessage], now_ms: u64, env: Env<'_>) -> bool {
+        let mut o = self.overlay_at(now_ms, env.committee).0;
+        candidates.iter().any(|m| apply_message(&mut o, m, env).is_ok())
+    }
+
+    /// The open rounds at block time `now_ms`: commit phases whose deadline passed have
+    /// moved to the reveal phase (with the duties that brings).
+    fn overlay_at(&self, now_ms: u64, committee: &Committee) -> (Overlay<'_>, Vec<Duty>) {
+        let mut o = Overlay::new(&self.rounds, now_ms);
+        let t = committee.threshold();
+        let mut duties = Vec::new();
+        for (id, r) in &self.rounds {
+            if r.phase == Phase::Commit && now_ms >= r.commit_deadline_ms(&self.params, t) {
+                o.get_mut(id).expect("open").phase = Phase::Reveal { since_ms: now_ms };
+                duties.push(Duty::Reveal(*id));
+            }
+        }
+        (o, duties)
+    }
+
+    /// Every rule a validator checks, without changing anything.
+    pub fn check_block(&self, block: &Block, env: Env<'_>) -> Result<(), BlockError> {
+        self.run_block(block, env).map(|_| ())
+    }
+
+    /// Validates and applies a decided block atomically: on error nothing changes.
+    pub fn apply_block(&mut self, block: &Block, env: Env<'_>) -> Result<Applied, BlockError> {
+        let p = self.prepare(block, env)?;
+        Ok(self.commit(p))
+    }
+
+    /// Applies what [`ProtocolState::prepare`] computed for the next block. `prepared` must
+    /// come from this state, unchanged since (the node's consensus actor is the only writer).
+    pub fn commit(&mut self, prepared: Prepared) -> Applied {
+        for (id, r) in prepared.changes {
+            match r {
+                Some(r) => self.rounds.insert(id, r),
+                None => self.rounds.remove(&id),
+            };
+        }
+        self.last = Some(prepared.last);
+        prepared.applied
+    }
+
+    /// Everything applying `block` does, computed without changing the state (so the node
+    /// can make it durable first, then [`ProtocolState::commit`] it).
+    pub fn prepare(&self, block: &Block, env: Env<'_>) -> Result<Prepared, BlockError> {
+        let (applied, changes) = self.run_block(block, env)?;
+        Ok(Prepared {
+            applied,
+            changes,
+            last: (block.height, block.time_ms),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run_block(
+        &self,
+        block: &Block,
+        env: Env<'_>,
+    ) -> Result<(Applied, BTreeMap<Id, Option<Round>>), BlockError> {
+        if let Some((h, t)) = self.last
+            && (block.height <= h || block.time_ms < t)
+        {
+            return Err(BlockError::OutOfOrder {
+                height: block.height,
+            });
+        }
+        if block.messages.len() > self.params.max_block_messages {
+            return Err(BlockError::TooLarge {
+                height: block.height,
+                what: "max_block_messages",
+            });
+        }
+        // Signatures first: nothing changes unless every envelope is good.
+        for (index, m) in block.messages.iter().enumerate() {
+            env.envelopes
+                .verify(m, env.committee)
+                .map_err(|source| BlockError::Message { index, source })?;
+        }
+        let (mut o, mut duties) = self.overlay_at(block.time_ms, env.committee);
+        for (index, m) in block.messages.iter().enumerate() {
+            if let Some(d) = apply_message(&mut o, m, env)
+                .map_err(|reason| BlockError::NotAllowed { index, reason })?
+            {
+                duties.push(d);
+            }
+        }
+        // Early transitions (only rounds this block touched can have new commits or
+        // reveals) and reveal deadlines (any round).
+        let n = env.committee.len();
+        let touched: Vec<Id> = o.changed.keys().copied().collect();
+        for id in &touched {
+            if let Some(r) = o.get(id)
+                && r.phase == Phase::Commit
+                && r.all_committed(n)
+            {
+                o.get_mut(id).expect("open").phase = Phase::Reveal {
+                    since_ms: block.time_ms,
+                };
+                duties.push(Duty::Reveal(*id));
+            }
+        }
+        let mut decide = Vec::new();
+        for id in o.ids() {
+            let r = o.get(&id).expect("listed");
+            if let Phase::Reveal { since_ms } = r.phase
+                && (block.time_ms >= since_ms.saturating_add(self.params.reveal_window_ms)
+                    || (o.changed.contains_key(&id) && r.all_revealed()))
+            {
+                decide.push(id);
+            }
+        }
+        let mut decided: Vec<Decided> = decide
+            .iter()
+            .map(|id| {
+                let r = o.remove(id).expect("open");
+                r.decide(id, block.height, env.committee)
+            })
+            .collect();
+        decided.sort_by_key(|d| d.entry.request.id());
+        let changed_rounds = o
+            .changed
+            .iter()
+            .map(|(id, r)| (*id, r.as_ref().map(codec::to_vec)))
+            .collect();
+        let changes = o.changed;
+        Ok((
+            Applied {
+                decided,
+                duties,
+                changed_rounds,
+            },
+            changes,
+        ))
+    }
+}
+
+fn id32(v: &[u8]) -> Option<Id> {
+    v.try_into().ok()
+}
+
+/// Applies one message to the overlay; on error nothing changes.
+fn apply_message(
+    o: &mut Overlay<'_>,
+    msg: &SignedMessage,
+    env: Env<'_>,
+) -> Result<Option<Duty>, &'static str> {
+    let signer = msg.signer;
+    if signer as usize >= env.committee.len() {
+        return Err("signer is not a member");
+    }
+    match &msg.body {
+        Body::Request(pinned) => {
+            pinned.validate().map_err(|_| "invalid request")?;
+            let id = pinned.id();
+            if o.get(&id).is_some() || env.decided.is_decided(&id) {
+                return Err("request already ordered");
+            }
+            let now = o.now_ms;
+            o.insert(
+                id,
+                Round::new(pinned.request.clone(), pinned.lockfile.clone(), now),
+            );
+            Ok(Some(Duty::Build(id)))
+        }
+        Body::Commit {
+            request_id,
+            commitment: c,
+        } => {
+            let id = id32(request_id).ok_or("bad request id")?;
+            let c = id32(c).ok_or("bad commitment")?;
+            let now = o.now_ms;
+            let r = o.get(&id).ok_or("commit for an unknown or decided request")?;
+            if r.phase != Phase::Commit {
+                return Err("commit after the commit phase");
+            }
+            // Judged on the shared view; only an accepted change copies the round.
+            let effect = r.judge_commit(signer, c, now)?;
+            o.get_mut(&id).expect("open").record(effect);
+            Ok(None)
+        }
+        Body::Reveal {
+            request_id,
+            outcome,
+            salt,
+            attestation,
+        } => {
+            let id = id32(request_id).ok_or("bad request id")?;
+            let salt = id32(salt).ok_or("bad salt")?;
+            let r = o.get(&id).ok_or("reveal for an unknown or decided request")?;
+            if !matches!(r.phase, Phase::Reveal { .. }) {
+                return Err("reveal outside the reveal phase");
+            }
+            let effect = r.judge_reveal(&id, signer, outcome, salt, attestation, env.committee)?;
+            o.get_mut(&id).expect("open").record(effect);
+            Ok(None)
+        }
+    }
+}
