@@ -13,9 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use synchronicity::committee::ProtocolRules;
 use synchronicity::log::CosignedCheckpoint;
 use synchronicity::node::{self, NodeConfig, NodeHandle};
-use synchronicity::committee::ProtocolRules;
 use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, request};
 
 fn cosigned_size(n: &NodeHandle) -> u64 {

@@ -12,7 +12,7 @@ use synchronicity::consensus::{Core, Ctx, Height, ValidatorSet, Value, ValueId};
 use synchronicity::testing::TestCommittee;
 use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetEvent, PeerId};
 
-/// Empty heights at most this often when idle.
+/// How often an idle actor re-checks for work.
 const IDLE: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Default)]
@@ -21,6 +21,8 @@ struct Ledger(Arc<Mutex<Vec<(u64, ValueId)>>>);
 struct TestApp {
     me: usize,
     ledger: Ledger,
+    /// Whether there is something to order (the test turns it on and off).
+    work: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl App for TestApp {
@@ -39,11 +41,17 @@ impl App for TestApp {
         self.ledger.0.lock().unwrap().push((height.0, value.id()));
         Ok(())
     }
+    fn has_work(&mut self) -> bool {
+        self.work.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
-async fn start_group(alive: &[usize]) -> Vec<(usize, Ledger)> {
+async fn start_group(
+    alive: &[usize],
+    work: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(usize, Ledger)> {
     let tc = TestCommittee::new(4, 21);
-    let ctx = Ctx::new(tc.committee.chain_id());
+    let ctx = Ctx::new(tc.committee.signing_domain());
     let vs = ValidatorSet::from_committee(&tc.committee);
     let members: Vec<MemberAddr> = tc
         .committee
@@ -98,6 +106,7 @@ async fn start_group(alive: &[usize]) -> Vec<(usize, Ledger)> {
         let app = TestApp {
             me: i,
             ledger: ledger.clone(),
+            work: work.clone(),
         };
         let config = ActorConfig {
             peers,
@@ -142,28 +151,38 @@ async fn wait_for(ledgers: &[(usize, Ledger)], heights: usize, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_members_decide_over_libp2p() {
-    let group = start_group(&[0, 1, 2, 3]).await;
+    let group = start_group(&[0, 1, 2, 3], Arc::new(true.into())).await;
     wait_for(&group, 5, 60).await;
 }
 
+/// Work → heights; no work → no height at all over many re-check intervals (the first
+/// height waits too: it also starts only with work); work again → heights again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_group_decides_at_most_one_empty_height_per_interval() {
-    let group = start_group(&[0, 1, 2, 3]).await;
+async fn an_idle_group_decides_no_empty_heights() {
+    let work = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let group = start_group(&[0, 1, 2, 3], work.clone()).await;
     wait_for(&group, 2, 30).await;
-    let before = group[0].1.0.lock().unwrap().len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = group[0].1.0.lock().unwrap().len();
-    // 3 s at one height per 500 ms: at most 7 (and at least one: the group is alive).
-    assert!(
-        after > before && after - before <= 7,
-        "{} heights in 3 s",
-        after - before
-    );
+    work.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Let a height already under way finish, then count over 6 re-check intervals.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before: Vec<usize> = group
+        .iter()
+        .map(|(_, l)| l.0.lock().unwrap().len())
+        .collect();
+    tokio::time::sleep(IDLE * 6).await;
+    let after: Vec<usize> = group
+        .iter()
+        .map(|(_, l)| l.0.lock().unwrap().len())
+        .collect();
+    assert_eq!(before, after, "heights decided while idle");
+    work.store(true, std::sync::atomic::Ordering::SeqCst);
+    let n = before.iter().max().copied().unwrap_or(0);
+    wait_for(&group, n + 2, 30).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_keep_deciding_with_one_down() {
-    let group = start_group(&[0, 2, 3]).await;
+    let group = start_group(&[0, 2, 3], Arc::new(true.into())).await;
     // Height 2's round-0 proposer (member 1) is down: that height waits for the propose timeout.
     wait_for(&group, 4, 90).await;
 }

@@ -15,8 +15,8 @@ use synchronicity::log::{CosignedCheckpoint, LookupKey};
 use synchronicity::node::wire::{COSIGN_TOPIC, MESSAGES_TOPIC};
 use synchronicity::node::{self, NodeConfig, NodeHandle};
 use synchronicity::protocol::{
-    Body, LogEntry, Misbehaviour, RevealedOutcome, SignedMessage, Verdict,
-    attestation_statement, commitment,
+    Body, LogEntry, Misbehaviour, RevealedOutcome, SignedMessage, Verdict, attestation_statement,
+    commitment,
 };
 use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, manifest, request};
 use synchronicity_net::{NetConfig, NetEvent, NetworkHandle, TopicConfig, Validation};
@@ -220,7 +220,7 @@ impl Rogue {
     /// Publishes, and publishes again twice a second later (as an honest node re-publishes
     /// until its message is ordered: a member that had not yet applied the round ignores it).
     async fn publish(&self, tc: &TestCommittee, signer: u32, key: &NodeIdentity, body: Body) {
-        let m = SignedMessage::sign(body, signer, key, tc.committee.chain_id());
+        let m = SignedMessage::sign(body, signer, key, tc.committee.signing_domain());
         // Gossip may not have a mesh yet: retry.
         let mut sent = false;
         for _ in 0..50 {

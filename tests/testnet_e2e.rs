@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::Cluster;
+use synchronicity::committee::ProtocolRules;
 use synchronicity::crypto::ThresholdSignature;
 use synchronicity::protocol::Verdict;
-use synchronicity::committee::ProtocolRules;
 use synchronicity::testing::TestCommittee;
 
 /// Short windows: a small crate builds in seconds; in the 3-of-4 case the stopped member

@@ -26,9 +26,13 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
             if let Some(stripped) = body.strip_suffix("# EOF\n") {
                 body.truncate(stripped.len());
             }
-            let (height, open) = {
+            let (height, open, last_time_ms) = {
                 let inner = shared.lock();
-                (inner.height, inner.state.open_requests().count())
+                (
+                    inner.height,
+                    inner.state.open_count(),
+                    inner.state.last_time_ms(),
+                )
             };
             let size = shared.store.size().unwrap_or(0);
             let cosigned = shared
@@ -85,6 +89,21 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     "synchronicity_open_rounds",
                     "Requests ordered and not yet decided.",
                     open as u64,
+                ),
+                (
+                    "synchronicity_halted",
+                    "1 when the node cannot go on (it exits; see its last log line).",
+                    u64::from(shared.halted().is_some()),
+                ),
+                (
+                    "synchronicity_envelope_checks_total",
+                    "Message signatures verified (each distinct message once).",
+                    load(&shared.envelopes.verified),
+                ),
+                (
+                    "synchronicity_last_block_time_seconds",
+                    "Block time of the last applied height (liveness while idle).",
+                    last_time_ms / 1000,
                 ),
             ] {
                 let _ = write!(

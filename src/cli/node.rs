@@ -6,7 +6,7 @@
 //! committee file's `[protocol]` section: a rule found here is an error naming that file.
 //!
 //! ```toml
-//! idle_interval_ms = 5000     # longest wait before an empty height
+//! idle_interval_ms = 5000     # how often an idle node re-checks for work
 //! [builder]
 //! backend = "auto"            # auto | docker | sandbox
 //! work_dir = "DIR/work"
@@ -138,7 +138,7 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
         config.idle_interval = Duration::from_millis(ms);
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let mut handle = node::start(config, service.clone()).await?;
         handle
             .serve_control(&args.dir, service)
@@ -156,11 +156,17 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            // Fail-stop: no graceful teardown (it could wait on the very disk that failed);
+            // everything decided is durable, and a restart resumes from it.
+            reason = handle.halted() => bail!("halted: {reason}"),
         }
         tracing::info!("shutting down");
         handle.shutdown().await;
         Ok(())
-    })
+    });
+    // Builds run on blocking threads: do not wait for them to finish.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// Without `RUST_LOG`: our events at info; Malachite's per-vote info lines only as warnings.

@@ -82,7 +82,8 @@ pub struct ActorConfig {
     pub peers: Vec<PeerId>,
     /// The first height to run (the one after the last applied).
     pub first_height: Height,
-    /// Longest wait for work before an empty height is decided anyway.
+    /// How often an idle actor asks the app whether there is work (a safety net for a lost
+    /// wake-up; no height starts without work).
     pub idle_interval: std::time::Duration,
     /// The WAL (`None` only in tests that do not restart).
     pub wal: Option<Wal>,
@@ -122,18 +123,21 @@ struct Actor<A: App> {
     /// than our decision of h); judged when that height starts.
     early: BTreeMap<Height, Vec<SignedProposal>>,
     halted: bool,
+    /// Why it stopped, when it could not go on.
+    halt_reason: Option<String>,
 }
 
-/// Starts the actor; returns its input channel and task. After a height is decided the
-/// next one starts when the app has work, when a peer's message for it arrives, or after
-/// `idle_interval` (so an idle group decides at most one empty height per interval, and
-/// each decided height records that the group is alive).
+/// Starts the actor; returns its input channel and task (which ends with the reason when
+/// the actor could not go on). After a height is decided the next one starts when the app
+/// has work (a message to order, a deadline reached), or when a peer's message for it
+/// arrives; an idle group decides no empty heights. Every `idle_interval` the actor asks
+/// the app again, in case a wake-up was lost.
 pub fn spawn<A: App>(
     core: Core,
     app: A,
     net: NetworkHandle,
     config: ActorConfig,
-) -> (mpsc::Sender<ActorInput>, JoinHandle<()>) {
+) -> (mpsc::Sender<ActorInput>, JoinHandle<Option<String>>) {
     let (input_tx, mut input_rx) = mpsc::channel::<ActorInput>(4096);
     let actor = async move {
         let (timer_tx, mut timer_rx) = mpsc::channel::<(Timeout, u64)>(1024);
@@ -152,8 +156,17 @@ pub fn spawn<A: App>(
             proposed: HashMap::new(),
             early: BTreeMap::new(),
             halted: false,
+            halt_reason: None,
         };
-        a.begin_height(config.first_height);
+        // Like every later height, the first starts with work or a peer's message for it.
+        if a.app.has_work() {
+            a.begin_height(config.first_height);
+        } else {
+            a.waiting = Some((
+                config.first_height,
+                tokio::time::Instant::now() + a.idle_interval,
+            ));
+        }
         while !a.halted {
             let idle_deadline = a.waiting.map(|(_, at)| at);
             let event = tokio::select! {
@@ -164,8 +177,15 @@ pub fn spawn<A: App>(
             match event {
                 Event::Input(ActorInput::Shutdown) => break,
                 Event::Idle => {
-                    if let Some((next, _)) = a.waiting.take() {
-                        a.begin_height(next);
+                    // No empty heights while there is nothing to order and no deadline to
+                    // reach (a missed wake-up is caught here, one interval late at most).
+                    if let Some((next, _)) = a.waiting {
+                        if a.app.has_work() {
+                            a.waiting = None;
+                            a.begin_height(next);
+                        } else {
+                            a.waiting = Some((next, tokio::time::Instant::now() + a.idle_interval));
+                        }
                     }
                 }
                 Event::Input(ActorInput::Wake) => {
@@ -194,33 +214,45 @@ pub fn spawn<A: App>(
         for (_, (_, j)) in a.timers.drain() {
             j.abort();
         }
+        a.halt_reason
     };
     // The actor fsyncs its WAL and the app commits to redb on every height: it gets its own
     // thread (and a single-threaded runtime for its timers), so that blocking never stalls
     // the network's tasks on the shared runtime.
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Option<String>>();
     let started = std::thread::Builder::new()
         .name("consensus".into())
         .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
+            let reason = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
                 Ok(rt) => rt.block_on(actor),
-                Err(e) => tracing::error!("cannot start the consensus runtime: {e}"),
-            }
-            let _ = done_tx.send(());
+                Err(e) => Some(format!("cannot start the consensus runtime: {e}")),
+            };
+            let _ = done_tx.send(reason);
         });
-    if let Err(e) = started {
-        tracing::error!("cannot start the consensus thread: {e}");
-    }
+    let start_error = started
+        .err()
+        .map(|e| format!("cannot start the consensus thread: {e}"));
     let task = tokio::spawn(async move {
-        let _ = done_rx.await;
+        match start_error {
+            Some(e) => Some(e),
+            None => done_rx.await.unwrap_or(None),
+        }
     });
     (input_tx, task)
 }
 
 impl<A: App> Actor<A> {
+    /// Stops for good: the node cannot go on without this write or this height (fail-stop;
+    /// the process exits and a restart resumes from what is durable).
+    fn halt(&mut self, reason: String) {
+        tracing::error!("{reason}; stopping");
+        self.halted = true;
+        self.halt_reason.get_or_insert(reason);
+    }
+
     /// The height consensus works on, or waits to start.
     fn current(&self) -> Height {
         self.waiting.map(|(h, _)| h).unwrap_or(self.core.height())
@@ -233,8 +265,7 @@ impl<A: App> Actor<A> {
         let replay = match self.wal.as_mut().map(|w| w.begin_height(height)) {
             Some(Ok(entries)) => entries,
             Some(Err(e)) => {
-                tracing::error!("consensus WAL: {e}; stopping");
-                self.halted = true;
+                self.halt(format!("consensus WAL: {e}"));
                 return;
             }
             None => Vec::new(),
@@ -289,16 +320,14 @@ impl<A: App> Actor<A> {
                 match a {
                     Action::WalAppend(bytes) => {
                         if let Some(Err(e)) = self.wal.as_mut().map(|w| w.append(&bytes)) {
-                            tracing::error!("consensus WAL append: {e}; stopping");
-                            self.halted = true;
+                            self.halt(format!("consensus WAL append: {e}"));
                         }
                     }
                     Action::Broadcast(w) => {
                         // Durable before it leaves: after a restart we re-derive the same
                         // votes instead of signing conflicting ones.
                         if let Some(Err(e)) = self.wal.as_mut().map(|w| w.flush()) {
-                            tracing::error!("consensus WAL flush: {e}; stopping");
-                            self.halted = true;
+                            self.halt(format!("consensus WAL flush: {e}"));
                             return;
                         }
                         let bytes = w.encode();
@@ -353,11 +382,7 @@ impl<A: App> Actor<A> {
     /// Applies a decision and moves to the next height (now, or when there is work).
     fn decided(&mut self, height: Height, value: Value, certificate: CommitCertificate<Ctx>) {
         if let Err(e) = self.app.commit(height, &value, &certificate) {
-            tracing::error!(
-                height = height.0,
-                "cannot apply the decided block: {e}; stopping"
-            );
-            self.halted = true;
+            self.halt(format!("cannot apply decided height {}: {e}", height.0));
             return;
         }
         for (_, (_, j)) in self.timers.drain() {

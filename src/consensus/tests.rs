@@ -36,7 +36,7 @@ struct Sim {
 impl Sim {
     fn new(dead: &[usize], reject: Vec<(u64, usize)>) -> Self {
         let tc = TestCommittee::new(4, 3);
-        let ctx = Ctx::new(tc.committee.chain_id());
+        let ctx = Ctx::new(tc.committee.signing_domain());
         let vs = ValidatorSet::from_committee(&tc.committee);
         let cores = tc
             .identities
@@ -247,7 +247,7 @@ fn malformed_wire_bytes_are_rejected() {
 #[test]
 fn proposals_are_checked_before_anything_is_stored() {
     let tc = TestCommittee::new(4, 3);
-    let ctx = Ctx::new(tc.committee.chain_id());
+    let ctx = Ctx::new(tc.committee.signing_domain());
     let vs = ValidatorSet::from_committee(&tc.committee);
     let core_of = |i: usize| {
         Core::new(

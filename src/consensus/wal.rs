@@ -237,7 +237,7 @@ mod tests {
 
     fn core(tc: &TestCommittee, i: usize) -> Core {
         Core::new(
-            Ctx::new(tc.committee.chain_id()),
+            Ctx::new(tc.committee.signing_domain()),
             ValidatorSet::from_committee(&tc.committee),
             PrivateKey::from(tc.identities[i].secret_bytes()),
             LinearTimeouts::default(),

@@ -243,7 +243,11 @@ impl LogStore {
     /// height like [`LogStore::append`]. After a crash anywhere before the commit, the
     /// previous height's entries, rows and record are what a restart finds, and consensus
     /// decides (or fetches) this height again.
-    pub fn append_decided(&self, entries: &[NewEntry], height: Height<'_>) -> Result<Appended, StoreError> {
+    pub fn append_decided(
+        &self,
+        entries: &[NewEntry],
+        height: Height<'_>,
+    ) -> Result<Appended, StoreError> {
         let bytes: Vec<&[u8]> = entries.iter().map(|e| e.bytes.as_slice()).collect();
         self.append_inner(&bytes, entries, Some(height))
     }

@@ -23,7 +23,7 @@ use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
 use crate::log::{CosignedCheckpoint, Height as StoreHeight, LogStore, NewEntry};
 use crate::protocol::{
-    Block, Decided, DecidedIndex, Duty, EnvelopeCache, Env, ProtocolParams, ProtocolState,
+    Block, Decided, DecidedIndex, Duty, Env, EnvelopeCache, ProtocolParams, ProtocolState,
 };
 
 /// The log's request index answers "decided before?". A read error counts as decided:
@@ -69,6 +69,8 @@ pub struct Shared {
     pub store: LogStore,
     /// Message envelopes verified before (each is checked once per node).
     pub envelopes: EnvelopeCache,
+    /// Set once when the node cannot go on (fail-stop): why.
+    halt: tokio::sync::watch::Sender<Option<String>>,
     inner: Mutex<Inner>,
 }
 
@@ -103,12 +105,44 @@ impl Shared {
             me,
             store,
             envelopes,
+            halt: tokio::sync::watch::Sender::new(None),
             inner: Mutex::new(Inner {
                 mempool: Mempool::default(),
                 state,
                 height: applied,
             }),
         })
+    }
+
+    /// Stops the node for good (fail-stop): a write that matters failed, or a decided
+    /// height does not apply. The first reason wins; the process exits with it.
+    pub fn halt(&self, reason: String) {
+        self.halt.send_if_modified(|r| {
+            if r.is_some() {
+                return false;
+            }
+            tracing::error!("halting: {reason}");
+            *r = Some(reason);
+            true
+        });
+    }
+
+    /// Why the node halted, if it did.
+    pub fn halted(&self) -> Option<String> {
+        self.halt.borrow().clone()
+    }
+
+    /// Waits until the node halts; returns why.
+    pub async fn wait_halted(&self) -> String {
+        let mut rx = self.halt.subscribe();
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                return "the node stopped".into();
+            }
+        }
     }
 
     /// What the protocol rules need: the committee, the log's request index, the envelope
@@ -364,9 +398,7 @@ mod tests {
 
     fn app(tc: &TestCommittee, dir: &std::path::Path) -> (NodeApp, Arc<Shared>) {
         let store = LogStore::open(dir).unwrap();
-        let shared = Arc::new(
-            Shared::restore(tc.committee.clone(), 0, store).unwrap(),
-        );
+        let shared = Arc::new(Shared::restore(tc.committee.clone(), 0, store).unwrap());
         let (tx, _rx) = mpsc::unbounded_channel();
         (NodeApp::new(shared.clone(), tx), shared)
     }
@@ -385,7 +417,7 @@ mod tests {
         let tc = TestCommittee::new(4, 12);
         let dir = tempfile::tempdir().unwrap();
         let (mut a, _) = app(&tc, dir.path());
-        let chain = tc.committee.chain_id();
+        let chain = tc.committee.signing_domain();
         let good = SignedMessage::sign(
             Body::Request(request("a", "1.0.0", "l")),
             1,
@@ -457,7 +489,7 @@ mod tests {
             Body::Request(req.clone()),
             1,
             &tc.identities[1],
-            tc.committee.chain_id(),
+            tc.committee.signing_domain(),
         );
         {
             let (mut a, shared) = app(&tc, dir.path());

@@ -94,8 +94,14 @@ impl Collector {
 
     /// Stores every checkpoint that now has ≥ t partials for a (size, root) matching our
     /// log, newest last; returns the largest size stored.
-    pub(crate) fn finish(&mut self, committee: &Committee, store: &LogStore) -> Option<u64> {
-        let our_size = store.size().ok()?;
+    pub(crate) fn finish(
+        &mut self,
+        committee: &Committee,
+        store: &LogStore,
+    ) -> Result<Option<u64>, String> {
+        let Ok(our_size) = store.size() else {
+            return Ok(None);
+        };
         let mut stored = None;
         let ready: Vec<(u64, [u8; 32])> = self
             .pending
@@ -122,6 +128,12 @@ impl Collector {
             match CosignedCheckpoint::assemble(&cp, &ts, committee) {
                 Ok(c) => match store.put_checkpoint(&c) {
                     Ok(()) => stored = Some(size),
+                    // The disk or the database failed: the node cannot go on.
+                    Err(e @ crate::log::StoreError::Db(_)) => {
+                        return Err(format!(
+                            "cannot store the cosigned checkpoint of size {size}: {e}"
+                        ));
+                    }
                     Err(e) => tracing::warn!(size, "cannot store the cosigned checkpoint: {e}"),
                 },
                 Err(e) => tracing::warn!(size, "aggregate does not verify: {e}"),
@@ -130,7 +142,7 @@ impl Collector {
         if let Some(s) = stored {
             self.pending.retain(|(size, _), _| *size > s);
         }
-        stored
+        Ok(stored)
     }
 }
 
@@ -160,16 +172,16 @@ mod tests {
         col.add(c, 0, &s1.clone()).unwrap_err();
         col.add(c, 1, &s1).unwrap();
         col.add(c, 0, &sign(c, &tc.bls[0], 2, root)).unwrap();
-        assert_eq!(col.finish(c, &store), None, "two of t = 3");
+        assert_eq!(col.finish(c, &store), Ok(None), "two of t = 3");
         assert!(store.latest_checkpoint().unwrap().is_none());
         col.add(c, 3, &sign(c, &tc.bls[3], 2, root)).unwrap();
-        assert_eq!(col.finish(c, &store), Some(2));
+        assert_eq!(col.finish(c, &store), Ok(Some(2)));
         let note = store.latest_checkpoint().unwrap().unwrap();
         let cp = CosignedCheckpoint::verify(&note, c).unwrap();
         assert_eq!(cp.checkpoint().root, root);
         // A partial beyond our log's size waits.
         col.add(c, 0, &sign(c, &tc.bls[0], 5, [1; 32])).unwrap();
-        assert_eq!(col.finish(c, &store), None);
+        assert_eq!(col.finish(c, &store), Ok(None));
         let mut bad = sign(c, &tc.bls[0], 2, root);
         bad.root.pop();
         assert_eq!(col.add(c, 0, &bad), Err(CosignError::Malformed));

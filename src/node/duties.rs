@@ -62,9 +62,7 @@ impl NodeLoop {
                 return;
             }
         };
-        let committing = self
-            .round_status(&id)
-            .is_some_and(|s| s.phase == "commit");
+        let committing = self.round_status(&id).is_some_and(|s| s.phase == "commit");
         if !committing {
             tracing::warn!(request = %hex::encode(id), "build finished after the commit phase");
             return;
@@ -84,7 +82,7 @@ impl NodeLoop {
         };
         // Durable before the commitment leaves: we must be able to reveal after a crash.
         if let Err(e) = self.rounds.save(&id, &round) {
-            tracing::error!("cannot save the round file: {e}");
+            self.shared.halt(format!("cannot save the round file: {e}"));
             return;
         }
         self.commit_round(id, round);
@@ -128,7 +126,14 @@ impl NodeLoop {
             .rounds
             .ids()
             .into_iter()
-            .filter(|id| self.shared.store.lookup_request(id).ok().flatten().is_some())
+            .filter(|id| {
+                self.shared
+                    .store
+                    .lookup_request(id)
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
             .collect();
         for id in decided {
             self.rounds.remove(&id);

@@ -98,12 +98,7 @@ impl Mempool {
     }
 
     /// Whether a block at `now_ms` would include anything (cheap: stops at the first).
-    pub(crate) fn has_applicable(
-        &self,
-        state: &ProtocolState,
-        now_ms: u64,
-        env: Env<'_>,
-    ) -> bool {
+    pub(crate) fn has_applicable(&self, state: &ProtocolState, now_ms: u64, env: Env<'_>) -> bool {
         let candidates: Vec<&SignedMessage> = self.by_seq.values().map(|(_, p)| &p.msg).collect();
         state.any_applicable(&candidates, now_ms, env)
     }

@@ -57,7 +57,7 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     /// Extra addresses to dial at start.
     pub bootstrap: Vec<Multiaddr>,
-    /// Longest idle wait before an empty height.
+    /// How often an idle node re-checks for work (no empty heights are decided).
     pub idle_interval: Duration,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
@@ -65,7 +65,7 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Defaults for `dir` in `committee` (whose `[protocol]` rules the node applies):
-    /// listen where the committee says, an empty height at most every 5 s when idle,
+    /// listen where the committee says, an idle re-check every 5 s (no empty heights),
     /// Malachite's default timeouts (propose 3 s).
     pub fn new(dir: &Path, committee: Committee) -> Self {
         Self {
@@ -150,10 +150,8 @@ pub async fn start(
     }
     let store =
         LogStore::open(&config.dir.join("log")).map_err(|e| NodeError::Store(e.to_string()))?;
-    let shared = Arc::new(
-        Shared::restore(committee.clone(), me as u32, store)
-            .map_err(NodeError::Store)?,
-    );
+    let shared =
+        Arc::new(Shared::restore(committee.clone(), me as u32, store).map_err(NodeError::Store)?);
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
     let rounds = own::OwnRounds::open(&config.dir.join("rounds"))?;
 
@@ -178,7 +176,7 @@ pub async fn start(
         ]);
     let (net, net_events) = synchronicity_net::start(net_config).await?;
 
-    let ctx = Ctx::new(committee.chain_id());
+    let ctx = Ctx::new(committee.signing_domain());
     let vs = ValidatorSet::from_committee(&committee);
     let key = PrivateKey::from(keys.identity.secret_bytes());
     let core = Core::new(ctx, vs, key, config.timeouts);
@@ -225,11 +223,20 @@ pub async fn start(
         sync_turn: me,
     };
     let loop_task = tokio::spawn(node_loop.run(net_events, app_rx, cmd_rx, built_rx, synced_rx));
+    // The consensus actor ends on shutdown, or because it cannot go on: then the node halts.
+    let watcher = tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            if let Ok(Some(reason)) = actor_task.await {
+                shared.halt(reason);
+            }
+        }
+    });
     Ok(NodeHandle {
         shared,
         net,
         commands: cmd_tx,
-        tasks: vec![loop_task, actor_task],
+        tasks: vec![loop_task, watcher],
     })
 }
 
@@ -251,6 +258,11 @@ impl NodeHandle {
     /// The log index of `id`'s entry, once decided.
     pub fn decided_index(&self, id: &[u8; 32]) -> Option<u64> {
         self.shared.store.lookup_request(id).ok().flatten()
+    }
+
+    /// Waits until the node cannot go on (fail-stop); returns why.
+    pub async fn halted(&self) -> String {
+        self.shared.wait_halted().await
     }
 
     /// Last applied height.

@@ -148,7 +148,7 @@ impl NodeLoop {
             body,
             self.shared.me,
             &self.identity,
-            self.shared.committee.chain_id(),
+            self.shared.committee.signing_domain(),
         );
         self.shared.lock().mempool.insert(msg.clone(), true);
         self.publish(MESSAGES_TOPIC, msg.to_cbor());
@@ -161,7 +161,15 @@ impl NodeLoop {
         let id = request.id();
         {
             let inner = self.shared.lock();
-            if inner.state.is_open(&id) || self.shared.store.lookup_request(&id).ok().flatten().is_some() {
+            if inner.state.is_open(&id)
+                || self
+                    .shared
+                    .store
+                    .lookup_request(&id)
+                    .ok()
+                    .flatten()
+                    .is_some()
+            {
                 return Ok(id); // already ordered: nothing to do
             }
         }
@@ -242,6 +250,16 @@ impl NodeLoop {
         }
     }
 
+    /// Stores a checkpoint once t cosignatures are in; a failed write halts the node.
+    fn finish_cosigned(&mut self) {
+        if let Err(e) = self
+            .collector
+            .finish(&self.shared.committee, &self.shared.store)
+        {
+            self.shared.halt(e);
+        }
+    }
+
     fn on_cosign(&mut self, source: PeerId, data: &[u8]) -> Validation {
         let Some(signer) = self.shared.committee.index_of_peer(&source) else {
             return Validation::Reject;
@@ -251,8 +269,7 @@ impl NodeLoop {
         };
         match self.collector.add(&self.shared.committee, signer, &c) {
             Ok(()) => {
-                self.collector
-                    .finish(&self.shared.committee, &self.shared.store);
+                self.finish_cosigned();
                 Validation::Accept
             }
             Err(e) => {
@@ -284,8 +301,7 @@ impl NodeLoop {
                 }
                 self.publish(COSIGN_TOPIC, encode(&c));
                 self.last_cosign = Some(c);
-                self.collector
-                    .finish(&self.shared.committee, &self.shared.store);
+                self.finish_cosigned();
                 self.store_fetched_checkpoint();
                 for id in decided {
                     self.rounds.remove(&id);

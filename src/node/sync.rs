@@ -112,7 +112,12 @@ impl NodeLoop {
             .is_none()
             && let Err(e) = self.shared.store.put_checkpoint(&cp)
         {
-            tracing::error!("fetched checkpoint does not match our log: {e}");
+            match e {
+                crate::log::StoreError::Db(_) => self
+                    .shared
+                    .halt(format!("cannot store a fetched checkpoint: {e}")),
+                e => tracing::error!("fetched checkpoint does not match our log: {e}"),
+            }
         }
         self.fetched_checkpoint = None;
     }

@@ -110,7 +110,7 @@ impl SignedMessage {
             .get(self.signer as usize)
             .ok_or(MessageError::NotMember(self.signer))?;
         if !member.ed25519.verify(
-            &signing_bytes(committee.chain_id(), &self.body),
+            &signing_bytes(committee.signing_domain(), &self.body),
             &self.signature,
         ) {
             return Err(MessageError::BadSignature(self.signer));

@@ -12,10 +12,10 @@ mod state;
 mod tests;
 
 pub use commitment::{COMMIT_DOMAIN, commitment};
+pub use envelopes::{EnvelopeCache, MAX_VERIFIED};
 pub use message::{
     Body, MAX_MESSAGE_SIZE, MESSAGE_DOMAIN, MessageError, RevealedOutcome, SignedMessage,
 };
-pub use envelopes::{EnvelopeCache, MAX_VERIFIED};
 pub use params::{BLOCK_OVERHEAD, ProtocolParams};
 pub use round::{Decided, outcome_digest};
 pub use state::{

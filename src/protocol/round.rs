@@ -176,7 +176,12 @@ impl Round {
 
     /// What a commitment by `signer` would do (in the commit phase, checked by the
     /// caller); nothing changes until [`Round::record`].
-    pub(crate) fn judge_commit(&self, signer: u32, c: [u8; 32], now_ms: u64) -> Result<Effect, &'static str> {
+    pub(crate) fn judge_commit(
+        &self,
+        signer: u32,
+        c: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Effect, &'static str> {
         match self.commits.get(&signer) {
             None => Ok(Effect::Commit(
                 signer,
@@ -261,7 +266,12 @@ impl Round {
             let statement = attestation_statement(committee.origin(), id, &digest);
             let decoded: Vec<(u32, Option<BlsSignature>)> = members
                 .iter()
-                .map(|m| (*m, BlsSignature::from_bytes(&self.reveals[m].attestation).ok()))
+                .map(|m| {
+                    (
+                        *m,
+                        BlsSignature::from_bytes(&self.reveals[m].attestation).ok(),
+                    )
+                })
                 .collect();
             let key = |m: u32| -> &BlsPublicKey { &committee.members()[m as usize].bls_public_key };
             let all_decoded: Option<Vec<&BlsSignature>> =

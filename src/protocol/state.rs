@@ -239,7 +239,10 @@ impl ProtocolState {
             let r: Round = codec::from_slice(&bytes, super::MAX_MESSAGE_SIZE * 64)
                 .map_err(|e| format!("open round {}: {e}", hex::encode(id)))?;
             if r.request.id() != id {
-                return Err(format!("open round {}: stored under another id", hex::encode(id)));
+                return Err(format!(
+                    "open round {}: stored under another id",
+                    hex::encode(id)
+                ));
             }
             rounds.insert(id, r);
         }
@@ -316,7 +319,12 @@ impl ProtocolState {
     }
 
     /// Whether `msg` (envelope verified) may be included at block time `now_ms`.
-    pub fn check(&self, msg: &SignedMessage, now_ms: u64, env: Env<'_>) -> Result<(), &'static str> {
+    pub fn check(
+        &self,
+        msg: &SignedMessage,
+        now_ms: u64,
+        env: Env<'_>,
+    ) -> Result<(), &'static str> {
         let mut o = self.overlay_at(now_ms, env.committee).0;
         apply_message(&mut o, msg, env).map(|_| ())
     }
@@ -353,7 +361,9 @@ impl ProtocolState {
     /// Whether any of `candidates` could go into a block at `now_ms` (stops at the first).
     pub fn any_applicable(&self, candidates: &[&SignedMessage], now_ms: u64, env: Env<'_>) -> bool {
         let mut o = self.overlay_at(now_ms, env.committee).0;
-        candidates.iter().any(|m| apply_message(&mut o, m, env).is_ok())
+        candidates
+            .iter()
+            .any(|m| apply_message(&mut o, m, env).is_ok())
     }
 
     /// The open rounds at block time `now_ms`: commit phases whose deadline passed have
@@ -524,7 +534,9 @@ fn apply_message(
             let id = id32(request_id).ok_or("bad request id")?;
             let c = id32(c).ok_or("bad commitment")?;
             let now = o.now_ms;
-            let r = o.get(&id).ok_or("commit for an unknown or decided request")?;
+            let r = o
+                .get(&id)
+                .ok_or("commit for an unknown or decided request")?;
             if r.phase != Phase::Commit {
                 return Err("commit after the commit phase");
             }
@@ -541,7 +553,9 @@ fn apply_message(
         } => {
             let id = id32(request_id).ok_or("bad request id")?;
             let salt = id32(salt).ok_or("bad salt")?;
-            let r = o.get(&id).ok_or("reveal for an unknown or decided request")?;
+            let r = o
+                .get(&id)
+                .ok_or("reveal for an unknown or decided request")?;
             if !matches!(r.phase, Phase::Reveal { .. }) {
                 return Err("reveal outside the reveal phase");
             }

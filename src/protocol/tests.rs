@@ -54,7 +54,7 @@ impl Net {
             body,
             signer as u32,
             &self.tc.identities[signer],
-            self.tc.committee.chain_id(),
+            self.tc.committee.signing_domain(),
         )
     }
     fn salt(member: usize) -> [u8; 32] {
@@ -171,7 +171,11 @@ fn all_agree_reproduced_4_of_4() {
     assert_eq!(attested_by(&net, e), vec![0, 1, 2, 3]);
     assert!(e.dissenters.is_empty() && e.silent.is_empty() && e.misbehaviour.is_empty());
     assert!(!net.state.is_open(&e.request.id()) && net.decided.contains(&e.request.id()));
-    assert_eq!(net.state.open_count(), 0, "the state holds open rounds only");
+    assert_eq!(
+        net.state.open_count(),
+        0,
+        "the state holds open rounds only"
+    );
 }
 
 #[test]
@@ -312,7 +316,7 @@ fn invalid_blocks_are_refused_and_change_nothing() {
         Body::Request(request()),
         4,
         &outsider.identities[4],
-        net.tc.committee.chain_id(),
+        net.tc.committee.signing_domain(),
     );
     assert!(matches!(
         net.block(1000, vec![foreign]),
@@ -377,7 +381,11 @@ fn an_equivocator_is_excluded_from_counts_and_attesters() {
         "four committed, one of them twice: not 'all n', so the grace runs"
     );
     let (_, duties) = net.block(PARAMS.commit_grace_ms, vec![]).unwrap();
-    assert_eq!(duties, vec![Duty::Reveal(id)], "t counted commitments + grace");
+    assert_eq!(
+        duties,
+        vec![Duty::Reveal(id)],
+        "t counted commitments + grace"
+    );
     // Its reveal is refused; the three others decide at once (every counted committer).
     assert!(matches!(
         net.state.check(&net.reveal(0, &id, &a), net.time + 1, net.env()),
@@ -388,7 +396,10 @@ fn an_equivocator_is_excluded_from_counts_and_attesters() {
     assert_eq!(e.misbehaviour, vec![(0, Misbehaviour::DoubleCommitment)]);
     assert_eq!(e.verdict, Verdict::Reproduced);
     assert_eq!(attested_by(&net, &e), vec![1, 2, 3]);
-    assert!(e.silent.is_empty(), "the equivocator is listed once, as misbehaving");
+    assert!(
+        e.silent.is_empty(),
+        "the equivocator is listed once, as misbehaving"
+    );
 }
 
 /// With one member down, the commit phase ends `grace` after the block of the t-th
@@ -415,7 +426,8 @@ fn the_commit_phase_ends_after_the_grace_once_t_committed() {
     let a = manifest(1);
     let id = net.open();
     let commits = (0..3).map(|m| net.commit(m, &id, &a)).collect();
-    net.block(PARAMS.commit_window_ms - 10_000, commits).unwrap();
+    net.block(PARAMS.commit_window_ms - 10_000, commits)
+        .unwrap();
     let st = net.state.round_status(&id, &net.tc.committee).unwrap();
     assert_eq!(st.deadline_ms, st.opened_ms + PARAMS.commit_window_ms);
 }
@@ -432,15 +444,18 @@ fn stored_rows_restore_the_open_rounds() {
     let commits = (0..3).map(|m| net.commit(m, &id, &a)).collect();
     net.block(1000, commits).unwrap();
     net.round([&a, &a, &a, &a], &[0, 1, 2, 3]);
-    assert_eq!(net.rows.len(), 1, "the first round is open, the second decided");
-    let restored = ProtocolState::from_snapshot(
-        PARAMS,
-        net.state.last_block(),
-        net.rows.clone(),
-    )
-    .unwrap();
+    assert_eq!(
+        net.rows.len(),
+        1,
+        "the first round is open, the second decided"
+    );
+    let restored =
+        ProtocolState::from_snapshot(PARAMS, net.state.last_block(), net.rows.clone()).unwrap();
     let c = &net.tc.committee;
-    assert_eq!(restored.round_status(&id, c), net.state.round_status(&id, c));
+    assert_eq!(
+        restored.round_status(&id, c),
+        net.state.round_status(&id, c)
+    );
     assert_eq!(restored.last_time_ms(), net.state.last_time_ms());
     // A row under another id is refused.
     let wrong = vec![([9u8; 32], net.rows[&id].clone())];
@@ -460,7 +475,10 @@ fn a_block_beyond_the_committee_limits_is_refused() {
         .collect();
     assert!(matches!(
         net.block(1000, msgs),
-        Err(BlockError::TooLarge { what: "max_block_messages", .. })
+        Err(BlockError::TooLarge {
+            what: "max_block_messages",
+            ..
+        })
     ));
 }
 
@@ -475,9 +493,15 @@ fn envelopes_are_verified_once() {
     for c in &commits {
         net.envelopes.verify(c, &net.tc.committee).unwrap();
     }
-    let before = net.envelopes.verified.load(std::sync::atomic::Ordering::Relaxed);
+    let before = net
+        .envelopes
+        .verified
+        .load(std::sync::atomic::Ordering::Relaxed);
     net.block(1000, commits).unwrap();
-    let after = net.envelopes.verified.load(std::sync::atomic::Ordering::Relaxed);
+    let after = net
+        .envelopes
+        .verified
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(before, after);
 }
 
@@ -487,11 +511,7 @@ fn check_matches_apply() {
     let a = manifest(1);
     let id = net.open();
     let c = net.commit(0, &id, &a);
-    assert!(
-        net.state
-            .check(&c, net.time + 1000, net.env())
-            .is_ok()
-    );
+    assert!(net.state.check(&c, net.time + 1000, net.env()).is_ok());
     assert!(
         net.state
             .check(&net.reveal(0, &id, &a), net.time + 1000, net.env())

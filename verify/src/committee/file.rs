@@ -109,12 +109,19 @@ impl ProtocolRules {
             ("commit_window_secs", self.commit_window_secs, 1, 7 * day),
             ("reveal_window_secs", self.reveal_window_secs, 1, day),
             ("commit_grace_secs", self.commit_grace_secs, 0, 7 * day),
-            ("max_block_bytes", self.max_block_bytes, 64 * 1024, Self::MAX_BLOCK_BYTES),
+            (
+                "max_block_bytes",
+                self.max_block_bytes,
+                64 * 1024,
+                Self::MAX_BLOCK_BYTES,
+            ),
             ("max_block_messages", self.max_block_messages, 16, 100_000),
             ("max_clock_drift_ms", self.max_clock_drift_ms, 100, 60_000),
         ] {
             if !(lo..=hi).contains(&v) {
-                return Err(format!("[protocol] {name} = {v} is out of range {lo}..={hi}"));
+                return Err(format!(
+                    "[protocol] {name} = {v} is out of range {lo}..={hi}"
+                ));
             }
         }
         if self.commit_grace_secs > self.commit_window_secs {

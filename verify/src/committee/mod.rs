@@ -227,6 +227,7 @@ pub struct Committee {
     keys: MemberKeys,
     digest: [u8; 32],
     key_id: [u8; 4],
+    signing_domain: String,
 }
 
 /// The default threshold for `n` members: the BFT quorum ⌊2n/3⌋+1.
@@ -338,6 +339,7 @@ impl Committee {
             &rule_book(&file.chain_id, &file.build, &file.protocol),
         );
         let key_id = key_id(&file.origin, &digest);
+        let signing_domain = format!("{}/{}", file.chain_id, hex::encode(digest));
         Ok(Self {
             origin: file.origin,
             chain_id: file.chain_id,
@@ -348,6 +350,7 @@ impl Committee {
             keys,
             digest,
             key_id,
+            signing_domain,
         })
     }
 
@@ -378,6 +381,13 @@ impl Committee {
     /// Consensus chain id.
     pub fn chain_id(&self) -> &str {
         &self.chain_id
+    }
+    /// What members' Ed25519 signatures (protocol messages, consensus votes) are bound to:
+    /// `<chain id>/<hex committee digest>`. A member running another rule book (another
+    /// `[protocol]` value, another key) signs for another domain, so the group refuses its
+    /// messages instead of diverging from it.
+    pub fn signing_domain(&self) -> &str {
+        &self.signing_domain
     }
     /// The threshold `t`.
     pub fn threshold(&self) -> usize {

@@ -252,11 +252,19 @@ fn a_rule_is_part_of_the_digest_and_the_key_id() {
         format!("{}{}", &text[..start], &text[end..])
     };
     assert!(!without.contains("[protocol]"), "{without}");
-    assert_eq!(Committee::from_toml(&without).unwrap().digest(), base.digest());
+    assert_eq!(
+        Committee::from_toml(&without).unwrap().digest(),
+        base.digest()
+    );
     // Out of range, or unknown: refused with the rule's name.
     let mut f = file(4);
     f.protocol.reveal_window_secs = 0;
     assert!(matches!(reject(f), CommitteeError::BadRule(m) if m.contains("reveal_window_secs")));
     let bad = text.replace("[protocol]\n", "[protocol]\ncommit_window = 5\n");
-    assert!(Committee::from_toml(&bad).unwrap_err().to_string().contains("commit_window"));
+    assert!(
+        Committee::from_toml(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("commit_window")
+    );
 }
