@@ -247,7 +247,7 @@ async fn byzantine_member_and_non_member_are_contained() {
     let tc = &g.tc;
     let mut r = rogue(tc, 3, vec![tc.committee.members()[0].addrs[0].clone()]).await;
     let outsider = NodeIdentity::from_secret_bytes(&[77; 32]).unwrap();
-    for k in ["silent", "mismatch", "copy"] {
+    for k in ["silent", "mismatch", "copy", "twice"] {
         g.nodes[0]
             .1
             .submit(request(k, "1.0.0", "lock"))
@@ -268,7 +268,7 @@ async fn byzantine_member_and_non_member_are_contained() {
     let mut copied: Option<Vec<u8>> = None;
     let mut revealed = std::collections::HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while revealed.len() < 2 && tokio::time::Instant::now() < deadline {
+    while revealed.len() < 3 && tokio::time::Instant::now() < deadline {
         let Ok(Some(NetEvent::Gossip(gm))) =
             tokio::time::timeout(Duration::from_secs(1), r.events.recv()).await
         else {
@@ -281,25 +281,32 @@ async fn byzantine_member_and_non_member_are_contained() {
         match m.body {
             Body::Commit { request_id, .. }
                 if m.signer == 0
-                    && ["silent", "mismatch"]
+                    && ["silent", "mismatch", "twice"]
                         .iter()
                         .any(|k| request_id == request(k, "1.0.0", "lock").id()) =>
             {
                 // The round is open (member 0 committed): commit to the honest digest;
-                // "silent" never reveals.
-                let krate = if request_id == request("silent", "1.0.0", "lock").id() {
-                    "silent"
-                } else {
-                    "mismatch"
-                };
+                // "silent" never reveals; for "twice" also commit to another digest.
+                let krate = ["silent", "mismatch", "twice"]
+                    .into_iter()
+                    .find(|k| request_id == request(k, "1.0.0", "lock").id())
+                    .unwrap();
                 let id: [u8; 32] = request_id.as_slice().try_into().unwrap();
                 let d = manifest(krate, "1.0.0", "same").digest();
                 let c = commitment(&id, &d, &salt, &me);
                 let body = Body::Commit {
-                    request_id,
+                    request_id: request_id.clone(),
                     commitment: c.to_vec(),
                 };
                 r.publish(tc, 3, &r.identity, body).await;
+                if krate == "twice" {
+                    let other = manifest(krate, "1.0.0", "other").digest();
+                    let body = Body::Commit {
+                        request_id,
+                        commitment: commitment(&id, &other, &salt, &me).to_vec(),
+                    };
+                    r.publish(tc, 3, &r.identity, body).await;
+                }
             }
             Body::Commit {
                 request_id,
@@ -327,6 +334,16 @@ async fn byzantine_member_and_non_member_are_contained() {
                     Body::Reveal {
                         request_id,
                         outcome: RevealedOutcome::Manifest(other.to_text()),
+                        salt: salt.to_vec(),
+                        attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
+                    }
+                } else if id == request("twice", "1.0.0", "lock").id() {
+                    // The equivocator reveals its first commitment: excluded anyway.
+                    let d = manifest("twice", "1.0.0", "same");
+                    let st = attestation_statement(tc.committee.origin(), &id, &d.digest());
+                    Body::Reveal {
+                        request_id,
+                        outcome: RevealedOutcome::Manifest(d.to_text()),
                         salt: salt.to_vec(),
                         attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
                     }
@@ -384,6 +401,19 @@ async fn byzantine_member_and_non_member_are_contained() {
             .iter()
             .collect();
     assert_eq!(signers, vec![0, 1, 2]);
+
+    // Two commitments: listed under misbehaviour, not among the attesters.
+    let e = entry_on_all(&g, "twice@1.0.0", 60).await;
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::DoubleCommitment)]);
+    assert!(e.dissenters.is_empty() && e.silent.is_empty(), "{e:?}");
+    let signers: Vec<usize> =
+        synchronicity::crypto::ThresholdSignature::from_bytes(&e.attestation, 4)
+            .unwrap()
+            .signers
+            .iter()
+            .collect();
+    assert_eq!(signers, vec![0, 1, 2], "the equivocator is not an attester");
 
     // The non-member's request never entered a block.
     for (_, n) in &g.nodes {

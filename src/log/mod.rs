@@ -14,5 +14,5 @@ mod store;
 
 pub use fsck::{FsckError, FsckReport, fsck};
 pub use lookup::{LookupKey, choose_default};
-pub use store::{Appended, Height, LogStore, NewEntry, STORE_FILE, StoreError};
+pub use store::{Appended, Height, LogStore, NewEntry, RoundRow, STORE_FILE, StoreError};
 pub use synchronicity_verify::tlog::*;

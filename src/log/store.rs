@@ -129,6 +129,9 @@ pub struct NewEntry {
     pub blobs: Vec<Vec<u8>>,
 }
 
+/// An open round's stored row: request id and CBOR.
+pub type RoundRow = ([u8; 32], Vec<u8>);
+
 /// A decided consensus height as the store records it with its entries.
 #[derive(Debug, Clone, Copy)]
 pub struct Height<'a> {
@@ -254,7 +257,7 @@ impl LogStore {
 
     /// The applied height's block time and the open rounds stored with it (what
     /// [`Height::rounds`] left), to restore the protocol state.
-    pub fn open_rounds(&self) -> Result<(u64, Vec<([u8; 32], Vec<u8>)>), StoreError> {
+    pub fn open_rounds(&self) -> Result<(u64, Vec<RoundRow>), StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let time = meta

@@ -335,7 +335,7 @@ impl App for NodeApp {
                     rounds: &prepared.applied().changed_rounds,
                 },
             )
-            .map_err(|e| format!("log store: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let mut inner = self.shared.lock();
         let applied = inner.state.commit(prepared);
         let (entries, duties) = (applied.decided, applied.duties);
@@ -360,7 +360,7 @@ impl App for NodeApp {
                 .shared
                 .store
                 .tree_hash(appended.size)
-                .map_err(|e| format!("log store: {e}"))?;
+                .map_err(|e| e.to_string())?;
             let _ = self.events.send(AppEvent::Grown {
                 size: appended.size,
                 root,

@@ -39,6 +39,8 @@ pub(crate) struct Cluster {
     pub(crate) binary: PathBuf,
     /// Extra command-line arguments per member.
     pub(crate) extra_args: Vec<Vec<String>>,
+    /// Another committee file for a member (default: the group's).
+    pub(crate) committee_override: Vec<Option<PathBuf>>,
 }
 
 impl Cluster {
@@ -73,6 +75,7 @@ impl Cluster {
             overrides: vec![String::new(); n],
             binary,
             extra_args: vec![Vec::new(); n],
+            committee_override: vec![None; n],
         }
     }
 
@@ -99,7 +102,11 @@ impl Cluster {
             .arg("--dir")
             .arg(self.dir(i))
             .arg("--committee")
-            .arg(&self.committee_file)
+            .arg(
+                self.committee_override[i]
+                    .as_ref()
+                    .unwrap_or(&self.committee_file),
+            )
             .args(&self.extra_args[i])
             .env("SYNC_TEST_OVERRIDES", &self.overrides[i])
             .env(
@@ -139,6 +146,24 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits up to `within` for member `i`'s process to exit by itself; its exit status.
+    pub(crate) fn wait_exit(
+        &mut self,
+        i: usize,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let c = self.children[i].as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.children[i] = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub(crate) fn running(&self) -> Vec<usize> {
