@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::committee::Committee;
-use crate::crypto::{BlsSecretKey, BlsSignature, PartialSignature, ThresholdAggregator};
+use crate::crypto::{BlsSecretKey, BlsSignature, SignerBitmap, ThresholdSignature};
 use crate::log::{Checkpoint, CosignedCheckpoint, LogStore};
 
 use super::wire::Cosignature;
@@ -113,17 +113,17 @@ impl Collector {
             if store.tree_hash(size).ok() != Some(root) {
                 continue; // a root that is not ours: never aggregated with ours
             }
-            let body = checkpoint_body(committee, size, root);
-            let mut agg = ThresholdAggregator::new(committee.keys(), body.into_bytes());
-            for (signer, sig) in &self.pending[&(size, root)] {
-                let _ = agg.add(PartialSignature {
-                    signer: *signer,
-                    signature: sig.clone(),
-                });
+            // Each partial was verified when it was added: combine them as they are (the
+            // assembled note is verified once more, as a whole, before it is stored).
+            let partials = &self.pending[&(size, root)];
+            let mut signers = SignerBitmap::new(committee.len());
+            for signer in partials.keys() {
+                signers.set(*signer);
             }
-            let Ok(ts) = agg.finish(committee.threshold()) else {
+            let Some(aggregate) = BlsSignature::aggregate(partials.values()) else {
                 continue;
             };
+            let ts = ThresholdSignature { signers, aggregate };
             let cp = Checkpoint::new(committee.origin(), size, root);
             match CosignedCheckpoint::assemble(&cp, &ts, committee) {
                 Ok(c) => match store.put_checkpoint(&c) {

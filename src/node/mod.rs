@@ -5,7 +5,7 @@
 //! DIR/identity.key, bls.key, member.toml   keys (see node_dir)
 //! DIR/log/log.redb                         the log, decided blocks, checkpoints
 //! DIR/consensus.wal                        inputs of the height in progress
-//! DIR/rounds/<request id>.cbor             our committed outcome and salt per open round
+//! DIR/rounds.redb                          our committed outcome and salt per open round
 //! ```
 //!
 //! Restart: the open rounds are loaded from the rows stored with the applied height, consensus resumes
@@ -153,7 +153,7 @@ pub async fn start(
     let shared =
         Arc::new(Shared::restore(committee.clone(), me as u32, store).map_err(NodeError::Store)?);
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
-    let rounds = own::OwnRounds::open(&config.dir.join("rounds"))?;
+    let rounds = own::OwnRounds::open(&config.dir.join("rounds.redb"))?;
 
     let members = member_addrs(&committee);
     let listen = if config.listen.is_empty() {

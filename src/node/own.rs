@@ -1,15 +1,19 @@
 //! This node's secrets of open rounds: the outcome it committed to and the commitment's
-//! salt, one file per request under `DIR/rounds/`. Written atomically (temp file, fsync,
-//! rename) BEFORE the commitment is published, so a node restarted after committing can
-//! still reveal; removed once the request is decided.
+//! salt, one row per request in `DIR/rounds.redb`. Each save is its own durable redb
+//! transaction, committed BEFORE the commitment is published, so a node restarted after
+//! committing can still reveal (a crash before the commit returns leaves no row, and no
+//! commitment left this node). Rows go once the request is decided; that removal need not
+//! be durable: a row left by a crash is found decided at the next start and removed then.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::node_dir::write_atomic;
 use crate::protocol::RevealedOutcome;
+
+const OWN: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("own_rounds");
 
 /// A committed outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,58 +25,76 @@ pub(crate) struct OwnRound {
     pub salt: Vec<u8>,
 }
 
-/// The directory of round files.
-#[derive(Debug, Clone)]
+/// Our rounds, in their own small database (never contending with the log's writes).
+#[derive(Debug)]
 pub(crate) struct OwnRounds {
-    dir: PathBuf,
+    db: Database,
+}
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    format!("rounds.redb: {e}")
 }
 
 impl OwnRounds {
-    /// Round files under `dir` (created if needed).
-    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn path(&self, id: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}.cbor", hex::encode(id)))
+    /// The database at `path` (created if needed).
+    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
+        let db = Database::create(path).map_err(std::io::Error::other)?;
+        let txn = db.begin_write().map_err(std::io::Error::other)?;
+        txn.open_table(OWN).map_err(std::io::Error::other)?;
+        txn.commit().map_err(std::io::Error::other)?;
+        Ok(Self { db })
     }
 
     /// Stores (durably) our round for request `id`.
     pub(crate) fn save(&self, id: &[u8; 32], round: &OwnRound) -> Result<(), String> {
-        write_atomic(&self.path(id), &codec::to_vec(round)).map_err(|e| e.to_string())
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(Durability::Immediate).map_err(err)?;
+        txn.open_table(OWN)
+            .map_err(err)?
+            .insert(id, codec::to_vec(round).as_slice())
+            .map_err(err)?;
+        txn.commit().map_err(err)
     }
 
     /// Our round for `id`, if we committed.
     pub(crate) fn load(&self, id: &[u8; 32]) -> Option<OwnRound> {
-        let bytes = std::fs::read(self.path(id)).ok()?;
+        let txn = self.db.begin_read().ok()?;
+        let t = txn.open_table(OWN).ok()?;
+        let bytes = t.get(id).ok()??.value().to_vec();
         match codec::from_slice(&bytes, crate::protocol::MAX_MESSAGE_SIZE) {
             Ok(r) => Some(r),
             Err(e) => {
-                tracing::warn!("round file of {}: {e}", hex::encode(id));
+                tracing::warn!("round row of {}: {e}", hex::encode(id));
                 None
             }
         }
     }
 
-    /// The requests that have a round file.
+    /// The requests that have a row.
     pub(crate) fn ids(&self) -> Vec<[u8; 32]> {
-        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+        let Ok(txn) = self.db.begin_read() else {
             return Vec::new();
         };
-        dir.flatten()
-            .filter_map(|f| {
-                let name = f.file_name();
-                let stem = name.to_str()?.strip_suffix(".cbor")?.to_string();
-                <[u8; 32]>::try_from(hex::decode(stem).ok()?).ok()
-            })
-            .collect()
+        let Ok(t) = txn.open_table(OWN) else {
+            return Vec::new();
+        };
+        let Ok(iter) = t.iter() else {
+            return Vec::new();
+        };
+        iter.flatten().map(|(k, _)| k.value()).collect()
     }
 
-    /// Forgets the round of a decided request.
+    /// Forgets the round of a decided request (not durable by itself: see the module doc).
     pub(crate) fn remove(&self, id: &[u8; 32]) {
-        let _ = std::fs::remove_file(self.path(id));
+        let Ok(mut txn) = self.db.begin_write() else {
+            return;
+        };
+        if txn.set_durability(Durability::None).is_err() {
+            return;
+        }
+        if let Ok(mut t) = txn.open_table(OWN) {
+            let _ = t.remove(id);
+        }
+        let _ = txn.commit();
     }
 }

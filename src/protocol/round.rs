@@ -30,7 +30,9 @@ use super::message::RevealedOutcome;
 use super::params::ProtocolParams;
 use crate::build::Manifest;
 use crate::committee::Committee;
-use crate::crypto::{BlsPublicKey, BlsSignature, PartialSignature, ThresholdAggregator};
+use crate::crypto::{
+    BlsPublicKey, BlsSignature, SignerBitmap, ThresholdSignature, UncheckedSignature,
+};
 use crate::request::BuildRequest;
 
 /// The outcome's digest, or `None` if the reveal is malformed.
@@ -77,6 +79,32 @@ pub(crate) struct Reveal {
     pub(crate) outcome: RevealedOutcome,
     #[serde(with = "serde_bytes")]
     pub(crate) attestation: Vec<u8>,
+}
+
+/// The reveals of one digest.
+#[derive(Debug, Clone)]
+pub(crate) struct AttestationGroup {
+    pub(crate) digest: [u8; 32],
+    pub(crate) members: Vec<u32>,
+    pub(crate) statement: String,
+    pub(crate) signatures: Vec<Option<UncheckedSignature>>,
+    /// Their sum, in the subgroup (`None`: some signature does not decode, or the sum is
+    /// not in the subgroup: then each is checked on its own).
+    pub(crate) aggregate: Option<BlsSignature>,
+}
+
+/// A group's aggregate key and aggregate signature, to verify (alone or in a batch).
+pub(crate) fn batch_item<'g>(
+    g: &'g AttestationGroup,
+    committee: &Committee,
+) -> Option<(BlsPublicKey, &'g BlsSignature)> {
+    let sig = g.aggregate.as_ref()?;
+    let key = BlsPublicKey::aggregate(
+        g.members
+            .iter()
+            .map(|m| &committee.members()[*m as usize].bls_public_key),
+    )?;
+    Some((key, sig))
 }
 
 /// What an accepted commitment or reveal changes in its round.
@@ -248,90 +276,119 @@ impl Round {
         }
     }
 
-    /// Checks the reveals' attestations, one aggregate per digest: members whose signature
-    /// does not verify move from the reveals to misbehaviour (BadAttestation). Returns the
-    /// verified signatures.
-    fn check_attestations(
-        &mut self,
+    /// The reveals grouped by digest, with their signatures decoded onto the curve
+    /// (`None`: does not decode) and the group's statement: what [`Round::decide`] checks.
+    pub(crate) fn attestation_groups(
+        &self,
         id: &[u8; 32],
         committee: &Committee,
-    ) -> BTreeMap<u32, BlsSignature> {
+    ) -> Vec<AttestationGroup> {
         let mut groups: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
         for (m, r) in &self.reveals {
             groups.entry(r.digest).or_default().push(*m);
         }
-        let mut good = BTreeMap::new();
-        let mut bad = Vec::new();
-        for (digest, members) in groups {
-            let statement = attestation_statement(committee.origin(), id, &digest);
-            let decoded: Vec<(u32, Option<BlsSignature>)> = members
-                .iter()
-                .map(|m| {
-                    (
-                        *m,
-                        BlsSignature::from_bytes(&self.reveals[m].attestation).ok(),
-                    )
-                })
-                .collect();
-            let key = |m: u32| -> &BlsPublicKey { &committee.members()[m as usize].bls_public_key };
-            let all_decoded: Option<Vec<&BlsSignature>> =
-                decoded.iter().map(|(_, s)| s.as_ref()).collect();
-            let together = all_decoded.and_then(|sigs| {
-                let agg = BlsSignature::aggregate(sigs)?;
-                let keys: Vec<&BlsPublicKey> = members.iter().map(|m| key(*m)).collect();
-                agg.fast_aggregate_verify(statement.as_bytes(), &keys).ok()
-            });
-            for (m, sig) in decoded {
-                let ok = match (&together, &sig) {
-                    (Some(()), Some(_)) => true,
-                    // The aggregate failed: name who signed wrong (rare, costs one check each).
-                    (None, Some(s)) => key(m).verify(statement.as_bytes(), s).is_ok(),
-                    (_, None) => false,
-                };
-                match (ok, sig) {
-                    (true, Some(s)) => {
-                        good.insert(m, s);
-                    }
-                    _ => bad.push(m),
+        groups
+            .into_iter()
+            .map(|(digest, members)| {
+                let signatures: Vec<Option<UncheckedSignature>> = members
+                    .iter()
+                    .map(|m| UncheckedSignature::from_bytes(&self.reveals[m].attestation).ok())
+                    .collect();
+                let aggregate = signatures
+                    .iter()
+                    .map(Option::as_ref)
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(UncheckedSignature::aggregate);
+                AttestationGroup {
+                    digest,
+                    statement: attestation_statement(committee.origin(), id, &digest),
+                    signatures,
+                    aggregate,
+                    members,
                 }
+            })
+            .collect()
+    }
+
+    /// Checks the attestations of `groups` (from [`Round::attestation_groups`]), one
+    /// aggregate per digest; `batch_ok`: every group with an aggregate was verified
+    /// already, in one batch with other rounds' ([`batch_item`]). Only where an aggregate
+    /// fails is each member checked; members whose signature does not verify move from the
+    /// reveals to misbehaviour (BadAttestation). Returns, per digest, the good members and
+    /// the aggregate of their signatures.
+    fn check_attestations(
+        &mut self,
+        groups: Vec<AttestationGroup>,
+        batch_ok: bool,
+        committee: &Committee,
+    ) -> BTreeMap<[u8; 32], (Vec<u32>, BlsSignature)> {
+        let key = |m: u32| -> &BlsPublicKey { &committee.members()[m as usize].bls_public_key };
+        let mut out = BTreeMap::new();
+        let mut bad = Vec::new();
+        for g in groups {
+            let together = match (&g.aggregate, batch_ok) {
+                (Some(_), true) => true,
+                (Some(_), false) => batch_item(&g, committee)
+                    .is_some_and(|(k, s)| k.verify(g.statement.as_bytes(), s).is_ok()),
+                (None, _) => false,
+            };
+            if together {
+                let agg = g.aggregate.expect("checked");
+                out.insert(g.digest, (g.members, agg));
+                continue;
+            }
+            let mut good = Vec::new();
+            let mut sigs = Vec::new();
+            for (m, sig) in g.members.iter().zip(g.signatures) {
+                match sig.and_then(|s| s.check().ok()) {
+                    Some(s) if key(*m).verify(g.statement.as_bytes(), &s).is_ok() => {
+                        good.push(*m);
+                        sigs.push(s);
+                    }
+                    _ => bad.push(*m),
+                }
+            }
+            if let Some(agg) = BlsSignature::aggregate(&sigs) {
+                out.insert(g.digest, (good, agg));
             }
         }
         for m in bad {
             self.reveals.remove(&m);
             self.misbehaviour.push((m, Misbehaviour::BadAttestation));
         }
-        good
+        out
     }
 
-    /// The log entry of this round, decided at `height`.
-    pub(crate) fn decide(mut self, id: &[u8; 32], height: u64, committee: &Committee) -> Decided {
-        let sigs = self.check_attestations(id, committee);
-        let mut groups: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
-        for (m, r) in &self.reveals {
-            groups.entry(r.digest).or_default().push(*m);
-        }
+    /// The log entry of this round, decided at `height` (`groups` and `batch_ok` as for
+    /// [`Round::check_attestations`]).
+    pub(crate) fn decide(
+        mut self,
+        height: u64,
+        committee: &Committee,
+        groups: Vec<AttestationGroup>,
+        batch_ok: bool,
+    ) -> Decided {
+        let groups = self.check_attestations(groups, batch_ok, committee);
         let best = groups
             .iter()
-            .max_by_key(|(d, ms)| (ms.len(), std::cmp::Reverse(**d)))
-            .map(|(d, ms)| (*d, ms.clone()));
+            .max_by_key(|(d, (ms, _))| (ms.len(), std::cmp::Reverse(**d)));
         let t = committee.threshold();
         let (verdict, digest, manifest, attestation, majority) = match best {
-            Some((d, ms)) if ms.len() >= t => {
-                let statement = attestation_statement(committee.origin(), id, &d);
-                let mut agg = ThresholdAggregator::new(committee.keys(), statement.into_bytes());
-                for m in &ms {
-                    agg.add(PartialSignature {
-                        signer: *m as usize,
-                        signature: sigs[m].clone(),
-                    })
-                    .expect("checked above");
+            Some((d, (ms, agg))) if ms.len() >= t => {
+                // The group's aggregate was verified above: it is the attestation.
+                let mut signers = SignerBitmap::new(committee.len());
+                for m in ms {
+                    signers.set(*m as usize);
                 }
-                let ts = agg.finish(t).expect("at least t");
+                let ts = ThresholdSignature {
+                    signers,
+                    aggregate: agg.clone(),
+                };
                 let (verdict, manifest) = match &self.reveals[&ms[0]].outcome {
                     RevealedOutcome::Manifest(text) => (Verdict::Reproduced, Some(text.clone())),
                     RevealedOutcome::Failure(_) => (Verdict::Failed, None),
                 };
-                (verdict, d.to_vec(), manifest, ts.to_bytes(), ms)
+                (verdict, d.to_vec(), manifest, ts.to_bytes(), ms.clone())
             }
             _ => (
                 Verdict::NotReproduced,

@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::envelopes::EnvelopeCache;
 use super::message::{Body, MessageError, SignedMessage};
 use super::params::{BLOCK_OVERHEAD, ProtocolParams};
-use super::round::{Decided, Phase, Round};
+use super::round::{AttestationGroup, Decided, Phase, Round, batch_item};
 use crate::codec;
 use crate::committee::Committee;
+use crate::crypto::{BatchItem, BlsPublicKey, BlsSignature, SIGNATURE_DST, verify_batch};
 use crate::request::{BuildRequest, PinnedRequest};
 
 type Id = [u8; 32];
@@ -383,7 +384,9 @@ impl ProtocolState {
 
     /// Every rule a validator checks, without changing anything.
     pub fn check_block(&self, block: &Block, env: Env<'_>) -> Result<(), BlockError> {
-        self.run_block(block, env).map(|_| ())
+        // Which rounds a block decides is part of its validity; what their entries say (the
+        // attestation checks) is not, so validation skips computing them.
+        self.run_block(block, env, false).map(|_| ())
     }
 
     /// Validates and applies a decided block atomically: on error nothing changes.
@@ -408,7 +411,7 @@ impl ProtocolState {
     /// Everything applying `block` does, computed without changing the state (so the node
     /// can make it durable first, then [`ProtocolState::commit`] it).
     pub fn prepare(&self, block: &Block, env: Env<'_>) -> Result<Prepared, BlockError> {
-        let (applied, changes) = self.run_block(block, env)?;
+        let (applied, changes) = self.run_block(block, env, true)?;
         Ok(Prepared {
             applied,
             changes,
@@ -421,6 +424,7 @@ impl ProtocolState {
         &self,
         block: &Block,
         env: Env<'_>,
+        entries: bool,
     ) -> Result<(Applied, BTreeMap<Id, Option<Round>>), BlockError> {
         if let Some((h, t)) = self.last
             && (block.height <= h || block.time_ms < t)
@@ -474,13 +478,44 @@ impl ProtocolState {
                 decide.push(id);
             }
         }
-        let mut decided: Vec<Decided> = decide
+        let closed: Vec<(Id, Round)> = decide
             .iter()
-            .map(|id| {
-                let r = o.remove(id).expect("open");
-                r.decide(id, block.height, env.committee)
-            })
+            .map(|id| (*id, o.remove(id).expect("open")))
             .collect();
+        let mut decided: Vec<Decided> = Vec::new();
+        if entries {
+            // Every round's attestations in ONE batched multi-pairing; only if it fails
+            // are they checked per group (and per member) to find the bad ones.
+            let groups: Vec<Vec<AttestationGroup>> = closed
+                .iter()
+                .map(|(id, r)| r.attestation_groups(id, env.committee))
+                .collect();
+            let items: Vec<(BlsPublicKey, &BlsSignature, &[u8])> = groups
+                .iter()
+                .flatten()
+                .filter_map(|g| {
+                    batch_item(g, env.committee).map(|(k, s)| (k, s, g.statement.as_bytes()))
+                })
+                .collect();
+            let batch: Vec<BatchItem<'_>> = items
+                .iter()
+                .map(|(key, signature, message)| BatchItem {
+                    message,
+                    key,
+                    signature,
+                })
+                .collect();
+            let with_aggregate = groups
+                .iter()
+                .flatten()
+                .filter(|g| g.aggregate.is_some())
+                .count();
+            let batch_ok = batch.len() == with_aggregate
+                && (batch.is_empty() || verify_batch(SIGNATURE_DST, &batch).is_ok());
+            for ((_, r), g) in closed.into_iter().zip(groups) {
+                decided.push(r.decide(block.height, env.committee, g, batch_ok));
+            }
+        }
         decided.sort_by_key(|d| d.entry.request.id());
         let changed_rounds = o
             .changed

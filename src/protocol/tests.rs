@@ -524,3 +524,37 @@ fn check_matches_apply() {
             .is_err()
     );
 }
+
+/// Attestations are checked at the decision, all rounds of a block in one batch: a bad one
+/// (a valid point over another statement, or bytes that are no point) is found, named as
+/// BadAttestation, and left out; the others still attest.
+#[test]
+fn a_bad_attestation_is_found_at_the_decision() {
+    for garbage in [false, true] {
+        let mut net = Net::new();
+        let a = manifest(1);
+        let id = net.open();
+        let commits = (0..4).map(|m| net.commit(m, &id, &a)).collect();
+        net.block(1000, commits).unwrap();
+        let mut bad = net.reveal(3, &id, &a);
+        if let Body::Reveal { attestation, .. } = &mut bad.body {
+            *attestation = if garbage {
+                vec![0xc0 | 0x1f; 96]
+            } else {
+                let other = attestation_statement(net.tc.committee.origin(), &[9; 32], &[1; 32]);
+                net.tc.bls[3].sign(other.as_bytes()).to_bytes().to_vec()
+            };
+        }
+        let bad = net.msg(3, bad.body);
+        let reveals = vec![
+            net.reveal(0, &id, &a),
+            net.reveal(1, &id, &a),
+            net.reveal(2, &id, &a),
+            bad,
+        ];
+        let e = net.block(1000, reveals).unwrap().0.remove(0);
+        assert_eq!(e.verdict, Verdict::Reproduced, "garbage {garbage}");
+        assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::BadAttestation)]);
+        assert_eq!(attested_by(&net, &e), vec![0, 1, 2]);
+    }
+}

@@ -160,6 +160,14 @@ impl BlsPublicKey {
             .map_err(|e| point_error(e, "public key"))
     }
 
+    /// The sum of `keys` (for a FastAggregateVerify of members who all signed one message;
+    /// the keys must have had their proofs of possession checked). `None` for an empty list
+    /// or a sum that is the identity.
+    pub fn aggregate<'a>(keys: impl IntoIterator<Item = &'a BlsPublicKey>) -> Option<Self> {
+        let keys: Vec<&BlsPublicKey> = keys.into_iter().collect();
+        super::batch::aggregate_keys(&keys).filter(|k| !k.is_infinity())
+    }
+
     /// True for the identity point (which would verify the identity signature for anything).
     pub(crate) fn is_infinity(&self) -> bool {
         self.to_bytes() == INFINITY_PUBLIC_KEY
@@ -245,5 +253,52 @@ impl BlsSignature {
             return Err(BlsError::InfinityKey);
         }
         agg.verify(message, self)
+    }
+}
+
+/// A signature decoded onto the curve whose subgroup membership is NOT checked yet: for
+/// summing many into an aggregate that is checked once ([`UncheckedSignature::aggregate`]),
+/// which costs one subgroup check instead of one per signature. A sum of points that
+/// are not all in the subgroup is caught there (or, if their off-subgroup parts cancel,
+/// is still exactly the aggregate of the signers' valid signatures).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UncheckedSignature(imp::Signature);
+
+impl fmt::Debug for UncheckedSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UncheckedSignature({})", hex::encode(self.0.compress()))
+    }
+}
+
+impl UncheckedSignature {
+    /// Decodes a 96-byte compressed point (on the curve; no subgroup check).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BlsError> {
+        if bytes.len() != SIGNATURE_LEN {
+            return Err(BlsError::BadEncoding { what: "signature" });
+        }
+        imp::Signature::uncompress(bytes)
+            .map(Self)
+            .map_err(|e| point_error(e, "signature"))
+    }
+
+    /// This one signature, subgroup-checked.
+    pub fn check(&self) -> Result<BlsSignature, BlsError> {
+        self.0
+            .validate(false)
+            .map(|()| BlsSignature(self.0.clone()))
+            .map_err(|e| point_error(e, "signature"))
+    }
+
+    /// The sum of `sigs`, subgroup-checked as a whole. `None` for an empty list or a sum
+    /// outside the subgroup.
+    pub fn aggregate<'a>(
+        sigs: impl IntoIterator<Item = &'a UncheckedSignature>,
+    ) -> Option<BlsSignature> {
+        let refs: Vec<&imp::Signature> = sigs.into_iter().map(|s| &s.0).collect();
+        let sum = imp::AggregateSignature::aggregate(&refs, false)
+            .ok()?
+            .to_signature();
+        sum.validate(false).ok()?;
+        Some(BlsSignature(sum))
     }
 }

@@ -10,7 +10,7 @@ mod threshold;
 pub use batch::{BatchItem, verify_batch};
 pub use bls::{
     BlsError, BlsPublicKey, BlsSecretKey, BlsSignature, POP_DST, PUBLIC_KEY_LEN, SECRET_KEY_LEN,
-    SIGNATURE_DST, SIGNATURE_LEN,
+    SIGNATURE_DST, SIGNATURE_LEN, UncheckedSignature,
 };
 pub use threshold::{
     MemberKeys, PartialSignature, SignerBitmap, ThresholdAggregator, ThresholdError,
