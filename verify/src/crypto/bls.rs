@@ -285,7 +285,7 @@ impl UncheckedSignature {
     pub fn check(&self) -> Result<BlsSignature, BlsError> {
         self.0
             .validate(false)
-            .map(|()| BlsSignature(self.0.clone()))
+            .map(|()| BlsSignature(self.0))
             .map_err(|e| point_error(e, "signature"))
     }
 
