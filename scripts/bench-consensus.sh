@@ -3,8 +3,9 @@
 #   1. last reveal -> cosigned checkpoint, median of 20 requests (goal <= 1.5 s);
 #   2. requests decided per second in a batch of 1,000 (a builder that returns chosen
 #      manifests at once, so this measures ordering, commit-reveal and logging);
-#   3. each idle member's CPU over 60 s (goal <= 2 % of one core) and RSS, as separate
-#      processes (the real node with that builder).
+#   3. each idle member's CPU over IDLE_SECONDS (goal <= 0.2 % of one core), RSS, and the
+#      growth of its node directory extrapolated to a day (goal <= 1 MiB/day: an idle group
+#      decides no empty heights), as separate processes (the real node with that builder).
 # Usage: scripts/bench-consensus.sh [BATCH] [IDLE_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,14 +36,18 @@ done
 sleep 10 # connect and settle
 ticks=$(getconf CLK_TCK)
 declare -A start
-for p in "${pids[@]}"; do
+declare -A bytes
+for i in 0 1 2 3; do
+  p=${pids[$i]}
   start[$p]=$(awk '{print $14+$15}' /proc/$p/stat)
+  bytes[$i]=$(du -sb "$work/n$i" | cut -f1)
 done
 sleep "$idle"
 for i in 0 1 2 3; do
   p=${pids[$i]}
   end=$(awk '{print $14+$15}' /proc/$p/stat)
   rss=$(awk '/VmRSS/ {print $2}' /proc/$p/status)
-  awk -v s="${start[$p]}" -v e="$end" -v t="$ticks" -v d="$idle" -v r="$rss" -v i="$i" \
-    'BEGIN { printf "member %d: idle CPU %.2f %% of one core over %d s, RSS %.1f MiB\n", i, 100*(e-s)/t/d, d, r/1024 }'
+  grown=$(( $(du -sb "$work/n$i" | cut -f1) - ${bytes[$i]} ))
+  awk -v s="${start[$p]}" -v e="$end" -v t="$ticks" -v d="$idle" -v r="$rss" -v i="$i" -v g="$grown" \
+    'BEGIN { printf "member %d: idle CPU %.3f %% of one core over %d s, RSS %.1f MiB, store grew %d bytes (%.3f MiB/day)\n", i, 100*(e-s)/t/d, d, r/1024, g, g*86400/d/1048576 }'
 done

@@ -91,6 +91,11 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     open as u64,
                 ),
                 (
+                    "synchronicity_frames_dropped_total",
+                    "Consensus frames dropped: the consensus actor's queue was full.",
+                    load(&c.frames_dropped),
+                ),
+                (
                     "synchronicity_halted",
                     "1 when the node cannot go on (it exits; see its last log line).",
                     u64::from(shared.halted().is_some()),

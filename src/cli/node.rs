@@ -249,9 +249,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&s)?)?;
         } else {
+            let last = match s.last_block_ms {
+                0 => "-".to_string(),
+                t => format!("{}s ago", crate::node::now_ms().saturating_sub(t) / 1000),
+            };
             writeln!(
                 out,
-                "member {}  height {}  log size {}  cosigned {}  peers {}  root {}",
+                "member {}  height {} (last block {last})  log size {}  cosigned {}  peers {}  root {}",
                 s.member,
                 s.applied_height,
                 s.log_size,
@@ -259,6 +263,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 s.connected_members,
                 &s.root[..16]
             )?;
+            if let Some(why) = &s.halted {
+                writeln!(out, "  HALTED: {why}")?;
+            }
             for r in &s.open {
                 writeln!(
                     out,

@@ -55,6 +55,8 @@ pub struct NodeCounters {
     pub builds: AtomicU64,
     /// Their total wall time, milliseconds.
     pub build_ms: AtomicU64,
+    /// Consensus frames dropped because the actor's queue was full.
+    pub frames_dropped: AtomicU64,
 }
 
 /// State shared by the consensus actor and the node's event loop.

@@ -74,6 +74,13 @@ pub struct NodeStatus {
     pub member: u32,
     /// Last applied height.
     pub applied_height: u64,
+    /// Block time of the last applied height (ms since the epoch; 0 before the first). An
+    /// idle group decides no heights: peers and this show it is alive and when it last moved.
+    #[serde(default)]
+    pub last_block_ms: u64,
+    /// Why the node halted, if it did (it is about to exit).
+    #[serde(default)]
+    pub halted: Option<String>,
     /// Log size.
     pub log_size: u64,
     /// Log root (hex).
@@ -193,7 +200,7 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, String>
 
 fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
     let s = &ctx.shared;
-    let (applied_height, open) = {
+    let (applied_height, open, last_block_ms) = {
         let inner = s.lock();
         let open = inner
             .state
@@ -219,7 +226,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
                 revealed: st.revealed,
             })
             .collect();
-        (inner.height, open)
+        (inner.height, open, inner.state.last_time_ms())
     };
     let (log_size, root) = s.store.head().map_err(|e| e.to_string())?;
     let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
@@ -262,6 +269,8 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
     Ok(NodeStatus {
         member: s.me,
         applied_height,
+        last_block_ms,
+        halted: s.halted(),
         log_size,
         root: hex::encode(root),
         checkpoint_size,

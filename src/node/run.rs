@@ -201,7 +201,18 @@ impl NodeLoop {
     async fn on_net(&mut self, e: NetEvent) {
         match e {
             NetEvent::Frame { from, data } => {
-                let _ = self.actor.send(ActorInput::Frame { from, data }).await;
+                // Never wait on a full actor queue for a peer's frame: drop and count it
+                // (consensus re-sends votes; a flooding member cannot stall this loop).
+                if self
+                    .actor
+                    .try_send(ActorInput::Frame { from, data })
+                    .is_err()
+                {
+                    self.shared
+                        .counters
+                        .frames_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             NetEvent::Gossip(g) => {
                 let verdict = match g.topic.as_str() {
