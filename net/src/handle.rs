@@ -33,13 +33,14 @@ pub enum Validation {
     Ignore,
 }
 
-/// A gossip message whose author (the signed `source`) is a committee member. It is not
-/// forwarded until the node calls [`NetworkHandle::validate`].
+/// A gossip message relayed by a member and claiming a member as its author (`source`; not
+/// signed by gossipsub: the payload must prove its author, see the behaviour's docs). It is
+/// not forwarded until the node calls [`NetworkHandle::validate`].
 #[derive(Debug, Clone)]
 pub struct GossipMessage {
     /// Topic name.
     pub topic: String,
-    /// The authenticated author (signed), a member.
+    /// The claimed author, a member (the payload proves it or the node rejects it).
     pub source: PeerId,
     /// Payload.
     pub data: Vec<u8>,
