@@ -190,8 +190,13 @@ impl crate::node::BuildService for FixedBuilder {
         Ok(request(name, version, &lockfile))
     }
 
-    fn build(&self, pinned: &PinnedRequest) -> Result<crate::build::Outcome, String> {
+    fn build(
+        &self,
+        pinned: &PinnedRequest,
+        progress: &dyn Fn(crate::build::Phase),
+    ) -> Result<crate::build::Outcome, String> {
         let req = &pinned.request;
+        progress(crate::build::Phase::Build);
         std::thread::sleep(self.delay);
         let variant = self
             .overrides

@@ -27,11 +27,13 @@ struct Group {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-/// The group's rules for these tests: 20 s to commit, 2 s least grace, 4 s to reveal.
+/// The group's rules for these tests: 30 s to commit, 10 s least grace (the rogue's copied
+/// commitment, published after it sees member 0's, must still be ordered under load), 4 s to
+/// reveal.
 fn rules() -> ProtocolRules {
     ProtocolRules {
-        commit_window_secs: 20,
-        commit_grace_secs: 2,
+        commit_window_secs: 30,
+        commit_grace_secs: 10,
         reveal_window_secs: 4,
         ..ProtocolRules::default()
     }
@@ -504,17 +506,11 @@ async fn faulty_light_peer_is_skipped(g: &Group, mut r: Rogue) {
     ] {
         let state = tmp.path().join("state.note");
         std::fs::write(&state, remembered).unwrap();
-        let o = run_cli(vec![
-            "checkpoint".into(),
-            "--peer".into(),
-            rogue_addr.clone().into(),
-            "--peer".into(),
-            member_addr(g, 0).into(),
-            "--trust".into(),
-            trust.clone().into(),
-            "--state".into(),
-            state.clone().into(),
-        ])
+        let o = run_cli(checkpoint_args(
+            &[rogue_addr.clone(), member_addr(g, 0)],
+            &trust,
+            &state,
+        ))
         .await;
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(o.status.success(), "{case}: {err}");
@@ -542,6 +538,21 @@ async fn faulty_light_peer_is_skipped(g: &Group, mut r: Rogue) {
 fn member_addr(g: &Group, i: usize) -> String {
     let m = &g.tc.committee.members()[i];
     format!("{}/p2p/{}", m.addrs[0], m.peer_id)
+}
+
+/// `checkpoint --peer P... --trust T --state S`.
+fn checkpoint_args(
+    peers: &[String],
+    trust: &std::path::Path,
+    state: &std::path::Path,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["checkpoint".into()];
+    for p in peers {
+        args.extend(["--peer".into(), p.into()]);
+    }
+    args.extend(["--trust".into(), trust.into()]);
+    args.extend(["--state".into(), state.into()]);
+    args
 }
 
 async fn run_cli(args: Vec<std::ffi::OsString>) -> std::process::Output {
@@ -636,17 +647,11 @@ async fn light_client_follows_the_log(g: &Group) {
         free_loopback_ports(1)[0],
         g.tc.committee.members()[1].peer_id
     );
-    let o = run_cli(vec![
-        "checkpoint".into(),
-        "--peer".into(),
-        dead.clone().into(),
-        "--peer".into(),
-        member_addr(g, 2).into(),
-        "--trust".into(),
-        trust.clone().into(),
-        "--state".into(),
-        state.clone().into(),
-    ])
+    let o = run_cli(checkpoint_args(
+        &[dead.clone(), member_addr(g, 2)],
+        &trust,
+        &state,
+    ))
     .await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(

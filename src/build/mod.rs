@@ -475,8 +475,15 @@ impl Builder {
     ) -> Result<BuildReport, BuildError> {
         let t = Instant::now();
         progress(Phase::Build);
+        // Host-side directories are per request (every pin): variants of one crate@version
+        // build side by side. Paths inside the sandbox stay fixed.
         let job = Job {
-            name: format!("{}-{}", req.krate, req.version),
+            name: format!(
+                "{}-{}-{}",
+                req.krate,
+                req.version,
+                &hex::encode(req.id())[..16]
+            ),
             toolchain: req.toolchain.clone(),
             source: std::path::absolute(source)
                 .map_err(|e| BuildError::Workspace(e.to_string()))?,

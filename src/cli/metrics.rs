@@ -116,6 +116,44 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
                 );
             }
+            let q = shared.build_queue().status();
+            for (name, help, v) in [
+                (
+                    "synchronicity_builds_running",
+                    "Builds running now.",
+                    q.running.len(),
+                ),
+                (
+                    "synchronicity_builds_queued",
+                    "Builds waiting for a slot.",
+                    q.queued.len(),
+                ),
+                (
+                    "synchronicity_builds_peak_running",
+                    "The most builds that ran at once since start.",
+                    q.peak_running,
+                ),
+            ] {
+                let _ = write!(
+                    body,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+                );
+            }
+            // Build durations, cumulative buckets (OpenMetrics histogram).
+            let name = "synchronicity_build_duration_seconds";
+            let _ = write!(
+                body,
+                "# HELP {name} Wall time of this member's builds.\n# TYPE {name} histogram\n"
+            );
+            let mut total = 0;
+            for (i, le) in crate::node::queue::BUILD_SECONDS_BUCKETS.iter().enumerate() {
+                total += load(&c.build_seconds[i]);
+                let _ = writeln!(body, "{name}_bucket{{le=\"{le}\"}} {total}");
+            }
+            total += load(&c.build_seconds[6]);
+            let _ = writeln!(body, "{name}_bucket{{le=\"+Inf\"}} {total}");
+            let _ = writeln!(body, "{name}_count {total}");
+            let _ = writeln!(body, "{name}_sum {}", load(&c.build_ms) as f64 / 1000.0);
             body.push_str("# EOF\n");
             let resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -12,6 +12,8 @@
 //! work_dir = "DIR/work"
 //! memory_mib = 4096
 //! timeout_secs = 1800
+//! max_parallel = 1            # builds at once, whatever members order (the rest queue)
+//! jobs = 2                    # cargo jobs per build [default: the CPUs / max_parallel]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -62,6 +64,8 @@ struct BuilderSection {
     work_dir: Option<PathBuf>,
     memory_mib: Option<u64>,
     timeout_secs: Option<u64>,
+    max_parallel: Option<usize>,
+    jobs: Option<u32>,
 }
 
 /// Keys that are group rules now (`[protocol]` in the committee file).
@@ -98,6 +102,14 @@ fn read_node_file(dir: &Path, committee_file: &Path) -> anyhow::Result<NodeFile>
     }
 }
 
+fn max_parallel(b: &BuilderSection) -> anyhow::Result<usize> {
+    match b.max_parallel {
+        None => Ok(1),
+        Some(n @ 1..=64) => Ok(n),
+        Some(n) => bail!("node.toml: builder.max_parallel = {n} is out of range 1..=64"),
+    }
+}
+
 /// `node` with the real sandboxed builder.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let file = read_node_file(&args.dir, &args.committee)?;
@@ -121,6 +133,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(t) = b.timeout_secs {
         cfg.limits.time = Duration::from_secs(t);
     }
+    let parallel = max_parallel(b)?;
+    cfg.limits.jobs = match b.jobs {
+        Some(0) => bail!("node.toml: builder.jobs must be at least 1"),
+        Some(j) => j,
+        None => (cfg.limits.jobs / parallel as u32).max(1),
+    };
     let builder = Builder::new(&cfg).context("cannot set up the builder")?;
     let target = committee.build().target.clone();
     run_with(args, Arc::new(SandboxBuildService::new(builder, &target)))
@@ -137,6 +155,7 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
     if let Some(ms) = file.idle_interval_ms {
         config.idle_interval = Duration::from_millis(ms);
     }
+    config.max_parallel_builds = max_parallel(&file.builder)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     let result = rt.block_on(async move {
         let mut handle = node::start(config, service.clone()).await?;
@@ -265,6 +284,24 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             )?;
             if let Some(why) = &s.halted {
                 writeln!(out, "  HALTED: {why}")?;
+            }
+            let q = &s.builds;
+            if !q.running.is_empty() || !q.queued.is_empty() {
+                writeln!(
+                    out,
+                    "  builds: {} running (max {}), {} queued",
+                    q.running.len(),
+                    q.max_parallel,
+                    q.queued.len()
+                )?;
+                for (id, phase, ms) in &q.running {
+                    writeln!(
+                        out,
+                        "    {}  {phase}  {:.0} s",
+                        &id[..16],
+                        *ms as f64 / 1000.0
+                    )?;
+                }
             }
             for r in &s.open {
                 writeln!(

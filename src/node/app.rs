@@ -55,6 +55,9 @@ pub struct NodeCounters {
     pub builds: AtomicU64,
     /// Their total wall time, milliseconds.
     pub build_ms: AtomicU64,
+    /// Builds by duration: one counter per bucket of [`super::queue::BUILD_SECONDS_BUCKETS`]
+    /// (at most that many seconds), then one for longer.
+    pub build_seconds: [AtomicU64; 7],
     /// Consensus frames dropped because the actor's queue was full.
     pub frames_dropped: AtomicU64,
 }
@@ -73,6 +76,8 @@ pub struct Shared {
     pub envelopes: EnvelopeCache,
     /// Set once when the node cannot go on (fail-stop): why.
     halt: tokio::sync::watch::Sender<Option<String>>,
+    /// Queued and running builds.
+    builds: Mutex<super::queue::BuildQueue>,
     inner: Mutex<Inner>,
 }
 
@@ -108,12 +113,24 @@ impl Shared {
             store,
             envelopes,
             halt: tokio::sync::watch::Sender::new(None),
+            builds: Mutex::new(super::queue::BuildQueue::new(1)),
             inner: Mutex::new(Inner {
                 mempool: Mempool::default(),
                 state,
                 height: applied,
             }),
         })
+    }
+
+    /// The same, building at most `max_parallel` requests at once.
+    pub fn with_build_queue(mut self, max_parallel: usize) -> Self {
+        self.builds = Mutex::new(super::queue::BuildQueue::new(max_parallel));
+        self
+    }
+
+    /// The build queue (a poisoned lock is recovered: each change is one small step).
+    pub fn build_queue(&self) -> MutexGuard<'_, super::queue::BuildQueue> {
+        self.builds.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops the node for good (fail-stop): a write that matters failed, or a decided

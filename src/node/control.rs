@@ -81,6 +81,9 @@ pub struct NodeStatus {
     /// Why the node halted, if it did (it is about to exit).
     #[serde(default)]
     pub halted: Option<String>,
+    /// The build queue: waiting and running builds, the most that ran at once.
+    #[serde(default)]
+    pub builds: super::queue::QueueStatus,
     /// Log size.
     pub log_size: u64,
     /// Log root (hex).
@@ -271,6 +274,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
         applied_height,
         last_block_ms,
         halted: s.halted(),
+        builds: s.build_queue().status(),
         log_size,
         root: hex::encode(root),
         checkpoint_size,

@@ -13,10 +13,22 @@ impl NodeLoop {
     /// After a restart: commit or reveal for rounds that were open when we stopped.
     pub(crate) fn resume_rounds(&mut self) {
         self.forget_decided_rounds();
-        let open: Vec<[u8; 32]> = {
+        // In the order the requests were ordered (the queue is block order).
+        let mut open: Vec<([u8; 32], u64)> = {
             let inner = self.shared.lock();
-            inner.state.open_requests().map(|(id, _)| *id).collect()
+            inner
+                .state
+                .open_requests()
+                .filter_map(|(id, _)| {
+                    inner
+                        .state
+                        .round_status(id, &self.shared.committee)
+                        .map(|s| (*id, s.opened_ms))
+                })
+                .collect()
         };
+        open.sort_by_key(|(id, at)| (*at, *id));
+        let open: Vec<[u8; 32]> = open.into_iter().map(|(id, _)| id).collect();
         for id in open {
             let Some(st) = self.round_status(&id) else {
                 continue;
@@ -32,29 +44,51 @@ impl NodeLoop {
         }
     }
 
+    /// Queues the build of a newly ordered request (block order) and starts what fits.
     pub(crate) fn start_build(&mut self, id: [u8; 32]) {
-        if self.building.contains(&id) {
-            return;
+        self.shared.build_queue().push(id);
+        self.start_queued_builds();
+    }
+
+    /// Starts queued builds while fewer than `max_parallel` run; a request whose commit
+    /// phase is over by then is skipped (its commitment could not be ordered any more).
+    pub(crate) fn start_queued_builds(&mut self) {
+        loop {
+            let Some(id) = self.shared.build_queue().start_next() else {
+                return;
+            };
+            let pinned = self
+                .round_status(&id)
+                .filter(|s| s.phase == "commit")
+                .and_then(|_| self.shared.lock().state.pinned(&id));
+            let Some(pinned) = pinned else {
+                self.shared.build_queue().finished(&id);
+                continue;
+            };
+            let (service, tx) = (self.service.clone(), self.built_tx.clone());
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let progress = |p| shared.build_queue().set_phase(&id, p);
+                let result = service.build(&pinned, &progress);
+                let _ = tx.send((id, result));
+            });
         }
-        let Some(pinned) = self.shared.lock().state.pinned(&id) else {
-            return;
-        };
-        self.building.insert(id);
-        let (service, tx) = (self.service.clone(), self.built_tx.clone());
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let t = std::time::Instant::now();
-            let result = service.build(&pinned);
-            let c = &shared.counters;
-            c.builds.fetch_add(1, Ordering::Relaxed);
-            c.build_ms
-                .fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
-            let _ = tx.send((id, result));
-        });
     }
 
     pub(crate) fn on_built(&mut self, id: [u8; 32], result: Result<Outcome, String>) {
-        self.building.remove(&id);
+        if let Some(took) = self.shared.build_queue().finished(&id) {
+            let c = &self.shared.counters;
+            c.builds.fetch_add(1, Ordering::Relaxed);
+            c.build_ms
+                .fetch_add(took.as_millis() as u64, Ordering::Relaxed);
+            let secs = took.as_secs();
+            let bucket = super::queue::BUILD_SECONDS_BUCKETS
+                .iter()
+                .position(|b| secs < *b)
+                .unwrap_or(super::queue::BUILD_SECONDS_BUCKETS.len());
+            c.build_seconds[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.start_queued_builds();
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {

@@ -20,6 +20,7 @@ mod duties;
 mod light;
 mod mempool;
 mod own;
+pub mod queue;
 mod run;
 mod service;
 mod sync;
@@ -59,6 +60,8 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// How often an idle node re-checks for work (no empty heights are decided).
     pub idle_interval: Duration,
+    /// Most builds at once (`[builder] max_parallel`).
+    pub max_parallel_builds: usize,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
 }
@@ -74,6 +77,7 @@ impl NodeConfig {
             listen: Vec::new(),
             bootstrap: Vec::new(),
             idle_interval: Duration::from_secs(5),
+            max_parallel_builds: 1,
             timeouts: LinearTimeouts::default(),
         }
     }
@@ -150,8 +154,11 @@ pub async fn start(
     }
     let store =
         LogStore::open(&config.dir.join("log")).map_err(|e| NodeError::Store(e.to_string()))?;
-    let shared =
-        Arc::new(Shared::restore(committee.clone(), me as u32, store).map_err(NodeError::Store)?);
+    let shared = Arc::new(
+        Shared::restore(committee.clone(), me as u32, store)
+            .map_err(NodeError::Store)?
+            .with_build_queue(config.max_parallel_builds),
+    );
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
     let rounds = own::OwnRounds::open(&config.dir.join("rounds.redb"))?;
 
@@ -215,7 +222,6 @@ pub async fn start(
         collector: Default::default(),
         last_cosign: None,
         fetched_checkpoint: None,
-        building: Default::default(),
         built_tx,
         synced_tx,
         sync_inflight: false,

@@ -65,8 +65,6 @@ pub(crate) struct NodeLoop {
     pub(crate) last_cosign: Option<Cosignature>,
     /// A checkpoint fetched from a peer, stored once our log reaches its size.
     pub(crate) fetched_checkpoint: Option<String>,
-    /// Requests being built.
-    pub(crate) building: std::collections::HashSet<[u8; 32]>,
     pub(crate) built_tx: mpsc::UnboundedSender<([u8; 32], Result<Outcome, String>)>,
     pub(crate) synced_tx: mpsc::UnboundedSender<Option<SyncResponse>>,
     pub(crate) sync_inflight: bool,
@@ -316,6 +314,7 @@ impl NodeLoop {
                 self.store_fetched_checkpoint();
                 for id in decided {
                     self.rounds.remove(&id);
+                    self.shared.build_queue().forget(&id);
                 }
             }
             AppEvent::Lagging { from } => self.sync_from(from, None),

@@ -1,7 +1,7 @@
 //! The node's builder, behind a trait so the consensus tests can use a builder that
 //! returns chosen manifests while the product path uses the real sandboxed builder.
 
-use crate::build::{Builder, Outcome};
+use crate::build::{Builder, Outcome, Phase};
 use crate::request::{BuildRequest, PinnedRequest};
 
 /// Pins and builds requests for a node. Called from blocking threads.
@@ -13,9 +13,9 @@ pub trait BuildService: Send + Sync + 'static {
         version: &str,
         lockfile: Option<String>,
     ) -> Result<PinnedRequest, String>;
-    /// Builds a request. `Err` means the builder itself could not run (no outcome to
-    /// commit to); a failed build is an `Ok(Outcome::Failure)`.
-    fn build(&self, request: &PinnedRequest) -> Result<Outcome, String>;
+    /// Builds a request, reporting each phase it enters. `Err` means the builder itself
+    /// could not run (no outcome to commit to); a failed build is an `Ok(Outcome::Failure)`.
+    fn build(&self, request: &PinnedRequest, progress: &dyn Fn(Phase)) -> Result<Outcome, String>;
     /// The artifact files of the last successful build of `request` (path in the manifest,
     /// host path), for operators who want the files a proof speaks about.
     fn artifacts(&self, request: &BuildRequest) -> Vec<(String, std::path::PathBuf)> {
@@ -58,11 +58,11 @@ impl BuildService for SandboxBuildService {
             .map_err(|e| e.to_string())
     }
 
-    fn build(&self, pinned: &PinnedRequest) -> Result<Outcome, String> {
+    fn build(&self, pinned: &PinnedRequest, progress: &dyn Fn(Phase)) -> Result<Outcome, String> {
         let request = &pinned.request;
         let report = self
             .builder
-            .build(pinned, &|_| {})
+            .build(pinned, progress)
             .map_err(|e| e.to_string())?;
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         last.retain(|(id, _)| *id != request.id());

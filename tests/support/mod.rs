@@ -41,6 +41,8 @@ pub(crate) struct Cluster {
     pub(crate) extra_args: Vec<Vec<String>>,
     /// Another committee file for a member (default: the group's).
     pub(crate) committee_override: Vec<Option<PathBuf>>,
+    /// Extra environment per member (e.g. `SYNC_TEST_BUILD_MS`).
+    pub(crate) extra_env: Vec<Vec<(String, String)>>,
 }
 
 impl Cluster {
@@ -76,6 +78,7 @@ impl Cluster {
             binary,
             extra_args: vec![Vec::new(); n],
             committee_override: vec![None; n],
+            extra_env: vec![Vec::new(); n],
         }
     }
 
@@ -109,6 +112,11 @@ impl Cluster {
             )
             .args(&self.extra_args[i])
             .env("SYNC_TEST_OVERRIDES", &self.overrides[i])
+            .envs(
+                self.extra_env[i]
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("SYNC_TEST_LOG")

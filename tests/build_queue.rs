@@ -1,0 +1,72 @@
+//! The build queue, as separate member processes (the real node with a builder that takes
+//! 800 ms and returns chosen manifests): 12 requests ordered at once on 4 members with
+//! `[builder] max_parallel = 2` — no member ever runs more than 2 builds at once (its own
+//! accounting, read from `status` while they run), builds do queue, and all 12 are decided.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::Cluster;
+use synchronicity::committee::ProtocolRules;
+use synchronicity::protocol::Verdict;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_parallel_builds_and_all_decided() {
+    let rules = ProtocolRules {
+        commit_window_secs: 120,
+        commit_grace_secs: 10,
+        reveal_window_secs: 10,
+        ..ProtocolRules::default()
+    };
+    let node_toml = "idle_interval_ms = 1000\n[builder]\nmax_parallel = 2\n";
+    let mut c = Cluster::new(73, 4, rules, node_toml);
+    for i in 0..4 {
+        c.extra_env[i] = vec![("SYNC_TEST_BUILD_MS".into(), "800".into())];
+        c.start(i);
+    }
+    for k in 0..12 {
+        c.submit(k % 4, &format!("queued{k}"), "1.0.0").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut most_running, mut most_queued) = (0, 0);
+    loop {
+        let mut done = 0;
+        for i in 0..4 {
+            let Some(s) = c.status(i, None).await else {
+                continue;
+            };
+            assert!(
+                s.builds.running.len() <= 2 && s.builds.peak_running <= 2,
+                "member {i}: {:?}",
+                s.builds
+            );
+            assert_eq!(s.builds.max_parallel, 2);
+            most_running = most_running.max(s.builds.running.len());
+            most_queued = most_queued.max(s.builds.queued.len());
+            if s.log_size == 12 {
+                done += 1;
+            }
+        }
+        if done == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all 12 decided in 120 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("most running {most_running}, most queued {most_queued}");
+    assert_eq!(most_running, 2, "the queue ran two at a time");
+    assert!(most_queued > 0, "builds waited in the queue");
+    for k in 0..12 {
+        let st = c
+            .decided_on(&[0, 1, 2, 3], &format!("queued{k}@1.0.0"), 30)
+            .await;
+        let e = &st[0].entry.as_ref().unwrap().entry;
+        assert_eq!(e.verdict, Verdict::Reproduced, "queued{k}");
+    }
+    for i in 0..4 {
+        let s = c.status(i, None).await.unwrap();
+        assert_eq!(s.builds.peak_running, 2, "member {i}");
+        c.stop(i);
+    }
+}
