@@ -170,7 +170,8 @@ pub fn manifest(name: &str, version: &str, variant: &str) -> crate::build::Manif
 
 /// A builder for consensus tests: returns chosen manifests instead of building (the
 /// builder's own tests run real builds). Crates in `overrides` get that variant; others
-/// the variant "same".
+/// the variant "same"; a variant `!why` makes the builder fail to run with `why` (a local
+/// failure, as when the registry is unreachable).
 #[derive(Debug, Default)]
 pub struct FixedBuilder {
     /// crate name → manifest variant.
@@ -203,6 +204,10 @@ impl crate::node::BuildService for FixedBuilder {
             .get(&req.krate)
             .map(String::as_str)
             .unwrap_or("same");
+        // "!why": this builder cannot run here (a local failure, not an outcome).
+        if let Some(why) = variant.strip_prefix('!') {
+            return Err(why.to_string());
+        }
         Ok(crate::build::Outcome::Success(manifest(
             &req.krate,
             &req.version,

@@ -70,3 +70,40 @@ async fn at_most_max_parallel_builds_and_all_decided() {
         c.stop(i);
     }
 }
+
+/// A member whose builder cannot run (here: it says its registry is unreachable) commits
+/// nothing and says why in `status`; the others reproduce the request 3 of 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_failure_commits_nothing_and_is_reported() {
+    let rules = ProtocolRules {
+        commit_window_secs: 60,
+        commit_grace_secs: 3,
+        reveal_window_secs: 10,
+        ..ProtocolRules::default()
+    };
+    let mut c = Cluster::new(74, 4, rules, "idle_interval_ms = 1000\n");
+    c.overrides[3] = "broken=!registry unreachable: connection refused".into();
+    for i in 0..4 {
+        c.start(i);
+    }
+    c.submit(0, "broken", "1.0.0").await;
+    let st = c.decided_on(&[0, 1, 2, 3], "broken@1.0.0", 60).await;
+    let e = &st[0].entry.as_ref().unwrap().entry;
+    assert_eq!(e.verdict, Verdict::Reproduced);
+    assert!(
+        e.silent.is_empty() && e.dissenters.is_empty() && e.misbehaviour.is_empty(),
+        "member 3 committed nothing: {e:?}"
+    );
+    let s3 = c.status(3, None).await.unwrap();
+    assert!(
+        s3.builds
+            .local_failures
+            .iter()
+            .any(|(_, why)| why.contains("registry unreachable")),
+        "{:?}",
+        s3.builds
+    );
+    for i in 0..4 {
+        c.stop(i);
+    }
+}

@@ -91,6 +91,11 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     open as u64,
                 ),
                 (
+                    "synchronicity_local_build_failures_total",
+                    "Builds that could not run here (registry, sandbox): nothing committed.",
+                    load(&c.local_failures),
+                ),
+                (
                     "synchronicity_frames_dropped_total",
                     "Consensus frames dropped: the consensus actor's queue was full.",
                     load(&c.frames_dropped),

@@ -303,6 +303,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                     )?;
                 }
             }
+            for (id, why) in &q.local_failures {
+                writeln!(
+                    out,
+                    "  could not build {} here (nothing committed): {why}",
+                    &id[..16]
+                )?;
+            }
             for r in &s.open {
                 writeln!(
                     out,

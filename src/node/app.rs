@@ -58,6 +58,8 @@ pub struct NodeCounters {
     /// Builds by duration: one counter per bucket of [`super::queue::BUILD_SECONDS_BUCKETS`]
     /// (at most that many seconds), then one for longer.
     pub build_seconds: [AtomicU64; 7],
+    /// Builds that could not run for a local reason (nothing committed).
+    pub local_failures: AtomicU64,
     /// Consensus frames dropped because the actor's queue was full.
     pub frames_dropped: AtomicU64,
 }

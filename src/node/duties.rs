@@ -92,7 +92,13 @@ impl NodeLoop {
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {
-                tracing::error!(request = %hex::encode(id), "builder could not run: {e}");
+                // A local failure is not an outcome: commit nothing, say why.
+                tracing::error!(request = %hex::encode(id), "builder could not run, committing nothing: {e}");
+                self.shared
+                    .counters
+                    .local_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.build_queue().local_failure(id, e);
                 return;
             }
         };

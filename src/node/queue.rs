@@ -27,7 +27,12 @@ pub struct BuildQueue {
     running: BTreeMap<[u8; 32], Running>,
     /// The most builds that ever ran at once (the node's own accounting).
     peak: usize,
+    /// The latest builds that could not run for a local reason (newest last).
+    local_failures: VecDeque<([u8; 32], String)>,
 }
+
+/// Local failures remembered for `status`.
+const MAX_LOCAL_FAILURES: usize = 16;
 
 /// What `status` shows of the queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +45,10 @@ pub struct QueueStatus {
     pub running: Vec<(String, String, u64)>,
     /// The most builds that ran at once since the node started.
     pub peak_running: usize,
+    /// The latest builds this member could not run for a local reason (it committed
+    /// nothing for them): (hex id, why), newest last.
+    #[serde(default)]
+    pub local_failures: Vec<(String, String)>,
 }
 
 impl BuildQueue {
@@ -50,6 +59,7 @@ impl BuildQueue {
             queued: VecDeque::new(),
             running: BTreeMap::new(),
             peak: 0,
+            local_failures: VecDeque::new(),
         }
     }
 
@@ -91,6 +101,15 @@ impl BuildQueue {
         self.running.remove(id).map(|r| r.since.elapsed())
     }
 
+    /// A build could not run here (the registry is unreachable, the sandbox is missing...):
+    /// this member commits nothing for it; remembered for `status`.
+    pub fn local_failure(&mut self, id: [u8; 32], why: String) {
+        if self.local_failures.len() >= MAX_LOCAL_FAILURES {
+            self.local_failures.pop_front();
+        }
+        self.local_failures.push_back((id, why));
+    }
+
     /// Drops a queued request (its round closed before its build started).
     pub fn forget(&mut self, id: &[u8; 32]) {
         self.queued.retain(|q| q != id);
@@ -118,6 +137,11 @@ impl BuildQueue {
                 })
                 .collect(),
             peak_running: self.peak,
+            local_failures: self
+                .local_failures
+                .iter()
+                .map(|(id, why)| (hex::encode(id), why.clone()))
+                .collect(),
         }
     }
 }
