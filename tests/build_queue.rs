@@ -107,3 +107,51 @@ async fn a_local_failure_commits_nothing_and_is_reported() {
         c.stop(i);
     }
 }
+
+/// Not reproduced at the first attempt (two members' builds differ); once they are fixed,
+/// `submit` orders attempt 2 (after the committee's spacing), it is reproduced 4 of 4, and
+/// `crate@version` answers with that attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_reproduced_request_is_attempted_again() {
+    let rules = ProtocolRules {
+        commit_window_secs: 60,
+        commit_grace_secs: 3,
+        reveal_window_secs: 10,
+        attempt_spacing_secs: 1,
+        ..ProtocolRules::default()
+    };
+    let mut c = Cluster::new(75, 4, rules, "idle_interval_ms = 1000\n");
+    c.overrides[2] = "retry=other".into();
+    c.overrides[3] = "retry=other".into();
+    for i in 0..4 {
+        c.start(i);
+    }
+    let first = c.submit(0, "retry", "1.0.0").await;
+    let st = c.decided_on(&[0, 1, 2, 3], &first, 60).await;
+    let e = &st[0].entry.as_ref().unwrap().entry;
+    assert_eq!((e.verdict, e.request.attempt), (Verdict::NotReproduced, 1));
+    for i in [2, 3] {
+        c.stop(i);
+        c.overrides[i].clear();
+        c.start(i);
+    }
+    c.converge(&[0, 1, 2, 3], 60).await;
+    let second = c.submit(0, "retry", "1.0.0").await;
+    assert_ne!(second, first, "a new attempt is a new request");
+    let st = c.decided_on(&[0, 1, 2, 3], &second, 60).await;
+    let e = &st[0].entry.as_ref().unwrap().entry;
+    assert_eq!((e.verdict, e.request.attempt), (Verdict::Reproduced, 2));
+    assert!(
+        e.dissenters.is_empty() && e.silent.is_empty(),
+        "4 of 4: {e:?}"
+    );
+    // `crate@version` (what `proof` asks for) answers with the reproduced attempt.
+    let s = c.status(1, Some("retry@1.0.0")).await.unwrap();
+    assert_eq!(s.entry.unwrap().entry.request.attempt, 2);
+    assert_eq!(s.variants.len(), 2);
+    // Reproduced: submitting again orders nothing new.
+    assert_eq!(c.submit(1, "retry", "1.0.0").await, second);
+    for i in 0..4 {
+        c.stop(i);
+    }
+}

@@ -32,6 +32,19 @@ impl DecidedIndex for LogStore {
     fn is_decided(&self, id: &[u8; 32]) -> bool {
         self.lookup_request(id).map(|i| i.is_some()).unwrap_or(true)
     }
+
+    /// The entry's verdict, and the block time of the height that decided it (from that
+    /// height's stored block). Read errors: `None` (the next attempt is refused).
+    fn decision(&self, id: &[u8; 32]) -> Option<(bool, u64)> {
+        let index = self.lookup_request(id).ok()??;
+        let entry = crate::protocol::LogEntry::decode(&self.entry(index).ok()?).ok()?;
+        let record = DecidedRecord::decode(&self.decided_record(entry.height).ok()??).ok()?;
+        let block = decode_block(&record.value).ok()?;
+        Some((
+            entry.verdict == crate::protocol::Verdict::Reproduced,
+            block.time_ms,
+        ))
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -204,7 +217,7 @@ fn replay(
     let mut state = ProtocolState::new(params);
     // Entries decided by the replayed blocks are in the store already; the blocks that
     // decided them are replayed before any later Request for the same id could be.
-    let none = std::collections::HashSet::new();
+    let none = std::collections::HashMap::new();
     let env = Env {
         committee,
         decided: &none,

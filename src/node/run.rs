@@ -154,23 +154,35 @@ impl NodeLoop {
         msg
     }
 
-    fn submit(&self, request: PinnedRequest) -> Result<[u8; 32], String> {
+    /// Orders `request`, or its next attempt: when the same pins were decided without a
+    /// reproduced verdict, the next attempt number is ordered instead (the committee's rules
+    /// decide whether and when it may be: it waits in the mempool for its spacing). A
+    /// request already open, or reproduced, is not ordered again.
+    fn submit(&self, mut request: PinnedRequest) -> Result<[u8; 32], String> {
         request.validate().map_err(|e| e.to_string())?;
-        let id = request.id();
-        {
-            let inner = self.shared.lock();
-            if inner.state.is_open(&id)
-                || self
-                    .shared
-                    .store
-                    .lookup_request(&id)
-                    .ok()
-                    .flatten()
-                    .is_some()
-            {
-                return Ok(id); // already ordered: nothing to do
+        use crate::protocol::DecidedIndex;
+        let max = self.shared.lock().state.params().max_attempts;
+        loop {
+            let id = request.id();
+            if self.shared.lock().state.is_open(&id) {
+                return Ok(id);
+            }
+            match self.shared.store.decision(&id) {
+                None if self.shared.store.is_decided(&id) => {
+                    return Err("cannot read the log's entry for this request".into());
+                }
+                None => break,
+                Some((true, _)) => return Ok(id), // reproduced: nothing to do
+                Some((false, _)) if request.request.attempt >= max => {
+                    return Err(format!(
+                        "{} was decided without a reproduced verdict in all {max} attempts the committee allows",
+                        request.request.spec()
+                    ));
+                }
+                Some((false, _)) => request.request.attempt += 1,
             }
         }
+        let id = request.id();
         self.emit(Body::Request(request));
         Ok(id)
     }

@@ -20,6 +20,10 @@ pub struct ProtocolParams {
     pub max_block_messages: usize,
     /// How far a block's time may be ahead of a validator's clock.
     pub max_clock_drift_ms: u64,
+    /// Most attempts of one request.
+    pub max_attempts: u32,
+    /// Least block time between an attempt's decision and the next attempt's request.
+    pub attempt_spacing_ms: u64,
 }
 
 /// Room left in a block for its height, time and CBOR framing.
@@ -41,6 +45,8 @@ impl ProtocolParams {
             max_block_bytes: usize::try_from(r.max_block_bytes).unwrap_or(usize::MAX),
             max_block_messages: usize::try_from(r.max_block_messages).unwrap_or(usize::MAX),
             max_clock_drift_ms: r.max_clock_drift_ms,
+            max_attempts: u32::try_from(r.max_attempts).unwrap_or(u32::MAX),
+            attempt_spacing_ms: ms(r.attempt_spacing_secs),
         }
     }
 }

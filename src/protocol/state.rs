@@ -42,11 +42,44 @@ pub struct Block {
 pub trait DecidedIndex {
     /// True when request `id` has an entry in the log.
     fn is_decided(&self, id: &Id) -> bool;
+    /// For a decided request: whether its verdict was reproduced, and the block time of
+    /// the height that decided it (for the next attempt's spacing).
+    fn decision(&self, id: &Id) -> Option<(bool, u64)>;
 }
 
-impl DecidedIndex for std::collections::HashSet<Id> {
+/// Decided requests in memory (tests): id → (reproduced, block time).
+impl DecidedIndex for std::collections::HashMap<Id, (bool, u64)> {
     fn is_decided(&self, id: &Id) -> bool {
-        self.contains(id)
+        self.contains_key(id)
+    }
+    fn decision(&self, id: &Id) -> Option<(bool, u64)> {
+        self.get(id).copied()
+    }
+}
+
+/// Why a request's attempt may not be ordered now, if it may not.
+fn check_attempt(
+    pinned: &PinnedRequest,
+    params: &ProtocolParams,
+    now_ms: u64,
+    decided: &dyn DecidedIndex,
+) -> Result<(), &'static str> {
+    let attempt = pinned.request.attempt;
+    if attempt > params.max_attempts {
+        return Err("attempt beyond the committee's max_attempts");
+    }
+    if attempt <= 1 {
+        return Ok(());
+    }
+    let mut previous = pinned.request.clone();
+    previous.attempt = attempt - 1;
+    match decided.decision(&previous.id()) {
+        None => Err("a new attempt before the previous one was decided"),
+        Some((true, _)) => Err("a new attempt after a reproduced verdict"),
+        Some((false, at)) if now_ms < at.saturating_add(params.attempt_spacing_ms) => {
+            Err("a new attempt before the committee's attempt_spacing_secs")
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -158,14 +191,16 @@ struct Overlay<'s> {
     base: &'s BTreeMap<Id, Round>,
     changed: BTreeMap<Id, Option<Round>>,
     now_ms: u64,
+    params: &'s ProtocolParams,
 }
 
 impl<'s> Overlay<'s> {
-    fn new(base: &'s BTreeMap<Id, Round>, now_ms: u64) -> Self {
+    fn new(base: &'s BTreeMap<Id, Round>, now_ms: u64, params: &'s ProtocolParams) -> Self {
         Self {
             base,
             changed: BTreeMap::new(),
             now_ms,
+            params,
         }
     }
     fn get(&self, id: &Id) -> Option<&Round> {
@@ -370,7 +405,7 @@ impl ProtocolState {
     /// The open rounds at block time `now_ms`: commit phases whose deadline passed have
     /// moved to the reveal phase (with the duties that brings).
     fn overlay_at(&self, now_ms: u64, committee: &Committee) -> (Overlay<'_>, Vec<Duty>) {
-        let mut o = Overlay::new(&self.rounds, now_ms);
+        let mut o = Overlay::new(&self.rounds, now_ms, &self.params);
         let t = committee.threshold();
         let mut duties = Vec::new();
         for (id, r) in &self.rounds {
@@ -556,6 +591,7 @@ fn apply_message(
                 return Err("request already ordered");
             }
             let now = o.now_ms;
+            check_attempt(pinned, o.params, now, env.decided)?;
             o.insert(
                 id,
                 Round::new(pinned.request.clone(), pinned.lockfile.clone(), now),

@@ -14,6 +14,8 @@ const PARAMS: ProtocolParams = ProtocolParams {
     max_block_bytes: 3 * 1024 * 1024,
     max_block_messages: 100,
     max_clock_drift_ms: 2_000,
+    max_attempts: 3,
+    attempt_spacing_ms: 30_000,
 };
 
 fn request() -> PinnedRequest {
@@ -29,7 +31,7 @@ fn manifest(tag: u8) -> String {
 struct Net {
     tc: TestCommittee,
     state: ProtocolState,
-    decided: std::collections::HashSet<[u8; 32]>,
+    decided: std::collections::HashMap<[u8; 32], (bool, u64)>,
     envelopes: EnvelopeCache,
     /// Every open-round row the applied blocks wrote, as a node's store keeps them.
     rows: std::collections::BTreeMap<[u8; 32], Vec<u8>>,
@@ -112,7 +114,12 @@ impl Net {
             };
         }
         let entries: Vec<LogEntry> = applied.decided.into_iter().map(|d| d.entry).collect();
-        self.decided.extend(entries.iter().map(|e| e.request.id()));
+        let time = self.time;
+        self.decided.extend(
+            entries
+                .iter()
+                .map(|e| (e.request.id(), (e.verdict == Verdict::Reproduced, time))),
+        );
         Ok((entries, applied.duties))
     }
     fn env(&self) -> Env<'_> {
@@ -170,7 +177,7 @@ fn all_agree_reproduced_4_of_4() {
     assert_eq!(e.digest, crate::crypto::sha256(a.as_bytes()));
     assert_eq!(attested_by(&net, e), vec![0, 1, 2, 3]);
     assert!(e.dissenters.is_empty() && e.silent.is_empty() && e.misbehaviour.is_empty());
-    assert!(!net.state.is_open(&e.request.id()) && net.decided.contains(&e.request.id()));
+    assert!(!net.state.is_open(&e.request.id()) && net.decided.contains_key(&e.request.id()));
     assert_eq!(
         net.state.open_count(),
         0,
@@ -557,4 +564,55 @@ fn a_bad_attestation_is_found_at_the_decision() {
         assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::BadAttestation)]);
         assert_eq!(attested_by(&net, &e), vec![0, 1, 2]);
     }
+}
+
+/// A new attempt (same pins, attempt + 1) may be ordered only after the previous one was
+/// decided without a reproduced verdict, at least the committee's spacing later, and never
+/// beyond max_attempts.
+#[test]
+fn new_attempts_follow_the_committees_rules() {
+    let mut net = Net::new();
+    let (a, b) = (manifest(1), manifest(2));
+    let attempt = |n: u32| {
+        let mut p = request();
+        p.request.attempt = n;
+        p
+    };
+    let ask = |net: &Net, n: u32, dt: u64| {
+        net.state.check(
+            &net.msg(1, Body::Request(attempt(n))),
+            net.time + dt,
+            net.env(),
+        )
+    };
+    assert_eq!(
+        ask(&net, 2, 1),
+        Err("a new attempt before the previous one was decided")
+    );
+    // Attempt 1: two and two, not reproduced.
+    let e = net.round([&a, &b, &a, &b], &[0, 1, 2, 3]).remove(0);
+    assert_eq!(e.verdict, Verdict::NotReproduced);
+    assert!(ask(&net, 2, 1).unwrap_err().contains("attempt_spacing"));
+    assert_eq!(ask(&net, 2, PARAMS.attempt_spacing_ms), Ok(()));
+    assert!(
+        ask(&net, 4, PARAMS.attempt_spacing_ms)
+            .unwrap_err()
+            .contains("max_attempts")
+    );
+    // Attempt 2 ordered and reproduced: no attempt 3.
+    net.block(
+        PARAMS.attempt_spacing_ms,
+        vec![net.msg(1, Body::Request(attempt(2)))],
+    )
+    .unwrap();
+    let id2 = attempt(2).id();
+    let commits = (0..4).map(|m| net.commit(m, &id2, &a)).collect();
+    net.block(1000, commits).unwrap();
+    let reveals = (0..4).map(|m| net.reveal(m, &id2, &a)).collect();
+    let e = net.block(1000, reveals).unwrap().0.remove(0);
+    assert_eq!((e.verdict, e.request.attempt), (Verdict::Reproduced, 2));
+    assert_eq!(
+        ask(&net, 3, PARAMS.attempt_spacing_ms),
+        Err("a new attempt after a reproduced verdict")
+    );
 }

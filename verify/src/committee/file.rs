@@ -71,6 +71,12 @@ pub struct ProtocolRules {
     pub max_block_messages: u64,
     /// How far a block's time may be ahead of a validator's clock (default 2,000 ms).
     pub max_clock_drift_ms: u64,
+    /// Most attempts of one request (same pins); a new attempt may be ordered only after the
+    /// previous one was decided without a reproduced verdict (default 3).
+    pub max_attempts: u64,
+    /// Least block time between an attempt's decision and the next attempt's request
+    /// (default 600).
+    pub attempt_spacing_secs: u64,
 }
 
 impl Default for ProtocolRules {
@@ -82,6 +88,8 @@ impl Default for ProtocolRules {
             max_block_bytes: 3 * 1024 * 1024,
             max_block_messages: 10_000,
             max_clock_drift_ms: 2_000,
+            max_attempts: 3,
+            attempt_spacing_secs: 600,
         }
     }
 }
@@ -91,7 +99,7 @@ impl ProtocolRules {
     pub const MAX_BLOCK_BYTES: u64 = 3 * 1024 * 1024 + 512 * 1024;
 
     /// `(name, value)` in the order the committee digest encodes them.
-    pub fn fields(&self) -> [(&'static str, u64); 6] {
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
         [
             ("commit_window_secs", self.commit_window_secs),
             ("reveal_window_secs", self.reveal_window_secs),
@@ -99,6 +107,8 @@ impl ProtocolRules {
             ("max_block_bytes", self.max_block_bytes),
             ("max_block_messages", self.max_block_messages),
             ("max_clock_drift_ms", self.max_clock_drift_ms),
+            ("max_attempts", self.max_attempts),
+            ("attempt_spacing_secs", self.attempt_spacing_secs),
         ]
     }
 
@@ -117,6 +127,13 @@ impl ProtocolRules {
             ),
             ("max_block_messages", self.max_block_messages, 16, 100_000),
             ("max_clock_drift_ms", self.max_clock_drift_ms, 100, 60_000),
+            ("max_attempts", self.max_attempts, 1, 100),
+            (
+                "attempt_spacing_secs",
+                self.attempt_spacing_secs,
+                0,
+                30 * day,
+            ),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(format!(
