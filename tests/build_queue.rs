@@ -155,3 +155,56 @@ async fn a_not_reproduced_request_is_attempted_again() {
         c.stop(i);
     }
 }
+
+/// Queued builds survive a restart: member 3 (one build at a time, 1.5 s each) is killed
+/// with builds still queued; restarted, it queues the open rounds again, builds them, and
+/// commits and reveals in time: every entry is attested 4 of 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_builds_survive_a_restart() {
+    let rules = ProtocolRules {
+        commit_window_secs: 120,
+        commit_grace_secs: 60,
+        reveal_window_secs: 20,
+        ..ProtocolRules::default()
+    };
+    let mut c = Cluster::new(76, 4, rules, "idle_interval_ms = 1000\n");
+    c.extra_env[3] = vec![("SYNC_TEST_BUILD_MS".into(), "1500".into())];
+    for i in 0..4 {
+        c.start(i);
+    }
+    for k in 0..4 {
+        c.submit(0, &format!("restart{k}"), "1.0.0").await;
+    }
+    // Wait until member 3 has builds queued behind a running one, then kill it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = c.status(3, None).await
+            && s.builds.running.len() == 1
+            && !s.builds.queued.is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "member 3 never queued builds");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.kill(3);
+    c.start(3);
+    for k in 0..4 {
+        let st = c
+            .decided_on(&[0, 1, 2, 3], &format!("restart{k}@1.0.0"), 120)
+            .await;
+        let e = &st[0].entry.as_ref().unwrap().entry;
+        let signers = synchronicity::crypto::ThresholdSignature::from_bytes(&e.attestation, 4)
+            .unwrap()
+            .signers
+            .count();
+        assert_eq!(
+            (e.verdict, signers),
+            (Verdict::Reproduced, 4),
+            "restart{k}: {e:?}"
+        );
+    }
+    for i in 0..4 {
+        c.stop(i);
+    }
+}
