@@ -329,26 +329,23 @@ async fn byzantine_member_and_non_member_are_contained() {
                 ..
             } if m.signer == 0 => {
                 let id: [u8; 32] = request_id.as_slice().try_into().unwrap();
+                // Member 3 reveals manifest `variant` of `krate`, with its own salt.
+                let own_reveal = |krate: &str, variant: &str| {
+                    let m = manifest(krate, "1.0.0", variant);
+                    let st = attestation_statement(tc.committee.origin(), &id, &m.digest());
+                    Body::Reveal {
+                        request_id: request_id.clone(),
+                        outcome: RevealedOutcome::Manifest(m.to_text()),
+                        salt: salt.to_vec(),
+                        attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
+                    }
+                };
                 let body = if id == request("mismatch", "1.0.0", "lock").id() {
                     // Reveal a digest other than the one committed to.
-                    let other = manifest("mismatch", "1.0.0", "other");
-                    let st = attestation_statement(tc.committee.origin(), &id, &other.digest());
-                    Body::Reveal {
-                        request_id,
-                        outcome: RevealedOutcome::Manifest(other.to_text()),
-                        salt: salt.to_vec(),
-                        attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
-                    }
+                    own_reveal("mismatch", "other")
                 } else if id == request("twice", "1.0.0", "lock").id() {
                     // The equivocator reveals its first commitment: excluded anyway.
-                    let d = manifest("twice", "1.0.0", "same");
-                    let st = attestation_statement(tc.committee.origin(), &id, &d.digest());
-                    Body::Reveal {
-                        request_id,
-                        outcome: RevealedOutcome::Manifest(d.to_text()),
-                        salt: salt.to_vec(),
-                        attestation: tc.bls[3].sign(st.as_bytes()).to_bytes().to_vec(),
-                    }
+                    own_reveal("twice", "same")
                 } else if copied.is_some() && id == request("copy", "1.0.0", "lock").id() {
                     // Copy member 0's reveal too.
                     let d = synchronicity::protocol::outcome_digest(&outcome).unwrap();

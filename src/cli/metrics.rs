@@ -35,6 +35,7 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                 )
             };
             let size = shared.store.size().unwrap_or(0);
+            let q = shared.build_queue().status();
             let cosigned = shared
                 .latest_cosigned()
                 .ok()
@@ -101,6 +102,21 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     load(&c.frames_dropped),
                 ),
                 (
+                    "synchronicity_builds_running",
+                    "Builds running now.",
+                    q.running.len() as u64,
+                ),
+                (
+                    "synchronicity_builds_queued",
+                    "Builds waiting for a slot.",
+                    q.queued.len() as u64,
+                ),
+                (
+                    "synchronicity_builds_peak_running",
+                    "The most builds that ran at once since start.",
+                    q.peak_running as u64,
+                ),
+                (
                     "synchronicity_halted",
                     "1 when the node cannot go on (it exits; see its last log line).",
                     u64::from(shared.halted().is_some()),
@@ -114,29 +130,6 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     "synchronicity_last_block_time_seconds",
                     "Block time of the last applied height (liveness while idle).",
                     last_time_ms / 1000,
-                ),
-            ] {
-                let _ = write!(
-                    body,
-                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
-                );
-            }
-            let q = shared.build_queue().status();
-            for (name, help, v) in [
-                (
-                    "synchronicity_builds_running",
-                    "Builds running now.",
-                    q.running.len(),
-                ),
-                (
-                    "synchronicity_builds_queued",
-                    "Builds waiting for a slot.",
-                    q.queued.len(),
-                ),
-                (
-                    "synchronicity_builds_peak_running",
-                    "The most builds that ran at once since start.",
-                    q.peak_running,
                 ),
             ] {
                 let _ = write!(

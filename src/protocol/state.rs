@@ -420,7 +420,7 @@ impl ProtocolState {
     /// Every rule a validator checks, without changing anything.
     pub fn check_block(&self, block: &Block, env: Env<'_>) -> Result<(), BlockError> {
         // Which rounds a block decides is part of its validity; what their entries say (the
-        // attestation checks) is not, so validation skips computing them.
+        // attestation checks) and the rows to store are not, so validation skips them.
         self.run_block(block, env, false).map(|_| ())
     }
 
@@ -552,11 +552,15 @@ impl ProtocolState {
             }
         }
         decided.sort_by_key(|d| d.entry.request.id());
-        let changed_rounds = o
-            .changed
-            .iter()
-            .map(|(id, r)| (*id, r.as_ref().map(codec::to_vec)))
-            .collect();
+        // The rows to store are only needed when applying, not when validating.
+        let changed_rounds = if entries {
+            o.changed
+                .iter()
+                .map(|(id, r)| (*id, r.as_ref().map(codec::to_vec)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let changes = o.changed;
         Ok((
             Applied {
