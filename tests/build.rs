@@ -90,17 +90,34 @@ fn fixture_request(name: &str) -> (BuildRequest, std::path::PathBuf) {
 }
 
 fn build_fixture(backend: Backend, name: &str, memory: u64, time: Duration) -> (Outcome, String) {
+    build_fixture_with(backend, name, |l| {
+        l.memory = memory;
+        l.time = time;
+    })
+}
+
+fn build_fixture_with(
+    backend: Backend,
+    name: &str,
+    limits: impl FnOnce(&mut synchronicity::build::Limits),
+) -> (Outcome, String) {
     let work = tempfile::tempdir().unwrap();
     let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
     cfg.backend = backend;
-    cfg.limits.memory = memory;
-    cfg.limits.time = time;
+    limits(&mut cfg.limits);
     let b = Builder::new(&cfg).unwrap();
     let (req, dir) = fixture_request(name);
     let report = b
         .build_dir(req, &dir, Durations::default(), &|_| {})
         .unwrap();
     let log = std::fs::read_to_string(&report.log_path).unwrap();
+    // Nothing of the build is left: no mount below the work directory.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = work.path().to_string_lossy().to_string();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&prefix)),
+        "{name}: a mount is left below {prefix}"
+    );
     (report.outcome, log)
 }
 
@@ -129,7 +146,8 @@ fn a_build_script_cannot_reach_the_network() {
 #[test]
 fn memory_and_time_limits_are_reported_as_such() {
     for backend in backends() {
-        let (outcome, log) = build_fixture(backend, "memhog", 1 << 30, Duration::from_secs(300));
+        // 8 children of 1 GiB each: each one under the limit, the tree over it.
+        let (outcome, log) = build_fixture(backend, "memhog", 2 << 30, Duration::from_secs(300));
         assert!(
             matches!(
                 outcome,
@@ -150,6 +168,37 @@ fn memory_and_time_limits_are_reported_as_such() {
                 }
             ),
             "{backend:?}: {outcome:?}"
+        );
+    }
+}
+
+fn class_of(outcome: &Outcome) -> Option<FailureClass> {
+    match outcome {
+        Outcome::Failure { class, .. } => Some(*class),
+        Outcome::Success(_) => None,
+    }
+}
+
+#[test]
+fn process_and_disk_limits_hold_for_the_whole_build() {
+    for backend in backends() {
+        // 10,000 live processes against the default limit (4,096).
+        let (outcome, log) = build_fixture_with(backend, "forkbomb", |_| {});
+        assert_eq!(
+            class_of(&outcome),
+            Some(FailureClass::TooManyProcesses),
+            "{backend:?}: {outcome:?}\n{log}"
+        );
+        // 50 GiB written to /tmp and to the target directory, on a 1 GiB disk.
+        let (outcome, log) = build_fixture_with(backend, "diskfill", |l| l.disk = 1 << 30);
+        assert_eq!(
+            class_of(&outcome),
+            Some(FailureClass::DiskLimit),
+            "{backend:?}: {outcome:?}\n{log}"
+        );
+        assert!(
+            log.contains("No space left on device"),
+            "{backend:?}: both /tmp and target must hit the limit\n{log}"
         );
     }
 }

@@ -2,21 +2,24 @@
 //! Docker image was made from, with the same fixed paths and the same environment as
 //! rustwide's `docker exec`, so the same request gives the same bytes:
 //!
-//! - `/` the image's root filesystem, read-only; tmpfs on `/opt`, `/tmp`, `/root`, `/var/tmp`
+//! - `/` the image's root filesystem, read-only; tmpfs on `/opt`, `/root`, `/var/tmp`
 //!   (Docker's root is a writable overlay; build scripts that write there work in both);
+//!   `/tmp` and the target directory on the build's own size-limited disk;
 //! - `/opt/rustwide/{cargo-home,rustup-home}` read-only, `/opt/rustwide/source` (the pristine
 //!   source) read-only, an empty read-only `/opt/rustwide/workdir` as working directory,
 //!   `/opt/rustwide/target` read-write;
 //! - new network, PID, IPC, UTS and cgroup namespaces (no network at all), all capabilities
 //!   dropped, a cleared environment, umask 022;
-//! - memory: `RLIMIT_DATA` (bubblewrap has no cgroup support; an allocation over the limit
-//!   fails and is classified as out of memory); time: the process tree is killed at the limit.
+//! - memory and processes: a cgroup for the whole tree, entered before bubblewrap starts
+//!   (`limits.rs`; the tmpfs pages above are charged to it too); disk: a loop-mounted ext4
+//!   of the limit's size; time: the process tree is killed at the limit.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use super::limits::{BuildCgroup, DiskLimit};
 use super::workspace::BuildWorkspace;
 use super::{BuildError, FailureClass, Job, RunOutput};
 
@@ -59,6 +62,7 @@ impl SandboxBackend {
                 "bubblewrap (bwrap) is not installed; run scripts/build-image.sh".into(),
             ));
         }
+        BuildCgroup::check_available()?;
         let packages = std::fs::read(rootfs.join(".synchronicity-packages")).unwrap_or_default();
         let id = format!(
             "rootfs:sha256:{}",
@@ -78,17 +82,27 @@ impl SandboxBackend {
 
     pub(crate) fn run(&self, job: &Job) -> Result<RunOutput, BuildError> {
         let base = self.ws.root().join("sandbox-builds").join(&job.name);
+        let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
         let target = base.join("target");
-        let workdir = base.join("workdir");
-        let _ = std::fs::remove_dir_all(&base);
-        for d in [&target, &workdir] {
+        let tmp = base.join("tmp");
+        let workdir = self.ws.root().join("sandbox-builds/empty-workdir");
+        for d in [&target, &tmp, &workdir] {
             std::fs::create_dir_all(d)
                 .map_err(|e| BuildError::Backend(format!("{}: {e}", d.display())))?;
         }
-        let mut c = Command::new("prlimit");
-        c.arg(format!("--data={}", job.limits.memory))
-            .arg("--")
-            .arg("bwrap");
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .map_err(|e| BuildError::Backend(format!("{}: {e}", tmp.display())))?;
+        let cgroup = BuildCgroup::create(&job.name, job.limits.memory, job.limits.processes)?;
+        // The shell enters the cgroup(s), then becomes bubblewrap: no process of the build
+        // ever runs outside the limits.
+        let mut c = Command::new("/bin/sh");
+        c.args([
+            "-c",
+            "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"",
+            "sh",
+        ])
+        .args(cgroup.procs_files())
+        .args(["--", "bwrap"]);
         c.args([
             "--unshare-net",
             "--unshare-pid",
@@ -108,9 +122,10 @@ impl SandboxBackend {
         .arg(&self.rootfs)
         .arg("/")
         .args(["--dev", "/dev", "--proc", "/proc"])
-        .args([
-            "--tmpfs", "/tmp", "--tmpfs", "/opt", "--tmpfs", "/root", "--tmpfs", "/var/tmp",
-        ])
+        .args(["--tmpfs", "/opt", "--tmpfs", "/root", "--tmpfs", "/var/tmp"])
+        .arg("--bind")
+        .arg(&tmp)
+        .arg("/tmp")
         .arg("--ro-bind")
         .arg(self.ws.cargo_home())
         .arg("/opt/rustwide/cargo-home")
@@ -189,9 +204,9 @@ impl SandboxBackend {
             lines.into_iter().partition(|l| l.starts_with('{'));
         let mut log: String = other.iter().map(|l| format!("[stdout] {l}\n")).collect();
         log.extend(errs.iter().map(|l| format!("[stderr] {l}\n")));
-        let oom = errs
-            .iter()
-            .any(|l| l.contains("memory allocation of") || l.contains("Cannot allocate memory"));
+        let exceeded = cgroup.exceeded();
+        drop(cgroup);
+        let disk_full = disk.full() || errs.iter().any(|l| l.contains("No space left on device"));
         let result = if timed_out {
             Err((
                 FailureClass::Timeout,
@@ -199,10 +214,27 @@ impl SandboxBackend {
             ))
         } else if status.success() {
             Ok(())
-        } else if oom {
+        } else if exceeded.oom_kills > 0 {
             Err((
                 FailureClass::OutOfMemory,
-                "allocation over the memory limit failed".into(),
+                format!(
+                    "{} process(es) killed at the memory limit of {} MiB",
+                    exceeded.oom_kills,
+                    job.limits.memory >> 20
+                ),
+            ))
+        } else if exceeded.fork_refusals > 0 {
+            Err((
+                FailureClass::TooManyProcesses,
+                format!(
+                    "{} fork(s) refused at the limit of {} processes",
+                    exceeded.fork_refusals, job.limits.processes
+                ),
+            ))
+        } else if disk_full {
+            Err((
+                FailureClass::DiskLimit,
+                format!("the build's disk of {} MiB is full", job.limits.disk >> 20),
             ))
         } else if status.code() == Some(101) {
             Err((
@@ -220,6 +252,7 @@ impl SandboxBackend {
             stdout,
             log,
             target_dir: Some(target),
+            disk: Some(disk),
         })
     }
 }

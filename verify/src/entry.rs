@@ -23,8 +23,14 @@ pub const ENTRY_FORMAT: u32 = 2;
 pub const MAX_ENTRY_SIZE: usize = 256 * 1024;
 
 /// Failure classes a reveal may name.
-pub const FAILURE_CLASSES: [&str; 4] =
-    ["compile-error", "timeout", "out-of-memory", "sandbox-error"];
+pub const FAILURE_CLASSES: [&str; 6] = [
+    "compile-error",
+    "timeout",
+    "out-of-memory",
+    "too-many-processes",
+    "disk-limit",
+    "sandbox-error",
+];
 
 /// The digest a failed build commits to: `SHA-256("synchronicity/build-failure/v1\n<class>\n")`.
 pub fn failure_digest(class: &str) -> [u8; 32] {
