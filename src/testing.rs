@@ -55,6 +55,14 @@ impl TestCommittee {
         self
     }
 
+    /// The same members with attestation threshold `t`.
+    pub fn with_threshold(mut self, t: usize) -> Self {
+        let mut file = self.committee.to_file();
+        file.threshold = t;
+        self.committee = Committee::from_file(file).expect("valid threshold");
+        self
+    }
+
     /// Writes member `i`'s key files into a new node directory `dir`.
     pub fn write_node_dir(&self, i: usize, dir: &std::path::Path) {
         let keys = crate::node_dir::NodeKeys {

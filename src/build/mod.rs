@@ -10,8 +10,9 @@
 //! [`Backend::Sandbox`] (bubblewrap over the same root filesystem). `auto` picks Docker when
 //! an engine answers. What makes the bytes equal is in `docs/reproducibility.md`.
 
+mod dev_deps;
 mod docker;
-
+mod limits;
 mod sandbox;
 mod sources;
 mod workspace;
@@ -19,11 +20,12 @@ mod workspace;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use dev_deps::strip_dev_dependencies;
 pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
 pub use sandbox::{DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
 pub use sources::{
-    CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, Registry, SourceError, index_path, parse_index,
-    unpack_crate,
+    CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, IndexPoll, Registry, SourceError, index_path,
+    index_versions, parse_index, unpack_crate,
 };
 pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
 pub use workspace::BuildWorkspace;
@@ -74,8 +76,12 @@ pub enum FailureClass {
     CompileError,
     /// Over the time limit.
     Timeout,
-    /// Over the memory limit.
+    /// Over the memory limit of the whole process tree.
     OutOfMemory,
+    /// Over the process (task) limit of the whole process tree: a `fork` was refused.
+    TooManyProcesses,
+    /// The build's disk (target directory and `/tmp`) is full.
+    DiskLimit,
     /// The sandbox itself failed.
     SandboxError,
 }
@@ -86,6 +92,8 @@ impl std::fmt::Display for FailureClass {
             Self::CompileError => "compile-error",
             Self::Timeout => "timeout",
             Self::OutOfMemory => "out-of-memory",
+            Self::TooManyProcesses => "too-many-processes",
+            Self::DiskLimit => "disk-limit",
             Self::SandboxError => "sandbox-error",
         })
     }
@@ -118,11 +126,15 @@ impl Outcome {
     }
 }
 
-/// Resource limits of one build.
+/// Resource limits of one build, each for its WHOLE process tree (see `limits.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Bytes of memory.
     pub memory: u64,
+    /// Processes and threads at once.
+    pub processes: u32,
+    /// Bytes of disk for the target directory and `/tmp`.
+    pub disk: u64,
     /// Wall time.
     pub time: Duration,
     /// `cargo -j` (does not change the output: codegen units come from the profile).
@@ -130,10 +142,12 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 4 GiB, 30 minutes, the machine's parallelism.
+    /// 4 GiB, 4,096 processes, 16 GiB of disk, 30 minutes, the machine's parallelism.
     fn default() -> Self {
         Self {
             memory: 4 << 30,
+            processes: 4096,
+            disk: 16 << 30,
             time: Duration::from_secs(30 * 60),
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get() as u32)
@@ -187,7 +201,8 @@ pub struct BuildReport {
     pub durations: Durations,
     /// The build log, kept.
     pub log_path: PathBuf,
-    /// Host paths of the artifacts (valid until the next build of the same crate).
+    /// Host paths of the artifacts: copies in `<work dir>/artifacts/<request id>/` (the
+    /// build's own disk is gone when the build ends).
     pub artifacts: Vec<(String, PathBuf)>,
 }
 
@@ -205,6 +220,8 @@ pub(crate) struct RunOutput {
     pub(crate) stdout: Vec<String>,
     pub(crate) log: String,
     pub(crate) target_dir: Option<PathBuf>,
+    /// The build's disk, mounted until the artifacts are hashed and copied out.
+    pub(crate) disk: Option<limits::DiskLimit>,
 }
 
 enum Sandboxes {
@@ -244,6 +261,10 @@ pub struct BuilderConfig {
     pub rootfs: PathBuf,
     /// Limits.
     pub limits: Limits,
+    /// Another registry than crates.io (a mirror; tests use one on loopback): its sparse
+    /// index URL and its download base (`<dl>/<name>/<name>-<version>.crate`). Host-side
+    /// cargo uses it by source replacement, so lockfiles still name crates.io.
+    pub registry: Option<(String, String)>,
 }
 
 impl BuilderConfig {
@@ -256,6 +277,7 @@ impl BuilderConfig {
             image: DEFAULT_IMAGE.into(),
             rootfs: PathBuf::from(DEFAULT_ROOTFS),
             limits: Limits::default(),
+            registry: None,
         }
     }
 }
@@ -312,8 +334,17 @@ pub fn root_artifacts(json_lines: &[String]) -> Vec<String> {
 impl Builder {
     /// Lays out the workspace and picks the backend.
     pub fn new(cfg: &BuilderConfig) -> Result<Self, BuildError> {
-        let ws = BuildWorkspace::prepare(&cfg.work_dir, &cfg.toolchain)?;
-        let registry = Registry::crates_io(&ws.crate_cache());
+        let ws = BuildWorkspace::prepare(
+            &cfg.work_dir,
+            &cfg.toolchain,
+            cfg.registry.as_ref().map(|(index, _)| index.as_str()),
+        )?;
+        // A crashed build may have left its disk mounted.
+        limits::sweep_stale(ws.root(), &ws.disks());
+        let registry = match &cfg.registry {
+            Some((index, dl)) => Registry::with_urls(index, dl, &ws.crate_cache()),
+            None => Registry::crates_io(&ws.crate_cache()),
+        };
         let use_docker = match cfg.backend {
             Backend::Docker => true,
             Backend::Sandbox => false,
@@ -348,6 +379,11 @@ impl Builder {
         }
     }
 
+    /// The registry sources come from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The workspace.
     pub fn workspace(&self) -> &BuildWorkspace {
         &self.ws
@@ -368,6 +404,7 @@ impl Builder {
         let dir = self.ws.sources().join(format!("pin-{name}-{version}"));
         let _ = std::fs::remove_dir_all(&dir);
         let shipped = unpack_crate(&file, name, version, &dir)?;
+        let stripped = strip_manifest(&dir)?;
         let (lockfile, lockfile_shipped) = match (lockfile, shipped) {
             (Some(l), shipped) => {
                 let same = shipped.as_deref() == Some(l.as_str());
@@ -375,6 +412,13 @@ impl Builder {
             }
             (None, Some(s)) => (s, true),
             (None, None) => (self.generate_lockfile(&dir)?, false),
+        };
+        // The packages only dev-dependencies needed leave the lockfile (cargo keeps every
+        // other locked version); the result is what the request pins.
+        let lockfile = if stripped {
+            self.prune_lockfile(&dir, &lockfile)?
+        } else {
+            lockfile
         };
         let _ = std::fs::remove_dir_all(&dir);
         let request = BuildRequest {
@@ -394,6 +438,28 @@ impl Builder {
             attempt: 1,
         };
         Ok(PinnedRequest::new(request, lockfile))
+    }
+
+    /// Re-resolves `lockfile` against the (stripped) manifest in `dir`, online, on the host.
+    fn prune_lockfile(&self, dir: &Path, lockfile: &str) -> Result<String, BuildError> {
+        std::fs::write(dir.join("Cargo.lock"), lockfile)
+            .map_err(|e| BuildError::Workspace(e.to_string()))?;
+        let out = self
+            .ws
+            .host_cargo()
+            .args(["metadata", "--format-version", "1", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env("CARGO_NET_OFFLINE", "false")
+            .output()
+            .map_err(|e| BuildError::Fetch(e.to_string()))?;
+        if !out.status.success() {
+            return Err(BuildError::Fetch(format!(
+                "pruning the lockfile of dev-dependencies: {}",
+                last_error_line(&out.stderr)
+            )));
+        }
+        std::fs::read_to_string(dir.join("Cargo.lock"))
+            .map_err(|e| BuildError::Fetch(e.to_string()))
     }
 
     fn generate_lockfile(&self, dir: &Path) -> Result<String, BuildError> {
@@ -452,6 +518,7 @@ impl Builder {
             .join(format!("{}-{}-{}", req.krate, req.version, &id[..16]));
         let _ = std::fs::remove_dir_all(&source);
         unpack_crate(&file, &req.krate, &req.version, &source)?;
+        strip_manifest(&source)?;
         std::fs::write(source.join("Cargo.lock"), &pinned.lockfile)
             .map_err(|e| BuildError::Workspace(e.to_string()))?;
         d.prepare = t.elapsed().as_secs_f64();
@@ -504,15 +571,24 @@ impl Builder {
         let t = Instant::now();
         progress(Phase::Hash);
         let mut artifacts = Vec::new();
+        let kept = self.ws.root().join("artifacts").join(hex::encode(req.id()));
         let outcome = match (run.result, run.target_dir) {
             (Ok(()), Some(target)) => {
                 let mut m = Manifest::default();
+                // Copied out of the build's disk before it is unmounted. A crash here leaves
+                // a partial directory that the next build of this request replaces.
+                let _ = std::fs::remove_dir_all(&kept);
                 for rel in root_artifacts(&run.stdout) {
                     let host = target.join(&rel);
                     let bytes = std::fs::read(&host)
                         .map_err(|e| BuildError::Backend(format!("{}: {e}", host.display())))?;
                     m.insert(&rel, sha256(&bytes));
-                    artifacts.push((rel, host));
+                    let copy = kept.join(&rel);
+                    let dir = copy.parent().unwrap_or(&kept);
+                    std::fs::create_dir_all(dir)
+                        .and_then(|()| std::fs::write(&copy, &bytes))
+                        .map_err(|e| BuildError::Workspace(format!("{}: {e}", copy.display())))?;
+                    artifacts.push((rel, copy));
                 }
                 if m.is_empty() {
                     Outcome::Failure {
@@ -529,6 +605,7 @@ impl Builder {
             },
             (Err((class, reason)), _) => Outcome::Failure { class, reason },
         };
+        drop(run.disk);
         d.hash = t.elapsed().as_secs_f64();
         Ok(BuildReport {
             request: req,
@@ -540,6 +617,31 @@ impl Builder {
             artifacts,
         })
     }
+}
+
+/// Strips the dev-dependencies from `dir/Cargo.toml` (see `dev_deps.rs`); true if it had any.
+fn strip_manifest(dir: &Path) -> Result<bool, BuildError> {
+    let path = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Workspace(e.to_string()))?;
+    match strip_dev_dependencies(&text).map_err(BuildError::Request)? {
+        Some(stripped) => {
+            std::fs::write(&path, stripped).map_err(|e| BuildError::Workspace(e.to_string()))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// The last line of cargo's stderr that says `error`, else its last line.
+pub(crate) fn last_error_line(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    err.lines()
+        .rev()
+        .find(|l| l.contains("error"))
+        .or_else(|| err.lines().next_back())
+        .unwrap_or("cargo failed")
+        .trim()
+        .to_string()
 }
 
 /// `cargo build` arguments for a request, identical in both backends.

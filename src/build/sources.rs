@@ -119,6 +119,37 @@ pub fn parse_index(name: &str, version: &str, body: &str) -> Result<IndexEntry, 
     Err(SourceError::UnknownVersion(name.into(), version.into()))
 }
 
+/// The versions an index file lists, in file order (publication order), with their yanked
+/// flag. Lines that do not parse are skipped (a registry may add fields or kinds of line).
+pub fn index_versions(body: &str) -> Vec<(String, bool)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        vers: String,
+        #[serde(default)]
+        yanked: bool,
+    }
+    body.lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .map(|l| (l.vers, l.yanked))
+        .collect()
+}
+
+/// The answer to a conditional index request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexPoll {
+    /// `304 Not Modified`: the ETag still matches.
+    NotModified,
+    /// The crate is not in the index.
+    Unknown,
+    /// The file, and its new ETag (if the registry sent one).
+    Changed {
+        /// The index file.
+        body: String,
+        /// Its `ETag`.
+        etag: Option<String>,
+    },
+}
+
 /// crates.io access with a content-addressed cache of `.crate` files under `cache_dir`.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -170,6 +201,47 @@ impl Registry {
             return Err(http("response too large".into()));
         }
         Ok(Some(body))
+    }
+
+    /// Fetches `name`'s index file unless it still has `etag` (`If-None-Match`).
+    pub fn poll_index(&self, name: &str, etag: Option<&str>) -> Result<IndexPoll, SourceError> {
+        let url = format!("{}/{}", self.index, index_path(name));
+        let http = |reason: String| SourceError::Http {
+            url: url.clone(),
+            reason,
+        };
+        let mut req = attohttpc::get(&url)
+            .header(
+                "User-Agent",
+                concat!("synchronicity/", env!("CARGO_PKG_VERSION")),
+            )
+            .timeout(std::time::Duration::from_secs(60));
+        if let Some(tag) = etag {
+            req = req.header("If-None-Match", tag);
+        }
+        let resp = req.send().map_err(|e| http(e.to_string()))?;
+        match resp.status().as_u16() {
+            304 => return Ok(IndexPoll::NotModified),
+            404 | 403 | 410 => return Ok(IndexPoll::Unknown),
+            _ if !resp.is_success() => return Err(http(format!("HTTP {}", resp.status()))),
+            _ => {}
+        }
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        resp.take(MAX_CRATE_SIZE + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| http(e.to_string()))?;
+        if body.len() as u64 > MAX_CRATE_SIZE {
+            return Err(http("response too large".into()));
+        }
+        Ok(IndexPoll::Changed {
+            body: String::from_utf8_lossy(&body).into_owned(),
+            etag,
+        })
     }
 
     /// Looks `name@version` up in the sparse index.

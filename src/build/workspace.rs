@@ -67,7 +67,13 @@ fn host_rustup() -> Result<(PathBuf, PathBuf), BuildError> {
 impl BuildWorkspace {
     /// Lays out (or reuses) the workspace at `root` for `toolchain` (e.g. `1.95.0`), copying
     /// the host's toolchain by hard links. Idempotent.
-    pub fn prepare(root: &Path, toolchain: &str) -> Result<Self, BuildError> {
+    /// With `registry` (a sparse index URL), cargo reaches crates.io's packages there, by
+    /// source replacement (so lockfiles keep naming crates.io).
+    pub fn prepare(
+        root: &Path,
+        toolchain: &str,
+        registry: Option<&str>,
+    ) -> Result<Self, BuildError> {
         let root = std::path::absolute(root).map_err(io(root))?;
         // Host-side cargo (the dependency fetch) walks up from each unpacked source looking
         // for a workspace; one above the work directory would capture every crate built.
@@ -94,7 +100,14 @@ impl BuildWorkspace {
             fs::create_dir_all(rh.join(d)).map_err(io(&rh))?;
         }
         fs::write(rh.join("settings.toml"), RUSTUP_SETTINGS).map_err(io(&rh))?;
-        fs::write(ch.join("config.toml"), CARGO_CONFIG).map_err(io(&ch))?;
+        let mut config = CARGO_CONFIG.to_string();
+        if let Some(index) = registry {
+            config.push_str(&format!(
+                "\n[source.crates-io]\nreplace-with = \"synchronicity-registry\"\n\n[source.synchronicity-registry]\nregistry = \"sparse+{}/\"\n",
+                index.trim_end_matches('/')
+            ));
+        }
+        fs::write(ch.join("config.toml"), config).map_err(io(&ch))?;
         let (host_rustup_home, rustup_bin) = host_rustup()?;
         for proxy in ["cargo", "rustc", "rustdoc"] {
             let dst = ch.join("bin").join(proxy);
@@ -181,6 +194,10 @@ impl BuildWorkspace {
     pub fn crate_cache(&self) -> PathBuf {
         self.root.join("cache/crates")
     }
+    /// `<ws>/disks`: the sparse images of running builds' disks.
+    pub fn disks(&self) -> PathBuf {
+        self.root.join("disks")
+    }
     /// `<ws>/sources`.
     pub fn sources(&self) -> PathBuf {
         self.root.join("sources")
@@ -234,14 +251,7 @@ impl BuildWorkspace {
             .output()
             .map_err(|e| BuildError::Fetch(e.to_string()))?;
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let line = err
-                .lines()
-                .rev()
-                .find(|l| l.contains("error"))
-                .unwrap_or("cargo fetch failed")
-                .trim();
-            return Err(BuildError::Fetch(line.to_string()));
+            return Err(BuildError::Fetch(super::last_error_line(&out.stderr)));
         }
         Ok(())
     }

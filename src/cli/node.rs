@@ -10,10 +10,18 @@
 //! [builder]
 //! backend = "auto"            # auto | docker | sandbox
 //! work_dir = "DIR/work"
-//! memory_mib = 4096
+//! memory_mib = 4096          # memory of a build's whole process tree
+//! processes = 4096            # processes and threads of a build at once
+//! disk_mib = 16384            # disk for a build's target directory and /tmp
 //! timeout_secs = 1800
 //! max_parallel = 1            # builds at once, whatever members order (the rest queue)
 //! jobs = 2                    # cargo jobs per build [default: the CPUs / max_parallel]
+//! registry_index = "https://index.crates.io"   # a mirror's sparse index [default: crates.io]
+//! registry_dl = "https://static.crates.io/crates"  # its downloads: <dl>/<name>/<name>-<version>.crate
+//! [follow]                    # order every new release of these crates (node/follow.rs)
+//! crates = ["itoa", "ryu"]
+//! file = "follow.txt"         # more names, one a line (# comments), relative to DIR
+//! interval_secs = 300         # each crate's index file is polled this often
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -55,6 +63,51 @@ struct NodeFile {
     idle_interval_ms: Option<u64>,
     #[serde(default)]
     builder: BuilderSection,
+    follow: Option<FollowSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FollowSection {
+    #[serde(default)]
+    crates: Vec<String>,
+    file: Option<PathBuf>,
+    interval_secs: Option<u64>,
+}
+
+/// The followed crate names: inline and from the file, deduplicated, each checked.
+fn followed_crates(dir: &Path, f: &FollowSection) -> anyhow::Result<Vec<String>> {
+    let mut names = f.crates.clone();
+    if let Some(file) = &f.file {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("node.toml: follow.file {}: {e}", path.display()))?;
+        names.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.to_ascii_lowercase()));
+    if let Some(bad) = names.iter().find(|n| {
+        n.is_empty()
+            || n.len() > 64
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        bail!("node.toml: follow: {bad:?} is not a crate name");
+    }
+    if names.len() > node::follow::MAX_FOLLOWED {
+        bail!(
+            "node.toml: follow names {} crates, more than {}",
+            names.len(),
+            node::follow::MAX_FOLLOWED
+        );
+    }
+    Ok(names)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,9 +116,13 @@ struct BuilderSection {
     backend: Option<String>,
     work_dir: Option<PathBuf>,
     memory_mib: Option<u64>,
+    processes: Option<u32>,
+    disk_mib: Option<u64>,
     timeout_secs: Option<u64>,
     max_parallel: Option<usize>,
     jobs: Option<u32>,
+    registry_index: Option<String>,
+    registry_dl: Option<String>,
 }
 
 /// Keys that are group rules now (`[protocol]` in the committee file).
@@ -130,6 +187,17 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .checked_mul(1024 * 1024)
             .ok_or_else(|| anyhow::anyhow!("node.toml: builder.memory_mib {m} is too large"))?;
     }
+    match b.processes {
+        Some(p @ 16..=1_000_000) => cfg.limits.processes = p,
+        Some(p) => bail!("node.toml: builder.processes = {p} is out of range 16..=1000000"),
+        None => {}
+    }
+    if let Some(m) = b.disk_mib {
+        if !(64..=1 << 24).contains(&m) {
+            bail!("node.toml: builder.disk_mib = {m} is out of range 64..=16777216");
+        }
+        cfg.limits.disk = m << 20;
+    }
     if let Some(t) = b.timeout_secs {
         cfg.limits.time = Duration::from_secs(t);
     }
@@ -139,13 +207,43 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         Some(j) => j,
         None => (cfg.limits.jobs / parallel as u32).max(1),
     };
+    cfg.registry = match (&b.registry_index, &b.registry_dl) {
+        (None, None) => None,
+        (Some(index), Some(dl)) => Some((index.clone(), dl.clone())),
+        _ => bail!("node.toml: builder.registry_index and builder.registry_dl go together"),
+    };
     let builder = Builder::new(&cfg).context("cannot set up the builder")?;
+    let follow = match &file.follow {
+        None => None,
+        Some(f) => Some(node::follow::FollowConfig {
+            crates: followed_crates(&args.dir, f)?,
+            interval: Duration::from_secs(match f.interval_secs {
+                None => 300,
+                Some(s @ 1..=86_400) => s,
+                Some(s) => bail!("node.toml: follow.interval_secs = {s} is out of range 1..=86400"),
+            }),
+            registry: builder.registry().clone(),
+            state_file: args.dir.join("follow.json"),
+        }),
+    };
     let target = committee.build().target.clone();
-    run_with(args, Arc::new(SandboxBuildService::new(builder, &target)))
+    run_full(
+        args,
+        Arc::new(SandboxBuildService::new(builder, &target)),
+        follow,
+    )
 }
 
 /// `node` with any builder (tests run it with one that returns chosen manifests).
 pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Result<()> {
+    run_full(args, service, None)
+}
+
+fn run_full(
+    args: NodeArgs,
+    service: Arc<dyn BuildService>,
+    follow: Option<node::follow::FollowConfig>,
+) -> anyhow::Result<()> {
     init_logging();
     let file = read_node_file(&args.dir, &args.committee)?;
     let committee = super::load_committee(&args.committee)?;
@@ -156,6 +254,7 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
         config.idle_interval = Duration::from_millis(ms);
     }
     config.max_parallel_builds = max_parallel(&file.builder)?;
+    config.follow = follow;
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     let result = rt.block_on(async move {
         let mut handle = node::start(config, service.clone()).await?;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod registry;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, CodecError};
 use crate::sha256;
 
-/// Format version carried inside every request.
-pub const REQUEST_FORMAT: u32 = 2;
+/// Format version carried inside every request. Format 3: builders strip the crate's
+/// dev-dependencies from its manifest, and the lockfile is the one resolved without them.
+pub const REQUEST_FORMAT: u32 = 3;
 /// Largest encoded request (a few hundred bytes in practice; features dominate).
 pub const MAX_REQUEST_SIZE: usize = 16 * 1024;
 /// Most features a request may enable.

@@ -1,0 +1,92 @@
+//! Only what the build needs is fetched: a crate whose shipped lockfile names a
+//! dev-dependency version its registry does not have (like anyhow@1.0.105 on crates.io:
+//! `trybuild = "^1.0.125"`) is pinned and built on both backends, from a loopback registry.
+//! The lockfile the request pins is the shipped one without the dev-only packages, and the
+//! same on every pin.
+
+mod support;
+
+use support::registry::LoopbackRegistry;
+use synchronicity::build::{Backend, Builder, BuilderConfig, Outcome, engine_available};
+
+const TOOLCHAIN: &str = "1.95.0";
+const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
+fn backends() -> Vec<Backend> {
+    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    assert!(
+        !required || engine_available(),
+        "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
+    );
+    if required || engine_available() {
+        vec![Backend::Sandbox, Backend::Docker]
+    } else {
+        vec![Backend::Sandbox]
+    }
+}
+
+#[test]
+fn a_missing_dev_dependency_does_not_stop_the_build() {
+    let reg = LoopbackRegistry::start();
+    let leaf = reg.publish(
+        "leaf",
+        "0.1.0",
+        &[("src/lib.rs", "pub fn leaf() -> u32 { 7 }\n")],
+        &[],
+    );
+    // The index has gone@1.0.0 only; the shipped lockfile wants 1.0.5.
+    reg.publish("gone", "1.0.0", &[], &[]);
+    let lock = format!(
+        "version = 4\n\n[[package]]\nname = \"devdemo\"\nversion = \"0.1.0\"\ndependencies = [\n \"gone\",\n \"leaf\",\n]\n\n[[package]]\nname = \"gone\"\nversion = \"1.0.5\"\nsource = \"{CRATES_IO}\"\nchecksum = \"{}\"\n\n[[package]]\nname = \"leaf\"\nversion = \"0.1.0\"\nsource = \"{CRATES_IO}\"\nchecksum = \"{}\"\n",
+        hex::encode([0x11u8; 32]),
+        hex::encode(leaf)
+    );
+    reg.publish(
+        "devdemo",
+        "0.1.0",
+        &[
+            ("Cargo.lock", lock.as_str()),
+            ("src/lib.rs", "pub fn demo() -> u32 { leaf::leaf() * 6 }\n"),
+        ],
+        &[("leaf", "0.1.0", "normal"), ("gone", "^1.0.5", "dev")],
+    );
+
+    let mut digests = Vec::new();
+    for backend in backends() {
+        let work = tempfile::tempdir().unwrap();
+        let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
+        cfg.backend = backend;
+        cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
+        let b = Builder::new(&cfg).unwrap();
+        let pinned = b
+            .pin("devdemo", "0.1.0", None, "x86_64-unknown-linux-gnu")
+            .unwrap();
+        assert!(
+            !pinned.lockfile.contains("name = \"gone\""),
+            "{backend:?}: the dev-only package stays in\n{}",
+            pinned.lockfile
+        );
+        assert!(pinned.lockfile.contains("name = \"leaf\""));
+        assert!(
+            pinned.request.lockfile_shipped,
+            "pruned from the shipped one"
+        );
+        // Deterministic: a second pin pins the same request.
+        let again = b
+            .pin("devdemo", "0.1.0", None, "x86_64-unknown-linux-gnu")
+            .unwrap();
+        assert_eq!(again.id(), pinned.id());
+        let report = b.build(&pinned, &|_| {}).unwrap();
+        match report.outcome {
+            Outcome::Success(m) => digests.push((pinned.id(), m.digest())),
+            other => panic!(
+                "{backend:?}: {other:?}\n{}",
+                std::fs::read_to_string(&report.log_path).unwrap_or_default()
+            ),
+        }
+    }
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "backends differ: {digests:?}"
+    );
+}
