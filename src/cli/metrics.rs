@@ -102,6 +102,26 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     load(&c.frames_dropped),
                 ),
                 (
+                    "synchronicity_follow_polls_total",
+                    "Index polls of followed crates.",
+                    load(&c.follow_polls),
+                ),
+                (
+                    "synchronicity_follow_not_modified_total",
+                    "Index polls answered 304 Not Modified (ETag unchanged).",
+                    load(&c.follow_not_modified),
+                ),
+                (
+                    "synchronicity_follow_submitted_total",
+                    "Followed releases this node ordered.",
+                    load(&c.follow_submitted),
+                ),
+                (
+                    "synchronicity_follow_errors_total",
+                    "Failed polls or orders of followed releases.",
+                    load(&c.follow_errors),
+                ),
+                (
                     "synchronicity_builds_running",
                     "Builds running now.",
                     q.running.len() as u64,

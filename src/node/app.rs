@@ -75,6 +75,14 @@ pub struct NodeCounters {
     pub local_failures: AtomicU64,
     /// Consensus frames dropped because the actor's queue was full.
     pub frames_dropped: AtomicU64,
+    /// Index polls of followed crates.
+    pub follow_polls: AtomicU64,
+    /// Of which answered `304 Not Modified`.
+    pub follow_not_modified: AtomicU64,
+    /// Followed releases this node ordered.
+    pub follow_submitted: AtomicU64,
+    /// Polls or orders of followed releases that failed.
+    pub follow_errors: AtomicU64,
 }
 
 /// State shared by the consensus actor and the node's event loop.
@@ -107,6 +115,17 @@ pub struct Inner {
 }
 
 impl Shared {
+    /// True when the group knows `crate@version` in any variant: an entry in the log, an
+    /// open round, or a request waiting in the mempool.
+    pub fn knows_spec(&self, spec: &str) -> bool {
+        if self.store.variants(spec).is_ok_and(|v| !v.is_empty()) {
+            return true;
+        }
+        let inner = self.lock();
+        inner.state.open_requests().any(|(_, r)| r.spec() == spec)
+            || inner.mempool.has_request_for(spec)
+    }
+
     /// Opens the shared state over `store`: the open rounds stored with the applied height
     /// (a store written before rows were kept is replayed from its blocks instead).
     pub fn restore(committee: Committee, me: u32, store: LogStore) -> Result<Self, String> {

@@ -47,6 +47,14 @@ impl std::fmt::Debug for Mempool {
 }
 
 impl Mempool {
+    /// True if a request for `spec` (`crate@version`, any variant) waits here.
+    pub(crate) fn has_request_for(&self, spec: &str) -> bool {
+        self.by_seq.values().any(|(_, p)| match &p.msg.body {
+            Body::Request(r) => r.request.spec() == spec,
+            _ => false,
+        })
+    }
+
     /// Adds a message whose envelope was verified; false if already present or full.
     pub(crate) fn insert(&mut self, msg: SignedMessage, own: bool) -> bool {
         let bytes = msg.to_cbor();

@@ -17,6 +17,7 @@ mod app;
 pub mod control;
 mod cosign;
 mod duties;
+pub mod follow;
 mod light;
 mod mempool;
 mod own;
@@ -62,6 +63,8 @@ pub struct NodeConfig {
     pub idle_interval: Duration,
     /// Most builds at once (`[builder] max_parallel`).
     pub max_parallel_builds: usize,
+    /// Crates whose new releases this node orders (`[follow]`).
+    pub follow: Option<follow::FollowConfig>,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
 }
@@ -78,6 +81,7 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             idle_interval: Duration::from_secs(5),
             max_parallel_builds: 1,
+            follow: None,
             timeouts: LinearTimeouts::default(),
         }
     }
@@ -228,6 +232,14 @@ pub async fn start(
         last_sync: None,
         sync_turn: me,
     };
+    let follower = config.follow.clone().map(|f| {
+        tokio::spawn(follow::run(
+            f,
+            shared.clone(),
+            cmd_tx.clone(),
+            node_loop.service.clone(),
+        ))
+    });
     let loop_task = tokio::spawn(node_loop.run(net_events, app_rx, cmd_rx, built_rx, synced_rx));
     // The consensus actor ends on shutdown, or because it cannot go on: then the node halts.
     let watcher = tokio::spawn({
@@ -238,11 +250,13 @@ pub async fn start(
             }
         }
     });
+    let mut tasks = vec![loop_task, watcher];
+    tasks.extend(follower);
     Ok(NodeHandle {
         shared,
         net,
         commands: cmd_tx,
-        tasks: vec![loop_task, watcher],
+        tasks,
     })
 }
 
