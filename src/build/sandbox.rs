@@ -92,7 +92,16 @@ impl SandboxBackend {
         }
         std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
             .map_err(|e| BuildError::Backend(format!("{}: {e}", tmp.display())))?;
-        let cgroup = BuildCgroup::create(&job.name, job.limits.memory, job.limits.processes)?;
+        // Named after this work directory too: builders on one host (members of a local
+        // testnet) build the same request at once, each in its own group.
+        let group = format!(
+            "{}-{}",
+            &hex::encode(crate::crypto::sha256(
+                self.ws.root().as_os_str().as_encoded_bytes()
+            ))[..8],
+            job.name
+        );
+        let cgroup = BuildCgroup::create(&group, job.limits.memory, job.limits.processes)?;
         // The shell enters the cgroup(s), then becomes bubblewrap: no process of the build
         // ever runs outside the limits.
         let mut c = Command::new("/bin/sh");
