@@ -10,7 +10,7 @@ crates=("$@")
 if [ ${#crates[@]} -eq 0 ]; then
   crates=(
     itoa@1.0.15 memchr@2.7.4 smallvec@1.15.0 serde@1.0.219 serde_json@1.0.140 log@0.4.27   # plain libs
-    libc@0.2.172 proc-macro2@1.0.95 anyhow@1.0.98                                        # build scripts
+    libc@0.2.172 proc-macro2@1.0.95 anyhow@1.0.105                                       # build scripts
     serde_derive@1.0.219 thiserror-impl@2.0.12                                           # proc macros
     zstd-sys@2.0.15+zstd.1.5.7 blake3@1.8.2 libz-sys@1.1.22                               # C through cc
     hexyl@0.16.0 ripgrep@14.1.1                                                          # binaries

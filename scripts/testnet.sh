@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A local testnet: N member nodes on loopback under testnet/local/.
 #
-#   scripts/testnet.sh up [-n N]              keys, committee, N nodes in the background
+#   scripts/testnet.sh up [-n N] [--follow CRATE,CRATE…] [--follow-interval SECS]
+#                                             keys, committee, N nodes in the background;
+#                                             with --follow every member follows those crates
+#                                             on crates.io and orders each new release
+#                                             (exactly once across the group)
 #   scripts/testnet.sh demo [CRATE@VERSION] [--keep]
 #                                             up (if needed), submit a real crate, wait for the
 #                                             cosigned verdict, fetch the proof from a random
@@ -33,10 +37,12 @@ running() {
 }
 
 up() {
-  local n=4
+  local n=4 follow="" interval=300
   while [ $# -gt 0 ]; do
     case $1 in
       -n) n=$2; shift 2 ;;
+      --follow) follow=$2; shift 2 ;;
+      --follow-interval) interval=$2; shift 2 ;;
       *) echo "error: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -49,10 +55,6 @@ up() {
     for i in $(seq 0 $((n - 1))); do
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
       "$bin" keygen --dir "$root/n$i" --name "n$i" --addr "/ip4/127.0.0.1/tcp/$port" >/dev/null 2>&1
-      # Builds happen outside this Cargo project (host-side cargo would take it for a
-      # workspace): the work directories live in the user's cache.
-      printf 'idle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' \
-        "$workroot/n$i" >"$root/n$i/node.toml"
       dirs+=("$root/n$i")
     done
     # The group's rules, short for a demo: 15 minutes to build and commit at most (a 30 s
@@ -60,6 +62,17 @@ up() {
     "$bin" committee init --origin example.org/synchronicity/local --out "$root/committee.toml" \
       --commit-window-secs 900 --commit-grace-secs 30 --reveal-window-secs 60 "${dirs[@]}" >/dev/null
   fi
+  # Local settings, written on every `up` (the follow list may change between runs).
+  # Builds happen outside this Cargo project (host-side cargo would take it for a
+  # workspace): the work directories live in the user's cache.
+  for d in "$root"/n*/; do
+    d=${d%/}
+    printf 'idle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' "$workroot/$(basename "$d")" >"$d/node.toml"
+    if [ -n "$follow" ]; then
+      printf '[follow]\ncrates = [%s]\ninterval_secs = %s\n' \
+        "$(echo "$follow" | sed 's/[^,][^,]*/"&"/g; s/,/, /g')" "$interval" >>"$d/node.toml"
+    fi
+  done
   : >"$root/pids"
   for d in "$root"/n*/; do
     d=${d%/}
@@ -141,5 +154,5 @@ case $cmd in
   down) down ;;
   status) status ;;
   demo) demo "$@" ;;
-  *) echo "usage: scripts/testnet.sh up [-n N] | demo [CRATE@VERSION] [--keep] | status | down" >&2; exit 2 ;;
+  *) echo "usage: scripts/testnet.sh up [-n N] [--follow CRATES] [--follow-interval SECS] | demo [CRATE@VERSION] [--keep] | status | down" >&2; exit 2 ;;
 esac
