@@ -6,8 +6,8 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = synchronicity::cli::Cli::parse();
-    match synchronicity::cli::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match synchronicity::cli::run_code(cli) {
+        Ok(code) => code,
         Err(e) => {
             // `{:#}` joins the cause chain on one line.
             eprintln!("error: {e:#}");

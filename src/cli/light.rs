@@ -6,15 +6,14 @@
 //! limited).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use synchronicity_net::{Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind};
+use synchronicity_net::Multiaddr;
 
-use crate::committee::Committee;
+use super::client::{Client, describe, runtime};
 use crate::log::{ConsistencyProof, CosignedCheckpoint, merkle};
-use crate::node::wire::{LightRequest, LightResponse, MAX_LIGHT_RESPONSE, decode, encode};
+use crate::node::wire::{LightRequest, LightResponse};
 use crate::node_dir::write_atomic;
 use crate::protocol::Verdict;
 use crate::verify::{VerifiedRecord, verify_proof};
@@ -58,98 +57,6 @@ pub struct CheckpointArgs {
     /// Remembers the last verified checkpoint; the next one must be consistent with it.
     #[arg(long)]
     state: Option<PathBuf>,
-}
-
-/// The peer id of `addr`: its `/p2p/` part, or the committee member listening there.
-fn peer_of(addr: &Multiaddr, committee: &Committee) -> anyhow::Result<PeerId> {
-    use synchronicity_net::multiaddr::Protocol;
-    if let Some(Protocol::P2p(p)) = addr.iter().last() {
-        return Ok(p);
-    }
-    committee
-        .members()
-        .iter()
-        .find(|m| m.addrs.contains(addr))
-        .map(|m| m.peer_id)
-        .ok_or_else(|| anyhow::anyhow!("{addr}: no /p2p/ peer id and no member listens there"))
-}
-
-async fn client(committee: &Committee) -> anyhow::Result<NetworkHandle> {
-    let members = crate::node::member_addrs(committee);
-    let key = crate::crypto::NodeIdentity::generate();
-    let (net, _events) = synchronicity_net::start(
-        NetConfig::new(key.keypair(), members).with_request_timeout(Duration::from_secs(10)),
-    )
-    .await?;
-    Ok(net)
-}
-
-/// One light-client connection to the members.
-struct Client<'c> {
-    net: NetworkHandle,
-    committee: &'c Committee,
-}
-
-impl<'c> Client<'c> {
-    async fn start(committee: &'c Committee) -> anyhow::Result<Self> {
-        Ok(Self {
-            net: client(committee).await?,
-            committee,
-        })
-    }
-
-    /// One request to the member at `addr`.
-    async fn ask(&self, addr: &Multiaddr, req: &LightRequest) -> anyhow::Result<LightResponse> {
-        let peer = peer_of(addr, self.committee)?;
-        self.net.dial(addr.clone()).await?;
-        let bytes = self
-            .net
-            .request(peer, RequestKind::Light, encode(req))
-            .await?;
-        Ok(decode(&bytes, MAX_LIGHT_RESPONSE)?)
-    }
-
-    /// A text with this sha256 from the first member that has it.
-    async fn blob(&self, peers: &[Multiaddr], sha256: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let req = LightRequest::Blob {
-            sha256: sha256.to_vec(),
-        };
-        for addr in peers {
-            match self.ask(addr, &req).await {
-                Ok(LightResponse::Blob(b)) if crate::crypto::sha256(&b)[..] == *sha256 => {
-                    return Ok(b.into_vec());
-                }
-                Ok(LightResponse::Blob(_)) => {
-                    eprintln!("warning: {addr}: faulty peer: sent a text with another sha256")
-                }
-                Ok(other) => eprintln!("warning: {addr}: {}", describe(&other)),
-                Err(e) => eprintln!("warning: {addr}: {e:#}"),
-            }
-        }
-        bail!("no peer has the text with sha256 {}", hex::encode(sha256))
-    }
-
-    async fn shutdown(self) {
-        self.net.shutdown().await;
-    }
-}
-
-/// A one-line description of an unexpected answer.
-fn describe(r: &LightResponse) -> String {
-    match r {
-        LightResponse::NotFound(e) => e.clone(),
-        LightResponse::Proof(_) => "unexpected answer: a proof".into(),
-        LightResponse::Checkpoint { .. } => "unexpected answer: a checkpoint".into(),
-        LightResponse::Consistency(_) => "unexpected answer: a consistency proof".into(),
-        LightResponse::Blob(_) => "unexpected answer: a blob".into(),
-    }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
 }
 
 /// Where `proof` writes the proof and, with `--with-inputs`, the texts beside it.

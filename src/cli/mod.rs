@@ -2,8 +2,11 @@
 //! the argument tree and the dispatch. Errors come back as one line; `main` prints them and
 //! exits non-zero.
 
+mod audit;
 mod build;
+mod client;
 mod committee;
+mod fetch;
 mod keygen;
 mod light;
 mod log;
@@ -73,6 +76,21 @@ pub enum Command {
         after_help = "Exit status 0 only if the threshold cosignature and the inclusion proof hold, the entry is about the asked crate@version (or request) and records a reproduced build whose attestation verifies, and every --artifact matches the attested manifest by sha256 and path.\n\nExamples:\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml --crate itoa@1.0.15\n  synchronicity verify itoa-1.0.15.tlog-proof --trust committee.toml --crate itoa@1.0.15 --manifest itoa-1.0.15.manifest --artifact libitoa.rlib\n  synchronicity verify --json F.tlog-proof --trust committee.toml --request 3f1c…"
     )]
     Verify(verify::VerifyArgs),
+    /// Fetch a build's proof and artifacts from the group, each checked against the attested manifest.
+    #[command(
+        after_help = "Peers and the trust root come from --peer/--trust or ~/.config/synchronicity/client.toml.\n\nExamples:\n  synchronicity fetch hexyl@0.16.0 --out hexyl\n  synchronicity fetch itoa@1.0.15 --out . --artifact libitoa.rlib --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml"
+    )]
+    Fetch(fetch::FetchArgs),
+    /// Install a crate's binaries, only if a threshold of builders reproduced them.
+    #[command(
+        after_help = "Without a version: the newest non-yanked release on crates.io. Installs into $CARGO_HOME/bin (or --root DIR/bin); refuses, installing nothing, unless the verdict is reproduced and every byte matches the attested manifest.\n\nExamples:\n  synchronicity install ripgrep\n  synchronicity install hello-cli@0.2.2 --root /opt/tools"
+    )]
+    Install(fetch::InstallArgs),
+    /// Audit a Cargo.lock: what the group says about every crates.io package in it.
+    #[command(
+        after_help = "Statuses: reproduced, not-reproduced, failed, unknown (never built), source-mismatch (the lockfile's checksum is not the .crate the group built).\n\nExamples:\n  synchronicity audit --lockfile Cargo.lock\n  cargo synchronicity audit --deny not-reproduced,failed,source-mismatch --json"
+    )]
+    Audit(audit::AuditArgs),
 }
 
 /// `log` subcommands.
@@ -107,7 +125,26 @@ pub enum CommitteeCommand {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    run_other(cli)
+}
+
+/// Runs a command; `Ok` with a non-success code for a command that ran and says no (an
+/// audit with denied packages), `Err` for one that could not run.
+pub fn run_code(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    if let Command::Audit(args) = cli.command {
+        return audit::audit(args);
+    }
+    run_other(cli).map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Fetch(args) => fetch::fetch(args),
+        Command::Install(args) => fetch::install(args),
+        Command::Audit(args) => match audit::audit(args)? {
+            c if c == std::process::ExitCode::SUCCESS => Ok(()),
+            _ => Err(anyhow::anyhow!("denied packages (see above)")),
+        },
         Command::Keygen(args) => keygen::run(args),
         Command::Build(args) => build::run(args),
         Command::Committee(CommitteeCommand::Init(args)) => committee::init(args),

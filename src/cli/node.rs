@@ -18,6 +18,8 @@
 //! jobs = 2                    # cargo jobs per build [default: the CPUs / max_parallel]
 //! registry_index = "https://index.crates.io"   # a mirror's sparse index [default: crates.io]
 //! registry_dl = "https://static.crates.io/crates"  # its downloads: <dl>/<name>/<name>-<version>.crate
+//! [artifacts]
+//! max_mib = 4096              # the artifact store (DIR/artifacts) served to anyone
 //! [follow]                    # order every new release of these crates (node/follow.rs)
 //! crates = ["itoa", "ryu"]
 //! file = "follow.txt"         # more names, one a line (# comments), relative to DIR
@@ -64,6 +66,14 @@ struct NodeFile {
     #[serde(default)]
     builder: BuilderSection,
     follow: Option<FollowSection>,
+    #[serde(default)]
+    artifacts: ArtifactsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactsSection {
+    max_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,23 +236,33 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             state_file: args.dir.join("follow.json"),
         }),
     };
+    let max_mib = file.artifacts.max_mib.unwrap_or(4096);
+    if !(1..=1 << 24).contains(&max_mib) {
+        bail!("node.toml: artifacts.max_mib = {max_mib} is out of range 1..=16777216");
+    }
+    let store = Arc::new(
+        node::artifacts::ArtifactStore::open(&args.dir.join("artifacts"), max_mib << 20)
+            .with_context(|| format!("cannot open {}", args.dir.join("artifacts").display()))?,
+    );
     let target = committee.build().target.clone();
     run_full(
         args,
-        Arc::new(SandboxBuildService::new(builder, &target)),
+        Arc::new(SandboxBuildService::new(builder, &target).with_store(store.clone())),
         follow,
+        Some(store),
     )
 }
 
 /// `node` with any builder (tests run it with one that returns chosen manifests).
 pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Result<()> {
-    run_full(args, service, None)
+    run_full(args, service, None, None)
 }
 
 fn run_full(
     args: NodeArgs,
     service: Arc<dyn BuildService>,
     follow: Option<node::follow::FollowConfig>,
+    artifacts: Option<Arc<node::artifacts::ArtifactStore>>,
 ) -> anyhow::Result<()> {
     init_logging();
     let file = read_node_file(&args.dir, &args.committee)?;
@@ -255,6 +275,7 @@ fn run_full(
     }
     config.max_parallel_builds = max_parallel(&file.builder)?;
     config.follow = follow;
+    config.artifacts = artifacts;
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     let result = rt.block_on(async move {
         let mut handle = node::start(config, service.clone()).await?;

@@ -95,6 +95,8 @@ pub struct Shared {
     pub me: u32,
     /// The log.
     pub store: LogStore,
+    /// The artifacts of this member's builds, served to anyone.
+    pub artifacts: Option<std::sync::Arc<super::artifacts::ArtifactStore>>,
     /// Message envelopes verified before (each is checked once per node).
     pub envelopes: EnvelopeCache,
     /// Set once when the node cannot go on (fail-stop): why.
@@ -145,6 +147,7 @@ impl Shared {
             committee,
             me,
             store,
+            artifacts: None,
             envelopes,
             halt: tokio::sync::watch::Sender::new(None),
             builds: Mutex::new(super::queue::BuildQueue::new(1)),
@@ -154,6 +157,15 @@ impl Shared {
                 height: applied,
             }),
         })
+    }
+
+    /// The same, serving the artifacts in `store`.
+    pub fn with_artifacts(
+        mut self,
+        store: Option<std::sync::Arc<super::artifacts::ArtifactStore>>,
+    ) -> Self {
+        self.artifacts = store;
+        self
     }
 
     /// The same, building at most `max_parallel` requests at once.

@@ -1,11 +1,14 @@
 //! Answers to light clients (`/synchronicity/proof/1`): a proof file for an entry under
 //! the latest cosigned checkpoint (`crate@version` answers with the default variant, see
 //! `log::LookupKey`), the latest checkpoint with a consistency proof from the size the
-//! client remembers, or a text an entry pins by sha256 (lockfile, manifest). Answers are
-//! built from committed data only; the client verifies everything itself.
+//! client remembers, a text an entry pins by sha256 (lockfile, manifest), a batch of proofs,
+//! or a chunk of an artifact from the member's store. Answers are built from committed data
+//! (and content-addressed files) only; the client verifies everything itself. Answers are
+//! computed on a blocking thread, never in the node's event loop.
 
 use super::app::Shared;
-use super::wire::{LightRequest, LightResponse};
+use super::artifacts::MAX_CHUNK;
+use super::wire::{LightRequest, LightResponse, MAX_PROOF_BATCH};
 use crate::log::{CosignedCheckpoint, LookupKey};
 
 /// The answer to `req`.
@@ -20,6 +23,23 @@ fn latest(shared: &Shared) -> Result<CosignedCheckpoint, String> {
     shared
         .latest_cosigned()?
         .ok_or_else(|| "no cosigned checkpoint yet".to_string())
+}
+
+/// The proof file for `key` under `cp`.
+fn proof_for(shared: &Shared, cp: &CosignedCheckpoint, key: &str) -> Result<String, String> {
+    let lookup = LookupKey::parse(key)
+        .ok_or_else(|| format!("{key:?} is neither CRATE@VERSION nor a request id"))?;
+    let index = shared.store.resolve(&lookup).map_err(|e| e.to_string())??;
+    if cp.checkpoint().size <= index {
+        return Err(format!(
+            "the entry for {key} is not yet under a cosigned checkpoint"
+        ));
+    }
+    let file = shared
+        .store
+        .proof_file(index, cp)
+        .map_err(|e| e.to_string())?;
+    Ok(file.format())
 }
 
 fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> {
@@ -55,20 +75,36 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> 
             Ok(LightResponse::Blob(serde_bytes::ByteBuf::from(blob)))
         }
         LightRequest::Proof { key } => {
-            let lookup = LookupKey::parse(key)
-                .ok_or_else(|| format!("{key:?} is neither CRATE@VERSION nor a request id"))?;
-            let index = shared.store.resolve(&lookup).map_err(|e| e.to_string())??;
             let cp = latest(shared)?;
-            if cp.checkpoint().size <= index {
-                return Err(format!(
-                    "the entry for {key} is not yet under a cosigned checkpoint"
-                ));
+            Ok(LightResponse::Proof(proof_for(shared, &cp, key)?))
+        }
+        LightRequest::Proofs { keys } => {
+            if keys.len() > MAX_PROOF_BATCH {
+                return Err(format!("at most {MAX_PROOF_BATCH} keys in one request"));
             }
-            let file = shared
-                .store
-                .proof_file(index, &cp)
-                .map_err(|e| e.to_string())?;
-            Ok(LightResponse::Proof(file.format()))
+            let cp = latest(shared)?;
+            Ok(LightResponse::Proofs(
+                keys.iter().map(|k| proof_for(shared, &cp, k)).collect(),
+            ))
+        }
+        LightRequest::Artifact { sha256, offset } => {
+            let sha: [u8; 32] = sha256
+                .as_slice()
+                .try_into()
+                .map_err(|_| "an artifact is named by 32 bytes".to_string())?;
+            let store = shared
+                .artifacts
+                .as_ref()
+                .ok_or_else(|| "this member keeps no artifacts".to_string())?;
+            let (total, data) = store
+                .chunk(&sha, *offset, MAX_CHUNK)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no artifact with sha256 {}", hex::encode(sha)))?;
+            Ok(LightResponse::Chunk {
+                total,
+                offset: *offset,
+                data: serde_bytes::ByteBuf::from(data),
+            })
         }
         LightRequest::Checkpoint { old_size } => {
             let cp = latest(shared)?;

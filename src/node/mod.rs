@@ -14,6 +14,7 @@
 //! certificates.
 
 mod app;
+pub mod artifacts;
 pub mod control;
 mod cosign;
 mod duties;
@@ -65,6 +66,8 @@ pub struct NodeConfig {
     pub max_parallel_builds: usize,
     /// Crates whose new releases this node orders (`[follow]`).
     pub follow: Option<follow::FollowConfig>,
+    /// The artifact store served on the light protocol (`[artifacts]`).
+    pub artifacts: Option<Arc<artifacts::ArtifactStore>>,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
 }
@@ -82,6 +85,7 @@ impl NodeConfig {
             idle_interval: Duration::from_secs(5),
             max_parallel_builds: 1,
             follow: None,
+            artifacts: None,
             timeouts: LinearTimeouts::default(),
         }
     }
@@ -161,7 +165,8 @@ pub async fn start(
     let shared = Arc::new(
         Shared::restore(committee.clone(), me as u32, store)
             .map_err(NodeError::Store)?
-            .with_build_queue(config.max_parallel_builds),
+            .with_build_queue(config.max_parallel_builds)
+            .with_artifacts(config.artifacts.clone()),
     );
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
     let rounds = own::OwnRounds::open(&config.dir.join("rounds.redb"))?;
@@ -225,6 +230,7 @@ pub async fn start(
         rounds,
         collector: Default::default(),
         last_cosign: None,
+        helped_late: None,
         fetched_checkpoint: None,
         built_tx,
         synced_tx,

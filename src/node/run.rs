@@ -63,6 +63,8 @@ pub(crate) struct NodeLoop {
     pub(crate) collector: Collector,
     /// Our latest cosignature, re-published until a checkpoint covers it.
     pub(crate) last_cosign: Option<Cosignature>,
+    /// The last size we signed again for a late cosigner, and when.
+    pub(crate) helped_late: Option<(u64, Instant)>,
     /// A checkpoint fetched from a peer, stored once our log reaches its size.
     pub(crate) fetched_checkpoint: Option<String>,
     pub(crate) built_tx: mpsc::UnboundedSender<([u8; 32], Result<Outcome, String>)>,
@@ -288,6 +290,21 @@ impl NodeLoop {
         let Ok(c) = decode::<Cosignature>(data, MAX_COSIGN) else {
             return Validation::Reject;
         };
+        // A cosignature for a size we already hold cosigned: its signer is still collecting
+        // (it was down when the others signed, and gossip does not replay). Sign again for
+        // it, at most once every REPUBLISH whatever the size (a member replaying old
+        // cosignatures costs the others one signature per interval).
+        if self
+            .shared
+            .store
+            .checkpoint_at(c.size)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            self.help_late_cosigner(c.size);
+            return Validation::Ignore;
+        }
         match self.collector.add(&self.shared.committee, signer, &c) {
             Ok(()) => {
                 self.finish_cosigned();
@@ -298,6 +315,23 @@ impl NodeLoop {
                 Validation::Reject
             }
         }
+    }
+
+    /// Publishes our cosignature of the stored checkpoint at `size` again.
+    fn help_late_cosigner(&mut self, size: u64) {
+        let now = Instant::now();
+        if self
+            .helped_late
+            .is_some_and(|(_, at)| now.duration_since(at) < REPUBLISH)
+        {
+            return;
+        }
+        self.helped_late = Some((size, now));
+        let Ok(root) = self.shared.store.tree_hash(size) else {
+            return;
+        };
+        let c = cosign::sign(&self.shared.committee, &self.bls, size, root);
+        self.publish(COSIGN_TOPIC, encode(&c));
     }
 
     fn on_app(&mut self, e: AppEvent) {
@@ -346,11 +380,23 @@ impl NodeLoop {
                 r.respond(encode(&resp)).await;
             }
             RequestKind::Light => {
-                let resp = match decode::<LightRequest>(&r.data, MAX_REQUEST) {
-                    Ok(req) => super::light::serve(&self.shared, &req),
+                let req = match decode::<LightRequest>(&r.data, MAX_REQUEST) {
+                    Ok(req) => req,
                     Err(e) => return r.refuse(format!("bad request: {e}")).await,
                 };
-                r.respond(encode(&resp)).await;
+                // Store reads (proofs, artifact chunks) off the event loop: consensus never
+                // waits on a light client. The network bounds how many are in flight (per
+                // peer rate, light connection limit).
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    let resp =
+                        tokio::task::spawn_blocking(move || super::light::serve(&shared, &req))
+                            .await;
+                    match resp {
+                        Ok(resp) => r.respond(encode(&resp)).await,
+                        Err(_) => r.refuse("the answer failed".to_string()).await,
+                    }
+                });
             }
         }
     }

@@ -31,6 +31,8 @@ type Artifacts = Vec<(String, std::path::PathBuf)>;
 pub struct SandboxBuildService {
     builder: Builder,
     target: String,
+    /// Where successful builds' artifacts go, to be served.
+    store: Option<std::sync::Arc<super::artifacts::ArtifactStore>>,
     /// The artifacts of the last few builds, by request id.
     last: std::sync::Mutex<Vec<([u8; 32], Artifacts)>>,
 }
@@ -41,8 +43,15 @@ impl SandboxBuildService {
         Self {
             builder,
             target: target.to_string(),
+            store: None,
             last: Default::default(),
         }
+    }
+
+    /// The same, keeping every successful build's artifacts in `store`.
+    pub fn with_store(mut self, store: std::sync::Arc<super::artifacts::ArtifactStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 }
 
@@ -64,6 +73,15 @@ impl BuildService for SandboxBuildService {
             .builder
             .build(pinned, progress)
             .map_err(|e| e.to_string())?;
+        if let (Some(store), Outcome::Success(_)) = (&self.store, &report.outcome) {
+            for (rel, path) in &report.artifacts {
+                // Best effort: a store that cannot keep a file serves fewer; the outcome
+                // (what is committed) does not depend on it.
+                if let Err(e) = std::fs::read(path).and_then(|b| store.put(&b)) {
+                    tracing::warn!(artifact = %rel, error = %e, "cannot keep an artifact");
+                }
+            }
+        }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         last.retain(|(id, _)| *id != request.id());
         last.push((request.id(), report.artifacts.clone()));

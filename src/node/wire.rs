@@ -12,11 +12,14 @@ pub const MESSAGES_TOPIC: &str = "/synchronicity/messages/1";
 pub const COSIGN_TOPIC: &str = "/synchronicity/cosign/1";
 /// Largest cosignature message.
 pub const MAX_COSIGN: usize = 1024;
-/// Largest sync or light request.
-pub const MAX_REQUEST: usize = 4096;
+/// Largest sync or light request (a batch of [`MAX_PROOF_BATCH`] keys fits).
+pub const MAX_REQUEST: usize = 16 * 1024;
+/// Most keys in one [`LightRequest::Proofs`].
+pub const MAX_PROOF_BATCH: usize = 128;
 /// Largest text a blob answer carries (lockfiles are capped at 1 MiB on submission).
 pub const MAX_BLOB: usize = crate::request::MAX_LOCKFILE_SIZE;
-/// Largest light answer a client decodes.
+/// Largest light answer a client decodes (a blob, an artifact chunk, or a batch of
+/// proofs of at most [`MAX_PROOF_BATCH`] × 4 KiB).
 pub const MAX_LIGHT_RESPONSE: usize = MAX_BLOB + 64 * 1024;
 /// Most decided heights in one sync response, and their byte budget.
 pub const SYNC_BATCH: u32 = 64;
@@ -88,6 +91,20 @@ pub enum LightRequest {
         /// Size of the checkpoint the client remembers.
         old_size: Option<u64>,
     },
+    /// Up to [`super::artifacts::MAX_CHUNK`] bytes of the artifact with this sha256 from
+    /// `offset` (a transfer resumes at any offset, from any member).
+    Artifact {
+        /// Its sha256.
+        #[serde(with = "serde_bytes")]
+        sha256: Vec<u8>,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// The proofs for up to [`MAX_PROOF_BATCH`] keys under ONE cosigned checkpoint.
+    Proofs {
+        /// Lookup keys (as in [`LightRequest::Proof`]).
+        keys: Vec<String>,
+    },
 }
 
 /// The answer to a [`LightRequest`].
@@ -108,6 +125,17 @@ pub enum LightResponse {
     Blob(serde_bytes::ByteBuf),
     /// Nothing found (one line saying what).
     NotFound(String),
+    /// A piece of an artifact.
+    Chunk {
+        /// The artifact's size.
+        total: u64,
+        /// Where `data` starts.
+        offset: u64,
+        /// The bytes (empty at or past the end).
+        data: serde_bytes::ByteBuf,
+    },
+    /// One answer per key, in order: a proof file, or why there is none.
+    Proofs(Vec<Result<String, String>>),
 }
 
 /// Encodes any of these messages.

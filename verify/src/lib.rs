@@ -54,7 +54,9 @@ pub mod tlog;
 pub use committee::{Committee, CommitteeError};
 pub use entry::{LogEntry, Verdict};
 pub use manifest::{ArtifactError, Manifest};
-pub use proof::{Expected, ReproducedBuild, VerifiedRecord, VerifyError, verify_proof};
+pub use proof::{
+    BatchVerifier, Expected, ReproducedBuild, VerifiedRecord, VerifyError, verify_proof,
+};
 pub use request::BuildRequest;
 
 /// SHA-256 of `data`.

@@ -1,0 +1,369 @@
+//! `audit` (and `cargo synchronicity audit`): what the group says about every crates.io
+//! package of a `Cargo.lock`, like cargo-audit's table and exit codes.
+//!
+//! For each package: the proof of `name@version`'s default variant, verified offline against
+//! the trusted committee ([`BatchVerifier`]: each distinct checkpoint's signature once), and
+//! its status: `reproduced`, `not-reproduced`, `failed`, `unknown` (never built), or
+//! `source-mismatch` (the lockfile's `checksum` is not the `.crate` the group built). Proofs
+//! are fetched in batches of [`MAX_PROOF_BATCH`] keys per request and cached under the
+//! user's cache directory (`synchronicity/proofs/`, written atomically); a cached proof is
+//! verified again on every run, so the cache is not trusted. Attesters' own signatures are
+//! vouched for by the cosigners (as in `verify_proof`); `verify` re-checks them for one proof.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::client::{Client, ClientSetup, runtime};
+use super::fetch::PeerArgs;
+use crate::node::wire::{LightRequest, LightResponse, MAX_PROOF_BATCH};
+use crate::protocol::Verdict;
+use crate::verify::{BatchVerifier, Expected, VerifiedRecord};
+
+/// The crates.io source as lockfiles name it (both spellings).
+const CRATES_IO_SOURCES: [&str; 2] = [
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+/// Largest lockfile read.
+const MAX_LOCKFILE: u64 = 16 << 20;
+
+/// Statuses `--deny` accepts.
+const STATUSES: [&str; 5] = [
+    "reproduced",
+    "not-reproduced",
+    "failed",
+    "unknown",
+    "source-mismatch",
+];
+
+/// Arguments of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The lockfile to audit.
+    #[arg(long, default_value = "Cargo.lock")]
+    pub lockfile: PathBuf,
+    /// Print JSON (one object per package).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 if any package has one of these statuses (comma-separated:
+    /// not-reproduced,failed,unknown,source-mismatch).
+    #[arg(long, value_delimiter = ',')]
+    pub deny: Vec<String>,
+    /// Ask the group to build the unknown packages, through this member's node directory.
+    #[arg(long, requires = "node")]
+    pub submit: bool,
+    /// A member's node directory (for --submit).
+    #[arg(long)]
+    pub node: Option<PathBuf>,
+    /// Proof cache [default: the user's cache dir, synchronicity/proofs].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Use only cached proofs (no network): a package without one is unknown.
+    #[arg(long)]
+    pub offline: bool,
+    #[command(flatten)]
+    pub peers: PeerArgs,
+}
+
+/// One crates.io package of the lockfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Package {
+    name: String,
+    version: String,
+    checksum: Option<[u8; 32]>,
+}
+
+impl Package {
+    fn spec(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// The crates.io packages of a lockfile, sorted, deduplicated.
+fn packages(text: &str) -> anyhow::Result<Vec<Package>> {
+    #[derive(serde::Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        package: Vec<Pkg>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Pkg {
+        name: String,
+        version: String,
+        source: Option<String>,
+        checksum: Option<String>,
+    }
+    let lock: Lock = toml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("not a Cargo.lock: {}", e.message().replace('\n', " ")))?;
+    let mut out: Vec<Package> = lock
+        .package
+        .into_iter()
+        .filter(|p| {
+            p.source
+                .as_deref()
+                .is_some_and(|s| CRATES_IO_SOURCES.contains(&s))
+        })
+        .map(|p| {
+            let checksum = p.checksum.as_deref().and_then(|c| {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(c, &mut b).ok().map(|()| b)
+            });
+            Package {
+                name: p.name,
+                version: p.version,
+                checksum,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    out.dedup();
+    Ok(out)
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    #[serde(rename = "crate")]
+    krate: String,
+    version: String,
+    status: &'static str,
+    signers: usize,
+    log_index: Option<u64>,
+    request_id: Option<String>,
+}
+
+fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
+    let Some(r) = record else {
+        return Row {
+            krate: p.name.clone(),
+            version: p.version.clone(),
+            status: "unknown",
+            signers: 0,
+            log_index: None,
+            request_id: None,
+        };
+    };
+    let e = r.entry();
+    let status = if p
+        .checksum
+        .is_some_and(|c| c[..] != e.request.source_sha256[..])
+    {
+        "source-mismatch"
+    } else {
+        match e.verdict {
+            Verdict::Reproduced => "reproduced",
+            Verdict::NotReproduced => "not-reproduced",
+            Verdict::Failed => "failed",
+        }
+    };
+    Row {
+        krate: p.name.clone(),
+        version: p.version.clone(),
+        status,
+        signers: r.attesters().len(),
+        log_index: Some(r.index()),
+        request_id: Some(hex::encode(e.request.id())),
+    }
+}
+
+fn cache_dir(args: &AuditArgs) -> Option<PathBuf> {
+    if let Some(c) = &args.cache {
+        return Some(c.clone());
+    }
+    super::committee_cache_dir().and_then(|d| d.parent().map(|p| p.join("proofs")))
+}
+
+/// `audit`.
+pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
+    for d in &args.deny {
+        if !STATUSES.contains(&d.as_str()) {
+            bail!("--deny {d:?}: not one of {}", STATUSES.join(", "));
+        }
+    }
+    let meta =
+        std::fs::metadata(&args.lockfile).with_context(|| args.lockfile.display().to_string())?;
+    if meta.len() > MAX_LOCKFILE {
+        bail!("{}: larger than 16 MiB", args.lockfile.display());
+    }
+    let text = std::fs::read_to_string(&args.lockfile)
+        .with_context(|| args.lockfile.display().to_string())?;
+    let pkgs = packages(&text).with_context(|| args.lockfile.display().to_string())?;
+    let setup = if args.offline {
+        let committee = match &args.peers.trust {
+            Some(t) => super::load_committee(t)?,
+            None => ClientSetup::load(None, &[])?.committee,
+        };
+        ClientSetup {
+            committee,
+            peers: Vec::new(),
+        }
+    } else {
+        ClientSetup::load(args.peers.trust.as_deref(), &args.peers.peer)?
+    };
+    let cache = cache_dir(&args);
+    let mut verifier = BatchVerifier::new(&setup.committee);
+    let mut records: Vec<Option<VerifiedRecord>> = vec![None; pkgs.len()];
+    let cached_path = |p: &Package| {
+        cache
+            .as_ref()
+            .map(|c| c.join(format!("{}-{}.tlog-proof", p.name, p.version)))
+    };
+    // Cached proofs first (verified again: the cache is not trusted).
+    for (i, p) in pkgs.iter().enumerate() {
+        if let Some(path) = cached_path(p)
+            && let Ok(t) = std::fs::read_to_string(&path)
+            && let Ok(r) = verifier.verify(&t, &Expected::crate_version(&p.name, &p.version))
+        {
+            records[i] = Some(r);
+        }
+    }
+    let missing: Vec<usize> = (0..pkgs.len()).filter(|&i| records[i].is_none()).collect();
+    if !missing.is_empty() && !args.offline {
+        runtime()?.block_on(async {
+            let client = Client::start(&setup.committee).await?;
+            for batch in missing.chunks(MAX_PROOF_BATCH) {
+                let keys: Vec<String> = batch.iter().map(|&i| pkgs[i].spec()).collect();
+                let answers = ask_batch(&client, &setup, &keys).await;
+                for (&i, answer) in batch.iter().zip(answers) {
+                    let Some(text) = answer else { continue };
+                    let p = &pkgs[i];
+                    match verifier.verify(&text, &Expected::crate_version(&p.name, &p.version)) {
+                        Ok(r) if r.entry().request.is_default_variant() => {
+                            if let Some(path) = cached_path(p) {
+                                let _ = path.parent().map(std::fs::create_dir_all);
+                                let _ = crate::node_dir::write_atomic(&path, text.as_bytes());
+                            }
+                            records[i] = Some(r);
+                        }
+                        Ok(_) => eprintln!("warning: {}: a non-default variant was sent", p.spec()),
+                        Err(e) => {
+                            eprintln!("warning: {}: the proof does not verify: {e}", p.spec())
+                        }
+                    }
+                }
+            }
+            client.shutdown().await;
+            anyhow::Ok(())
+        })?;
+    }
+    let rows: Vec<Row> = pkgs
+        .iter()
+        .zip(&records)
+        .map(|(p, r)| row(p, r.as_ref()))
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<32} {:<16} {:<16} {:>7} {:>9}",
+            "crate", "version", "status", "signers", "log index"
+        );
+        for r in &rows {
+            println!(
+                "{:<32} {:<16} {:<16} {:>7} {:>9}",
+                r.krate,
+                r.version,
+                r.status,
+                r.signers,
+                r.log_index
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+        let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+        eprintln!(
+            "{} packages: {} reproduced, {} not reproduced, {} failed, {} unknown, {} source mismatch ({} checkpoint(s) verified)",
+            rows.len(),
+            count("reproduced"),
+            count("not-reproduced"),
+            count("failed"),
+            count("unknown"),
+            count("source-mismatch"),
+            verifier.checkpoints_verified()
+        );
+    }
+    if args.submit
+        && let Some(node) = &args.node
+    {
+        submit_unknown(node, &rows)?;
+    }
+    let denied: BTreeSet<&str> = args.deny.iter().map(String::as_str).collect();
+    let bad: Vec<&Row> = rows.iter().filter(|r| denied.contains(r.status)).collect();
+    if !bad.is_empty() {
+        eprintln!(
+            "error: {} package(s) denied ({}), first: {}@{} is {}",
+            bad.len(),
+            args.deny.join(","),
+            bad[0].krate,
+            bad[0].version,
+            bad[0].status
+        );
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// One answer per key from the first peer that answers the batch (`None`: no entry).
+async fn ask_batch(
+    client: &Client<'_>,
+    setup: &ClientSetup,
+    keys: &[String],
+) -> Vec<Option<String>> {
+    let req = LightRequest::Proofs {
+        keys: keys.to_vec(),
+    };
+    for addr in &setup.peers {
+        match client.ask(addr, &req).await {
+            Ok(LightResponse::Proofs(answers)) if answers.len() == keys.len() => {
+                return answers.into_iter().map(Result::ok).collect();
+            }
+            Ok(LightResponse::Proofs(_)) => {
+                eprintln!("warning: {addr}: faulty peer: a batch answer of the wrong length")
+            }
+            Ok(other) => eprintln!("warning: {addr}: {}", super::client::describe(&other)),
+            Err(e) => eprintln!("warning: {addr}: {e:#}; trying the next peer"),
+        }
+    }
+    vec![None; keys.len()]
+}
+
+/// Orders a build of every unknown package through the member at `node`.
+fn submit_unknown(node: &std::path::Path, rows: &[Row]) -> anyhow::Result<()> {
+    use crate::node::control::{self, ControlAnswer, ControlRequest};
+    let rt = runtime()?;
+    for r in rows.iter().filter(|r| r.status == "unknown") {
+        let req = ControlRequest::Submit {
+            krate: r.krate.clone(),
+            version: r.version.clone(),
+            lockfile: None,
+        };
+        match rt.block_on(control::request(node, &req)) {
+            Ok(ControlAnswer::Submitted { id }) => {
+                eprintln!("submitted {}@{}: {id}", r.krate, r.version)
+            }
+            Ok(other) => eprintln!("warning: {}@{}: {other:?}", r.krate, r.version),
+            Err(e) => eprintln!("warning: {}@{}: {e}", r.krate, r.version),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_crates_io_packages_with_their_checksums() {
+        let lock = "version = 4\n\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"0101010101010101010101010101010101010101010101010101010101010101\"\n\n[[package]]\nname = \"local\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"g\"\nversion = \"0.1.0\"\nsource = \"git+https://example.org/g#abc\"\n";
+        let p = packages(lock).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].spec(), p[0].checksum),
+            ("a@1.0.0".into(), Some([1; 32]))
+        );
+        assert!(packages("[[package]\n").is_err());
+    }
+}
