@@ -19,6 +19,7 @@ pub mod cli;
 pub mod committee;
 pub mod consensus;
 pub mod crypto;
+pub mod http;
 pub mod log;
 pub mod node;
 pub mod node_dir;
@@ -26,6 +27,7 @@ pub mod protocol;
 pub mod request;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testing;
+pub mod witness;
 
 pub use synchronicity_verify as verify;
 pub use synchronicity_verify::codec;

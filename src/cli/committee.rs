@@ -58,6 +58,23 @@ pub struct CheckArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Print every member's signed-note verifier key (`name+id+key`, Ed25519), one a line:
+    /// what a C2SP or Go `note` verifier needs to check the members' checkpoint lines.
+    #[arg(long)]
+    vkeys: bool,
+}
+
+/// Member `m`'s signed-note verifier key.
+pub(super) fn member_vkey(c: &crate::committee::Committee, m: &crate::committee::Member) -> String {
+    use crate::verify::tlog::{ED25519_KEY_TYPE, member_key_name, verifier_key};
+    let public = crate::crypto::ed25519_key_of(&m.peer_id)
+        .map(|k| k.to_bytes().to_vec())
+        .unwrap_or_default();
+    verifier_key(
+        &member_key_name(c.origin(), &m.name),
+        ED25519_KEY_TYPE,
+        &public,
+    )
 }
 
 /// The local rustc's release and host triple, from `rustc -vV`.
@@ -134,6 +151,12 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
     let c = crate::committee::Committee::from_toml(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let warnings = c.warnings();
+    if args.vkeys {
+        for m in c.members() {
+            println!("{}", member_vkey(&c, m));
+        }
+        return Ok(());
+    }
     if args.json {
         let members: Vec<_> = c
             .members()
@@ -143,6 +166,7 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
                     "name": m.name,
                     "peer_id": m.peer_id.to_base58(),
                     "bls_public_key": hex::encode(m.bls_public_key.to_bytes()),
+                    "note_verifier_key": member_vkey(&c, m),
                     "addrs": m.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 })
             })

@@ -57,6 +57,12 @@ pub struct CheckpointArgs {
     /// Remembers the last verified checkpoint; the next one must be consistent with it.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// A witness's verifier key (cosignature/v1); repeatable.
+    #[arg(long, value_name = "VKEY")]
+    witness: Vec<String>,
+    /// How many of the --witness keys must have cosigned the checkpoint [default: none].
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    witnesses_needed: usize,
 }
 
 /// Where `proof` writes the proof and, with `--with-inputs`, the texts beside it.
@@ -257,6 +263,8 @@ pub(super) fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
                     };
                     let cp = CosignedCheckpoint::verify(&note, &committee)
                         .context("faulty peer: its checkpoint does not verify")?;
+                    super::verify::check_witnesses(&note, &args.witness, args.witnesses_needed)
+                        .context("the checkpoint does not meet the witness policy")?;
                     Ok((cp, hashes(proof)?))
                 }
                 .await;

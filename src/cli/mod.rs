@@ -13,6 +13,7 @@ mod log;
 mod metrics;
 pub mod node;
 mod verify;
+mod witness;
 
 use std::path::PathBuf;
 
@@ -91,6 +92,11 @@ pub enum Command {
         after_help = "Statuses: reproduced, not-reproduced, failed, unknown (never built), source-mismatch (the lockfile's checksum is not the .crate the group built).\n\nExamples:\n  synchronicity audit --lockfile Cargo.lock\n  cargo synchronicity audit --deny not-reproduced,failed,source-mismatch --json"
     )]
     Audit(audit::AuditArgs),
+    /// Run a minimal C2SP tlog-witness for a group's log.
+    #[command(
+        after_help = "Prints its verifier key (for node.toml [[witnesses]] and verify --witness).\n\nExamples:\n  synchronicity witness --listen 127.0.0.1:7400 --dir witness --log committee.toml --name witness.example.org"
+    )]
+    Witness(witness::WitnessArgs),
 }
 
 /// `log` subcommands.
@@ -140,6 +146,7 @@ pub fn run_code(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Fetch(args) => fetch::fetch(args),
+        Command::Witness(args) => witness::run(args),
         Command::Install(args) => fetch::install(args),
         Command::Audit(args) => match audit::audit(args)? {
             c if c == std::process::ExitCode::SUCCESS => Ok(()),

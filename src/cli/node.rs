@@ -20,6 +20,9 @@
 //! registry_dl = "https://static.crates.io/crates"  # its downloads: <dl>/<name>/<name>-<version>.crate
 //! [artifacts]
 //! max_mib = 4096              # the artifact store (DIR/artifacts) served to anyone
+//! [[witnesses]]               # tlog-witnesses each cosigned checkpoint is submitted to
+//! url = "http://127.0.0.1:7400"
+//! vkey = "witness.example+1a2b3c4d+BK…"   # cosignature/v1 verifier key
 //! [follow]                    # order every new release of these crates (node/follow.rs)
 //! crates = ["itoa", "ryu"]
 //! file = "follow.txt"         # more names, one a line (# comments), relative to DIR
@@ -56,6 +59,10 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve the log read-only over HTTP on this address: C2SP tlog-tiles, /checkpoint,
+    /// /lookup/CRATE@VERSION, blobs, and the web view at / (e.g. 0.0.0.0:8080).
+    #[arg(long)]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// `DIR/node.toml`.
@@ -68,6 +75,15 @@ struct NodeFile {
     follow: Option<FollowSection>,
     #[serde(default)]
     artifacts: ArtifactsSection,
+    #[serde(default)]
+    witnesses: Vec<WitnessSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessSection {
+    url: String,
+    vkey: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +292,17 @@ fn run_full(
     config.max_parallel_builds = max_parallel(&file.builder)?;
     config.follow = follow;
     config.artifacts = artifacts;
+    config.witnesses = file
+        .witnesses
+        .iter()
+        .map(|w| {
+            Ok(crate::witness::submit::WitnessEndpoint {
+                url: w.url.clone(),
+                key: crate::witness::WitnessKey::parse(&w.vkey)
+                    .map_err(|e| anyhow::anyhow!("node.toml: witnesses: {e}"))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     let result = rt.block_on(async move {
         let mut handle = node::start(config, service.clone()).await?;
@@ -284,6 +311,10 @@ fn run_full(
             .context("cannot open the control socket")?;
         if let Some(addr) = args.metrics {
             super::metrics::serve(addr, &handle).await?;
+        }
+        if let Some(addr) = args.http {
+            let local = crate::http::serve(addr, &handle).await?;
+            tracing::info!(%local, "serving the log over HTTP");
         }
         tracing::info!(
             peer = %handle.net().local_peer_id(),
@@ -311,7 +342,7 @@ fn run_full(
 /// Without `RUST_LOG`: our events at info; Malachite's per-vote info lines only as warnings.
 const DEFAULT_LOG: &str = "info,arc_malachitebft_core_consensus=warn,libp2p=warn";
 
-fn init_logging() {
+pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()

@@ -39,10 +39,42 @@ pub struct VerifyArgs {
     /// The Cargo.lock the entry's request pins by sha256 (written by `proof --with-inputs`).
     #[arg(long, value_name = "FILE")]
     lockfile: Option<PathBuf>,
+    /// A witness's verifier key (`name+id+key`, cosignature/v1); repeatable. With
+    /// --witnesses-needed, the proof's checkpoint must carry that many of their cosignatures.
+    #[arg(long, value_name = "VKEY")]
+    pub witness: Vec<String>,
+    /// How many of the --witness keys must have cosigned the checkpoint (tlog-policy's
+    /// quorum) [default: none].
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub witnesses_needed: usize,
     /// Print every piece (signed messages, signer keys, aggregates, index, size, root, leaf
     /// hash, the decoded entry) as JSON so another implementation can re-check it.
     #[arg(long)]
     json: bool,
+}
+
+/// The witness policy: at least `needed` of `vkeys` cosigned `note`.
+pub(super) fn check_witnesses(note: &str, vkeys: &[String], needed: usize) -> anyhow::Result<()> {
+    if needed == 0 {
+        return Ok(());
+    }
+    let keys = vkeys
+        .iter()
+        .map(|k| crate::witness::WitnessKey::parse(k).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if needed > keys.len() {
+        bail!(
+            "--witnesses-needed {needed} but only {} --witness keys given",
+            keys.len()
+        );
+    }
+    let have = crate::witness::count_witnesses(note, &keys).map_err(anyhow::Error::msg)?;
+    if have < needed {
+        bail!(
+            "the checkpoint carries {have} valid cosignature(s) of the given witnesses, {needed} needed"
+        );
+    }
+    Ok(())
 }
 
 /// Parses `CRATE@VERSION` / a request id / a sha256 into what the proof must be about.
@@ -123,6 +155,12 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let record = verify_proof(&text, &committee, &expected)
         .and_then(|r| r.check_attestation(&committee).map(|()| r))
         .with_context(|| format!("{file}: rejected"))?;
+    check_witnesses(
+        record.checkpoint().note(),
+        &args.witness,
+        args.witnesses_needed,
+    )
+    .with_context(|| format!("{file}: rejected"))?;
     if let Some(p) = &args.lockfile {
         record
             .check_lockfile(&read_text(p, crate::request::MAX_LOCKFILE_SIZE)?)

@@ -11,6 +11,7 @@
 mod fsck;
 mod lookup;
 mod store;
+pub mod tiles;
 
 pub use fsck::{FsckError, FsckReport, fsck};
 pub use lookup::{LookupKey, choose_default};

@@ -437,6 +437,46 @@ impl LogStore {
         })
     }
 
+    /// The `width` hashes of the tlog tile at `level`, `index` (32 bytes each), if the log
+    /// holds them (`None`: not that many complete subtrees yet).
+    pub fn tile_hashes(
+        &self,
+        level: u8,
+        index: u64,
+        width: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_hashes(|size, r| {
+            match super::tiles::width_in_tree(level, index, size) {
+                Some(have) if have >= width => {}
+                _ => return Ok(None),
+            }
+            let indexes: Vec<HashIndex> = (0..width)
+                .map(|k| HashIndex {
+                    level: 8 * level,
+                    index: index * super::tiles::TILE_WIDTH + k,
+                })
+                .collect();
+            Ok(Some(r.read_hashes(&indexes)?.concat()))
+        })
+    }
+
+    /// Records `start .. start + count` (all of them must exist).
+    pub fn entries(&self, start: u64, count: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ENTRIES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for r in t.range(start..start + count).map_err(db_err)? {
+            out.push(r.map_err(db_err)?.1.value().to_vec());
+        }
+        if out.len() as u64 != count {
+            return Err(StoreError::NoEntry {
+                index: start + out.len() as u64,
+                size: self.size()?,
+            });
+        }
+        Ok(out)
+    }
+
     /// The current size and root, read in one transaction.
     pub fn head(&self) -> Result<(u64, Hash), StoreError> {
         self.with_hashes(|size, r| Ok((size, merkle::tree_hash(size, r)?)))
@@ -489,6 +529,39 @@ impl LogStore {
         Ok(())
     }
 
+    /// Adds signature lines (witness cosignatures) to the stored checkpoint of `size`,
+    /// replacing a line of the same key. One durable transaction; the note must still be
+    /// a signed note afterwards.
+    pub fn add_note_lines(
+        &self,
+        size: u64,
+        lines: &[super::NoteSignature],
+    ) -> Result<(), StoreError> {
+        let bad = |reason| StoreError::CheckpointMismatch { size, reason };
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+            let note = t
+                .get(size)
+                .map_err(db_err)?
+                .map(|v| v.value().to_string())
+                .ok_or(bad("no checkpoint of that size"))?;
+            let mut parsed =
+                super::SignedNote::parse(&note).map_err(|_| bad("stored note does not parse"))?;
+            for l in lines {
+                parsed
+                    .signatures
+                    .retain(|s| !(s.name == l.name && s.key_id == l.key_id));
+                parsed.signatures.push(l.clone());
+            }
+            let text = parsed.format();
+            super::SignedNote::parse(&text).map_err(|_| bad("too many signature lines"))?;
+            t.insert(size, text.as_str()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+
     /// The cosigned checkpoint with the largest size, as its note text.
     pub fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
@@ -513,7 +586,7 @@ impl LogStore {
             extra: Some(self.entry(index)?),
             index,
             proof: self.inclusion_proof(index, size)?,
-            checkpoint: cp.note().to_string(),
+            checkpoint: cp.compact_note(),
         })
     }
 

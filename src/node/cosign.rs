@@ -8,12 +8,21 @@
 //!
 //! Bounds: partials are kept for at most [`MAX_PENDING`] (size, root) pairs; sizes at or
 //! below the latest stored checkpoint are dropped.
+//!
+//! Each member also signs the body with its Ed25519 identity key; the stored note carries,
+//! after the committee's threshold line, one standard signed-note line per cosigning member
+//! (`— <origin>/<name> base64(key ID || Ed25519)`), so any C2SP / Go `note` verifier checks
+//! k of n members without BLS (`committee check --vkeys` prints their verifier keys). Proof
+//! files carry only the threshold line (`CosignedCheckpoint::compact_note`).
 
 use std::collections::BTreeMap;
 
 use crate::committee::Committee;
-use crate::crypto::{BlsSecretKey, BlsSignature, SignerBitmap, ThresholdSignature};
+use crate::crypto::{
+    BlsSecretKey, BlsSignature, NodeIdentity, SignerBitmap, ThresholdSignature, ed25519_key_of,
+};
 use crate::log::{Checkpoint, CosignedCheckpoint, LogStore};
+use crate::verify::tlog::{ED25519_KEY_TYPE, NoteSignature, member_key_name, note_key_id};
 
 use super::wire::Cosignature;
 
@@ -51,13 +60,44 @@ pub(crate) fn sign(
             .sign(checkpoint_body(committee, size, root).as_bytes())
             .to_bytes()
             .to_vec(),
+        ed25519: Vec::new(),
     }
 }
+
+/// Our cosignature of (size, root) with our Ed25519 line's signature too.
+pub(crate) fn sign_with_identity(
+    committee: &Committee,
+    key: &BlsSecretKey,
+    identity: &NodeIdentity,
+    size: u64,
+    root: [u8; 32],
+) -> Cosignature {
+    let mut c = sign(committee, key, size, root);
+    c.ed25519 = identity
+        .sign(checkpoint_body(committee, size, root).as_bytes())
+        .to_vec();
+    c
+}
+
+/// Member `i`'s signed-note line for `body` with Ed25519 signature `sig`.
+fn member_line(committee: &Committee, i: usize, sig: &[u8]) -> Option<NoteSignature> {
+    let m = committee.members().get(i)?;
+    let public = ed25519_key_of(&m.peer_id).ok()?.to_bytes();
+    let name = member_key_name(committee.origin(), &m.name);
+    Some(NoteSignature {
+        key_id: note_key_id(&name, ED25519_KEY_TYPE, &public),
+        name,
+        signature: sig.to_vec(),
+    })
+}
+
+/// One member's partial: its BLS signature and, if it sent one, its Ed25519 line's.
+type Partial = (BlsSignature, Option<Vec<u8>>);
 
 /// Pending partial signatures.
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
-    pending: BTreeMap<(u64, [u8; 32]), BTreeMap<usize, BlsSignature>>,
+    pending: BTreeMap<(u64, [u8; 32]), BTreeMap<usize, Partial>>,
 }
 
 impl Collector {
@@ -79,8 +119,23 @@ impl Collector {
             .get(signer)
             .ok_or(CosignError::Malformed)?
             .bls_public_key;
-        key.verify(checkpoint_body(committee, c.size, root).as_bytes(), &sig)
+        let body = checkpoint_body(committee, c.size, root);
+        key.verify(body.as_bytes(), &sig)
             .map_err(|_| CosignError::BadSignature(signer))?;
+        // The Ed25519 line, if any, must verify too (else the whole cosignature is refused:
+        // a stored note never carries a line that does not verify).
+        let ed = if c.ed25519.is_empty() {
+            None
+        } else {
+            let peer = &committee.members()[signer].peer_id;
+            let ok = ed25519_key_of(peer)
+                .map(|k| k.verify(body.as_bytes(), &c.ed25519))
+                .unwrap_or(false);
+            if !ok {
+                return Err(CosignError::BadSignature(signer));
+            }
+            Some(c.ed25519.clone())
+        };
         if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(c.size, root)) {
             // Keep the newest: drop the smallest size.
             self.pending.pop_first();
@@ -88,7 +143,7 @@ impl Collector {
         self.pending
             .entry((c.size, root))
             .or_default()
-            .insert(signer, sig);
+            .insert(signer, (sig, ed));
         Ok(())
     }
 
@@ -120,12 +175,16 @@ impl Collector {
             for signer in partials.keys() {
                 signers.set(*signer);
             }
-            let Some(aggregate) = BlsSignature::aggregate(partials.values()) else {
+            let Some(aggregate) = BlsSignature::aggregate(partials.values().map(|(b, _)| b)) else {
                 continue;
             };
             let ts = ThresholdSignature { signers, aggregate };
             let cp = Checkpoint::new(committee.origin(), size, root);
-            match CosignedCheckpoint::assemble(&cp, &ts, committee) {
+            let lines: Vec<NoteSignature> = partials
+                .iter()
+                .filter_map(|(i, (_, ed))| member_line(committee, *i, ed.as_deref()?))
+                .collect();
+            match CosignedCheckpoint::assemble_with(&cp, &ts, committee, lines) {
                 Ok(c) => match store.put_checkpoint(&c) {
                     Ok(()) => stored = Some(size),
                     // The disk or the database failed: the node cannot go on.

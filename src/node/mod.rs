@@ -68,6 +68,8 @@ pub struct NodeConfig {
     pub follow: Option<follow::FollowConfig>,
     /// The artifact store served on the light protocol (`[artifacts]`).
     pub artifacts: Option<Arc<artifacts::ArtifactStore>>,
+    /// Witnesses each cosigned checkpoint is submitted to (`[[witnesses]]`).
+    pub witnesses: Vec<crate::witness::submit::WitnessEndpoint>,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
 }
@@ -86,6 +88,7 @@ impl NodeConfig {
             max_parallel_builds: 1,
             follow: None,
             artifacts: None,
+            witnesses: Vec::new(),
             timeouts: LinearTimeouts::default(),
         }
     }
@@ -258,6 +261,12 @@ pub async fn start(
     });
     let mut tasks = vec![loop_task, watcher];
     tasks.extend(follower);
+    if !config.witnesses.is_empty() {
+        tasks.push(tokio::spawn(crate::witness::submit::run(
+            shared.clone(),
+            config.witnesses.clone(),
+        )));
+    }
     Ok(NodeHandle {
         shared,
         net,

@@ -330,7 +330,13 @@ impl NodeLoop {
         let Ok(root) = self.shared.store.tree_hash(size) else {
             return;
         };
-        let c = cosign::sign(&self.shared.committee, &self.bls, size, root);
+        let c = cosign::sign_with_identity(
+            &self.shared.committee,
+            &self.bls,
+            &self.identity,
+            size,
+            root,
+        );
         self.publish(COSIGN_TOPIC, encode(&c));
     }
 
@@ -349,7 +355,13 @@ impl NodeLoop {
                 root,
                 decided,
             } => {
-                let c = cosign::sign(&self.shared.committee, &self.bls, size, root);
+                let c = cosign::sign_with_identity(
+                    &self.shared.committee,
+                    &self.bls,
+                    &self.identity,
+                    size,
+                    root,
+                );
                 let me = self.shared.me as usize;
                 if let Err(e) = self.collector.add(&self.shared.committee, me, &c) {
                     tracing::error!("own cosignature: {e}");

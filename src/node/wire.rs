@@ -37,6 +37,10 @@ pub struct Cosignature {
     /// BLS signature over `Checkpoint::new(origin, size, root).to_body()`.
     #[serde(with = "serde_bytes")]
     pub signature: Vec<u8>,
+    /// The member's Ed25519 (identity key) signature over the same body: its signed-note
+    /// line on the checkpoint, key name `<origin>/<member name>` (empty: none).
+    #[serde(default, with = "serde_bytes")]
+    pub ed25519: Vec<u8>,
 }
 
 /// A request on `/synchronicity/sync/1` (members only).

@@ -17,7 +17,8 @@ mod tests;
 pub use checkpoint::Checkpoint;
 pub use merkle::{EMPTY_ROOT, Hash, HashIndex, HashReader, MerkleError, leaf_hash, node_hash};
 pub use note::{
-    CheckpointError, CosignedCheckpoint, MAX_NOTE_SIZE, MAX_SIGNATURES, NoteSignature, SignedNote,
+    COSIGNATURE_V1_KEY_TYPE, CheckpointError, CosignedCheckpoint, ED25519_KEY_TYPE, MAX_NOTE_SIZE,
+    MAX_SIGNATURES, NoteSignature, SignedNote, member_key_name, note_key_id, verifier_key,
 };
 pub use proof_file::{
     ConsistencyProof, MAX_PROOF_FILE_SIZE, MAX_PROOF_HASHES, PROOF_HEADER, ProofError, ProofFile,

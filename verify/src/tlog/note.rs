@@ -16,8 +16,40 @@ use crate::crypto::{BlsPublicKey, ThresholdError, ThresholdSignature};
 
 /// Largest note we parse (a 100-member committee's line is ~200 bytes).
 pub const MAX_NOTE_SIZE: usize = 64 * 1024;
-/// Most signature lines we parse.
-pub const MAX_SIGNATURES: usize = 100;
+/// Most signature lines we parse (the committee's line, one Ed25519 line per member, and
+/// witness cosignatures).
+pub const MAX_SIGNATURES: usize = 512;
+/// Signed-note key type of a plain Ed25519 key (what Go's `note.NewVerifier` accepts).
+pub const ED25519_KEY_TYPE: u8 = 0x01;
+/// Signed-note key type of a timestamped Ed25519 cosignature (tlog-cosignature/v1).
+pub const COSIGNATURE_V1_KEY_TYPE: u8 = 0x04;
+
+/// A signed-note key ID: `SHA-256(name || "\n" || type || public key)[:4]`.
+pub fn note_key_id(name: &str, key_type: u8, public_key: &[u8]) -> [u8; 4] {
+    let mut m = name.as_bytes().to_vec();
+    m.push(b'\n');
+    m.push(key_type);
+    m.extend_from_slice(public_key);
+    let h = crate::sha256(&m);
+    [h[0], h[1], h[2], h[3]]
+}
+
+/// A signed-note verifier key: `name+<8 hex key ID>+base64(type || public key)`.
+pub fn verifier_key(name: &str, key_type: u8, public_key: &[u8]) -> String {
+    let mut k = vec![key_type];
+    k.extend_from_slice(public_key);
+    format!(
+        "{name}+{}+{}",
+        hex::encode(note_key_id(name, key_type, public_key)),
+        B64.encode(k)
+    )
+}
+
+/// The signed-note key name of committee member `member` (its Ed25519 line on the
+/// checkpoint): `<origin>/<member name>`.
+pub fn member_key_name(origin: &str, member: &str) -> String {
+    format!("{origin}/{member}")
+}
 const DASH: &str = "\u{2014} ";
 
 /// One signature line.
@@ -152,6 +184,7 @@ pub(crate) struct PendingCheckpoint {
     pub(crate) body: String,
     pub(crate) signature: ThresholdSignature,
     pub(crate) signers_key: BlsPublicKey,
+    key_id: [u8; 4],
     note: String,
 }
 
@@ -182,11 +215,13 @@ impl PendingCheckpoint {
                 found: checkpoint.origin,
             });
         }
+        let key_id = sig.key_id;
         Ok(Self {
             checkpoint,
             body: parsed.text,
             signature,
             signers_key,
+            key_id,
             note: note.to_string(),
         })
     }
@@ -196,6 +231,7 @@ impl PendingCheckpoint {
         CosignedCheckpoint {
             checkpoint: self.checkpoint,
             signature: self.signature,
+            key_id: self.key_id,
             note: self.note,
         }
     }
@@ -207,6 +243,7 @@ impl PendingCheckpoint {
 pub struct CosignedCheckpoint {
     checkpoint: Checkpoint,
     signature: ThresholdSignature,
+    key_id: [u8; 4],
     note: String,
 }
 
@@ -228,13 +265,26 @@ impl CosignedCheckpoint {
         signature: &ThresholdSignature,
         committee: &Committee,
     ) -> Result<Self, CheckpointError> {
+        Self::assemble_with(checkpoint, signature, committee, Vec::new())
+    }
+
+    /// [`CosignedCheckpoint::assemble`] with more signature lines after the committee's
+    /// (members' Ed25519 lines, witness cosignatures; not verified here).
+    pub fn assemble_with(
+        checkpoint: &Checkpoint,
+        signature: &ThresholdSignature,
+        committee: &Committee,
+        more: Vec<NoteSignature>,
+    ) -> Result<Self, CheckpointError> {
+        let mut signatures = vec![NoteSignature {
+            name: committee.origin().to_string(),
+            key_id: committee.key_id(),
+            signature: signature.to_bytes(),
+        }];
+        signatures.extend(more);
         let note = SignedNote {
             text: checkpoint.to_body(),
-            signatures: vec![NoteSignature {
-                name: committee.origin().to_string(),
-                key_id: committee.key_id(),
-                signature: signature.to_bytes(),
-            }],
+            signatures,
         };
         Self::verify(&note.format(), committee)
     }
@@ -247,8 +297,33 @@ impl CosignedCheckpoint {
     pub fn signature(&self) -> &ThresholdSignature {
         &self.signature
     }
-    /// The note text, verbatim.
+    /// The note text, verbatim (with every signature line it carried).
     pub fn note(&self) -> &str {
         &self.note
+    }
+
+    /// The note without the members' own Ed25519 lines (key names `<origin>/…`): what a
+    /// proof file carries. The committee's threshold line and witness cosignatures stay;
+    /// member lines are for verifiers without BLS, and would grow every proof by n lines.
+    pub fn compact_note(&self) -> String {
+        let member_prefix = format!("{}/", self.checkpoint.origin);
+        let mut signatures: Vec<NoteSignature> = SignedNote::parse(&self.note)
+            .map(|n| n.signatures)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.name.starts_with(&member_prefix))
+            .collect();
+        if signatures.is_empty() {
+            signatures.push(NoteSignature {
+                name: self.checkpoint.origin.clone(),
+                key_id: self.key_id,
+                signature: self.signature.to_bytes(),
+            });
+        }
+        SignedNote {
+            text: self.checkpoint.to_body(),
+            signatures,
+        }
+        .format()
     }
 }

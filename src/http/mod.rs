@@ -1,0 +1,326 @@
+//! `node --http ADDR`: the log, read-only, over HTTP/1.1 (hyper), for standard tooling and
+//! browsers. Everything served is derived from committed data; clients verify it.
+//!
+//! | path | what | caching |
+//! |---|---|---|
+//! | `/checkpoint` | the latest cosigned checkpoint note (committee line, members' Ed25519 lines, witness cosignatures) | `no-cache` |
+//! | `/tile/<L>/<N>[.p/<W>]` | C2SP tlog-tiles hash tile | full: `immutable`, a year |
+//! | `/tile/entries/<N>[.p/<W>]` | entry bundle (u16 length-prefixed entries) | same |
+//! | `/lookup/<crate@version or request id>` | the tlog-proof file (as sumdb's `/lookup`) | `no-cache` |
+//! | `/blob/<sha256 hex>` | a lockfile or manifest an entry pins | `immutable` |
+//! | `/`, `/search?q=…` | the web view (`web.rs`) | `no-cache` |
+//!
+//! Bounds: at most [`MAX_CONNECTIONS`] connections (more are closed at once), headers read
+//! within 10 s, a connection lives at most 60 s, GET and HEAD only, paths of at most 512
+//! bytes, [`RATE_PER_SECOND`] requests per second per client address (burst
+//! [`RATE_BURST`]; over it: 429). Store reads run on blocking threads: the node's event loop
+//! never waits on an HTTP client.
+
+mod web;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::log::tiles::{TilePath, entry_bundle, parse_tile_path, width_in_tree};
+use crate::log::{CosignedCheckpoint, LookupKey};
+use crate::node::NodeHandle;
+use crate::node::Shared;
+
+/// Most open connections.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Requests per second per client address.
+pub const RATE_PER_SECOND: f64 = 50.0;
+/// Burst per client address.
+pub const RATE_BURST: f64 = 200.0;
+/// Most client addresses tracked by the rate limiter.
+const MAX_CLIENTS: usize = 4096;
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Per-address token buckets (bounded).
+#[derive(Debug, Default)]
+struct Limiter {
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl Limiter {
+    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.buckets.len() >= MAX_CLIENTS && !self.buckets.contains_key(&ip) {
+            self.buckets
+                .retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+            if self.buckets.len() >= MAX_CLIENTS {
+                return false;
+            }
+        }
+        let (tokens, at) = self.buckets.entry(ip).or_insert((RATE_BURST, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// An answer: status, content type, cache policy, body.
+pub(crate) struct Answer {
+    status: StatusCode,
+    content_type: &'static str,
+    cache: &'static str,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn ok(content_type: &'static str, cache: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type,
+            cache,
+            body,
+        }
+    }
+
+    fn text(status: StatusCode, msg: impl Into<String>) -> Self {
+        let mut body = msg.into().into_bytes();
+        body.push(b'\n');
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            cache: "no-cache",
+            body,
+        }
+    }
+
+    fn into_response(self, head: bool) -> Response<Full<Bytes>> {
+        let len = self.body.len();
+        let body = if head { Vec::new() } else { self.body };
+        Response::builder()
+            .status(self.status)
+            .header("Content-Type", self.content_type)
+            .header("Cache-Control", self.cache)
+            .header("Content-Length", len)
+            .header("X-Content-Type-Options", "nosniff")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+/// Starts serving `node`'s log on `addr`.
+pub async fn serve(addr: SocketAddr, node: &NodeHandle) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let shared = node.shared().clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let limiter = Arc::new(Mutex::new(Limiter::default()));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            // Over the connection limit: closed at once (never queued).
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
+            let (shared, limiter) = (shared.clone(), limiter.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    handle(req, shared.clone(), limiter.clone(), peer.ip())
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .max_buf_size(16 * 1024)
+                    .serve_connection(TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                drop(permit);
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    limiter: Arc<Mutex<Limiter>>,
+    ip: IpAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        return Ok(
+            Answer::text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only").into_response(head),
+        );
+    }
+    let allowed = limiter
+        .lock()
+        .map(|mut l| l.allow(ip, Instant::now()))
+        .unwrap_or(false);
+    if !allowed {
+        return Ok(
+            Answer::text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded").into_response(head),
+        );
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let answer = tokio::task::spawn_blocking(move || route(&shared, &path, &query))
+        .await
+        .unwrap_or_else(|_| Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "the answer failed"));
+    Ok(answer.into_response(head))
+}
+
+/// The answer to GET `path` (pure over the store; every error is a 4xx or a 5xx, never a
+/// panic).
+pub(crate) fn route(shared: &Shared, path: &str, query: &str) -> Answer {
+    if path.len() > 512 || query.len() > 512 {
+        return Answer::text(StatusCode::URI_TOO_LONG, "path or query over 512 bytes");
+    }
+    let store = &shared.store;
+    let internal =
+        |e: crate::log::StoreError| Answer::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    match path {
+        "/" => return web::index(shared),
+        "/search" => return web::search(shared, query),
+        "/style.css" => {
+            return Answer::ok(
+                "text/css",
+                "public, max-age=3600",
+                web::STYLE.as_bytes().to_vec(),
+            );
+        }
+        "/checkpoint" => {
+            return match store.latest_checkpoint() {
+                Ok(Some(note)) => {
+                    Answer::ok("text/plain; charset=utf-8", "no-cache", note.into_bytes())
+                }
+                Ok(None) => Answer::text(StatusCode::NOT_FOUND, "no cosigned checkpoint yet"),
+                Err(e) => internal(e),
+            };
+        }
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/tile/") {
+        let Some(tile) = parse_tile_path(rest) else {
+            return Answer::text(StatusCode::NOT_FOUND, format!("{path}: not a tile path"));
+        };
+        let cache = if tile.is_full() {
+            IMMUTABLE
+        } else {
+            "no-cache"
+        };
+        return match tile {
+            TilePath::Hashes { level, index, .. } => {
+                match store.tile_hashes(level, index, tile.width()) {
+                    Ok(Some(b)) => Answer::ok("application/octet-stream", cache, b),
+                    Ok(None) => {
+                        Answer::text(StatusCode::NOT_FOUND, format!("{path}: beyond the log"))
+                    }
+                    Err(e) => internal(e),
+                }
+            }
+            TilePath::Entries { index, .. } => {
+                let size = match store.size() {
+                    Ok(s) => s,
+                    Err(e) => return internal(e),
+                };
+                match width_in_tree(0, index, size) {
+                    Some(have) if have >= tile.width() => {}
+                    _ => {
+                        return Answer::text(
+                            StatusCode::NOT_FOUND,
+                            format!("{path}: beyond the log"),
+                        );
+                    }
+                }
+                match store.entries(index * 256, tile.width()) {
+                    Ok(entries) => match entry_bundle(&entries) {
+                        Some(b) => Answer::ok("application/octet-stream", cache, b),
+                        None => Answer::text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "an entry is over 65,535 bytes",
+                        ),
+                    },
+                    Err(e) => internal(e),
+                }
+            }
+        };
+    }
+    if let Some(key) = path.strip_prefix("/lookup/") {
+        let Some(lookup) = LookupKey::parse(key) else {
+            return Answer::text(
+                StatusCode::BAD_REQUEST,
+                format!("{key:?} is neither CRATE@VERSION nor a request id"),
+            );
+        };
+        let index = match store.resolve(&lookup) {
+            Ok(Ok(i)) => i,
+            Ok(Err(e)) => return Answer::text(StatusCode::NOT_FOUND, e),
+            Err(e) => return internal(e),
+        };
+        let note = match store.latest_checkpoint() {
+            Ok(Some(n)) => n,
+            Ok(None) => return Answer::text(StatusCode::NOT_FOUND, "no cosigned checkpoint yet"),
+            Err(e) => return internal(e),
+        };
+        let cp = match CosignedCheckpoint::verify(&note, &shared.committee) {
+            Ok(c) => c,
+            Err(e) => return Answer::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        if cp.checkpoint().size <= index {
+            return Answer::text(
+                StatusCode::NOT_FOUND,
+                format!("the entry for {key} is not yet under a cosigned checkpoint"),
+            );
+        }
+        return match store.proof_file(index, &cp) {
+            Ok(f) => Answer::ok(
+                "text/plain; charset=utf-8",
+                "no-cache",
+                f.format().into_bytes(),
+            ),
+            Err(e) => internal(e),
+        };
+    }
+    if let Some(hex_sha) = path.strip_prefix("/blob/") {
+        let mut sha = [0u8; 32];
+        if hex::decode_to_slice(hex_sha, &mut sha).is_err() {
+            return Answer::text(StatusCode::BAD_REQUEST, "a blob is named by 64 hex digits");
+        }
+        return match store.blob(&sha) {
+            Ok(Some(b)) => Answer::ok("text/plain; charset=utf-8", IMMUTABLE, b),
+            Ok(None) => Answer::text(
+                StatusCode::NOT_FOUND,
+                format!("no text with sha256 {hex_sha}"),
+            ),
+            Err(e) => internal(e),
+        };
+    }
+    Answer::text(StatusCode::NOT_FOUND, format!("{path}: not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_refills_and_stays_bounded() {
+        let mut l = Limiter::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let t = Instant::now();
+        let allowed = (0..1000).filter(|_| l.allow(ip, t)).count();
+        assert_eq!(allowed, RATE_BURST as usize);
+        assert!(l.allow(ip, t + Duration::from_secs(1)));
+    }
+}

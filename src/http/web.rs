@@ -1,0 +1,288 @@
+//! The web view: server-rendered HTML and one stylesheet, no JavaScript. `/` shows the
+//! latest cosigned checkpoint (who cosigned it), and the most recent entries; `/search?q=`
+//! takes `crate` or `crate@version` and shows every entry for it: verdict, variant, signers,
+//! dissenters, silent members, misbehaviour, and a link to download its proof.
+//!
+//! Bounds: the index shows the last [`RECENT`] entries; a search by crate name alone scans
+//! at most the last [`SCAN`] entries (by `crate@version` it uses the log's index).
+
+use hyper::StatusCode;
+
+use super::Answer;
+use crate::log::CosignedCheckpoint;
+use crate::node::Shared;
+use crate::protocol::{LogEntry, Verdict};
+
+/// Entries on the index page.
+const RECENT: u64 = 20;
+/// Entries a search by crate name scans.
+const SCAN: u64 = 5000;
+
+pub(super) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;color:#222}\
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}table{border-collapse:collapse;width:100%}\
+td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}\
+code{font-size:.85rem;word-break:break-all}.reproduced{color:#176b2c;font-weight:bold}\
+.failed,.notreproduced{color:#a3231f;font-weight:bold}form{margin:1rem 0}input[type=text]{width:20rem;padding:.3rem}";
+
+/// HTML-escapes `s`.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> Answer {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+<meta name=\"viewport\" content=\"width=device-width\"><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+<body><h1><a href=\"/\">Synchronicity log</a>: {}</h1>\
+<form action=\"/search\" method=\"get\"><label>Crate or crate@version \
+<input type=\"text\" name=\"q\" id=\"q\" required></label> <button type=\"submit\">Search</button></form>{body}</body></html>",
+        esc(title),
+        esc(title)
+    );
+    Answer::ok("text/html; charset=utf-8", "no-cache", html.into_bytes())
+}
+
+fn verdict_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Reproduced => "reproduced",
+        Verdict::Failed => "failed",
+        Verdict::NotReproduced => "notreproduced",
+    }
+}
+
+fn names(shared: &Shared, members: impl Iterator<Item = usize>) -> String {
+    let m = shared.committee.members();
+    members
+        .map(|i| {
+            m.get(i)
+                .map(|x| esc(&x.name))
+                .unwrap_or_else(|| format!("#{i}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn attesters(shared: &Shared, e: &LogEntry) -> Vec<usize> {
+    crate::crypto::ThresholdSignature::from_bytes(&e.attestation, shared.committee.len())
+        .map(|s| s.signers.iter().collect())
+        .unwrap_or_default()
+}
+
+fn entry_row(shared: &Shared, index: u64, e: &LogEntry) -> String {
+    let signers = attesters(shared, e);
+    let label = e.request.variant_label();
+    format!(
+        "<tr><td>{index}</td><td><a href=\"/search?q={spec}\">{spec}</a>{variant}</td>\
+<td class=\"{class}\">{verdict:?}</td><td>{n} ({names})</td></tr>",
+        spec = esc(&e.request.spec()),
+        variant = if label.is_empty() {
+            String::new()
+        } else {
+            format!("<br><small>{}</small>", esc(&label))
+        },
+        class = verdict_class(e.verdict),
+        verdict = e.verdict,
+        n = signers.len(),
+        names = names(shared, signers.into_iter()),
+    )
+}
+
+/// `/`.
+pub(super) fn index(shared: &Shared) -> Answer {
+    let store = &shared.store;
+    let mut body = String::new();
+    match store.latest_checkpoint() {
+        Ok(Some(note)) => {
+            let cp = CosignedCheckpoint::verify(&note, &shared.committee);
+            let (size, cosigners) = match &cp {
+                Ok(c) => (
+                    c.checkpoint().size,
+                    names(shared, c.signature().signers.iter()),
+                ),
+                Err(_) => (0, String::new()),
+            };
+            body.push_str(&format!(
+                "<h2>Latest checkpoint</h2><p>Size <b id=\"size\">{size}</b>, cosigned by {cosigners}. \
+<a href=\"/checkpoint\">Note</a> (C2SP signed note: committee threshold line, members' Ed25519 lines, witnesses).</p><pre>{}</pre>",
+                esc(&note)
+            ));
+        }
+        Ok(None) => body.push_str("<p>No cosigned checkpoint yet.</p>"),
+        Err(e) => body.push_str(&format!("<p>Store error: {}</p>", esc(&e.to_string()))),
+    }
+    let size = store.size().unwrap_or(0);
+    body.push_str("<h2>Recent entries</h2><table><tr><th>#</th><th>crate</th><th>verdict</th><th>signers</th></tr>");
+    for i in (size.saturating_sub(RECENT)..size).rev() {
+        if let Ok(bytes) = store.entry(i)
+            && let Ok(e) = LogEntry::decode(&bytes)
+        {
+            body.push_str(&entry_row(shared, i, &e));
+        }
+    }
+    body.push_str("</table>");
+    page("overview", &body)
+}
+
+fn query_value(query: &str) -> Option<String> {
+    for pair in query.split('&') {
+        if let Some(v) = pair.strip_prefix("q=") {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 3 <= b.len() {
+                    let h = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                    out.push(u8::from_str_radix(h, 16).ok()?);
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            return String::from_utf8(out).ok().map(|s| s.trim().to_string());
+        }
+    }
+    None
+}
+
+fn valid_query(q: &str) -> bool {
+    let (name, version) = q.split_once('@').unwrap_or((q, ""));
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && version.len() <= 64
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.+".contains(&b))
+}
+
+fn detail(shared: &Shared, index: u64, e: &LogEntry) -> String {
+    let signers = attesters(shared, e);
+    let dissent = if e.dissenters.is_empty() {
+        "none".to_string()
+    } else {
+        e.dissenters
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} (<code>{}</code>)",
+                    names(shared, std::iter::once(d.member as usize)),
+                    hex::encode(&d.digest)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let misbehaviour = if e.misbehaviour.is_empty() {
+        "none".to_string()
+    } else {
+        e.misbehaviour
+            .iter()
+            .map(|(m, what)| format!("{}: {what:?}", names(shared, std::iter::once(*m as usize))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let id = hex::encode(e.request.id());
+    format!(
+        "<h2>Entry {index}: {spec} <span class=\"{class}\">{verdict:?}</span></h2><table>\
+<tr><th>variant</th><td>{variant}</td></tr>\
+<tr><th>request id</th><td><code>{id}</code></td></tr>\
+<tr><th>source sha256</th><td><code>{src}</code></td></tr>\
+<tr><th>signers</th><td class=\"signers\">{n} of {total} ({names}), threshold {t}</td></tr>\
+<tr><th>dissenters</th><td>{dissent}</td></tr>\
+<tr><th>silent</th><td>{silent}</td></tr>\
+<tr><th>misbehaviour</th><td>{misbehaviour}</td></tr>\
+<tr><th>digest</th><td><code>{digest}</code></td></tr>\
+<tr><th>proof</th><td><a href=\"/lookup/{id}\">download the proof</a> (verify with <code>synchronicity verify</code>)</td></tr></table>",
+        spec = esc(&e.request.spec()),
+        class = verdict_class(e.verdict),
+        verdict = e.verdict,
+        variant = esc(&if e.request.variant_label().is_empty() {
+            "default".into()
+        } else {
+            e.request.variant_label()
+        }),
+        src = hex::encode(&e.request.source_sha256),
+        n = signers.len(),
+        total = shared.committee.len(),
+        names = names(shared, signers.into_iter()),
+        t = shared.committee.threshold(),
+        silent = if e.silent.is_empty() {
+            "none".into()
+        } else {
+            names(shared, e.silent.iter().map(|&s| s as usize))
+        },
+        digest = hex::encode(&e.digest),
+    )
+}
+
+/// `/search?q=crate` or `q=crate@version`.
+pub(super) fn search(shared: &Shared, query: &str) -> Answer {
+    let Some(q) = query_value(query) else {
+        return Answer::text(
+            StatusCode::BAD_REQUEST,
+            "search: ?q=crate or ?q=crate@version",
+        );
+    };
+    if !valid_query(&q) {
+        return Answer::text(
+            StatusCode::BAD_REQUEST,
+            format!("search: {q:?} is not a crate name or crate@version"),
+        );
+    }
+    let store = &shared.store;
+    let mut found: Vec<(u64, LogEntry)> = Vec::new();
+    if q.contains('@') {
+        for i in store.variants(&q).unwrap_or_default() {
+            if let Ok(b) = store.entry(i)
+                && let Ok(e) = LogEntry::decode(&b)
+            {
+                found.push((i, e));
+            }
+        }
+    } else {
+        let size = store.size().unwrap_or(0);
+        for i in (size.saturating_sub(SCAN)..size).rev() {
+            if let Ok(b) = store.entry(i)
+                && let Ok(e) = LogEntry::decode(&b)
+                && e.request.krate == q
+            {
+                found.push((i, e));
+            }
+        }
+    }
+    let mut body = String::new();
+    if found.is_empty() {
+        body.push_str(&format!("<p>No entry for <b>{}</b>.</p>", esc(&q)));
+    }
+    for (i, e) in &found {
+        body.push_str(&detail(shared, *i, e));
+    }
+    page(&q, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_decoded_checked_and_escaped() {
+        assert_eq!(
+            query_value("q=itoa%401.0.15").as_deref(),
+            Some("itoa@1.0.15")
+        );
+        assert_eq!(query_value("x=1&q=serde").as_deref(), Some("serde"));
+        assert_eq!(query_value("q=%zz"), None);
+        assert_eq!(query_value("q=%4"), Some("%4".into()));
+        assert!(valid_query("itoa@1.0.15") && valid_query("serde_json"));
+        assert!(!valid_query("<script>") && !valid_query("") && !valid_query("a@b c"));
+        assert_eq!(esc("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+    }
+}

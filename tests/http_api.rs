@@ -1,0 +1,333 @@
+//! The log open to standard tooling, on a 4-member group (the real node with a builder that
+//! returns chosen manifests) serving `--http`, with two `synchronicity witness` processes:
+//!
+//! - every new checkpoint gets both witnesses' cosignatures; a witness refuses a forged
+//!   checkpoint that is not consistent with the last one it signed (422) and a stale
+//!   `old` size (409 with its size);
+//! - an independent client (Go's sumdb/tlog and sumdb/note, Debian's
+//!   golang-golang-x-mod-dev) fetches the checkpoint and tiles, recomputes the root, checks
+//!   a looked-up entry's inclusion, and verifies ≥ t members' Ed25519 lines;
+//! - `verify --witnesses-needed 2` passes, `--witnesses-needed 3` fails;
+//! - headless Chromium loads the web view, searches a crate, and finds its verdict and
+//!   signers (screenshot in `target/test-artifacts/`);
+//! - bad requests get 4xx answers.
+//!
+//! Needs `go`, the Go sumdb sources and `chromium` (installed by `scripts/test.sh`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Cluster;
+use synchronicity::committee::ProtocolRules;
+use synchronicity::testing::free_loopback_ports;
+use synchronicity::witness::{AddCheckpoint, WitnessKey, count_witnesses};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Witness {
+    child: Child,
+    addr: String,
+    vkey: String,
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn witness(dir: &Path, committee: &Path, name: &str, port: u16) -> Witness {
+    let addr = format!("127.0.0.1:{port}");
+    let mut w = Witness {
+        child: bin()
+            .args(["witness", "--listen", &addr, "--dir"])
+            .arg(dir)
+            .arg("--log")
+            .arg(committee)
+            .args(["--name", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        addr,
+        vkey: String::new(),
+    };
+    // Dropping `w` (a panic below) kills and reaps the process.
+    let vkey_file = dir.join("witness.vkey");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(v) = std::fs::read_to_string(&vkey_file)
+            && std::net::TcpStream::connect(&w.addr).is_ok()
+        {
+            w.vkey = v.trim().to_string();
+            return w;
+        }
+        assert!(Instant::now() < deadline, "witness {name} did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
+    let rules = ProtocolRules {
+        commit_window_secs: 60,
+        commit_grace_secs: 2,
+        reveal_window_secs: 10,
+        ..ProtocolRules::default()
+    };
+    let mut c = Cluster::new(95, 4, rules, "idle_interval_ms = 1000\n");
+    let ports = free_loopback_ports(6);
+    let w1 = witness(
+        &c.root.path().join("w1"),
+        &c.committee_file,
+        "witness-one.example",
+        ports[4],
+    );
+    let w2 = witness(
+        &c.root.path().join("w2"),
+        &c.committee_file,
+        "witness-two.example",
+        ports[5],
+    );
+    let toml = format!(
+        "idle_interval_ms = 1000\n[[witnesses]]\nurl = \"http://{}\"\nvkey = \"{}\"\n[[witnesses]]\nurl = \"http://{}\"\nvkey = \"{}\"\n",
+        w1.addr, w1.vkey, w2.addr, w2.vkey
+    );
+    for (i, port) in ports.iter().take(4).enumerate() {
+        std::fs::write(c.dir(i).join("node.toml"), &toml).unwrap();
+        c.extra_args[i] = vec!["--http".into(), format!("127.0.0.1:{port}")];
+        c.start(i);
+    }
+    let web = format!("127.0.0.1:{}", ports[0]);
+    let keys = [
+        WitnessKey::parse(&w1.vkey).unwrap(),
+        WitnessKey::parse(&w2.vkey).unwrap(),
+    ];
+    for k in 0..3 {
+        c.submit(0, &format!("tiles{k}"), "1.0.0").await;
+        c.decided_on(&[0, 1, 2, 3], &format!("tiles{k}@1.0.0"), 120)
+            .await;
+        // Every new checkpoint gets both witnesses' cosignatures.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, note) = http(&web, "GET", "/checkpoint", "");
+            let size: u64 = note
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            if status == 200 && size == k + 1 && count_witnesses(&note, &keys).unwrap() == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "checkpoint {} not witnessed: {note}",
+                k + 1
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // A witness refuses a checkpoint inconsistent with the last one it signed.
+    let forged = c.tc.cosign(4, [0x42; 32]);
+    let req = AddCheckpoint {
+        old: 3,
+        proof: vec![[7; 32]; 2],
+        note: forged.note().to_string(),
+    };
+    let (status, body) = http(&w1.addr, "POST", "/add-checkpoint", &req.to_body());
+    assert_eq!(status, 422, "{body}");
+    let same_size = c.tc.cosign(3, [0x43; 32]);
+    let req = AddCheckpoint {
+        old: 3,
+        proof: vec![],
+        note: same_size.note().to_string(),
+    };
+    assert_eq!(
+        http(&w1.addr, "POST", "/add-checkpoint", &req.to_body()).0,
+        422
+    );
+    let req = AddCheckpoint {
+        old: 1,
+        proof: vec![],
+        note: forged.note().to_string(),
+    };
+    let (status, body) = http(&w2.addr, "POST", "/add-checkpoint", &req.to_body());
+    assert_eq!(
+        (status, body.trim()),
+        (409, "3"),
+        "the witness says its size"
+    );
+    assert_eq!(http(&w2.addr, "POST", "/add-checkpoint", "old x\n").0, 400);
+
+    // An independent client: Go's sumdb/tlog and sumdb/note.
+    let vkeys = c.root.path().join("vkeys");
+    let out = bin()
+        .args(["committee", "check", "--vkeys"])
+        .arg(&c.committee_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&vkeys, &out.stdout).unwrap();
+    let gocache = c.root.path().join("gocache");
+    let out = Command::new("go")
+        .args(["run", "tests/go/tilecheck/main.go"])
+        .arg(format!("http://{web}"))
+        .arg(&vkeys)
+        .arg(c.tc.committee.threshold().to_string())
+        .arg("tiles1@1.0.0")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", &gocache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("go is installed (scripts/test.sh installs golang-go)");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.starts_with("ok size=3 index=1"), "{said}");
+
+    // verify's witness policy.
+    let m = &c.tc.committee.members()[1];
+    let proof = c.root.path().join("tiles1.tlog-proof");
+    let o = bin()
+        .args([
+            "proof",
+            "tiles1@1.0.0",
+            "--peer",
+            &format!("{}/p2p/{}", m.addrs[0], m.peer_id),
+            "--trust",
+        ])
+        .arg(&c.committee_file)
+        .arg("--out")
+        .arg(&proof)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let third = WitnessKey::new("witness-three.example", [9; 32]).vkey();
+    let verify = |needed: &str| {
+        bin()
+            .arg("verify")
+            .arg(&proof)
+            .arg("--trust")
+            .arg(&c.committee_file)
+            .args([
+                "--crate",
+                "tiles1@1.0.0",
+                "--witness",
+                &w1.vkey,
+                "--witness",
+                &w2.vkey,
+                "--witness",
+                &third,
+            ])
+            .args(["--witnesses-needed", needed])
+            .output()
+            .unwrap()
+    };
+    let o = verify("2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = verify("3");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 valid cosignature(s)"));
+
+    // Bad requests: 4xx, never a panic (the node answers the next request).
+    for (method, path, want) in [
+        ("GET", "/nope", 404),
+        ("GET", "/tile/0/x999/x999/x999/999", 404),
+        ("GET", "/tile/9/000", 404),
+        ("GET", "/tile/0/000.p/300", 404),
+        ("GET", "/tile/entries/001", 404),
+        ("GET", "/lookup/%3Cscript%3E", 400),
+        ("GET", "/blob/zz", 400),
+        ("GET", "/search?q=%3Cscript%3E", 400),
+        ("POST", "/checkpoint", 405),
+    ] {
+        assert_eq!(http(&web, method, path, "").0, want, "{method} {path}");
+    }
+    let long = format!("/{}", "a".repeat(600));
+    assert_eq!(http(&web, "GET", &long, "").0, 414);
+    assert_eq!(http(&web, "GET", "/tile/0/000.p/3", "").0, 200);
+
+    // The web view in headless Chromium: search, verdict and signers on the page.
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("web-view-search.png");
+    let url = format!("http://{web}/search?q=tiles1%401.0.0");
+    let chromium = |extra: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                c.root.path().join("chromium").display()
+            ))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium is installed (scripts/test.sh installs it)")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(html.contains("Reproduced"), "verdict on the page: {html}");
+    assert!(
+        html.contains("4 of 4 (m0, m1, m2, m3)"),
+        "signers on the page: {html}"
+    );
+    let _ = std::fs::remove_file(&shot);
+    chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,900",
+    ]);
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 1000)
+            .unwrap_or(false),
+        "screenshot saved"
+    );
+    let (status, index) = http(&web, "GET", "/", "");
+    assert_eq!(status, 200);
+    assert!(
+        index.contains("tiles2@1.0.0") && index.contains("witness-one.example"),
+        "{index}"
+    );
+    for i in 0..4 {
+        c.stop(i);
+    }
+}
