@@ -327,6 +327,11 @@ async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
         index.contains("tiles2@1.0.0") && index.contains("witness-one.example"),
         "{index}"
     );
+    // The search is a plain GET form (what the browser above submitted), usable without JS.
+    assert!(
+        index.contains("action=\"/search\"") && index.contains("name=\"q\""),
+        "{index}"
+    );
     for i in 0..4 {
         c.stop(i);
     }

@@ -16,7 +16,7 @@ use crate::streams;
 /// Which request-response protocol a request used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {
-    /// `/synchronicity/proof/1`: light clients, open to anyone (rate limited).
+    /// `/synchronicity/proof/2`: light clients, open to anyone (rate limited).
     Light,
     /// `/synchronicity/sync/1`: members only.
     Sync,

@@ -8,7 +8,7 @@
 //! | Kademlia (server mode, seeded from the committee, fed by identify) | `/synchronicity/kad/1` | anyone |
 //! | gossipsub (validated by the node before forwarding; unsigned: payloads prove their author) | topics of the node | members; a non-member's subscription or message is rejected, counted, and the peer ignored |
 //! | consensus stream (length-prefixed frames) | `/synchronicity/consensus/1` | members; other streams dropped and counted |
-//! | light-client request-response (CBOR) | `/synchronicity/proof/1` | anyone, rate limited per peer |
+//! | light-client request-response (CBOR) | `/synchronicity/proof/2` | anyone, rate limited per peer |
 //! | sync request-response (CBOR) | `/synchronicity/sync/1` | members only |
 //!
 //! Transport: TCP + Noise + Yamux. Non-member connections are capped

@@ -11,7 +11,7 @@ pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronici
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 
 /// Light-client requests (proofs, checkpoints, consistency proofs): open to anyone, rate limited.
-pub const LIGHT_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/proof/1");
+pub const LIGHT_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/proof/2");
 /// Catch-up of decided values with their certificates: members only.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/sync/1");
 /// Largest request body.

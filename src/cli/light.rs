@@ -2,7 +2,7 @@
 //! verification (as `verify`) before writing it; `checkpoint` fetches the latest cosigned
 //! checkpoint and proves it consistent with the one remembered in a state file. A peer's
 //! bad answer is a faulty peer (said, next peer); a split view is reported only on
-//! evidence. Members are reached over `/synchronicity/proof/1` (open to non-members, rate
+//! evidence. Members are reached over `/synchronicity/proof/2` (open to non-members, rate
 //! limited).
 
 use std::path::{Path, PathBuf};

@@ -77,8 +77,8 @@ pub fn format_index(n: u64) -> String {
 
 fn parse_index(parts: &[&str]) -> Option<u64> {
     let (last, rest) = parts.split_last()?;
-    // At most 7 groups (10^21 > 2^64).
-    if parts.len() > 7 {
+    // At most 7 groups (10^21 > 2^64), and no leading zero group (one path per tile).
+    if parts.len() > 7 || (parts.len() > 1 && parts[0] == "x000") {
         return None;
     }
     let mut n: u64 = 0;
@@ -225,5 +225,38 @@ mod tests {
             [0, 2, b'a', b'b', 0, 0]
         );
         assert!(entry_bundle(&[vec![0; 70_000]]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod fuzz_like {
+    use super::*;
+
+    /// Random and mutated paths never panic the parser, and whatever parses prints back.
+    #[test]
+    fn arbitrary_paths_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"0123456789x/.p-entries";
+        for _ in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let s: String = (0..len)
+                .map(|i| alphabet[((x >> (i % 56)) as usize + i) % alphabet.len()] as char)
+                .collect();
+            if let Some(TilePath::Hashes {
+                level,
+                index,
+                width,
+            }) = parse_tile_path(&s)
+            {
+                let mut back = format!("{level}/{}", format_index(index));
+                if let Some(w) = width {
+                    back.push_str(&format!(".p/{w}"));
+                }
+                assert_eq!(back, s);
+            }
+        }
     }
 }

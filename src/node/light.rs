@@ -1,4 +1,4 @@
-//! Answers to light clients (`/synchronicity/proof/1`): a proof file for an entry under
+//! Answers to light clients (`/synchronicity/proof/2`): a proof file for an entry under
 //! the latest cosigned checkpoint (`crate@version` answers with the default variant, see
 //! `log::LookupKey`), the latest checkpoint with a consistency proof from the size the
 //! client remembers, a text an entry pins by sha256 (lockfile, manifest), a batch of proofs,

@@ -66,7 +66,7 @@ pub struct SyncResponse {
     pub applied: u64,
 }
 
-/// A request on `/synchronicity/proof/1` (anyone, rate limited).
+/// A request on `/synchronicity/proof/2` (anyone, rate limited).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LightRequest {
     /// The proof file of the entry for `key` under the latest cosigned checkpoint: a

@@ -203,3 +203,37 @@ mod tests {
         assert_eq!(key.cosigned_at(&note), None);
     }
 }
+
+#[cfg(test)]
+mod fuzz_like {
+    use super::*;
+
+    /// Random bodies never panic the request parser.
+    #[test]
+    fn arbitrary_bodies_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let pieces = [
+            "old ",
+            "12",
+            "\n",
+            "\n\n",
+            "AAAA",
+            "=",
+            "—",
+            "x",
+            "old 18446744073709551615\n",
+        ];
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            let _ = AddCheckpoint::parse(&s);
+            let _ = WitnessKey::parse(&s);
+            x = x.wrapping_add(1);
+        }
+    }
+}
