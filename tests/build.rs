@@ -60,8 +60,13 @@ fn real_crates_are_identical_across_paths_and_backends() {
         .prefix("another-host-path-")
         .tempdir()
         .unwrap();
-    // A plain library and a proc macro.
-    for (name, version) in [("itoa", "1.0.15"), ("serde_derive", "1.0.219")] {
+    // A plain library, a proc macro, and a crate whose shipped lockfile names a
+    // dev-dependency version the index does not have (built without its dev-dependencies).
+    for (name, version) in [
+        ("itoa", "1.0.15"),
+        ("serde_derive", "1.0.219"),
+        ("anyhow", "1.0.105"),
+    ] {
         let first = digest_of(&builder(a.path(), Backend::Sandbox), name, version);
         let second = digest_of(
             &builder(&b.path().join("nested/work"), Backend::Sandbox),

@@ -7,8 +7,10 @@
 //!   under a 4-of-4 threshold attempt 1 is not reproduced; once the member is fixed attempt 2
 //!   is reproduced 4 of 4 and `proof` returns it;
 //! - two variants of one crate@version (shipped lockfile, another lockfile) ordered together:
-//!   both reproduced, each with its own entry and proof; a build script that forks past the
-//!   process limit is logged `Failed` with class `too-many-processes` on every member.
+//!   both reproduced, each with its own entry and proof; build scripts that fork 10,000
+//!   processes, allocate 8 GiB across children, or write 50 GiB are logged `Failed` with
+//!   `too-many-processes`, `out-of-memory`, `disk-limit` (4 of 4 agree), and the group
+//!   builds the next request.
 //!
 //! Needs the sandbox root filesystem (`scripts/build-image.sh`, run by `scripts/test.sh`).
 
@@ -238,7 +240,7 @@ fn proven_request(c: &Cluster, what: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_variants_build_side_by_side_and_a_fork_bomb_is_failed_too_many_processes() {
+async fn two_variants_build_side_by_side_and_limit_breakers_are_failed_with_their_class() {
     let reg = LoopbackRegistry::start();
     let leaf1 = reg.publish(
         "leaf",
@@ -268,19 +270,25 @@ async fn two_variants_build_side_by_side_and_a_fork_bomb_is_failed_too_many_proc
         ],
         &[("leaf", "^0.1", "normal")],
     );
-    let bomb_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forkbomb");
-    let bomb_script = std::fs::read_to_string(bomb_dir.join("build.rs")).unwrap();
-    let bomb_lock = lone_lock("bomb", "0.1.0");
-    reg.publish(
-        "bomb",
-        "0.1.0",
-        &[
-            ("Cargo.lock", bomb_lock.as_str()),
-            ("build.rs", bomb_script.as_str()),
-        ],
-        &[],
-    );
-    let toml = node_toml(&format!("{}processes = 256\n", reg.node_toml()), "");
+    // The limit fixtures as crates: fork 10,000 processes, allocate 8 GiB across children,
+    // write 50 GiB.
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (krate, fixture) in [
+        ("bomb", "forkbomb"),
+        ("hog", "memhog"),
+        ("fill", "diskfill"),
+    ] {
+        let script = std::fs::read_to_string(fixtures.join(fixture).join("build.rs")).unwrap();
+        let lock = lone_lock(krate, "0.1.0");
+        reg.publish(
+            krate,
+            "0.1.0",
+            &[("Cargo.lock", lock.as_str()), ("build.rs", script.as_str())],
+            &[],
+        );
+    }
+    let limits = "processes = 256\nmemory_mib = 1024\ndisk_mib = 512\n";
+    let toml = node_toml(&format!("{}{limits}", reg.node_toml()), "");
     let mut c = Cluster::with_binary(83, 4, rules(), &toml, bin());
     for i in 0..4 {
         c.start(i);
@@ -290,6 +298,8 @@ async fn two_variants_build_side_by_side_and_a_fork_bomb_is_failed_too_many_proc
         .submit_with(1, "vara", "0.1.0", Some(lock("0.1.1", &leaf2)))
         .await;
     let bomb = c.submit_with(2, "bomb", "0.1.0", None).await;
+    let hog = c.submit_with(2, "hog", "0.1.0", None).await;
+    let fill = c.submit_with(3, "fill", "0.1.0", None).await;
     assert_ne!(a, b, "two variants, two requests");
     for id in [&a, &b] {
         let st = c.decided_on(&[0, 1, 2, 3], id, 300).await;
@@ -311,16 +321,23 @@ async fn two_variants_build_side_by_side_and_a_fork_bomb_is_failed_too_many_proc
             "each variant has its own proof"
         );
     }
-    let st = c.decided_on(&[0, 1, 2, 3], &bomb, 300).await;
-    for s in &st {
-        let e = &s.entry.as_ref().unwrap().entry;
-        assert_eq!(e.verdict, Verdict::Failed, "member {}: {e:?}", s.member);
-        assert_eq!(
-            synchronicity_verify::entry::failure_class(&e.digest),
-            Some("too-many-processes"),
-            "member {}",
-            s.member
-        );
+    for (id, class) in [
+        (&bomb, "too-many-processes"),
+        (&hog, "out-of-memory"),
+        (&fill, "disk-limit"),
+    ] {
+        let st = c.decided_on(&[0, 1, 2, 3], id, 300).await;
+        for s in &st {
+            let e = &s.entry.as_ref().unwrap().entry;
+            assert_eq!(e.verdict, Verdict::Failed, "member {}: {e:?}", s.member);
+            assert_eq!(
+                synchronicity_verify::entry::failure_class(&e.digest),
+                Some(class),
+                "member {}",
+                s.member
+            );
+            assert_eq!(signers(&e.attestation), 4, "{class}: all four agree");
+        }
     }
     // The members and the host keep working: one more build after the bomb.
     publish_lone(&reg, "after", "0.1.0");

@@ -49,9 +49,10 @@ fn hierarchy() -> Option<Hierarchy> {
     (has("memory") && has("pids")).then_some(Hierarchy::V2)
 }
 
-/// The node's own cgroup path in the v1 `memory` hierarchy (`/` when not found), so a
-/// build's group nests under whatever limit the operator gave the node.
-fn own_v1_memory_path() -> PathBuf {
+/// The node's own cgroup directory in the v1 hierarchy of `controller` (the hierarchy's
+/// root when not found), so a build's group nests under whatever limit the operator (or a
+/// container engine) gave the node.
+fn own_v1_path(controller: &str) -> PathBuf {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let own = text
         .lines()
@@ -60,12 +61,13 @@ fn own_v1_memory_path() -> PathBuf {
             parts.next();
             parts.next().zip(parts.next())
         })
-        .find(|(controllers, _)| controllers.split(',').any(|c| c == "memory"))
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == controller))
         .map(|(_, p)| p.trim_start_matches('/').to_string())
         .unwrap_or_default();
-    let mounted = Path::new(CGROUP_ROOT).join("memory").join(&own);
+    let root = Path::new(CGROUP_ROOT).join(controller);
+    let mounted = root.join(&own);
     if own.is_empty() || !mounted.is_dir() {
-        Path::new(CGROUP_ROOT).join("memory")
+        root
     } else {
         mounted
     }
@@ -150,8 +152,8 @@ impl BuildCgroup {
         })?;
         let dirs = match hierarchy {
             Hierarchy::V1 => vec![
-                own_v1_memory_path().join(GROUP).join(job),
-                Path::new(CGROUP_ROOT).join("pids").join(GROUP).join(job),
+                own_v1_path("memory").join(GROUP).join(job),
+                own_v1_path("pids").join(GROUP).join(job),
             ],
             Hierarchy::V2 => vec![Path::new(CGROUP_ROOT).join(GROUP).join(job)],
         };

@@ -92,13 +92,20 @@ impl SandboxBackend {
         }
         std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
             .map_err(|e| BuildError::Backend(format!("{}: {e}", tmp.display())))?;
-        // Named after this work directory too: builders on one host (members of a local
-        // testnet) build the same request at once, each in its own group.
+        // Named after this builder too (host name, process, work directory): builders that
+        // share a cgroup hierarchy (members of a local testnet, containers that see the
+        // host's hierarchy, where every node may be PID 1) build the same request at once,
+        // each in its own group.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let me = format!(
+            "{}\n{}\n{}",
+            host.trim(),
+            std::process::id(),
+            self.ws.root().display()
+        );
         let group = format!(
             "{}-{}",
-            &hex::encode(crate::crypto::sha256(
-                self.ws.root().as_os_str().as_encoded_bytes()
-            ))[..8],
+            &hex::encode(crate::crypto::sha256(me.as_bytes()))[..8],
             job.name
         );
         let cgroup = BuildCgroup::create(&group, job.limits.memory, job.limits.processes)?;

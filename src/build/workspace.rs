@@ -152,20 +152,27 @@ impl BuildWorkspace {
             let _ = fs::remove_dir_all(&dest);
             let tmp = dest.with_extension("partial");
             let _ = fs::remove_dir_all(&tmp);
-            let ok = Command::new("cp")
+            // Hard links where the toolchain is on the same filesystem; a copy otherwise (a
+            // container's image layer and its volume): the failed attempt's partial tree is
+            // removed first, or `cp -a` would copy INTO it.
+            let linked = Command::new("cp")
                 .arg("-al")
                 .arg(&src)
                 .arg(&tmp)
+                .stderr(std::process::Stdio::null())
                 .status()
                 .map(|s| s.success())
-                .unwrap_or(false)
-                || Command::new("cp")
+                .unwrap_or(false);
+            let ok = linked || {
+                let _ = fs::remove_dir_all(&tmp);
+                Command::new("cp")
                     .arg("-a")
                     .arg(&src)
                     .arg(&tmp)
                     .status()
                     .map(|s| s.success())
-                    .unwrap_or(false);
+                    .unwrap_or(false)
+            };
             if !ok {
                 return Err(BuildError::Workspace(format!(
                     "cannot copy {} to {}",
