@@ -2,6 +2,8 @@
 //! `.crate` files: unknown crates, unknown and yanked versions, and checksum mismatches are
 //! clear errors; a good download is cached content-addressed and unpacked safely.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -51,30 +53,12 @@ fn serve(routes: Vec<(String, Vec<u8>)>) -> String {
     format!("http://{addr}")
 }
 
-/// A `.crate`: a gzipped tar with `name-version/` entries.
+/// A `.crate` with a minimal `Cargo.toml` and `extra` files.
 fn make_crate(name: &str, version: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
-    let mut files = vec![(
-        "Cargo.toml".to_string(),
-        format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\n"),
-    )];
-    files.extend(extra.iter().map(|(p, c)| (p.to_string(), c.to_string())));
-    for (path, content) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(
-            &mut header,
-            format!("{name}-{version}/{path}"),
-            content.as_bytes(),
-        )
-        .unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
+    let manifest = format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\n");
+    let mut files = vec![("Cargo.toml", manifest.as_str())];
+    files.extend_from_slice(extra);
+    support::registry::make_crate(name, version, &files)
 }
 
 fn index_line(version: &str, cksum: &[u8; 32], yanked: bool) -> String {

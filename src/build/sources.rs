@@ -150,6 +150,13 @@ pub enum IndexPoll {
     },
 }
 
+fn http_error(url: &str, reason: String) -> SourceError {
+    SourceError::Http {
+        url: url.to_string(),
+        reason,
+    }
+}
+
 /// crates.io access with a content-addressed cache of `.crate` files under `cache_dir`.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -174,43 +181,10 @@ impl Registry {
         }
     }
 
-    fn get(&self, url: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        let http = |reason: String| SourceError::Http {
-            url: url.to_string(),
-            reason,
-        };
-        let resp = attohttpc::get(url)
-            .header(
-                "User-Agent",
-                concat!("synchronicity/", env!("CARGO_PKG_VERSION")),
-            )
-            .timeout(std::time::Duration::from_secs(60))
-            .send()
-            .map_err(|e| http(e.to_string()))?;
-        if resp.status().as_u16() == 404 || resp.status().as_u16() == 403 {
-            return Ok(None);
-        }
-        if !resp.is_success() {
-            return Err(http(format!("HTTP {}", resp.status())));
-        }
-        let mut body = Vec::new();
-        resp.take(MAX_CRATE_SIZE + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| http(e.to_string()))?;
-        if body.len() as u64 > MAX_CRATE_SIZE {
-            return Err(http("response too large".into()));
-        }
-        Ok(Some(body))
-    }
-
-    /// Fetches `name`'s index file unless it still has `etag` (`If-None-Match`).
-    pub fn poll_index(&self, name: &str, etag: Option<&str>) -> Result<IndexPoll, SourceError> {
-        let url = format!("{}/{}", self.index, index_path(name));
-        let http = |reason: String| SourceError::Http {
-            url: url.clone(),
-            reason,
-        };
-        let mut req = attohttpc::get(&url)
+    /// A GET of `url` (with `If-None-Match: etag` if given), our user agent and a 60 s
+    /// timeout.
+    fn send(url: &str, etag: Option<&str>) -> Result<attohttpc::Response, SourceError> {
+        let mut req = attohttpc::get(url)
             .header(
                 "User-Agent",
                 concat!("synchronicity/", env!("CARGO_PKG_VERSION")),
@@ -219,11 +193,42 @@ impl Registry {
         if let Some(tag) = etag {
             req = req.header("If-None-Match", tag);
         }
-        let resp = req.send().map_err(|e| http(e.to_string()))?;
+        req.send().map_err(|e| http_error(url, e.to_string()))
+    }
+
+    /// The body of `resp`, at most [`MAX_CRATE_SIZE`] bytes.
+    fn read_bounded(url: &str, resp: attohttpc::Response) -> Result<Vec<u8>, SourceError> {
+        let mut body = Vec::new();
+        resp.take(MAX_CRATE_SIZE + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| http_error(url, e.to_string()))?;
+        if body.len() as u64 > MAX_CRATE_SIZE {
+            return Err(http_error(url, "response too large".into()));
+        }
+        Ok(body)
+    }
+
+    fn get(&self, url: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let resp = Self::send(url, None)?;
+        if resp.status().as_u16() == 404 || resp.status().as_u16() == 403 {
+            return Ok(None);
+        }
+        if !resp.is_success() {
+            return Err(http_error(url, format!("HTTP {}", resp.status())));
+        }
+        Self::read_bounded(url, resp).map(Some)
+    }
+
+    /// Fetches `name`'s index file unless it still has `etag` (`If-None-Match`).
+    pub fn poll_index(&self, name: &str, etag: Option<&str>) -> Result<IndexPoll, SourceError> {
+        let url = format!("{}/{}", self.index, index_path(name));
+        let resp = Self::send(&url, etag)?;
         match resp.status().as_u16() {
             304 => return Ok(IndexPoll::NotModified),
             404 | 403 | 410 => return Ok(IndexPoll::Unknown),
-            _ if !resp.is_success() => return Err(http(format!("HTTP {}", resp.status()))),
+            _ if !resp.is_success() => {
+                return Err(http_error(&url, format!("HTTP {}", resp.status())));
+            }
             _ => {}
         }
         let etag = resp
@@ -231,13 +236,7 @@ impl Registry {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let mut body = Vec::new();
-        resp.take(MAX_CRATE_SIZE + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| http(e.to_string()))?;
-        if body.len() as u64 > MAX_CRATE_SIZE {
-            return Err(http("response too large".into()));
-        }
+        let body = Self::read_bounded(&url, resp)?;
         Ok(IndexPoll::Changed {
             body: String::from_utf8_lossy(&body).into_owned(),
             etag,

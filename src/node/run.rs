@@ -330,14 +330,19 @@ impl NodeLoop {
         let Ok(root) = self.shared.store.tree_hash(size) else {
             return;
         };
-        let c = cosign::sign_with_identity(
+        let c = self.own_cosignature(size, root);
+        self.publish(COSIGN_TOPIC, encode(&c));
+    }
+
+    /// Our cosignature of (size, root): the BLS partial and our Ed25519 line's signature.
+    fn own_cosignature(&self, size: u64, root: [u8; 32]) -> Cosignature {
+        cosign::sign_with_identity(
             &self.shared.committee,
             &self.bls,
             &self.identity,
             size,
             root,
-        );
-        self.publish(COSIGN_TOPIC, encode(&c));
+        )
     }
 
     fn on_app(&mut self, e: AppEvent) {
@@ -355,13 +360,7 @@ impl NodeLoop {
                 root,
                 decided,
             } => {
-                let c = cosign::sign_with_identity(
-                    &self.shared.committee,
-                    &self.bls,
-                    &self.identity,
-                    size,
-                    root,
-                );
+                let c = self.own_cosignature(size, root);
                 let me = self.shared.me as usize;
                 if let Err(e) = self.collector.add(&self.shared.committee, me, &c) {
                     tracing::error!("own cosignature: {e}");
