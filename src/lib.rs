@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 pub mod cli;
 pub mod committee;
 pub mod consensus;

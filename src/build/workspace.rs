@@ -136,7 +136,10 @@ impl BuildWorkspace {
                     src.display()
                 ))
             })?;
+            // A clean environment, like host cargo and the sandbox: nothing of the
+            // operator's (say an LD_PRELOAD) reaches the toolchain.
             let version = Command::new(src.join("bin/rustc"))
+                .env_clear()
                 .arg("--version")
                 .output()
                 .map_err(io(&src))?;

@@ -195,6 +195,15 @@ fn max_parallel(b: &BuilderSection) -> anyhow::Result<usize> {
 
 /// `node` with the real sandboxed builder.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    run_wrapping(args, |real| real)
+}
+
+/// `node` with the real builder of `node.toml` handed through `wrap` first (the fault
+/// suite's member answers its load requests itself and passes real crates on).
+pub fn run_wrapping(
+    args: NodeArgs,
+    wrap: impl FnOnce(Arc<dyn BuildService>) -> Arc<dyn BuildService>,
+) -> anyhow::Result<()> {
     let file = read_node_file(&args.dir, &args.committee)?;
     let committee = super::load_committee(&args.committee)?;
     let b = &file.builder;
@@ -263,7 +272,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let target = committee.build().target.clone();
     run_full(
         args,
-        Arc::new(SandboxBuildService::new(builder, &target).with_store(store.clone())),
+        wrap(Arc::new(
+            SandboxBuildService::new(builder, &target).with_store(store.clone()),
+        )),
         follow,
         Some(store),
     )

@@ -331,7 +331,15 @@ impl<A: App> Actor<A> {
                             return;
                         }
                         let bytes = w.encode();
-                        for p in &self.peers {
+                        #[cfg(feature = "byzantine")]
+                        let twin =
+                            crate::byzantine::conflicting(&self.core, &w).map(|t| t.encode());
+                        for (_i, p) in self.peers.iter().enumerate() {
+                            #[cfg(feature = "byzantine")]
+                            if let Some(t) = twin.as_ref().filter(|_| _i % 2 == 1) {
+                                let _ = self.net.send_frame(*p, t.clone());
+                                continue;
+                            }
                             // A full queue or an unreachable member drops the frame; the
                             // core's rebroadcast timer re-sends votes.
                             let _ = self.net.send_frame(*p, bytes.clone());

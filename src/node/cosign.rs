@@ -6,8 +6,10 @@
 //! signature never spoils an aggregate. Partials for a root other than ours are kept apart
 //! (keyed by root) and never combined with ours.
 //!
-//! Bounds: partials are kept for at most [`MAX_PENDING`] (size, root) pairs; sizes at or
-//! below the latest stored checkpoint are dropped.
+//! Bounds: each member has partials for at most [`MAX_PER_SIGNER`] (size, root) pairs (its
+//! oldest goes first), so at most n × [`MAX_PER_SIGNER`] pairs are kept and one member's
+//! flood of signed-but-useless partials only ever evicts its own; sizes at or below the
+//! latest stored checkpoint are dropped.
 //!
 //! Each member also signs the body with its Ed25519 identity key; the stored note carries,
 //! after the committee's threshold line, one standard signed-note line per cosigning member
@@ -26,8 +28,9 @@ use crate::verify::tlog::{ED25519_KEY_TYPE, NoteSignature, member_key_name, note
 
 use super::wire::Cosignature;
 
-/// Most (size, root) pairs with pending partials.
-pub(crate) const MAX_PENDING: usize = 256;
+/// Most (size, root) pairs one member has pending partials for (an honest member signs
+/// each new size once; the group is rarely more than a few checkpoints behind).
+pub(crate) const MAX_PER_SIGNER: usize = 8;
 
 /// Why a cosignature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,9 +139,23 @@ impl Collector {
             }
             Some(c.ed25519.clone())
         };
-        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(c.size, root)) {
-            // Keep the newest: drop the smallest size.
-            self.pending.pop_first();
+        let key = (c.size, root);
+        let mine: Vec<(u64, [u8; 32])> = self
+            .pending
+            .iter()
+            .filter(|(k, sigs)| **k != key && sigs.contains_key(&signer))
+            .map(|(k, _)| *k)
+            .collect();
+        if mine.len() >= MAX_PER_SIGNER {
+            // Keep this member's newest: drop its partial of the smallest size (only its
+            // own; other members' partials for that pair stay).
+            let oldest = mine[0];
+            if let Some(sigs) = self.pending.get_mut(&oldest) {
+                sigs.remove(&signer);
+                if sigs.is_empty() {
+                    self.pending.remove(&oldest);
+                }
+            }
         }
         self.pending
             .entry((c.size, root))
@@ -244,5 +261,33 @@ mod tests {
         let mut bad = sign(c, &tc.bls[0], 2, root);
         bad.root.pop();
         assert_eq!(col.add(c, 0, &bad), Err(CosignError::Malformed));
+    }
+
+    #[test]
+    fn one_members_flood_of_partials_evicts_only_its_own() {
+        let tc = TestCommittee::new(4, 15);
+        let c = &tc.committee;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        store.append(&[b"e0".to_vec()], Some(1)).unwrap();
+        let root = store.tree_hash(1).unwrap();
+        let mut col = Collector::default();
+        // Two honest partials for our (1, root), then member 3 signs a thousand useless
+        // (size, root) pairs far ahead: they push out its own, never the honest ones.
+        col.add(c, 0, &sign(c, &tc.bls[0], 1, root)).unwrap();
+        col.add(c, 1, &sign(c, &tc.bls[1], 1, root)).unwrap();
+        for k in 0..1000u64 {
+            let mut r = [0u8; 32];
+            r[..8].copy_from_slice(&k.to_le_bytes());
+            col.add(c, 3, &sign(c, &tc.bls[3], 1_000_000 + k, r))
+                .unwrap();
+        }
+        assert!(
+            col.pending.len() <= 1 + MAX_PER_SIGNER,
+            "{}",
+            col.pending.len()
+        );
+        col.add(c, 2, &sign(c, &tc.bls[2], 1, root)).unwrap();
+        assert_eq!(col.finish(c, &store), Ok(Some(1)));
     }
 }

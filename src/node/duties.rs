@@ -46,7 +46,8 @@ impl NodeLoop {
 
     /// Queues the build of a newly ordered request (block order) and starts what fits.
     pub(crate) fn start_build(&mut self, id: [u8; 32]) {
-        self.shared.build_queue().push(id);
+        let requester = self.shared.lock().state.requester(&id).unwrap_or(u32::MAX);
+        self.shared.build_queue().push(id, requester);
         self.start_queued_builds();
     }
 
@@ -140,12 +141,25 @@ impl NodeLoop {
             request_id: id.to_vec(),
             commitment: c.to_vec(),
         });
+        #[cfg(feature = "byzantine")]
+        if let Some(twin) = crate::byzantine::second_commitment(&id) {
+            self.emit(twin);
+        }
     }
 
     pub(crate) fn reveal(&mut self, id: [u8; 32]) {
-        let Some(round) = self.rounds.load(&id) else {
+        #[cfg(feature = "byzantine")]
+        if crate::byzantine::withhold_reveal() {
+            return;
+        }
+        #[cfg_attr(not(feature = "byzantine"), allow(unused_mut))]
+        let Some(mut round) = self.rounds.load(&id) else {
             return; // we did not commit (build not done in time, or it failed to run)
         };
+        #[cfg(feature = "byzantine")]
+        {
+            round.outcome = crate::byzantine::wrong_outcome(round.outcome);
+        }
         let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
             return;
         };

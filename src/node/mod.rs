@@ -16,7 +16,7 @@
 mod app;
 pub mod artifacts;
 pub mod control;
-mod cosign;
+pub(crate) mod cosign;
 mod duties;
 pub mod follow;
 mod light;
@@ -208,6 +208,17 @@ pub async fn start(
         .map(|m| m.peer_id)
         .filter(|p| *p != peer)
         .collect();
+    #[cfg(feature = "byzantine")]
+    let flood = tokio::spawn(crate::byzantine::flood(
+        net.clone(),
+        crate::byzantine::FloodKeys {
+            committee: committee.clone(),
+            me: me as u32,
+            identity: keys.identity.clone(),
+            bls: keys.bls.clone(),
+            peers: peers.clone(),
+        },
+    ));
     let (actor_tx, actor_task) = actor::spawn(
         core,
         app,
@@ -240,6 +251,7 @@ pub async fn start(
         sync_inflight: false,
         last_sync: None,
         sync_turn: me,
+        submitted: Default::default(),
     };
     let follower = config.follow.clone().map(|f| {
         tokio::spawn(follow::run(
@@ -259,7 +271,10 @@ pub async fn start(
             }
         }
     });
+    #[cfg_attr(not(feature = "byzantine"), allow(unused_mut))]
     let mut tasks = vec![loop_task, watcher];
+    #[cfg(feature = "byzantine")]
+    tasks.push(flood);
     tasks.extend(follower);
     if !config.witnesses.is_empty() {
         tasks.push(tokio::spawn(crate::witness::submit::run(

@@ -1,7 +1,10 @@
-//! The node's build queue: ordered requests wait in block order, and at most
-//! `max_parallel` (node.toml `[builder] max_parallel`, default 1) build at once, whatever a
-//! member orders. The queue is not stored: after a restart the open rounds this node has not
-//! committed to are queued again, in the order their requests were ordered.
+//! The node's build queue: at most `max_parallel` (node.toml `[builder] max_parallel`,
+//! default 1) build at once, whatever a member orders. Members are served in turn: each
+//! requester's requests wait in block order, and the next build is the oldest of the member
+//! after the one served last, so one member that orders thousands of requests delays each
+//! other member's next request by at most one build, not by its whole flood. The queue is
+//! not stored: after a restart the open rounds this node has not committed to are queued
+//! again, in the order their requests were ordered.
 //!
 //! Bounds: one entry per open round (the protocol state bounds those).
 
@@ -23,7 +26,10 @@ struct Running {
 #[derive(Debug)]
 pub struct BuildQueue {
     max_parallel: usize,
-    queued: VecDeque<[u8; 32]>,
+    /// Per requester (committee position; `u32::MAX` when unknown), in block order.
+    queued: BTreeMap<u32, VecDeque<[u8; 32]>>,
+    /// The requester served last.
+    last_served: Option<u32>,
     running: BTreeMap<[u8; 32], Running>,
     /// The most builds that ever ran at once (the node's own accounting).
     peak: usize,
@@ -56,28 +62,47 @@ impl BuildQueue {
     pub fn new(max_parallel: usize) -> Self {
         Self {
             max_parallel: max_parallel.max(1),
-            queued: VecDeque::new(),
+            queued: BTreeMap::new(),
+            last_served: None,
             running: BTreeMap::new(),
             peak: 0,
             local_failures: VecDeque::new(),
         }
     }
 
-    /// Queues `id` (false when it is already queued or running).
-    pub fn push(&mut self, id: [u8; 32]) -> bool {
-        if self.running.contains_key(&id) || self.queued.contains(&id) {
+    fn is_queued(&self, id: &[u8; 32]) -> bool {
+        self.queued.values().any(|q| q.contains(id))
+    }
+
+    /// Queues `id`, ordered by member `requester` (false when it is already queued or
+    /// running).
+    pub fn push(&mut self, id: [u8; 32], requester: u32) -> bool {
+        if self.running.contains_key(&id) || self.is_queued(&id) {
             return false;
         }
-        self.queued.push_back(id);
+        self.queued.entry(requester).or_default().push_back(id);
         true
     }
 
-    /// The next request to start, if a slot is free; it counts as running from now.
+    /// The next request to start, if a slot is free: the oldest of the next requester in
+    /// turn after the one served last. It counts as running from now.
     pub fn start_next(&mut self) -> Option<[u8; 32]> {
         if self.running.len() >= self.max_parallel {
             return None;
         }
-        let id = self.queued.pop_front()?;
+        let after = self.last_served;
+        let next = self
+            .queued
+            .keys()
+            .copied()
+            .find(|r| after.is_none_or(|a| *r > a))
+            .or_else(|| self.queued.keys().next().copied())?;
+        let q = self.queued.get_mut(&next)?;
+        let id = q.pop_front()?;
+        if q.is_empty() {
+            self.queued.remove(&next);
+        }
+        self.last_served = Some(next);
         self.running.insert(
             id,
             Running {
@@ -112,7 +137,10 @@ impl BuildQueue {
 
     /// Drops a queued request (its round closed before its build started).
     pub fn forget(&mut self, id: &[u8; 32]) {
-        self.queued.retain(|q| q != id);
+        for q in self.queued.values_mut() {
+            q.retain(|x| x != id);
+        }
+        self.queued.retain(|_, q| !q.is_empty());
     }
 
     /// Builds running now.
@@ -124,7 +152,7 @@ impl BuildQueue {
     pub fn status(&self) -> QueueStatus {
         QueueStatus {
             max_parallel: self.max_parallel,
-            queued: self.queued.iter().map(hex::encode).collect(),
+            queued: self.queued.values().flatten().map(hex::encode).collect(),
             running: self
                 .running
                 .iter()
@@ -157,13 +185,13 @@ mod tests {
     fn at_most_max_parallel_run_in_order() {
         let mut q = BuildQueue::new(2);
         for i in 0..5u8 {
-            assert!(q.push([i; 32]));
+            assert!(q.push([i; 32], 0));
         }
-        assert!(!q.push([0; 32]), "queued once");
+        assert!(!q.push([0; 32], 0), "queued once");
         assert_eq!(q.start_next(), Some([0; 32]));
         assert_eq!(q.start_next(), Some([1; 32]));
         assert_eq!(q.start_next(), None, "two running");
-        assert!(!q.push([1; 32]), "running once");
+        assert!(!q.push([1; 32], 0), "running once");
         q.forget(&[2; 32]);
         q.finished(&[0; 32]).unwrap();
         assert_eq!(
@@ -173,5 +201,26 @@ mod tests {
         );
         assert_eq!(q.status().peak_running, 2);
         assert_eq!(q.status().queued, vec![hex::encode([4u8; 32])]);
+    }
+
+    #[test]
+    fn members_are_served_in_turn_whatever_one_orders() {
+        let mut q = BuildQueue::new(1);
+        // Member 3 orders a thousand requests first, then members 0 and 1 one each.
+        for i in 0..1000u32 {
+            let mut id = [3u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            q.push(id, 3);
+        }
+        q.push([100; 32], 0);
+        q.push([101; 32], 1);
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let id = q.start_next().unwrap();
+            q.finished(&id);
+            order.push(id[0]);
+        }
+        // 0's and 1's, then the flood: neither waits for it.
+        assert_eq!(order, vec![100, 101, 0, 1]);
     }
 }

@@ -72,6 +72,8 @@ pub(crate) struct NodeLoop {
     pub(crate) sync_inflight: bool,
     pub(crate) last_sync: Option<Instant>,
     pub(crate) sync_turn: usize,
+    /// Requests submitted through us, saved in `rounds.redb` until ordered.
+    pub(crate) submitted: std::collections::HashSet<[u8; 32]>,
 }
 
 impl NodeLoop {
@@ -84,6 +86,7 @@ impl NodeLoop {
         mut synced_rx: mpsc::UnboundedReceiver<Option<SyncResponse>>,
     ) {
         self.resume_rounds();
+        self.resubmit_saved();
         let mut republish = tokio::time::interval(REPUBLISH);
         republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -160,7 +163,7 @@ impl NodeLoop {
     /// reproduced verdict, the next attempt number is ordered instead (the committee's rules
     /// decide whether and when it may be: it waits in the mempool for its spacing). A
     /// request already open, or reproduced, is not ordered again.
-    fn submit(&self, mut request: PinnedRequest) -> Result<[u8; 32], String> {
+    fn submit(&mut self, mut request: PinnedRequest) -> Result<[u8; 32], String> {
         request.validate().map_err(|e| e.to_string())?;
         use crate::protocol::DecidedIndex;
         let max = self.shared.lock().state.params().max_attempts;
@@ -185,8 +188,37 @@ impl NodeLoop {
             }
         }
         let id = request.id();
+        // Durable before the submitter gets the id (see `own`): a crash from here on
+        // loses nothing, the next start publishes it again.
+        self.rounds.save_submitted(&id, &request)?;
+        self.submitted.insert(id);
         self.emit(Body::Request(request));
         Ok(id)
+    }
+
+    /// At start: publishes again the requests submitted through us that the group has not
+    /// ordered yet, and forgets the ones it has.
+    pub(crate) fn resubmit_saved(&mut self) {
+        use crate::protocol::DecidedIndex;
+        let mut ordered = Vec::new();
+        for (id, request) in self.rounds.submitted() {
+            let open = self.shared.lock().state.is_open(&id);
+            if open || self.shared.store.is_decided(&id) {
+                ordered.push(id);
+            } else {
+                tracing::info!(request = %request.request.spec(), "publishing a saved submission again");
+                self.submitted.insert(id);
+                self.emit(Body::Request(request));
+            }
+        }
+        self.rounds.remove_submitted(&ordered);
+    }
+
+    /// A request submitted through us is ordered (open) or decided: its row can go.
+    fn ordered(&mut self, id: &[u8; 32]) {
+        if self.submitted.remove(id) {
+            self.rounds.remove_submitted(&[*id]);
+        }
     }
 
     fn republish(&mut self) {
@@ -350,7 +382,10 @@ impl NodeLoop {
             AppEvent::Duties(duties) => {
                 for d in duties {
                     match d {
-                        Duty::Build(id) => self.start_build(id),
+                        Duty::Build(id) => {
+                            self.ordered(&id);
+                            self.start_build(id);
+                        }
                         Duty::Reveal(id) => self.reveal(id),
                     }
                 }
@@ -370,6 +405,7 @@ impl NodeLoop {
                 self.finish_cosigned();
                 self.store_fetched_checkpoint();
                 for id in decided {
+                    self.ordered(&id);
                     self.rounds.remove(&id);
                     self.shared.build_queue().forget(&id);
                 }

@@ -125,6 +125,10 @@ pub(crate) struct Round {
     pub(crate) commits: BTreeMap<u32, Commit>,
     pub(crate) reveals: BTreeMap<u32, Reveal>,
     pub(crate) misbehaviour: Vec<(u32, Misbehaviour)>,
+    /// The member whose request opened the round (builders serve members in turn; rows
+    /// stored before it existed have none).
+    #[serde(default)]
+    pub(crate) requester: Option<u32>,
 }
 
 impl Round {
@@ -137,6 +141,7 @@ impl Round {
             commits: BTreeMap::new(),
             reveals: BTreeMap::new(),
             misbehaviour: Vec::new(),
+            requester: None,
         }
     }
 

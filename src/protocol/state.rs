@@ -309,6 +309,11 @@ impl ProtocolState {
         self.rounds.contains_key(id)
     }
 
+    /// The member whose request opened the round of `id` (if open, and known).
+    pub fn requester(&self, id: &Id) -> Option<u32> {
+        self.rounds.get(id).and_then(|r| r.requester)
+    }
+
     /// An open request with its lockfile text (what a builder needs).
     pub fn pinned(&self, id: &Id) -> Option<PinnedRequest> {
         self.rounds.get(id).map(|r| PinnedRequest {
@@ -596,10 +601,9 @@ fn apply_message(
             }
             let now = o.now_ms;
             check_attempt(pinned, o.params, now, env.decided)?;
-            o.insert(
-                id,
-                Round::new(pinned.request.clone(), pinned.lockfile.clone(), now),
-            );
+            let mut round = Round::new(pinned.request.clone(), pinned.lockfile.clone(), now);
+            round.requester = Some(signer);
+            o.insert(id, round);
             Ok(Some(Duty::Build(id)))
         }
         Body::Commit {

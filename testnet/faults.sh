@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# The fault suite: each scenario against a fresh group of member containers (testnet/lib.sh)
+# under a load of requests (the test builder's `load-*` crates for volume, plus real
+# crates from crates.io built in the containers' bubblewrap sandboxes), then the
+# invariants, then one table row.
+#
+#   testnet/faults.sh [--profile release|debug] SCENARIO... | all | ci
+#
+# Scenarios: partition, proposer-isolated, loss, sigkill, sigstop, clock-5s, clock-60s,
+# disk-full, byz-equivocate, byz-conflicting-commitments, byz-wrong-reveal,
+# byz-withhold-reveal, byz-flood-gossip, byz-flood-cosign, byz-flood-streams,
+# byz-flood-requests, byz-2-of-7 (all of these: `all`; a short subset: `ci`), and
+# broken-committee: a deliberately broken group (two members given another committee
+# file) that MUST fail an invariant (tests/testnet_faults.rs expects it to).
+#
+# Invariants, after each scenario (testnet_member check/settle): every honest member has
+# every submitted request decided and cosigned (else `no-lost-request`, with each pending
+# request's reason); the honest members' roots agree at every common size and every stored
+# checkpoint is a prefix of every member's log by a consistency proof (`one-history`);
+# every stored cosigned checkpoint verifies and `log fsck` passes on every honest store
+# (`checkpoints-verify`, `fsck`); each honest node's peak resident memory stays under
+# MEMORY_MIB (`bounded-memory`). A broken invariant prints `INVARIANT <name>: …` and the
+# scenario FAILS; the script exits 1 if any did.
+#
+# Results: testnet/faults/<scenario>/ (data, logs, ids) and testnet/faults/table.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+while [ $# -gt 0 ]; do
+  case $1 in
+    --profile) export TESTNET_PROFILE=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+# Debug binaries by default (the test tool links the test builder; its dependencies are
+# optimised in the dev profile): --profile release for release ones.
+export TESTNET_PROFILE=${TESTNET_PROFILE:-debug}
+. testnet/lib.sh
+root=$PWD/testnet/faults
+tool=$PWD/$member_bin
+MEMORY_MIB=${MEMORY_MIB:-512}
+REAL_CRATE=${REAL_CRATE:-itoa@1.0.15}
+
+ALL=(partition proposer-isolated loss sigkill sigstop clock-5s clock-60s disk-full
+  byz-equivocate byz-conflicting-commitments byz-wrong-reveal byz-withhold-reveal
+  byz-flood-gossip byz-flood-cosign byz-flood-streams byz-flood-requests byz-2-of-7)
+CI=(partition byz-equivocate sigkill-short)
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+prepare() {
+  [ -d "$faketime_lib" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
+  command -v nsenter >/dev/null && command -v iptables >/dev/null ||
+    { echo "error: nsenter and iptables are needed (util-linux, iptables)" >&2; exit 1; }
+  # The image is only the root filesystem, bubblewrap and the toolchain here: both binaries
+  # are mounted from the host build.
+  # shellcheck disable=SC2046
+  cargo build $(cargo_profile_flag) --locked --quiet --bin synchronicity --example testnet_member
+  docker image inspect "$image" >/dev/null 2>&1 || build_image
+  remove_containers
+  ensure_network
+  mkdir -p "$root"
+}
+
+# --- the group of one scenario -------------------------------------------------------
+
+# group N: a fresh group of N members (keys, committee with short windows); starts none.
+group() {
+  n=$1
+  data=$root/$scenario
+  new_group "$data" "$n" --commit-window-secs 120 --commit-grace-secs 2 --reveal-window-secs 15
+  declare -gA DOPTS=() BYZ=() CFILE=()
+  honest=()
+  EXPECT=()
+  local i
+  for i in $(seq 0 $((n - 1))); do
+    printf 'idle_interval_ms = 1000\n[builder]\nbackend = "sandbox"\nwork_dir = "/work"\n' >"$data/n$i/node.toml"
+  done
+  : >"$data/ids"
+}
+
+# start I: member I's container (options DOPTS[I], misbehaviour BYZ[I], committee CFILE[I]).
+start() {
+  local i=$1
+  # shellcheck disable=SC2086
+  run_member "$data" "$i" "${CFILE[$i]:-$data/committee.toml}" \
+    -v "$tool:/usr/local/bin/testnet-member:ro" -v "$PWD/$bin:/usr/local/bin/synchronicity:ro" -e SYNC_TEST_BUILD_MS=100 ${DOPTS[$i]:-} -- \
+    testnet-member node --dir /data --committee /committee.toml ${BYZ[$i]:+--byzantine ${BYZ[$i]}}
+}
+
+start_all() {
+  local i
+  for i in $(seq 0 $((n - 1))); do start "$i"; done
+  for i in $(seq 0 $((n - 1))); do wait_ready "$data" "$i" 60; done
+  for i in $(seq 0 $((n - 1))); do [ -n "${BYZ[$i]:-}" ] || honest+=("$i"); done
+  "$tool" watch --dirs "$(honest_dirs)" --out "$data/growth" &
+  watch_pid=$!
+}
+
+dirs_of() { local out="" i; for i in "$@"; do out+="${out:+,}$data/n$i"; done; echo "$out"; }
+all_dirs() { dirs_of $(seq 0 $((n - 1))); }
+honest_dirs() { dirs_of "${honest[@]}"; }
+
+# load COUNT RATE [REAL...]: submits in the background (round-robin over the honest
+# members; one that is down passes its turn on).
+load() {
+  local count=$1 rate=$2
+  shift 2
+  local real
+  real=$(IFS=,; echo "$*")
+  "$tool" load --dirs "$(honest_dirs)" --prefix "load-$scenario" --count "$count" --rate "$rate" \
+    ${real:+--real "$real"} --out "$data/ids" >"$data/load.log" 2>&1 &
+  load_pid=$!
+}
+
+wait_load() {
+  wait "$load_pid" || { fail "load: $(tail -1 "$data/load.log")"; return 0; }
+}
+
+pid_of() { docker inspect -f '{{.State.Pid}}' "sync-n$1"; }
+# in_net I CMD...: a command in member I's network namespace (the host's iptables).
+in_net() { local p; p=$(pid_of "$1"); shift; nsenter -t "$p" -n "$@"; }
+
+# cut_off I J...: member I drops everything from and to members J... (both directions, at I).
+cut_off() {
+  local i=$1 j
+  shift
+  for j in "$@"; do
+    in_net "$i" iptables -A INPUT -s "$subnet.$((10 + j))" -j DROP
+    in_net "$i" iptables -A OUTPUT -d "$subnet.$((10 + j))" -j DROP
+  done
+}
+heal() { local i; for i in "$@"; do in_net "$i" iptables -F; done; }
+
+sizes() { "$tool" sizes --dirs "$(dirs_of "$@")"; }
+
+failures=()
+fail() { log "FAIL $scenario: $*"; failures+=("$scenario: $*"); scenario_failed=1; }
+
+# finish: settle, peak memory, stop, check; one table row.
+finish() {
+  local settle_out decided pending stall mem=0 i m check_out forks lost fsck
+  settle_out=$("$tool" settle --dirs "$(honest_dirs)" --ids "$data/ids" --timeout "${SETTLE_SECS:-240}" || true)
+  echo "$settle_out" >"$data/settle.txt"
+  echo "$settle_out" | grep '^pending' >&2 || true
+  decided=$(echo "$settle_out" | sed -n 's/^decided=\([0-9]*\).*/\1/p')
+  pending=$(echo "$settle_out" | sed -n 's/.*pending=\([0-9]*\).*/\1/p')
+  kill "$watch_pid" 2>/dev/null || true
+  # The longest time the honest members' log did not grow, from its first growth to the
+  # last (when everything was decided).
+  stall=$(awk 'NR > 1 && $1 - prev > max { max = $1 - prev } { prev = $1 } END { printf "%.1f", max / 1000 }' "$data/growth")
+  [ "${pending:-1}" = 0 ] || fail "${pending:-?} request(s) not decided on every honest member"
+  for i in "${honest[@]}"; do
+    m=$(docker exec "sync-n$i" sh -c 'grep VmHWM /proc/1/status' 2>/dev/null | awk '{print int($2/1024)}' || echo 0)
+    [ "${m:-0}" -gt "$mem" ] && mem=$m
+  done
+  if [ "$mem" -gt "$MEMORY_MIB" ]; then
+    echo "INVARIANT bounded-memory: an honest node peaked at $mem MiB (bound $MEMORY_MIB MiB)" >&2
+    fail "bounded-memory"
+  fi
+  for i in $(seq 0 $((n - 1))); do docker logs "sync-n$i" >"$data/n$i.log" 2>&1 || true; done
+  docker stop -t 10 $(docker ps -q --filter name=sync-n) >/dev/null 2>&1 || true
+  check_out=$("$tool" check --dirs "$(honest_dirs)" --committee "$data/committee.toml" --ids "$data/ids" 2>&1) ||
+    fail "$(echo "$check_out" | grep -m1 '^INVARIANT' || echo "$check_out" | tail -1)"
+  echo "$check_out" >"$data/check.txt"
+  echo "$check_out" | grep '^INVARIANT' >&2 || true
+  # What the scenario expects the log to say: its real crates reproduced, the Byzantine
+  # member's provable misbehaviour recorded.
+  local spec e
+  for spec in $(awk '{print $1}' "$data/ids" | grep -v '^load-' || true); do
+    echo "$check_out" | grep -q "^real: $spec Reproduced" || fail "$spec was not reproduced"
+  done
+  for e in "${EXPECT[@]}"; do
+    echo "$check_out" | grep '^recorded:' | grep -q "\"$e\"" || fail "the log does not record $e"
+  done
+  forks=$(echo "$check_out" | sed -n 's/.*forks=\([0-9]*\).*/\1/p')
+  lost=$(echo "$check_out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')
+  fsck=$(echo "$check_out" | sed -n 's/.*fsck=\([a-zA-Z]*\).*/\1/p')
+  local submitted
+  submitted=$(wc -l <"$data/ids")
+  row=$(printf '| %s | %s | %s | %s | %s s | %s | %s | %s MiB | %s s | %s |' "$scenario" "$submitted" \
+    "${decided:-?}" "${lost:-?}" "${stall:-?}" "${forks:-?}" "${fsck:-?}" "$mem" \
+    "$(($(date +%s) - t0))" "$([ "$scenario_failed" = 0 ] && echo ok || echo FAILED)")
+  echo "$row" >>"$root/table.md"
+  log "$row"
+  remove_containers
+}
+
+# --- scenarios -----------------------------------------------------------------------
+
+# A 2 + 2 split: nothing decided while split, no fork; healed, deciding again within 15 s.
+sc_partition() {
+  group 4; start_all
+  load 40 4 "$REAL_CRATE"
+  sleep 8
+  cut_off 0 2 3; cut_off 1 2 3; cut_off 2 0 1; cut_off 3 0 1
+  sleep 4 # a height whose votes were all out before the cut may still complete
+  local before after
+  before=$(sizes 0 1 2 3)
+  sleep 25
+  after=$(sizes 0 1 2 3)
+  [ "$before" = "$after" ] || fail "decided while split: sizes $before -> $after"
+  log "split 25 s: sizes $before -> $after"
+  heal 0 1 2 3
+  local took
+  if took=$("$tool" grows --dirs "$(all_dirs)" --within 15); then
+    log "healed: deciding again after $took s"
+    echo "$took" >"$data/healed_after_s"
+  else
+    fail "not deciding within 15 s of the heal"
+  fi
+  wait_load
+}
+
+# The proposer of the next height cut off from everyone for 30 s, then back.
+sc_proposer_isolated() {
+  group 4; start_all
+  load 60 3
+  sleep 6
+  local h p
+  h=$("$bin" status --node "$data/n0" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["applied_height"])')
+  p=$((h % n))
+  log "isolating n$p (round-0 proposer of height $((h + 1)))"
+  # shellcheck disable=SC2046
+  cut_off "$p" $(seq 0 $((n - 1)) | grep -vx "$p")
+  local others
+  others=$(seq 0 $((n - 1)) | grep -vx "$p" | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  "$tool" grows --dirs "$(dirs_of $others)" --within 30 >/dev/null || fail "the others decided nothing without n$p"
+  sleep 25
+  heal "$p"
+  wait_load
+}
+
+# One member behind 20 % packet loss (both directions) for the whole load.
+sc_loss() {
+  group 4; start_all
+  in_net 2 iptables -A INPUT -m statistic --mode random --probability 0.2 -j DROP
+  in_net 2 iptables -A OUTPUT -m statistic --mode random --probability 0.2 -j DROP
+  load 80 4 "$REAL_CRATE"
+  wait_load
+  SETTLE_SECS=300
+}
+
+# SIGKILL of a random member, KILLS times during the load; each restarted at once.
+sc_sigkill() {
+  local kills=${KILLS:-50} count=${COUNT:-200}
+  group 4; start_all
+  load "$count" 2 "$REAL_CRATE"
+  local k i
+  for k in $(seq 1 "$kills"); do
+    i=$((RANDOM % n))
+    docker kill -s KILL "sync-n$i" >/dev/null
+    sleep 0.$((RANDOM % 9 + 1))
+    docker start "sync-n$i" >/dev/null
+    wait_ready "$data" "$i" 60 || fail "n$i did not come back after kill $k"
+    sleep 1.$((RANDOM % 9))
+  done
+  log "$kills kills done"
+  wait_load
+}
+sc_sigkill_short() { KILLS=10 COUNT=40 sc_sigkill; }
+
+# SIGSTOP of one member for 60 s, then SIGCONT: it catches up.
+sc_sigstop() {
+  group 4; start_all
+  load 100 2
+  sleep 5
+  docker kill -s STOP sync-n1 >/dev/null
+  "$tool" grows --dirs "$(dirs_of 0 2 3)" --within 20 >/dev/null || fail "the others decided nothing while n1 was stopped"
+  sleep 55
+  docker kill -s CONT sync-n1 >/dev/null
+  wait_load
+}
+
+# One member's wall clock ahead (libfaketime; the monotonic clock is left alone).
+clock_ahead() {
+  group 4
+  DOPTS[3]="-v $faketime_lib:$faketime_lib:ro -e LD_PRELOAD=$faketime_lib/libfaketime.so.1 -e FAKETIME=+$1 -e FAKETIME_DONT_FAKE_MONOTONIC=1 -e FAKETIME_DONT_RESET=1"
+  start_all
+  local skew
+  skew=$(($(docker exec sync-n3 date +%s) - $(date +%s)))
+  log "n3's clock is $skew s ahead"
+  load 80 4 "$REAL_CRATE"
+  wait_load
+}
+sc_clock_5s() { clock_ahead 5s; }
+sc_clock_60s() { clock_ahead 60s; }
+
+# One member's volume fills up: it stops with one line; the others go on; space freed and
+# restarted, it catches up.
+sc_disk_full() {
+  group 4
+  local img=$root/disk-full.img mnt=$data/n3
+  umount "$mnt" 2>/dev/null || true
+  mv "$mnt" "$mnt.keys"
+  truncate -s 256M "$img"
+  mkfs.ext4 -q -F -m 0 "$img"
+  mkdir -p "$mnt"
+  mount -o loop "$img" "$mnt"
+  cp -a "$mnt.keys/." "$mnt/"
+  start_all
+  load 150 2
+  sleep 5
+  # Leave no room: a filler file takes every free block (redb and the WAL then fail at
+  # their next write that needs a new block).
+  dd if=/dev/zero of="$mnt/filler" bs=1M status=none 2>/dev/null || true
+  sync -f "$mnt/filler"
+  local code="" t
+  for t in $(seq 1 240); do
+    code=$(docker inspect -f '{{if .State.Running}}{{else}}{{.State.ExitCode}}{{end}}' sync-n3)
+    [ -n "$code" ] && break
+    sleep 0.5
+  done
+  if [ -z "$code" ] || [ "$code" = 0 ]; then
+    fail "n3 did not stop when its disk filled (exit code '${code}')"
+  else
+    log "n3 stopped, exit $code: $(docker logs --tail 1 sync-n3 2>&1)"
+    docker logs --tail 1 sync-n3 2>&1 | grep -q 'halted\|error' || fail "n3's last line does not say why it stopped"
+  fi
+  "$tool" grows --dirs "$(dirs_of 0 1 2)" --within 20 >/dev/null || fail "the others decided nothing without n3"
+  rm -f "$mnt/filler"
+  docker start sync-n3 >/dev/null
+  wait_ready "$data" 3 60 || fail "n3 did not come back"
+  wait_load
+}
+disk_full_cleanup() {
+  local mnt=$root/disk-full/n3
+  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+  rm -f "$root/disk-full.img"
+}
+
+# byzantine BEHAVIOURS [RECORDED...]: member 3 misbehaves; the log must record RECORDED.
+byzantine() {
+  group 4
+  BYZ[3]=$1
+  shift
+  EXPECT=("$@")
+  start_all
+  load 60 4 "$REAL_CRATE"
+  wait_load
+}
+sc_byz_equivocate() { byzantine equivocate; }
+sc_byz_conflicting_commitments() { byzantine conflicting-commitments m3:DoubleCommitment; }
+sc_byz_wrong_reveal() { byzantine wrong-reveal m3:RevealMismatch; }
+sc_byz_withhold_reveal() { byzantine withhold-reveal m3:Silent; }
+sc_byz_flood_gossip() { byzantine flood-gossip; }
+sc_byz_flood_cosign() { byzantine flood-cosign; }
+sc_byz_flood_streams() { byzantine flood-streams; }
+sc_byz_flood_requests() { byzantine flood-requests; }
+
+# Seven members, two of them Byzantine with every misbehaviour between them.
+sc_byz_2_of_7() {
+  group 7
+  BYZ[5]=equivocate,wrong-reveal,flood-gossip,flood-streams
+  BYZ[6]=conflicting-commitments,withhold-reveal,flood-cosign,flood-requests
+  EXPECT=(m5:RevealMismatch m6:DoubleCommitment)
+  start_all
+  load 60 4 "$REAL_CRATE"
+  wait_load
+}
+
+# Deliberately broken: members 2 and 3 run with another committee file (another reveal
+# window, so another signing domain): neither half has a quorum, nothing is decided, and
+# the invariants must say so.
+sc_broken_committee() {
+  group 4
+  "$bin" committee init --origin example.org/synchronicity/containers --out "$data/other.toml" \
+    --commit-window-secs 120 --commit-grace-secs 2 --reveal-window-secs 16 \
+    "$data/n0" "$data/n1" "$data/n2" "$data/n3" >/dev/null
+  CFILE[2]=$data/other.toml
+  CFILE[3]=$data/other.toml
+  start_all
+  load 10 5
+  wait_load
+  SETTLE_SECS=30
+}
+
+# --- main ----------------------------------------------------------------------------
+
+[ $# -gt 0 ] || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+list=()
+for a in "$@"; do
+  case $a in
+    all) list+=("${ALL[@]}") ;;
+    ci) list+=("${CI[@]}") ;;
+    *) declare -F "sc_${a//-/_}" >/dev/null || { echo "error: unknown scenario $a" >&2; exit 2; }
+      list+=("$a") ;;
+  esac
+done
+prepare
+suite_start=$(date +%s)
+printf '| scenario | submitted | decided | lost | longest stall | forks | fsck | peak memory | time | result |\n|---|---|---|---|---|---|---|---|---|---|\n' >"$root/table.md"
+for scenario in "${list[@]}"; do
+  log "=== $scenario"
+  scenario_failed=0
+  t0=$(date +%s)
+  SETTLE_SECS=240
+  "sc_${scenario//-/_}"
+  finish
+  [ "$scenario" = disk-full ] && disk_full_cleanup
+done
+echo
+cat "$root/table.md"
+echo
+echo "$((($(date +%s) - suite_start) / 60)) min for ${#list[@]} scenario(s)"
+if [ ${#failures[@]} -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "every scenario passed: 0 lost, 0 forks, fsck ok"
