@@ -27,6 +27,10 @@ use crate::request::{BuildRequest, PinnedRequest};
 
 type Id = [u8; 32];
 
+/// Most new requests of one member a proposer puts into one block (see
+/// [`ProtocolState::select`]).
+pub(crate) const MAX_REQUESTS_PER_MEMBER_IN_BLOCK: usize = 64;
+
 /// A decided value: the block of one height.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
@@ -372,7 +376,10 @@ impl ProtocolState {
 
     /// Of `candidates` (envelopes verified), the positions of those that can go, in this
     /// order, into one block at time `now_ms`: what the proposer includes, within the
-    /// committee's message count and byte limits.
+    /// committee's message count and byte limits, and at most
+    /// [`MAX_REQUESTS_PER_MEMBER_IN_BLOCK`] new requests of any one member (the proposer's
+    /// own choice, not a validity rule: one member's flood of requests waits its turn in
+    /// small shares instead of filling every block, which every member must check in time).
     pub fn select(
         &self,
         candidates: &[(&SignedMessage, usize)],
@@ -383,6 +390,7 @@ impl ProtocolState {
         let max_bytes = self.params.max_block_bytes.saturating_sub(BLOCK_OVERHEAD);
         let mut bytes = 0usize;
         let mut chosen = Vec::new();
+        let mut requests: BTreeMap<u32, usize> = BTreeMap::new();
         for (i, (m, size)) in candidates.iter().enumerate() {
             if chosen.len() >= self.params.max_block_messages {
                 break;
@@ -390,10 +398,18 @@ impl ProtocolState {
             if bytes.saturating_add(*size) > max_bytes {
                 continue;
             }
+            if matches!(m.body, Body::Request(_))
+                && requests.get(&m.signer).copied().unwrap_or(0) >= MAX_REQUESTS_PER_MEMBER_IN_BLOCK
+            {
+                continue;
+            }
             // apply_message changes nothing when it refuses.
             if apply_message(&mut o, m, env).is_ok() {
                 bytes += size;
                 chosen.push(i);
+                if matches!(m.body, Body::Request(_)) {
+                    *requests.entry(m.signer).or_default() += 1;
+                }
             }
         }
         chosen

@@ -616,3 +616,28 @@ fn new_attempts_follow_the_committees_rules() {
         Err("a new attempt after a reproduced verdict")
     );
 }
+
+#[test]
+fn a_proposer_takes_at_most_a_share_of_one_members_requests() {
+    let net = Net::new();
+    // Member 3 floods 200 requests, then member 0 asks for one: a block holds 64 of the
+    // flood (the proposer's share per member) and member 0's request, though the committee
+    // allows 100 messages.
+    let mut msgs: Vec<SignedMessage> = (0..200)
+        .map(|k| {
+            net.msg(
+                3,
+                Body::Request(crate::testing::request(&format!("flood-{k}"), "1.0.0", "l")),
+            )
+        })
+        .collect();
+    msgs.push(net.msg(0, Body::Request(request())));
+    let candidates: Vec<(&SignedMessage, usize)> =
+        msgs.iter().map(|m| (m, m.to_cbor().len())).collect();
+    let chosen = net.state.select(&candidates, net.time, net.env());
+    assert_eq!(
+        chosen.len(),
+        super::state::MAX_REQUESTS_PER_MEMBER_IN_BLOCK + 1
+    );
+    assert!(chosen.contains(&200), "member 0's request is in");
+}
