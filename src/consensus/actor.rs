@@ -331,18 +331,21 @@ impl<A: App> Actor<A> {
                             return;
                         }
                         let bytes = w.encode();
+                        // Only the fault suite's Byzantine member sends every other peer a
+                        // conflicting twin (src/byzantine.rs); never in a product build.
                         #[cfg(feature = "byzantine")]
                         let twin =
                             crate::byzantine::conflicting(&self.core, &w).map(|t| t.encode());
-                        for (_i, p) in self.peers.iter().enumerate() {
-                            #[cfg(feature = "byzantine")]
-                            if let Some(t) = twin.as_ref().filter(|_| _i % 2 == 1) {
-                                let _ = self.net.send_frame(*p, t.clone());
-                                continue;
-                            }
+                        #[cfg(not(feature = "byzantine"))]
+                        let twin: Option<Vec<u8>> = None;
+                        for (i, p) in self.peers.iter().enumerate() {
+                            let frame = match &twin {
+                                Some(t) if i % 2 == 1 => t.clone(),
+                                _ => bytes.clone(),
+                            };
                             // A full queue or an unreachable member drops the frame; the
                             // core's rebroadcast timer re-sends votes.
-                            let _ = self.net.send_frame(*p, bytes.clone());
+                            let _ = self.net.send_frame(*p, frame);
                         }
                     }
                     Action::ScheduleTimeout(t, d) => {
