@@ -26,6 +26,12 @@ use crate::request::PinnedRequest;
 
 /// How often our unordered messages and last cosignature are published again.
 const REPUBLISH: Duration = Duration::from_secs(2);
+/// How often we ask a member (in turn) for heights decided after ours, whatever we saw.
+/// A member left in a late round of the last height of a burst (the others decided it
+/// without its vote, then went idle) hears no message of a later height until the next
+/// request, so it would not know it lags: found by the fault suite's equivocating member.
+/// An up-to-date member answers with no records; one sync request per interval.
+const CATCH_UP: Duration = Duration::from_secs(10);
 
 /// Commands from the node's handle.
 pub(crate) enum Command {
@@ -89,6 +95,8 @@ impl NodeLoop {
         self.resubmit_saved();
         let mut republish = tokio::time::interval(REPUBLISH);
         republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut catch_up = tokio::time::interval(CATCH_UP);
+        catch_up.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -106,6 +114,10 @@ impl NodeLoop {
                 Some((id, result)) = built_rx.recv() => self.on_built(id, result),
                 Some(resp) = synced_rx.recv() => self.on_synced(resp),
                 _ = republish.tick() => self.republish(),
+                _ = catch_up.tick() => {
+                    let from = self.shared.lock().height + 1;
+                    self.sync_from(from, None);
+                }
                 _ = sleep_until(deadline) => {
                     let _ = self.actor.try_send(ActorInput::Wake);
                 }
