@@ -110,6 +110,21 @@ pub(crate) struct FloodKeys {
     pub(crate) peers: Vec<PeerId>,
 }
 
+impl FloodKeys {
+    /// Signs `body` as this member and gossips it on the messages topic.
+    async fn publish_signed(&self, net: &NetworkHandle, body: Body) {
+        let msg = SignedMessage::sign(
+            body,
+            self.me,
+            &self.identity,
+            self.committee.signing_domain(),
+        );
+        let _ = net
+            .publish(crate::node::wire::MESSAGES_TOPIC, msg.to_cbor())
+            .await;
+    }
+}
+
 /// Runs the enabled floods until the node stops (nothing when none is enabled).
 pub(crate) async fn flood(net: NetworkHandle, keys: FloodKeys) {
     if !any_flood() {
@@ -130,18 +145,14 @@ pub(crate) async fn flood(net: NetworkHandle, keys: FloodKeys) {
                     random_bytes(1 + (n as usize % 4096)),
                 )
                 .await;
-            let msg = SignedMessage::sign(
+            keys.publish_signed(
+                &net,
                 Body::Commit {
                     request_id: random_bytes(32),
                     commitment: random_bytes(32),
                 },
-                keys.me,
-                &keys.identity,
-                keys.committee.signing_domain(),
-            );
-            let _ = net
-                .publish(crate::node::wire::MESSAGES_TOPIC, msg.to_cbor())
-                .await;
+            )
+            .await;
         }
         if is(Behaviour::FloodCosign) {
             // A validly signed partial for a size far ahead with a random root, and junk.
@@ -199,15 +210,7 @@ pub(crate) async fn flood(net: NetworkHandle, keys: FloodKeys) {
             // Valid requests (the test builder's pins), each a new one: the group orders
             // and builds them; the pool and blocks must stay bounded while it does.
             let req = crate::testing::request(&format!("flood-{n}"), "1.0.0", "lock");
-            let msg = SignedMessage::sign(
-                Body::Request(req),
-                keys.me,
-                &keys.identity,
-                keys.committee.signing_domain(),
-            );
-            let _ = net
-                .publish(crate::node::wire::MESSAGES_TOPIC, msg.to_cbor())
-                .await;
+            keys.publish_signed(&net, Body::Request(req)).await;
         }
     }
 }
