@@ -103,8 +103,15 @@ wait_ready() {
 }
 
 remove_containers() {
-  local c
-  for c in $(docker ps -aq --filter name=sync-n); do docker rm -f "$c" >/dev/null; done
+  local c t
+  for c in $(docker ps -aq --filter name=sync-n); do docker rm -f "$c" >/dev/null 2>&1 || true; done
+  # A removal still in progress (another `rm -f` of the same container) ends by itself.
+  for t in $(seq 1 50); do
+    [ -z "$(docker ps -aq --filter name=sync-n)" ] && return 0
+    sleep 0.2
+  done
+  echo "error: member containers remain: $(docker ps -a --filter name=sync-n --format '{{.Names}}' | tr '\n' ' ')" >&2
+  return 1
 }
 
 # peer_addr COMMITTEE I: member I's multiaddr with its peer id.

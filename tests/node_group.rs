@@ -276,7 +276,7 @@ async fn byzantine_member_and_non_member_are_contained() {
         else {
             continue;
         };
-        r.net.validate(&gm, Validation::Accept).await;
+        r.net.validate(&gm, Validation::Accept);
         let Ok(m) = SignedMessage::from_cbor(&gm.data) else {
             continue;
         };

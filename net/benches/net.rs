@@ -132,7 +132,7 @@ async fn gossip() {
         tokio::spawn(async move {
             while let Some(e) = ev.recv().await {
                 if let NetEvent::Gossip(m) = e {
-                    h2.validate(&m, Validation::Accept).await;
+                    h2.validate(&m, Validation::Accept);
                     let _ = tx.send((i, m.data.clone()));
                 }
             }

@@ -227,8 +227,12 @@ impl NetworkHandle {
         rx.await.map_err(|_| NetError::Stopped)?
     }
 
-    /// Reports the node's verdict on a gossip message (forwarded only if accepted).
-    pub async fn validate(&self, msg: &GossipMessage, v: Validation) {
+    /// Reports the node's verdict on a gossip message (forwarded only if accepted). Never
+    /// waits: the node's loop calls this for every message a peer sends, and the swarm task
+    /// may itself be waiting for that loop (a full event queue), so awaiting room here could
+    /// deadlock both. When the command queue is full the verdict is dropped and counted;
+    /// gossipsub then neither forwards nor keeps the message past its cache window.
+    pub fn validate(&self, msg: &GossipMessage, v: Validation) {
         let acceptance = match v {
             Validation::Accept => MessageAcceptance::Accept,
             Validation::Reject => {
@@ -237,13 +241,14 @@ impl NetworkHandle {
             }
             Validation::Ignore => MessageAcceptance::Ignore,
         };
-        let _ = self
-            .command(Command::Validate {
-                id: msg.id.clone(),
-                propagation_source: msg.propagation_source,
-                acceptance,
-            })
-            .await;
+        let c = Command::Validate {
+            id: msg.id.clone(),
+            propagation_source: msg.propagation_source,
+            acceptance,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.commands.try_send(c) {
+            self.metrics.validations_dropped.inc();
+        }
     }
 
     /// Queues a frame for `peer` (a member) on its direct consensus stream. Frames to one

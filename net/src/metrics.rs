@@ -15,6 +15,13 @@ pub struct NetMetrics {
     pub gossip_rejected_by_node: Counter,
     /// Gossip messages delivered to the node.
     pub gossip_received: Counter,
+    /// Gossip messages ignored because the node's event queue was full (the node is
+    /// behind; the swarm does not wait for it).
+    pub gossip_dropped_node_busy: Counter,
+    /// Requests refused because the node's event queue was full.
+    pub requests_dropped_node_busy: Counter,
+    /// The node's verdicts on gossip dropped because the command queue was full.
+    pub validations_dropped: Counter,
     /// Consensus streams opened by non-members, dropped.
     pub streams_rejected: Counter,
     /// Frames over the maximum size (their stream is closed).
@@ -62,6 +69,21 @@ impl NetMetrics {
             "gossip_received",
             "Gossip delivered to the node",
             self.gossip_received.clone(),
+        );
+        r.register(
+            "gossip_dropped_node_busy",
+            "Gossip ignored because the node's event queue was full",
+            self.gossip_dropped_node_busy.clone(),
+        );
+        r.register(
+            "requests_dropped_node_busy",
+            "Requests refused because the node's event queue was full",
+            self.requests_dropped_node_busy.clone(),
+        );
+        r.register(
+            "validations_dropped",
+            "Gossip verdicts dropped because the command queue was full",
+            self.validations_dropped.clone(),
         );
         r.register(
             "streams_rejected",

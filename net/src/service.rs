@@ -437,15 +437,27 @@ impl Service {
                     );
                     return;
                 }
-                self.metrics.gossip_received.inc();
                 let msg = GossipMessage {
                     topic,
                     source,
                     data: message.data,
-                    id: message_id,
+                    id: message_id.clone(),
                     propagation_source,
                 };
-                emit(&self.events, NetEvent::Gossip(msg)).await;
+                // Never wait for the node here: a flood would stall this task (and every
+                // stream and vote behind it) on one slow consumer. A full queue ignores the
+                // message (no penalty: the node is behind, not the sender at fault); its
+                // author re-publishes what matters.
+                if self.events.try_send(NetEvent::Gossip(msg)).is_ok() {
+                    self.metrics.gossip_received.inc();
+                } else {
+                    self.metrics.gossip_dropped_node_busy.inc();
+                    gs.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+                }
             }
             _ => {}
         }
@@ -479,10 +491,8 @@ impl Service {
                         let _ = self.rr(kind).send_response(channel, Response::Refused(r));
                         return;
                     }
-                    self.metrics.requests_received.inc();
                     let id = self.next_inbound;
                     self.next_inbound += 1;
-                    self.inbound.insert(id, (channel, kind, Instant::now()));
                     let req = InboundRequest {
                         peer,
                         kind,
@@ -490,7 +500,17 @@ impl Service {
                         id,
                         commands: self.commands_tx.clone(),
                     };
-                    emit(&self.events, NetEvent::Request(req)).await;
+                    // As for gossip: a node that is behind refuses, the swarm does not wait.
+                    if self.events.try_send(NetEvent::Request(req)).is_ok() {
+                        self.metrics.requests_received.inc();
+                        self.inbound.insert(id, (channel, kind, Instant::now()));
+                    } else {
+                        self.metrics.requests_dropped_node_busy.inc();
+                        let busy = Refusal::Unavailable("the node is busy".into());
+                        let _ = self
+                            .rr(kind)
+                            .send_response(channel, Response::Refused(busy));
+                    }
                 }
                 request_response::Message::Response {
                     request_id,
@@ -516,7 +536,10 @@ impl Service {
     }
 }
 
-/// Hands an event to the node (waits if the node is behind: backpressure, not loss).
+/// Hands a membership event to the node (waits if the node is behind: backpressure, not
+/// loss; these come at the rate of connections, and the node's loop never waits on this
+/// task, so the wait ends). Gossip and requests, which peers send at their own rate, are
+/// handed over with `try_send` instead.
 async fn emit(events: &mpsc::Sender<NetEvent>, e: NetEvent) {
     let _ = events.send(e).await;
 }

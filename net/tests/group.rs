@@ -287,3 +287,67 @@ async fn oversized_and_malformed_input_is_dropped_and_counted() {
         "{text}"
     );
 }
+
+/// A member whose node stops reading its events (busy, or a peer flooding it) must not stall
+/// its own network: the swarm hands gossip and requests over with `try_send`, so once the
+/// event queue (4,096) is full the rest are ignored and counted, and the swarm keeps
+/// serving the node's commands (publish here) and the peers' requests (refused, busy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_reading_does_not_stall_its_network() {
+    let ks = keys(2);
+    let ms = members(&ks);
+    let tx = spawn(config(&ks[0], ms.clone(), vec![], 4096), ks[0].clone()).await;
+    let boot = listen_addr(&tx).await;
+    // The stalled member: its events are never read.
+    let (stalled, _events) = synchronicity_net::start(config(&ks[1], ms.clone(), vec![boot], 4096))
+        .await
+        .unwrap();
+    eventually(20, "connected", || stalled.connected_members().len() == 1).await;
+
+    // More gossip than the event queue holds (each message distinct).
+    publish(&tx, TOPICS[0], b"flood 0").await;
+    let mut sent = 1u32;
+    while stalled.metrics().gossip_dropped_node_busy.get() == 0 {
+        assert!(sent < 50_000, "6,000+ messages and nothing dropped");
+        for _ in 0..500 {
+            let _ = tx
+                .handle
+                .publish(TOPICS[0], format!("flood {sent}").into_bytes())
+                .await;
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What was handed over fits the queue (one slot went to the member's connection).
+    assert!(stalled.metrics().gossip_received.get() <= 4096);
+
+    // Its swarm still answers commands: it publishes, and the other member receives it.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while stalled
+            .publish(TOPICS[1], b"still serving".to_vec())
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the stalled member's swarm no longer serves commands");
+    eventually(10, "gossip from the stalled member", || {
+        gossip_count(&tx, TOPICS[1], b"still serving") == 1
+    })
+    .await;
+    // A request to it is refused at once (busy), not left to time out.
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        tx.handle
+            .request(stalled.local_peer_id(), RequestKind::Sync, b"x".to_vec()),
+    )
+    .await
+    .expect("a request to the stalled member was not answered");
+    assert!(
+        matches!(r, Err(NetError::Refused(Refusal::Unavailable(_)))),
+        "{r:?}"
+    );
+    assert_eq!(stalled.metrics().requests_dropped_node_busy.get(), 1);
+}

@@ -350,8 +350,13 @@ fn run_full(
     result
 }
 
-/// Without `RUST_LOG`: our events at info; Malachite's per-vote info lines only as warnings.
-const DEFAULT_LOG: &str = "info,arc_malachitebft_core_consensus=warn,libp2p=warn";
+/// Without `RUST_LOG`: our events at info; Malachite's per-vote info lines only as warnings;
+/// gossipsub's and request-response's per-message warnings (a full send queue, a message
+/// validated after it left the cache, an inbound stream over the limit) only as errors:
+/// a flooding member would otherwise write one line per message it sends into every
+/// member's log. What they report is counted in the metrics (`synchronicity_net_*`).
+const DEFAULT_LOG: &str = "info,arc_malachitebft_core_consensus=warn,libp2p=warn,\
+libp2p_gossipsub=error,libp2p_request_response=error";
 
 pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

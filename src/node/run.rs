@@ -101,7 +101,7 @@ impl NodeLoop {
             let deadline = self.next_deadline();
             tokio::select! {
                 e = net_events.recv() => match e {
-                    Some(e) => self.on_net(e).await,
+                    Some(e) => self.on_net(e),
                     None => break,
                 },
                 Some(e) = app_events.recv() => self.on_app(e),
@@ -254,7 +254,8 @@ impl NodeLoop {
         }
     }
 
-    async fn on_net(&mut self, e: NetEvent) {
+    /// One event from the network. Never awaits: peers' input must not stall this loop.
+    fn on_net(&mut self, e: NetEvent) {
         match e {
             NetEvent::Frame { from, data } => {
                 // Never wait on a full actor queue for a peer's frame: drop and count it
@@ -276,9 +277,9 @@ impl NodeLoop {
                     COSIGN_TOPIC => self.on_cosign(g.source, &g.data),
                     _ => Validation::Reject,
                 };
-                self.net.validate(&g, verdict).await;
+                self.net.validate(&g, verdict);
             }
-            NetEvent::Request(r) => self.on_request(r).await,
+            NetEvent::Request(r) => self.on_request(r),
             NetEvent::MemberConnected(peer) => {
                 // A member (re)appeared: it may know heights we lack.
                 let from = self.shared.lock().height + 1;
@@ -429,35 +430,38 @@ impl NodeLoop {
         }
     }
 
-    async fn on_request(&mut self, r: InboundRequest) {
-        match r.kind {
-            RequestKind::Sync => {
-                let resp = match decode::<SyncRequest>(&r.data, MAX_REQUEST) {
-                    Ok(SyncRequest::Decided { from, max }) => self.serve_sync(from, max),
-                    Err(e) => return r.refuse(format!("bad sync request: {e}")).await,
-                };
-                r.respond(encode(&resp)).await;
-            }
-            RequestKind::Light => {
-                let req = match decode::<LightRequest>(&r.data, MAX_REQUEST) {
-                    Ok(req) => req,
-                    Err(e) => return r.refuse(format!("bad request: {e}")).await,
-                };
-                // Store reads (proofs, artifact chunks) off the event loop: consensus never
-                // waits on a light client. The network bounds how many are in flight (per
-                // peer rate, light connection limit).
-                let shared = self.shared.clone();
-                tokio::spawn(async move {
-                    let resp =
-                        tokio::task::spawn_blocking(move || super::light::serve(&shared, &req))
-                            .await;
-                    match resp {
-                        Ok(resp) => r.respond(encode(&resp)).await,
-                        Err(_) => r.refuse("the answer failed".to_string()).await,
+    /// Answers a member's sync request or a light client's request off this loop: the
+    /// answer reads the store (on a blocking thread) and is handed to the network from its
+    /// own task, so the loop that reads peers' input never waits for either. The network
+    /// bounds how many are in flight (libp2p's streams per connection, the light rate).
+    fn on_request(&mut self, r: InboundRequest) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let answer = match r.kind {
+                RequestKind::Sync => match decode::<SyncRequest>(&r.data, MAX_REQUEST) {
+                    Ok(SyncRequest::Decided { from, max }) => {
+                        tokio::task::spawn_blocking(move || {
+                            encode(&super::sync::serve(&shared, from, max))
+                        })
+                        .await
                     }
-                });
+                    Err(e) => return r.refuse(format!("bad sync request: {e}")).await,
+                },
+                RequestKind::Light => match decode::<LightRequest>(&r.data, MAX_REQUEST) {
+                    Ok(req) => {
+                        tokio::task::spawn_blocking(move || {
+                            encode(&super::light::serve(&shared, &req))
+                        })
+                        .await
+                    }
+                    Err(e) => return r.refuse(format!("bad request: {e}")).await,
+                },
+            };
+            match answer {
+                Ok(bytes) => r.respond(bytes).await,
+                Err(_) => r.refuse("the answer failed".to_string()).await,
             }
-        }
+        });
     }
 }
 

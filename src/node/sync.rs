@@ -7,6 +7,7 @@ use std::time::Duration;
 use synchronicity_net::{PeerId, RequestKind};
 use tokio::time::Instant;
 
+use super::app::Shared;
 use super::run::NodeLoop;
 use super::wire::{SYNC_BATCH, SYNC_BYTES, SyncRequest, SyncResponse, decode, encode};
 use crate::consensus::actor::ActorInput;
@@ -121,26 +122,29 @@ impl NodeLoop {
         }
         self.fetched_checkpoint = None;
     }
+}
 
-    pub(crate) fn serve_sync(&self, from: u64, max: u32) -> SyncResponse {
-        let applied = self.shared.lock().height;
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        let mut h = from.max(1);
-        while h <= applied && records.len() < max.min(SYNC_BATCH) as usize {
-            match self.shared.store.decided_record(h) {
-                Ok(Some(r)) if bytes + r.len() <= SYNC_BYTES => {
-                    bytes += r.len();
-                    records.push(serde_bytes::ByteBuf::from(r));
-                }
-                _ => break,
+/// Our decided heights from `from` on (at most `max`, [`SYNC_BATCH`] and [`SYNC_BYTES`]),
+/// with our latest checkpoint: the answer to a member's sync request. Reads the store, so
+/// it runs on a blocking thread, never on the node's loop.
+pub(crate) fn serve(shared: &Shared, from: u64, max: u32) -> SyncResponse {
+    let applied = shared.lock().height;
+    let mut records = Vec::new();
+    let mut bytes = 0;
+    let mut h = from.max(1);
+    while h <= applied && records.len() < max.min(SYNC_BATCH) as usize {
+        match shared.store.decided_record(h) {
+            Ok(Some(r)) if bytes + r.len() <= SYNC_BYTES => {
+                bytes += r.len();
+                records.push(serde_bytes::ByteBuf::from(r));
             }
-            h += 1;
+            _ => break,
         }
-        SyncResponse {
-            records,
-            checkpoint: self.shared.store.latest_checkpoint().ok().flatten(),
-            applied,
-        }
+        h += 1;
+    }
+    SyncResponse {
+        records,
+        checkpoint: shared.store.latest_checkpoint().ok().flatten(),
+        applied,
     }
 }

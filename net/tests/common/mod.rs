@@ -66,7 +66,7 @@ pub async fn spawn(cfg: NetConfig, key: Keypair) -> TestNode {
         while let Some(e) = events.recv().await {
             match e {
                 NetEvent::Gossip(m) => {
-                    h.validate(&m, Validation::Accept).await;
+                    h.validate(&m, Validation::Accept);
                     let GossipMessage {
                         topic,
                         source,
