@@ -361,6 +361,17 @@ sc_byz_2_of_7() {
   wait_load
 }
 
+# Seven members, two Byzantine with every flood on top (the stream and request floods too).
+sc_byz_2_of_7_floods() {
+  group 7
+  BYZ[5]=equivocate,wrong-reveal,flood-gossip,flood-streams
+  BYZ[6]=conflicting-commitments,withhold-reveal,flood-cosign,flood-requests
+  EXPECT=(m5:RevealMismatch m6:DoubleCommitment)
+  start_all
+  load 60 4 "$REAL_CRATE"
+  wait_load
+}
+
 # Seven members, one equivocating (the equivocation of byz-2-of-7 on its own).
 sc_byz_equivocate_of_7() {
   group 7

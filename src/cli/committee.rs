@@ -39,6 +39,9 @@ pub struct InitArgs {
     /// `[protocol]` least grace after the t-th commitment [default: 60].
     #[arg(long)]
     commit_grace_secs: Option<u64>,
+    /// `[protocol]` most open rounds one member's requests may hold [default: 256].
+    #[arg(long)]
+    max_open_requests_per_member: Option<u64>,
     /// Where to write the committee file (refuses to overwrite unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -125,6 +128,9 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
             r.commit_window_secs = args.commit_window_secs.unwrap_or(r.commit_window_secs);
             r.reveal_window_secs = args.reveal_window_secs.unwrap_or(r.reveal_window_secs);
             r.commit_grace_secs = args.commit_grace_secs.unwrap_or(r.commit_grace_secs);
+            r.max_open_requests_per_member = args
+                .max_open_requests_per_member
+                .unwrap_or(r.max_open_requests_per_member);
             r
         },
         members,

@@ -24,6 +24,8 @@ pub struct ProtocolParams {
     pub max_attempts: u32,
     /// Least block time between an attempt's decision and the next attempt's request.
     pub attempt_spacing_ms: u64,
+    /// Most open rounds one member's requests may hold.
+    pub max_open_requests_per_member: usize,
 }
 
 /// Room left in a block for its height, time and CBOR framing.
@@ -47,6 +49,8 @@ impl ProtocolParams {
             max_clock_drift_ms: r.max_clock_drift_ms,
             max_attempts: u32::try_from(r.max_attempts).unwrap_or(u32::MAX),
             attempt_spacing_ms: ms(r.attempt_spacing_secs),
+            max_open_requests_per_member: usize::try_from(r.max_open_requests_per_member)
+                .unwrap_or(usize::MAX),
         }
     }
 }

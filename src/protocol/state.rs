@@ -194,17 +194,32 @@ impl Prepared {
 struct Overlay<'s> {
     base: &'s BTreeMap<Id, Round>,
     changed: BTreeMap<Id, Option<Round>>,
+    /// Open rounds per requester in `base`, and the change the overlay made to them.
+    base_requests: &'s BTreeMap<u32, usize>,
+    requests_delta: BTreeMap<u32, isize>,
     now_ms: u64,
     params: &'s ProtocolParams,
 }
 
 impl<'s> Overlay<'s> {
-    fn new(base: &'s BTreeMap<Id, Round>, now_ms: u64, params: &'s ProtocolParams) -> Self {
+    fn new(state: &'s ProtocolState, now_ms: u64) -> Self {
         Self {
-            base,
+            base: &state.rounds,
             changed: BTreeMap::new(),
+            base_requests: &state.open_by_requester,
+            requests_delta: BTreeMap::new(),
             now_ms,
-            params,
+            params: &state.params,
+        }
+    }
+    /// Open rounds whose request `member` made.
+    fn open_requests_of(&self, member: u32) -> usize {
+        let base = self.base_requests.get(&member).copied().unwrap_or(0);
+        base.saturating_add_signed(self.requests_delta.get(&member).copied().unwrap_or(0))
+    }
+    fn count_requester(&mut self, r: Option<&Round>, by: isize) {
+        if let Some(m) = r.and_then(|r| r.requester) {
+            *self.requests_delta.entry(m).or_default() += by;
         }
     }
     fn get(&self, id: &Id) -> Option<&Round> {
@@ -221,6 +236,9 @@ impl<'s> Overlay<'s> {
         self.changed.get_mut(id)?.as_mut()
     }
     fn insert(&mut self, id: Id, r: Round) {
+        let old = self.get(&id).cloned();
+        self.count_requester(old.as_ref(), -1);
+        self.count_requester(Some(&r), 1);
         self.changed.insert(id, Some(r));
     }
     fn remove(&mut self, id: &Id) -> Option<Round> {
@@ -228,6 +246,7 @@ impl<'s> Overlay<'s> {
             Some(c) => c,
             None => self.base.get(id).cloned(),
         };
+        self.count_requester(r.as_ref(), -1);
         self.changed.insert(*id, None);
         r
     }
@@ -255,6 +274,9 @@ impl<'s> Overlay<'s> {
 pub struct ProtocolState {
     params: ProtocolParams,
     rounds: BTreeMap<Id, Round>,
+    /// How many of `rounds` each member's requests opened (the committee's
+    /// `max_open_requests_per_member` bounds it); derived from `rounds`.
+    open_by_requester: BTreeMap<u32, usize>,
     last: Option<(u64, u64)>,
 }
 
@@ -286,9 +308,14 @@ impl ProtocolState {
             }
             rounds.insert(id, r);
         }
+        let mut open_by_requester = BTreeMap::new();
+        for m in rounds.values().filter_map(|r| r.requester) {
+            *open_by_requester.entry(m).or_default() += 1;
+        }
         Ok(Self {
             params,
             rounds,
+            open_by_requester,
             last,
         })
     }
@@ -426,7 +453,7 @@ impl ProtocolState {
     /// The open rounds at block time `now_ms`: commit phases whose deadline passed have
     /// moved to the reveal phase (with the duties that brings).
     fn overlay_at(&self, now_ms: u64, committee: &Committee) -> (Overlay<'_>, Vec<Duty>) {
-        let mut o = Overlay::new(&self.rounds, now_ms, &self.params);
+        let mut o = Overlay::new(self, now_ms);
         let t = committee.threshold();
         let mut duties = Vec::new();
         for (id, r) in &self.rounds {
@@ -455,10 +482,24 @@ impl ProtocolState {
     /// come from this state, unchanged since (the node's consensus actor is the only writer).
     pub fn commit(&mut self, prepared: Prepared) -> Applied {
         for (id, r) in prepared.changes {
-            match r {
-                Some(r) => self.rounds.insert(id, r),
+            let old = match r {
+                Some(r) => {
+                    let by = r.requester;
+                    if let Some(m) = by {
+                        *self.open_by_requester.entry(m).or_default() += 1;
+                    }
+                    self.rounds.insert(id, r)
+                }
                 None => self.rounds.remove(&id),
             };
+            if let Some(m) = old.and_then(|r| r.requester)
+                && let Some(n) = self.open_by_requester.get_mut(&m)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.open_by_requester.remove(&m);
+                }
+            }
         }
         self.last = Some(prepared.last);
         prepared.applied
@@ -614,6 +655,11 @@ fn apply_message(
             let id = pinned.id();
             if o.get(&id).is_some() || env.decided.is_decided(&id) {
                 return Err("request already ordered");
+            }
+            if o.open_requests_of(signer) >= o.params.max_open_requests_per_member {
+                return Err(
+                    "the member's requests hold the committee's max_open_requests_per_member open rounds",
+                );
             }
             let now = o.now_ms;
             check_attempt(pinned, o.params, now, env.decided)?;

@@ -16,6 +16,7 @@ const PARAMS: ProtocolParams = ProtocolParams {
     max_clock_drift_ms: 2_000,
     max_attempts: 3,
     attempt_spacing_ms: 30_000,
+    max_open_requests_per_member: 3,
 };
 
 fn request() -> PinnedRequest {
@@ -619,7 +620,12 @@ fn new_attempts_follow_the_committees_rules() {
 
 #[test]
 fn a_proposer_takes_at_most_a_share_of_one_members_requests() {
-    let net = Net::new();
+    let mut net = Net::new();
+    // Open rounds per member are not what this is about.
+    net.state = ProtocolState::new(ProtocolParams {
+        max_open_requests_per_member: 1000,
+        ..PARAMS
+    });
     // Member 3 floods 200 requests, then member 0 asks for one: a block holds 64 of the
     // flood (the proposer's share per member) and member 0's request, though the committee
     // allows 100 messages.
@@ -640,4 +646,49 @@ fn a_proposer_takes_at_most_a_share_of_one_members_requests() {
         super::state::MAX_REQUESTS_PER_MEMBER_IN_BLOCK + 1
     );
     assert!(chosen.contains(&200), "member 0's request is in");
+}
+
+/// One member's requests hold at most the committee's `max_open_requests_per_member` open
+/// rounds: one more is refused (in a block of its own or with the others), other members
+/// are not affected, a restored state counts alike, and a decided round frees a slot.
+#[test]
+fn one_members_open_requests_are_bounded_by_the_committee() {
+    let mut net = Net::new();
+    let a = manifest(1);
+    let req = |k: usize| crate::testing::request(&format!("mine-{k}"), "1.0.0", "l");
+    let four: Vec<SignedMessage> = (0..4).map(|k| net.msg(1, Body::Request(req(k)))).collect();
+    let err = net.block(1000, four.clone()).unwrap_err();
+    assert!(
+        matches!(err, BlockError::NotAllowed { index: 3, reason } if reason.contains("max_open_requests_per_member")),
+        "{err:?}"
+    );
+    net.height -= 1;
+    net.block(1000, four[..3].to_vec()).unwrap();
+    let fourth = four[3].clone();
+    let refused = net.state.check(&fourth, net.time + 1, net.env());
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("max_open_requests_per_member")
+    );
+    let restored =
+        ProtocolState::from_snapshot(PARAMS, net.state.last_block(), net.rows.clone()).unwrap();
+    assert_eq!(restored.check(&fourth, net.time + 1, net.env()), refused);
+    // Another member's request is not affected.
+    assert_eq!(
+        net.state.check(
+            &net.msg(0, Body::Request(request())),
+            net.time + 1,
+            net.env()
+        ),
+        Ok(())
+    );
+    // One of member 1's rounds is decided: its fourth request fits now.
+    let id = req(0).id();
+    let commits = (0..4).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(1000, commits).unwrap();
+    let reveals = (0..4).map(|m| net.reveal(m, &id, &a)).collect();
+    assert_eq!(net.block(1000, reveals).unwrap().0.len(), 1);
+    assert_eq!(net.state.check(&fourth, net.time + 1, net.env()), Ok(()));
+    net.block(1000, vec![fourth]).unwrap();
 }

@@ -77,6 +77,11 @@ pub struct ProtocolRules {
     /// Least block time between an attempt's decision and the next attempt's request
     /// (default 600).
     pub attempt_spacing_secs: u64,
+    /// Most open rounds (requests ordered and not yet decided) that one member's requests
+    /// may hold at once (default 256): a block that orders one more is invalid, and the
+    /// member's further requests wait until one of its rounds is decided. Every request
+    /// costs every builder a build; this bounds what one member can make the group do.
+    pub max_open_requests_per_member: u64,
 }
 
 impl Default for ProtocolRules {
@@ -90,6 +95,7 @@ impl Default for ProtocolRules {
             max_clock_drift_ms: 2_000,
             max_attempts: 3,
             attempt_spacing_secs: 600,
+            max_open_requests_per_member: 256,
         }
     }
 }
@@ -99,7 +105,7 @@ impl ProtocolRules {
     pub const MAX_BLOCK_BYTES: u64 = 3 * 1024 * 1024 + 512 * 1024;
 
     /// `(name, value)` in the order the committee digest encodes them.
-    pub fn fields(&self) -> [(&'static str, u64); 8] {
+    pub fn fields(&self) -> [(&'static str, u64); 9] {
         [
             ("commit_window_secs", self.commit_window_secs),
             ("reveal_window_secs", self.reveal_window_secs),
@@ -109,6 +115,10 @@ impl ProtocolRules {
             ("max_clock_drift_ms", self.max_clock_drift_ms),
             ("max_attempts", self.max_attempts),
             ("attempt_spacing_secs", self.attempt_spacing_secs),
+            (
+                "max_open_requests_per_member",
+                self.max_open_requests_per_member,
+            ),
         ]
     }
 
@@ -133,6 +143,12 @@ impl ProtocolRules {
                 self.attempt_spacing_secs,
                 0,
                 30 * day,
+            ),
+            (
+                "max_open_requests_per_member",
+                self.max_open_requests_per_member,
+                1,
+                100_000,
             ),
         ] {
             if !(lo..=hi).contains(&v) {

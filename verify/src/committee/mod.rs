@@ -475,11 +475,12 @@ pub fn committee_digest(keys: &MemberKeys, threshold: usize, rules: &[u8]) -> [u
     sha256(&data)
 }
 
-/// The rule book as the digest covers it: `synchronicity/rules/v1\n`, then the chain id,
+/// The rule book as the digest covers it: `synchronicity/rules/v2\n`, then the chain id,
 /// toolchain and target as `u16 big-endian length || UTF-8`, then every `[protocol]` value
 /// as `u64 big-endian` in [`ProtocolRules::fields`] order.
 pub fn rule_book(chain_id: &str, build: &BuildEnvironment, rules: &ProtocolRules) -> Vec<u8> {
-    let mut out = b"synchronicity/rules/v1\n".to_vec();
+    // v2: v1 plus max_open_requests_per_member.
+    let mut out = b"synchronicity/rules/v2\n".to_vec();
     for s in [chain_id, &build.toolchain, &build.target] {
         let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&len.to_be_bytes());

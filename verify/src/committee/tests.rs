@@ -41,8 +41,8 @@ fn valid_committee_roundtrips_and_has_design_digest() {
     }
     data.extend([0, 0, 0, 3]);
     // The rule book: domain line, chain id, toolchain, target (u16 length-prefixed), then
-    // the eight [protocol] values as u64 big-endian (the defaults here).
-    data.extend(b"synchronicity/rules/v1\n");
+    // the nine [protocol] values as u64 big-endian (the defaults here).
+    data.extend(b"synchronicity/rules/v2\n");
     for s in [
         "example.org/synchronicity/test",
         "1.95.0",
@@ -51,7 +51,17 @@ fn valid_committee_roundtrips_and_has_design_digest() {
         data.extend((s.len() as u16).to_be_bytes());
         data.extend(s.as_bytes());
     }
-    for v in [1800u64, 120, 60, 3 * 1024 * 1024, 10_000, 2_000, 3, 600] {
+    for v in [
+        1800u64,
+        120,
+        60,
+        3 * 1024 * 1024,
+        10_000,
+        2_000,
+        3,
+        600,
+        256,
+    ] {
         data.extend(v.to_be_bytes());
     }
     assert_eq!(c.digest(), sha256(&data));
