@@ -348,21 +348,8 @@ sc_byz_flood_cosign() { byzantine flood-cosign; }
 sc_byz_flood_streams() { byzantine flood-streams; }
 sc_byz_flood_requests() { byzantine flood-requests; }
 
-# Seven members, two of them Byzantine: every lie between them, and two of the floods (the
-# stream and request floods together with these stalled the debug-built group on this
-# 2-core machine: docs/reliability.md).
+# Seven members, two of them Byzantine: every lie and every flood between them.
 sc_byz_2_of_7() {
-  group 7
-  BYZ[5]=equivocate,wrong-reveal,flood-gossip
-  BYZ[6]=conflicting-commitments,withhold-reveal,flood-cosign
-  EXPECT=(m5:RevealMismatch m6:DoubleCommitment)
-  start_all
-  load 60 4 "$REAL_CRATE"
-  wait_load
-}
-
-# Seven members, two Byzantine with every flood on top (the stream and request floods too).
-sc_byz_2_of_7_floods() {
   group 7
   BYZ[5]=equivocate,wrong-reveal,flood-gossip,flood-streams
   BYZ[6]=conflicting-commitments,withhold-reveal,flood-cosign,flood-requests
