@@ -231,7 +231,9 @@ impl NetworkHandle {
     /// waits: the node's loop calls this for every message a peer sends, and the swarm task
     /// may itself be waiting for that loop (a full event queue), so awaiting room here could
     /// deadlock both. When the command queue is full the verdict is dropped and counted;
-    /// gossipsub then neither forwards nor keeps the message past its cache window.
+    /// gossipsub then neither forwards nor keeps the message past its cache window. A
+    /// dropped `Reject` spares its forwarder gossipsub's penalty: accepted, as the message
+    /// itself goes no further either way.
     pub fn validate(&self, msg: &GossipMessage, v: Validation) {
         let acceptance = match v {
             Validation::Accept => MessageAcceptance::Accept,

@@ -159,6 +159,9 @@ const MOVED_TO_COMMITTEE: &[&str] = &[
     "max_block_bytes",
     "max_block_messages",
     "max_clock_drift_ms",
+    "max_attempts",
+    "attempt_spacing_secs",
+    "max_open_requests_per_member",
     "protocol",
 ];
 

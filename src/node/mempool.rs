@@ -2,8 +2,10 @@
 //! gossip (envelope verified on arrival) or made by this node. The proposer fills its block
 //! from here; every node drops what a decided block included or made pointless.
 //!
-//! Bounds: at most [`MAX_MESSAGES`] messages; a message older than [`MAX_AGE`] is dropped
-//! (a request whose round never opens is re-submitted by its operator).
+//! Bounds: at most [`MAX_MESSAGES`] messages, [`MAX_PER_SIGNER`] of one author; a peer's
+//! message older than [`MAX_AGE`] is dropped. Our own stay until ordered or pointless (a
+//! request may wait hours for its member's open-round bound; the per-author bound holds
+//! them).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -111,14 +113,29 @@ impl Mempool {
         state.any_applicable(&candidates, now_ms, env)
     }
 
-    /// Our own messages not yet ordered and older than `age`, oldest first, at most
-    /// [`MAX_REPUBLISH`] (to re-publish: gossip may have missed a peer).
-    pub(crate) fn own_due(&self, age: Duration) -> Vec<SignedMessage> {
-        self.by_seq
-            .values()
-            .filter(|(_, p)| p.own && p.since.elapsed() >= age)
+    /// Our own messages not yet ordered and older than `age`, at most [`MAX_REPUBLISH`]
+    /// (to re-publish: gossip may have missed a peer, or a busy peer dropped it): first
+    /// commitments and reveals, oldest first, whose rounds close at deadlines; then requests,
+    /// only while our requests hold fewer open rounds than the committee allows (the others
+    /// could not be ordered, and re-sending them would crowd out the rest).
+    pub(crate) fn own_due(
+        &self,
+        age: Duration,
+        state: &ProtocolState,
+        me: u32,
+    ) -> Vec<SignedMessage> {
+        let due = || {
+            self.by_seq
+                .values()
+                .filter(move |(_, p)| p.own && p.since.elapsed() >= age)
+                .map(|(_, p)| &p.msg)
+        };
+        let requests_fit = state.open_requests_of(me) < state.params().max_open_requests_per_member;
+        due()
+            .filter(|m| !matches!(m.body, Body::Request(_)))
+            .chain(due().filter(|m| requests_fit && matches!(m.body, Body::Request(_))))
             .take(MAX_REPUBLISH)
-            .map(|(_, p)| p.msg.clone())
+            .cloned()
             .collect()
     }
 
@@ -136,7 +153,7 @@ impl Mempool {
 
     /// Drops what `block` included, requests already ordered, commitments and reveals for
     /// rounds no longer open (decided; gossip admits them only for open rounds), and
-    /// messages older than [`MAX_AGE`].
+    /// peers' messages older than [`MAX_AGE`].
     pub(crate) fn prune(&mut self, block: &Block, state: &ProtocolState) {
         for m in &block.messages {
             if let Some(seq) = self.by_hash.get(&sha256(&m.to_cbor())).copied() {
@@ -147,7 +164,7 @@ impl Mempool {
             .by_seq
             .iter()
             .filter(|(_, (_, p))| {
-                p.since.elapsed() > MAX_AGE
+                (!p.own && p.since.elapsed() > MAX_AGE)
                     || match &p.msg.body {
                         Body::Request(r) => state.is_open(&r.id()),
                         Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } => {
@@ -162,5 +179,54 @@ impl Mempool {
         for s in stale {
             self.remove_seq(s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ProtocolParams;
+    use crate::testing::TestCommittee;
+
+    /// Our commitments are re-published before our requests, a peer's message never, and
+    /// requests only while our requests hold fewer open rounds than the committee allows.
+    #[test]
+    fn own_commitments_go_first_and_requests_only_under_the_bound() {
+        let tc = TestCommittee::new(4, 7);
+        let sign = |m: usize, body| {
+            SignedMessage::sign(
+                body,
+                m as u32,
+                &tc.identities[m],
+                tc.committee.signing_domain(),
+            )
+        };
+        let commit = |k: u8| Body::Commit {
+            request_id: vec![k; 32],
+            commitment: vec![1; 32],
+        };
+        let mut pool = Mempool::default();
+        for k in 0..70 {
+            let r = crate::testing::request(&format!("r{k}"), "1.0.0", "l");
+            assert!(pool.insert(sign(1, Body::Request(r)), true));
+        }
+        assert!(pool.insert(sign(2, commit(8)), false));
+        assert!(pool.insert(sign(1, commit(7)), true));
+
+        let state = ProtocolState::new(ProtocolParams::default());
+        let due = pool.own_due(Duration::ZERO, &state, 1);
+        assert_eq!(due.len(), MAX_REPUBLISH);
+        assert_eq!(due[0], sign(1, commit(7)));
+        assert!(due[1..].iter().all(|m| matches!(m.body, Body::Request(_))));
+
+        let at_bound = ProtocolState::new(ProtocolParams {
+            max_open_requests_per_member: 0,
+            ..ProtocolParams::default()
+        });
+        assert_eq!(
+            pool.own_due(Duration::ZERO, &at_bound, 1),
+            vec![sign(1, commit(7))]
+        );
+        assert!(pool.own_due(Duration::from_secs(60), &state, 1).is_empty());
     }
 }

@@ -252,6 +252,7 @@ pub async fn start(
         last_sync: None,
         sync_turn: me,
         submitted: Default::default(),
+        answers: Default::default(),
     };
     let follower = config.follow.clone().map(|f| {
         tokio::spawn(follow::run(

@@ -80,6 +80,30 @@ pub(crate) struct NodeLoop {
     pub(crate) sync_turn: usize,
     /// Requests submitted through us, saved in `rounds.redb` until ordered.
     pub(crate) submitted: std::collections::HashSet<[u8; 32]>,
+    /// Answers being prepared, per protocol (see [`SYNC_ANSWERS`], [`LIGHT_ANSWERS`]).
+    pub(crate) answers: Answers,
+}
+
+/// Most members' sync requests answered at once (each reads up to a 12 MiB batch).
+const SYNC_ANSWERS: usize = 8;
+/// Most light-client requests answered at once (proofs, 512 KiB artifact chunks).
+const LIGHT_ANSWERS: usize = 32;
+
+/// Permits for answers in flight: a request that finds none is refused as busy at once
+/// (the loop never waits), so no peer can hold more than these bounds of memory and
+/// blocking threads, whatever libp2p's per-connection stream limits allow.
+pub(crate) struct Answers {
+    sync: Arc<tokio::sync::Semaphore>,
+    light: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Self {
+            sync: Arc::new(tokio::sync::Semaphore::new(SYNC_ANSWERS)),
+            light: Arc::new(tokio::sync::Semaphore::new(LIGHT_ANSWERS)),
+        }
+    }
 }
 
 impl NodeLoop {
@@ -234,7 +258,12 @@ impl NodeLoop {
     }
 
     fn republish(&mut self) {
-        let own = self.shared.lock().mempool.own_due(REPUBLISH);
+        let own = {
+            let inner = self.shared.lock();
+            inner
+                .mempool
+                .own_due(REPUBLISH, &inner.state, self.shared.me)
+        };
         for m in own {
             self.publish(MESSAGES_TOPIC, m.to_cbor());
         }
@@ -432,11 +461,20 @@ impl NodeLoop {
 
     /// Answers a member's sync request or a light client's request off this loop: the
     /// answer reads the store (on a blocking thread) and is handed to the network from its
-    /// own task, so the loop that reads peers' input never waits for either. The network
-    /// bounds how many are in flight (libp2p's streams per connection, the light rate).
+    /// own task, so the loop that reads peers' input never waits for either. At most
+    /// [`SYNC_ANSWERS`] and [`LIGHT_ANSWERS`] are in flight; beyond, refused as busy.
     fn on_request(&mut self, r: InboundRequest) {
+        let permits = match r.kind {
+            RequestKind::Sync => &self.answers.sync,
+            RequestKind::Light => &self.answers.light,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::spawn(r.refuse("busy: too many answers in flight".to_string()));
+            return;
+        };
         let shared = self.shared.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let answer = match r.kind {
                 RequestKind::Sync => match decode::<SyncRequest>(&r.data, MAX_REQUEST) {
                     Ok(SyncRequest::Decided { from, max }) => {

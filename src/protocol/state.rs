@@ -217,8 +217,8 @@ impl<'s> Overlay<'s> {
         let base = self.base_requests.get(&member).copied().unwrap_or(0);
         base.saturating_add_signed(self.requests_delta.get(&member).copied().unwrap_or(0))
     }
-    fn count_requester(&mut self, r: Option<&Round>, by: isize) {
-        if let Some(m) = r.and_then(|r| r.requester) {
+    fn count_requester(&mut self, requester: Option<u32>, by: isize) {
+        if let Some(m) = requester {
             *self.requests_delta.entry(m).or_default() += by;
         }
     }
@@ -236,9 +236,9 @@ impl<'s> Overlay<'s> {
         self.changed.get_mut(id)?.as_mut()
     }
     fn insert(&mut self, id: Id, r: Round) {
-        let old = self.get(&id).cloned();
-        self.count_requester(old.as_ref(), -1);
-        self.count_requester(Some(&r), 1);
+        let old = self.get(&id).and_then(|r| r.requester);
+        self.count_requester(old, -1);
+        self.count_requester(r.requester, 1);
         self.changed.insert(id, Some(r));
     }
     fn remove(&mut self, id: &Id) -> Option<Round> {
@@ -246,7 +246,7 @@ impl<'s> Overlay<'s> {
             Some(c) => c,
             None => self.base.get(id).cloned(),
         };
-        self.count_requester(r.as_ref(), -1);
+        self.count_requester(r.as_ref().and_then(|r| r.requester), -1);
         self.changed.insert(*id, None);
         r
     }
@@ -318,6 +318,12 @@ impl ProtocolState {
             open_by_requester,
             last,
         })
+    }
+
+    /// How many open rounds `member`'s requests hold (bounded by the committee's
+    /// `max_open_requests_per_member`).
+    pub fn open_requests_of(&self, member: u32) -> usize {
+        self.open_by_requester.get(&member).copied().unwrap_or(0)
     }
 
     /// The rules in force.
@@ -651,15 +657,17 @@ fn apply_message(
     }
     match &msg.body {
         Body::Request(pinned) => {
-            pinned.validate().map_err(|_| "invalid request")?;
-            let id = pinned.id();
-            if o.get(&id).is_some() || env.decided.is_decided(&id) {
-                return Err("request already ordered");
-            }
+            // First, as it is the cheapest: a member over its bound may have thousands of
+            // requests waiting, which every proposal and wake-up looks through.
             if o.open_requests_of(signer) >= o.params.max_open_requests_per_member {
                 return Err(
                     "the member's requests hold the committee's max_open_requests_per_member open rounds",
                 );
+            }
+            pinned.validate().map_err(|_| "invalid request")?;
+            let id = pinned.id();
+            if o.get(&id).is_some() || env.decided.is_decided(&id) {
+                return Err("request already ordered");
             }
             let now = o.now_ms;
             check_attempt(pinned, o.params, now, env.decided)?;
