@@ -490,8 +490,7 @@ impl ProtocolState {
         for (id, r) in prepared.changes {
             let old = match r {
                 Some(r) => {
-                    let by = r.requester;
-                    if let Some(m) = by {
+                    if let Some(m) = r.requester {
                         *self.open_by_requester.entry(m).or_default() += 1;
                     }
                     self.rounds.insert(id, r)
