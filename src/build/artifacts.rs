@@ -312,7 +312,11 @@ mod tests {
 
     #[test]
     fn names_are_plain_relative_paths() {
-        for ok in ["libx.rlib", "x86_64-unknown-linux-gnu/release/libx.rlib", "a/b"] {
+        for ok in [
+            "libx.rlib",
+            "x86_64-unknown-linux-gnu/release/libx.rlib",
+            "a/b",
+        ] {
             assert!(valid_relative_path(ok), "{ok}");
         }
         for bad in [
@@ -392,8 +396,7 @@ mod tests {
         let (_d, target, dest) = disk();
         let f = target.join("t/release/libx.rlib");
         std::fs::write(&f, b"rlib bytes").unwrap();
-        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o4755))
-            .unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
         let taken = collect(&target, &["t/release/libx.rlib".into()], &dest, CAPS).unwrap();
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].sha256, crate::crypto::sha256(b"rlib bytes"));

@@ -192,9 +192,8 @@ impl DockerBackend {
                 job.limits.memory
             )
         };
-        let bind = |host: &Path, inside: &str, mode: &str| {
-            format!("{}:{inside}:{mode}", host.display())
-        };
+        let bind =
+            |host: &Path, inside: &str, mode: &str| format!("{}:{inside}:{mode}", host.display());
         let mut a: Vec<String> = vec![
             "create".into(),
             "--name".into(),
@@ -247,11 +246,7 @@ impl DockerBackend {
         for (k, v) in &job.env {
             a.extend(["-e".into(), format!("{k}={v}")]);
         }
-        a.extend([
-            self.image_id.clone(),
-            "sleep".into(),
-            "infinity".into(),
-        ]);
+        a.extend([self.image_id.clone(), "sleep".into(), "infinity".into()]);
         a
     }
 }
@@ -283,7 +278,8 @@ impl Container {
                 continue;
             };
             let has = |c: &str| controllers.split(',').any(|x| x == c);
-            let v1 = |c: &str, file: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}/{file}"));
+            let v1 =
+                |c: &str, file: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}/{file}"));
             if has("pids") {
                 e.fork_refusals = counter(&v1("pids", "pids.events"), "max");
             } else if has("memory") {

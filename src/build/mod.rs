@@ -22,9 +22,9 @@ mod workspace;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use artifacts::{RefusedArtifact, names_from_messages};
 pub use dev_deps::strip_dev_dependencies;
 pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
-pub use artifacts::{RefusedArtifact, names_from_messages};
 pub use sandbox::{BUILD_UID, DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
 pub use sources::{
     CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, IndexPoll, Registry, SourceError, index_path,

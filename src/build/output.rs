@@ -203,12 +203,18 @@ pub(crate) fn watch(
     let (tx, rx) = mpsc::channel::<(bool, Captured)>();
     let streams: [(Option<Box<dyn Read + Send>>, &'static str, bool); 2] = [
         (
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
             "[stdout] ",
             true,
         ),
         (
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
             "[stderr] ",
             false,
         ),

@@ -173,7 +173,14 @@ impl SandboxBackend {
         .arg(&self.rootfs)
         .arg("/")
         .args(["--dev", "/dev", "--proc", "/proc"])
-        .args(["--tmpfs", "/opt", "--perms", "0755", "--dir", "/opt/rustwide"])
+        .args([
+            "--tmpfs",
+            "/opt",
+            "--perms",
+            "0755",
+            "--dir",
+            "/opt/rustwide",
+        ])
         .args(["--perms", "1777", "--tmpfs", "/root"])
         .args(["--perms", "1777", "--tmpfs", "/var/tmp"])
         .arg("--bind")

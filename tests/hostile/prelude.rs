@@ -35,7 +35,8 @@ if ($mode eq "flood") {
 }
 "#;
 
-fn into_cargo_stdout(mode: &str, text: &str) {
+/// True if perl got through (Docker's seccomp profile refuses `pidfd_getfd`).
+fn into_cargo_stdout(mode: &str, text: &str) -> bool {
     let script = out_dir().join("cargo-stdout.pl");
     std::fs::write(&script, CARGO_STDOUT_PL).unwrap();
     let ppid = std::os::unix::process::parent_id();
@@ -47,7 +48,7 @@ fn into_cargo_stdout(mode: &str, text: &str) {
         .spawn()
         .unwrap();
     let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
-    let _ = child.wait();
+    child.wait().is_ok_and(|s| s.success())
 }
 
 /// Writes a forged `compiler-artifact` message naming `file` into cargo's own stdout.
@@ -57,7 +58,7 @@ fn forge(file: &str) {
     let line = format!(
         "\n{{\"reason\":\"compiler-artifact\",\"package_id\":\"path+file:///opt/rustwide/source#{pkg}@{ver}\",\"target\":{{\"kind\":[\"lib\"]}},\"filenames\":[\"{file}\"]}}\n"
     );
-    into_cargo_stdout("text", &line);
+    let _ = into_cargo_stdout("text", &line);
 }
 
 fn leak(text: &str) {
