@@ -86,7 +86,7 @@ pub(crate) fn valid_relative_path(name: &str) -> bool {
         }
     }
     // `components` folds `a/./b` and a trailing `/`; refuse those spellings too.
-    n >= 1 && n <= MAX_COMPONENTS && !name.ends_with('/') && !name.split('/').any(|s| s == ".")
+    (1..=MAX_COMPONENTS).contains(&n) && !name.ends_with('/') && !name.split('/').any(|s| s == ".")
 }
 
 /// The names cargo's messages give for the root package's lib and bin targets, relative to

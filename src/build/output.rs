@@ -28,6 +28,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// How often the watcher looks at the process, the clock and the byte count.
 const TICK: Duration = Duration::from_millis(50);
 
+/// One of the build's output pipes.
+type Pipe = Box<dyn Read + Send>;
+
 /// What the build wrote, cut at the cap.
 #[derive(Debug, Default)]
 pub(crate) struct Captured {
@@ -201,7 +204,7 @@ pub(crate) fn watch(
     let total = Arc::new(AtomicU64::new(0));
     let over = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<(bool, Captured)>();
-    let streams: [(Option<Box<dyn Read + Send>>, &'static str, bool); 2] = [
+    let streams: [(Option<Pipe>, &'static str, bool); 2] = [
         (
             child
                 .stdout
