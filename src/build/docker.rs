@@ -280,14 +280,18 @@ impl Container {
             let has = |c: &str| controllers.split(',').any(|x| x == c);
             let v1 =
                 |c: &str, file: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}/{file}"));
+            // Hybrid hosts list a `0::` (v2) line beside the v1 ones: every counter found
+            // counts, the largest wins.
             if has("pids") {
-                e.fork_refusals = counter(&v1("pids", "pids.events"), "max");
+                let n = counter(&v1("pids", "pids.events"), "max");
+                e.fork_refusals = e.fork_refusals.max(n);
             } else if has("memory") {
-                e.oom_kills = counter(&v1("memory", "memory.oom_control"), "oom_kill");
+                let n = counter(&v1("memory", "memory.oom_control"), "oom_kill");
+                e.oom_kills = e.oom_kills.max(n);
             } else if controllers.is_empty() {
                 let v2 = |file: &str| PathBuf::from(format!("/sys/fs/cgroup{path}/{file}"));
-                e.fork_refusals = counter(&v2("pids.events"), "max");
-                e.oom_kills = counter(&v2("memory.events"), "oom_kill");
+                e.fork_refusals = e.fork_refusals.max(counter(&v2("pids.events"), "max"));
+                e.oom_kills = e.oom_kills.max(counter(&v2("memory.events"), "oom_kill"));
             }
         }
         if oom_killed {

@@ -137,7 +137,11 @@ impl BuildCgroup {
     /// Checks that this host lets the node create build cgroups (at builder start-up, so a
     /// misconfigured host is one clear error, not a failure per build).
     pub(crate) fn check_available() -> Result<(), BuildError> {
-        let probe = Self::create("probe", 1 << 30, 64)?;
+        // Named per process and call: builders started at once (tests, a local testnet on
+        // one host) must not remove each other's probe.
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = Self::create(&format!("probe-{}-{n}", std::process::id()), 1 << 30, 64)?;
         drop(probe);
         Ok(())
     }
