@@ -70,7 +70,13 @@ ensure_network() {
 }
 
 # run_member DATA I COMMITTEE [docker run options...] -- COMMAND...: member I's container
-# sync-nI. The builder's work directory is in the container's own layer (/work), next to
+# sync-nI. The node runs as root in it with only the capabilities its builder needs, each
+# found by taking it away (`synchronicity build` then fails): SYS_ADMIN (the build's loop
+# disk, bubblewrap's mounts and pivot_root, which Docker's seccomp profile refuses, hence
+# seccomp=unconfined), NET_ADMIN (bubblewrap brings up the sandbox's loopback), SETUID,
+# SETGID and SETPCAP (setpriv drops every build process to uid 65534 with no capability),
+# CHOWN (the build user's target directory), KILL (build processes of another uid, at a
+# limit). Every other default capability is dropped; no build process runs as root. The builder's work directory is in the container's own layer (/work), next to
 # the image's toolchain, so the workspace hard-links it instead of copying 1.4 GB onto the
 # volume; the log, keys and WAL are on the volume (/data).
 run_member() {
@@ -81,7 +87,8 @@ run_member() {
   shift
   docker rm -f "sync-n$i" >/dev/null 2>&1 || true
   docker run -d --name "sync-n$i" --hostname "n$i" --network "$net" --ip "$subnet.$((10 + i))" \
-    --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+    --cap-drop ALL --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SETUID --cap-add SETGID \
+    --cap-add SETPCAP --cap-add CHOWN --cap-add KILL \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --device-cgroup-rule='b 7:* rmw' --device-cgroup-rule='c 10:237 rmw' -v /dev:/dev \
     -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
