@@ -1,27 +1,25 @@
-//! The offline build workspace shared by both backends, laid out so that rustwide's
-//! `WorkspaceBuilder::init` does nothing online and both sandboxes see the same files at the
-//! same fixed paths:
+//! The offline build workspace shared by both backends, laid out so that both sandboxes see
+//! the same files at the same fixed paths and nothing in it needs the network:
 //!
 //! ```text
 //! <ws>/cargo-home/bin/{cargo,rustc,rustdoc}   copies of the rustup proxy binary
-//! <ws>/cargo-home/bin/{rustup,git-credential-null}   `exit 0` stubs (init's self-update, tool check)
 //! <ws>/cargo-home/config.toml                 [net] offline = true (sandbox and host prepare)
 //! <ws>/cargo-home/registry/…                  dependencies fetched on the HOST from the lockfile
 //! <ws>/rustup-home/settings.toml              auto_install = "disable" (read-only in the sandbox)
 //! <ws>/rustup-home/toolchains/<ver>-<triple>  hard links to the host's toolchain
-//! <ws>/rustup-home/toolchains/stable-<triple>/bin/cargo   stub: init's `cargo +stable install`
 //! <ws>/cache/crates/<sha256>.crate            content-addressed `.crate` cache
 //! <ws>/sources/<crate>-<version>-<sha8>/      pristine unpacked sources + the request's Cargo.lock
 //! ```
+//!
+//! Everything here is written by the node and mounted read-only into the sandboxes; the
+//! builds' writable directories live on each build's own disk (`limits.rs`).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::BuildError;
 
-const STUB: &str = "#!/bin/sh\nexit 0\n";
 const RUSTUP_SETTINGS: &str =
     "version = \"12\"\nauto_install = \"disable\"\nauto_self_update = \"disable\"\n\n[overrides]\n";
 const CARGO_CONFIG: &str = "[net]\noffline = true\n";
@@ -36,11 +34,6 @@ pub struct BuildWorkspace {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |e| BuildError::Workspace(format!("{}: {e}", path.display()))
-}
-
-fn write_exec(p: &Path, body: &str) -> Result<(), BuildError> {
-    fs::write(p, body).map_err(io(p))?;
-    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).map_err(io(p))
 }
 
 /// The host's rustup home and rustup binary.
@@ -115,14 +108,6 @@ impl BuildWorkspace {
                 fs::copy(&rustup_bin, &dst).map_err(io(&dst))?;
             }
         }
-        write_exec(&ch.join("bin/rustup"), STUB)?;
-        write_exec(&ch.join("bin/git-credential-null"), STUB)?;
-        let stable_bin = rh
-            .join("toolchains")
-            .join(format!("stable-{}", ws.host))
-            .join("bin");
-        fs::create_dir_all(&stable_bin).map_err(io(&stable_bin))?;
-        write_exec(&stable_bin.join("cargo"), STUB)?;
 
         let dest = ws.toolchain_dir();
         if !dest.join("bin/rustc").is_file() {
