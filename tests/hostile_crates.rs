@@ -2,18 +2,22 @@
 //! scripts attack the host (`tests/hostile/*.rs`), from a crates.io-like registry on
 //! loopback, on each backend:
 //!
-//! - `hlinks`: links (absolute, relative) to a host canary file and to a member's `bls.key`
-//!   planted where artifacts go, named by forged `compiler-artifact` messages written into
-//!   cargo's own stdout → `forbidden-output`;
-//! - `hfifo`: a FIFO and a link to `/dev/zero` as artifacts → `forbidden-output`, no hang;
-//! - `hdotdot`: names with `..` and an absolute name, a hard link to `/etc/passwd` →
-//!   `forbidden-output`;
+//! - one planted object per crate, where an artifact goes, named by a forged
+//!   `compiler-artifact` message written into cargo's own stdout (by `/proc/<cargo>/fd/1`
+//!   where its permissions allow, else `pidfd_getfd`): a link to a host canary file
+//!   (`hlinkabs`, `hlinkrel`), a link to a member's `bls.key` (`hlinkkey`), a FIFO
+//!   (`hfifo`), a link to `/dev/zero` (`hzero`), a file only its owner may read
+//!   (`hprivate`), a name with a space (`hspaced`), a name with `..` (`hdotdot`), a host
+//!   file's absolute path (`habsolute`) → each `forbidden-output` on every member, for the
+//!   reason of that object (read in each member's log);
 //! - `hflood`: 1 GiB into cargo's stdout → `output-limit`, the node's memory bounded;
 //! - `hescape`: reads of host paths (directly, through `/proc/<pid>/root`), writes outside
-//!   its target dir and into the members' directories, a setuid file of its own named as an
-//!   artifact → reproduced, with only its own files (the setuid bit gone), and its report
-//!   says it ran as the build user with no capability and `no_new_privs`;
-//! - `hdaemon`: a process in a new session that tries to outlive the build → none is left;
+//!   its target dir and into the members' directories, a hard link to `/etc/passwd`, a
+//!   setuid file of its own named as an artifact → reproduced, with only its own files (the
+//!   setuid bit gone), and its report says it ran as the build user with no capability and
+//!   `no_new_privs`;
+//! - `hdaemon`: a process in a new session that holds cargo's stdout open and tries to
+//!   outlive the build → reproduced, none is left;
 //! - `plain`, built at the same time as the others: reproduced 4 of 4.
 //!
 //! For every crate: the canary's bytes never appear in any file below any member's
@@ -126,7 +130,20 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hostile/lib.rs"),
     )
     .unwrap();
-    let crates = ["hlinks", "hfifo", "hdotdot", "hflood", "hescape", "hdaemon"];
+    let crates = [
+        "hlinkabs",
+        "hlinkrel",
+        "hlinkkey",
+        "hfifo",
+        "hzero",
+        "hprivate",
+        "hspaced",
+        "hdotdot",
+        "habsolute",
+        "hflood",
+        "hescape",
+        "hdaemon",
+    ];
     for name in crates {
         let script = hostile_source(&name[1..])
             .replace("@CANARY@", &canary.display().to_string())
@@ -158,7 +175,7 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
         );
     }
     let toml = format!(
-        "idle_interval_ms = 1000\n[builder]\nbackend = \"{backend}\"\nmax_parallel = 2\n{}",
+        "idle_interval_ms = 1000\n[builder]\nbackend = \"{backend}\"\nmax_parallel = 4\n{}",
         reg.node_toml()
     );
     for i in 0..4 {
@@ -212,25 +229,67 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
         }
         verdicts.push((*name, e.verdict, failure_class(&e.digest)));
     }
-    // In the sandbox, a build script takes cargo's stdout with `pidfd_getfd` and forges
-    // messages naming what it planted: refused. Docker's seccomp profile refuses that call,
-    // so there the planted files are never named and the build succeeds with only its own
-    // lib (checked below); the flood falls back to warnings cargo prints itself.
-    let planted = if backend == "sandbox" {
-        (Verdict::Failed, Some("forbidden-output"))
-    } else {
-        (Verdict::Reproduced, None)
-    };
+    let planted = format!("{TRIPLE}/release/libplanted.rlib");
+    let not_regular = format!("artifact {planted} is not a regular file");
+    let bad_name = |n: &str| format!("artifact name {n:?} is not a plain relative path");
+    let forbidden = |reason: String| (Verdict::Failed, Some("forbidden-output"), Some(reason));
     let expect = [
-        ("hlinks", planted.0, planted.1),
-        ("hfifo", planted.0, planted.1),
-        ("hdotdot", planted.0, planted.1),
-        ("hflood", Verdict::Failed, Some("output-limit")),
-        ("hescape", Verdict::Reproduced, None),
-        ("hdaemon", Verdict::Reproduced, None),
-        ("plain", Verdict::Reproduced, None),
+        ("hlinkabs", forbidden(not_regular.clone())),
+        ("hlinkrel", forbidden(not_regular.clone())),
+        ("hlinkkey", forbidden(not_regular.clone())),
+        ("hfifo", forbidden(not_regular.clone())),
+        ("hzero", forbidden(not_regular.clone())),
+        (
+            "hprivate",
+            forbidden(format!("artifact {planted} is not readable by everyone")),
+        ),
+        (
+            "hspaced",
+            forbidden(bad_name(&format!("{TRIPLE}/release/lib spaced.rlib"))),
+        ),
+        (
+            "hdotdot",
+            forbidden(bad_name(&format!(
+                "{}{}",
+                "../".repeat(40),
+                canary.display().to_string().trim_start_matches('/')
+            ))),
+        ),
+        (
+            "habsolute",
+            forbidden(bad_name(&canary.display().to_string())),
+        ),
+        ("hflood", (Verdict::Failed, Some("output-limit"), None)),
+        ("hescape", (Verdict::Reproduced, None, None)),
+        ("hdaemon", (Verdict::Reproduced, None, None)),
+        ("plain", (Verdict::Reproduced, None, None)),
     ];
-    assert_eq!(verdicts, expect, "{backend}");
+    for ((name, verdict, class), (want_name, (want_verdict, want_class, reason))) in
+        verdicts.iter().zip(&expect)
+    {
+        let id = &ids.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(
+            (name, verdict, class),
+            (want_name, want_verdict, want_class),
+            "{backend}: {}",
+            (0..4)
+                .map(|i| lines_about(&c.dir(i).join("node.log"), id))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        // Each member refused the crate for the reason of the one object it planted.
+        let Some(reason) = reason else { continue };
+        for i in 0..4 {
+            let log = std::fs::read_to_string(c.dir(i).join("node.log")).unwrap();
+            assert!(
+                log.lines()
+                    .any(|l| l.contains(id.as_str())
+                        && l.contains(&format!("build failed: {reason}"))),
+                "{backend} {name} member {i}: no line says {reason:?}"
+            );
+        }
+    }
+    assert_eq!(verdicts.len(), expect.len());
     // A reproduced build's copies are its own lib (and, for hescape, the file it named).
     for (name, id) in &ids {
         let own = format!("{TRIPLE}/release/lib{name}.rlib");
@@ -245,9 +304,7 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
                 .collect();
             names.sort();
             let expected: Vec<String> = match verdicts.iter().find(|v| v.0 == *name).unwrap().1 {
-                Verdict::Reproduced if *name == "hescape" && backend == "sandbox" => {
-                    vec![own.clone(), suid.clone()]
-                }
+                Verdict::Reproduced if *name == "hescape" => vec![own.clone(), suid.clone()],
                 Verdict::Reproduced => vec![own.clone()],
                 _ => vec![],
             };
@@ -288,11 +345,9 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
                 "{backend} member {i}: the build reached the host ({marker})"
             );
         }
-        if backend == "sandbox" {
-            let suid = dir.join(TRIPLE).join("release/libsuid.rlib");
-            let mode = std::fs::metadata(&suid).unwrap().mode();
-            assert_eq!(mode & 0o7000, 0, "{backend} member {i}: {mode:o}");
-        }
+        let suid = dir.join(TRIPLE).join("release/libsuid.rlib");
+        let mode = std::fs::metadata(&suid).unwrap().mode();
+        assert_eq!(mode & 0o7000, 0, "{backend} member {i}: {mode:o}");
     }
     // No file below any member's directory holds the canary; no artifact store or log holds
     // member 0's key; nothing was written outside the builds' own disks.
@@ -352,6 +407,16 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
     for i in 0..4 {
         c.stop(i);
     }
+}
+
+/// The lines of a member's log about request `id` (for a failure's message).
+fn lines_about(log: &Path, id: &str) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(id) || l.contains(&id[..16]))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn rand_bytes() -> [u8; 16] {

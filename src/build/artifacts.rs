@@ -18,11 +18,14 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use synchronicity_verify::manifest::MAX_MANIFEST_SIZE;
 
 /// Most path components in an artifact's name (`<triple>/release/deps/<file>`).
 const MAX_COMPONENTS: usize = 4;
 /// Longest artifact name, in bytes.
 const MAX_NAME: usize = 1024;
+/// Largest artifact, in bytes (the artifact store's bound, `node::artifacts::MAX_ARTIFACT`).
+pub const MAX_FILE: u64 = 1 << 30;
 /// Most artifact names taken from one build's messages.
 pub(crate) const MAX_ARTIFACTS: usize = 1024;
 
@@ -55,9 +58,14 @@ pub enum RefusedArtifact {
         /// The cap it broke.
         cap: u64,
     },
-    /// More artifact names than [`MAX_ARTIFACTS`].
-    #[error("more than {MAX_ARTIFACTS} artifacts")]
+    /// More artifact names than [`MAX_ARTIFACTS`], or names whose manifest would be over
+    /// [`MAX_MANIFEST_SIZE`].
+    #[error("more than {MAX_ARTIFACTS} artifacts, or a manifest over {MAX_MANIFEST_SIZE} bytes")]
     TooMany,
+    /// Not readable by everyone: the host could read it only by its own privileges, which
+    /// differ between members; refused alike everywhere.
+    #[error("artifact {0} is not readable by everyone")]
+    NotReadable(String),
 }
 
 /// Why collecting failed: the build's fault ([`RefusedArtifact`]) or the host's (an I/O
@@ -71,10 +79,14 @@ pub(crate) enum CollectError {
 }
 
 /// True if `name` is a plain relative path: 1 to [`MAX_COMPONENTS`] normal components, no
-/// `.`, `..`, root or empty component, no NUL, at most [`MAX_NAME`] bytes. Checked before
-/// any I/O on the name.
+/// `.`, `..`, root or empty component, at most [`MAX_NAME`] bytes, and a valid manifest path
+/// (no whitespace, control character or backslash). Checked before any I/O on the name.
 pub(crate) fn valid_relative_path(name: &str) -> bool {
-    if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') || name.contains("//") {
+    if name.is_empty()
+        || name.len() > MAX_NAME
+        || name.contains("//")
+        || !synchronicity_verify::manifest::is_valid_path(name)
+    {
         return false;
     }
     let path = Path::new(name);
@@ -176,7 +188,9 @@ fn collect_into(
     dest: &Path,
     caps: Caps,
 ) -> Result<Vec<Taken>, CollectError> {
-    if names.len() > MAX_ARTIFACTS {
+    // A manifest line is `<64 hex>  <name>\n`.
+    let manifest: usize = names.iter().map(|n| 64 + 2 + n.len() + 1).sum();
+    if names.len() > MAX_ARTIFACTS || manifest > MAX_MANIFEST_SIZE {
         return Err(RefusedArtifact::TooMany.into());
     }
     for name in names {
@@ -243,14 +257,25 @@ fn open_on_disk(target: &Path, name: &str, disk: u64) -> Result<File, CollectErr
     at.push(parts[parts.len() - 1]);
     // Refuse by `lstat` first: opening a FIFO, even O_NONBLOCK, is an effect on it.
     match std::fs::symlink_metadata(&at) {
+        Ok(m) if m.file_type().is_file() && m.mode() & 0o004 == 0 => {
+            return Err(RefusedArtifact::NotReadable(name.into()).into());
+        }
         Ok(m) if m.file_type().is_file() => {}
         _ => return Err(RefusedArtifact::NotRegular(name.into()).into()),
     }
-    let file = OpenOptions::new()
+    let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(&at)
-        .map_err(|_| RefusedArtifact::NotRegular(name.into()))?;
+    {
+        Ok(f) => f,
+        // A link where the regular file was: the build's doing.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(RefusedArtifact::NotRegular(name.into()).into());
+        }
+        // Anything else (no file handles left, ...) is the host's, not the build's.
+        Err(e) => return Err(CollectError::Host(format!("{}: {e}", at.display()))),
+    };
     let m = file
         .metadata()
         .map_err(|e| CollectError::Host(format!("{}: {e}", at.display())))?;
@@ -330,6 +355,9 @@ mod tests {
             "a//b",
             "a\0b",
             "a/b/c/d/e",
+            "lib a.rlib",
+            "a\\b",
+            "a\tb",
             &"x".repeat(MAX_NAME + 1),
         ] {
             assert!(!valid_relative_path(bad), "{bad:?}");
@@ -444,6 +472,24 @@ mod tests {
             RefusedArtifact::BadName("t/release/../../../canary".into())
         );
         assert!(!dest.exists(), "nothing written for a refused build");
+        // Readable only by its owner: refused on every member, whatever the host may read.
+        let private = target.join("t/release/private.rlib");
+        std::fs::write(&private, b"x").unwrap();
+        std::fs::set_permissions(
+            &private,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&target, "t/release/private.rlib", &dest),
+            RefusedArtifact::NotReadable("t/release/private.rlib".into())
+        );
+        // More names than a manifest may hold.
+        let many: Vec<String> = (0..700).map(|i| format!("t/release/{i:0>90}")).collect();
+        assert!(matches!(
+            collect(&target, &many, &dest, CAPS),
+            Err(CollectError::Refused(RefusedArtifact::TooMany))
+        ));
     }
 
     #[test]

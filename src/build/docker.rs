@@ -159,12 +159,21 @@ impl DockerBackend {
         let kill = {
             let name = container.0.clone();
             move || {
-                let _ = Command::new("docker").args(["kill", &name]).output();
+                // `kill`, else `rm -f` (the watcher calls this once; the container must go).
+                let killed = Command::new("docker")
+                    .args(["kill", &name])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if !killed {
+                    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+                }
             }
         };
         let watched = watch(&mut child, job.limits.output, job.limits.time, &kill)?;
         let exceeded = container.exceeded();
-        drop(container);
+        // Every process of the build is gone before the host walks its target directory;
+        // a container that cannot be removed is the host's failure (nothing is committed).
+        container.remove()?;
         let disk_full = disk.full() || watched.captured.saw_enospc;
         let result = watched.classify(exceeded, disk_full, job);
         Ok(RunOutput {
@@ -210,6 +219,10 @@ impl DockerBackend {
             "--security-opt".into(),
             "no-new-privileges".into(),
             "--network".into(),
+            "none".into(),
+            // The container's own stdout (its PID 1's, which a build process of the same
+            // user can open) would go to the engine's log file, outside every limit.
+            "--log-driver".into(),
             "none".into(),
             "--hostname".into(),
             "synchronicity".into(),
@@ -298,6 +311,15 @@ impl Container {
             e.oom_kills = e.oom_kills.max(1);
         }
         e
+    }
+}
+
+impl Container {
+    /// Removes the container (killing what is left inside), or says why not.
+    fn remove(self) -> Result<(), BuildError> {
+        let r = docker(&["rm", "-f", &self.0]).map(|_| ());
+        std::mem::forget(self);
+        r
     }
 }
 

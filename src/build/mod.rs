@@ -22,7 +22,7 @@ mod workspace;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use artifacts::{RefusedArtifact, names_from_messages};
+pub use artifacts::{MAX_FILE as MAX_ARTIFACT_FILE, RefusedArtifact, names_from_messages};
 pub use dev_deps::strip_dev_dependencies;
 pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
 pub use sandbox::{BUILD_UID, DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
@@ -155,7 +155,8 @@ pub struct Limits {
     pub jobs: u32,
     /// Bytes of stdout and stderr together; past it the build is killed (`output-limit`).
     pub output: u64,
-    /// Bytes of artifacts copied out of the build, per file and in all.
+    /// Bytes of artifacts copied out of the build in all (each file at most
+    /// [`MAX_ARTIFACT_FILE`] too).
     pub artifacts: u64,
 }
 
@@ -604,7 +605,7 @@ impl Builder {
                 // `artifacts.rs`: the messages name files, the disk decides.
                 let names = names_from_messages(&run.json);
                 let caps = artifacts::Caps {
-                    per_file: self.limits.artifacts,
+                    per_file: self.limits.artifacts.min(artifacts::MAX_FILE),
                     total: self.limits.artifacts,
                 };
                 match artifacts::collect(&target, &names, &kept, caps) {

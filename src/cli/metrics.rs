@@ -157,6 +157,20 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
                 );
             }
+            // This member's failed builds by class (a crate that attacks the sandbox shows
+            // as forbidden-output, output-limit or invalid-request).
+            let name = "synchronicity_build_failures";
+            let _ = write!(
+                body,
+                "# HELP {name} This member's failed builds, by class.\n# TYPE {name} counter\n"
+            );
+            for (i, class) in synchronicity_verify::entry::FAILURE_CLASSES
+                .iter()
+                .enumerate()
+            {
+                let v = load(&c.build_failures[i]);
+                let _ = writeln!(body, "{name}_total{{class=\"{class}\"}} {v}");
+            }
             // Build durations, cumulative buckets (OpenMetrics histogram).
             let name = "synchronicity_build_duration_seconds";
             let _ = write!(

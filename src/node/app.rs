@@ -73,6 +73,9 @@ pub struct NodeCounters {
     pub build_seconds: [AtomicU64; 7],
     /// Builds that could not run for a local reason (nothing committed).
     pub local_failures: AtomicU64,
+    /// This member's failed builds, by class: one counter per entry of
+    /// [`FAILURE_CLASSES`](synchronicity_verify::entry::FAILURE_CLASSES), in its order.
+    pub build_failures: [AtomicU64; synchronicity_verify::entry::FAILURE_CLASSES.len()],
     /// Consensus frames dropped because the actor's queue was full.
     pub frames_dropped: AtomicU64,
     /// Index polls of followed crates.

@@ -74,6 +74,38 @@ impl ArtifactStore {
         Ok(sha)
     }
 
+    /// Stores the file at `path` (a builder's copy of an artifact, at most [`MAX_ARTIFACT`]
+    /// bytes by the builder's cap) without reading it into memory: hashed, then copied to a
+    /// temporary file, synced and renamed (a crash leaves a `.tmp` that the next `put` of
+    /// the same bytes replaces). Returns the sha256.
+    pub fn put_file(&self, path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+        use sha2::Digest;
+        let len = std::fs::metadata(path)?.len();
+        if len > MAX_ARTIFACT.min(self.max_bytes) {
+            return Err(std::io::Error::other(format!(
+                "artifact of {len} bytes is over the store's bound"
+            )));
+        }
+        let mut hasher = sha2::Sha256::new();
+        std::io::copy(
+            &mut std::fs::File::open(path)?.take(len),
+            &mut HashWriter(&mut hasher),
+        )?;
+        let sha: [u8; 32] = hasher.finalize().into();
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let dest = self.path(&sha);
+        if dest.is_file() {
+            return Ok(sha);
+        }
+        self.evict(self.max_bytes - len)?;
+        let tmp = dest.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::copy(&mut std::fs::File::open(path)?.take(len), &mut f)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+        Ok(sha)
+    }
+
     /// Removes the least recently stored files until at most `keep` bytes remain.
     fn evict(&self, keep: u64) -> std::io::Result<()> {
         let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(&self.dir)?
@@ -154,5 +186,18 @@ mod tests {
             store.put(&vec![1u8; 4 * MAX_CHUNK]).is_err(),
             "over the bound"
         );
+    }
+}
+
+/// Feeds written bytes to a hasher.
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -110,7 +110,17 @@ impl NodeLoop {
         }
         let revealed = match &outcome {
             Outcome::Success(m) => RevealedOutcome::Manifest(m.to_text()),
-            Outcome::Failure { class, .. } => RevealedOutcome::Failure(class.to_string()),
+            Outcome::Failure { class, reason } => {
+                let class = class.to_string();
+                let classes = synchronicity_verify::entry::FAILURE_CLASSES;
+                if let Some(i) = classes.iter().position(|c| *c == class) {
+                    self.shared.counters.build_failures[i].fetch_add(1, Ordering::Relaxed);
+                }
+                // What a crate author did to the sandbox, said once here (the group's verdict
+                // says it again).
+                tracing::warn!(request = %hex::encode(id), %class, "build failed: {reason}");
+                RevealedOutcome::Failure(class)
+            }
         };
         let mut salt = [0u8; 32];
         if getrandom::fill(&mut salt).is_err() {

@@ -77,7 +77,7 @@ impl BuildService for SandboxBuildService {
             for (rel, path) in &report.artifacts {
                 // Best effort: a store that cannot keep a file serves fewer; the outcome
                 // (what is committed) does not depend on it.
-                if let Err(e) = std::fs::read(path).and_then(|b| store.put(&b)) {
+                if let Err(e) = store.put_file(path) {
                     tracing::warn!(artifact = %rel, error = %e, "cannot keep an artifact");
                 }
             }

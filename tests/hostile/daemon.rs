@@ -1,7 +1,6 @@
-// A process that tries to outlive the build (a new session, double fork).
+// A process in a new session that holds cargo's stdout (the host's pipe) open and tries to
+// outlive the build.
 fn main() {
     leak("daemon\n");
-    let _ = std::process::Command::new("/bin/sh")
-        .args(["-c", "setsid sh -c 'exec sleep @SLEEP@' </dev/null >/dev/null 2>&1 &"])
-        .status();
+    assert!(into_cargo_stdout("hold", ""), "cannot reach cargo's stdout");
 }

@@ -40,6 +40,10 @@ fn main() {
     // The members' directories (every build's host directories are below them), by their
     // host paths: listed, read and written if they can be reached at all.
     walk(std::path::Path::new("@ROOT@"), 0);
+    // A hard link to a host file (the build's disk is its own filesystem: refused).
+    if std::fs::hard_link("/etc/passwd", release_dir().join("libhard.rlib")).is_ok() {
+        leak("HARDLINKED /etc/passwd\n");
+    }
     // A setuid file of its own, named as an artifact: copied without the bit.
     let suid = release_dir().join("libsuid.rlib");
     let _ = std::fs::write(&suid, b"suid");

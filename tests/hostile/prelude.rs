@@ -15,10 +15,12 @@ fn release_dir() -> PathBuf {
 }
 
 /// Takes cargo's own stdout (our parent's fd 1, the host's pipe) with `pidfd_getfd` (a
-/// process of the same uid may; the pipe's own permissions are not checked) and writes
-/// stdin into it, or with `flood`, 1 GiB. Perl is in the build image; its `syscall` needs no
-/// crate.
+/// process of the same uid may; the pipe's own permissions are not checked) and, by `mode`:
+/// writes stdin into it (`text`), writes 1 GiB (`flood`), or becomes a daemon in a new
+/// session that holds it open (`hold`, then `sleep @SLEEP@`). Perl is in the build image;
+/// its `syscall` needs no crate.
 const CARGO_STDOUT_PL: &str = r#"
+use POSIX ();
 my ($ppid, $mode) = @ARGV;
 my $p = syscall(434, $ppid + 0, 0);
 die "pidfd_open: $!" if $p < 0;
@@ -28,6 +30,11 @@ open(my $h, ">&=", $f) or die "fdopen: $!";
 if ($mode eq "flood") {
     my $line = ("x" x 1023) . "\n";
     for (1 .. 1048576) { syswrite($h, $line) or last; }
+} elsif ($mode eq "hold") {
+    exit 0 if fork();
+    POSIX::setsid();
+    open(STDOUT, ">&=", $f) or die;
+    exec("sleep", "@SLEEP@");
 } else {
     local $/;
     my $text = <STDIN>;
@@ -35,8 +42,41 @@ if ($mode eq "flood") {
 }
 "#;
 
-/// True if perl got through (Docker's seccomp profile refuses `pidfd_getfd`).
+/// Cargo's stdout by its `/proc` name (where the pipe's permissions allow it: not in the
+/// sandbox, whose pipes are the node's).
+fn open_cargo_stdout() -> Option<std::fs::File> {
+    let ppid = std::os::unix::process::parent_id();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{ppid}/fd/1"))
+        .ok()
+}
+
+/// Into cargo's stdout by `/proc`, else by `pidfd_getfd` (Docker's seccomp profile refuses
+/// that one). True if either got through.
 fn into_cargo_stdout(mode: &str, text: &str) -> bool {
+    if let Some(mut f) = open_cargo_stdout() {
+        match mode {
+            "flood" => {
+                let line = [b'x'; 1023];
+                for _ in 0..(1 << 20) {
+                    if f.write_all(&line).and_then(|()| f.write_all(b"\n")).is_err() {
+                        break;
+                    }
+                }
+            }
+            "hold" => {
+                let _ = std::process::Command::new("setsid")
+                    .args(["sleep", "@SLEEP@"])
+                    .stdout(f)
+                    .spawn();
+            }
+            _ => {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+        return true;
+    }
     let script = out_dir().join("cargo-stdout.pl");
     std::fs::write(&script, CARGO_STDOUT_PL).unwrap();
     let ppid = std::os::unix::process::parent_id();
@@ -51,14 +91,22 @@ fn into_cargo_stdout(mode: &str, text: &str) -> bool {
     child.wait().is_ok_and(|s| s.success())
 }
 
-/// Writes a forged `compiler-artifact` message naming `file` into cargo's own stdout.
+/// Writes a forged `compiler-artifact` message naming `file` into cargo's own stdout;
+/// panics if it cannot (the suite would test nothing).
 fn forge(file: &str) {
     let pkg = std::env::var("CARGO_PKG_NAME").unwrap();
     let ver = std::env::var("CARGO_PKG_VERSION").unwrap();
     let line = format!(
         "\n{{\"reason\":\"compiler-artifact\",\"package_id\":\"path+file:///opt/rustwide/source#{pkg}@{ver}\",\"target\":{{\"kind\":[\"lib\"]}},\"filenames\":[\"{file}\"]}}\n"
     );
-    let _ = into_cargo_stdout("text", &line);
+    assert!(into_cargo_stdout("text", &line), "cannot reach cargo's stdout");
+}
+
+/// Plants `libplanted.rlib` where artifacts go (by `make`) and names it in a forged message.
+fn plant(make: impl FnOnce(&std::path::Path)) {
+    let p = release_dir().join("libplanted.rlib");
+    make(&p);
+    forge(&p.display().to_string());
 }
 
 fn leak(text: &str) {

@@ -80,6 +80,12 @@ pub struct Manifest {
     files: BTreeMap<String, [u8; 32]>,
 }
 
+/// True if `p` may be a manifest path: relative, normalised, without whitespace, control
+/// characters or backslashes.
+pub fn is_valid_path(p: &str) -> bool {
+    valid_path(p)
+}
+
 /// A relative, normalised path without whitespace or control characters.
 fn valid_path(p: &str) -> bool {
     !p.is_empty()

@@ -1,0 +1,5 @@
+// A forged name that is a host file's absolute path.
+fn main() {
+    leak("absolute\n");
+    forge("@CANARY@");
+}
