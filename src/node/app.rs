@@ -25,6 +25,7 @@ use crate::log::{CosignedCheckpoint, Height as StoreHeight, LogStore, NewEntry};
 use crate::protocol::{
     Block, Decided, DecidedIndex, Duty, Env, EnvelopeCache, ProtocolParams, ProtocolState,
 };
+use crate::request::BuildRequest;
 
 /// The log's request index answers "decided before?". A read error counts as decided:
 /// the request is refused (and a block that needs it cannot apply, which stops the node).
@@ -117,15 +118,23 @@ pub struct Inner {
 }
 
 impl Shared {
-    /// True when the group knows `crate@version` in any variant: an entry in the log, an
-    /// open round, or a request waiting in the mempool.
-    pub fn knows_spec(&self, spec: &str) -> bool {
-        if self.store.variants(spec).is_ok_and(|v| !v.is_empty()) {
+    /// True when the group has ORDERED (an open round) or DECIDED (a log entry) a request
+    /// for `spec` with the default variant's settings on the committee's target
+    /// (`BuildRequest::is_default_variant_for`) of which `accept` holds. Requests that only
+    /// wait in the mempool do not count: any member can gossip one and it may never be
+    /// ordered, and a junk request gossiped first must not stop a followed release's build.
+    pub fn knows_default(&self, spec: &str, accept: impl Fn(&BuildRequest) -> bool) -> bool {
+        let target = &self.committee.build().target;
+        let fits =
+            |r: &BuildRequest| r.spec() == spec && r.is_default_variant_for(target) && accept(r);
+        if self
+            .store
+            .variant_entries(spec)
+            .is_ok_and(|v| v.iter().any(|(_, e)| fits(&e.request)))
+        {
             return true;
         }
-        let inner = self.lock();
-        inner.state.open_requests().any(|(_, r)| r.spec() == spec)
-            || inner.mempool.has_request_for(spec)
+        self.lock().state.open_requests().any(|(_, r)| fits(r))
     }
 
     /// Opens the shared state over `store`: the open rounds stored with the applied height

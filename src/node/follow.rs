@@ -5,7 +5,11 @@
 //! the interval. A version is a CANDIDATE when it appears after the first poll (the first
 //! poll of a crate makes only its newest non-yanked version a candidate: following starts
 //! from now, it does not rebuild a crate's history). A candidate is done as soon as the group
-//! knows `crate@version` (an entry in the log, an open round, or a request in the mempool).
+//! has ORDERED (an open round) or DECIDED (a log entry) its DEFAULT variant: default
+//! settings on the committee's target with the crate's shipped lockfile, or, for a crate
+//! that ships none (known once pinned), any generated one. A request that only waits in
+//! the mempool, or another variant (other features, a lockfile of someone's choosing),
+//! does not count: a junk request gossiped first cannot stop the release's build.
 //!
 //! **Exactly once across the group**, though every member may follow the same list: each
 //! candidate has one designated member (`SHA-256("synchronicity/follow/v1\n" ‖ spec)` mod n);
@@ -199,7 +203,9 @@ pub(crate) async fn run(
     }
 }
 
-/// Submits the candidates that are due; drops those the group knows. True if any changed.
+/// Submits the candidates that are due; drops those whose default variant the group has
+/// ordered or decided (see [`Shared::knows_default`]: never a request that only waits in
+/// the mempool, never another variant). True if any changed.
 async fn order_candidates(
     config: &FollowConfig,
     name: &str,
@@ -213,7 +219,8 @@ async fn order_candidates(
     let takeover = config.takeover().as_millis() as u64;
     for (version, since) in entry.candidates.clone() {
         let spec = format!("{name}@{version}");
-        if shared.knows_spec(&spec) {
+        // With the crate's shipped lockfile: its default variant is known.
+        if shared.knows_default(&spec, |r| r.lockfile_shipped) {
             entry.candidates.remove(&version);
             changed = true;
             continue;
@@ -223,11 +230,26 @@ async fn order_candidates(
             continue;
         }
         let (service, krate, v) = (service.clone(), name.to_string(), version.clone());
-        let pinned = tokio::task::spawn_blocking(move || service.pin(&krate, &v, None)).await;
-        let result = match pinned {
-            Ok(Ok(p)) => run::submit(commands, p).await,
-            Ok(Err(e)) => Err(e),
+        let pinned = match tokio::task::spawn_blocking(move || service.pin(&krate, &v, None)).await
+        {
+            Ok(r) => r,
             Err(e) => Err(e.to_string()),
+        };
+        // A crate that ships no lockfile: the first generated one ordered is its default.
+        if let Ok(p) = &pinned
+            && !p.request.lockfile_shipped
+            && shared.knows_default(&spec, |_| true)
+        {
+            entry.candidates.remove(&version);
+            changed = true;
+            continue;
+        }
+        if shared.lock().mempool.has_request_for(&spec) {
+            tracing::debug!(spec = %spec, "a request for this release waits unordered in the mempool; ordering the default variant anyway");
+        }
+        let result = match pinned {
+            Ok(p) => run::submit(commands, p).await,
+            Err(e) => Err(e),
         };
         match result {
             Ok(id) => {
@@ -236,7 +258,8 @@ async fn order_candidates(
                     .follow_submitted
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(spec = %spec, id = %hex::encode(id), designated = mine, "followed release ordered");
-                // Kept until the group knows it (then dropped above).
+                // Kept until the group has ordered it (then dropped above); submitting the
+                // same request again only publishes it again.
             }
             Err(e) => {
                 shared
