@@ -264,14 +264,7 @@ pub fn run_wrapping(
             state_file: args.dir.join("follow.json"),
         }),
     };
-    let max_mib = file.artifacts.max_mib.unwrap_or(4096);
-    if !(1..=1 << 24).contains(&max_mib) {
-        bail!("node.toml: artifacts.max_mib = {max_mib} is out of range 1..=16777216");
-    }
-    let store = Arc::new(
-        node::artifacts::ArtifactStore::open(&args.dir.join("artifacts"), max_mib << 20)
-            .with_context(|| format!("cannot open {}", args.dir.join("artifacts").display()))?,
-    );
+    let store = open_artifacts(&args.dir, &file)?;
     let target = committee.build().target.clone();
     run_full(
         args,
@@ -283,9 +276,27 @@ pub fn run_wrapping(
     )
 }
 
-/// `node` with any builder (tests run it with one that returns chosen manifests).
+/// The artifact store `DIR/artifacts`, bounded by node.toml's `[artifacts] max_mib`.
+fn open_artifacts(
+    dir: &Path,
+    file: &NodeFile,
+) -> anyhow::Result<Arc<node::artifacts::ArtifactStore>> {
+    let max_mib = file.artifacts.max_mib.unwrap_or(4096);
+    if !(1..=1 << 24).contains(&max_mib) {
+        bail!("node.toml: artifacts.max_mib = {max_mib} is out of range 1..=16777216");
+    }
+    Ok(Arc::new(
+        node::artifacts::ArtifactStore::open(&dir.join("artifacts"), max_mib << 20)
+            .with_context(|| format!("cannot open {}", dir.join("artifacts").display()))?,
+    ))
+}
+
+/// `node` with any builder (tests run it with one that returns chosen manifests), serving
+/// the artifact store `DIR/artifacts` (tests put files there).
 pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Result<()> {
-    run_full(args, service, None, None)
+    let file = read_node_file(&args.dir, &args.committee)?;
+    let store = open_artifacts(&args.dir, &file)?;
+    run_full(args, service, None, Some(store))
 }
 
 fn run_full(

@@ -591,4 +591,64 @@ mod tests {
         assert_eq!(st.phase, "commit");
         assert_eq!(st.request, req.request);
     }
+
+    /// The follower's question: has the group ORDERED or DECIDED the default variant? A
+    /// request waiting in the mempool, another variant or another target do not count; a
+    /// generated lockfile counts only where the caller accepts it (a crate that ships none).
+    #[test]
+    fn only_ordered_default_requests_are_known() {
+        let tc = TestCommittee::new(4, 14);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, shared) = app(&tc, dir.path());
+        let chain = tc.committee.signing_domain();
+        let signed = |p: &crate::request::PinnedRequest, who: usize| {
+            SignedMessage::sign(
+                Body::Request(p.clone()),
+                who as u32,
+                &tc.identities[who],
+                chain,
+            )
+        };
+        let commit = |a: &mut NodeApp, h: u64, msgs: Vec<SignedMessage>| {
+            let v = block(h, now_ms(), msgs);
+            let cert = arc_malachitebft_core_types::CommitCertificate {
+                height: Height(h),
+                round: Round::new(0),
+                value_id: arc_malachitebft_core_types::Value::id(&v),
+                commit_signatures: vec![],
+            };
+            a.commit(Height(h), &v, &cert).unwrap();
+        };
+        let spec = "fol@1.0.0";
+        let shipped_only = |r: &BuildRequest| r.lockfile_shipped;
+        // A junk request (a lockfile of someone's choice) gossiped first: not ordered.
+        let mut junk = request("fol", "1.0.0", "# junk\n");
+        junk.request.lockfile_shipped = false;
+        assert!(shared.lock().mempool.insert(signed(&junk, 1), false));
+        assert!(!shared.knows_default(spec, |_| true));
+        // Ordered: other features, another target, and the junk lockfile.
+        let mut featured = request("fol", "1.0.0", "lock");
+        featured.request.features = vec!["extra".into()];
+        let mut elsewhere = request("fol", "1.0.0", "lock");
+        elsewhere.request.target = "aarch64-unknown-linux-gnu".into();
+        commit(
+            &mut a,
+            1,
+            vec![
+                signed(&featured, 1),
+                signed(&elsewhere, 2),
+                signed(&junk, 1),
+            ],
+        );
+        assert!(shared.lock().state.is_open(&junk.id()));
+        assert!(!shared.knows_default(spec, shipped_only));
+        assert!(
+            shared.knows_default(spec, |_| true),
+            "a crate that ships none"
+        );
+        assert!(!shared.knows_default("fol@1.0.1", |_| true));
+        // The default variant with the shipped lockfile, ordered.
+        commit(&mut a, 2, vec![signed(&request("fol", "1.0.0", "lock"), 3)]);
+        assert!(shared.knows_default(spec, shipped_only));
+    }
 }
