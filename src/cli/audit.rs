@@ -282,7 +282,14 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok());
-        if age.is_some_and(|a| a <= args.max_age) || args.offline {
+        let fresh_enough = age.is_some_and(|a| a <= args.max_age);
+        if fresh_enough || args.offline {
+            if !fresh_enough {
+                eprintln!(
+                    "warning: {}: the cached proof is older than --max-age (--offline: not refreshed)",
+                    p.spec()
+                );
+            }
             records[i] = Some(r);
         } else {
             stale[i] = Some(r);
@@ -321,7 +328,7 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
                             }
                             (None, None) => None,
                             (Some(old), None) => {
-                                eprintln!("warning: {}: the cached proof is older than --max-age and no peer answered; using it", p.spec());
+                                eprintln!("warning: {}: the cached proof is older than --max-age and no peer gave a fresh one that verifies; using the cached one", p.spec());
                                 Some(old)
                             }
                             (Some(old), Some((text, r))) => {
