@@ -23,7 +23,7 @@ use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
 use crate::log::{CosignedCheckpoint, Height as StoreHeight, LogStore, NewEntry};
 use crate::protocol::{
-    Block, Decided, DecidedIndex, Duty, Env, EnvelopeCache, ProtocolParams, ProtocolState,
+    Block, Decided, DecidedIndex, Duty, Env, EnvelopeCache, ProtocolParams, ProtocolState, Verdict,
 };
 use crate::request::BuildRequest;
 
@@ -118,23 +118,30 @@ pub struct Inner {
 }
 
 impl Shared {
-    /// True when the group has ORDERED (an open round) or DECIDED (a log entry) a request
-    /// for `spec` with the default variant's settings on the committee's target
-    /// (`BuildRequest::is_default_variant_for`) of which `accept` holds. Requests that only
-    /// wait in the mempool do not count: any member can gossip one and it may never be
+    /// The requests for `spec` with the default variant's settings on the committee's
+    /// target (`BuildRequest::is_default_variant_for`) that the group has ORDERED (an open
+    /// round: verdict `None`) or DECIDED (a log entry: its verdict). Requests that only wait
+    /// in the mempool are not among them: any member can gossip one and it may never be
     /// ordered, and a junk request gossiped first must not stop a followed release's build.
-    pub fn knows_default(&self, spec: &str, accept: impl Fn(&BuildRequest) -> bool) -> bool {
+    pub fn default_requests(&self, spec: &str) -> Vec<(BuildRequest, Option<Verdict>)> {
         let target = &self.committee.build().target;
-        let fits =
-            |r: &BuildRequest| r.spec() == spec && r.is_default_variant_for(target) && accept(r);
-        if self
+        let fits = |r: &BuildRequest| r.spec() == spec && r.is_default_variant_for(target);
+        let mut out: Vec<(BuildRequest, Option<Verdict>)> = self
             .store
             .variant_entries(spec)
-            .is_ok_and(|v| v.iter().any(|(_, e)| fits(&e.request)))
-        {
-            return true;
-        }
-        self.lock().state.open_requests().any(|(_, r)| fits(r))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, e)| fits(&e.request))
+            .map(|(_, e)| (e.request, Some(e.verdict)))
+            .collect();
+        out.extend(
+            self.lock()
+                .state
+                .open_requests()
+                .filter(|(_, r)| fits(r))
+                .map(|(_, r)| (r.clone(), None)),
+        );
+        out
     }
 
     /// Opens the shared state over `store`: the open rounds stored with the applied height
@@ -592,11 +599,11 @@ mod tests {
         assert_eq!(st.request, req.request);
     }
 
-    /// The follower's question: has the group ORDERED or DECIDED the default variant? A
-    /// request waiting in the mempool, another variant or another target do not count; a
-    /// generated lockfile counts only where the caller accepts it (a crate that ships none).
+    /// The follower's input: what the group has ORDERED or DECIDED of a release's default
+    /// variant. A request waiting in the mempool, another variant or another target are not
+    /// in it.
     #[test]
-    fn only_ordered_default_requests_are_known() {
+    fn only_ordered_default_requests_are_listed() {
         let tc = TestCommittee::new(4, 14);
         let dir = tempfile::tempdir().unwrap();
         let (mut a, shared) = app(&tc, dir.path());
@@ -620,12 +627,20 @@ mod tests {
             a.commit(Height(h), &v, &cert).unwrap();
         };
         let spec = "fol@1.0.0";
-        let shipped_only = |r: &BuildRequest| r.lockfile_shipped;
+        let ids = |s: &Shared| -> Vec<[u8; 32]> {
+            s.default_requests(spec)
+                .iter()
+                .map(|(r, v)| {
+                    assert_eq!(*v, None, "open, not decided");
+                    r.id()
+                })
+                .collect()
+        };
         // A junk request (a lockfile of someone's choice) gossiped first: not ordered.
         let mut junk = request("fol", "1.0.0", "# junk\n");
         junk.request.lockfile_shipped = false;
         assert!(shared.lock().mempool.insert(signed(&junk, 1), false));
-        assert!(!shared.knows_default(spec, |_| true));
+        assert!(ids(&shared).is_empty());
         // Ordered: other features, another target, and the junk lockfile.
         let mut featured = request("fol", "1.0.0", "lock");
         featured.request.features = vec!["extra".into()];
@@ -640,15 +655,16 @@ mod tests {
                 signed(&junk, 1),
             ],
         );
-        assert!(shared.lock().state.is_open(&junk.id()));
-        assert!(!shared.knows_default(spec, shipped_only));
-        assert!(
-            shared.knows_default(spec, |_| true),
-            "a crate that ships none"
-        );
-        assert!(!shared.knows_default("fol@1.0.1", |_| true));
+        assert!(shared.lock().state.is_open(&featured.id()));
+        assert_eq!(ids(&shared), [junk.id()]);
+        assert!(shared.default_requests("fol@1.0.1").is_empty());
         // The default variant with the shipped lockfile, ordered.
-        commit(&mut a, 2, vec![signed(&request("fol", "1.0.0", "lock"), 3)]);
-        assert!(shared.knows_default(spec, shipped_only));
+        let shipped = request("fol", "1.0.0", "lock");
+        commit(&mut a, 2, vec![signed(&shipped, 3)]);
+        let mut got = ids(&shared);
+        got.sort();
+        let mut want = vec![junk.id(), shipped.id()];
+        want.sort();
+        assert_eq!(got, want);
     }
 }
