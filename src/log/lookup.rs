@@ -3,7 +3,8 @@
 //! variant's entry: default features, lib and bins, release profile, the committee's target
 //! (`BuildRequest::is_default_variant_for`), and
 //!
-//! 0. the crate's SHIPPED lockfile: once any such entry with `lockfile_shipped` exists, only
+//! 0. never a request the group refused as invalid (failure class `invalid-request`, e.g. a
+//!    `lockfile_shipped` that lied); then the crate's SHIPPED lockfile: once any such entry with `lockfile_shipped` exists, only
 //!    those count, so a request ordered first with a lockfile of someone's choosing never
 //!    becomes the default of a crate that ships one; for a crate that ships none, the
 //!    entries with a generated lockfile (a client shown one says so);
@@ -13,7 +14,11 @@
 //! 3. else nothing (only other variants exist: ask by request id).
 
 use super::store::{LogStore, StoreError};
-use crate::protocol::{LogEntry, Verdict};
+use crate::protocol::{LogEntry, Verdict, failure_digest};
+
+/// The failure class of a request every member refused as invalid (builders check
+/// `lockfile_shipped` against the `.crate`'s own lockfile).
+const INVALID_REQUEST: &str = "invalid-request";
 
 /// What a lookup key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +50,16 @@ impl LookupKey {
 /// Of `variants` (index, entry) in log order, the index that answers `crate@version` on a
 /// committee building for `target` (`None`: any target, for callers without a committee).
 pub fn choose_default(variants: &[(u64, LogEntry)], target: Option<&str>) -> Option<u64> {
-    let settings = |e: &LogEntry| match target {
-        Some(t) => e.request.is_default_variant_for(t),
-        None => e.request.is_default_variant(),
+    let refused = failure_digest(INVALID_REQUEST);
+    let settings = |e: &LogEntry| {
+        // A request the group refused as invalid (e.g. its `lockfile_shipped` lied) is not a
+        // build of the crate: it answers by request id only.
+        let invalid = e.verdict == Verdict::Failed && e.digest[..] == refused[..];
+        !invalid
+            && match target {
+                Some(t) => e.request.is_default_variant_for(t),
+                None => e.request.is_default_variant(),
+            }
     };
     let any_shipped = variants
         .iter()
@@ -196,6 +208,16 @@ mod tests {
             ),
             Some(1)
         );
+        // A request that lied about its lockfile, refused as invalid by the group: never
+        // the default, so it cannot hide the generated one (nor a later shipped one).
+        let mut lie = entry(&[], 1, Failed);
+        lie.request.lockfile_sha256 = vec![8; 32];
+        lie.digest = failure_digest(INVALID_REQUEST).to_vec();
+        assert_eq!(
+            choose_default(&[(0, lie.clone()), (1, generated(1, Reproduced))], TARGET),
+            Some(1)
+        );
+        assert_eq!(choose_default(&[(0, lie)], TARGET), None);
         // Another target is another variant, even with the shipped lockfile.
         let mut elsewhere = entry(&[], 1, Reproduced);
         elsewhere.request.target = "aarch64-unknown-linux-gnu".into();
