@@ -13,7 +13,8 @@
 //!   while no build with the shipped lockfile exists, and says so; once the shipped one is
 //!   decided it answers with that;
 //! - `audit` keeps cached proofs younger than `--max-age` and refreshes older ones against
-//!   the newer checkpoint.
+//!   the newer checkpoint; a cached proof of another variant (features, another target),
+//!   cosigned in a real redb log, is dropped with the same check as a fresh one.
 
 mod support;
 
@@ -412,4 +413,110 @@ async fn clients_refuse_what_is_not_theirs_and_survive_hostile_peers() {
         stderr(&o)
     );
     assert_eq!(refreshed["request_id"], first["request_id"]);
+}
+
+/// A proof file for `entry`, the only entry of a real redb log cosigned by `tc`.
+fn proof_of(
+    tc: &synchronicity::testing::TestCommittee,
+    dir: &Path,
+    entry: &synchronicity::protocol::LogEntry,
+) -> String {
+    use synchronicity::log::{Height, LogStore, NewEntry};
+    let store = LogStore::open(&dir.join("log")).unwrap();
+    store
+        .append_decided(
+            &[NewEntry {
+                bytes: entry.to_cbor(),
+                request_id: entry.request.id(),
+                spec: entry.request.spec(),
+                blobs: vec![],
+            }],
+            Height::bare(1, 1),
+        )
+        .unwrap();
+    let (size, root) = store.head().unwrap();
+    let cp = tc.cosign(size, root);
+    store.put_checkpoint(&cp).unwrap();
+    store.proof_file(0, &cp).unwrap().format()
+}
+
+/// A cached proof gets the same default-variant check as a fresh one: a proof of another
+/// variant (features, another target) planted in the cache is dropped, said, and the
+/// package is unknown; the default variant's proof in the same place is used.
+#[test]
+fn audit_checks_cached_proofs_like_fresh_ones() {
+    use synchronicity::protocol::{ENTRY_FORMAT, LogEntry, attestation_statement};
+    let tc = synchronicity::testing::TestCommittee::new(4, 71);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let trust = home.join("committee.toml");
+    std::fs::write(&trust, tc.committee.to_toml()).unwrap();
+    let entry = |features: &[&str], target: &str| {
+        let mut req = synchronicity::testing::request("tool", "1.0.0", "lock").request;
+        req.features = features.iter().map(|f| f.to_string()).collect();
+        req.target = target.into();
+        let digest = [5u8; 32];
+        let st = attestation_statement(tc.committee.origin(), &req.id(), &digest);
+        LogEntry {
+            format: ENTRY_FORMAT,
+            request: req,
+            verdict: Verdict::Reproduced,
+            digest: digest.to_vec(),
+            attestation: tc.sign(0..3, st.as_bytes()).to_bytes(),
+            dissenters: vec![],
+            silent: vec![],
+            misbehaviour: vec![],
+            height: 1,
+        }
+    };
+    let lock = audit_lockfile(home, "tool", "1.0.0");
+    let cached = home.join("cache/synchronicity/proofs/tool-1.0.0.tlog-proof");
+    std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+    let audit = || {
+        Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+            .args([
+                "audit",
+                "--offline",
+                "--json",
+                "--lockfile",
+                lock.to_str().unwrap(),
+                "--trust",
+            ])
+            .arg(&trust)
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .output()
+            .unwrap()
+    };
+    let target = tc.committee.build().target.clone();
+    for (i, (features, target, label)) in [
+        (&["serde"][..], target.as_str(), "features=serde"),
+        (
+            &[][..],
+            "aarch64-unknown-linux-gnu",
+            "target=aarch64-unknown-linux-gnu",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = home.join(format!("log{i}"));
+        std::fs::write(&cached, proof_of(&tc, &dir, &entry(features, target))).unwrap();
+        let o = audit();
+        let err = ok(&o);
+        assert_eq!(audit_row(&o)["status"], "unknown", "{err}");
+        assert!(
+            err.contains("cached proof") && err.contains("dropped") && err.contains(label),
+            "{err}"
+        );
+    }
+    std::fs::write(
+        &cached,
+        proof_of(&tc, &home.join("log-default"), &entry(&[], &target)),
+    )
+    .unwrap();
+    let o = audit();
+    ok(&o);
+    assert_eq!(audit_row(&o)["status"], "reproduced");
+    assert_eq!(audit_row(&o)["lockfile"], "shipped");
 }
