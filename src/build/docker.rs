@@ -1,30 +1,41 @@
-//! Backend `docker`: rustwide 0.28 with a LOCAL image (no registry is reachable), fully
-//! offline. One container per build: `--network none`, a memory limit for the container
-//! (`--memory`), a process limit (`docker update --pids-limit` on the idle container rustwide
-//! starts, before the build's first process), the pristine source mounted read-only at
-//! `/opt/rustwide/source`, and the build directory (target and the container's `/tmp`) on
-//! the build's own size-limited disk, fresh for each build. rustwide's own prepare step runs on its copy in `/opt/rustwide/workdir` (offline,
-//! harmless); we build from the pristine copy so both backends compile identical files.
+//! Backend `docker`: one container per build from a LOCAL image (no registry is reachable),
+//! with the same files, user and environment as the `sandbox` backend:
+//!
+//! - `--user` [`BUILD_UID`], `--cap-drop ALL`, `no-new-privileges`, `--network none`,
+//!   `--read-only` root: the container has no writable layer, so nothing escapes the disk
+//!   limit; tmpfs on `/opt`, `/root` and `/var/tmp` as in the sandbox (their pages are
+//!   charged to the container's memory limit);
+//! - `/tmp` and `/opt/rustwide/target` on the build's own size-limited disk (`limits.rs`),
+//!   the pristine source, the cargo and rustup homes and an empty working directory
+//!   read-only, at the sandbox's paths;
+//! - `--memory` (no swap on top) and `--pids-limit` for the whole container; time and
+//!   output watched by `output.rs`, the container killed at either limit.
+//!
+//! The container idles (`sleep infinity`, as the build user) and the build runs by
+//! `docker exec`, so the container's cgroup counters (OOM kills, refused forks) can be read
+//! after the build and before the container is removed. Containers carry the labels
+//! `synchronicity.work` (this work directory) and `synchronicity.job`; a builder that starts
+//! removes every container a crashed predecessor left with its work label.
+//!
+//! This replaces rustwide (used up to wave 2): rustwide runs every command as the node's
+//! own uid (root) by `docker exec --user`, and offers no read-only root, no capability drop
+//! and no bound on the output it stores (docs/decisions.md).
 
-use std::path::Path;
-use std::sync::Once;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use rustwide::cmd::{CommandError, MountKind, ProcessLinesActions, SandboxBuilder, SandboxImage};
-use rustwide::logging::{self, LogStorage};
-use rustwide::{Crate, Toolchain, Workspace, WorkspaceBuilder};
-
-use super::limits::{DiskLimit, Exceeded};
-use super::sandbox::SOURCE_IN_SANDBOX;
+use super::limits::{DiskLimit, Exceeded, counter};
+use super::output::watch;
+use super::sandbox::{BUILD_UID, CARGO_IN_SANDBOX, SOURCE_IN_SANDBOX, UMASK_AND_EXEC, base_env};
 use super::workspace::BuildWorkspace;
-use super::{BuildError, FailureClass, Job, RunOutput};
+use super::{BuildError, Job, RunOutput};
 
 /// Docker image tag made by `scripts/build-image.sh`.
 pub const DEFAULT_IMAGE: &str = "synchronicity-sandbox:bookworm-v2";
 
 /// True when a Docker engine answers.
 pub fn engine_available() -> bool {
-    std::process::Command::new("docker")
+    Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
         .map(|o| o.status.success())
@@ -33,7 +44,7 @@ pub fn engine_available() -> bool {
 
 /// The image id (`sha256:…`) of `tag`.
 pub fn image_id(tag: &str) -> Result<String, BuildError> {
-    let out = std::process::Command::new("docker")
+    let out = Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", tag])
         .output()
         .map_err(|e| BuildError::Backend(format!("docker: {e}")))?;
@@ -45,213 +56,249 @@ pub fn image_id(tag: &str) -> Result<String, BuildError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-pub(crate) struct DockerBackend {
-    workspace: Workspace,
-    root: std::path::PathBuf,
-    image_id: String,
+fn docker(args: &[&str]) -> Result<String, BuildError> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(|e| BuildError::Backend(format!("docker: {e}")))?;
+    if !out.status.success() {
+        return Err(BuildError::Backend(format!(
+            "docker {}: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-static LOGGING: Once = Once::new();
+pub(crate) struct DockerBackend {
+    ws: BuildWorkspace,
+    image_id: String,
+    /// The `synchronicity.work` label: this work directory on this host.
+    work_label: String,
+}
 
 impl DockerBackend {
     pub(crate) fn new(ws: &BuildWorkspace, tag: &str) -> Result<Self, BuildError> {
-        LOGGING.call_once(|| {
-            if !logging::is_initialized() {
-                logging::init();
-            }
-        });
         let image_id = image_id(tag)?;
-        let image =
-            SandboxImage::local(&image_id).map_err(|e| BuildError::Backend(e.to_string()))?;
-        let workspace = WorkspaceBuilder::new(
-            ws.root(),
-            concat!("synchronicity/", env!("CARGO_PKG_VERSION")),
-        )
-        .sandbox_image(image)
-        .command_timeout(Some(Duration::from_secs(3600)))
-        .init()
-        .map_err(|e| BuildError::Backend(format!("rustwide workspace: {e:#}")))?;
-        Ok(Self {
-            workspace,
-            root: ws.root().to_path_buf(),
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let me = format!("{}\n{}", host.trim(), ws.root().display());
+        let work_label = hex::encode(&crate::crypto::sha256(me.as_bytes())[..6]);
+        let backend = Self {
+            ws: ws.clone(),
             image_id,
-        })
+            work_label,
+        };
+        backend.remove_leftovers();
+        Ok(backend)
     }
 
     pub(crate) fn image_id(&self) -> &str {
         &self.image_id
     }
 
-    pub(crate) fn run(&self, job: &Job) -> Result<RunOutput, BuildError> {
-        let toolchain = Toolchain::dist(&job.toolchain);
-        let krate = Crate::local(&job.source);
-        let mut dir = self.workspace.build_dir(&job.name);
-        // A fresh target dir: no stale artifacts, no cached `rustc -vV` from another build.
-        dir.purge()
-            .map_err(|e| BuildError::Backend(format!("purge: {e:#}")))?;
-        // rustwide's build directory (its `source` copy and `target`) on the build's disk.
-        let build_dir = self.root.join("builds").join(&job.name);
-        let disk = DiskLimit::mount(&build_dir, &self.root.join("disks"), job.limits.disk)?;
-        let tmp = build_dir.join("tmp");
-        std::fs::create_dir_all(&tmp)
-            .and_then(|()| {
-                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
-            })
-            .map_err(|e| BuildError::Backend(format!("{}: {e}", tmp.display())))?;
-        let sandbox = SandboxBuilder::new()
-            .mount(
-                &job.source,
-                Path::new(SOURCE_IN_SANDBOX),
-                MountKind::ReadOnly,
-            )
-            .mount(&tmp, Path::new("/tmp"), MountKind::ReadWrite)
-            .memory_limit(Some(job.limits.memory as usize))
-            .enable_networking(false);
-        let storage = LogStorage::new(log::LevelFilter::Info);
-        let mut result: Option<Result<(), (FailureClass, String)>> = None;
-        let mut stdout = Vec::new();
-        let mut target = None;
-        let mut container: Option<String> = None;
-        let mut enospc = false;
-        let run = logging::capture(&storage, || {
-            dir.build(&toolchain, &krate, sandbox).run(|build| {
-                target = Some(build.host_target_dir());
-                // The container idles (`sleep infinity`) until the first `docker exec`; its
-                // hostname is its id. The limit is in place before any build process runs.
-                let id = build
-                    .cmd("cat")
-                    .args(["/etc/hostname"])
-                    .run_capture()?
-                    .stdout_lines()
-                    .first()
-                    .cloned()
-                    .unwrap_or_default();
-                limit_processes(&id, job.limits.processes)?;
-                container = Some(id);
-                let mut cmd = build
-                    .cargo()
-                    .args(&job.cargo_args)
-                    .timeout(Some(job.limits.time));
-                for (k, v) in &job.env {
-                    cmd = cmd.env(k, v);
-                }
-                let r = cmd
-                    .process_lines(&mut |line: &str, a: &mut ProcessLinesActions| {
-                        // The build may free what it wrote; the error it met stays.
-                        enospc |= line.contains("No space left on device");
-                        if line.starts_with('{') {
-                            stdout.push(line.to_string());
-                            a.remove_line();
-                        }
-                    })
-                    .run();
-                let exceeded = Exceeded {
-                    oom_kills: 0,
-                    fork_refusals: container.as_deref().map(fork_refusals).unwrap_or(0),
-                };
-                let full = enospc || disk.full();
-                result = Some(r.map_err(|e| classify(&e, exceeded, full, &job.limits)));
-                Ok(())
-            })
-        });
-        let log = storage.to_string();
-        let result = match (run, result) {
-            (_, Some(r)) => r,
-            (Err(e), None) => Err((FailureClass::SandboxError, format!("{e:#}"))),
-            (Ok(_), None) => Err((FailureClass::SandboxError, "the build did not run".into())),
+    /// Removes the containers a crashed builder of this work directory left.
+    fn remove_leftovers(&self) {
+        let filter = format!("label=synchronicity.work={}", self.work_label);
+        let Ok(ids) = docker(&["ps", "-aq", "--filter", &filter]) else {
+            return;
         };
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            let _ = docker(&args);
+        }
+    }
+
+    /// The container's name: its work label and the job's name, in docker's alphabet.
+    fn container_name(&self, job: &Job) -> String {
+        let job: String = job
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("synchronicity-{}-{job}", self.work_label)
+    }
+
+    pub(crate) fn run(&self, job: &Job) -> Result<RunOutput, BuildError> {
+        let base = self.ws.root().join("docker-builds").join(&job.name);
+        let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
+        let (target, tmp) = disk.build_dirs()?;
+        let workdir = self.ws.root().join("docker-builds/empty-workdir");
+        std::fs::create_dir_all(&workdir)
+            .map_err(|e| BuildError::Backend(format!("{}: {e}", workdir.display())))?;
+        let name = self.container_name(job);
+        // A container of this name left by a crash (the sweep at start-up takes the rest).
+        let _ = docker(&["rm", "-f", &name]);
+        let container = Container(name);
+        let create = self.create_args(job, &container.0, &target, &tmp, &workdir);
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        docker(&create)?;
+        docker(&["start", &container.0])?;
+
+        let mut exec = Command::new("docker");
+        exec.args(["exec", &container.0])
+            .args(UMASK_AND_EXEC)
+            .arg(CARGO_IN_SANDBOX)
+            .arg(format!("+{}", job.toolchain))
+            .args(&job.cargo_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = exec
+            .spawn()
+            .map_err(|e| BuildError::Backend(format!("docker exec: {e}")))?;
+        // Killing the container's PID 1 ends its PID namespace: every build process.
+        let kill = {
+            let name = container.0.clone();
+            move || {
+                let _ = Command::new("docker").args(["kill", &name]).output();
+            }
+        };
+        let watched = watch(&mut child, job.limits.output, job.limits.time, &kill)?;
+        let exceeded = container.exceeded();
+        drop(container);
+        let disk_full = disk.full() || watched.captured.saw_enospc;
+        let result = watched.classify(exceeded, disk_full, job);
         Ok(RunOutput {
             result,
-            stdout,
-            log,
-            target_dir: target,
+            json: watched.captured.json,
+            log: watched.captured.log,
+            target_dir: Some(target),
             disk: Some(disk),
         })
     }
-}
 
-/// `docker update --pids-limit` on the (idle) container `id`.
-fn limit_processes(id: &str, processes: u32) -> anyhow::Result<()> {
-    let out = std::process::Command::new("docker")
-        .args(["update", "--pids-limit", &processes.to_string(), id])
-        .output()?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "docker update --pids-limit: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    fn create_args(
+        &self,
+        job: &Job,
+        name: &str,
+        target: &Path,
+        tmp: &Path,
+        workdir: &Path,
+    ) -> Vec<String> {
+        let user = format!("{BUILD_UID}:{BUILD_UID}");
+        let memory = job.limits.memory.to_string();
+        let tmpfs = |path: &str, mode: &str| {
+            format!(
+                "{path}:rw,exec,nosuid,nodev,mode={mode},size={}",
+                job.limits.memory
+            )
+        };
+        let bind =
+            |host: &Path, inside: &str, mode: &str| format!("{}:{inside}:{mode}", host.display());
+        let mut a: Vec<String> = vec![
+            "create".into(),
+            "--name".into(),
+            name.into(),
+            "--label".into(),
+            format!("synchronicity.work={}", self.work_label),
+            "--label".into(),
+            format!("synchronicity.job={}", job.name),
+            "--user".into(),
+            user,
+            "--read-only".into(),
+            "--cap-drop".into(),
+            "ALL".into(),
+            "--security-opt".into(),
+            "no-new-privileges".into(),
+            "--network".into(),
+            "none".into(),
+            "--hostname".into(),
+            "synchronicity".into(),
+            "--memory".into(),
+            memory.clone(),
+            "--memory-swap".into(),
+            memory,
+            "--pids-limit".into(),
+            job.limits.processes.to_string(),
+            "--tmpfs".into(),
+            tmpfs("/opt", "755"),
+            "--tmpfs".into(),
+            tmpfs("/root", "1777"),
+            "--tmpfs".into(),
+            tmpfs("/var/tmp", "1777"),
+            "-v".into(),
+            bind(&self.ws.cargo_home(), "/opt/rustwide/cargo-home", "ro"),
+            "-v".into(),
+            bind(&self.ws.rustup_home(), "/opt/rustwide/rustup-home", "ro"),
+            "-v".into(),
+            bind(&job.source, SOURCE_IN_SANDBOX, "ro"),
+            "-v".into(),
+            bind(workdir, "/opt/rustwide/workdir", "ro"),
+            "-v".into(),
+            bind(target, "/opt/rustwide/target", "rw"),
+            "-v".into(),
+            bind(tmp, "/tmp", "rw"),
+            "--workdir".into(),
+            "/opt/rustwide/workdir".into(),
+        ];
+        for (k, v) in base_env() {
+            a.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        for (k, v) in &job.env {
+            a.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        a.extend([self.image_id.clone(), "sleep".into(), "infinity".into()]);
+        a
     }
-    Ok(())
 }
 
-/// `fork`s the container's pids cgroup refused, read on the host (the container may be too
-/// full of processes to run anything more).
-fn fork_refusals(id: &str) -> u64 {
-    let pid = std::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.State.Pid}}", id])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+/// A build's container; dropping it removes it (and kills what is left inside).
+struct Container(String);
+
+impl Container {
+    /// What the container's cgroups counted (read on the host: the container may be too full
+    /// of processes to run anything more). A container whose PID 1 the OOM killer took is
+    /// gone with its cgroup; docker's `OOMKilled` says so.
+    fn exceeded(&self) -> Exceeded {
+        let state = docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Pid}} {{.State.OOMKilled}}",
+            &self.0,
+        ])
         .unwrap_or_default();
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
-        let (Some(controllers), Some(path)) = (controllers, path) else {
-            continue;
-        };
-        let file = match controllers {
-            c if c.split(',').any(|c| c == "pids") => {
-                format!("/sys/fs/cgroup/pids{path}/pids.events")
+        let mut it = state.split_whitespace();
+        let pid = it.next().unwrap_or("0");
+        let oom_killed = it.next() == Some("true");
+        let mut e = Exceeded::default();
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        for line in cgroups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+            let (Some(controllers), Some(path)) = (controllers, path) else {
+                continue;
+            };
+            let has = |c: &str| controllers.split(',').any(|x| x == c);
+            let v1 =
+                |c: &str, file: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}/{file}"));
+            if has("pids") {
+                e.fork_refusals = counter(&v1("pids", "pids.events"), "max");
+            } else if has("memory") {
+                e.oom_kills = counter(&v1("memory", "memory.oom_control"), "oom_kill");
+            } else if controllers.is_empty() {
+                let v2 = |file: &str| PathBuf::from(format!("/sys/fs/cgroup{path}/{file}"));
+                e.fork_refusals = counter(&v2("pids.events"), "max");
+                e.oom_kills = counter(&v2("memory.events"), "oom_kill");
             }
-            "" => format!("/sys/fs/cgroup{path}/pids.events"),
-            _ => continue,
-        };
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            return text
-                .lines()
-                .find_map(|l| l.strip_prefix("max ").and_then(|v| v.trim().parse().ok()))
-                .unwrap_or(0);
         }
+        if oom_killed {
+            e.oom_kills = e.oom_kills.max(1);
+        }
+        e
     }
-    0
 }
 
-fn classify(
-    e: &CommandError,
-    exceeded: Exceeded,
-    disk_full: bool,
-    limits: &super::Limits,
-) -> (FailureClass, String) {
-    let class = match e {
-        CommandError::SandboxOOM => FailureClass::OutOfMemory,
-        _ if exceeded.fork_refusals > 0 => {
-            return (
-                FailureClass::TooManyProcesses,
-                format!(
-                    "{} fork(s) refused at the limit of {} processes",
-                    exceeded.fork_refusals, limits.processes
-                ),
-            );
-        }
-        _ if disk_full => {
-            return (
-                FailureClass::DiskLimit,
-                format!("the build's disk of {} MiB is full", limits.disk >> 20),
-            );
-        }
-        CommandError::ExecutionFailed { status, .. } if status.code() == Some(101) => {
-            FailureClass::CompileError
-        }
-        CommandError::Timeout(_)
-        | CommandError::NoOutputFor(_)
-        | CommandError::KillAfterTimeoutFailed(_) => FailureClass::Timeout,
-        _ => FailureClass::SandboxError,
-    };
-    (
-        class,
-        e.to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
 }

@@ -95,7 +95,7 @@ fn write(path: &Path, value: &str) -> Result<(), BuildError> {
 }
 
 /// `key value` lines (`memory.events`, `pids.events`, `memory.oom_control`).
-fn counter(path: &Path, key: &str) -> u64 {
+pub(crate) fn counter(path: &Path, key: &str) -> u64 {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -309,6 +309,23 @@ impl DiskLimit {
         )?;
         let _ = std::fs::remove_dir(mount_point.join("lost+found"));
         Ok(limit)
+    }
+
+    /// Makes the build's two writable directories on this disk: `target` (owned by
+    /// [`BUILD_UID`](super::sandbox::BUILD_UID), 0755) and `tmp` (root's, 1777). Returns
+    /// their host paths.
+    pub(crate) fn build_dirs(&self) -> Result<(PathBuf, PathBuf), BuildError> {
+        use std::os::unix::fs::PermissionsExt;
+        let uid = super::sandbox::BUILD_UID;
+        let target = self.mount_point.join("target");
+        let tmp = self.mount_point.join("tmp");
+        let io = |p: &Path, e: std::io::Error| backend(&p.display().to_string(), e);
+        std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
+        std::os::unix::fs::chown(&target, Some(uid), Some(uid)).map_err(|e| io(&target, e))?;
+        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
+            .map_err(|e| io(&tmp, e))?;
+        Ok((target, tmp))
     }
 
     /// True when the filesystem has (almost) no free space left: the build hit the limit.

@@ -10,9 +10,11 @@
 //! [`Backend::Sandbox`] (bubblewrap over the same root filesystem). `auto` picks Docker when
 //! an engine answers. What makes the bytes equal is in `docs/reproducibility.md`.
 
+mod artifacts;
 mod dev_deps;
 mod docker;
 mod limits;
+mod output;
 mod sandbox;
 mod sources;
 mod workspace;
@@ -20,9 +22,10 @@ mod workspace;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use artifacts::{RefusedArtifact, names_from_messages};
 pub use dev_deps::strip_dev_dependencies;
 pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
-pub use sandbox::{DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
+pub use sandbox::{BUILD_UID, DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
 pub use sources::{
     CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, IndexPoll, Registry, SourceError, index_path,
     index_versions, parse_index, unpack_crate,
@@ -30,7 +33,6 @@ pub use sources::{
 pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
 pub use workspace::BuildWorkspace;
 
-use crate::crypto::sha256;
 use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 
 /// A fixed `SOURCE_DATE_EPOCH` (1980-01-01): tools that embed a time embed this one.
@@ -62,7 +64,7 @@ pub enum BuildError {
 pub enum Backend {
     /// Docker when an engine answers, else the sandbox.
     Auto,
-    /// rustwide in Docker.
+    /// A Docker container per build.
     Docker,
     /// bubblewrap, no Docker engine needed.
     Sandbox,
@@ -84,6 +86,15 @@ pub enum FailureClass {
     DiskLimit,
     /// The sandbox itself failed.
     SandboxError,
+    /// Over the output cap: the build wrote more than the limit to stdout and stderr.
+    OutputLimit,
+    /// The build left something the host refuses to read where an artifact should be: a
+    /// link, FIFO or device, a file on another filesystem or over the size cap, or a name
+    /// that is not a plain relative path ([`RefusedArtifact`]).
+    ForbiddenOutput,
+    /// The request lies about its inputs (it says the lockfile is the one the `.crate`
+    /// ships, and it is not): every member refuses to build it.
+    InvalidRequest,
 }
 
 impl std::fmt::Display for FailureClass {
@@ -95,6 +106,9 @@ impl std::fmt::Display for FailureClass {
             Self::TooManyProcesses => "too-many-processes",
             Self::DiskLimit => "disk-limit",
             Self::SandboxError => "sandbox-error",
+            Self::OutputLimit => "output-limit",
+            Self::ForbiddenOutput => "forbidden-output",
+            Self::InvalidRequest => "invalid-request",
         })
     }
 }
@@ -139,16 +153,23 @@ pub struct Limits {
     pub time: Duration,
     /// `cargo -j` (does not change the output: codegen units come from the profile).
     pub jobs: u32,
+    /// Bytes of stdout and stderr together; past it the build is killed (`output-limit`).
+    pub output: u64,
+    /// Bytes of artifacts copied out of the build, per file and in all.
+    pub artifacts: u64,
 }
 
 impl Default for Limits {
-    /// 4 GiB, 4,096 processes, 16 GiB of disk, 30 minutes, the machine's parallelism.
+    /// 4 GiB, 4,096 processes, 16 GiB of disk, 30 minutes, the machine's parallelism, 8 MiB
+    /// of output, 4 GiB of artifacts.
     fn default() -> Self {
         Self {
             memory: 4 << 30,
             processes: 4096,
             disk: 16 << 30,
             time: Duration::from_secs(30 * 60),
+            output: 8 << 20,
+            artifacts: 4 << 30,
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get() as u32)
                 .unwrap_or(2),
@@ -217,7 +238,8 @@ pub(crate) struct Job {
 
 pub(crate) struct RunOutput {
     pub(crate) result: Result<(), (FailureClass, String)>,
-    pub(crate) stdout: Vec<String>,
+    /// Cargo's JSON messages: hints only (`artifacts.rs`).
+    pub(crate) json: Vec<String>,
     pub(crate) log: String,
     pub(crate) target_dir: Option<PathBuf>,
     /// The build's disk, mounted until the artifacts are hashed and copied out.
@@ -280,55 +302,6 @@ impl BuilderConfig {
             registry: None,
         }
     }
-}
-
-/// The cargo package id prefix of the crate being built (a path package).
-const ROOT_PACKAGE_PREFIX: &str = "path+file:///opt/rustwide/source";
-const TARGET_IN_SANDBOX: &str = "/opt/rustwide/target/";
-
-/// The artifacts of the root package's lib and bin targets, from cargo's JSON messages, as
-/// paths relative to the target directory. Build-script executables, `.rmeta` and `.d`
-/// files are left out (see [`Manifest`]).
-pub fn root_artifacts(json_lines: &[String]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Target {
-        kind: Vec<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Msg {
-        reason: String,
-        #[serde(default)]
-        package_id: String,
-        target: Option<Target>,
-        #[serde(default)]
-        filenames: Vec<String>,
-    }
-    let mut out = Vec::new();
-    for line in json_lines {
-        let Ok(m) = serde_json::from_str::<Msg>(line) else {
-            continue;
-        };
-        if m.reason != "compiler-artifact" || !m.package_id.starts_with(ROOT_PACKAGE_PREFIX) {
-            continue;
-        }
-        if m.target
-            .as_ref()
-            .is_some_and(|t| t.kind.iter().any(|k| k == "custom-build"))
-        {
-            continue;
-        }
-        for f in m.filenames {
-            if f.ends_with(".rmeta") || f.ends_with(".d") {
-                continue;
-            }
-            if let Some(rel) = f.strip_prefix(TARGET_IN_SANDBOX) {
-                out.push(rel.to_string());
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
 }
 
 impl Builder {
@@ -517,8 +490,30 @@ impl Builder {
             .sources()
             .join(format!("{}-{}-{}", req.krate, req.version, &id[..16]));
         let _ = std::fs::remove_dir_all(&source);
-        unpack_crate(&file, &req.krate, &req.version, &source)?;
-        strip_manifest(&source)?;
+        let shipped = unpack_crate(&file, &req.krate, &req.version, &source)?;
+        let stripped = strip_manifest(&source)?;
+        // A request that says its lockfile is the one the `.crate` ships must carry exactly
+        // that one (pruned of dev-dependencies as `pin` does): the default variant of a
+        // release is the crate's own, not the first submitter's choice.
+        if req.lockfile_shipped {
+            let lie = match shipped {
+                None => Some("the request says the .crate ships a lockfile, and it ships none"),
+                Some(s) => {
+                    let s = if stripped {
+                        self.prune_lockfile(&source, &s)?
+                    } else {
+                        s
+                    };
+                    (s != pinned.lockfile).then_some(
+                        "the request says its lockfile is the one the .crate ships, and it is not",
+                    )
+                }
+            };
+            if let Some(reason) = lie {
+                d.prepare = t.elapsed().as_secs_f64();
+                return self.refused(req.clone(), FailureClass::InvalidRequest, reason, d);
+            }
+        }
         std::fs::write(source.join("Cargo.lock"), &pinned.lockfile)
             .map_err(|e| BuildError::Workspace(e.to_string()))?;
         d.prepare = t.elapsed().as_secs_f64();
@@ -528,6 +523,38 @@ impl Builder {
         self.ws.fetch_dependencies(&source)?;
         d.fetch += t.elapsed().as_secs_f64();
         self.build_dir(req.clone(), &source, d, progress)
+    }
+
+    /// The report of a request refused before any build: its reason is the whole log.
+    fn refused(
+        &self,
+        req: BuildRequest,
+        class: FailureClass,
+        reason: &str,
+        d: Durations,
+    ) -> Result<BuildReport, BuildError> {
+        let log_path = self.log_path(&req)?;
+        std::fs::write(&log_path, format!("[refused] {class}: {reason}\n"))
+            .map_err(|e| BuildError::Workspace(e.to_string()))?;
+        Ok(BuildReport {
+            request: req,
+            outcome: Outcome::Failure {
+                class,
+                reason: reason.into(),
+            },
+            backend: self.backend_name(),
+            image_id: self.image_id(),
+            durations: d,
+            log_path,
+            artifacts: Vec::new(),
+        })
+    }
+
+    /// `<work>/logs/<request id>.log` (the directory made).
+    fn log_path(&self, req: &BuildRequest) -> Result<PathBuf, BuildError> {
+        let logs = self.ws.root().join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| BuildError::Workspace(e.to_string()))?;
+        Ok(logs.join(format!("{}.log", hex::encode(req.id()))))
     }
 
     /// Builds an unpacked source directory that already holds the request's lockfile (used by
@@ -563,9 +590,8 @@ impl Builder {
             Sandboxes::Sandbox(b) => b.run(&job)?,
         };
         d.build = t.elapsed().as_secs_f64();
-        let logs = self.ws.root().join("logs");
-        std::fs::create_dir_all(&logs).map_err(|e| BuildError::Workspace(e.to_string()))?;
-        let log_path = logs.join(format!("{}.log", hex::encode(req.id())));
+        // The log is what the watcher kept: at most the output cap.
+        let log_path = self.log_path(&req)?;
         std::fs::write(&log_path, &run.log).map_err(|e| BuildError::Workspace(e.to_string()))?;
 
         let t = Instant::now();
@@ -574,29 +600,36 @@ impl Builder {
         let kept = self.ws.root().join("artifacts").join(hex::encode(req.id()));
         let outcome = match (run.result, run.target_dir) {
             (Ok(()), Some(target)) => {
-                let mut m = Manifest::default();
-                // Copied out of the build's disk before it is unmounted. A crash here leaves
-                // a partial directory that the next build of this request replaces.
-                let _ = std::fs::remove_dir_all(&kept);
-                for rel in root_artifacts(&run.stdout) {
-                    let host = target.join(&rel);
-                    let bytes = std::fs::read(&host)
-                        .map_err(|e| BuildError::Backend(format!("{}: {e}", host.display())))?;
-                    m.insert(&rel, sha256(&bytes));
-                    let copy = kept.join(&rel);
-                    let dir = copy.parent().unwrap_or(&kept);
-                    std::fs::create_dir_all(dir)
-                        .and_then(|()| std::fs::write(&copy, &bytes))
-                        .map_err(|e| BuildError::Workspace(format!("{}: {e}", copy.display())))?;
-                    artifacts.push((rel, copy));
-                }
-                if m.is_empty() {
-                    Outcome::Failure {
-                        class: FailureClass::CompileError,
-                        reason: "no lib or bin artifacts".into(),
+                // Copied out of the build's disk before it is unmounted, by the rules of
+                // `artifacts.rs`: the messages name files, the disk decides.
+                let names = names_from_messages(&run.json);
+                let caps = artifacts::Caps {
+                    per_file: self.limits.artifacts,
+                    total: self.limits.artifacts,
+                };
+                match artifacts::collect(&target, &names, &kept, caps) {
+                    Ok(taken) => {
+                        let mut m = Manifest::default();
+                        for t in taken {
+                            m.insert(&t.name, t.sha256);
+                            artifacts.push((t.name, t.copy));
+                        }
+                        if m.is_empty() {
+                            Outcome::Failure {
+                                class: FailureClass::CompileError,
+                                reason: "no lib or bin artifacts".into(),
+                            }
+                        } else {
+                            Outcome::Success(m)
+                        }
                     }
-                } else {
-                    Outcome::Success(m)
+                    Err(artifacts::CollectError::Refused(r)) => Outcome::Failure {
+                        class: FailureClass::ForbiddenOutput,
+                        reason: r.to_string(),
+                    },
+                    Err(artifacts::CollectError::Host(e)) => {
+                        return Err(BuildError::Workspace(format!("taking artifacts: {e}")));
+                    }
                 }
             }
             (Ok(()), None) => Outcome::Failure {

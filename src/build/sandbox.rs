@@ -1,34 +1,65 @@
 //! Backend `sandbox`: no Docker engine needed. bubblewrap over the SAME root filesystem the
-//! Docker image was made from, with the same fixed paths and the same environment as
-//! rustwide's `docker exec`, so the same request gives the same bytes:
+//! Docker image was made from, with the same fixed paths, user and environment as the
+//! Docker backend, so the same request gives the same bytes:
 //!
-//! - `/` the image's root filesystem, read-only; tmpfs on `/opt`, `/root`, `/var/tmp`
-//!   (Docker's root is a writable overlay; build scripts that write there work in both);
-//!   `/tmp` and the target directory on the build's own size-limited disk;
+//! - `/` the image's root filesystem, read-only; tmpfs on `/opt` (root's), `/root` (`$HOME`)
+//!   and `/var/tmp` (both 1777); `/tmp` and the target directory on the build's own
+//!   size-limited disk (mounted `nodev,nosuid`, the only other writable places);
 //! - `/opt/rustwide/{cargo-home,rustup-home}` read-only, `/opt/rustwide/source` (the pristine
 //!   source) read-only, an empty read-only `/opt/rustwide/workdir` as working directory,
 //!   `/opt/rustwide/target` read-write;
-//! - new network, PID, IPC, UTS and cgroup namespaces (no network at all), all capabilities
-//!   dropped, a cleared environment, umask 022;
+//! - new network, PID, IPC, UTS and cgroup namespaces (no network at all); bubblewrap sets
+//!   the mounts up as root, then `setpriv` makes every build process the unprivileged
+//!   [`BUILD_UID`] with `no_new_privs` and no capability (no user namespace: the host sees
+//!   that uid too); a cleared environment, umask 022;
 //! - memory and processes: a cgroup for the whole tree, entered before bubblewrap starts
 //!   (`limits.rs`; the tmpfs pages above are charged to it too); disk: a loop-mounted ext4
-//!   of the limit's size; time: the process tree is killed at the limit.
+//!   of the limit's size; time and output: watched by `output.rs`, the sandbox killed at
+//!   either limit.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use super::limits::{BuildCgroup, DiskLimit};
+use super::output::watch;
 use super::workspace::BuildWorkspace;
-use super::{BuildError, FailureClass, Job, RunOutput};
+use super::{BuildError, Job, RunOutput};
 
 /// Where the pristine source is mounted in both backends.
 pub const SOURCE_IN_SANDBOX: &str = "/opt/rustwide/source";
 /// Default root filesystem made by `scripts/build-image.sh`.
 pub const DEFAULT_ROOTFS: &str = "/var/lib/synchronicity/rootfs-bookworm-v2";
 
-/// The environment `docker exec` gives rustwide's commands in an imported image (as root).
+/// The unprivileged host user and group every build process runs as, in both backends (no
+/// user namespace: the host sees this id, and the node's files, mode 0600 and owned by the
+/// node's user, are closed to it by any path).
+pub const BUILD_UID: u32 = 65534;
+
+/// cargo inside both sandboxes (the rustup proxy of the workspace's cargo home).
+pub(crate) const CARGO_IN_SANDBOX: &str = "/opt/rustwide/cargo-home/bin/cargo";
+
+/// `sh -c 'umask 022 && exec "$@"' sh`: the same umask in both backends.
+pub(crate) const UMASK_AND_EXEC: [&str; 4] = ["/bin/sh", "-c", "umask 022 && exec \"$@\"", "sh"];
+
+/// `setpriv` (util-linux, in the image) from root to [`BUILD_UID`]: no supplementary
+/// groups, empty inheritable and bounding sets, `no_new_privs` (no setuid or
+/// file-capability binary gives anything back); with the change of user the permitted and
+/// effective sets are empty too.
+pub(crate) fn drop_to_build_user() -> Vec<String> {
+    vec![
+        "/usr/bin/setpriv".into(),
+        format!("--reuid={BUILD_UID}"),
+        format!("--regid={BUILD_UID}"),
+        "--clear-groups".into(),
+        "--inh-caps=-all".into(),
+        "--bounding-set=-all".into(),
+        "--no-new-privs".into(),
+        "--".into(),
+    ]
+}
+
+/// The environment every build process gets (what `docker exec` gave rustwide's commands
+/// in an imported image, kept so that earlier builds still reproduce).
 pub(crate) fn base_env() -> Vec<(&'static str, &'static str)> {
     vec![
         (
@@ -83,15 +114,10 @@ impl SandboxBackend {
     pub(crate) fn run(&self, job: &Job) -> Result<RunOutput, BuildError> {
         let base = self.ws.root().join("sandbox-builds").join(&job.name);
         let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
-        let target = base.join("target");
-        let tmp = base.join("tmp");
+        let (target, tmp) = disk.build_dirs()?;
         let workdir = self.ws.root().join("sandbox-builds/empty-workdir");
-        for d in [&target, &tmp, &workdir] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| BuildError::Backend(format!("{}: {e}", d.display())))?;
-        }
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
-            .map_err(|e| BuildError::Backend(format!("{}: {e}", tmp.display())))?;
+        std::fs::create_dir_all(&workdir)
+            .map_err(|e| BuildError::Backend(format!("{}: {e}", workdir.display())))?;
         // Named after this builder too (host name, process, work directory): builders that
         // share a cgroup hierarchy (members of a local testnet, containers that see the
         // host's hierarchy, where every node may be PID 1) build the same request at once,
@@ -126,11 +152,20 @@ impl SandboxBackend {
             "--unshare-uts",
             "--unshare-cgroup-try",
         ])
+        // bubblewrap sets the mounts up as root; the capabilities left (to change the user
+        // and empty the bounding set) are used by `setpriv` below before any build process
+        // starts, and are gone with the change of user.
         .args([
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
             "ALL",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+            "--cap-add",
+            "CAP_SETPCAP",
             "--hostname",
             "synchronicity",
         ])
@@ -138,7 +173,16 @@ impl SandboxBackend {
         .arg(&self.rootfs)
         .arg("/")
         .args(["--dev", "/dev", "--proc", "/proc"])
-        .args(["--tmpfs", "/opt", "--tmpfs", "/root", "--tmpfs", "/var/tmp"])
+        .args([
+            "--tmpfs",
+            "/opt",
+            "--perms",
+            "0755",
+            "--dir",
+            "/opt/rustwide",
+        ])
+        .args(["--perms", "1777", "--tmpfs", "/root"])
+        .args(["--perms", "1777", "--tmpfs", "/var/tmp"])
         .arg("--bind")
         .arg(&tmp)
         .arg("/tmp")
@@ -164,109 +208,34 @@ impl SandboxBackend {
         for (k, v) in &job.env {
             c.arg("--setenv").arg(k).arg(v);
         }
-        c.args([
-            "/bin/sh",
-            "-c",
-            "umask 022 && exec \"$@\"",
-            "sh",
-            "/opt/rustwide/cargo-home/bin/cargo",
-        ])
-        .arg(format!("+{}", job.toolchain))
-        .args(&job.cargo_args)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        c.args(drop_to_build_user())
+            .args(UMASK_AND_EXEC)
+            .arg(CARGO_IN_SANDBOX)
+            .arg(format!("+{}", job.toolchain))
+            .args(&job.cargo_args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c
             .spawn()
             .map_err(|e| BuildError::Backend(format!("bwrap: {e}")))?;
-        let out = child.stdout.take().expect("piped");
-        let err = child.stderr.take().expect("piped");
-        let out_t = std::thread::spawn(move || {
-            BufReader::new(out)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
-        let err_t = std::thread::spawn(move || {
-            BufReader::new(err)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
-        let start = Instant::now();
-        let mut timed_out = false;
-        let status = loop {
-            if let Some(s) = child
-                .try_wait()
-                .map_err(|e| BuildError::Backend(e.to_string()))?
-            {
-                break s;
-            }
-            if start.elapsed() > job.limits.time {
-                // bwrap dies, and with it the whole sandbox (--die-with-parent, PID namespace).
-                let _ = child.kill();
-                timed_out = true;
-                break child
-                    .wait()
-                    .map_err(|e| BuildError::Backend(e.to_string()))?;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        // Killing bubblewrap kills the sandbox's PID 1 (--die-with-parent), and with it
+        // every process in the PID namespace; the cgroup's kill below takes any straggler.
+        let pid = child.id();
+        let kill = move || {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).output();
         };
-        let lines = out_t.join().unwrap_or_default();
-        let errs = err_t.join().unwrap_or_default();
-        let (stdout, other): (Vec<String>, Vec<String>) =
-            lines.into_iter().partition(|l| l.starts_with('{'));
-        let mut log: String = other.iter().map(|l| format!("[stdout] {l}\n")).collect();
-        log.extend(errs.iter().map(|l| format!("[stderr] {l}\n")));
+        let watched = watch(&mut child, job.limits.output, job.limits.time, &kill)?;
         let exceeded = cgroup.exceeded();
         drop(cgroup);
-        let disk_full = disk.full() || errs.iter().any(|l| l.contains("No space left on device"));
-        let result = if timed_out {
-            Err((
-                FailureClass::Timeout,
-                format!("killed after {:?}", job.limits.time),
-            ))
-        } else if status.success() {
-            Ok(())
-        } else if exceeded.oom_kills > 0 {
-            Err((
-                FailureClass::OutOfMemory,
-                format!(
-                    "{} process(es) killed at the memory limit of {} MiB",
-                    exceeded.oom_kills,
-                    job.limits.memory >> 20
-                ),
-            ))
-        } else if exceeded.fork_refusals > 0 {
-            Err((
-                FailureClass::TooManyProcesses,
-                format!(
-                    "{} fork(s) refused at the limit of {} processes",
-                    exceeded.fork_refusals, job.limits.processes
-                ),
-            ))
-        } else if disk_full {
-            Err((
-                FailureClass::DiskLimit,
-                format!("the build's disk of {} MiB is full", job.limits.disk >> 20),
-            ))
-        } else if status.code() == Some(101) {
-            Err((
-                FailureClass::CompileError,
-                format!("cargo exited with {status}"),
-            ))
-        } else {
-            Err((
-                FailureClass::SandboxError,
-                format!("sandbox exited with {status}"),
-            ))
-        };
+        let disk_full = disk.full() || watched.captured.saw_enospc;
+        let result = watched.classify(exceeded, disk_full, job);
         Ok(RunOutput {
             result,
-            stdout,
-            log,
+            json: watched.captured.json,
+            log: watched.captured.log,
             target_dir: Some(target),
             disk: Some(disk),
         })

@@ -14,6 +14,8 @@
 //! processes = 4096            # processes and threads of a build at once
 //! disk_mib = 16384            # disk for a build's target directory and /tmp
 //! timeout_secs = 1800
+//! output_mib = 8              # stdout + stderr of a build; past it the build is killed
+//! artifacts_mib = 4096        # artifacts copied out of one build, per file and in all
 //! max_parallel = 1            # builds at once, whatever members order (the rest queue)
 //! jobs = 2                    # cargo jobs per build [default: the CPUs / max_parallel]
 //! registry_index = "https://index.crates.io"   # a mirror's sparse index [default: crates.io]
@@ -145,6 +147,8 @@ struct BuilderSection {
     processes: Option<u32>,
     disk_mib: Option<u64>,
     timeout_secs: Option<u64>,
+    output_mib: Option<u64>,
+    artifacts_mib: Option<u64>,
     max_parallel: Option<usize>,
     jobs: Option<u32>,
     registry_index: Option<String>,
@@ -238,6 +242,18 @@ pub fn run_wrapping(
     }
     if let Some(t) = b.timeout_secs {
         cfg.limits.time = Duration::from_secs(t);
+    }
+    if let Some(m) = b.output_mib {
+        if !(1..=4096).contains(&m) {
+            bail!("node.toml: builder.output_mib = {m} is out of range 1..=4096");
+        }
+        cfg.limits.output = m << 20;
+    }
+    if let Some(m) = b.artifacts_mib {
+        if !(1..=1 << 20).contains(&m) {
+            bail!("node.toml: builder.artifacts_mib = {m} is out of range 1..=1048576");
+        }
+        cfg.limits.artifacts = m << 20;
     }
     let parallel = max_parallel(b)?;
     cfg.limits.jobs = match b.jobs {

@@ -23,13 +23,16 @@ pub const ENTRY_FORMAT: u32 = 2;
 pub const MAX_ENTRY_SIZE: usize = 256 * 1024;
 
 /// Failure classes a reveal may name.
-pub const FAILURE_CLASSES: [&str; 6] = [
+pub const FAILURE_CLASSES: [&str; 9] = [
     "compile-error",
     "timeout",
     "out-of-memory",
     "too-many-processes",
     "disk-limit",
     "sandbox-error",
+    "output-limit",
+    "forbidden-output",
+    "invalid-request",
 ];
 
 /// The digest a failed build commits to: `SHA-256("synchronicity/build-failure/v1\n<class>\n")`.
