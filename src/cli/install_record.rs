@@ -79,6 +79,21 @@ pub(super) struct InstallRecord {
     bins: BTreeMap<String, InstalledBin>,
 }
 
+/// The sha256 (hex) of the file at `path`, read in a stream (it may be large).
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut hasher = sha2::Sha256::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(hex::encode(hasher.finalize())),
+            n => hasher.update(&buf[..n]),
+        }
+    }
+}
+
 /// A binary about to be installed.
 pub(super) struct Planned<'a> {
     /// File name in the bin directory.
@@ -176,8 +191,7 @@ impl InstallRecord {
             Err(e) => return Err(e).with_context(|| path.display().to_string()),
         };
         let current = if meta.is_file() {
-            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-            Some(hex::encode(crate::crypto::sha256(&bytes)))
+            Some(file_sha256(&path).with_context(|| path.display().to_string())?)
         } else {
             None
         };
