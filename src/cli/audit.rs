@@ -25,10 +25,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::audit_cache;
 use super::client::{Client, ClientSetup, runtime};
 use super::default_variant::{self, Lockfile};
 use super::fetch::PeerArgs;
-use crate::log::merkle;
 use crate::node::wire::{LightRequest, LightResponse, MAX_PROOF_BATCH};
 use crate::protocol::Verdict;
 use crate::verify::{BatchVerifier, Expected, VerifiedRecord};
@@ -76,7 +76,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub offline: bool,
     /// Fetch again a cached proof older than this (`90s`, `30m`, `12h`, `7d`).
-    #[arg(long, value_name = "AGE", default_value = "1d", value_parser = parse_age)]
+    #[arg(long, value_name = "AGE", default_value = "1d", value_parser = audit_cache::parse_age)]
     pub max_age: std::time::Duration,
     #[command(flatten)]
     pub peers: PeerArgs,
@@ -135,24 +135,6 @@ fn packages(text: &str) -> anyhow::Result<Vec<Package>> {
     out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     out.dedup();
     Ok(out)
-}
-
-/// `--max-age`: a number of seconds, minutes, hours or days.
-fn parse_age(s: &str) -> Result<std::time::Duration, String> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit (90s, 30m, 12h, 7d)"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?}: the unit is one of s, m, h, d")),
-    };
-    n.checked_mul(secs)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("{s:?}: too long"))
 }
 
 /// One row of the report.
@@ -323,7 +305,7 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
                         });
                         records[i] = match (stale[i].take(), fresh) {
                             (None, Some((text, r))) => {
-                                keep_cached(cached_path(p).as_deref(), &text);
+                                audit_cache::keep_cached(cached_path(p).as_deref(), &text);
                                 Some(r)
                             }
                             (None, None) => None,
@@ -332,8 +314,8 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
                                 Some(old)
                             }
                             (Some(old), Some((text, r))) => {
-                                let r = refresh(&client, &setup, &p.spec(), old, r).await?;
-                                keep_cached(cached_path(p).as_deref(), &text);
+                                let r = audit_cache::refresh(&client, &setup, &p.spec(), old, r).await?;
+                                audit_cache::keep_cached(cached_path(p).as_deref(), &text);
                                 Some(r)
                             }
                         };
@@ -410,71 +392,6 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::FAILURE);
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// Writes `text` to the proof cache at `path` (atomically; a failure only costs time).
-fn keep_cached(path: Option<&std::path::Path>, text: &str) {
-    if let Some(path) = path {
-        let _ = path.parent().map(std::fs::create_dir_all);
-        let _ = crate::node_dir::write_atomic(path, text.as_bytes());
-    }
-}
-
-/// The refreshed answer for `spec`, if its checkpoint moves the cached one's forward in the
-/// same log: not smaller, and consistent (the same root at the same size, or a consistency
-/// proof from a member). A smaller one keeps the cached answer (a stale peer); a
-/// contradiction is a SPLIT VIEW error.
-async fn refresh(
-    client: &Client<'_>,
-    setup: &ClientSetup,
-    spec: &str,
-    cached: VerifiedRecord,
-    fresh: VerifiedRecord,
-) -> anyhow::Result<VerifiedRecord> {
-    let (o, n) = (
-        cached.checkpoint().checkpoint(),
-        fresh.checkpoint().checkpoint(),
-    );
-    if n.size < o.size {
-        eprintln!(
-            "warning: {spec}: the fresh proof's checkpoint (size {}) is older than the cached one's (size {}); keeping the cached proof",
-            n.size, o.size
-        );
-        return Ok(cached);
-    }
-    if n.size == o.size {
-        if n.root != o.root {
-            bail!(
-                "SPLIT VIEW: {spec}: two cosigned checkpoints of size {} with different roots (cached and fresh proof)",
-                n.size
-            );
-        }
-        return Ok(fresh);
-    }
-    let req = LightRequest::Consistency {
-        old: o.size,
-        new: n.size,
-    };
-    for addr in &setup.peers {
-        if let Ok(LightResponse::Consistency(p)) = client.ask(addr, &req).await {
-            let hashes: Option<Vec<merkle::Hash>> =
-                p.iter().map(|h| h.as_slice().try_into().ok()).collect();
-            if let Some(h) = hashes
-                && merkle::verify_consistency(o.size, n.size, &o.root, &n.root, &h).is_ok()
-            {
-                return Ok(fresh);
-            }
-        }
-        eprintln!(
-            "warning: {addr}: no consistency proof from size {} to {} that verifies",
-            o.size, n.size
-        );
-    }
-    bail!(
-        "SPLIT VIEW: {spec}: no member proves the fresh proof's checkpoint (size {}) consistent with the cached one's (size {})",
-        n.size,
-        o.size
-    )
 }
 
 /// One answer per key from the first peer that answers the batch (`None`: no entry).

@@ -3,6 +3,7 @@
 //! exits non-zero.
 
 mod audit;
+mod audit_cache;
 mod build;
 mod client;
 mod committee;
