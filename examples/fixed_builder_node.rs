@@ -3,7 +3,8 @@
 //! stores) to kill and restart members. NOT a product binary.
 //!
 //! `SYNC_TEST_OVERRIDES="crate=variant,..."` makes this member's manifest for `crate`
-//! differ; `SYNC_TEST_BUILD_MS` sets the simulated build time.
+//! differ; `SYNC_TEST_BUILD_MS` sets the simulated build time; `SYNC_TEST_BINS="crate=a+b"`
+//! adds binaries `a` and `b` to that crate's manifest.
 
 #![forbid(unsafe_code)]
 
@@ -31,8 +32,16 @@ fn main() -> std::process::ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
+    // `SYNC_TEST_BINS="crate=bin1+bin2,..."`: binaries in that crate's manifest.
+    let bins = std::env::var("SYNC_TEST_BINS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.split('+').map(str::to_string).collect()))
+        .collect();
     let builder = FixedBuilder {
         overrides,
+        bins,
         delay: std::time::Duration::from_millis(delay),
     };
     match run_with(args.node, Arc::new(builder)) {

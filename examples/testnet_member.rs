@@ -178,6 +178,7 @@ fn run_node(byzantine: Vec<String>, node: NodeArgs) -> anyhow::Result<()> {
         Arc::new(MixedBuilder {
             load: FixedBuilder {
                 overrides: Default::default(),
+                bins: Default::default(),
                 delay: Duration::from_millis(delay),
             },
             real,

@@ -176,14 +176,31 @@ pub fn manifest(name: &str, version: &str, variant: &str) -> crate::build::Manif
     m
 }
 
+/// The lockfile a [`FixedBuilder`] crate "ships" (its `.crate` holds this text).
+pub fn shipped_lockfile(name: &str, version: &str) -> String {
+    format!("# lockfile of {name}@{version}\n")
+}
+
+/// The bytes of binary `bin` a [`FixedBuilder`] build of `name@version` produces: a shell
+/// script that prints who it is (tests put them into a member's artifact store and run
+/// what `install` wrote).
+pub fn fixed_binary(name: &str, version: &str, bin: &str) -> Vec<u8> {
+    format!("#!/bin/sh\necho {bin} from {name}@{version}\n").into_bytes()
+}
+
 /// A builder for consensus tests: returns chosen manifests instead of building (the
 /// builder's own tests run real builds). Crates in `overrides` get that variant; others
 /// the variant "same"; a variant `!why` makes the builder fail to run with `why` (a local
-/// failure, as when the registry is unreachable).
+/// failure, as when the registry is unreachable). Crates in `bins` also get those binaries
+/// (`target/release/<bin>`, bytes [`fixed_binary`]). Every crate "ships" the lockfile
+/// [`shipped_lockfile`]: a request with another one is pinned with `lockfile_shipped`
+/// false, as the real builder does.
 #[derive(Debug, Default)]
 pub struct FixedBuilder {
     /// crate name → manifest variant.
     pub overrides: std::collections::HashMap<String, String>,
+    /// crate name → its binaries' names.
+    pub bins: std::collections::HashMap<String, Vec<String>>,
     /// Simulated build time.
     pub delay: std::time::Duration,
 }
@@ -195,8 +212,11 @@ impl crate::node::BuildService for FixedBuilder {
         version: &str,
         lockfile: Option<String>,
     ) -> Result<PinnedRequest, String> {
-        let lockfile = lockfile.unwrap_or_else(|| format!("# lockfile of {name}@{version}\n"));
-        Ok(request(name, version, &lockfile))
+        let shipped = shipped_lockfile(name, version);
+        let lockfile = lockfile.unwrap_or_else(|| shipped.clone());
+        let mut pinned = request(name, version, &lockfile);
+        pinned.request.lockfile_shipped = lockfile == shipped;
+        Ok(pinned)
     }
 
     fn build(
@@ -216,11 +236,14 @@ impl crate::node::BuildService for FixedBuilder {
         if let Some(why) = variant.strip_prefix('!') {
             return Err(why.to_string());
         }
-        Ok(crate::build::Outcome::Success(manifest(
-            &req.krate,
-            &req.version,
-            variant,
-        )))
+        let mut m = manifest(&req.krate, &req.version, variant);
+        for bin in self.bins.get(&req.krate).into_iter().flatten() {
+            m.insert(
+                &format!("target/release/{bin}"),
+                crate::crypto::sha256(&fixed_binary(&req.krate, &req.version, bin)),
+            );
+        }
+        Ok(crate::build::Outcome::Success(m))
     }
 }
 

@@ -54,6 +54,7 @@ async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str
                 .filter(|(m, _, _)| *m == i)
                 .map(|(_, k, v)| (k.to_string(), v.to_string()))
                 .collect::<HashMap<_, _>>(),
+            bins: HashMap::new(),
             delay: Duration::from_millis(100),
         };
         let n = node::start(config, Arc::new(builder)).await.unwrap();

@@ -5,7 +5,7 @@
 //!   `hello --version` prints its version;
 //! - a member whose store serves a corrupted artifact is named a faulty peer, the next
 //!   member serves the right bytes, and the installed file is right;
-//! - `fetch` from a peer that drops the connection mid-transfer resumes from another peer;
+//! - `fetch` from a peer that drops the connection mid-transfer starts over at another peer;
 //! - a not-reproduced crate (rust-hello@0.1.1: one member was down, 3 of 4 agree) is refused
 //!   by `install`, exit non-zero, nothing installed;
 //! - `audit` of a 480-package lockfile with a few of its crates logged: the table through
@@ -234,7 +234,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     );
     assert_eq!(sha_hex(&root2.join("bin/hello")), sha);
 
-    // A peer that drops mid-transfer: the transfer resumes from the next one.
+    // A peer that drops mid-transfer: the transfer starts over at the next one.
     let good = std::fs::read(c.dir(1).join("artifacts").join(&sha)).unwrap();
     assert!(
         good.len() > synchronicity::node::artifacts::MAX_CHUNK,
@@ -257,7 +257,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     ));
     assert!(
         err.contains(&format!(
-            "resuming at byte {}",
+            "starting over at the next peer (its {} bytes are dropped)",
             synchronicity::node::artifacts::MAX_CHUNK
         )),
         "{err}"

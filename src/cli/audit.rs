@@ -2,13 +2,22 @@
 //! package of a `Cargo.lock`, like cargo-audit's table and exit codes.
 //!
 //! For each package: the proof of `name@version`'s default variant, verified offline against
-//! the trusted committee ([`BatchVerifier`]: each distinct checkpoint's signature once), and
-//! its status: `reproduced`, `not-reproduced`, `failed`, `unknown` (never built), or
-//! `source-mismatch` (the lockfile's `checksum` is not the `.crate` the group built). Proofs
-//! are fetched in batches of [`MAX_PROOF_BATCH`] keys per request and cached under the
-//! user's cache directory (`synchronicity/proofs/`, written atomically); a cached proof is
-//! verified again on every run, so the cache is not trusted. Attesters' own signatures are
-//! vouched for by the cosigners (as in `verify_proof`); `verify` re-checks them for one proof.
+//! the trusted committee ([`BatchVerifier`]: each distinct checkpoint's signature once) and
+//! checked to be the default variant ([`super::default_variant`]; the JSON says which
+//! lockfile), and its status: `reproduced`, `not-reproduced`, `failed`, `unknown` (never
+//! built), or `source-mismatch` (the lockfile's `checksum` is not the `.crate` the group
+//! built). Proofs are fetched in batches of [`MAX_PROOF_BATCH`] keys per request.
+//!
+//! The proof cache (the user's cache directory, `synchronicity/proofs/`, each file written
+//! atomically) is not trusted: a cached proof is verified again on every run, with the same
+//! default-variant check as a fresh one. A cached proof older than `--max-age` (by the time
+//! it was written) is fetched again; the new proof's checkpoint must be at least the cached
+//! one's size and provably consistent with it (a consistency proof from a member), so a
+//! refresh can move the answer forward in the same log, never to another history. Two
+//! cosigned checkpoints of one size with different roots, or a newer one no member proves
+//! consistent, are a SPLIT VIEW (exit non-zero). A refresh that gets no answer keeps the
+//! cached proof and says so. Attesters' own signatures are vouched for by the cosigners (as
+//! in `verify_proof`); `verify` re-checks them for one proof.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -16,7 +25,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::audit_cache;
 use super::client::{Client, ClientSetup, runtime};
+use super::default_variant::{self, Lockfile};
 use super::fetch::PeerArgs;
 use crate::node::wire::{LightRequest, LightResponse, MAX_PROOF_BATCH};
 use crate::protocol::Verdict;
@@ -64,6 +75,9 @@ pub struct AuditArgs {
     /// Use only cached proofs (no network): a package without one is unknown.
     #[arg(long)]
     pub offline: bool,
+    /// Fetch again a cached proof older than this (`90s`, `30m`, `12h`, `7d`).
+    #[arg(long, value_name = "AGE", default_value = "1d", value_parser = audit_cache::parse_age)]
+    pub max_age: std::time::Duration,
     #[command(flatten)]
     pub peers: PeerArgs,
 }
@@ -133,6 +147,10 @@ struct Row {
     signers: usize,
     log_index: Option<u64>,
     request_id: Option<String>,
+    /// `shipped` (the `.crate`'s own) or `generated` (the crate ships none).
+    lockfile: Option<&'static str>,
+    /// The size of the checkpoint the proof was verified under.
+    checkpoint_size: Option<u64>,
 }
 
 fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
@@ -144,6 +162,8 @@ fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
             signers: 0,
             log_index: None,
             request_id: None,
+            lockfile: None,
+            checkpoint_size: None,
         };
     };
     let e = r.entry();
@@ -166,6 +186,12 @@ fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
         signers: r.attesters().len(),
         log_index: Some(r.index()),
         request_id: Some(hex::encode(e.request.id())),
+        lockfile: Some(if e.request.lockfile_shipped {
+            Lockfile::Shipped.as_str()
+        } else {
+            Lockfile::Generated.as_str()
+        }),
+        checkpoint_size: Some(r.checkpoint().checkpoint().size),
     }
 }
 
@@ -211,42 +237,95 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             .as_ref()
             .map(|c| c.join(format!("{}-{}.tlog-proof", p.name, p.version)))
     };
-    // Cached proofs first (verified again: the cache is not trusted).
+    // Cached proofs first, verified and checked again (the cache is not trusted); the ones
+    // older than --max-age are fetched again below.
+    let mut stale: Vec<Option<VerifiedRecord>> = vec![None; pkgs.len()];
     for (i, p) in pkgs.iter().enumerate() {
-        if let Some(path) = cached_path(p)
-            && let Ok(t) = std::fs::read_to_string(&path)
-            && let Ok(r) = verifier.verify(&t, &Expected::crate_version(&p.name, &p.version))
-        {
+        let Some(path) = cached_path(p) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let checked = verifier
+            .verify(&text, &Expected::crate_version(&p.name, &p.version))
+            .map_err(|e| e.to_string())
+            .and_then(|r| default_variant::check(&r.entry().request, &setup.committee).map(|_| r));
+        let r = match checked {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "warning: {}: cached proof {} dropped: {e}",
+                    p.spec(),
+                    path.display()
+                );
+                continue;
+            }
+        };
+        let age = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        let fresh_enough = age.is_some_and(|a| a <= args.max_age);
+        if fresh_enough || args.offline {
+            if !fresh_enough {
+                eprintln!(
+                    "warning: {}: the cached proof is older than --max-age (--offline: not refreshed)",
+                    p.spec()
+                );
+            }
             records[i] = Some(r);
+        } else {
+            stale[i] = Some(r);
         }
     }
     let missing: Vec<usize> = (0..pkgs.len()).filter(|&i| records[i].is_none()).collect();
     if !missing.is_empty() && !args.offline {
         runtime()?.block_on(async {
             let client = Client::start(&setup.committee).await?;
-            for batch in missing.chunks(MAX_PROOF_BATCH) {
-                let keys: Vec<String> = batch.iter().map(|&i| pkgs[i].spec()).collect();
-                let answers = ask_batch(&client, &setup, &keys).await;
-                for (&i, answer) in batch.iter().zip(answers) {
-                    let Some(text) = answer else { continue };
-                    let p = &pkgs[i];
-                    match verifier.verify(&text, &Expected::crate_version(&p.name, &p.version)) {
-                        Ok(r) if r.entry().request.is_default_variant() => {
-                            if let Some(path) = cached_path(p) {
-                                let _ = path.parent().map(std::fs::create_dir_all);
-                                let _ = crate::node_dir::write_atomic(&path, text.as_bytes());
+            let result = async {
+                for batch in missing.chunks(MAX_PROOF_BATCH) {
+                    let keys: Vec<String> = batch.iter().map(|&i| pkgs[i].spec()).collect();
+                    let answers = ask_batch(&client, &setup, &keys).await;
+                    for (&i, answer) in batch.iter().zip(answers) {
+                        let p = &pkgs[i];
+                        let fresh = answer.and_then(|text| {
+                            let checked = verifier
+                                .verify(&text, &Expected::crate_version(&p.name, &p.version))
+                                .map_err(|e| format!("the proof does not verify: {e}"))
+                                .and_then(|r| {
+                                    default_variant::check(&r.entry().request, &setup.committee)
+                                        .map(|_| r)
+                                });
+                            match checked {
+                                Ok(r) => Some((text, r)),
+                                Err(e) => {
+                                    eprintln!("warning: {}: {e}", p.spec());
+                                    None
+                                }
                             }
-                            records[i] = Some(r);
-                        }
-                        Ok(_) => eprintln!("warning: {}: a non-default variant was sent", p.spec()),
-                        Err(e) => {
-                            eprintln!("warning: {}: the proof does not verify: {e}", p.spec())
-                        }
+                        });
+                        records[i] = match (stale[i].take(), fresh) {
+                            (None, Some((text, r))) => {
+                                audit_cache::keep_cached(cached_path(p).as_deref(), &text);
+                                Some(r)
+                            }
+                            (None, None) => None,
+                            (Some(old), None) => {
+                                eprintln!("warning: {}: the cached proof is older than --max-age and no peer gave a fresh one that verifies; using the cached one", p.spec());
+                                Some(old)
+                            }
+                            (Some(old), Some((text, r))) => {
+                                let r = audit_cache::refresh(&client, &setup, &p.spec(), old, r).await?;
+                                audit_cache::keep_cached(cached_path(p).as_deref(), &text);
+                                Some(r)
+                            }
+                        };
                     }
                 }
+                anyhow::Ok(())
             }
+            .await;
             client.shutdown().await;
-            anyhow::Ok(())
+            result
         })?;
     }
     let rows: Vec<Row> = pkgs
@@ -284,6 +363,15 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             count("source-mismatch"),
             verifier.checkpoints_verified()
         );
+        let generated = rows
+            .iter()
+            .filter(|r| r.lockfile == Some("generated"))
+            .count();
+        if generated > 0 {
+            eprintln!(
+                "note: {generated} package(s) were built with a lockfile the group generated (the crate ships none; `--json` names them)"
+            );
+        }
     }
     if args.submit
         && let Some(node) = &args.node

@@ -86,29 +86,67 @@ impl<'c> Client<'c> {
     }
 
     /// The artifact with this sha256 (its size comes with the first chunk, at most
-    /// [`crate::node::artifacts::MAX_ARTIFACT`]), fetched in chunks from the peers in turn. A peer that fails mid-transfer is left for the next,
-    /// which goes on from the same offset; a file whose sha256 is wrong at the end is
-    /// dropped and fetched again from the next peer from the start. `progress(done, total)`
-    /// is called after each chunk.
+    /// [`crate::node::artifacts::MAX_ARTIFACT`]), fetched in chunks from one peer at a time.
+    /// A download that changes peers STARTS OVER: bytes from a peer that failed, sent a
+    /// chunk that does not fit, or whose file does not hash to `sha256` are never combined
+    /// with another peer's (a faulty peer's prefix cannot spoil an honest peer's download).
+    /// Each peer gets at most two turns; everything ends at `deadline`. `progress(done,
+    /// total)` is called after each chunk.
     pub(super) async fn artifact(
         &self,
         peers: &[Multiaddr],
         sha256: &[u8; 32],
+        deadline: super::fetch::Deadline,
         progress: &mut dyn FnMut(u64, u64),
     ) -> anyhow::Result<Vec<u8>> {
+        let mut last_error = String::from("no peers");
+        for addr in peers.iter().chain(peers.iter()) {
+            let turn =
+                tokio::time::timeout_at(deadline.at, self.artifact_from(addr, sha256, progress))
+                    .await;
+            match turn {
+                Ok(Ok(data)) => return Ok(data),
+                Ok(Err((why, done))) => {
+                    last_error = format!("{addr}: {why}");
+                    if done == 0 {
+                        eprintln!("warning: {last_error}; trying the next peer");
+                    } else {
+                        eprintln!(
+                            "warning: {last_error}; starting over at the next peer (its {done} bytes are dropped)"
+                        );
+                    }
+                }
+                Err(_) => bail!(
+                    "no peer served the artifact {} within {} s (--timeout; last: {last_error})",
+                    hex::encode(sha256),
+                    deadline.secs
+                ),
+            }
+        }
+        bail!(
+            "no peer served the artifact {} ({last_error})",
+            hex::encode(sha256)
+        )
+    }
+
+    /// The whole artifact from `addr` alone, from offset 0; or why not and how many bytes
+    /// it had sent.
+    async fn artifact_from(
+        &self,
+        addr: &Multiaddr,
+        sha256: &[u8; 32],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<u8>, (String, usize)> {
         use sha2::Digest;
         let mut data: Vec<u8> = Vec::new();
         let mut total: Option<u64> = None;
-        let mut last_error = String::from("no peers");
-        // Each peer is asked at most twice (a resume, then a restart), so a bad group ends.
-        let mut turns = peers.iter().chain(peers.iter());
-        let mut addr = turns.next();
-        while let Some(a) = addr {
+        loop {
             let req = LightRequest::Artifact {
                 sha256: sha256.to_vec(),
                 offset: data.len() as u64,
             };
-            match self.ask(a, &req).await {
+            let answer = self.ask(addr, &req).await;
+            let (t, chunk) = match answer {
                 Ok(LightResponse::Chunk {
                     total: t,
                     offset,
@@ -119,43 +157,30 @@ impl<'c> Client<'c> {
                     && (offset + chunk.len() as u64) <= t
                     && (!chunk.is_empty() || offset == t) =>
                 {
-                    total = Some(t);
-                    data.extend_from_slice(&chunk);
-                    progress(data.len() as u64, t);
-                    if data.len() as u64 == t {
-                        if sha2::Sha256::digest(&data)[..] == sha256[..] {
-                            return Ok(data);
-                        }
-                        eprintln!(
-                            "warning: {a}: faulty peer: the artifact's bytes do not hash to {}; fetching it again from the next peer",
-                            hex::encode(sha256)
-                        );
-                        data.clear();
-                        total = None;
-                        addr = turns.next();
-                    }
-                    continue;
+                    (t, chunk)
                 }
                 Ok(LightResponse::Chunk { .. }) => {
-                    last_error = format!("{a}: faulty peer: a chunk that does not fit");
+                    return Err(("faulty peer: a chunk that does not fit".into(), data.len()));
                 }
-                Ok(other) => last_error = format!("{a}: {}", describe(&other)),
-                Err(e) => last_error = format!("{a}: {e:#}"),
+                Ok(other) => return Err((describe(&other), data.len())),
+                Err(e) => return Err((format!("{e:#}"), data.len())),
+            };
+            total = Some(t);
+            data.extend_from_slice(&chunk);
+            progress(data.len() as u64, t);
+            if data.len() as u64 == t {
+                if sha2::Sha256::digest(&data)[..] == sha256[..] {
+                    return Ok(data);
+                }
+                return Err((
+                    format!(
+                        "faulty peer: the artifact's bytes do not hash to {}",
+                        hex::encode(sha256)
+                    ),
+                    data.len(),
+                ));
             }
-            if data.is_empty() {
-                eprintln!("warning: {last_error}; trying the next peer");
-            } else {
-                eprintln!(
-                    "warning: {last_error}; resuming at byte {} from the next peer",
-                    data.len()
-                );
-            }
-            addr = turns.next();
         }
-        bail!(
-            "no peer served the artifact {} ({last_error})",
-            hex::encode(sha256)
-        )
     }
 
     pub(super) async fn shutdown(self) {

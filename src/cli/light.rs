@@ -12,6 +12,7 @@ use clap::Args;
 use synchronicity_net::Multiaddr;
 
 use super::client::{Client, describe, runtime};
+use super::default_variant::{self, Lockfile};
 use crate::log::{ConsistencyProof, CosignedCheckpoint, merkle};
 use crate::node::wire::{LightRequest, LightResponse};
 use crate::node_dir::write_atomic;
@@ -21,7 +22,8 @@ use crate::verify::{VerifiedRecord, verify_proof};
 /// Arguments of `proof`.
 #[derive(Debug, Args)]
 pub struct ProofArgs {
-    /// CRATE@VERSION (its default variant: default features, lib and bins) or a request id.
+    /// CRATE@VERSION (its default variant: default features, lib and bins, the committee's
+    /// target, the lockfile shipped in the .crate where it ships one) or a request id.
     spec: String,
     /// A member's address with its peer id (/ip4/…/tcp/…/p2p/…); several are tried in order.
     #[arg(long, required = true)]
@@ -99,6 +101,7 @@ pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
         let client = Client::start(&committee).await?;
         let mut unreproduced: Option<(String, VerifiedRecord)> = None;
         let mut chosen: Option<(String, VerifiedRecord)> = None;
+        let mut generated: Option<(String, VerifiedRecord)> = None;
         for addr in &args.peer {
             let answer = async {
                 let text = match client.ask(addr, &req).await? {
@@ -107,22 +110,29 @@ pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
                 };
                 let record = verify_proof(&text, &committee, &expected)?;
                 record.check_attestation(&committee)?;
-                if by_crate && !record.entry().request.is_default_variant() {
-                    bail!(
-                        "faulty peer: answered with a non-default variant ({}) of {}",
-                        record.entry().request.variant_label(),
-                        args.spec
-                    );
-                }
-                Ok((text, record))
+                let lockfile = if by_crate {
+                    default_variant::check(&record.entry().request, &committee)
+                        .map_err(anyhow::Error::msg)?
+                } else {
+                    Lockfile::Shipped // a request id names its own variant
+                };
+                Ok((text, record, lockfile))
             }
             .await;
             match answer {
-                Ok((text, record)) if record.entry().verdict == Verdict::Reproduced => {
+                Ok((text, record, Lockfile::Shipped))
+                    if record.entry().verdict == Verdict::Reproduced =>
+                {
                     chosen = Some((text, record));
                     break;
                 }
-                Ok((text, record)) => {
+                // Kept while the other peers are asked for one with the shipped lockfile.
+                Ok((text, record, Lockfile::Generated))
+                    if record.entry().verdict == Verdict::Reproduced =>
+                {
+                    generated.get_or_insert((text, record));
+                }
+                Ok((text, record, _)) => {
                     eprintln!(
                         "warning: {addr}: the verified entry's verdict is {:?}; asking the next peer",
                         record.entry().verdict
@@ -131,6 +141,12 @@ pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
                 }
                 Err(e) => eprintln!("warning: {addr}: {e:#}; trying the next peer"),
             }
+        }
+        if chosen.is_none()
+            && let Some(g) = generated
+        {
+            eprintln!("{}", default_variant::generated_note(&args.spec));
+            chosen = Some(g);
         }
         let result = match (chosen, unreproduced) {
             (Some(c), _) => Ok(c),

@@ -3,10 +3,14 @@
 //! exits non-zero.
 
 mod audit;
+mod audit_cache;
 mod build;
 mod client;
 mod committee;
+mod default_variant;
 mod fetch;
+mod install;
+mod install_record;
 mod keygen;
 mod light;
 mod log;
@@ -84,9 +88,9 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// Install a crate's binaries, only if a threshold of builders reproduced them.
     #[command(
-        after_help = "Without a version: the newest non-yanked release on crates.io. Installs into $CARGO_HOME/bin (or --root DIR/bin); refuses, installing nothing, unless the verdict is reproduced and every byte matches the attested manifest.\n\nExamples:\n  synchronicity install ripgrep\n  synchronicity install hello-cli@0.2.2 --root /opt/tools"
+        after_help = "Without a version: the newest non-yanked release on crates.io. Installs into $CARGO_HOME/bin (or --root DIR/bin); refuses, installing nothing, unless the verdict is reproduced and every byte matches the attested manifest. Never replaces cargo's or rustup's own binaries; replaces other existing files only if install wrote them before (recorded in $CARGO_HOME/.synchronicity-installs.json), or with --force.\n\nExamples:\n  synchronicity install ripgrep\n  synchronicity install hello-cli@0.2.2 --root /opt/tools"
     )]
-    Install(fetch::InstallArgs),
+    Install(install::InstallArgs),
     /// Audit a Cargo.lock: what the group says about every crates.io package in it.
     #[command(
         after_help = "Statuses: reproduced, not-reproduced, failed, unknown (never built), source-mismatch (the lockfile's checksum is not the .crate the group built).\n\nExamples:\n  synchronicity audit --lockfile Cargo.lock\n  cargo synchronicity audit --deny not-reproduced,failed,source-mismatch --json"
@@ -147,7 +151,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Fetch(args) => fetch::fetch(args),
         Command::Witness(args) => witness::run(args),
-        Command::Install(args) => fetch::install(args),
+        Command::Install(args) => install::install(args),
         Command::Audit(args) => match audit::audit(args)? {
             c if c == std::process::ExitCode::SUCCESS => Ok(()),
             _ => Err(anyhow::anyhow!("denied packages (see above)")),

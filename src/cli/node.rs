@@ -267,27 +267,8 @@ pub fn run_wrapping(
         _ => bail!("node.toml: builder.registry_index and builder.registry_dl go together"),
     };
     let builder = Builder::new(&cfg).context("cannot set up the builder")?;
-    let follow = match &file.follow {
-        None => None,
-        Some(f) => Some(node::follow::FollowConfig {
-            crates: followed_crates(&args.dir, f)?,
-            interval: Duration::from_secs(match f.interval_secs {
-                None => 300,
-                Some(s @ 1..=86_400) => s,
-                Some(s) => bail!("node.toml: follow.interval_secs = {s} is out of range 1..=86400"),
-            }),
-            registry: builder.registry().clone(),
-            state_file: args.dir.join("follow.json"),
-        }),
-    };
-    let max_mib = file.artifacts.max_mib.unwrap_or(4096);
-    if !(1..=1 << 24).contains(&max_mib) {
-        bail!("node.toml: artifacts.max_mib = {max_mib} is out of range 1..=16777216");
-    }
-    let store = Arc::new(
-        node::artifacts::ArtifactStore::open(&args.dir.join("artifacts"), max_mib << 20)
-            .with_context(|| format!("cannot open {}", args.dir.join("artifacts").display()))?,
-    );
+    let follow = follow_config(&args.dir, &file, builder.registry().clone())?;
+    let store = open_artifacts(&args.dir, &file)?;
     let target = committee.build().target.clone();
     run_full(
         args,
@@ -299,9 +280,56 @@ pub fn run_wrapping(
     )
 }
 
-/// `node` with any builder (tests run it with one that returns chosen manifests).
+/// node.toml's `[follow]` section, polling `registry`.
+fn follow_config(
+    dir: &Path,
+    file: &NodeFile,
+    registry: crate::build::Registry,
+) -> anyhow::Result<Option<node::follow::FollowConfig>> {
+    let Some(f) = &file.follow else {
+        return Ok(None);
+    };
+    Ok(Some(node::follow::FollowConfig {
+        crates: followed_crates(dir, f)?,
+        interval: Duration::from_secs(match f.interval_secs {
+            None => 300,
+            Some(s @ 1..=86_400) => s,
+            Some(s) => bail!("node.toml: follow.interval_secs = {s} is out of range 1..=86400"),
+        }),
+        registry,
+        state_file: dir.join("follow.json"),
+    }))
+}
+
+/// The artifact store `DIR/artifacts`, bounded by node.toml's `[artifacts] max_mib`.
+fn open_artifacts(
+    dir: &Path,
+    file: &NodeFile,
+) -> anyhow::Result<Arc<node::artifacts::ArtifactStore>> {
+    let max_mib = file.artifacts.max_mib.unwrap_or(4096);
+    if !(1..=1 << 24).contains(&max_mib) {
+        bail!("node.toml: artifacts.max_mib = {max_mib} is out of range 1..=16777216");
+    }
+    Ok(Arc::new(
+        node::artifacts::ArtifactStore::open(&dir.join("artifacts"), max_mib << 20)
+            .with_context(|| format!("cannot open {}", dir.join("artifacts").display()))?,
+    ))
+}
+
+/// `node` with any builder (tests run it with one that returns chosen manifests), serving
+/// the artifact store `DIR/artifacts` (tests put files there) and following node.toml's
+/// `[follow]` crates in `[builder]`'s registry (crates.io by default).
 pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Result<()> {
-    run_full(args, service, None, None)
+    let file = read_node_file(&args.dir, &args.committee)?;
+    let store = open_artifacts(&args.dir, &file)?;
+    let cache = args.dir.join("work/crates");
+    let registry = match (&file.builder.registry_index, &file.builder.registry_dl) {
+        (Some(index), Some(dl)) => crate::build::Registry::with_urls(index, dl, &cache),
+        (None, None) => crate::build::Registry::crates_io(&cache),
+        _ => bail!("node.toml: builder.registry_index and builder.registry_dl go together"),
+    };
+    let follow = follow_config(&args.dir, &file, registry)?;
+    run_full(args, service, follow, Some(store))
 }
 
 fn run_full(

@@ -53,18 +53,27 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-/// The witness policy: at least `needed` of `vkeys` cosigned `note`.
+/// The witness policy: at least `needed` DISTINCT witnesses of `vkeys` cosigned `note`. A
+/// witness is its (name, key id), as a note names its signer: the same key given twice, or
+/// two keys under one name and id, count once, so `--witness A --witness A
+/// --witnesses-needed 2` is never met by A alone.
 pub(super) fn check_witnesses(note: &str, vkeys: &[String], needed: usize) -> anyhow::Result<()> {
     if needed == 0 {
         return Ok(());
     }
-    let keys = vkeys
-        .iter()
-        .map(|k| crate::witness::WitnessKey::parse(k).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut keys: Vec<crate::witness::WitnessKey> = Vec::new();
+    for k in vkeys {
+        let key = crate::witness::WitnessKey::parse(k).map_err(anyhow::Error::msg)?;
+        if !keys
+            .iter()
+            .any(|seen| seen.name == key.name && seen.key_id == key.key_id)
+        {
+            keys.push(key);
+        }
+    }
     if needed > keys.len() {
         bail!(
-            "--witnesses-needed {needed} but only {} --witness keys given",
+            "--witnesses-needed {needed} but only {} distinct --witness keys given (a witness counts once by name and key id)",
             keys.len()
         );
     }
@@ -307,7 +316,8 @@ fn json(
             "version": e.request.version,
             "request_id": hex::encode(e.request.id()),
             "variant": e.request.variant_label(),
-            "default_variant": e.request.is_default_variant(),
+            "default_variant": e.request.is_default_variant_for(&c.build().target),
+            "lockfile_shipped": e.request.lockfile_shipped,
             "attempt": e.request.attempt,
             "source_sha256": hex::encode(&e.request.source_sha256),
             "lockfile_sha256": hex::encode(&e.request.lockfile_sha256),
@@ -328,4 +338,44 @@ fn json(
         },
         "artifacts": checked.iter().map(|(p, m)| serde_json::json!({"file": p, "manifest_path": m})).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::SignedNote;
+    use crate::witness::{WitnessKey, cosignature_line, cosignature_message};
+
+    /// A note over `text` cosigned by each of `witnesses`, and their verifier keys.
+    fn cosigned(text: &str, witnesses: &[&str]) -> (String, Vec<String>) {
+        let mut note = SignedNote {
+            text: text.into(),
+            signatures: Vec::new(),
+        };
+        let mut vkeys = Vec::new();
+        for name in witnesses {
+            let id = crate::crypto::NodeIdentity::generate();
+            let key = WitnessKey::new(name, id.public_key_bytes());
+            let sig = id.sign(cosignature_message(text, 1700).as_bytes());
+            note.signatures.push(cosignature_line(&key, 1700, &sig));
+            vkeys.push(key.vkey());
+        }
+        (note.format(), vkeys)
+    }
+
+    #[test]
+    fn a_witness_named_twice_counts_once() {
+        let (note, keys) = cosigned("origin\n5\nroot\n", &["a.example", "b.example"]);
+        let a = keys[0].clone();
+        // A alone, named twice: one witness, so a policy of two is not met.
+        let err = check_witnesses(&note, &[a.clone(), a.clone()], 2).unwrap_err();
+        assert!(err.to_string().contains("only 1 distinct"), "{err}");
+        assert!(check_witnesses(&note, &[a.clone(), a.clone()], 1).is_ok());
+        // Two distinct witnesses that both cosigned meet it.
+        assert!(check_witnesses(&note, &[a.clone(), keys[1].clone(), a], 2).is_ok());
+        // Two given, one of them did not cosign: not met.
+        let (_, other) = cosigned("origin\n5\nroot\n", &["c.example"]);
+        let err = check_witnesses(&note, &[keys[0].clone(), other[0].clone()], 2).unwrap_err();
+        assert!(err.to_string().contains("carries 1 valid"), "{err}");
+    }
 }

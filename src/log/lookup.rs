@@ -1,15 +1,24 @@
 //! Which entry answers a lookup. A request id names one entry. `crate@version` names every
 //! variant of that crate (features, lockfile, attempts); it answers with the DEFAULT
-//! variant's entry (default features, lib and bins, release profile — see
-//! `BuildRequest::is_default_variant`):
+//! variant's entry: default features, lib and bins, release profile, the committee's target
+//! (`BuildRequest::is_default_variant_for`), and
 //!
-//! 1. the EARLIEST reproduced default entry, so a later failed re-attempt or a second
+//! 0. never a request the group refused as invalid (failure class `invalid-request`, e.g. a
+//!    `lockfile_shipped` that lied); then the crate's SHIPPED lockfile: once any such entry with `lockfile_shipped` exists, only
+//!    those count, so a request ordered first with a lockfile of someone's choosing never
+//!    becomes the default of a crate that ships one; for a crate that ships none, the
+//!    entries with a generated lockfile (a client shown one says so);
+//! 1. the EARLIEST reproduced such entry, so a later failed re-attempt or a second
 //!    lockfile never changes an answer users already rely on;
-//! 2. else the LATEST default entry (the newest attempt says the most);
+//! 2. else the LATEST such entry (the newest attempt says the most);
 //! 3. else nothing (only other variants exist: ask by request id).
 
 use super::store::{LogStore, StoreError};
-use crate::protocol::{LogEntry, Verdict};
+use crate::protocol::{LogEntry, Verdict, failure_digest};
+
+/// The failure class of a request every member refused as invalid (builders check
+/// `lockfile_shipped` against the `.crate`'s own lockfile).
+const INVALID_REQUEST: &str = "invalid-request";
 
 /// What a lookup key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +47,27 @@ impl LookupKey {
     }
 }
 
-/// Of `variants` (index, entry) in log order, the index that answers `crate@version`.
-pub fn choose_default(variants: &[(u64, LogEntry)]) -> Option<u64> {
+/// Of `variants` (index, entry) in log order, the index that answers `crate@version` on a
+/// committee building for `target` (`None`: any target, for callers without a committee).
+pub fn choose_default(variants: &[(u64, LogEntry)], target: Option<&str>) -> Option<u64> {
+    let refused = failure_digest(INVALID_REQUEST);
+    let settings = |e: &LogEntry| {
+        // A request the group refused as invalid (e.g. its `lockfile_shipped` lied) is not a
+        // build of the crate: it answers by request id only.
+        let invalid = e.verdict == Verdict::Failed && e.digest[..] == refused[..];
+        !invalid
+            && match target {
+                Some(t) => e.request.is_default_variant_for(t),
+                None => e.request.is_default_variant(),
+            }
+    };
+    let any_shipped = variants
+        .iter()
+        .any(|(_, e)| settings(e) && e.request.lockfile_shipped);
     let defaults = || {
         variants
             .iter()
-            .filter(|(_, e)| e.request.is_default_variant())
+            .filter(|(_, e)| settings(e) && e.request.lockfile_shipped == any_shipped)
     };
     defaults()
         .find(|(_, e)| e.verdict == Verdict::Reproduced)
@@ -65,15 +89,25 @@ impl LogStore {
             .collect()
     }
 
-    /// The entry index that answers `key` (see the module doc), or why there is none.
+    /// The entry index that answers `key` (see the module doc) for any target, or why there
+    /// is none. A member answers with [`LogStore::resolve_for`] its committee's target.
     pub fn resolve(&self, key: &LookupKey) -> Result<Result<u64, String>, StoreError> {
+        self.resolve_for(key, None)
+    }
+
+    /// The entry index that answers `key` on a committee building for `target`.
+    pub fn resolve_for(
+        &self,
+        key: &LookupKey,
+        target: Option<&str>,
+    ) -> Result<Result<u64, String>, StoreError> {
         Ok(match key {
             LookupKey::Request(id) => self
                 .lookup_request(id)?
                 .ok_or_else(|| format!("no log entry for request {}", hex::encode(id))),
             LookupKey::Crate(spec) => {
                 let variants = self.variant_entries(spec)?;
-                match choose_default(&variants) {
+                match choose_default(&variants, target) {
                     Some(i) => Ok(i),
                     None if variants.is_empty() => Err(format!("no log entry for {spec}")),
                     None => Err(format!(
@@ -116,20 +150,79 @@ mod tests {
         }
     }
 
+    /// The same with a lockfile that is not the crate's shipped one.
+    fn generated(attempt: u32, verdict: Verdict) -> LogEntry {
+        let mut e = entry(&[], attempt, verdict);
+        e.request.lockfile_shipped = false;
+        e.request.lockfile_sha256 = vec![9; 32];
+        e
+    }
+
+    const TARGET: Option<&str> = Some("x86_64-unknown-linux-gnu");
+
     #[test]
     fn default_variant_prefers_the_first_reproduced_entry() {
         use Verdict::*;
         let nr = |a| entry(&[], a, NotReproduced);
         let ok = |a| entry(&[], a, Reproduced);
         let other = entry(&["serde"], 1, Reproduced);
-        assert_eq!(choose_default(&[]), None);
-        assert_eq!(choose_default(&[(0, other.clone())]), None);
-        assert_eq!(choose_default(&[(0, nr(1)), (1, nr(2))]), Some(1));
+        assert_eq!(choose_default(&[], TARGET), None);
+        assert_eq!(choose_default(&[(0, other.clone())], TARGET), None);
+        assert_eq!(choose_default(&[(0, nr(1)), (1, nr(2))], TARGET), Some(1));
         // A later other variant and a later failed attempt change nothing.
         assert_eq!(
-            choose_default(&[(0, nr(1)), (1, ok(2)), (2, other), (3, nr(3)), (4, ok(4))]),
+            choose_default(
+                &[(0, nr(1)), (1, ok(2)), (2, other), (3, nr(3)), (4, ok(4))],
+                TARGET
+            ),
             Some(1)
         );
+    }
+
+    #[test]
+    fn the_shipped_lockfile_wins_over_one_ordered_first_and_the_target_must_match() {
+        use Verdict::*;
+        // Someone orders a lockfile of its choice first; it is reproduced.
+        let junk = generated(1, Reproduced);
+        let shipped = entry(&[], 1, Reproduced);
+        assert_eq!(choose_default(&[(0, junk.clone())], TARGET), Some(0));
+        assert_eq!(
+            choose_default(&[(0, junk.clone()), (1, shipped.clone())], TARGET),
+            Some(1)
+        );
+        // Even a shipped entry that is not reproduced (yet) outranks a generated one.
+        let shipped_nr = entry(&[], 1, NotReproduced);
+        assert_eq!(
+            choose_default(&[(0, junk.clone()), (1, shipped_nr)], TARGET),
+            Some(1)
+        );
+        // A crate that ships none: the first reproduced generated one.
+        assert_eq!(
+            choose_default(
+                &[
+                    (0, generated(1, NotReproduced)),
+                    (1, generated(2, Reproduced)),
+                    (2, junk)
+                ],
+                TARGET
+            ),
+            Some(1)
+        );
+        // A request that lied about its lockfile, refused as invalid by the group: never
+        // the default, so it cannot hide the generated one (nor a later shipped one).
+        let mut lie = entry(&[], 1, Failed);
+        lie.request.lockfile_sha256 = vec![8; 32];
+        lie.digest = failure_digest(INVALID_REQUEST).to_vec();
+        assert_eq!(
+            choose_default(&[(0, lie.clone()), (1, generated(1, Reproduced))], TARGET),
+            Some(1)
+        );
+        assert_eq!(choose_default(&[(0, lie)], TARGET), None);
+        // Another target is another variant, even with the shipped lockfile.
+        let mut elsewhere = entry(&[], 1, Reproduced);
+        elsewhere.request.target = "aarch64-unknown-linux-gnu".into();
+        assert_eq!(choose_default(&[(0, elsewhere.clone())], TARGET), None);
+        assert_eq!(choose_default(&[(0, elsewhere)], None), Some(0));
     }
 
     #[test]

@@ -23,8 +23,9 @@ use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
 use crate::log::{CosignedCheckpoint, Height as StoreHeight, LogStore, NewEntry};
 use crate::protocol::{
-    Block, Decided, DecidedIndex, Duty, Env, EnvelopeCache, ProtocolParams, ProtocolState,
+    Block, Decided, DecidedIndex, Duty, Env, EnvelopeCache, ProtocolParams, ProtocolState, Verdict,
 };
+use crate::request::BuildRequest;
 
 /// The log's request index answers "decided before?". A read error counts as decided:
 /// the request is refused (and a block that needs it cannot apply, which stops the node).
@@ -120,15 +121,30 @@ pub struct Inner {
 }
 
 impl Shared {
-    /// True when the group knows `crate@version` in any variant: an entry in the log, an
-    /// open round, or a request waiting in the mempool.
-    pub fn knows_spec(&self, spec: &str) -> bool {
-        if self.store.variants(spec).is_ok_and(|v| !v.is_empty()) {
-            return true;
-        }
-        let inner = self.lock();
-        inner.state.open_requests().any(|(_, r)| r.spec() == spec)
-            || inner.mempool.has_request_for(spec)
+    /// The requests for `spec` with the default variant's settings on the committee's
+    /// target (`BuildRequest::is_default_variant_for`) that the group has ORDERED (an open
+    /// round: verdict `None`) or DECIDED (a log entry: its verdict). Requests that only wait
+    /// in the mempool are not among them: any member can gossip one and it may never be
+    /// ordered, and a junk request gossiped first must not stop a followed release's build.
+    pub fn default_requests(&self, spec: &str) -> Vec<(BuildRequest, Option<Verdict>)> {
+        let target = &self.committee.build().target;
+        let fits = |r: &BuildRequest| r.spec() == spec && r.is_default_variant_for(target);
+        let mut out: Vec<(BuildRequest, Option<Verdict>)> = self
+            .store
+            .variant_entries(spec)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, e)| fits(&e.request))
+            .map(|(_, e)| (e.request, Some(e.verdict)))
+            .collect();
+        out.extend(
+            self.lock()
+                .state
+                .open_requests()
+                .filter(|(_, r)| fits(r))
+                .map(|(_, r)| (r.clone(), None)),
+        );
+        out
     }
 
     /// Opens the shared state over `store`: the open rounds stored with the applied height
@@ -584,5 +600,74 @@ mod tests {
         let st = inner.state.round_status(&req.id(), &tc.committee).unwrap();
         assert_eq!(st.phase, "commit");
         assert_eq!(st.request, req.request);
+    }
+
+    /// The follower's input: what the group has ORDERED or DECIDED of a release's default
+    /// variant. A request waiting in the mempool, another variant or another target are not
+    /// in it.
+    #[test]
+    fn only_ordered_default_requests_are_listed() {
+        let tc = TestCommittee::new(4, 14);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, shared) = app(&tc, dir.path());
+        let chain = tc.committee.signing_domain();
+        let signed = |p: &crate::request::PinnedRequest, who: usize| {
+            SignedMessage::sign(
+                Body::Request(p.clone()),
+                who as u32,
+                &tc.identities[who],
+                chain,
+            )
+        };
+        let commit = |a: &mut NodeApp, h: u64, msgs: Vec<SignedMessage>| {
+            let v = block(h, now_ms(), msgs);
+            let cert = arc_malachitebft_core_types::CommitCertificate {
+                height: Height(h),
+                round: Round::new(0),
+                value_id: arc_malachitebft_core_types::Value::id(&v),
+                commit_signatures: vec![],
+            };
+            a.commit(Height(h), &v, &cert).unwrap();
+        };
+        let spec = "fol@1.0.0";
+        let ids = |s: &Shared| -> Vec<[u8; 32]> {
+            s.default_requests(spec)
+                .iter()
+                .map(|(r, v)| {
+                    assert_eq!(*v, None, "open, not decided");
+                    r.id()
+                })
+                .collect()
+        };
+        // A junk request (a lockfile of someone's choice) gossiped first: not ordered.
+        let mut junk = request("fol", "1.0.0", "# junk\n");
+        junk.request.lockfile_shipped = false;
+        assert!(shared.lock().mempool.insert(signed(&junk, 1), false));
+        assert!(ids(&shared).is_empty());
+        // Ordered: other features, another target, and the junk lockfile.
+        let mut featured = request("fol", "1.0.0", "lock");
+        featured.request.features = vec!["extra".into()];
+        let mut elsewhere = request("fol", "1.0.0", "lock");
+        elsewhere.request.target = "aarch64-unknown-linux-gnu".into();
+        commit(
+            &mut a,
+            1,
+            vec![
+                signed(&featured, 1),
+                signed(&elsewhere, 2),
+                signed(&junk, 1),
+            ],
+        );
+        assert!(shared.lock().state.is_open(&featured.id()));
+        assert_eq!(ids(&shared), [junk.id()]);
+        assert!(shared.default_requests("fol@1.0.1").is_empty());
+        // The default variant with the shipped lockfile, ordered.
+        let shipped = request("fol", "1.0.0", "lock");
+        commit(&mut a, 2, vec![signed(&shipped, 3)]);
+        let mut got = ids(&shared);
+        got.sort();
+        let mut want = vec![junk.id(), shipped.id()];
+        want.sort();
+        assert_eq!(got, want);
     }
 }

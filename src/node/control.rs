@@ -265,7 +265,11 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
         None => Vec::new(),
     };
     let chosen = match &lookup {
-        Some(k) => s.store.resolve(k).map_err(|e| e.to_string())?.ok(),
+        Some(k) => s
+            .store
+            .resolve_for(k, Some(&s.committee.build().target))
+            .map_err(|e| e.to_string())?
+            .ok(),
         None => None,
     };
     let entry = chosen.and_then(|i| variants.iter().find(|v| v.index == i).cloned());

@@ -5,7 +5,11 @@
 //! the interval. A version is a CANDIDATE when it appears after the first poll (the first
 //! poll of a crate makes only its newest non-yanked version a candidate: following starts
 //! from now, it does not rebuild a crate's history). A candidate is done as soon as the group
-//! knows `crate@version` (an entry in the log, an open round, or a request in the mempool).
+//! has ORDERED (an open round) or DECIDED (a log entry) its DEFAULT variant: default
+//! settings on the committee's target with the crate's shipped lockfile, or, for a crate
+//! that ships none (known once pinned), any generated one. A request that only waits in
+//! the mempool, or another variant (other features, a lockfile of someone's choosing),
+//! does not count: a junk request gossiped first cannot stop the release's build.
 //!
 //! **Exactly once across the group**, though every member may follow the same list: each
 //! candidate has one designated member (`SHA-256("synchronicity/follow/v1\n" ‖ spec)` mod n);
@@ -31,6 +35,8 @@ use super::run::{self, Command};
 use super::service::BuildService;
 use crate::build::{IndexPoll, Registry, index_versions};
 use crate::crypto::sha256;
+use crate::protocol::Verdict;
+use crate::request::BuildRequest;
 
 /// Most crates one node follows.
 pub const MAX_FOLLOWED: usize = 10_000;
@@ -199,7 +205,36 @@ pub(crate) async fn run(
     }
 }
 
-/// Submits the candidates that are due; drops those the group knows. True if any changed.
+/// Whether the group has the default variant of a release, before pinning it (cheap): an
+/// ordered or REPRODUCED request with the shipped lockfile. A decided one that failed does
+/// not count here: it may be a request whose `lockfile_shipped` lied (failed
+/// invalid-request by every member), which must not stop the real one.
+fn known_before_pin(known: &[(BuildRequest, Option<Verdict>)]) -> bool {
+    known
+        .iter()
+        .any(|(r, v)| r.lockfile_shipped && v.is_none_or(|v| v == Verdict::Reproduced))
+}
+
+/// Whether the group has the default variant of a release, once pinned as `pinned`: this
+/// very build (the same `.crate` and lockfile: any attempt, any verdict; re-attempts are
+/// the group's business), or, for a crate that ships no lockfile, an ordered or reproduced
+/// build with a generated one (the first of those is its default).
+fn known_after_pin(known: &[(BuildRequest, Option<Verdict>)], pinned: &BuildRequest) -> bool {
+    known.iter().any(|(r, v)| {
+        let same = r.source_sha256 == pinned.source_sha256
+            && r.lockfile_sha256 == pinned.lockfile_sha256
+            && r.lockfile_shipped == pinned.lockfile_shipped;
+        let generated = !pinned.lockfile_shipped
+            && !r.lockfile_shipped
+            && v.is_none_or(|v| v == Verdict::Reproduced);
+        same || generated
+    })
+}
+
+/// Submits the candidates that are due; drops those whose default variant the group has
+/// ordered or decided ([`Shared::default_requests`]: never a request that only waits in
+/// the mempool, never another variant; [`known_before_pin`], [`known_after_pin`]). True if
+/// any changed.
 async fn order_candidates(
     config: &FollowConfig,
     name: &str,
@@ -213,7 +248,7 @@ async fn order_candidates(
     let takeover = config.takeover().as_millis() as u64;
     for (version, since) in entry.candidates.clone() {
         let spec = format!("{name}@{version}");
-        if shared.knows_spec(&spec) {
+        if known_before_pin(&shared.default_requests(&spec)) {
             entry.candidates.remove(&version);
             changed = true;
             continue;
@@ -223,11 +258,24 @@ async fn order_candidates(
             continue;
         }
         let (service, krate, v) = (service.clone(), name.to_string(), version.clone());
-        let pinned = tokio::task::spawn_blocking(move || service.pin(&krate, &v, None)).await;
-        let result = match pinned {
-            Ok(Ok(p)) => run::submit(commands, p).await,
-            Ok(Err(e)) => Err(e),
+        let pinned = match tokio::task::spawn_blocking(move || service.pin(&krate, &v, None)).await
+        {
+            Ok(r) => r,
             Err(e) => Err(e.to_string()),
+        };
+        if let Ok(p) = &pinned
+            && known_after_pin(&shared.default_requests(&spec), &p.request)
+        {
+            entry.candidates.remove(&version);
+            changed = true;
+            continue;
+        }
+        if shared.lock().mempool.has_request_for(&spec) {
+            tracing::debug!(spec = %spec, "a request for this release waits unordered in the mempool; ordering the default variant anyway");
+        }
+        let result = match pinned {
+            Ok(p) => run::submit(commands, p).await,
+            Err(e) => Err(e),
         };
         match result {
             Ok(id) => {
@@ -236,7 +284,8 @@ async fn order_candidates(
                     .follow_submitted
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(spec = %spec, id = %hex::encode(id), designated = mine, "followed release ordered");
-                // Kept until the group knows it (then dropped above).
+                // Kept until the group has ordered it (then dropped above); submitting the
+                // same request again only publishes it again.
             }
             Err(e) => {
                 shared
@@ -285,6 +334,44 @@ mod tests {
         // Yanked after it was seen: no longer wanted.
         s.observe(&v(&[("1.3.0", true), ("1.4.0", false)]), 8);
         assert_eq!(s.candidates.keys().collect::<Vec<_>>(), ["1.4.0"]);
+    }
+
+    #[test]
+    fn a_failed_or_foreign_variant_does_not_stop_a_release() {
+        use Verdict::*;
+        let shipped = crate::testing::request("fol", "1.0.0", "shipped").request;
+        let mut lying = crate::testing::request("fol", "1.0.0", "# a lie\n").request;
+        lying.lockfile_shipped = true; // claims the shipped lockfile; fails invalid-request
+        let mut junk = lying.clone();
+        junk.lockfile_shipped = false;
+        let k = |r: &BuildRequest, v: Option<Verdict>| (r.clone(), v);
+        // Before pinning: only an ordered or reproduced shipped one counts.
+        assert!(!known_before_pin(&[]));
+        assert!(!known_before_pin(&[
+            k(&lying, Some(Failed)),
+            k(&junk, Some(Reproduced))
+        ]));
+        assert!(known_before_pin(&[k(&shipped, None)]));
+        assert!(known_before_pin(&[k(&shipped, Some(Reproduced))]));
+        // Once pinned: this very build (any verdict) counts; a lie or a junk lockfile not.
+        assert!(!known_after_pin(
+            &[k(&lying, Some(Failed)), k(&junk, None)],
+            &shipped
+        ));
+        assert!(known_after_pin(
+            &[k(&shipped, Some(NotReproduced))],
+            &shipped
+        ));
+        // A crate that ships none: an ordered or reproduced generated build counts, a
+        // failed one or a lying "shipped" one does not.
+        let mut ours = crate::testing::request("fol", "1.0.0", "# generated\n").request;
+        ours.lockfile_shipped = false;
+        assert!(known_after_pin(&[k(&junk, None)], &ours));
+        assert!(known_after_pin(&[k(&junk, Some(Reproduced))], &ours));
+        assert!(!known_after_pin(
+            &[k(&junk, Some(Failed)), k(&lying, None)],
+            &ours
+        ));
     }
 
     #[test]

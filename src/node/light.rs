@@ -29,7 +29,10 @@ fn latest(shared: &Shared) -> Result<CosignedCheckpoint, String> {
 fn proof_for(shared: &Shared, cp: &CosignedCheckpoint, key: &str) -> Result<String, String> {
     let lookup = LookupKey::parse(key)
         .ok_or_else(|| format!("{key:?} is neither CRATE@VERSION nor a request id"))?;
-    let index = shared.store.resolve(&lookup).map_err(|e| e.to_string())??;
+    let index = shared
+        .store
+        .resolve_for(&lookup, Some(&shared.committee.build().target))
+        .map_err(|e| e.to_string())??;
     if cp.checkpoint().size <= index {
         return Err(format!(
             "the entry for {key} is not yet under a cosigned checkpoint"

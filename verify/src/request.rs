@@ -168,15 +168,27 @@ impl BuildRequest {
         format!("{}@{}", self.krate, self.version)
     }
 
-    /// The variant a user means by plain `crate@version`: default features only, the lib
-    /// and the bins, the release profile (the lockfile is the shipped one or the one
-    /// generated for the request; any attempt).
+    /// The build SETTINGS a user means by plain `crate@version`: default features only, the
+    /// lib and the bins, the release profile (any attempt, any target). Which lockfile and
+    /// target are the default is not a property of one request: see
+    /// [`BuildRequest::is_default_variant_for`].
     pub fn is_default_variant(&self) -> bool {
         self.features.is_empty()
             && !self.no_default_features
             && self.lib
             && self.bins
             && self.profile == "release"
+    }
+
+    /// The default variant's settings on a committee that builds for `target`:
+    /// [`BuildRequest::is_default_variant`] and that target. Of such requests, the default
+    /// variant is the one with the crate's SHIPPED lockfile (`lockfile_shipped`) where the
+    /// crate ships one; for a crate that ships none, the first reproduced one with a
+    /// generated lockfile. One entry cannot show that a crate ships no lockfile: a client
+    /// given an entry with `lockfile_shipped == false` must say so (the member's lookup
+    /// prefers shipped ones).
+    pub fn is_default_variant_for(&self, target: &str) -> bool {
+        self.is_default_variant() && self.target == target
     }
 
     /// A short description of what sets this variant apart, e.g.
