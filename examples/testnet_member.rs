@@ -98,6 +98,13 @@ enum Cmd {
         #[arg(long)]
         timeout: f64,
     },
+    /// One line per decided height of a stopped member's store: block time (s after the
+    /// first block), the round it was decided in, its messages by kind (requests,
+    /// commitments, reveals) and by signer, its bytes, and the entries it logged.
+    Blocks {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// The invariants over stopped members' stores (`dirs` = the honest members).
     Check {
         #[arg(long, value_delimiter = ',', required = true)]
@@ -257,6 +264,7 @@ async fn drive(cmd: Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Settle { dirs, ids, timeout } => settle(&dirs, &ids, timeout).await,
+        Cmd::Blocks { dir } => blocks(&dir),
         Cmd::Check {
             dirs,
             committee,
@@ -399,6 +407,60 @@ async fn settle(dirs: &[PathBuf], ids: &Path, timeout: f64) -> anyhow::Result<()
             }
         }
         println!("pending {spec} {id}: {reason}");
+    }
+    Ok(())
+}
+
+/// What each decided height of the store in `dir` held (evidence for the fault suite's
+/// stalls: which rounds a height needed, what filled its block).
+fn blocks(dir: &Path) -> anyhow::Result<()> {
+    use synchronicity::protocol::Body;
+    let store = LogStore::open_existing(&dir.join("log"))?;
+    let applied = store.applied_height()?.unwrap_or(0);
+    let mut first = None;
+    let mut entries_before = 0u64;
+    for h in 1..=applied {
+        let Some(raw) = store.decided_record(h)? else {
+            continue;
+        };
+        let rec = DecidedRecord::decode(&raw).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let block =
+            synchronicity::node::decode_block(&rec.value).map_err(|e| anyhow::anyhow!(e))?;
+        let t0 = *first.get_or_insert(block.time_ms);
+        let mut kinds = [0usize; 3];
+        let mut signers: BTreeMap<u32, [usize; 3]> = BTreeMap::new();
+        for m in &block.messages {
+            let k = match m.body {
+                Body::Request(_) => 0,
+                Body::Commit { .. } => 1,
+                Body::Reveal { .. } => 2,
+            };
+            kinds[k] += 1;
+            signers.entry(m.signer).or_default()[k] += 1;
+        }
+        let by_signer: Vec<String> = signers
+            .iter()
+            .map(|(s, [r, c, v])| format!("m{s}:{r}/{c}/{v}"))
+            .collect();
+        // Entries logged up to this height: the largest entry index whose height is h.
+        let mut logged = 0u64;
+        while let Ok(bytes) = store.entry(entries_before + logged) {
+            match LogEntry::decode(&bytes) {
+                Ok(e) if e.height == h => logged += 1,
+                _ => break,
+            }
+        }
+        entries_before += logged;
+        println!(
+            "height {h} t={:.1}s round={} requests/commits/reveals={}/{}/{} bytes={} entries={logged} [{}]",
+            (block.time_ms - t0) as f64 / 1000.0,
+            rec.certificate.round.as_i64(),
+            kinds[0],
+            kinds[1],
+            kinds[2],
+            rec.value.bytes().len(),
+            by_signer.join(" ")
+        );
     }
     Ok(())
 }

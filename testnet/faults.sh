@@ -84,7 +84,7 @@ start() {
   # shellcheck disable=SC2086
   run_member "$data" "$i" "${CFILE[$i]:-$data/committee.toml}" \
     -v "$tool:/usr/local/bin/testnet-member:ro" -v "$PWD/$bin:/usr/local/bin/synchronicity:ro" -e SYNC_TEST_BUILD_MS=100 ${DOPTS[$i]:-} -- \
-    testnet-member node --dir /data --committee /committee.toml ${BYZ[$i]:+--byzantine ${BYZ[$i]}}
+    testnet-member node --dir /data --committee /committee.toml --metrics 0.0.0.0:9100 ${BYZ[$i]:+--byzantine ${BYZ[$i]}}
 }
 
 start_all() {
@@ -158,6 +158,17 @@ finish() {
     fail "bounded-memory"
   fi
   for i in $(seq 0 $((n - 1))); do docker logs "sync-n$i" >"$data/n$i.log" 2>&1 || true; done
+  # Each honest node's counters (what was dropped where, under the floods): DATA/nI.metrics,
+  # and the sums of the telling ones in DATA/drops.txt.
+  for i in "${honest[@]}"; do
+    curl -s --max-time 3 "http://$subnet.$((10 + i)):9100/metrics" >"$data/n$i.metrics" 2>/dev/null || true
+  done
+  local k
+  for k in net_gossip_dropped_author_share net_gossip_dropped_node_busy net_validations_dropped \
+    net_frames_dropped frames_dropped; do
+    printf '%s=%s\n' "$k" "$(cat "$data"/n*.metrics 2>/dev/null | awk -v k="synchronicity_${k}_total" '$1 == k { s += $2 } END { print s + 0 }')"
+  done >"$data/drops.txt"
+  log "honest nodes' counters: $(tr '\n' ' ' <"$data/drops.txt")"
   docker stop -t 10 $(docker ps -q --filter name=sync-n) >/dev/null 2>&1 || true
   check_out=$("$tool" check --dirs "$(honest_dirs)" --committee "$data/committee.toml" --ids "$data/ids" 2>&1) ||
     fail "$(echo "$check_out" | grep -m1 '^INVARIANT' || echo "$check_out" | tail -1)"

@@ -46,6 +46,28 @@ pub struct GossipMessage {
     pub data: Vec<u8>,
     pub(crate) id: MessageId,
     pub(crate) propagation_source: PeerId,
+    /// The place it takes in its author's share of the node's event queue, given back when
+    /// the node drops the message (see [`AuthorShare`]).
+    pub(crate) _share: Option<Arc<AuthorShare>>,
+}
+
+/// One gossip message of an author in the node's hands (queued or being judged). Each
+/// author may have at most a fixed share of the node's event queue at once (the swarm
+/// ignores, and counts, the rest: `gossip_dropped_author_share`); the shares of all members
+/// together fit the queue. So a flooding member only ever fills its own share: another
+/// member's gossip (a reveal, a commitment) still finds room, and the frames and requests
+/// behind it wait for two members' shares at most, not for a queue full of one member's
+/// flood. The count goes down when the message is dropped, whatever the node did with it
+/// (nothing to forget to give back).
+#[derive(Debug)]
+pub(crate) struct AuthorShare {
+    pub(crate) held: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for AuthorShare {
+    fn drop(&mut self) {
+        self.held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// An inbound request, to answer with [`InboundRequest::respond`].

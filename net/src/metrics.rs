@@ -18,6 +18,9 @@ pub struct NetMetrics {
     /// Gossip messages ignored because the node's event queue was full (the node is
     /// behind; the swarm does not wait for it).
     pub gossip_dropped_node_busy: Counter,
+    /// Gossip messages ignored because their author already held its share of the node's
+    /// event queue (one member's flood cannot take the others' room).
+    pub gossip_dropped_author_share: Counter,
     /// Requests refused because the node's event queue was full.
     pub requests_dropped_node_busy: Counter,
     /// The node's verdicts on gossip dropped because the command queue was full.
@@ -74,6 +77,11 @@ impl NetMetrics {
             "gossip_dropped_node_busy",
             "Gossip ignored because the node's event queue was full",
             self.gossip_dropped_node_busy.clone(),
+        );
+        r.register(
+            "gossip_dropped_author_share",
+            "Gossip ignored because its author held its share of the node's event queue",
+            self.gossip_dropped_author_share.clone(),
         );
         r.register(
             "requests_dropped_node_busy",

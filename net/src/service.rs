@@ -3,6 +3,7 @@
 //! the task sleeps in `select!` until a swarm event, a command or the redial tick.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NetConfig;
 use crate::handle::{
-    Command, GossipMessage, InboundRequest, NetError, NetEvent, NetworkHandle, RequestKind,
+    AuthorShare, Command, GossipMessage, InboundRequest, NetError, NetEvent, NetworkHandle,
+    RequestKind,
 };
 use crate::metrics::NetMetrics;
 use crate::protocol::{CONSENSUS_PROTOCOL, Refusal, Request, Response};
@@ -67,7 +69,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetE
 
     let local = swarm.local_peer_id().to_owned();
     let members: Arc<HashSet<PeerId>> = Arc::new(cfg.members.iter().map(|m| m.peer_id).collect());
-    let (event_tx, event_rx) = mpsc::channel(4096);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let mut control = swarm.behaviour().stream.new_control();
     if members.contains(&local) {
@@ -129,6 +131,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetE
         next_inbound: 0,
         outbound: HashMap::new(),
         last_kad_bootstrap: None,
+        gossip_held: HashMap::new(),
         listen: Vec::new(),
     };
     tokio::spawn(task.run(cmd_rx));
@@ -159,6 +162,17 @@ struct Service {
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
     last_kad_bootstrap: Option<Instant>,
     listen: Vec<Multiaddr>,
+    /// Per author, its gossip messages in the node's hands (see [`AuthorShare`]).
+    gossip_held: HashMap<PeerId, Arc<AtomicUsize>>,
+}
+
+/// The node's event queue: gossip, frames, requests.
+const EVENT_QUEUE: usize = 4096;
+
+/// Most gossip messages of one author in the node's hands at once: the members' shares
+/// together fit the event queue, so gossip alone never fills it.
+fn author_share(members: usize) -> usize {
+    (EVENT_QUEUE / members.max(1)).max(1)
 }
 
 impl Service {
@@ -437,12 +451,26 @@ impl Service {
                     );
                     return;
                 }
+                // The author's share of the node's queue first: over it, ignored (no
+                // penalty: relaying it was no fault; counted).
+                let held = self.gossip_held.entry(source).or_default().clone();
+                if held.load(Ordering::Relaxed) >= author_share(self.members.len()) {
+                    self.metrics.gossip_dropped_author_share.inc();
+                    gs.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+                    return;
+                }
+                held.fetch_add(1, Ordering::Relaxed);
                 let msg = GossipMessage {
                     topic,
                     source,
                     data: message.data,
                     id: message_id.clone(),
                     propagation_source,
+                    _share: Some(Arc::new(AuthorShare { held })),
                 };
                 // Never wait for the node here: a flood would stall this task (and every
                 // stream and vote behind it) on one slow consumer. A full queue ignores the

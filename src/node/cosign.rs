@@ -2,9 +2,14 @@
 //! and gossips the signature; any node holding ≥ t valid signatures for the (size, root)
 //! its own log has aggregates them into the cosigned checkpoint and stores it.
 //!
-//! Every partial is verified against its member's key before it is kept, so one bad
-//! signature never spoils an aggregate. Partials for a root other than ours are kept apart
-//! (keyed by root) and never combined with ours.
+//! A partial is verified against its member's key only when it can count, so one bad
+//! signature never spoils an aggregate and no member can make the others pay a pairing
+//! for a partial that cannot: one for a size our log has is verified at once if its root
+//! is ours, and dropped unverified if it is not (another root is never combined with
+//! ours); one for a size beyond our log is kept unverified and verified when our log
+//! reaches that size with that root ([`Collector::finish`]). A member signing random roots
+//! or sizes far ahead (the fault suite's cosignature flood, ~100 a second) used to cost
+//! every other member one pairing each, on the loop that reads peers' input; now none.
 //!
 //! Bounds: each member has partials for at most [`MAX_PER_SIGNER`] (size, root) pairs (its
 //! oldest goes first), so at most n × [`MAX_PER_SIGNER`] pairs are kept and one member's
@@ -42,6 +47,18 @@ pub(crate) enum CosignError {
     /// The signature does not verify under the member's key.
     #[error("cosignature of member {0} does not verify")]
     BadSignature(usize),
+    /// For a size our log has, with another root: it cannot count (not verified).
+    #[error("cosignature for a root that is not our log's at that size")]
+    NotOurRoot,
+}
+
+/// What [`Collector::add`] did with a cosignature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// For our (size, root): verified and kept.
+    Verified,
+    /// For a size beyond our log: kept unverified until our log reaches it.
+    Deferred,
 }
 
 /// The body every member signs for (size, root).
@@ -94,50 +111,83 @@ fn member_line(committee: &Committee, i: usize, sig: &[u8]) -> Option<NoteSignat
     })
 }
 
-/// One member's partial: its BLS signature and, if it sent one, its Ed25519 line's.
-type Partial = (BlsSignature, Option<Vec<u8>>);
+/// One member's partial: its BLS signature, its Ed25519 line's signature if it sent one,
+/// and whether both were verified yet.
+#[derive(Debug)]
+struct Partial {
+    bls: BlsSignature,
+    ed25519: Option<Vec<u8>>,
+    verified: bool,
+}
 
 /// Pending partial signatures.
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
     pending: BTreeMap<(u64, [u8; 32]), BTreeMap<usize, Partial>>,
+    /// Partials verified so far (each costs a pairing): what a flood can make us spend
+    /// (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    verifications: u64,
+}
+
+/// Whether `signer`'s partial `bls` (and Ed25519 line `ed`, if any) signs `body`.
+fn partial_verifies(
+    committee: &Committee,
+    signer: usize,
+    body: &str,
+    bls: &BlsSignature,
+    ed: Option<&[u8]>,
+) -> bool {
+    let Some(member) = committee.members().get(signer) else {
+        return false;
+    };
+    if member.bls_public_key.verify(body.as_bytes(), bls).is_err() {
+        return false;
+    }
+    // The Ed25519 line, if any, must verify too (else the whole cosignature is refused: a
+    // stored note never carries a line that does not verify).
+    ed.is_none_or(|sig| {
+        ed25519_key_of(&member.peer_id)
+            .map(|k| k.verify(body.as_bytes(), sig))
+            .unwrap_or(false)
+    })
 }
 
 impl Collector {
-    /// Verifies and keeps `c` from member `signer`.
+    /// Keeps `c` from member `signer`: verified now if it is for our log's (size, root),
+    /// unverified if it is for a size beyond our log (see the module doc); refused without
+    /// a pairing if it is for a size we have with another root.
     pub(crate) fn add(
         &mut self,
         committee: &Committee,
+        store: &LogStore,
         signer: usize,
         c: &Cosignature,
-    ) -> Result<(), CosignError> {
+    ) -> Result<Added, CosignError> {
         let root: [u8; 32] = c
             .root
             .as_slice()
             .try_into()
             .map_err(|_| CosignError::Malformed)?;
         let sig = BlsSignature::from_bytes(&c.signature).map_err(|_| CosignError::Malformed)?;
-        let key = &committee
-            .members()
-            .get(signer)
-            .ok_or(CosignError::Malformed)?
-            .bls_public_key;
-        let body = checkpoint_body(committee, c.size, root);
-        key.verify(body.as_bytes(), &sig)
-            .map_err(|_| CosignError::BadSignature(signer))?;
-        // The Ed25519 line, if any, must verify too (else the whole cosignature is refused:
-        // a stored note never carries a line that does not verify).
-        let ed = if c.ed25519.is_empty() {
-            None
-        } else {
-            let peer = &committee.members()[signer].peer_id;
-            let ok = ed25519_key_of(peer)
-                .map(|k| k.verify(body.as_bytes(), &c.ed25519))
-                .unwrap_or(false);
-            if !ok {
+        if signer >= committee.len() {
+            return Err(CosignError::Malformed);
+        }
+        let ed = (!c.ed25519.is_empty()).then(|| c.ed25519.clone());
+        let our_size = store.size().unwrap_or(0);
+        let added = if c.size <= our_size {
+            // Cheap check first: a root that is not ours at a size we have never counts.
+            if store.tree_hash(c.size).ok() != Some(root) {
+                return Err(CosignError::NotOurRoot);
+            }
+            self.verifications += 1;
+            let body = checkpoint_body(committee, c.size, root);
+            if !partial_verifies(committee, signer, &body, &sig, ed.as_deref()) {
                 return Err(CosignError::BadSignature(signer));
             }
-            Some(c.ed25519.clone())
+            Added::Verified
+        } else {
+            Added::Deferred
         };
         let key = (c.size, root);
         let mine: Vec<(u64, [u8; 32])> = self
@@ -157,11 +207,21 @@ impl Collector {
                 }
             }
         }
-        self.pending
-            .entry((c.size, root))
-            .or_default()
-            .insert(signer, (sig, ed));
-        Ok(())
+        self.pending.entry((c.size, root)).or_default().insert(
+            signer,
+            Partial {
+                bls: sig,
+                ed25519: ed,
+                verified: added == Added::Verified,
+            },
+        );
+        Ok(added)
+    }
+
+    /// Partials verified so far.
+    #[cfg(test)]
+    pub(crate) fn verifications(&self) -> u64 {
+        self.verifications
     }
 
     /// Stores every checkpoint that now has ≥ t partials for a (size, root) matching our
@@ -185,21 +245,40 @@ impl Collector {
             if store.tree_hash(size).ok() != Some(root) {
                 continue; // a root that is not ours: never aggregated with ours
             }
-            // Each partial was verified when it was added: combine them as they are (the
+            // Partials that arrived before our log had this size are verified now, once
+            // each; those that do not verify go. The rest are combined as they are (the
             // assembled note is verified once more, as a whole, before it is stored).
+            let body = checkpoint_body(committee, size, root);
+            let Some(partials) = self.pending.get_mut(&(size, root)) else {
+                continue;
+            };
+            let mut checked = 0;
+            partials.retain(|signer, p| {
+                if !p.verified {
+                    checked += 1;
+                    p.verified =
+                        partial_verifies(committee, *signer, &body, &p.bls, p.ed25519.as_deref());
+                }
+                p.verified
+            });
+            let remaining = partials.len();
+            self.verifications += checked;
+            if remaining < committee.threshold() {
+                continue;
+            }
             let partials = &self.pending[&(size, root)];
             let mut signers = SignerBitmap::new(committee.len());
             for signer in partials.keys() {
                 signers.set(*signer);
             }
-            let Some(aggregate) = BlsSignature::aggregate(partials.values().map(|(b, _)| b)) else {
+            let Some(aggregate) = BlsSignature::aggregate(partials.values().map(|p| &p.bls)) else {
                 continue;
             };
             let ts = ThresholdSignature { signers, aggregate };
             let cp = Checkpoint::new(committee.origin(), size, root);
             let lines: Vec<NoteSignature> = partials
                 .iter()
-                .filter_map(|(i, (_, ed))| member_line(committee, *i, ed.as_deref()?))
+                .filter_map(|(i, p)| member_line(committee, *i, p.ed25519.as_deref()?))
                 .collect();
             match CosignedCheckpoint::assemble_with(&cp, &ts, committee, lines) {
                 Ok(c) => match store.put_checkpoint(&c) {
@@ -240,27 +319,71 @@ mod tests {
         let mut col = Collector::default();
         // Member 1's signature presented as member 2's: refused.
         let s1 = sign(c, &tc.bls[1], 2, root);
-        assert_eq!(col.add(c, 2, &s1), Err(CosignError::BadSignature(2)));
-        // Three partials for another root never combine with ours.
+        assert_eq!(
+            col.add(c, &store, 2, &s1),
+            Err(CosignError::BadSignature(2))
+        );
+        // Partials for another root at a size we have: refused without a pairing.
+        let before = col.verifications();
         for i in 0..3 {
-            col.add(c, i, &sign(c, &tc.bls[i], 2, [9; 32])).unwrap();
+            assert_eq!(
+                col.add(c, &store, i, &sign(c, &tc.bls[i], 2, [9; 32])),
+                Err(CosignError::NotOurRoot)
+            );
         }
-        col.add(c, 0, &s1.clone()).unwrap_err();
-        col.add(c, 1, &s1).unwrap();
-        col.add(c, 0, &sign(c, &tc.bls[0], 2, root)).unwrap();
+        assert_eq!(col.verifications(), before);
+        col.add(c, &store, 0, &s1.clone()).unwrap_err();
+        assert_eq!(col.add(c, &store, 1, &s1), Ok(Added::Verified));
+        col.add(c, &store, 0, &sign(c, &tc.bls[0], 2, root))
+            .unwrap();
         assert_eq!(col.finish(c, &store), Ok(None), "two of t = 3");
         assert!(store.latest_checkpoint().unwrap().is_none());
-        col.add(c, 3, &sign(c, &tc.bls[3], 2, root)).unwrap();
+        col.add(c, &store, 3, &sign(c, &tc.bls[3], 2, root))
+            .unwrap();
         assert_eq!(col.finish(c, &store), Ok(Some(2)));
         let note = store.latest_checkpoint().unwrap().unwrap();
         let cp = CosignedCheckpoint::verify(&note, c).unwrap();
         assert_eq!(cp.checkpoint().root, root);
-        // A partial beyond our log's size waits.
-        col.add(c, 0, &sign(c, &tc.bls[0], 5, [1; 32])).unwrap();
+        // A partial beyond our log's size waits, unverified.
+        assert_eq!(
+            col.add(c, &store, 0, &sign(c, &tc.bls[0], 5, [1; 32])),
+            Ok(Added::Deferred)
+        );
         assert_eq!(col.finish(c, &store), Ok(None));
         let mut bad = sign(c, &tc.bls[0], 2, root);
         bad.root.pop();
-        assert_eq!(col.add(c, 0, &bad), Err(CosignError::Malformed));
+        assert_eq!(col.add(c, &store, 0, &bad), Err(CosignError::Malformed));
+    }
+
+    /// Partials that arrive before our log has their size are verified when it does, and
+    /// a bad one among them is dropped then (it never spoils the aggregate).
+    #[test]
+    fn early_partials_are_verified_when_our_log_reaches_them() {
+        let tc = TestCommittee::new(4, 16);
+        let c = &tc.committee;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let ahead = LogStore::open(other.path()).unwrap();
+        ahead.append(&[b"e0".to_vec()], Some(1)).unwrap();
+        let root = ahead.tree_hash(1).unwrap();
+        let mut col = Collector::default();
+        // Members 0 and 1 sign (1, root) before our log has entry 0; member 2's partial is
+        // member 3's signature (bad), member 3's is good.
+        for (i, key) in [(0, 0), (1, 1), (2, 3), (3, 3)] {
+            assert_eq!(
+                col.add(c, &store, i, &sign(c, &tc.bls[key], 1, root)),
+                Ok(Added::Deferred)
+            );
+        }
+        assert_eq!(col.verifications(), 0);
+        assert_eq!(col.finish(c, &store), Ok(None), "our log is empty");
+        store.append(&[b"e0".to_vec()], Some(1)).unwrap();
+        assert_eq!(col.finish(c, &store), Ok(Some(1)));
+        assert_eq!(col.verifications(), 4);
+        let note = store.latest_checkpoint().unwrap().unwrap();
+        let cp = CosignedCheckpoint::verify(&note, c).unwrap();
+        assert_eq!(cp.checkpoint().root, root);
     }
 
     #[test]
@@ -273,21 +396,33 @@ mod tests {
         let root = store.tree_hash(1).unwrap();
         let mut col = Collector::default();
         // Two honest partials for our (1, root), then member 3 signs a thousand useless
-        // (size, root) pairs far ahead: they push out its own, never the honest ones.
-        col.add(c, 0, &sign(c, &tc.bls[0], 1, root)).unwrap();
-        col.add(c, 1, &sign(c, &tc.bls[1], 1, root)).unwrap();
+        // (size, root) pairs far ahead and a thousand random roots at our size: they push
+        // out its own, never the honest ones, and cost no pairing.
+        col.add(c, &store, 0, &sign(c, &tc.bls[0], 1, root))
+            .unwrap();
+        col.add(c, &store, 1, &sign(c, &tc.bls[1], 1, root))
+            .unwrap();
+        assert_eq!(col.verifications(), 2);
         for k in 0..1000u64 {
             let mut r = [0u8; 32];
             r[..8].copy_from_slice(&k.to_le_bytes());
-            col.add(c, 3, &sign(c, &tc.bls[3], 1_000_000 + k, r))
-                .unwrap();
+            assert_eq!(
+                col.add(c, &store, 3, &sign(c, &tc.bls[3], 1_000_000 + k, r)),
+                Ok(Added::Deferred)
+            );
+            assert_eq!(
+                col.add(c, &store, 3, &sign(c, &tc.bls[3], 1, r)),
+                Err(CosignError::NotOurRoot)
+            );
         }
+        assert_eq!(col.verifications(), 2);
         assert!(
             col.pending.len() <= 1 + MAX_PER_SIGNER,
             "{}",
             col.pending.len()
         );
-        col.add(c, 2, &sign(c, &tc.bls[2], 1, root)).unwrap();
+        col.add(c, &store, 2, &sign(c, &tc.bls[2], 1, root))
+            .unwrap();
         assert_eq!(col.finish(c, &store), Ok(Some(1)));
     }
 }

@@ -379,10 +379,20 @@ impl NodeLoop {
             self.help_late_cosigner(c.size);
             return Validation::Ignore;
         }
-        match self.collector.add(&self.shared.committee, signer, &c) {
-            Ok(()) => {
+        match self
+            .collector
+            .add(&self.shared.committee, &self.shared.store, signer, &c)
+        {
+            Ok(cosign::Added::Verified) => {
                 self.finish_cosigned();
                 Validation::Accept
+            }
+            // Not verified (yet): not relayed either. Its author publishes to every member
+            // itself; we verify it if our log reaches its size with its root.
+            Ok(cosign::Added::Deferred) => Validation::Ignore,
+            Err(e @ cosign::CosignError::NotOurRoot) => {
+                tracing::debug!("cosignature ignored: {e}");
+                Validation::Ignore
             }
             Err(e) => {
                 tracing::debug!("cosignature refused: {e}");
@@ -439,7 +449,10 @@ impl NodeLoop {
             } => {
                 let c = self.own_cosignature(size, root);
                 let me = self.shared.me as usize;
-                if let Err(e) = self.collector.add(&self.shared.committee, me, &c) {
+                if let Err(e) =
+                    self.collector
+                        .add(&self.shared.committee, &self.shared.store, me, &c)
+                {
                     tracing::error!("own cosignature: {e}");
                 }
                 self.publish(COSIGN_TOPIC, encode(&c));

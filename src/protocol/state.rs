@@ -27,6 +27,52 @@ use crate::request::{BuildRequest, PinnedRequest};
 
 type Id = [u8; 32];
 
+/// A message's kind, in the order a proposer includes them ([`proposal_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    /// Closes a round (its reveal phase ends early once every committer revealed).
+    Reveal,
+    /// Moves a round to its reveal phase.
+    Commit,
+    /// Opens a round (more work for every builder).
+    Request,
+}
+
+impl Kind {
+    pub(crate) fn of(m: &SignedMessage) -> Self {
+        match m.body {
+            Body::Reveal { .. } => Kind::Reveal,
+            Body::Commit { .. } => Kind::Commit,
+            Body::Request(_) => Kind::Request,
+        }
+    }
+}
+
+/// The order in which a proposer considers candidates (given by signer and kind, in
+/// arrival order): every reveal before any commitment, every commitment before any
+/// request; within a kind, the signers take turns (the first of each signer, in signer
+/// order, then the second of each, ...), each signer's own in arrival order. So a block
+/// whose limits run out holds as many of an honest member's messages of a kind as of a
+/// flooding member's, and a flood of requests or commitments never takes the place of a
+/// reveal. Returns positions into the inputs.
+pub(crate) fn proposal_order(signers: &[u32], kinds: &[Kind]) -> Vec<usize> {
+    // (kind, turn within its signer and kind, signer, arrival) sorts into that order.
+    let mut turns: BTreeMap<(Kind, u32), usize> = BTreeMap::new();
+    let mut keyed: Vec<(Kind, usize, u32, usize)> = signers
+        .iter()
+        .zip(kinds)
+        .enumerate()
+        .map(|(i, (s, k))| {
+            let turn = turns.entry((*k, *s)).or_default();
+            let key = (*k, *turn, *s, i);
+            *turn += 1;
+            key
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, _, _, i)| i).collect()
+}
+
 /// Most new requests of one member a proposer puts into one block (see
 /// [`ProtocolState::select`]).
 pub(crate) const MAX_REQUESTS_PER_MEMBER_IN_BLOCK: usize = 64;
@@ -407,12 +453,18 @@ impl ProtocolState {
         apply_message(&mut o, msg, env).map(|_| ())
     }
 
-    /// Of `candidates` (envelopes verified), the positions of those that can go, in this
-    /// order, into one block at time `now_ms`: what the proposer includes, within the
-    /// committee's message count and byte limits, and at most
-    /// [`MAX_REQUESTS_PER_MEMBER_IN_BLOCK`] new requests of any one member (the proposer's
-    /// own choice, not a validity rule: one member's flood of requests waits its turn in
-    /// small shares instead of filling every block, which every member must check in time).
+    /// Of `candidates` (envelopes verified, in arrival order), the positions of those that
+    /// can go into one block at time `now_ms`, in block order: what the proposer includes,
+    /// within the committee's message count and byte limits, and at most
+    /// [`MAX_REQUESTS_PER_MEMBER_IN_BLOCK`] new requests of any one member.
+    ///
+    /// The order is the proposer's own choice (not a validity rule), made so that what
+    /// other members send cannot crowd out what closes open rounds ([`proposal_order`]):
+    /// reveals first, then commitments, then new requests; within each kind the members
+    /// take turns (each one's in arrival order), so when the block's limits run out every
+    /// member has had the same number of places. One member's flood of requests waits its
+    /// turn in small shares instead of filling every block, which every member must check
+    /// in time.
     pub fn select(
         &self,
         candidates: &[(&SignedMessage, usize)],
@@ -424,7 +476,10 @@ impl ProtocolState {
         let mut bytes = 0usize;
         let mut chosen = Vec::new();
         let mut requests: BTreeMap<u32, usize> = BTreeMap::new();
-        for (i, (m, size)) in candidates.iter().enumerate() {
+        let signers: Vec<u32> = candidates.iter().map(|(m, _)| m.signer).collect();
+        let kinds: Vec<Kind> = candidates.iter().map(|(m, _)| Kind::of(m)).collect();
+        for i in proposal_order(&signers, &kinds) {
+            let (m, size) = &candidates[i];
             if chosen.len() >= self.params.max_block_messages {
                 break;
             }

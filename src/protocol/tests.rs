@@ -648,6 +648,63 @@ fn a_proposer_takes_at_most_a_share_of_one_members_requests() {
     assert!(chosen.contains(&200), "member 0's request is in");
 }
 
+/// What closes open rounds goes into a block first, and members take turns within a kind:
+/// a flood of requests that arrived before the reveals takes none of their places, and a
+/// block whose limits run out holds as many of an honest member's requests as of the
+/// flooder's. (In arrival order the flood filled the block and the round stayed open.)
+#[test]
+fn reveals_go_first_and_members_take_turns_in_a_block() {
+    let mut net = Net::new();
+    net.state = ProtocolState::new(ProtocolParams {
+        max_open_requests_per_member: 1000,
+        max_block_messages: 16,
+        ..PARAMS
+    });
+    let a = manifest(1);
+    let id = net.open();
+    let commits = (0..4).map(|m| net.commit(m, &id, &a)).collect();
+    net.block(1000, commits).unwrap();
+    // Member 3's 200 requests arrive first, then member 0's five, then the four reveals.
+    let mut msgs: Vec<SignedMessage> = (0..200)
+        .map(|k| {
+            net.msg(
+                3,
+                Body::Request(crate::testing::request(&format!("flood-{k}"), "1.0.0", "l")),
+            )
+        })
+        .collect();
+    msgs.extend((0..5).map(|k| {
+        net.msg(
+            0,
+            Body::Request(crate::testing::request(&format!("mine-{k}"), "1.0.0", "l")),
+        )
+    }));
+    msgs.extend((0..4).map(|m| net.reveal(m, &id, &a)));
+    let candidates: Vec<(&SignedMessage, usize)> =
+        msgs.iter().map(|m| (m, m.to_cbor().len())).collect();
+    let chosen = net.state.select(&candidates, net.time + 1000, net.env());
+    assert_eq!(chosen.len(), 16);
+    assert_eq!(&chosen[..4], &[205, 206, 207, 208], "the reveals first");
+    let by = |signer: u32| {
+        chosen[4..]
+            .iter()
+            .filter(|&&i| msgs[i].signer == signer)
+            .count()
+    };
+    assert_eq!(
+        (by(0), by(3)),
+        (5, 7),
+        "turns, then the rest to the flooder"
+    );
+    // Member 0's requests interleave with the flood's (signer order within a turn), each
+    // member's in arrival order.
+    assert_eq!(&chosen[4..8], &[200, 0, 201, 1]);
+    let block: Vec<SignedMessage> = chosen.iter().map(|&i| msgs[i].clone()).collect();
+    let (entries, _) = net.block(1000, block).unwrap();
+    assert_eq!(entries.len(), 1, "the round closed");
+    assert_eq!(entries[0].verdict, Verdict::Reproduced);
+}
+
 /// One member's requests hold at most the committee's `max_open_requests_per_member` open
 /// rounds: one more is refused (in a block of its own or with the others), other members
 /// are not affected, a restored state counts alike, and a decided round frees a slot.
