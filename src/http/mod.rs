@@ -264,7 +264,8 @@ pub(crate) fn route(shared: &Shared, path: &str, query: &str) -> Answer {
                 format!("{key:?} is neither CRATE@VERSION nor a request id"),
             );
         };
-        let index = match store.resolve(&lookup) {
+        // The default variant for the committee's target, as the light protocol answers.
+        let index = match store.resolve_for(&lookup, Some(&shared.committee.build().target)) {
             Ok(Ok(i)) => i,
             Ok(Err(e)) => return Answer::text(StatusCode::NOT_FOUND, e),
             Err(e) => return internal(e),
