@@ -83,6 +83,13 @@ pub struct NodeCounters {
     pub follow_submitted: AtomicU64,
     /// Polls or orders of followed releases that failed.
     pub follow_errors: AtomicU64,
+    /// Gossiped protocol messages rejected as invalid (not decodable, a bad envelope, a
+    /// request this committee can never order): not admitted, not relayed.
+    pub gossip_invalid: AtomicU64,
+    /// Gossiped messages refused because their author holds the mempool's per-member
+    /// message or byte bound, or the pool is full (not admitted, not relayed; nothing
+    /// evicted).
+    pub mempool_refused_over_budget: AtomicU64,
 }
 
 /// State shared by the consensus actor and the node's event loop.

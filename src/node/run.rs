@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::app::{AppEvent, Shared, now_ms};
 use super::cosign::{self, Collector};
+use super::mempool::Refused;
 use super::own::OwnRounds;
 use super::service::BuildService;
 use super::wire::{
@@ -189,7 +190,11 @@ impl NodeLoop {
             &self.identity,
             self.shared.committee.signing_domain(),
         );
-        self.shared.lock().mempool.insert(msg.clone(), true);
+        if let Err(e) = self.shared.lock().mempool.insert(msg.clone(), true) {
+            // Published anyway (a peer with room may order it); a saved submission is
+            // published again at the next start.
+            tracing::warn!("own message not kept in the mempool: {e}");
+        }
         self.publish(MESSAGES_TOPIC, msg.to_cbor());
         let _ = self.actor.try_send(ActorInput::Wake);
         msg
@@ -318,14 +323,32 @@ impl NodeLoop {
         }
     }
 
-    /// A protocol message by gossip: envelope checked BEFORE it enters the mempool.
+    /// A protocol message by gossip, checked in full BEFORE it enters the mempool or is
+    /// relayed (only `Accept` is forwarded by gossipsub): decodable, a request this
+    /// committee could order ([`crate::protocol::check_request`]: its toolchain and target,
+    /// size, the lockfile it pins; cheap, so before the signature), a member's envelope,
+    /// then the mempool's per-member bounds. Invalid → `Reject` (the relayer is penalised),
+    /// counted, one debug line; over a bound → `Ignore`, counted.
     fn on_message(&mut self, data: &[u8]) -> Validation {
-        let Ok(msg) = SignedMessage::from_cbor(data) else {
-            return Validation::Reject;
+        let counters = &self.shared.counters;
+        let invalid = |why: &dyn std::fmt::Display| {
+            counters
+                .gossip_invalid
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!("gossip message rejected: {why}");
+            Validation::Reject
         };
+        let msg = match SignedMessage::from_cbor(data) {
+            Ok(m) => m,
+            Err(e) => return invalid(&e),
+        };
+        if let Body::Request(pinned) = &msg.body
+            && let Err(e) = crate::protocol::check_request(pinned, &self.shared.committee)
+        {
+            return invalid(&format_args!("request {}: {e}", pinned.request.spec()));
+        }
         if let Err(e) = self.shared.envelopes.verify(&msg, &self.shared.committee) {
-            tracing::debug!("gossip message refused: {e}");
-            return Validation::Reject;
+            return invalid(&e);
         }
         let mut inner = self.shared.lock();
         // Commitments and reveals only for open rounds: a member cannot fill the pool with
@@ -338,12 +361,22 @@ impl NodeLoop {
                 return Validation::Ignore;
             }
         }
-        if inner.mempool.insert(msg, false) {
-            drop(inner);
-            let _ = self.actor.try_send(ActorInput::Wake);
-            Validation::Accept
-        } else {
-            Validation::Ignore
+        let signer = msg.signer;
+        match inner.mempool.insert(msg, false) {
+            Ok(()) => {
+                drop(inner);
+                let _ = self.actor.try_send(ActorInput::Wake);
+                Validation::Accept
+            }
+            Err(Refused::Duplicate) => Validation::Ignore,
+            Err(e) => {
+                drop(inner);
+                counters
+                    .mempool_refused_over_budget
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(signer, "gossip message refused: {e}");
+                Validation::Ignore
+            }
         }
     }
 
