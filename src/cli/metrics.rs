@@ -132,6 +132,16 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     load(&c.mempool_refused_over_budget),
                 ),
                 (
+                    "synchronicity_http_connections_refused_total",
+                    "HTTP connections closed at once (all, or one address's, connections taken).",
+                    load(&c.http_connections_refused),
+                ),
+                (
+                    "synchronicity_http_rate_limited_total",
+                    "HTTP requests answered 429.",
+                    load(&c.http_rate_limited),
+                ),
+                (
                     "synchronicity_builds_running",
                     "Builds running now.",
                     q.running.len() as u64,

@@ -90,6 +90,10 @@ pub struct NodeCounters {
     /// message or byte bound, or the pool is full (not admitted, not relayed; nothing
     /// evicted).
     pub mempool_refused_over_budget: AtomicU64,
+    /// HTTP connections closed at once: the server's or one address's limit was reached.
+    pub http_connections_refused: AtomicU64,
+    /// HTTP requests answered 429 (the client address's rate).
+    pub http_rate_limited: AtomicU64,
 }
 
 /// State shared by the consensus actor and the node's event loop.
