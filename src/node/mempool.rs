@@ -96,6 +96,12 @@ impl Mempool {
         })
     }
 
+    /// Messages in the pool.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
     /// Bytes `signer`'s messages take in the pool.
     #[cfg(test)]
     pub(crate) fn bytes_of(&self, signer: u32) -> usize {

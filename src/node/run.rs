@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use super::app::{AppEvent, Shared, now_ms};
 use super::cosign::{self, Collector};
-use super::mempool::Refused;
 use super::own::OwnRounds;
 use super::service::BuildService;
 use super::wire::{
@@ -323,61 +322,14 @@ impl NodeLoop {
         }
     }
 
-    /// A protocol message by gossip, checked in full BEFORE it enters the mempool or is
-    /// relayed (only `Accept` is forwarded by gossipsub): decodable, a request this
-    /// committee could order ([`crate::protocol::check_request`]: its toolchain and target,
-    /// size, the lockfile it pins; cheap, so before the signature), a member's envelope,
-    /// then the mempool's per-member bounds. Invalid → `Reject` (the relayer is penalised),
-    /// counted, one debug line; over a bound → `Ignore`, counted.
+    /// A protocol message by gossip: judged by [`super::gossip::admit_message`] (checked in
+    /// full before it enters the mempool or is relayed); an admitted one wakes consensus.
     fn on_message(&mut self, data: &[u8]) -> Validation {
-        let counters = &self.shared.counters;
-        let invalid = |why: &dyn std::fmt::Display| {
-            counters
-                .gossip_invalid
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::debug!("gossip message rejected: {why}");
-            Validation::Reject
-        };
-        let msg = match SignedMessage::from_cbor(data) {
-            Ok(m) => m,
-            Err(e) => return invalid(&e),
-        };
-        if let Body::Request(pinned) = &msg.body
-            && let Err(e) = crate::protocol::check_request(pinned, &self.shared.committee)
-        {
-            return invalid(&format_args!("request {}: {e}", pinned.request.spec()));
+        let verdict = super::gossip::admit_message(&self.shared, data);
+        if verdict == Validation::Accept {
+            let _ = self.actor.try_send(ActorInput::Wake);
         }
-        if let Err(e) = self.shared.envelopes.verify(&msg, &self.shared.committee) {
-            return invalid(&e);
-        }
-        let mut inner = self.shared.lock();
-        // Commitments and reveals only for open rounds: a member cannot fill the pool with
-        // messages about requests that do not exist (its author re-publishes a message that
-        // arrived before we applied the request's block).
-        if let Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } = &msg.body {
-            let open = <[u8; 32]>::try_from(request_id.as_slice())
-                .is_ok_and(|id| inner.state.is_open(&id));
-            if !open {
-                return Validation::Ignore;
-            }
-        }
-        let signer = msg.signer;
-        match inner.mempool.insert(msg, false) {
-            Ok(()) => {
-                drop(inner);
-                let _ = self.actor.try_send(ActorInput::Wake);
-                Validation::Accept
-            }
-            Err(Refused::Duplicate) => Validation::Ignore,
-            Err(e) => {
-                drop(inner);
-                counters
-                    .mempool_refused_over_budget
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(signer, "gossip message refused: {e}");
-                Validation::Ignore
-            }
-        }
+        verdict
     }
 
     /// Stores a checkpoint once t cosignatures are in; a failed write halts the node.
