@@ -139,6 +139,12 @@ impl Shared {
             || inner.mempool.has_request_for(spec)
     }
 
+    /// Bytes of `member`'s messages waiting in the mempool (at most
+    /// [`super::mempool::MAX_BYTES_PER_SIGNER`], 64 MiB).
+    pub fn mempool_bytes_of(&self, member: u32) -> usize {
+        self.lock().mempool.bytes_of(member)
+    }
+
     /// Opens the shared state over `store`: the open rounds stored with the applied height
     /// (a store written before rows were kept is replayed from its blocks instead).
     pub fn restore(committee: Committee, me: u32, store: LogStore) -> Result<Self, String> {

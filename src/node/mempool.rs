@@ -103,7 +103,6 @@ impl Mempool {
     }
 
     /// Bytes `signer`'s messages take in the pool.
-    #[cfg(test)]
     pub(crate) fn bytes_of(&self, signer: u32) -> usize {
         self.per_signer.get(&signer).map_or(0, |h| h.bytes)
     }
