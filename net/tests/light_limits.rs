@@ -47,24 +47,30 @@ async fn answered(user: &ClientState, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_from_one_address_do_not_lock_out_another() {
     let (m, addr) = member(|c| c).await;
-    let attackers: Vec<_> = (0..70)
-        .map(|_| spawn_light_client(ATTACKER, addr.clone(), None))
-        .collect();
     let metrics = m.handle.metrics();
-    eventually(30, "62 of 70 refused", || {
-        metrics.light_connections_refused_address.get() == 62
-    })
-    .await;
-    // Each refused client saw its connection end (closed, or failed before it was
-    // established on its side); the 8 others hold theirs.
     let ended = |c: &ClientState| c.closed.load(Ordering::SeqCst) + c.failed.load(Ordering::SeqCst);
-    eventually(10, "the refused ones ended at the clients", || {
-        sum(&attackers, ended) == 62
-    })
-    .await;
     let held =
         |c: &ClientState| c.established.load(Ordering::SeqCst) - c.closed.load(Ordering::SeqCst);
-    assert_eq!(sum(&attackers, held), 8);
+    // In waves of 10, each settled before the next (70 handshakes at once would also meet
+    // the swarm's limit of 64 pending incoming connections, which is not what this tests).
+    let mut attackers = Vec::new();
+    for wave in 1..=7 {
+        for _ in 0..10 {
+            attackers.push(spawn_light_client(ATTACKER, addr.clone(), None));
+        }
+        eventually(30, &format!("wave {wave} settled"), || {
+            sum(&attackers, ended) + sum(&attackers, held) == 10 * wave
+        })
+        .await;
+    }
+    // The member kept 8 and closed the other 62 at once, counted; each refused client saw
+    // its connection end (closed, or failed before it was established on its side).
+    eventually(10, "62 of 70 refused, 8 held", || {
+        metrics.light_connections_refused_address.get() == 62
+            && sum(&attackers, ended) == 62
+            && sum(&attackers, held) == 8
+    })
+    .await;
     assert_eq!(metrics.light_connections.get(), 8);
     assert_eq!(metrics.connections_refused.get(), 0);
 
