@@ -208,8 +208,15 @@ pub(crate) async fn flood(net: NetworkHandle, keys: FloodKeys) {
         }
         if is(Behaviour::FloodRequests) && n <= 4000 {
             // Valid requests (the test builder's pins), each a new one: the group orders
-            // and builds them; the pool and blocks must stay bounded while it does.
-            let req = crate::testing::request(&format!("flood-{n}"), "1.0.0", "lock");
+            // and builds them; the pool and blocks must stay bounded while it does. Pinned
+            // to the committee's toolchain and target (others are invalid, not flood).
+            let mut req = crate::testing::request(&format!("flood-{n}"), "1.0.0", "lock");
+            req.request
+                .toolchain
+                .clone_from(&keys.committee.build().toolchain);
+            req.request
+                .target
+                .clone_from(&keys.committee.build().target);
             keys.publish_signed(&net, Body::Request(req)).await;
         }
     }

@@ -37,6 +37,8 @@ pub struct NetConfig {
     pub(crate) light_burst: u32,
     pub(crate) light_per_second: u32,
     pub(crate) max_light_clients: usize,
+    pub(crate) max_light_per_address: usize,
+    pub(crate) light_idle_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) redial_max: Duration,
     pub(crate) heartbeat: Duration,
@@ -56,6 +58,8 @@ impl NetConfig {
             light_burst: 20,
             light_per_second: 10,
             max_light_clients: 64,
+            max_light_per_address: 8,
+            light_idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             redial_max: Duration::from_secs(30),
             heartbeat: Duration::from_millis(700),
@@ -95,9 +99,26 @@ impl NetConfig {
         self
     }
 
-    /// Most simultaneous non-member connections. Default: 64.
+    /// Most simultaneous non-member connections. Default: 64. When reached, a newcomer
+    /// from an address holding fewer connections than the largest holder evicts that
+    /// holder's least recently active connection; otherwise it is closed and counted.
     pub fn with_max_light_clients(mut self, n: usize) -> Self {
         self.max_light_clients = n;
+        self
+    }
+
+    /// Most simultaneous non-member connections from one IPv4 address or one IPv6 /64
+    /// (throwaway keys are free, addresses are not); over it a new one is closed and
+    /// counted. Default: 8 (so one address makes at most 8 × the per-peer light rate).
+    pub fn with_max_light_per_address(mut self, n: usize) -> Self {
+        self.max_light_per_address = n;
+        self
+    }
+
+    /// A non-member connection with no light-client request for this long is closed and
+    /// counted. Default: 60 s.
+    pub fn with_light_idle_timeout(mut self, t: Duration) -> Self {
+        self.light_idle_timeout = t;
         self
     }
 

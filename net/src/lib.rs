@@ -8,11 +8,14 @@
 //! | Kademlia (server mode, seeded from the committee, fed by identify) | `/synchronicity/kad/1` | anyone |
 //! | gossipsub (validated by the node before forwarding; unsigned: payloads prove their author) | topics of the node | members; a non-member's subscription or message is rejected, counted, and the peer ignored |
 //! | consensus stream (length-prefixed frames) | `/synchronicity/consensus/1` | members; other streams dropped and counted |
-//! | light-client request-response (CBOR) | `/synchronicity/proof/2` | anyone, rate limited per peer |
+//! | light-client request-response (CBOR) | `/synchronicity/proof/2` | anyone, rate limited per peer (and at most 8 peers per address) |
 //! | sync request-response (CBOR) | `/synchronicity/sync/1` | members only |
 //!
-//! Transport: TCP + Noise + Yamux. Non-member connections are capped
-//! ([`NetConfig::with_max_light_clients`]); lost members are redialled with exponential
+//! Transport: TCP + Noise + Yamux. Non-member connections are capped in total
+//! ([`NetConfig::with_max_light_clients`]) and per IPv4 address or IPv6 /64
+//! ([`NetConfig::with_max_light_per_address`]), closed when idle
+//! ([`NetConfig::with_light_idle_timeout`]), and a full table yields the largest holder's
+//! least active connection to a newcomer; lost members are redialled with exponential
 //! backoff. Start with [`start`]; use the [`NetworkHandle`]; read [`NetEvent`]s.
 
 #![forbid(unsafe_code)]
@@ -20,6 +23,7 @@
 mod behaviour;
 mod config;
 mod handle;
+mod light_connections;
 mod metrics;
 mod protocol;
 mod rate_limit;
@@ -32,6 +36,7 @@ pub use handle::{
 };
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
+pub use light_connections::AddressBucket;
 pub use metrics::NetMetrics;
 pub use protocol::{
     CONSENSUS_PROTOCOL, DEFAULT_MAX_FRAME, FrameError, IDENTIFY_VERSION, KAD_PROTOCOL,

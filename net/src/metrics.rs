@@ -45,6 +45,15 @@ pub struct NetMetrics {
     pub requests_received: Counter,
     /// Connections from non-members closed over the light-client connection limit.
     pub connections_refused: Counter,
+    /// Connections from non-members closed because their address (IPv4, IPv6 /64) held
+    /// the most allowed.
+    pub light_connections_refused_address: Counter,
+    /// Non-member connections closed to make room for one from a smaller holder.
+    pub light_connections_evicted: Counter,
+    /// Non-member connections closed after the idle timeout without a light request.
+    pub light_connections_idle_closed: Counter,
+    /// Non-member connections open now.
+    pub light_connections: Gauge,
     /// Members currently connected.
     pub members_connected: Gauge,
 }
@@ -142,6 +151,26 @@ impl NetMetrics {
             "connections_refused",
             "Non-member connections over the limit",
             self.connections_refused.clone(),
+        );
+        r.register(
+            "light_connections_refused_address",
+            "Non-member connections over the per-address limit",
+            self.light_connections_refused_address.clone(),
+        );
+        r.register(
+            "light_connections_evicted",
+            "Non-member connections evicted for a smaller holder",
+            self.light_connections_evicted.clone(),
+        );
+        r.register(
+            "light_connections_idle_closed",
+            "Non-member connections closed when idle",
+            self.light_connections_idle_closed.clone(),
+        );
+        r.register(
+            "light_connections",
+            "Non-member connections open now",
+            self.light_connections.clone(),
         );
         r.register(
             "members_connected",

@@ -1,19 +1,20 @@
-//! Per-peer token buckets for the light-client protocol. Pure: time is passed in.
+//! Token buckets for the light-client protocol, per key (the node keys them by peer; the
+//! peers of one address are bounded by the light-connection limits). Pure: time is passed
+//! in.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use libp2p::PeerId;
-
-/// `burst` requests at once, refilled at `per_second`.
+/// `burst` requests at once, refilled at `per_second`, per key `K`.
 #[derive(Debug)]
-pub(crate) struct RateLimiter {
+pub(crate) struct RateLimiter<K> {
     burst: f64,
     per_second: f64,
-    buckets: HashMap<PeerId, (f64, Instant)>,
+    buckets: HashMap<K, (f64, Instant)>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     pub(crate) fn new(burst: u32, per_second: u32) -> Self {
         Self {
             burst: f64::from(burst),
@@ -23,7 +24,7 @@ impl RateLimiter {
     }
 
     /// Takes one token for `peer` at `now`; false when the bucket is empty.
-    pub(crate) fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, peer: K, now: Instant) -> bool {
         let (tokens, last) = self.buckets.entry(peer).or_insert((self.burst, now));
         let refill = now.saturating_duration_since(*last).as_secs_f64() * self.per_second;
         *tokens = (*tokens + refill).min(self.burst);
@@ -46,6 +47,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libp2p::PeerId;
 
     #[test]
     fn burst_then_refill() {

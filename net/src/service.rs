@@ -23,6 +23,7 @@ use crate::handle::{
     AuthorShare, Command, GossipMessage, InboundRequest, NetError, NetEvent, NetworkHandle,
     RequestKind,
 };
+use crate::light_connections::{AddressBucket, Admission, LightConnections};
 use crate::metrics::NetMetrics;
 use crate::protocol::{CONSENSUS_PROTOCOL, Refusal, Request, Response};
 use crate::rate_limit::RateLimiter;
@@ -126,7 +127,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetE
         addrs,
         redial,
         light_limiter: RateLimiter::new(0, 0),
-        non_member_connections: HashMap::new(),
+        light: LightConnections::new(0, 0, Duration::ZERO),
         inbound: HashMap::new(),
         next_inbound: 0,
         outbound: HashMap::new(),
@@ -155,8 +156,8 @@ struct Service {
     libp2p_metrics: Libp2pMetrics,
     addrs: HashMap<PeerId, Vec<Multiaddr>>,
     redial: HashMap<PeerId, Redial>,
-    light_limiter: RateLimiter,
-    non_member_connections: HashMap<PeerId, HashSet<ConnectionId>>,
+    light_limiter: RateLimiter<PeerId>,
+    light: LightConnections,
     inbound: HashMap<u64, (ResponseChannel<Response>, RequestKind, Instant)>,
     next_inbound: u64,
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
@@ -178,6 +179,11 @@ fn author_share(members: usize) -> usize {
 impl Service {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         self.light_limiter = RateLimiter::new(self.cfg.light_burst, self.cfg.light_per_second);
+        self.light = LightConnections::new(
+            self.cfg.max_light_clients,
+            self.cfg.max_light_per_address,
+            self.cfg.light_idle_timeout,
+        );
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -284,6 +290,37 @@ impl Service {
         self.inbound
             .retain(|_, (_, _, at)| now.saturating_duration_since(*at) < stale);
         self.light_limiter.prune(now, Duration::from_secs(300));
+        for (peer, conn) in self.light.take_idle(now) {
+            tracing::debug!(%peer, "closing an idle non-member connection");
+            self.metrics.light_connections_idle_closed.inc();
+            self.swarm.close_connection(conn);
+        }
+        self.metrics.light_connections.set(self.light.len() as i64);
+    }
+
+    /// Admits a non-member connection within the per-address and total limits (see
+    /// [`LightConnections`]), or closes it (or the connection it evicts), counted.
+    fn admit_light(&mut self, peer: PeerId, conn: ConnectionId, remote: &Multiaddr) {
+        let bucket = AddressBucket::of(remote);
+        match self.light.admit(conn, peer, bucket, Instant::now()) {
+            Admission::Admitted => {}
+            Admission::AdmittedEvicting(victim) => {
+                tracing::debug!(%peer, %remote, "non-member connection evicts one of the largest holder");
+                self.metrics.light_connections_evicted.inc();
+                self.swarm.close_connection(victim);
+            }
+            Admission::RefusedAddressFull => {
+                tracing::debug!(%peer, %remote, "non-member connection refused: its address holds the most allowed");
+                self.metrics.light_connections_refused_address.inc();
+                self.swarm.close_connection(conn);
+            }
+            Admission::RefusedFull => {
+                tracing::debug!(%peer, %remote, "non-member connection refused: the light-client limit is reached");
+                self.metrics.connections_refused.inc();
+                self.swarm.close_connection(conn);
+            }
+        }
+        self.metrics.light_connections.set(self.light.len() as i64);
     }
 
     fn kad_bootstrap(&mut self, now: Instant) {
@@ -323,6 +360,7 @@ impl Service {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
+                endpoint,
                 num_established,
                 ..
             } => {
@@ -338,16 +376,7 @@ impl Service {
                         emit(&self.events, NetEvent::MemberConnected(peer_id)).await;
                     }
                 } else {
-                    let total: usize = self.non_member_connections.values().map(HashSet::len).sum();
-                    if total >= self.cfg.max_light_clients {
-                        self.metrics.connections_refused.inc();
-                        self.swarm.close_connection(connection_id);
-                    } else {
-                        self.non_member_connections
-                            .entry(peer_id)
-                            .or_default()
-                            .insert(connection_id);
-                    }
+                    self.admit_light(peer_id, connection_id, endpoint.get_remote_address());
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -356,11 +385,8 @@ impl Service {
                 num_established,
                 ..
             } => {
-                if let Some(set) = self.non_member_connections.get_mut(&peer_id) {
-                    set.remove(&connection_id);
-                    if set.is_empty() {
-                        self.non_member_connections.remove(&peer_id);
-                    }
+                if self.light.remove(connection_id).is_some() {
+                    self.metrics.light_connections.set(self.light.len() as i64);
                 }
                 if num_established == 0 && self.members.contains(&peer_id) {
                     self.connected.write().expect("lock").remove(&peer_id);
@@ -497,19 +523,26 @@ impl Service {
         e: request_response::Event<Request, Response>,
     ) {
         match e {
-            request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message,
+            } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
                     let member = self.members.contains(&peer);
+                    let now = Instant::now();
+                    if !member {
+                        self.light.touch(connection_id, now);
+                    }
+
                     let refusal = match kind {
                         RequestKind::Sync if !member => {
                             self.metrics.requests_not_member.inc();
                             Some(Refusal::NotMember)
                         }
-                        RequestKind::Light
-                            if !member && !self.light_limiter.allow(peer, Instant::now()) =>
-                        {
+                        RequestKind::Light if !member && !self.light_limiter.allow(peer, now) => {
                             self.metrics.requests_rate_limited.inc();
                             Some(Refusal::RateLimited)
                         }

@@ -122,6 +122,26 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                     load(&c.follow_errors),
                 ),
                 (
+                    "synchronicity_gossip_invalid_total",
+                    "Gossiped protocol messages rejected as invalid (not relayed).",
+                    load(&c.gossip_invalid),
+                ),
+                (
+                    "synchronicity_mempool_refused_over_budget_total",
+                    "Gossiped messages refused: their author holds the mempool's per-member bounds.",
+                    load(&c.mempool_refused_over_budget),
+                ),
+                (
+                    "synchronicity_http_connections_refused_total",
+                    "HTTP connections closed at once (all, or one address's, connections taken).",
+                    load(&c.http_connections_refused),
+                ),
+                (
+                    "synchronicity_http_rate_limited_total",
+                    "HTTP requests answered 429.",
+                    load(&c.http_rate_limited),
+                ),
+                (
                     "synchronicity_builds_running",
                     "Builds running now.",
                     q.running.len() as u64,

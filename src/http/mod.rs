@@ -10,17 +10,23 @@
 //! | `/blob/<sha256 hex>` | a lockfile or manifest an entry pins | `immutable` |
 //! | `/`, `/search?q=…` | the web view (`web.rs`) | `no-cache` |
 //!
-//! Bounds: at most [`MAX_CONNECTIONS`] connections (more are closed at once), headers read
-//! within 10 s, a connection lives at most 60 s, GET and HEAD only, paths of at most 512
-//! bytes, [`RATE_PER_SECOND`] requests per second per client address (burst
-//! [`RATE_BURST`]; over it: 429). Store reads run on blocking threads: the node's event loop
-//! never waits on an HTTP client.
+//! Bounds: at most [`MAX_CONNECTIONS`] connections and [`MAX_PER_ADDRESS`] from one client
+//! address (an IPv4 address or an IPv6 /64; more are answered `503` in one line and closed
+//! at once, counted), headers read within 10 s, a connection lives at most 60 s, GET and
+//! HEAD only, paths of at most 512 bytes, [`RATE_PER_SECOND`] requests per second per
+//! client address (burst [`RATE_BURST`]; over it: 429, counted). The rate table holds at
+//! most [`MAX_CLIENTS`] addresses and evicts refilled, then least recently seen, entries
+//! when full: it never answers 429 to a client for others' sake (`limits.rs`). Store
+//! reads run on blocking threads: the node's event loop never waits on an HTTP client.
 
+pub(crate) mod limits;
+#[cfg(test)]
+mod tests;
 mod web;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::log::tiles::{TilePath, entry_bundle, parse_tile_path, width_in_tree};
 use crate::log::{CosignedCheckpoint, LookupKey};
+use limits::{ConnectionCounts, RateTable};
+pub use limits::{MAX_CLIENTS, MAX_PER_ADDRESS};
+use synchronicity_net::AddressBucket;
+
 use crate::node::NodeHandle;
 use crate::node::Shared;
 
@@ -40,37 +50,9 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const RATE_PER_SECOND: f64 = 50.0;
 /// Burst per client address.
 pub const RATE_BURST: f64 = 200.0;
-/// Most client addresses tracked by the rate limiter.
-const MAX_CLIENTS: usize = 4096;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-
-/// Per-address token buckets (bounded).
-#[derive(Debug, Default)]
-struct Limiter {
-    buckets: HashMap<IpAddr, (f64, Instant)>,
-}
-
-impl Limiter {
-    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if self.buckets.len() >= MAX_CLIENTS && !self.buckets.contains_key(&ip) {
-            self.buckets
-                .retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
-            if self.buckets.len() >= MAX_CLIENTS {
-                return false;
-            }
-        }
-        let (tokens, at) = self.buckets.entry(ip).or_insert((RATE_BURST, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+/// What a connection over [`MAX_PER_ADDRESS`] reads before it is closed.
+const TOO_MANY_FROM_ADDRESS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nConnection: close\r\n\r\ntoo many connections from your address\n";
 
 /// An answer: status, content type, cache policy, body.
 pub(crate) struct Answer {
@@ -117,34 +99,72 @@ impl Answer {
 
 /// Starts serving `node`'s log on `addr`.
 pub async fn serve(addr: SocketAddr, node: &NodeHandle) -> anyhow::Result<SocketAddr> {
+    serve_shared(addr, node.shared().clone()).await
+}
+
+/// Serves `shared`'s log on `addr` (what [`serve`] does; tests call it without a network).
+pub(crate) async fn serve_shared(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    let shared = node.shared().clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let limiter = Arc::new(Mutex::new(Limiter::default()));
+    let per_address = Arc::new(Mutex::new(ConnectionCounts::default()));
+    let limiter = Arc::new(Mutex::new(RateTable::new(
+        RATE_BURST,
+        RATE_PER_SECOND,
+        MAX_CLIENTS,
+    )));
     tokio::spawn(async move {
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
+            let client = AddressBucket::of_ip(peer.ip());
             // Over the connection limit: closed at once (never queued).
             let Ok(permit) = slots.clone().try_acquire_owned() else {
+                shared
+                    .counters
+                    .http_connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 drop(stream);
                 continue;
             };
-            let (shared, limiter) = (shared.clone(), limiter.clone());
+            let admitted = per_address
+                .lock()
+                .map(|mut c| c.open(client, MAX_PER_ADDRESS))
+                .unwrap_or(false);
+            if !admitted {
+                shared
+                    .counters
+                    .http_connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "HTTP connection refused: too many from its address");
+                // One line of why, if the socket takes it now; never waited for.
+                let _ = stream.try_write(TOO_MANY_FROM_ADDRESS);
+                continue;
+            }
+            let (shared, limiter, per_address) =
+                (shared.clone(), limiter.clone(), per_address.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    handle(req, shared.clone(), limiter.clone(), peer.ip())
-                });
+                let svc = {
+                    let shared = shared.clone();
+                    hyper::service::service_fn(move |req| {
+                        handle(req, shared.clone(), limiter.clone(), client)
+                    })
+                };
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(10))
                     .max_buf_size(16 * 1024)
                     .serve_connection(TokioIo::new(stream), svc);
                 let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                if let Ok(mut c) = per_address.lock() {
+                    c.close(client);
+                }
                 drop(permit);
             });
         }
@@ -155,8 +175,8 @@ pub async fn serve(addr: SocketAddr, node: &NodeHandle) -> anyhow::Result<Socket
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-    limiter: Arc<Mutex<Limiter>>,
-    ip: IpAddr,
+    limiter: Arc<Mutex<RateTable>>,
+    client: AddressBucket,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
@@ -166,9 +186,13 @@ async fn handle(
     }
     let allowed = limiter
         .lock()
-        .map(|mut l| l.allow(ip, Instant::now()))
+        .map(|mut l| l.allow(client, Instant::now()))
         .unwrap_or(false);
     if !allowed {
+        shared
+            .counters
+            .http_rate_limited
+            .fetch_add(1, Ordering::Relaxed);
         return Ok(
             Answer::text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded").into_response(head),
         );
@@ -309,19 +333,4 @@ pub(crate) fn route(shared: &Shared, path: &str, query: &str) -> Answer {
         };
     }
     Answer::text(StatusCode::NOT_FOUND, format!("{path}: not found"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_limiter_refills_and_stays_bounded() {
-        let mut l = Limiter::default();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let t = Instant::now();
-        let allowed = (0..1000).filter(|_| l.allow(ip, t)).count();
-        assert_eq!(allowed, RATE_BURST as usize);
-        assert!(l.allow(ip, t + Duration::from_secs(1)));
-    }
 }

@@ -87,6 +87,17 @@ pub struct NodeCounters {
     pub follow_submitted: AtomicU64,
     /// Polls or orders of followed releases that failed.
     pub follow_errors: AtomicU64,
+    /// Gossiped protocol messages rejected as invalid (not decodable, a bad envelope, a
+    /// request this committee can never order): not admitted, not relayed.
+    pub gossip_invalid: AtomicU64,
+    /// Gossiped messages refused because their author holds the mempool's per-member
+    /// message or byte bound, or the pool is full (not admitted, not relayed; nothing
+    /// evicted).
+    pub mempool_refused_over_budget: AtomicU64,
+    /// HTTP connections closed at once: the server's or one address's limit was reached.
+    pub http_connections_refused: AtomicU64,
+    /// HTTP requests answered 429 (the client address's rate).
+    pub http_rate_limited: AtomicU64,
 }
 
 /// State shared by the consensus actor and the node's event loop.
@@ -145,6 +156,12 @@ impl Shared {
                 .map(|(_, r)| (r.clone(), None)),
         );
         out
+    }
+
+    /// Bytes of `member`'s messages waiting in the mempool (at most
+    /// [`super::mempool::MAX_BYTES_PER_SIGNER`], 64 MiB).
+    pub fn mempool_bytes_of(&self, member: u32) -> usize {
+        self.lock().mempool.bytes_of(member)
     }
 
     /// Opens the shared state over `store`: the open rounds stored with the applied height

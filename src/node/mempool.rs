@@ -2,10 +2,14 @@
 //! gossip (envelope verified on arrival) or made by this node. The proposer fills its block
 //! from here; every node drops what a decided block included or made pointless.
 //!
-//! Bounds: at most [`MAX_MESSAGES`] messages, [`MAX_PER_SIGNER`] of one author; a peer's
-//! message older than [`MAX_AGE`] is dropped. Our own stay until ordered or pointless (a
-//! request may wait hours for its member's open-round bound; the per-author bound holds
-//! them).
+//! Bounds: at most [`MAX_MESSAGES`] messages; of one author at most [`MAX_PER_SIGNER`]
+//! messages and [`MAX_BYTES_PER_SIGNER`] bytes of CBOR (so the pool holds at most
+//! n × 64 MiB, whatever one member sends: 4,096 requests of 2 MiB are refused after the
+//! 32nd). Over a bound a message is REFUSED ([`Refused`], counted by the caller); nothing
+//! already admitted is evicted, so one author's flood never displaces another's messages.
+//! A peer's message older than [`MAX_AGE`] is dropped. Our own stay until ordered or
+//! pointless (a request may wait hours for its member's open-round bound; the per-author
+//! bounds hold them).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,6 +23,10 @@ pub(crate) const MAX_MESSAGES: usize = 20_000;
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
 /// Most messages kept per author, so one member cannot fill the pool.
 pub(crate) const MAX_PER_SIGNER: usize = 4096;
+/// Most bytes (CBOR of the signed messages) kept per author: 32 messages of the largest
+/// size ([`crate::protocol::MAX_MESSAGE_SIZE`], 2 MiB), or thousands of ordinary requests,
+/// commitments and reveals (a few KiB each).
+pub(crate) const MAX_BYTES_PER_SIGNER: usize = 64 * 1024 * 1024;
 /// Most of our own messages re-published per call of [`Mempool::own_due`].
 pub(crate) const MAX_REPUBLISH: usize = 64;
 
@@ -30,13 +38,44 @@ struct Pending {
     own: bool,
 }
 
+/// Why [`Mempool::insert`] did not admit a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Already in the pool (same bytes).
+    Duplicate,
+    /// The pool holds [`MAX_MESSAGES`].
+    Full,
+    /// Its author holds [`MAX_PER_SIGNER`] messages.
+    SignerCount,
+    /// Its author's messages would exceed [`MAX_BYTES_PER_SIGNER`].
+    SignerBytes,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Duplicate => "already in the mempool",
+            Self::Full => "the mempool is full",
+            Self::SignerCount => "its author holds the most messages one member may",
+            Self::SignerBytes => "its author holds the most bytes one member may",
+        })
+    }
+}
+
+/// Messages and bytes one author holds in the pool.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    messages: usize,
+    bytes: usize,
+}
+
 /// The pool, keyed by SHA-256 of the message's CBOR (so a message gossiped twice is kept
 /// once), in arrival order within a key space sorted by arrival sequence.
 #[derive(Default)]
 pub(crate) struct Mempool {
     by_hash: BTreeMap<[u8; 32], u64>,
     by_seq: BTreeMap<u64, ([u8; 32], Pending)>,
-    per_signer: BTreeMap<u32, usize>,
+    per_signer: BTreeMap<u32, Held>,
     next_seq: u64,
 }
 
@@ -57,18 +96,45 @@ impl Mempool {
         })
     }
 
-    /// Adds a message whose envelope was verified; false if already present or full.
-    pub(crate) fn insert(&mut self, msg: SignedMessage, own: bool) -> bool {
+    /// Messages in the pool.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    /// Bytes `signer`'s messages take in the pool.
+    pub(crate) fn bytes_of(&self, signer: u32) -> usize {
+        self.per_signer.get(&signer).map_or(0, |h| h.bytes)
+    }
+
+    /// Adds a message whose envelope was verified, or says why not (nothing changes then).
+    pub(crate) fn insert(&mut self, msg: SignedMessage, own: bool) -> Result<(), Refused> {
         let bytes = msg.to_cbor();
         let h = sha256(&bytes);
-        let signer_count = self.per_signer.get(&msg.signer).copied().unwrap_or(0);
-        if self.by_hash.contains_key(&h)
-            || self.by_seq.len() >= MAX_MESSAGES
-            || signer_count >= MAX_PER_SIGNER
-        {
-            return false;
+        let held = self
+            .per_signer
+            .get(&msg.signer)
+            .copied()
+            .unwrap_or_default();
+        if self.by_hash.contains_key(&h) {
+            return Err(Refused::Duplicate);
         }
-        self.per_signer.insert(msg.signer, signer_count + 1);
+        if self.by_seq.len() >= MAX_MESSAGES {
+            return Err(Refused::Full);
+        }
+        if held.messages >= MAX_PER_SIGNER {
+            return Err(Refused::SignerCount);
+        }
+        if held.bytes.saturating_add(bytes.len()) > MAX_BYTES_PER_SIGNER {
+            return Err(Refused::SignerBytes);
+        }
+        self.per_signer.insert(
+            msg.signer,
+            Held {
+                messages: held.messages + 1,
+                bytes: held.bytes + bytes.len(),
+            },
+        );
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_hash.insert(h, seq);
@@ -84,7 +150,7 @@ impl Mempool {
                 },
             ),
         );
-        true
+        Ok(())
     }
 
     /// The messages a block at `now_ms` can include, in arrival order, within the
@@ -142,9 +208,10 @@ impl Mempool {
     fn remove_seq(&mut self, seq: u64) {
         if let Some((h, p)) = self.by_seq.remove(&seq) {
             self.by_hash.remove(&h);
-            if let Some(c) = self.per_signer.get_mut(&p.msg.signer) {
-                *c -= 1;
-                if *c == 0 {
+            if let Some(held) = self.per_signer.get_mut(&p.msg.signer) {
+                held.messages -= 1;
+                held.bytes -= p.size;
+                if held.messages == 0 {
                     self.per_signer.remove(&p.msg.signer);
                 }
             }
@@ -208,10 +275,10 @@ mod tests {
         let mut pool = Mempool::default();
         for k in 0..70 {
             let r = crate::testing::request(&format!("r{k}"), "1.0.0", "l");
-            assert!(pool.insert(sign(1, Body::Request(r)), true));
+            assert!(pool.insert(sign(1, Body::Request(r)), true).is_ok());
         }
-        assert!(pool.insert(sign(2, commit(8)), false));
-        assert!(pool.insert(sign(1, commit(7)), true));
+        assert!(pool.insert(sign(2, commit(8)), false).is_ok());
+        assert!(pool.insert(sign(1, commit(7)), true).is_ok());
 
         let state = ProtocolState::new(ProtocolParams::default());
         let due = pool.own_due(Duration::ZERO, &state, 1);
@@ -228,5 +295,61 @@ mod tests {
             vec![sign(1, commit(7))]
         );
         assert!(pool.own_due(Duration::from_secs(60), &state, 1).is_empty());
+    }
+
+    /// One author sending requests of ~1 MiB is refused once its messages reach
+    /// [`MAX_BYTES_PER_SIGNER`]; what it holds stays, and another author's request is still
+    /// admitted (nothing is evicted). Pruning its messages frees its budget.
+    #[test]
+    fn one_author_is_bounded_by_bytes_and_others_still_get_in() {
+        let tc = TestCommittee::new(4, 8);
+        let sign = |m: usize, body| {
+            SignedMessage::sign(
+                body,
+                m as u32,
+                &tc.identities[m],
+                tc.committee.signing_domain(),
+            )
+        };
+        let big = |k: usize| {
+            // A 1 MiB lockfile (the largest a request may pin), distinct per request.
+            let lockfile = format!(
+                "{k:08}{}",
+                "x".repeat(crate::request::MAX_LOCKFILE_SIZE - 8)
+            );
+            Body::Request(crate::testing::request(
+                &format!("r{k}"),
+                "1.0.0",
+                &lockfile,
+            ))
+        };
+        let mut pool = Mempool::default();
+        let mut admitted = 0;
+        let refusal = loop {
+            match pool.insert(sign(1, big(admitted)), false) {
+                Ok(()) => admitted += 1,
+                Err(e) => break e,
+            }
+            assert!(admitted <= 200, "no byte bound after {admitted} MiB");
+        };
+        assert_eq!(refusal, Refused::SignerBytes);
+        assert!(pool.bytes_of(1) <= MAX_BYTES_PER_SIGNER);
+        assert!(pool.bytes_of(1) + (1 << 20) > MAX_BYTES_PER_SIGNER);
+        assert_eq!(admitted, MAX_BYTES_PER_SIGNER / (1 << 20) - 1);
+        // Refused again; the pool did not change.
+        assert_eq!(
+            pool.insert(sign(1, big(admitted)), false),
+            Err(Refused::SignerBytes)
+        );
+        assert_eq!(pool.by_seq.len(), admitted);
+        // Another member still gets in, large or small.
+        assert_eq!(pool.insert(sign(2, big(9999)), false), Ok(()));
+        let r = crate::testing::request("small", "1.0.0", "l");
+        assert_eq!(pool.insert(sign(2, Body::Request(r)), false), Ok(()));
+        assert_eq!(pool.by_seq.len(), admitted + 2);
+        // Removing one of member 1's messages frees its bytes.
+        let first = *pool.by_seq.keys().next().expect("one");
+        pool.remove_seq(first);
+        assert_eq!(pool.insert(sign(1, big(admitted)), false), Ok(()));
     }
 }

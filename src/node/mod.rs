@@ -19,6 +19,7 @@ pub mod control;
 pub(crate) mod cosign;
 mod duties;
 pub mod follow;
+mod gossip;
 mod light;
 mod mempool;
 mod own;

@@ -189,7 +189,11 @@ impl NodeLoop {
             &self.identity,
             self.shared.committee.signing_domain(),
         );
-        self.shared.lock().mempool.insert(msg.clone(), true);
+        if let Err(e) = self.shared.lock().mempool.insert(msg.clone(), true) {
+            // Published anyway (a peer with room may order it); a saved submission is
+            // published again at the next start.
+            tracing::warn!("own message not kept in the mempool: {e}");
+        }
         self.publish(MESSAGES_TOPIC, msg.to_cbor());
         let _ = self.actor.try_send(ActorInput::Wake);
         msg
@@ -318,33 +322,14 @@ impl NodeLoop {
         }
     }
 
-    /// A protocol message by gossip: envelope checked BEFORE it enters the mempool.
+    /// A protocol message by gossip: judged by [`super::gossip::admit_message`] (checked in
+    /// full before it enters the mempool or is relayed); an admitted one wakes consensus.
     fn on_message(&mut self, data: &[u8]) -> Validation {
-        let Ok(msg) = SignedMessage::from_cbor(data) else {
-            return Validation::Reject;
-        };
-        if let Err(e) = self.shared.envelopes.verify(&msg, &self.shared.committee) {
-            tracing::debug!("gossip message refused: {e}");
-            return Validation::Reject;
-        }
-        let mut inner = self.shared.lock();
-        // Commitments and reveals only for open rounds: a member cannot fill the pool with
-        // messages about requests that do not exist (its author re-publishes a message that
-        // arrived before we applied the request's block).
-        if let Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } = &msg.body {
-            let open = <[u8; 32]>::try_from(request_id.as_slice())
-                .is_ok_and(|id| inner.state.is_open(&id));
-            if !open {
-                return Validation::Ignore;
-            }
-        }
-        if inner.mempool.insert(msg, false) {
-            drop(inner);
+        let verdict = super::gossip::admit_message(&self.shared, data);
+        if verdict == Validation::Accept {
             let _ = self.actor.try_send(ActorInput::Wake);
-            Validation::Accept
-        } else {
-            Validation::Ignore
         }
+        verdict
     }
 
     /// Stores a checkpoint once t cosignatures are in; a failed write halts the node.

@@ -6,6 +6,7 @@ mod commitment;
 mod envelopes;
 mod message;
 mod params;
+mod request_rules;
 mod round;
 mod state;
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub use message::{
     Body, MAX_MESSAGE_SIZE, MESSAGE_DOMAIN, MessageError, RevealedOutcome, SignedMessage,
 };
 pub use params::{BLOCK_OVERHEAD, ProtocolParams};
+pub use request_rules::check_request;
 pub use round::{Decided, outcome_digest};
 pub use state::{
     Applied, Block, BlockError, DecidedIndex, Duty, Env, Prepared, ProtocolState, RoundStatus,

@@ -5,7 +5,8 @@
 //! Time is the decided block's timestamp (the validators check it is monotonic and near
 //! their clocks), never a local clock. A block is valid only if every message in it is: a
 //! member's valid Ed25519 signature (verified once per node, [`EnvelopeCache`]), and a
-//! state change allowed in the current phase. Provable misbehaviour (a reveal that does not
+//! state change allowed in the current phase; a request must also pass
+//! [`super::check_request`] (the committee's toolchain and target). Provable misbehaviour (a reveal that does not
 //! match its commitment, a second different commitment) IS includable, and recorded.
 //!
 //! Nothing clones the whole state: selection, validation and application work on an
@@ -718,7 +719,7 @@ fn apply_message(
                     "the member's requests hold the committee's max_open_requests_per_member open rounds",
                 );
             }
-            pinned.validate().map_err(|_| "invalid request")?;
+            super::request_rules::check_request(pinned, env.committee)?;
             let id = pinned.id();
             if o.get(&id).is_some() || env.decided.is_decided(&id) {
                 return Err("request already ordered");

@@ -749,3 +749,45 @@ fn one_members_open_requests_are_bounded_by_the_committee() {
     assert_eq!(net.state.check(&fourth, net.time + 1, net.env()), Ok(()));
     net.block(1000, vec![fourth]).unwrap();
 }
+
+/// A request for a toolchain or target other than the committee's makes its block invalid
+/// (and `check` says so), whoever signed it; the same request with the committee's values
+/// is ordered.
+#[test]
+fn a_request_for_another_toolchain_or_target_is_refused() {
+    let mut net = Net::new();
+    let repin = |toolchain: &str, target: &str| {
+        let mut r = request();
+        r.request.toolchain = toolchain.into();
+        r.request.target = target.into();
+        r
+    };
+    let build = net.tc.committee.build().clone();
+    for (bad, why) in [
+        (repin("1.94.0", &build.target), "toolchain"),
+        (
+            repin(&build.toolchain, "aarch64-unknown-linux-gnu"),
+            "target",
+        ),
+    ] {
+        let m = net.msg(1, Body::Request(bad.clone()));
+        let err = net.block(1000, vec![m.clone()]).unwrap_err();
+        assert!(
+            matches!(&err, BlockError::NotAllowed { index: 0, reason } if reason.contains(why)),
+            "{err:?}"
+        );
+        net.height -= 1;
+        let checked = net.state.check(&m, net.time + 1, net.env());
+        assert!(checked.unwrap_err().contains(why));
+        assert_eq!(
+            check_request(&bad, &net.tc.committee).unwrap_err(),
+            checked.unwrap_err()
+        );
+        assert_eq!(net.state.open_count(), 0);
+    }
+    let good = repin(&build.toolchain, &build.target);
+    assert_eq!(check_request(&good, &net.tc.committee), Ok(()));
+    net.block(1000, vec![net.msg(1, Body::Request(good))])
+        .unwrap();
+    assert_eq!(net.state.open_count(), 1);
+}

@@ -12,13 +12,23 @@
 //! - Key: `DIR/witness.key` (Ed25519 seed, 0600, made at first start); its verifier key is
 //!   printed at start and written to `DIR/witness.vkey`.
 //!
-//! Bounds: bodies of at most 64 KiB, 64 connections, one request processed at a time.
+//! Cheap checks first: a POST is refused before any pairing when its body or note is
+//! malformed (400), its checkpoint names another origin or carries no line of the
+//! committee's key id (403), its `old` is not the size held (409) or its size is older
+//! (400). Only then does it take a token of its client address's rate
+//! ([`VERIFY_BURST`], [`VERIFY_PER_SECOND`] per IPv4 address or IPv6 /64; over it: 429)
+//! and the threshold signature is verified (one pairing, counted in
+//! [`Witness::verifications`]). Each refusal is one line of text, and writes nothing.
+//!
+//! Bounds: bodies of at most 64 KiB, 64 connections and [`MAX_CONNECTIONS_PER_ADDRESS`]
+//! from one address (more are closed at once), one checkpoint stored at a time.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full, Limited};
@@ -26,10 +36,20 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
+use synchronicity_net::AddressBucket;
+
 use super::{AddCheckpoint, MAX_ADD_CHECKPOINT, WitnessKey, cosignature_line, cosignature_message};
 use crate::committee::Committee;
 use crate::crypto::NodeIdentity;
-use crate::log::{CosignedCheckpoint, merkle};
+use crate::http::limits::{ConnectionCounts, MAX_CLIENTS, RateTable};
+use crate::log::{Checkpoint, CosignedCheckpoint, SignedNote, merkle};
+
+/// Signature verifications one client address may ask for at once.
+pub const VERIFY_BURST: f64 = 32.0;
+/// Signature verifications per second per client address, refilled.
+pub const VERIFY_PER_SECOND: f64 = 8.0;
+/// Most open connections from one client address (of 64).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
 
 /// The witness's state.
 pub struct Witness {
@@ -38,6 +58,10 @@ pub struct Witness {
     key: WitnessKey,
     dir: PathBuf,
     latest: Mutex<Option<CosignedCheckpoint>>,
+    limiter: Mutex<RateTable>,
+    verifications: AtomicU64,
+    refused_early: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 impl std::fmt::Debug for Witness {
@@ -112,6 +136,10 @@ impl Witness {
             key,
             dir: dir.to_path_buf(),
             latest: Mutex::new(latest),
+            limiter: Mutex::new(RateTable::new(VERIFY_BURST, VERIFY_PER_SECOND, MAX_CLIENTS)),
+            verifications: AtomicU64::new(0),
+            refused_early: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
         })
     }
 
@@ -120,13 +148,123 @@ impl Witness {
         &self.key
     }
 
-    /// Answers one `add-checkpoint` body: (status, content type, body).
-    pub fn add_checkpoint(&self, body: &str) -> (StatusCode, &'static str, String) {
+    /// Threshold signatures verified so far (each one pairing).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused by the cheap checks, before any pairing.
+    pub fn refused_early(&self) -> u64 {
+        self.refused_early.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused for their address's verification rate.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// The checks that cost no pairing: the note's shape, the checkpoint's origin, one
+    /// line of the committee's key id, and the sizes against the held checkpoint.
+    fn cheap_checks(&self, req: &AddCheckpoint) -> Result<(), (StatusCode, &'static str, String)> {
+        let text = "text/plain; charset=utf-8";
+        let note = SignedNote::parse(&req.note).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                text,
+                format!("not a signed note: {e}"),
+            )
+        })?;
+        let cp = Checkpoint::parse(&note.text).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                text,
+                format!("not a checkpoint: {e}"),
+            )
+        })?;
+        let origin = self.committee.origin();
+        if cp.origin != origin {
+            return Err((
+                StatusCode::FORBIDDEN,
+                text,
+                format!(
+                    "not this log's checkpoint: origin {:?}, not {origin:?}",
+                    cp.origin
+                ),
+            ));
+        }
+        let key_id = self.committee.key_id();
+        let lines = note
+            .signatures
+            .iter()
+            .filter(|s| s.name == origin && s.key_id == key_id)
+            .count();
+        if lines != 1 {
+            return Err((
+                StatusCode::FORBIDDEN,
+                text,
+                format!(
+                    "not this log's checkpoint: {lines} signature lines of key id {}, not one",
+                    hex::encode(key_id)
+                ),
+            ));
+        }
+        let held = self
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |c| c.checkpoint().size);
+        if req.old != held {
+            return Err((
+                StatusCode::CONFLICT,
+                "text/x.tlog.size",
+                format!("{held}\n"),
+            ));
+        }
+        if cp.size < held {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                text,
+                "older than the checkpoint held".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Answers one `add-checkpoint` body from `client` at `now`: (status, content type,
+    /// body). Cheap checks, then the client's rate, then the pairing (see the module doc).
+    pub fn add_checkpoint(
+        &self,
+        body: &str,
+        client: AddressBucket,
+        now: Instant,
+    ) -> (StatusCode, &'static str, String) {
         let text = "text/plain; charset=utf-8";
         let req = match AddCheckpoint::parse(body) {
             Ok(r) => r,
-            Err(e) => return (StatusCode::BAD_REQUEST, text, e),
+            Err(e) => {
+                self.refused_early.fetch_add(1, Ordering::Relaxed);
+                return (StatusCode::BAD_REQUEST, text, e);
+            }
         };
+        if let Err(refusal) = self.cheap_checks(&req) {
+            self.refused_early.fetch_add(1, Ordering::Relaxed);
+            return refusal;
+        }
+        let allowed = self
+            .limiter
+            .lock()
+            .map(|mut l| l.allow(client, now))
+            .unwrap_or(false);
+        if !allowed {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                text,
+                "too many checkpoints to verify from your address".into(),
+            );
+        }
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let cp = match CosignedCheckpoint::verify(&req.note, &self.committee) {
             Ok(c) => c,
             Err(e) => {
@@ -137,6 +275,8 @@ impl Witness {
                 );
             }
         };
+        // The held checkpoint may have moved since the cheap checks: checked again under
+        // the lock, which is held until the new one is stored.
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         let (held_size, held_root) = latest
             .as_ref()
@@ -204,22 +344,35 @@ pub async fn serve(addr: SocketAddr, witness: Arc<Witness>) -> anyhow::Result<So
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let slots = Arc::new(tokio::sync::Semaphore::new(64));
+    let per_address = Arc::new(Mutex::new(ConnectionCounts::default()));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
+            let client = AddressBucket::of_ip(peer.ip());
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 continue;
             };
-            let w = witness.clone();
+            let admitted = per_address
+                .lock()
+                .map(|mut c| c.open(client, MAX_CONNECTIONS_PER_ADDRESS))
+                .unwrap_or(false);
+            if !admitted {
+                tracing::debug!(%peer, "witness connection refused: too many from its address");
+                continue;
+            }
+            let (w, per_address) = (witness.clone(), per_address.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| handle(req, w.clone()));
+                let svc = hyper::service::service_fn(move |req| handle(req, w.clone(), client));
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(10))
                     .serve_connection(TokioIo::new(stream), svc);
                 let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                if let Ok(mut c) = per_address.lock() {
+                    c.close(client);
+                }
                 drop(permit);
             });
         }
@@ -230,6 +383,7 @@ pub async fn serve(addr: SocketAddr, witness: Arc<Witness>) -> anyhow::Result<So
 async fn handle(
     req: Request<Incoming>,
     w: Arc<Witness>,
+    client: AddressBucket,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, ct: &str, body: String| {
         Response::builder()
@@ -265,12 +419,16 @@ async fn handle(
             "body is not UTF-8\n".into(),
         ));
     };
-    let (status, ct, body) = tokio::task::spawn_blocking(move || w.add_checkpoint(&text))
-        .await
-        .unwrap_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain",
-            "failed\n".into(),
-        ));
+    let (status, ct, body) =
+        tokio::task::spawn_blocking(move || w.add_checkpoint(&text, client, Instant::now()))
+            .await
+            .unwrap_or((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "failed\n".into(),
+            ));
     Ok(reply(status, ct, body))
 }
+
+#[cfg(test)]
+mod tests;

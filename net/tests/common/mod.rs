@@ -2,6 +2,8 @@
 //! light requests answered with `pong:<request>`.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod light_client;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

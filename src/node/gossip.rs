@@ -1,0 +1,154 @@
+//! Admission of gossiped protocol messages: what the node's verdict on a message of the
+//! messages topic is, and the mempool insert that an `Accept` means. Gossipsub forwards
+//! only what is accepted, so everything here runs BEFORE a message is admitted or relayed.
+//!
+//! In order, cheapest first: decodable ([`SignedMessage::from_cbor`], bounded by the topic's
+//! size limit); a request this committee could ever order
+//! ([`crate::protocol::check_request`]: the committee's toolchain and target, bounded size,
+//! the lockfile it pins); a member's valid envelope (Ed25519, verified once per node);
+//! commitments and reveals only for open rounds; then the mempool's per-member bounds.
+//! Invalid → `Reject` (gossipsub penalises the relayer and does not forward), counted in
+//! `gossip_invalid`, one debug line; over a bound → `Ignore`, counted in
+//! `mempool_refused_over_budget`; a duplicate → `Ignore`.
+
+use std::sync::atomic::Ordering;
+
+use synchronicity_net::Validation;
+
+use super::app::Shared;
+use super::mempool::Refused;
+use crate::protocol::{Body, SignedMessage};
+
+/// The verdict on gossiped message bytes `data`; an accepted message is in the mempool.
+pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
+    let invalid = |why: &dyn std::fmt::Display| {
+        shared
+            .counters
+            .gossip_invalid
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("gossip message rejected: {why}");
+        Validation::Reject
+    };
+    let msg = match SignedMessage::from_cbor(data) {
+        Ok(m) => m,
+        Err(e) => return invalid(&e),
+    };
+    if let Body::Request(pinned) = &msg.body
+        && let Err(e) = crate::protocol::check_request(pinned, &shared.committee)
+    {
+        return invalid(&format_args!("request {}: {e}", pinned.request.spec()));
+    }
+    if let Err(e) = shared.envelopes.verify(&msg, &shared.committee) {
+        return invalid(&e);
+    }
+    let mut inner = shared.lock();
+    // Commitments and reveals only for open rounds: a member cannot fill the pool with
+    // messages about requests that do not exist (its author re-publishes a message that
+    // arrived before we applied the request's block).
+    if let Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } = &msg.body {
+        let open =
+            <[u8; 32]>::try_from(request_id.as_slice()).is_ok_and(|id| inner.state.is_open(&id));
+        if !open {
+            return Validation::Ignore;
+        }
+    }
+    let signer = msg.signer;
+    match inner.mempool.insert(msg, false) {
+        Ok(()) => Validation::Accept,
+        Err(Refused::Duplicate) => Validation::Ignore,
+        Err(e) => {
+            drop(inner);
+            shared
+                .counters
+                .mempool_refused_over_budget
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(signer, "gossip message refused: {e}");
+            Validation::Ignore
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogStore;
+    use crate::node::mempool::MAX_BYTES_PER_SIGNER;
+    use crate::testing::{TestCommittee, request};
+
+    fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Against a real store and committee: a request for another target or toolchain, a
+    /// forged envelope, a lockfile that is not the pinned one and undecodable bytes are
+    /// rejected (not admitted, so not relayed) and counted; a valid request is accepted
+    /// once; a member over its byte budget is ignored and counted, while another member's
+    /// request is still accepted.
+    #[test]
+    fn invalid_messages_are_rejected_before_the_mempool() {
+        let dir = tempfile::tempdir().unwrap();
+        let tc = TestCommittee::new(4, 61);
+        let shared =
+            Shared::restore(tc.committee.clone(), 0, LogStore::open(dir.path()).unwrap()).unwrap();
+        let sign = |m: usize, body: Body| {
+            SignedMessage::sign(
+                body,
+                m as u32,
+                &tc.identities[m],
+                tc.committee.signing_domain(),
+            )
+            .to_cbor()
+        };
+        let pooled = || shared.lock().mempool.len();
+
+        let mut other_target = request("a", "1.0.0", "l");
+        other_target.request.target = "aarch64-unknown-linux-gnu".into();
+        let mut other_toolchain = request("a", "1.0.0", "l");
+        other_toolchain.request.toolchain = "1.80.0".into();
+        let mut wrong_lockfile = request("a", "1.0.0", "l");
+        wrong_lockfile.lockfile = "another".into();
+        let mut forged =
+            SignedMessage::from_cbor(&sign(1, Body::Request(request("a", "1.0.0", "l")))).unwrap();
+        forged.signer = 2;
+        let bad: Vec<Vec<u8>> = vec![
+            sign(1, Body::Request(other_target)),
+            sign(1, Body::Request(other_toolchain)),
+            sign(1, Body::Request(wrong_lockfile)),
+            forged.to_cbor(),
+            vec![0xff; 100],
+        ];
+        for (k, b) in bad.iter().enumerate() {
+            assert_eq!(admit_message(&shared, b), Validation::Reject, "case {k}");
+        }
+        assert_eq!(load(&shared.counters.gossip_invalid), bad.len() as u64);
+        assert_eq!(pooled(), 0);
+
+        let good = sign(1, Body::Request(request("a", "1.0.0", "l")));
+        assert_eq!(admit_message(&shared, &good), Validation::Accept);
+        assert_eq!(admit_message(&shared, &good), Validation::Ignore);
+        assert_eq!(pooled(), 1);
+
+        // Member 3 gossips 1 MiB requests until its budget is spent.
+        let big = |k: usize| {
+            let lockfile = format!(
+                "{k:08}{}",
+                "x".repeat(crate::request::MAX_LOCKFILE_SIZE - 8)
+            );
+            sign(
+                3,
+                Body::Request(request(&format!("big{k}"), "1.0.0", &lockfile)),
+            )
+        };
+        let mut k = 0;
+        while admit_message(&shared, &big(k)) == Validation::Accept {
+            k += 1;
+            assert!(k < 200, "no byte bound");
+        }
+        assert_eq!(k, MAX_BYTES_PER_SIGNER / (1 << 20) - 1);
+        assert_eq!(load(&shared.counters.mempool_refused_over_budget), 1);
+        assert_eq!(load(&shared.counters.gossip_invalid), bad.len() as u64);
+        let other = sign(2, Body::Request(request("b", "1.0.0", "l")));
+        assert_eq!(admit_message(&shared, &other), Validation::Accept);
+        assert_eq!(pooled(), k + 2);
+    }
+}
