@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 
 use super::limits::{DiskLimit, Exceeded, counter};
 use super::output::watch;
-use super::sandbox::{BUILD_UID, CARGO_IN_SANDBOX, SOURCE_IN_SANDBOX, UMASK_AND_EXEC, base_env};
+use super::sandbox::{BUILD_UID, CARGO_IN_SANDBOX, SOURCE_IN_SANDBOX, BUILD_SHELL, base_env};
 use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
 
@@ -145,7 +145,7 @@ impl DockerBackend {
 
         let mut exec = Command::new("docker");
         exec.args(["exec", &container.0])
-            .args(UMASK_AND_EXEC)
+            .args(BUILD_SHELL)
             .arg(CARGO_IN_SANDBOX)
             .arg(format!("+{}", job.toolchain))
             .args(&job.cargo_args)

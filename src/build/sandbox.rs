@@ -38,8 +38,16 @@ pub const BUILD_UID: u32 = 65534;
 /// cargo inside both sandboxes (the rustup proxy of the workspace's cargo home).
 pub(crate) const CARGO_IN_SANDBOX: &str = "/opt/rustwide/cargo-home/bin/cargo";
 
-/// `sh -c 'umask 022 && exec "$@"' sh`: the same umask in both backends.
-pub(crate) const UMASK_AND_EXEC: [&str; 4] = ["/bin/sh", "-c", "umask 022 && exec \"$@\"", "sh"];
+/// The shell every build runs under, in both backends: umask 022, the command, then every
+/// process of the build user that is left is killed (a daemon that holds the output pipe
+/// would otherwise keep `docker exec`, and cargo's own wait, open until the time limit);
+/// the command's exit status is the shell's.
+pub(crate) const BUILD_SHELL: [&str; 4] = [
+    "/bin/sh",
+    "-c",
+    "umask 022; \"$@\"; code=$?; kill -9 -1 2>/dev/null; exit $code",
+    "sh",
+];
 
 /// `setpriv` (util-linux, in the image) from root to [`BUILD_UID`]: no supplementary
 /// groups, empty inheritable and bounding sets, `no_new_privs` (no setuid or
@@ -209,7 +217,7 @@ impl SandboxBackend {
             c.arg("--setenv").arg(k).arg(v);
         }
         c.args(drop_to_build_user())
-            .args(UMASK_AND_EXEC)
+            .args(BUILD_SHELL)
             .arg(CARGO_IN_SANDBOX)
             .arg(format!("+{}", job.toolchain))
             .args(&job.cargo_args)

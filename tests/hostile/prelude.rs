@@ -33,6 +33,8 @@ if ($mode eq "flood") {
 } elsif ($mode eq "hold") {
     exit 0 if fork();
     POSIX::setsid();
+    open(STDIN, "<", "/dev/null");
+    open(STDERR, ">", "/dev/null");
     open(STDOUT, ">&=", $f) or die;
     exec("sleep", "@SLEEP@");
 } else {
@@ -68,6 +70,8 @@ fn into_cargo_stdout(mode: &str, text: &str) -> bool {
             "hold" => {
                 let _ = std::process::Command::new("setsid")
                     .args(["sleep", "@SLEEP@"])
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
                     .stdout(f)
                     .spawn();
             }
