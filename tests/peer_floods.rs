@@ -31,6 +31,7 @@ async fn member(tc: &TestCommittee, i: usize) -> (NodeHandle, tempfile::TempDir)
     config.idle_interval = Duration::from_millis(500);
     let builder = FixedBuilder {
         overrides: Default::default(),
+        bins: Default::default(),
         delay: Duration::from_millis(100),
     };
     (node::start(config, Arc::new(builder)).await.unwrap(), dir)

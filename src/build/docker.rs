@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 
 use super::limits::{DiskLimit, Exceeded, counter};
 use super::output::watch;
-use super::sandbox::{BUILD_UID, CARGO_IN_SANDBOX, SOURCE_IN_SANDBOX, BUILD_SHELL, base_env};
+use super::sandbox::{BUILD_SHELL, BUILD_UID, CARGO_IN_SANDBOX, SOURCE_IN_SANDBOX, base_env};
 use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
 

@@ -659,7 +659,13 @@ mod tests {
         // A junk request (a lockfile of someone's choice) gossiped first: not ordered.
         let mut junk = request("fol", "1.0.0", "# junk\n");
         junk.request.lockfile_shipped = false;
-        assert!(shared.lock().mempool.insert(signed(&junk, 1), false));
+        assert!(
+            shared
+                .lock()
+                .mempool
+                .insert(signed(&junk, 1), false)
+                .is_ok()
+        );
         assert!(ids(&shared).is_empty());
         // Ordered: other features, another target, and the junk lockfile.
         let mut featured = request("fol", "1.0.0", "lock");
