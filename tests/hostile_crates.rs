@@ -61,7 +61,9 @@ fn lone_lock(name: &str) -> String {
     format!("version = 4\n\n[[package]]\nname = \"{name}\"\nversion = \"0.1.0\"\n")
 }
 
-/// Every regular file below `dir` (links not followed).
+/// Every regular file below `dir` (links not followed), but in the workspace's toolchain and
+/// cargo home: the host writes those from its own toolchain and the registry, and every
+/// build sees them read-only (1.4 GB to read for nothing).
 fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -70,6 +72,9 @@ fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(m) = std::fs::symlink_metadata(e.path()) else {
             continue;
         };
+        if m.is_dir() && (e.file_name() == "rustup-home" || e.file_name() == "cargo-home") {
+            continue;
+        }
         if m.is_dir() {
             files_below(&e.path(), out);
         } else if m.is_file() {
@@ -79,7 +84,13 @@ fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    let Some((first, rest)) = needle.split_first() else {
+        return true;
+    };
+    hay.iter()
+        .enumerate()
+        .filter(|(_, b)| *b == first)
+        .any(|(i, _)| hay[i + 1..].starts_with(rest))
 }
 
 /// Host processes whose command line contains `needle`.
