@@ -462,3 +462,55 @@ async fn hostile_crates_on_the_docker_backend() {
         hostile_crates_on("docker", 92).await;
     }
 }
+
+/// A request that says its lockfile is the one the `.crate` ships, and carries another (or
+/// names a crate that ships none), fails `invalid-request` before any build; the honest
+/// request of the same crate builds. Every member runs this same check on the same `.crate`
+/// (the builder's `build`), so every member refuses the lie alike.
+#[test]
+fn a_request_that_lies_about_its_lockfile_fails_invalid_request() {
+    use synchronicity::build::{Backend, Builder, BuilderConfig, FailureClass, Outcome};
+    use synchronicity::request::PinnedRequest;
+    let reg = LoopbackRegistry::start();
+    let shipped = lone_lock("shipsone");
+    reg.publish(
+        "shipsone",
+        "0.1.0",
+        &[
+            ("Cargo.lock", shipped.as_str()),
+            ("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
+        ],
+        &[],
+    );
+    reg.publish(
+        "shipsnone",
+        "0.1.0",
+        &[("src/lib.rs", "pub fn answer() -> u32 { 7 }\n")],
+        &[],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = BuilderConfig::new(work.path(), "1.95.0");
+    cfg.backend = Backend::Sandbox;
+    cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
+    let b = Builder::new(&cfg).unwrap();
+    let class = |p: &PinnedRequest| match b.build(p, &|_| {}).unwrap().outcome {
+        Outcome::Success(_) => None,
+        Outcome::Failure { class, .. } => Some(class),
+    };
+    let honest = b.pin("shipsone", "0.1.0", None, TRIPLE).unwrap();
+    assert!(honest.request.lockfile_shipped);
+    assert_eq!(class(&honest), None, "the honest request builds");
+    // The shipped claim with another lockfile (a comment more is enough).
+    let lie = PinnedRequest::new(
+        honest.request.clone(),
+        format!("# chosen by the submitter\n{}", honest.lockfile),
+    );
+    assert!(lie.request.lockfile_shipped && lie.request.id() != honest.request.id());
+    assert_eq!(class(&lie), Some(FailureClass::InvalidRequest));
+    // The shipped claim for a crate that ships no lockfile.
+    let mut none = b.pin("shipsnone", "0.1.0", None, TRIPLE).unwrap();
+    assert!(!none.request.lockfile_shipped);
+    assert_eq!(class(&none), None);
+    none.request.lockfile_shipped = true;
+    assert_eq!(class(&none), Some(FailureClass::InvalidRequest));
+}
