@@ -132,6 +132,7 @@ cut_off() {
 heal() { local i; for i in "$@"; do in_net "$i" iptables -F; done; }
 
 sizes() { "$tool" sizes --dirs "$(dirs_of "$@")"; }
+largest() { tr ' ' '\n' <<<"$1" | sort -n | tail -1; }
 
 failures=()
 fail() { log "FAIL $scenario: $*"; failures+=("$scenario: $*"); scenario_failed=1; }
@@ -209,7 +210,9 @@ sc_partition() {
   before=$(sizes 0 1 2 3)
   sleep 25
   after=$(sizes 0 1 2 3)
-  [ "$before" = "$after" ] || fail "decided while split: sizes $before -> $after"
+  # A member one height behind at the cut may still fetch that height from its own side
+  # (sync, not a decision); a new height needs 3 of 4, so the largest size must not grow.
+  [ "$(largest "$after")" = "$(largest "$before")" ] || fail "decided while split: sizes $before -> $after"
   log "split 25 s: sizes $before -> $after"
   heal 0 1 2 3
   local took
