@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use synchronicity::build::{Outcome, Phase};
+use synchronicity::builder::{Outcome, Phase};
 use synchronicity::byzantine::Behaviour;
 use synchronicity::cli::node::{NodeArgs, run_wrapping};
 use synchronicity::consensus::record::DecidedRecord;

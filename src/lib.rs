@@ -9,12 +9,12 @@
 //! Layers (one-way imports): the formats and their verification live in the
 //! `synchronicity-verify` crate (re-exported here as [`verify`], and through [`codec`],
 //! [`crypto`], [`committee`], [`request`] and [`log`] where the node extends them);
-//! [`protocol`] and the Merkle math are pure; [`node`], [`consensus`], [`build`] and the log
+//! [`protocol`] and the Merkle math are pure; [`node`], [`consensus`], [`builder`] and the log
 //! store are I/O shells; [`node_dir`] holds a node's keys; [`cli`] is the command line.
 
 #![forbid(unsafe_code)]
 
-pub mod build;
+pub mod builder;
 #[cfg(feature = "byzantine")]
 pub mod byzantine;
 pub mod cli;

@@ -167,8 +167,8 @@ pub fn request(name: &str, version: &str, lockfile: &str) -> PinnedRequest {
 
 /// A manifest naming one artifact of `name@version` whose bytes differ by `variant` (tests
 /// make builders agree or disagree with it).
-pub fn manifest(name: &str, version: &str, variant: &str) -> crate::build::Manifest {
-    let mut m = crate::build::Manifest::default();
+pub fn manifest(name: &str, version: &str, variant: &str) -> crate::builder::Manifest {
+    let mut m = crate::builder::Manifest::default();
     m.insert(
         &format!("target/release/lib{name}.rlib"),
         crate::crypto::sha256(format!("{name}@{version} {variant}").as_bytes()),
@@ -222,10 +222,10 @@ impl crate::node::BuildService for FixedBuilder {
     fn build(
         &self,
         pinned: &PinnedRequest,
-        progress: &dyn Fn(crate::build::Phase),
-    ) -> Result<crate::build::Outcome, String> {
+        progress: &dyn Fn(crate::builder::Phase),
+    ) -> Result<crate::builder::Outcome, String> {
         let req = &pinned.request;
-        progress(crate::build::Phase::Build);
+        progress(crate::builder::Phase::Build);
         std::thread::sleep(self.delay);
         let variant = self
             .overrides
@@ -243,7 +243,7 @@ impl crate::node::BuildService for FixedBuilder {
                 crate::crypto::sha256(&fixed_binary(&req.krate, &req.version, bin)),
             );
         }
-        Ok(crate::build::Outcome::Success(m))
+        Ok(crate::builder::Outcome::Success(m))
     }
 }
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use synchronicity::build::{
+use synchronicity::builder::{
     Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome, engine_available,
 };
 use synchronicity::request::BuildRequest;
@@ -104,7 +104,7 @@ fn build_fixture(backend: Backend, name: &str, memory: u64, time: Duration) -> (
 fn build_fixture_with(
     backend: Backend,
     name: &str,
-    limits: impl FnOnce(&mut synchronicity::build::Limits),
+    limits: impl FnOnce(&mut synchronicity::builder::Limits),
 ) -> (Outcome, String) {
     let work = tempfile::tempdir().unwrap();
     let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);

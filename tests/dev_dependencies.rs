@@ -7,7 +7,7 @@
 mod support;
 
 use support::registry::LoopbackRegistry;
-use synchronicity::build::{Backend, Builder, BuilderConfig, Outcome, engine_available};
+use synchronicity::builder::{Backend, Builder, BuilderConfig, Outcome, engine_available};
 
 const TOOLCHAIN: &str = "1.95.0";
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";

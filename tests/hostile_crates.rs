@@ -349,7 +349,7 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
         let rlib = std::fs::read(dir.join(TRIPLE).join("release/libhescape.rlib")).unwrap();
         let report = format!(
             "ESCAPE-REPORT uid={} nnp=1 capeff=0000000000000000 capbnd=0000000000000000",
-            synchronicity::build::BUILD_UID
+            synchronicity::builder::BUILD_UID
         );
         assert!(
             contains(&rlib, report.as_bytes()),
@@ -414,7 +414,7 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
     assert!(!seen.is_empty(), "{backend}: no build process was seen");
     assert!(
         seen.values()
-            .all(|uid| *uid == synchronicity::build::BUILD_UID),
+            .all(|uid| *uid == synchronicity::builder::BUILD_UID),
         "{backend}: build processes by uid: {seen:?}"
     );
     // And the group goes on.
@@ -453,7 +453,7 @@ async fn hostile_crates_on_the_sandbox_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_crates_on_the_docker_backend() {
     let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let available = synchronicity::build::engine_available();
+    let available = synchronicity::builder::engine_available();
     assert!(
         available || !required,
         "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
@@ -469,7 +469,7 @@ async fn hostile_crates_on_the_docker_backend() {
 /// (the builder's `build`), so every member refuses the lie alike.
 #[test]
 fn a_request_that_lies_about_its_lockfile_fails_invalid_request() {
-    use synchronicity::build::{Backend, Builder, BuilderConfig, FailureClass, Outcome};
+    use synchronicity::builder::{Backend, Builder, BuilderConfig, FailureClass, Outcome};
     use synchronicity::request::PinnedRequest;
     let reg = LoopbackRegistry::start();
     let shipped = lone_lock("shipsone");

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use synchronicity::build::{Registry, SourceError, unpack_crate};
+use synchronicity::builder::{Registry, SourceError, unpack_crate};
 use synchronicity::crypto::sha256;
 
 /// Serves `routes` (path → body) over HTTP/1.1 on loopback; other paths get 404.

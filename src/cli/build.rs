@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::build::{Backend, Builder, BuilderConfig, Outcome, Phase};
+use crate::builder::{Backend, Builder, BuilderConfig, Outcome, Phase};
 
 /// Arguments of `build`.
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use clap::Args;
 use super::client::{Client, ClientSetup, runtime};
 use super::fetch::{PeerArgs, fetch_artifact, file_name, verified_build};
 use super::install_record::{InstallRecord, Planned};
-use crate::build::{Registry, index_versions};
+use crate::builder::{Registry, index_versions};
 use crate::verify::Manifest;
 
 /// Arguments of `install`.
@@ -38,7 +38,7 @@ fn newest_version(name: &str) -> anyhow::Result<String> {
     let cache = std::env::temp_dir();
     let registry = Registry::crates_io(&cache);
     let body = match registry.poll_index(name, None)? {
-        crate::build::IndexPoll::Changed { body, .. } => body,
+        crate::builder::IndexPoll::Changed { body, .. } => body,
         _ => bail!("{name} is not on crates.io"),
     };
     index_versions(&body)

@@ -39,7 +39,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::build::{Backend, Builder, BuilderConfig};
+use crate::builder::{Backend, Builder, BuilderConfig};
 use crate::node::control::{self, ControlAnswer, ControlRequest};
 use crate::node::{self, BuildService, NodeConfig, SandboxBuildService};
 
@@ -284,7 +284,7 @@ pub fn run_wrapping(
 fn follow_config(
     dir: &Path,
     file: &NodeFile,
-    registry: crate::build::Registry,
+    registry: crate::builder::Registry,
 ) -> anyhow::Result<Option<node::follow::FollowConfig>> {
     let Some(f) = &file.follow else {
         return Ok(None);
@@ -324,8 +324,8 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
     let store = open_artifacts(&args.dir, &file)?;
     let cache = args.dir.join("work/crates");
     let registry = match (&file.builder.registry_index, &file.builder.registry_dl) {
-        (Some(index), Some(dl)) => crate::build::Registry::with_urls(index, dl, &cache),
-        (None, None) => crate::build::Registry::crates_io(&cache),
+        (Some(index), Some(dl)) => crate::builder::Registry::with_urls(index, dl, &cache),
+        (None, None) => crate::builder::Registry::crates_io(&cache),
         _ => bail!("node.toml: builder.registry_index and builder.registry_dl go together"),
     };
     let follow = follow_config(&args.dir, &file, registry)?;

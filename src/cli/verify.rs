@@ -182,7 +182,7 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mut checked = Vec::new();
     let mut manifest_text = None;
     if let Some(p) = &args.manifest {
-        let t = read_text(p, crate::build::MAX_MANIFEST_SIZE)?;
+        let t = read_text(p, crate::builder::MAX_MANIFEST_SIZE)?;
         let manifest = build
             .manifest(&t)
             .with_context(|| p.display().to_string())?;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::own::OwnRound;
 use super::run::NodeLoop;
-use crate::build::Outcome;
+use crate::builder::Outcome;
 use crate::protocol::{Body, RevealedOutcome, attestation_statement, commitment};
 
 impl NodeLoop {

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use super::app::Shared;
 use super::run::{self, Command};
 use super::service::BuildService;
-use crate::build::{IndexPoll, Registry, index_versions};
+use crate::builder::{IndexPoll, Registry, index_versions};
 use crate::crypto::sha256;
 use crate::protocol::Verdict;
 use crate::request::BuildRequest;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::Phase;
+use crate::builder::Phase;
 
 /// One running build.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::wire::{
     COSIGN_TOPIC, Cosignature, LightRequest, MAX_COSIGN, MAX_REQUEST, MESSAGES_TOPIC, SyncRequest,
     SyncResponse, decode, encode,
 };
-use crate::build::Outcome;
+use crate::builder::Outcome;
 use crate::consensus::actor::ActorInput;
 use crate::crypto::{BlsSecretKey, NodeIdentity};
 use crate::protocol::{Body, Duty, SignedMessage};

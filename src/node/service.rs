@@ -1,7 +1,7 @@
 //! The node's builder, behind a trait so the consensus tests can use a builder that
 //! returns chosen manifests while the product path uses the real sandboxed builder.
 
-use crate::build::{Builder, Outcome, Phase};
+use crate::builder::{Builder, Outcome, Phase};
 use crate::request::{BuildRequest, PinnedRequest};
 
 /// Pins and builds requests for a node. Called from blocking threads.

@@ -18,7 +18,7 @@ pub const MAX_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
 pub enum RevealedOutcome {
     /// The manifest text; its SHA-256 is the digest.
     Manifest(String),
-    /// The failure class (as in `build::FailureClass` display form).
+    /// The failure class (as in `builder::FailureClass` display form).
     Failure(String),
 }
 

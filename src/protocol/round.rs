@@ -28,7 +28,7 @@ use synchronicity_verify::entry::{
 use super::commitment::commitment;
 use super::message::RevealedOutcome;
 use super::params::ProtocolParams;
-use crate::build::Manifest;
+use crate::builder::Manifest;
 use crate::committee::Committee;
 use crate::crypto::{
     BlsPublicKey, BlsSignature, SignerBitmap, ThresholdSignature, UncheckedSignature,

@@ -2,7 +2,7 @@
 //! of the commit-reveal protocol, with real keys and signatures.
 
 use super::*;
-use crate::build::Manifest;
+use crate::builder::Manifest;
 use crate::crypto::ThresholdSignature;
 use crate::request::PinnedRequest;
 use crate::testing::TestCommittee;

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use synchronicity::build::index_path;
+use synchronicity::builder::index_path;
 use synchronicity::crypto::sha256;
 
 /// A dependency of a published version: (name, requirement, kind: normal | dev | build).
