@@ -90,3 +90,74 @@ fn a_missing_dev_dependency_does_not_stop_the_build() {
         "backends differ: {digests:?}"
     );
 }
+
+/// A crate whose features and a test target's `required-features` name a dev-only
+/// dependency (hashbrown@0.17.2's shape: `nightly = ["foldhash?/nightly",
+/// "bumpalo/allocator_api"]`, `bumpalo` a dev-dependency) pins and builds on both backends:
+/// those entries go with the dev-dependency, and the lib's bytes are the same everywhere.
+#[test]
+fn features_that_name_a_dev_dependency_do_not_stop_the_build() {
+    let reg = LoopbackRegistry::start();
+    reg.publish(
+        "leaf",
+        "0.1.0",
+        &[("src/lib.rs", "pub fn leaf() -> u32 { 7 }\n")],
+        &[],
+    );
+    reg.publish("bump", "3.0.0", &[], &[]);
+    let manifest = r#"[package]
+name = "featdemo"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+leaf = { version = "0.1.0", optional = true }
+
+[dev-dependencies]
+bump = "3"
+
+[features]
+default = ["dep:leaf"]
+nightly = ["dep:leaf", "bump/allocator_api"]
+weak = ["bump?/allocator_api"]
+
+[[test]]
+name = "t"
+required-features = ["bump/allocator_api"]
+"#;
+    reg.publish(
+        "featdemo",
+        "0.1.0",
+        &[
+            ("Cargo.toml", manifest),
+            ("src/lib.rs", "pub fn demo() -> u32 { leaf::leaf() * 6 }\n"),
+            ("tests/t.rs", "#[test]\nfn t() {}\n"),
+        ],
+        &[("leaf", "0.1.0", "normal"), ("bump", "^3", "dev")],
+    );
+
+    let mut digests = Vec::new();
+    for backend in backends() {
+        let work = tempfile::tempdir().unwrap();
+        let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
+        cfg.backend = backend;
+        cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
+        let b = Builder::new(&cfg).unwrap();
+        let pinned = b
+            .pin("featdemo", "0.1.0", None, "x86_64-unknown-linux-gnu")
+            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert!(!pinned.lockfile.contains("name = \"bump\""));
+        let report = b.build(&pinned, &|_| {}).unwrap();
+        match report.outcome {
+            Outcome::Success(m) => digests.push((pinned.id(), m.digest())),
+            other => panic!(
+                "{backend:?}: {other:?}\n{}",
+                std::fs::read_to_string(&report.log_path).unwrap_or_default()
+            ),
+        }
+    }
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "backends differ: {digests:?}"
+    );
+}
