@@ -4,13 +4,19 @@
 //!   `node.toml`, except that requests for crates named `load-*` or `flood-*` are answered by
 //!   the test builder (the same manifest on every honest member after a short delay) so a
 //!   group can be loaded with hundreds of requests; with `--byzantine` it misbehaves
-//!   (`synchronicity::byzantine`).
+//!   through the node's seams ([`byzantine`], [`flood`]).
 //! - `load`, `sizes`, `grows`, `settle`, `check`: the driver's side, on the host, through
 //!   the members' control sockets (`DIR/control.sock` on their volumes) and, once they are
 //!   stopped, their stores. `check` prints one line per broken invariant, naming it, and
 //!   exits 1.
 
 #![forbid(unsafe_code)]
+
+// Beside this file (a crate root's modules are looked up in examples/ itself).
+#[path = "testnet_member/byzantine.rs"]
+mod byzantine;
+#[path = "testnet_member/flood.rs"]
+mod flood;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,15 +25,16 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use synchronicity::builder::{Outcome, Phase};
-use synchronicity::byzantine::Behaviour;
-use synchronicity::cli::node::{NodeArgs, run_wrapping};
+use synchronicity::cli::node::{NodeArgs, NodeWrapper, run_wrapping};
 use synchronicity::consensus::record::DecidedRecord;
 use synchronicity::log::{CosignedCheckpoint, LogStore};
-use synchronicity::node::BuildService;
 use synchronicity::node::control::{self, ControlAnswer, ControlRequest, NodeStatus};
+use synchronicity::node::{BuildService, NodeConfig, NodeHandle};
 use synchronicity::protocol::LogEntry;
 use synchronicity::request::PinnedRequest;
 use synchronicity::testing::FixedBuilder;
+
+use byzantine::{Behaviour, Byzantine};
 
 #[derive(Parser)]
 struct Cli {
@@ -169,6 +176,34 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The member: the mixed builder, and Byzantine when told.
+struct Member {
+    /// The test builder's delay (`SYNC_TEST_BUILD_MS`).
+    delay: Duration,
+    byzantine: Byzantine,
+}
+
+impl NodeWrapper for Member {
+    fn builder(&mut self, real: Arc<dyn BuildService>) -> Arc<dyn BuildService> {
+        Arc::new(MixedBuilder {
+            load: FixedBuilder {
+                overrides: Default::default(),
+                bins: Default::default(),
+                delay: self.delay,
+            },
+            real,
+        })
+    }
+
+    fn configure(&mut self, config: &mut NodeConfig) {
+        self.byzantine.configure(config);
+    }
+
+    fn started(&mut self, node: &NodeHandle) {
+        self.byzantine.start_floods(node);
+    }
+}
+
 fn run_node(byzantine: Vec<String>, node: NodeArgs) -> anyhow::Result<()> {
     let mut behaviours = Vec::new();
     for name in &byzantine {
@@ -176,21 +211,17 @@ fn run_node(byzantine: Vec<String>, node: NodeArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--byzantine: unknown behaviour {name:?}"))?;
         behaviours.push(b);
     }
-    synchronicity::byzantine::enable(behaviours);
+    let keys = synchronicity::node_dir::load_keys(&node.dir)?;
+    let committee = synchronicity::cli::load_committee(&node.committee)?;
     let delay = std::env::var("SYNC_TEST_BUILD_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    run_wrapping(node, |real| {
-        Arc::new(MixedBuilder {
-            load: FixedBuilder {
-                overrides: Default::default(),
-                bins: Default::default(),
-                delay: Duration::from_millis(delay),
-            },
-            real,
-        })
-    })
+    let mut member = Member {
+        delay: Duration::from_millis(delay),
+        byzantine: Byzantine::new(behaviours, keys, committee)?,
+    };
+    run_wrapping(node, &mut member)
 }
 
 async fn status(dir: &Path, key: Option<&str>) -> Option<NodeStatus> {

@@ -15,8 +15,6 @@
 #![forbid(unsafe_code)]
 
 pub mod builder;
-#[cfg(feature = "byzantine")]
-pub mod byzantine;
 pub mod cli;
 pub mod committee;
 pub mod consensus;

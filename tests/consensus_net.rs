@@ -113,6 +113,7 @@ async fn start_group(
             first_height: Height(1),
             idle_interval: IDLE,
             wal: None,
+            outgoing: std::sync::Arc::new(synchronicity::consensus::HonestFrames),
         };
         let (tx, _task) = actor::spawn(core, app, net.clone(), config);
         tokio::spawn(async move {

@@ -200,17 +200,38 @@ fn max_parallel(b: &BuilderSection) -> anyhow::Result<usize> {
     }
 }
 
-/// `node` with the real sandboxed builder.
-pub fn run(args: NodeArgs) -> anyhow::Result<()> {
-    run_wrapping(args, |real| real)
+/// What a test member changes in `node` (the fault suite's, `examples/testnet_member.rs`,
+/// answers its load requests itself and may be Byzantine through the node's seams). Each
+/// method's default changes nothing; `synchronicity node` changes nothing.
+pub trait NodeWrapper {
+    /// The builder the node uses, given the real one of `node.toml`.
+    fn builder(&mut self, real: Arc<dyn BuildService>) -> Arc<dyn BuildService> {
+        real
+    }
+    /// The node's configuration, just before it starts (e.g. its outgoing seams,
+    /// [`NodeConfig::outgoing_frames`] and [`NodeConfig::outgoing_messages`]).
+    fn configure(&mut self, config: &mut NodeConfig) {
+        let _ = config;
+    }
+    /// Called once the node runs, inside its runtime: a task spawned here runs beside the
+    /// node until the process exits.
+    fn started(&mut self, node: &node::NodeHandle) {
+        let _ = node;
+    }
 }
 
-/// `node` with the real builder of `node.toml` handed through `wrap` first (the fault
-/// suite's member answers its load requests itself and passes real crates on).
-pub fn run_wrapping(
-    args: NodeArgs,
-    wrap: impl FnOnce(Arc<dyn BuildService>) -> Arc<dyn BuildService>,
-) -> anyhow::Result<()> {
+/// The product: nothing changed.
+struct Unchanged;
+
+impl NodeWrapper for Unchanged {}
+
+/// `node` with the real sandboxed builder.
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    run_wrapping(args, &mut Unchanged)
+}
+
+/// `node` with the real builder of `node.toml`, changed by `wrapper` (see [`NodeWrapper`]).
+pub fn run_wrapping(args: NodeArgs, wrapper: &mut dyn NodeWrapper) -> anyhow::Result<()> {
     let file = read_node_file(&args.dir, &args.committee)?;
     let committee = super::load_committee(&args.committee)?;
     let b = &file.builder;
@@ -270,14 +291,10 @@ pub fn run_wrapping(
     let follow = follow_config(&args.dir, &file, builder.registry().clone())?;
     let store = open_artifacts(&args.dir, &file)?;
     let target = committee.build().target.clone();
-    run_full(
-        args,
-        wrap(Arc::new(
-            SandboxBuildService::new(builder, &target).with_store(store.clone()),
-        )),
-        follow,
-        Some(store),
-    )
+    let service = wrapper.builder(Arc::new(
+        SandboxBuildService::new(builder, &target).with_store(store.clone()),
+    ));
+    run_full(args, service, follow, Some(store), wrapper)
 }
 
 /// node.toml's `[follow]` section, polling `registry`.
@@ -329,7 +346,7 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
         _ => bail!("node.toml: builder.registry_index and builder.registry_dl go together"),
     };
     let follow = follow_config(&args.dir, &file, registry)?;
-    run_full(args, service, follow, Some(store))
+    run_full(args, service, follow, Some(store), &mut Unchanged)
 }
 
 fn run_full(
@@ -337,6 +354,7 @@ fn run_full(
     service: Arc<dyn BuildService>,
     follow: Option<node::follow::FollowConfig>,
     artifacts: Option<Arc<node::artifacts::ArtifactStore>>,
+    wrapper: &mut dyn NodeWrapper,
 ) -> anyhow::Result<()> {
     init_logging();
     let file = read_node_file(&args.dir, &args.committee)?;
@@ -361,9 +379,11 @@ fn run_full(
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    wrapper.configure(&mut config);
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     let result = rt.block_on(async move {
         let mut handle = node::start(config, service.clone()).await?;
+        wrapper.started(&handle);
         handle
             .serve_control(&args.dir, service)
             .context("cannot open the control socket")?;

@@ -11,6 +11,7 @@
 //! that height's WAL.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use arc_malachitebft_core_consensus::Input;
 use arc_malachitebft_core_types::{CommitCertificate, Round, Timeout, Validity, Value as _};
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::context::{Address, Ctx, Height, Value};
 use super::core::{Action, Core};
+use super::outgoing::OutgoingFrames;
 use super::wal::Wal;
 use super::wire::{SignedProposal, Wire};
 
@@ -87,6 +89,9 @@ pub struct ActorConfig {
     pub idle_interval: std::time::Duration,
     /// The WAL (`None` only in tests that do not restart).
     pub wal: Option<Wal>,
+    /// What our broadcasts send ([`HonestFrames`](super::HonestFrames) in a product node: the same frame to
+    /// every peer; a test member's may lie, see [`OutgoingFrames`]).
+    pub outgoing: Arc<dyn OutgoingFrames>,
 }
 
 /// Fetched decisions kept for heights above the current one.
@@ -107,6 +112,7 @@ struct Actor<A: App> {
     app: A,
     net: NetworkHandle,
     peers: Vec<PeerId>,
+    outgoing: Arc<dyn OutgoingFrames>,
     wal: Option<Wal>,
     timer_tx: mpsc::Sender<(Timeout, u64)>,
     timers: HashMap<Timeout, (u64, JoinHandle<()>)>,
@@ -146,6 +152,7 @@ pub fn spawn<A: App>(
             app,
             net,
             peers: config.peers,
+            outgoing: config.outgoing,
             wal: config.wal,
             timer_tx,
             timers: HashMap::new(),
@@ -330,23 +337,13 @@ impl<A: App> Actor<A> {
                             self.halt(format!("consensus WAL flush: {e}"));
                             return;
                         }
-                        let bytes = w.encode();
-                        // Only the fault suite's Byzantine member sends every other peer a
-                        // conflicting twin (src/byzantine.rs); never in a product build.
-                        #[cfg(feature = "byzantine")]
-                        let twin =
-                            crate::byzantine::conflicting(&self.core, &w).map(|t| t.encode());
-                        #[cfg(not(feature = "byzantine"))]
-                        let twin: Option<Vec<u8>> = None;
-                        for (i, p) in self.peers.iter().enumerate() {
-                            let frame = match &twin {
-                                Some(t) if i % 2 == 1 => t.clone(),
-                                _ => bytes.clone(),
-                            };
-                            // A full queue or an unreachable member drops the frame; the
-                            // core's rebroadcast timer re-sends votes.
-                            let _ = self.net.send_frame(*p, frame);
-                        }
+                        // Through the seam (a product node's sends `w` as is to every
+                        // peer). A full queue or an unreachable member drops the frame;
+                        // the core's rebroadcast timer re-sends votes.
+                        let net = &self.net;
+                        self.outgoing.broadcast(&w, &self.peers, &mut |p, frame| {
+                            let _ = net.send_frame(p, frame);
+                        });
                     }
                     Action::ScheduleTimeout(t, d) => {
                         self.generation += 1;

@@ -117,33 +117,6 @@ impl Core {
         self.state.height()
     }
 
-    /// The conflicting twin of one of our votes or proposals (same height, round and kind;
-    /// another value or nil), validly signed: the Byzantine test member's equivocation.
-    #[cfg(feature = "byzantine")]
-    pub(crate) fn conflicting(&self, w: &Wire) -> Option<Wire> {
-        use arc_malachitebft_core_types::NilOrVal;
-        match w {
-            Wire::Vote(v) => {
-                let mut twin = v.message.clone();
-                twin.value = match twin.value {
-                    NilOrVal::Nil => NilOrVal::Val(super::context::ValueId([0xBB; 32])),
-                    NilOrVal::Val(_) => NilOrVal::Nil,
-                };
-                let sig = self.key.sign(&self.ctx.vote_sign_bytes(&twin));
-                Some(Wire::Vote(SignedMessage::new(twin, sig)))
-            }
-            Wire::Proposal(p) => {
-                let mut twin = p.message.clone();
-                let mut bytes = twin.value.bytes().to_vec();
-                bytes.extend_from_slice(b"byzantine");
-                twin.value = Value::new(bytes);
-                let sig = self.key.sign(&self.ctx.proposal_sign_bytes(&twin));
-                Some(Wire::Proposal(SignedMessage::new(twin, sig)))
-            }
-            _ => None,
-        }
-    }
-
     /// Our validator address.
     pub fn address(&self) -> Address {
         *self.state.address()

@@ -151,25 +151,12 @@ impl NodeLoop {
             request_id: id.to_vec(),
             commitment: c.to_vec(),
         });
-        #[cfg(feature = "byzantine")]
-        if let Some(twin) = crate::byzantine::second_commitment(&id) {
-            self.emit(twin);
-        }
     }
 
     pub(crate) fn reveal(&mut self, id: [u8; 32]) {
-        #[cfg(feature = "byzantine")]
-        if crate::byzantine::withhold_reveal() {
-            return;
-        }
-        #[cfg_attr(not(feature = "byzantine"), allow(unused_mut))]
-        let Some(mut round) = self.rounds.load(&id) else {
+        let Some(round) = self.rounds.load(&id) else {
             return; // we did not commit (build not done in time, or it failed to run)
         };
-        #[cfg(feature = "byzantine")]
-        {
-            round.outcome = crate::byzantine::wrong_outcome(round.outcome);
-        }
         let Some(digest) = crate::protocol::outcome_digest(&round.outcome) else {
             return;
         };

@@ -22,6 +22,7 @@ pub mod follow;
 mod gossip;
 mod light;
 mod mempool;
+mod outgoing;
 mod own;
 pub mod queue;
 mod run;
@@ -40,12 +41,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use app::{NodeCounters, Shared, decode_block, new_entry, now_ms};
+pub use outgoing::{HonestMessages, OutgoingMessages};
 pub use service::{BuildService, SandboxBuildService};
 
 use crate::committee::Committee;
 use crate::consensus::actor::{self, ActorConfig};
 use crate::consensus::wal::Wal;
-use crate::consensus::{Core, Ctx, Height, ValidatorSet};
+use crate::consensus::{Core, Ctx, Height, HonestFrames, OutgoingFrames, ValidatorSet};
 use crate::log::LogStore;
 use crate::protocol::{MAX_MESSAGE_SIZE, RoundStatus};
 use crate::request::PinnedRequest;
@@ -73,12 +75,18 @@ pub struct NodeConfig {
     pub witnesses: Vec<crate::witness::submit::WitnessEndpoint>,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
+    /// What the consensus actor's broadcasts send (default [`HonestFrames`]: the same
+    /// frame to every peer). A seam for test members; a product node keeps the default.
+    pub outgoing_frames: Arc<dyn OutgoingFrames>,
+    /// What our protocol messages become on the way out (default [`HonestMessages`]:
+    /// unchanged). A seam for test members; a product node keeps the default.
+    pub outgoing_messages: Arc<dyn OutgoingMessages>,
 }
 
 impl NodeConfig {
     /// Defaults for `dir` in `committee` (whose `[protocol]` rules the node applies):
     /// listen where the committee says, an idle re-check every 5 s (no empty heights),
-    /// Malachite's default timeouts (propose 3 s).
+    /// Malachite's default timeouts (propose 3 s), honest outgoing frames and messages.
     pub fn new(dir: &Path, committee: Committee) -> Self {
         Self {
             dir: dir.to_path_buf(),
@@ -91,6 +99,8 @@ impl NodeConfig {
             artifacts: None,
             witnesses: Vec::new(),
             timeouts: LinearTimeouts::default(),
+            outgoing_frames: Arc::new(HonestFrames),
+            outgoing_messages: Arc::new(HonestMessages),
         }
     }
 }
@@ -209,17 +219,6 @@ pub async fn start(
         .map(|m| m.peer_id)
         .filter(|p| *p != peer)
         .collect();
-    #[cfg(feature = "byzantine")]
-    let flood = tokio::spawn(crate::byzantine::flood(
-        net.clone(),
-        crate::byzantine::FloodKeys {
-            committee: committee.clone(),
-            me: me as u32,
-            identity: keys.identity.clone(),
-            bls: keys.bls.clone(),
-            peers: peers.clone(),
-        },
-    ));
     let (actor_tx, actor_task) = actor::spawn(
         core,
         app,
@@ -229,6 +228,7 @@ pub async fn start(
             first_height,
             idle_interval: config.idle_interval,
             wal: Some(wal),
+            outgoing: config.outgoing_frames.clone(),
         },
     );
 
@@ -242,6 +242,7 @@ pub async fn start(
         identity: keys.identity,
         bls: keys.bls,
         service,
+        outgoing: config.outgoing_messages.clone(),
         rounds,
         collector: Default::default(),
         last_cosign: None,
@@ -273,10 +274,7 @@ pub async fn start(
             }
         }
     });
-    #[cfg_attr(not(feature = "byzantine"), allow(unused_mut))]
     let mut tasks = vec![loop_task, watcher];
-    #[cfg(feature = "byzantine")]
-    tasks.push(flood);
     tasks.extend(follower);
     if !config.witnesses.is_empty() {
         tasks.push(tokio::spawn(crate::witness::submit::run(

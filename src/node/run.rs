@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::app::{AppEvent, Shared, now_ms};
 use super::cosign::{self, Collector};
+use super::outgoing::OutgoingMessages;
 use super::own::OwnRounds;
 use super::service::BuildService;
 use super::wire::{
@@ -65,6 +66,8 @@ pub(crate) struct NodeLoop {
     pub(crate) identity: NodeIdentity,
     pub(crate) bls: BlsSecretKey,
     pub(crate) service: Arc<dyn BuildService>,
+    /// What our protocol messages become on the way out (`NodeConfig::outgoing_messages`).
+    pub(crate) outgoing: Arc<dyn OutgoingMessages>,
     pub(crate) rounds: OwnRounds,
     pub(crate) collector: Collector,
     /// Our latest cosignature, re-published until a checkpoint covers it.
@@ -181,8 +184,15 @@ impl NodeLoop {
         });
     }
 
-    /// Adds our own message to the mempool, gossips it and wakes consensus.
-    pub(crate) fn emit(&self, body: Body) -> SignedMessage {
+    /// Publishes our own message through the outgoing-messages seam (a product node's
+    /// passes `body` unchanged): see [`Self::sign_and_publish`].
+    pub(crate) fn emit(&self, body: Body) {
+        self.outgoing
+            .publish(body, &mut |body| self.sign_and_publish(body));
+    }
+
+    /// Signs our own message, adds it to the mempool, gossips it and wakes consensus.
+    fn sign_and_publish(&self, body: Body) {
         let msg = SignedMessage::sign(
             body,
             self.shared.me,
@@ -196,7 +206,6 @@ impl NodeLoop {
         }
         self.publish(MESSAGES_TOPIC, msg.to_cbor());
         let _ = self.actor.try_send(ActorInput::Wake);
-        msg
     }
 
     /// Orders `request`, or its next attempt: when the same pins were decided without a
