@@ -3,129 +3,23 @@
 //! member: the client says so through a [`Notice`] and asks the next one. A split view is
 //! reported only on evidence (two validly cosigned checkpoints that cannot be in one log).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use synchronicity_net::multiaddr::Protocol;
 use synchronicity_net::{
     Keypair, MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind,
 };
 use synchronicity_verify::tlog::{CosignedCheckpoint, Hash, merkle};
-use synchronicity_verify::{BatchVerifier, Committee, Manifest, ReproducedBuild, Verdict};
+use synchronicity_verify::{BatchVerifier, Committee, Manifest, Verdict};
 
 use crate::check::{self, CheckedProof, Download, ProofQuery, Standing};
+use crate::config::NoticeSink;
 use crate::default_variant::Lockfile;
 use crate::protocol::{LightRequest, LightResponse, MAX_PROOF_BATCH};
-use crate::{LightError, Notice, PeerError};
-
-/// Receives the client's [`Notice`]s.
-type NoticeSink = Arc<dyn Fn(&Notice) + Send + Sync>;
-
-/// Everything a [`Client`] needs: the trusted committee and the members to ask.
-#[derive(Clone)]
-pub struct ClientConfig {
-    committee: Committee,
-    peers: Vec<Multiaddr>,
-    request_timeout: Duration,
-    notices: Option<NoticeSink>,
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("origin", &self.committee.origin())
-            .field("peers", &self.peers)
-            .field("request_timeout", &self.request_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientConfig {
-    /// A client trusting `committee` (a validated committee file: the trust root) that asks
-    /// `peers` in order: members' addresses, with their `/p2p/` peer id or one a committee
-    /// member lists.
-    pub fn new(committee: Committee, peers: Vec<Multiaddr>) -> Self {
-        Self {
-            committee,
-            peers,
-            request_timeout: Duration::from_secs(10),
-            notices: None,
-        }
-    }
-
-    /// How long one request may take. Default: 10 s.
-    pub fn with_request_timeout(mut self, t: Duration) -> Self {
-        self.request_timeout = t;
-        self
-    }
-
-    /// Where [`Notice`]s go (a member refused, a download restarted, a weaker answer
-    /// kept). Default: nowhere.
-    pub fn with_notices(mut self, sink: impl Fn(&Notice) + Send + Sync + 'static) -> Self {
-        self.notices = Some(Arc::new(sink));
-        self
-    }
-}
-
-/// A checkpoint accepted by [`Client::checkpoint`].
-#[derive(Debug, Clone)]
-pub struct CheckpointUpdate {
-    /// The latest cosigned checkpoint, verified against the committee.
-    pub checkpoint: CosignedCheckpoint,
-    /// The consistency proof from the held checkpoint's size (empty without one).
-    pub proof: Vec<Hash>,
-}
-
-/// How a fresh checkpoint stands against a held one ([`Client::advance`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Advance {
-    /// The fresh one is older: keep the held one (a stale member, not evidence).
-    Older,
-    /// The same checkpoint.
-    Same,
-    /// Newer and proven consistent by a member: the log moved forward.
-    Forward,
-}
-
-/// One answer of [`Client::batch`].
-#[derive(Debug)]
-pub enum BatchAnswer {
-    /// A proof of the default variant that verifies (of any verdict).
-    Proof(Box<CheckedProof>),
-    /// No member knows a build of it (or no member answered the batch).
-    Unknown,
-    /// The member's proof for it was refused.
-    Refused(PeerError),
-}
-
-/// A reproduced build of a crate's default variant with its attested manifest
-/// ([`Client::reproduced`]): only such a value can name the artifacts to fetch.
-#[derive(Debug, Clone)]
-pub struct VerifiedBuild {
-    proof: CheckedProof,
-    build: ReproducedBuild,
-    manifest: Manifest,
-    manifest_text: String,
-}
-
-impl VerifiedBuild {
-    /// The verified proof (its text is what to keep).
-    pub fn proof(&self) -> &CheckedProof {
-        &self.proof
-    }
-    /// The build: at least `t` members attested its manifest.
-    pub fn build(&self) -> &ReproducedBuild {
-        &self.build
-    }
-    /// The attested manifest (its text hashes to the attested digest).
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-    /// The manifest's text.
-    pub fn manifest_text(&self) -> &str {
-        &self.manifest_text
-    }
-}
+use crate::{
+    Advance, BatchAnswer, CheckpointUpdate, ClientConfig, LightError, Notice, PeerError,
+    VerifiedBuild,
+};
 
 /// A light client: its own throwaway libp2p identity, the light protocol only.
 pub struct Client {

@@ -52,14 +52,18 @@
 
 #![forbid(unsafe_code)]
 
+mod answers;
 pub mod check;
 mod client;
+mod config;
 pub mod default_variant;
 mod error;
 pub mod protocol;
 
+pub use answers::{Advance, BatchAnswer, CheckpointUpdate, VerifiedBuild};
 pub use check::{CheckedProof, ProofQuery};
-pub use client::{Advance, BatchAnswer, CheckpointUpdate, Client, ClientConfig, VerifiedBuild};
+pub use client::Client;
+pub use config::ClientConfig;
 pub use default_variant::Lockfile;
 pub use error::{LightError, Notice, PeerError, SplitView};
 pub use protocol::{
