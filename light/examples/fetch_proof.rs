@@ -10,8 +10,14 @@ use synchronicity_light::verify::{Committee, Verdict};
 use synchronicity_light::{Client, ClientConfig, Multiaddr, ProofQuery};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+async fn main() {
+    if let Err(e) = run(std::env::args().skip(1).collect()).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let [trust, spec, peers @ ..] = args.as_slice() else {
         return Err("usage: fetch_proof COMMITTEE.toml CRATE@VERSION PEER_ADDR...".into());
     };
