@@ -10,7 +10,8 @@ pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronici
 /// Default largest consensus frame (a proposal carries its value).
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 
-/// Light-client requests (proofs, checkpoints, consistency proofs): open to anyone, rate limited.
+/// Light-client requests (proofs, checkpoints, consistency proofs, artifacts): open to anyone,
+/// rate limited. Its messages and their bounds are the `synchronicity-light` crate's.
 pub const LIGHT_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/proof/2");
 /// Catch-up of decided values with their certificates: members only.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/sync/1");

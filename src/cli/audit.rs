@@ -3,10 +3,11 @@
 //!
 //! For each package: the proof of `name@version`'s default variant, verified offline against
 //! the trusted committee ([`BatchVerifier`]: each distinct checkpoint's signature once) and
-//! checked to be the default variant ([`super::default_variant`]; the JSON says which
-//! lockfile), and its status: `reproduced`, `not-reproduced`, `failed`, `unknown` (never
-//! built), or `source-mismatch` (the lockfile's `checksum` is not the `.crate` the group
-//! built). Proofs are fetched in batches of [`MAX_PROOF_BATCH`] keys per request.
+//! checked to be the default variant (`synchronicity_light::check::check_batch_proof`; the
+//! JSON says which lockfile), and its status: `reproduced`, `not-reproduced`, `failed`,
+//! `unknown` (never built), or `source-mismatch` (the lockfile's `checksum` is not the
+//! `.crate` the group built). Proofs are fetched in batches of
+//! `synchronicity_light::MAX_PROOF_BATCH` keys per request.
 //!
 //! The proof cache (the user's cache directory, `synchronicity/proofs/`, each file written
 //! atomically) is not trusted: a cached proof is verified again on every run, with the same
@@ -24,14 +25,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use synchronicity_light::check::check_batch_proof;
+use synchronicity_light::{BatchAnswer, Lockfile};
 
 use super::audit_cache;
-use super::client::{Client, ClientSetup, runtime};
-use super::default_variant::{self, Lockfile};
+use super::client::{ClientSetup, runtime, start};
 use super::fetch::PeerArgs;
-use crate::node::wire::{LightRequest, LightResponse, MAX_PROOF_BATCH};
 use crate::protocol::Verdict;
-use crate::verify::{BatchVerifier, Expected, VerifiedRecord};
+use crate::verify::{BatchVerifier, VerifiedRecord};
 
 /// The crates.io source as lockfiles name it (both spellings).
 const CRATES_IO_SOURCES: [&str; 2] = [
@@ -245,12 +246,9 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        let checked = verifier
-            .verify(&text, &Expected::crate_version(&p.name, &p.version))
-            .map_err(|e| e.to_string())
-            .and_then(|r| default_variant::check(&r.entry().request, &setup.committee).map(|_| r));
+        let checked = check_batch_proof(&mut verifier, &setup.committee, &p.name, &p.version, text);
         let r = match checked {
-            Ok(r) => r,
+            Ok(checked) => checked.into_parts().1,
             Err(e) => {
                 eprintln!(
                     "warning: {}: cached proof {} dropped: {e}",
@@ -279,47 +277,40 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let missing: Vec<usize> = (0..pkgs.len()).filter(|&i| records[i].is_none()).collect();
     if !missing.is_empty() && !args.offline {
+        let crates: Vec<(&str, &str)> = missing
+            .iter()
+            .map(|&i| (pkgs[i].name.as_str(), pkgs[i].version.as_str()))
+            .collect();
         runtime()?.block_on(async {
-            let client = Client::start(&setup.committee).await?;
+            let client = start(&setup).await?;
             let result = async {
-                for batch in missing.chunks(MAX_PROOF_BATCH) {
-                    let keys: Vec<String> = batch.iter().map(|&i| pkgs[i].spec()).collect();
-                    let answers = ask_batch(&client, &setup, &keys).await;
-                    for (&i, answer) in batch.iter().zip(answers) {
-                        let p = &pkgs[i];
-                        let fresh = answer.and_then(|text| {
-                            let checked = verifier
-                                .verify(&text, &Expected::crate_version(&p.name, &p.version))
-                                .map_err(|e| format!("the proof does not verify: {e}"))
-                                .and_then(|r| {
-                                    default_variant::check(&r.entry().request, &setup.committee)
-                                        .map(|_| r)
-                                });
-                            match checked {
-                                Ok(r) => Some((text, r)),
-                                Err(e) => {
-                                    eprintln!("warning: {}: {e}", p.spec());
-                                    None
-                                }
-                            }
-                        });
-                        records[i] = match (stale[i].take(), fresh) {
-                            (None, Some((text, r))) => {
-                                audit_cache::keep_cached(cached_path(p).as_deref(), &text);
-                                Some(r)
-                            }
-                            (None, None) => None,
-                            (Some(old), None) => {
-                                eprintln!("warning: {}: the cached proof is older than --max-age and no peer gave a fresh one that verifies; using the cached one", p.spec());
-                                Some(old)
-                            }
-                            (Some(old), Some((text, r))) => {
-                                let r = audit_cache::refresh(&client, &setup, &p.spec(), old, r).await?;
-                                audit_cache::keep_cached(cached_path(p).as_deref(), &text);
-                                Some(r)
-                            }
-                        };
-                    }
+                let answers = client.batch(&mut verifier, &crates).await;
+                for (&i, answer) in missing.iter().zip(answers) {
+                    let p = &pkgs[i];
+                    let fresh = match answer {
+                        BatchAnswer::Proof(checked) => Some((*checked).into_parts()),
+                        BatchAnswer::Unknown => None,
+                        BatchAnswer::Refused(e) => {
+                            eprintln!("warning: {}: {e}", p.spec());
+                            None
+                        }
+                    };
+                    records[i] = match (stale[i].take(), fresh) {
+                        (None, Some((text, r))) => {
+                            audit_cache::keep_cached(cached_path(p).as_deref(), &text);
+                            Some(r)
+                        }
+                        (None, None) => None,
+                        (Some(old), None) => {
+                            eprintln!("warning: {}: the cached proof is older than --max-age and no peer gave a fresh one that verifies; using the cached one", p.spec());
+                            Some(old)
+                        }
+                        (Some(old), Some((text, r))) => {
+                            let r = audit_cache::refresh(&client, &p.spec(), old, r).await?;
+                            audit_cache::keep_cached(cached_path(p).as_deref(), &text);
+                            Some(r)
+                        }
+                    };
                 }
                 anyhow::Ok(())
             }
@@ -392,30 +383,6 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::FAILURE);
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// One answer per key from the first peer that answers the batch (`None`: no entry).
-async fn ask_batch(
-    client: &Client<'_>,
-    setup: &ClientSetup,
-    keys: &[String],
-) -> Vec<Option<String>> {
-    let req = LightRequest::Proofs {
-        keys: keys.to_vec(),
-    };
-    for addr in &setup.peers {
-        match client.ask(addr, &req).await {
-            Ok(LightResponse::Proofs(answers)) if answers.len() == keys.len() => {
-                return answers.into_iter().map(Result::ok).collect();
-            }
-            Ok(LightResponse::Proofs(_)) => {
-                eprintln!("warning: {addr}: faulty peer: a batch answer of the wrong length")
-            }
-            Ok(other) => eprintln!("warning: {addr}: {}", super::client::describe(&other)),
-            Err(e) => eprintln!("warning: {addr}: {e:#}; trying the next peer"),
-        }
-    }
-    vec![None; keys.len()]
 }
 
 /// Orders a build of every unknown package through the member at `node`.

@@ -3,10 +3,8 @@
 //! doc).
 
 use anyhow::bail;
+use synchronicity_light::{Advance, Client, LightError};
 
-use super::client::{Client, ClientSetup};
-use crate::log::merkle;
-use crate::node::wire::{LightRequest, LightResponse};
 use crate::verify::VerifiedRecord;
 
 /// `--max-age`: a number of seconds, minutes, hours or days.
@@ -36,60 +34,33 @@ pub(super) fn keep_cached(path: Option<&std::path::Path>, text: &str) {
 }
 
 /// The refreshed answer for `spec`, if its checkpoint moves the cached one's forward in the
-/// same log: not smaller, and consistent (the same root at the same size, or a consistency
-/// proof from a member). A smaller one keeps the cached answer (a stale peer); a
-/// contradiction is a SPLIT VIEW error.
+/// same log (`Client::advance`: not smaller, and the same root at the same size or a
+/// consistency proof from a member). A smaller one keeps the cached answer (a stale peer);
+/// a contradiction is a SPLIT VIEW error.
 pub(super) async fn refresh(
-    client: &Client<'_>,
-    setup: &ClientSetup,
+    client: &Client,
     spec: &str,
     cached: VerifiedRecord,
     fresh: VerifiedRecord,
 ) -> anyhow::Result<VerifiedRecord> {
-    let (o, n) = (
-        cached.checkpoint().checkpoint(),
-        fresh.checkpoint().checkpoint(),
-    );
-    if n.size < o.size {
-        eprintln!(
-            "warning: {spec}: the fresh proof's checkpoint (size {}) is older than the cached one's (size {}); keeping the cached proof",
-            n.size, o.size
-        );
-        return Ok(cached);
-    }
-    if n.size == o.size {
-        if n.root != o.root {
-            bail!(
-                "SPLIT VIEW: {spec}: two cosigned checkpoints of size {} with different roots (cached and fresh proof)",
-                n.size
+    match client
+        .advance(cached.checkpoint(), fresh.checkpoint())
+        .await
+    {
+        Ok(Advance::Older) => {
+            eprintln!(
+                "warning: {spec}: the fresh proof's checkpoint (size {}) is older than the cached one's (size {}); keeping the cached proof",
+                fresh.checkpoint().checkpoint().size,
+                cached.checkpoint().checkpoint().size
             );
+            Ok(cached)
         }
-        return Ok(fresh);
-    }
-    let req = LightRequest::Consistency {
-        old: o.size,
-        new: n.size,
-    };
-    for addr in &setup.peers {
-        if let Ok(LightResponse::Consistency(p)) = client.ask(addr, &req).await {
-            let hashes: Option<Vec<merkle::Hash>> =
-                p.iter().map(|h| h.as_slice().try_into().ok()).collect();
-            if let Some(h) = hashes
-                && merkle::verify_consistency(o.size, n.size, &o.root, &n.root, &h).is_ok()
-            {
-                return Ok(fresh);
-            }
+        Ok(Advance::Same | Advance::Forward) => Ok(fresh),
+        Err(LightError::SplitView(split)) => {
+            bail!("SPLIT VIEW: {spec}: {} (cached and fresh proof)", split.why)
         }
-        eprintln!(
-            "warning: {addr}: no consistency proof from size {} to {} that verifies",
-            o.size, n.size
-        );
+        Err(e) => Err(e.into()),
     }
-    bail!(
-        "SPLIT VIEW: {spec}: no member proves the fresh proof's checkpoint (size {}) consistent with the cached one's (size {})",
-        n.size,
-        o.size
-    )
 }
 
 #[cfg(test)]

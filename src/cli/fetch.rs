@@ -1,23 +1,21 @@
-//! `fetch` (and the checks `install` shares): a build's artifacts from the group, each checked against the
-//! manifest a threshold of builders attested before it is written. What is checked, in
-//! order: the proof (threshold cosignature, inclusion, the entry is `crate@version`'s
-//! default variant, its attesters' signature), the verdict (reproduced), the manifest text
-//! (its sha256 is the entry's digest), then every artifact (its sha256 is the manifest's).
-//! A peer whose answer fails any check is a faulty peer: said, and the next one is asked.
-//! Files are written atomically (temp file, fsync, rename): a crash leaves the old file or
-//! the new one, never a half-written binary.
+//! `fetch` (and the steps `install` shares): a build's artifacts from the group, each checked
+//! against the manifest a threshold of builders attested before it is written. The checks
+//! are `synchronicity_light::Client`'s, in order: the proof (threshold cosignature,
+//! inclusion, the entry is `crate@version`'s default variant, its attesters' signature), the
+//! verdict (reproduced), the manifest text (its sha256 is the entry's digest), then every
+//! artifact (its sha256 is the manifest's). A peer whose answer fails any check is a faulty
+//! peer: said, and the next one is asked. Files are written atomically (temp file, fsync,
+//! rename): a crash leaves the old file or the new one, never a half-written binary.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use synchronicity_light::{Client, LightError, VerifiedBuild};
 use synchronicity_net::Multiaddr;
 
-use super::client::{Client, ClientSetup, describe, runtime};
-use super::default_variant::{self, Lockfile};
-use crate::node::wire::{LightRequest, LightResponse};
-use crate::protocol::Verdict;
-use crate::verify::{Expected, Manifest, VerifiedRecord, verify_proof};
+use super::client::{ClientSetup, runtime, start};
+use crate::verify::Manifest;
 
 /// Where to find the group (flags override the client config).
 #[derive(Debug, Args)]
@@ -38,7 +36,7 @@ impl PeerArgs {
     /// When the downloads of this command give up (`--timeout` from now).
     pub(super) fn deadline(&self) -> Deadline {
         Deadline {
-            at: tokio::time::Instant::now() + std::time::Duration::from_secs(self.timeout),
+            at: std::time::Instant::now() + std::time::Duration::from_secs(self.timeout),
             secs: self.timeout,
         }
     }
@@ -48,7 +46,7 @@ impl PeerArgs {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Deadline {
     /// The instant.
-    pub(super) at: tokio::time::Instant,
+    pub(super) at: std::time::Instant,
     /// `--timeout`, for messages.
     pub(super) secs: u64,
 }
@@ -68,90 +66,19 @@ pub struct FetchArgs {
     pub peers: PeerArgs,
 }
 
-/// A verified, reproduced build and its manifest.
-pub(super) struct Verified {
-    pub(super) proof_text: String,
-    pub(super) record: VerifiedRecord,
-    pub(super) manifest: Manifest,
-    pub(super) manifest_text: String,
-}
-
-/// The proof of `name@version`'s default variant (see [`super::default_variant`]) from the
-/// first peer whose answer verifies and is reproduced, preferring one built with the
-/// shipped lockfile (the other peers are asked before one with a generated lockfile is
-/// kept, and then a note says so); the verdict of the best answer otherwise.
+/// The reproduced build of `name@version`'s default variant with its attested manifest
+/// (see `synchronicity_light::Client::reproduced`); "nothing written" otherwise.
 pub(super) async fn verified_build(
-    client: &Client<'_>,
-    setup: &ClientSetup,
+    client: &Client,
     name: &str,
     version: &str,
-) -> anyhow::Result<Verified> {
-    let spec = format!("{name}@{version}");
-    let expected = Expected::crate_version(name, version);
-    let req = LightRequest::Proof { key: spec.clone() };
-    let mut verdict_seen = None;
-    let mut generated: Option<(String, VerifiedRecord)> = None;
-    for addr in &setup.peers {
-        let answer = async {
-            let text = match client.ask(addr, &req).await? {
-                LightResponse::Proof(t) => t,
-                other => bail!("{}", describe(&other)),
-            };
-            let record = verify_proof(&text, &setup.committee, &expected)?;
-            record.check_attestation(&setup.committee)?;
-            let lockfile = default_variant::check(&record.entry().request, &setup.committee)
-                .map_err(anyhow::Error::msg)?;
-            Ok((text, record, lockfile))
+) -> anyhow::Result<VerifiedBuild> {
+    client.reproduced(name, version).await.map_err(|e| match e {
+        LightError::NotReproduced { .. } => anyhow::anyhow!("{e}; nothing written"),
+        LightError::NoVerifiedAnswer(_) => {
+            anyhow::anyhow!("{name}@{version}: {e}; nothing written")
         }
-        .await;
-        match answer {
-            Ok((text, record, Lockfile::Shipped))
-                if record.entry().verdict == Verdict::Reproduced =>
-            {
-                return with_manifest(client, setup, text, record).await;
-            }
-            Ok((text, record, Lockfile::Generated))
-                if record.entry().verdict == Verdict::Reproduced =>
-            {
-                generated.get_or_insert((text, record));
-            }
-            Ok((_, record, _)) => {
-                eprintln!(
-                    "warning: {addr}: the verified entry's verdict is {:?}; asking the next peer",
-                    record.entry().verdict
-                );
-                verdict_seen.get_or_insert(record.entry().verdict);
-            }
-            Err(e) => eprintln!("warning: {addr}: {e:#}; trying the next peer"),
-        }
-    }
-    if let Some((text, record)) = generated {
-        eprintln!("{}", default_variant::generated_note(&spec));
-        return with_manifest(client, setup, text, record).await;
-    }
-    match verdict_seen {
-        Some(v) => bail!("{spec}: the group's verdict is {v:?}, not Reproduced; nothing written"),
-        None => bail!("{spec}: no peer gave a proof that verifies; nothing written"),
-    }
-}
-
-/// A verified reproduced record with its attested manifest (fetched by sha256).
-async fn with_manifest(
-    client: &Client<'_>,
-    setup: &ClientSetup,
-    proof_text: String,
-    record: VerifiedRecord,
-) -> anyhow::Result<Verified> {
-    let digest = record.entry().digest.clone();
-    let manifest_bytes = client.blob(&setup.peers, &digest).await?;
-    let manifest_text = String::from_utf8(manifest_bytes)
-        .map_err(|_| anyhow::anyhow!("the attested manifest is not text"))?;
-    let manifest = Manifest::parse(&manifest_text)?;
-    Ok(Verified {
-        proof_text,
-        record,
-        manifest,
-        manifest_text,
+        e => e.into(),
     })
 }
 
@@ -170,22 +97,27 @@ fn progress_bar(name: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// Fetches the artifact at manifest path `path`, checked against its sha256.
+/// Fetches the artifact at manifest path `path`, its bytes checked against the manifest.
 pub(super) async fn fetch_artifact(
-    client: &Client<'_>,
-    setup: &ClientSetup,
+    client: &Client,
+    manifest: &Manifest,
     path: &str,
-    sha: &[u8; 32],
     deadline: Deadline,
 ) -> anyhow::Result<Vec<u8>> {
-    let name = file_name(path);
-    let pb = progress_bar(name);
+    let pb = progress_bar(file_name(path));
     let bytes = client
-        .artifact(&setup.peers, sha, deadline, &mut |done, total| {
+        .artifact(manifest, path, deadline.at, &mut |done, total| {
             pb.set_length(total);
             pb.set_position(done);
         })
         .await
+        .map_err(|e| match e {
+            LightError::ArtifactDeadline { sha256, last } => anyhow::anyhow!(
+                "no peer served the artifact {sha256} within {} s (--timeout; last: {last})",
+                deadline.secs
+            ),
+            e => e.into(),
+        })
         .with_context(|| format!("fetching {path}"))?;
     pb.finish_and_clear();
     Ok(bytes)
@@ -208,13 +140,14 @@ pub(super) fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     let (name, version) = split_spec(&args.spec)?;
     let deadline = args.peers.deadline();
     runtime()?.block_on(async {
-        let client = Client::start(&setup.committee).await?;
+        let client = start(&setup).await?;
         let result = async {
-            let v = verified_build(&client, &setup, name, version).await?;
-            let wanted: Vec<(&str, &[u8; 32])> = v
-                .manifest
+            let v = verified_build(&client, name, version).await?;
+            let wanted: Vec<&str> = v
+                .manifest()
                 .files()
-                .filter(|(p, _)| {
+                .map(|(p, _)| p)
+                .filter(|p| {
                     args.artifact.is_empty() || args.artifact.iter().any(|a| a == file_name(p))
                 })
                 .collect();
@@ -226,19 +159,19 @@ pub(super) fn fetch(args: FetchArgs) -> anyhow::Result<()> {
                 );
             }
             let mut files = Vec::new();
-            for (path, sha) in wanted {
-                let bytes = fetch_artifact(&client, &setup, path, sha, deadline).await?;
+            for path in wanted {
+                let bytes = fetch_artifact(&client, v.manifest(), path, deadline).await?;
                 files.push((args.out.join(file_name(path)), bytes));
             }
             let stem = format!("{name}-{version}");
             files.push((
                 args.out.join(format!("{stem}.manifest")),
-                v.manifest_text.into_bytes(),
+                v.manifest_text().as_bytes().to_vec(),
             ));
             // The proof last: a crash leaves at worst artifacts without a proof.
             files.push((
                 args.out.join(format!("{stem}.tlog-proof")),
-                v.proof_text.into_bytes(),
+                v.proof().text().as_bytes().to_vec(),
             ));
             std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
             for (path, bytes) in &files {

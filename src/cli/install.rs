@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::client::{Client, ClientSetup, runtime};
+use super::client::{ClientSetup, runtime, start};
 use super::fetch::{PeerArgs, fetch_artifact, file_name, verified_build};
 use super::install_record::{InstallRecord, Planned};
 use crate::builder::{Registry, index_versions};
@@ -123,10 +123,10 @@ pub(super) fn install(args: InstallArgs) -> anyhow::Result<()> {
     let mut record = InstallRecord::load(&root)?;
     let deadline = args.peers.deadline();
     runtime()?.block_on(async {
-        let client = Client::start(&setup.committee).await?;
+        let client = start(&setup).await?;
         let result = async {
-            let v = verified_build(&client, &setup, &name, &version).await?;
-            let bins: Vec<_> = binaries(&v.manifest)
+            let v = verified_build(&client, &name, &version).await?;
+            let bins: Vec<_> = binaries(v.manifest())
                 .into_iter()
                 .filter(|(p, _)| args.bin.is_empty() || args.bin.iter().any(|b| b == file_name(p)))
                 .collect();
@@ -144,8 +144,8 @@ pub(super) fn install(args: InstallArgs) -> anyhow::Result<()> {
             let replacing = record.check(&bin_dir, &name, &planned, args.force)?;
             // Every binary is fetched and checked before the first is installed.
             let mut fetched = Vec::new();
-            for (path, sha) in &bins {
-                fetched.push((file_name(path), fetch_artifact(&client, &setup, path, sha, deadline).await?));
+            for (path, _) in &bins {
+                fetched.push((file_name(path), fetch_artifact(&client, v.manifest(), path, deadline).await?));
             }
             // Steps 1-3 of `install_record`'s durability order.
             record.begin(&name, &version, &planned, &replacing);
@@ -157,7 +157,7 @@ pub(super) fn install(args: InstallArgs) -> anyhow::Result<()> {
             }
             record.finish();
             record.save(&root)?;
-            let r = &v.record;
+            let r = v.proof().record();
             let attesters: Vec<String> = r
                 .attesters()
                 .iter()

@@ -1,23 +1,22 @@
-//! The light client: `proof` fetches a proof file from any member and runs the full offline
-//! verification (as `verify`) before writing it; `checkpoint` fetches the latest cosigned
-//! checkpoint and proves it consistent with the one remembered in a state file. A peer's
-//! bad answer is a faulty peer (said, next peer); a split view is reported only on
-//! evidence. Members are reached over `/synchronicity/proof/2` (open to non-members, rate
-//! limited).
+//! `proof` and `checkpoint`: printing and files around `synchronicity_light::Client`, which
+//! asks the members in order and returns only verified values. `proof` writes a proof file
+//! that passed the full offline verification (as `verify`) against what was asked;
+//! `checkpoint` prints the latest cosigned checkpoint proven consistent with the one
+//! remembered in a state file, and on a split view (evidence only) writes both notes to an
+//! evidence file. Members are reached over `/synchronicity/proof/2` (open to non-members,
+//! rate limited).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
+use synchronicity_light::{CheckpointUpdate, LightError, ProofQuery, SplitView};
 use synchronicity_net::Multiaddr;
 
-use super::client::{Client, describe, runtime};
-use super::default_variant::{self, Lockfile};
-use crate::log::{ConsistencyProof, CosignedCheckpoint, merkle};
-use crate::node::wire::{LightRequest, LightResponse};
+use super::client::{ClientSetup, runtime, start};
+use crate::log::{ConsistencyProof, CosignedCheckpoint};
 use crate::node_dir::write_atomic;
 use crate::protocol::Verdict;
-use crate::verify::{VerifiedRecord, verify_proof};
 
 /// Arguments of `proof`.
 #[derive(Debug, Args)]
@@ -80,127 +79,85 @@ fn output_paths(spec: &str, out: Option<PathBuf>) -> (PathBuf, PathBuf, PathBuf)
     (proof.clone(), beside("Cargo.lock"), beside("manifest"))
 }
 
-/// `proof`: asks each peer in turn for a proof that passes the full offline check against
-/// what was asked; a peer whose answer fails is a faulty peer (said, and the next is asked).
-/// A verified proof with another verdict than reproduced is kept while later peers are
-/// asked (one of them may have the reproduced attempt); without `--allow-unreproduced`
-/// nothing is written for it and the exit status is non-zero.
-pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
-    let committee = super::load_committee(&args.trust)?;
-    let by_crate = args.spec.contains('@');
-    let expected = if by_crate {
-        super::verify::expected(Some(&args.spec), None, args.source_sha256.as_deref())?
-    } else {
-        super::verify::expected(None, Some(&args.spec), args.source_sha256.as_deref())?
+/// What `proof SPEC` asks for: `CRATE@VERSION`'s default variant or a request id.
+fn query(spec: &str, source_sha256: Option<&str>) -> anyhow::Result<ProofQuery> {
+    let hex32 = |s: &str| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok().map(|()| out)
     };
-    let (out, lock_out, manifest_out) = output_paths(&args.spec, args.out.clone());
-    let req = LightRequest::Proof {
-        key: args.spec.clone(),
+    let q = match spec.split_once('@') {
+        Some((n, v)) if !n.is_empty() && !v.is_empty() => ProofQuery::default_variant(n, v),
+        _ => ProofQuery::request(hex32(spec).ok_or_else(|| {
+            anyhow::anyhow!("{spec:?}: neither CRATE@VERSION nor a 64-hex-digit request id")
+        })?),
     };
-    runtime()?.block_on(async {
-        let client = Client::start(&committee).await?;
-        let mut unreproduced: Option<(String, VerifiedRecord)> = None;
-        let mut chosen: Option<(String, VerifiedRecord)> = None;
-        let mut generated: Option<(String, VerifiedRecord)> = None;
-        for addr in &args.peer {
-            let answer = async {
-                let text = match client.ask(addr, &req).await? {
-                    LightResponse::Proof(t) => t,
-                    other => bail!("{}", describe(&other)),
-                };
-                let record = verify_proof(&text, &committee, &expected)?;
-                record.check_attestation(&committee)?;
-                let lockfile = if by_crate {
-                    default_variant::check(&record.entry().request, &committee)
-                        .map_err(anyhow::Error::msg)?
-                } else {
-                    Lockfile::Shipped // a request id names its own variant
-                };
-                Ok((text, record, lockfile))
-            }
-            .await;
-            match answer {
-                Ok((text, record, Lockfile::Shipped))
-                    if record.entry().verdict == Verdict::Reproduced =>
-                {
-                    chosen = Some((text, record));
-                    break;
-                }
-                // Kept while the other peers are asked for one with the shipped lockfile.
-                Ok((text, record, Lockfile::Generated))
-                    if record.entry().verdict == Verdict::Reproduced =>
-                {
-                    generated.get_or_insert((text, record));
-                }
-                Ok((text, record, _)) => {
-                    eprintln!(
-                        "warning: {addr}: the verified entry's verdict is {:?}; asking the next peer",
-                        record.entry().verdict
-                    );
-                    unreproduced.get_or_insert((text, record));
-                }
-                Err(e) => eprintln!("warning: {addr}: {e:#}; trying the next peer"),
-            }
-        }
-        if chosen.is_none()
-            && let Some(g) = generated
-        {
-            eprintln!("{}", default_variant::generated_note(&args.spec));
-            chosen = Some(g);
-        }
-        let result = match (chosen, unreproduced) {
-            (Some(c), _) => Ok(c),
-            (None, Some(u)) if args.allow_unreproduced => Ok(u),
-            (None, Some((_, r))) => Err(anyhow::anyhow!(
-                "{}: the group's verdict is {:?}, not Reproduced; nothing written (--allow-unreproduced writes it)",
-                r.spec(),
-                r.entry().verdict
-            )),
-            (None, None) => Err(anyhow::anyhow!("no peer gave a proof that verifies")),
-        };
-        let (text, record) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                client.shutdown().await;
-                return Err(e);
-            }
-        };
-        let mut files = vec![(out.clone(), text.into_bytes())];
-        if args.with_inputs {
-            let lock = client.blob(&args.peer, &record.entry().request.lockfile_sha256).await?;
-            files.push((lock_out.clone(), lock));
-            if record.entry().verdict == Verdict::Reproduced {
-                let m = client.blob(&args.peer, &record.entry().digest).await?;
-                files.push((manifest_out.clone(), m));
-            }
-        }
-        client.shutdown().await;
-        // Each file atomically (temp, fsync, rename); the proof last, so a crash leaves at
-        // worst inputs without a proof, never a proof whose inputs are half written.
-        files.rotate_left(1);
-        for (path, bytes) in &files {
-            write_atomic(path, bytes)?;
-            println!("{}", path.display());
-        }
-        if record.entry().verdict != Verdict::Reproduced {
-            eprintln!(
-                "warning: {}: verdict {:?} (written because of --allow-unreproduced)",
-                record.spec(),
-                record.entry().verdict
-            );
-        }
-        Ok(())
+    Ok(match source_sha256 {
+        Some(s) => q.with_source_sha256(
+            hex32(s)
+                .ok_or_else(|| anyhow::anyhow!("--source-sha256 {s:?}: expected 64 hex digits"))?,
+        ),
+        None => q,
     })
 }
 
-/// A checkpoint answer from one peer, verified.
-struct Seen {
-    addr: Multiaddr,
-    checkpoint: CosignedCheckpoint,
+/// `proof`: the client asks each peer in turn for a proof that passes the full offline
+/// check (a faulty peer is said, and the next is asked) and prefers a reproduced one.
+/// Another verdict is written only with `--allow-unreproduced` (the exit status is
+/// non-zero without it).
+pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
+    let setup = ClientSetup {
+        committee: super::load_committee(&args.trust)?,
+        peers: args.peer.clone(),
+    };
+    let query = query(&args.spec, args.source_sha256.as_deref())?;
+    let (out, lock_out, manifest_out) = output_paths(&args.spec, args.out.clone());
+    let (mut files, record) = runtime()?.block_on(async {
+        let client = start(&setup).await?;
+        let result = async {
+            let proof = client.proof(&query).await?;
+            let verdict = proof.verdict();
+            if verdict != Verdict::Reproduced && !args.allow_unreproduced {
+                anyhow::bail!(
+                    "{}: the group's verdict is {verdict:?}, not Reproduced; nothing written (--allow-unreproduced writes it)",
+                    proof.record().spec()
+                );
+            }
+            let (text, record) = proof.into_parts();
+            let mut files = vec![(out.clone(), text.into_bytes())];
+            if args.with_inputs {
+                let lock = client.blob(&record.entry().request.lockfile_sha256).await?;
+                files.push((lock_out.clone(), lock));
+                if verdict == Verdict::Reproduced {
+                    let m = client.blob(&record.entry().digest).await?;
+                    files.push((manifest_out.clone(), m));
+                }
+            }
+            Ok((files, record))
+        }
+        .await;
+        client.shutdown().await;
+        result
+    })?;
+    // Each file atomically (temp, fsync, rename); the proof last, so a crash leaves at
+    // worst inputs without a proof, never a proof whose inputs are half written.
+    files.rotate_left(1);
+    for (path, bytes) in &files {
+        write_atomic(path, bytes)?;
+        println!("{}", path.display());
+    }
+    if record.entry().verdict != Verdict::Reproduced {
+        eprintln!(
+            "warning: {}: verdict {:?} (written because of --allow-unreproduced)",
+            record.spec(),
+            record.entry().verdict
+        );
+    }
+    Ok(())
 }
 
-/// Writes both notes of a split view to an evidence file and returns the error to report.
-fn split_view(state: &Path, a: &CosignedCheckpoint, b: &Seen, why: &str) -> anyhow::Error {
+/// Writes both notes of a split view to an evidence file beside `state` and returns the
+/// error to report.
+fn split_view(state: &Path, split: &SplitView) -> anyhow::Error {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -212,39 +169,35 @@ fn split_view(state: &Path, a: &CosignedCheckpoint, b: &Seen, why: &str) -> anyh
             .and_then(|n| n.to_str())
             .unwrap_or("checkpoint")
     ));
+    let by = split
+        .served_by
+        .as_ref()
+        .map_or_else(|| "an unknown member".to_string(), Multiaddr::to_string);
     let text = format!(
-        "synchronicity/split-view-evidence/v1\n{why}\n\n# remembered checkpoint\n{}\n# checkpoint served by {}\n{}",
-        a.note(),
-        b.addr,
-        b.checkpoint.note()
+        "synchronicity/split-view-evidence/v1\n{}\n\n# remembered checkpoint\n{}\n# checkpoint served by {by}\n{}",
+        split.why,
+        split.held.note(),
+        split.served.note()
     );
     match write_atomic(&path, text.as_bytes()) {
         Ok(()) => anyhow::anyhow!(
-            "SPLIT VIEW: {why}; both cosigned checkpoints are in {}",
+            "SPLIT VIEW: {}; both cosigned checkpoints are in {}",
+            split.why,
             path.display()
         ),
         Err(e) => anyhow::anyhow!(
-            "SPLIT VIEW: {why}; writing the evidence to {} failed: {e}",
+            "SPLIT VIEW: {}; writing the evidence to {} failed: {e}",
+            split.why,
             path.display()
         ),
     }
 }
 
-fn hashes(proof: Vec<serde_bytes::ByteBuf>) -> anyhow::Result<Vec<merkle::Hash>> {
-    proof
-        .iter()
-        .map(|h| {
-            h.as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("faulty peer: a proof hash is not 32 bytes"))
-        })
-        .collect()
-}
-
-/// `checkpoint`. A wrong, empty or stale answer is a FAULTY PEER (said, next peer asked).
-/// SPLIT VIEW (exit 1, evidence written) only on evidence: two validly cosigned checkpoints
-/// of one size with different roots, or a validly cosigned checkpoint that no reachable
-/// member can prove consistent with the remembered one.
+/// `checkpoint`: the client's latest cosigned checkpoint that meets the witness policy and
+/// is proven consistent with the remembered one (a wrong, empty or stale answer is a faulty
+/// peer, said). SPLIT VIEW (exit 1, evidence written) only on evidence: two validly cosigned
+/// checkpoints of one size with different roots, or a validly cosigned checkpoint that no
+/// reachable member can prove consistent with the remembered one.
 pub(super) fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     let committee = super::load_committee(&args.trust)?;
     let old = match &args.state {
@@ -262,95 +215,28 @@ pub(super) fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
         .state
         .clone()
         .unwrap_or_else(|| PathBuf::from("checkpoint"));
-    let old_size = old.as_ref().map(|c| c.checkpoint().size);
-    let req = LightRequest::Checkpoint { old_size };
-    let outcome: anyhow::Result<(CosignedCheckpoint, Vec<merkle::Hash>)> = runtime()?.block_on(async {
-        let client = Client::start(&committee).await?;
-        let result = async {
-            // Validly cosigned checkpoints whose consistency proof failed: the peer may be
-            // faulty, or the committee may have signed two histories. Resolved below.
-            let mut unproven: Vec<Seen> = Vec::new();
-            let mut accepted = None;
-            for addr in &args.peer {
-                let answer = async {
-                    let (note, proof) = match client.ask(addr, &req).await? {
-                        LightResponse::Checkpoint { note, proof } => (note, proof),
-                        other => bail!("{}", describe(&other)),
-                    };
-                    let cp = CosignedCheckpoint::verify(&note, &committee)
-                        .context("faulty peer: its checkpoint does not verify")?;
-                    super::verify::check_witnesses(&note, &args.witness, args.witnesses_needed)
-                        .context("the checkpoint does not meet the witness policy")?;
-                    Ok((cp, hashes(proof)?))
-                }
-                .await;
-                let (cp, proof) = match answer {
-                    Ok(v) => v,
-                    Err(e) => {
-                        eprintln!("warning: {addr}: {e:#}; trying the next peer");
-                        continue;
-                    }
-                };
-                let seen = Seen { addr: addr.clone(), checkpoint: cp };
-                let Some(old) = &old else {
-                    accepted = Some((seen.checkpoint, proof));
-                    break;
-                };
-                let (o, c) = (old.checkpoint(), seen.checkpoint.checkpoint());
-                if c.size == o.size && c.root != o.root {
-                    return Err(split_view(&state, old, &seen, &format!("two cosigned checkpoints of size {} with different roots", c.size)));
-                }
-                if c.size < o.size {
-                    eprintln!("warning: {addr}: faulty peer: its checkpoint (size {}) is older than the remembered one (size {}); trying the next peer", c.size, o.size);
-                    continue;
-                }
-                match merkle::verify_consistency(o.size, c.size, &o.root, &c.root, &proof) {
-                    Ok(()) => {
-                        accepted = Some((seen.checkpoint, proof));
-                        break;
-                    }
-                    Err(e) => {
-                        eprintln!("warning: {addr}: faulty peer: its consistency proof from size {} to {} does not verify ({e}); trying the next peer", o.size, c.size);
-                        unproven.push(seen);
-                    }
-                }
-            }
-            // A cosigned checkpoint nobody proved consistent: ask every member for a proof
-            // to exactly that size before calling it a split view.
-            if let Some(old) = &old {
-                let o = old.checkpoint();
-                for seen in &unproven {
-                    let c = seen.checkpoint.checkpoint();
-                    if let Some((a, _)) = &accepted
-                        && a.checkpoint().size == c.size
-                        && a.checkpoint().root != c.root
-                    {
-                        return Err(split_view(&state, a, seen, &format!("two cosigned checkpoints of size {} with different roots", c.size)));
-                    }
-                    let mut proven = false;
-                    for addr in &args.peer {
-                        let r = client.ask(addr, &LightRequest::Consistency { old: o.size, new: c.size }).await;
-                        if let Ok(LightResponse::Consistency(p)) = r
-                            && let Ok(p) = hashes(p)
-                            && merkle::verify_consistency(o.size, c.size, &o.root, &c.root, &p).is_ok()
-                        {
-                            proven = true;
-                            break;
-                        }
-                    }
-                    if !proven {
-                        return Err(split_view(&state, old, seen, &format!("no reachable member proves the cosigned checkpoint of size {} consistent with the remembered one of size {}", c.size, o.size)));
-                    }
-                    eprintln!("note: {}: its checkpoint of size {} is consistent after all (another member proved it); only its proof was wrong", seen.addr, c.size);
-                }
-            }
-            accepted.ok_or_else(|| anyhow::anyhow!("no peer gave a checkpoint that verifies"))
-        }
-        .await;
+    let witnesses = |cp: &CosignedCheckpoint| {
+        super::verify::check_witnesses(cp.note(), &args.witness, args.witnesses_needed)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let setup = ClientSetup {
+        committee,
+        peers: args.peer.clone(),
+    };
+    let outcome = runtime()?.block_on(async {
+        let client = start(&setup).await?;
+        let result = client.checkpoint(old.as_ref(), &witnesses).await;
         client.shutdown().await;
-        result
-    });
-    let (new, proof) = outcome?;
+        anyhow::Ok(result)
+    })?;
+    let CheckpointUpdate {
+        checkpoint: new,
+        proof,
+    } = match outcome {
+        Ok(u) => u,
+        Err(LightError::SplitView(split)) => return Err(split_view(&state, &split)),
+        Err(e) => return Err(e.into()),
+    };
     match &old {
         Some(o) => print!(
             "{}",

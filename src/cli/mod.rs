@@ -7,7 +7,6 @@ mod audit_cache;
 mod build;
 mod client;
 mod committee;
-mod default_variant;
 mod fetch;
 mod install;
 mod install_record;

@@ -16,10 +16,8 @@ use std::sync::Mutex;
 
 use crate::crypto::sha256;
 
-/// Largest chunk of one answer.
-pub const MAX_CHUNK: usize = 512 << 10;
-/// Largest artifact stored (a statically linked binary is tens of MiB).
-pub const MAX_ARTIFACT: u64 = 1 << 30;
+/// Largest chunk of one answer, and largest artifact stored (the light protocol's bounds).
+pub use synchronicity_light::{MAX_ARTIFACT, MAX_CHUNK};
 
 /// A size-bounded, content-addressed file store.
 #[derive(Debug)]

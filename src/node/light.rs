@@ -1,4 +1,5 @@
-//! Answers to light clients (`/synchronicity/proof/2`): a proof file for an entry under
+//! Answers to light clients (`/synchronicity/proof/2`, the messages of
+//! `synchronicity-light`): a proof file for an entry under
 //! the latest cosigned checkpoint (`crate@version` answers with the default variant, see
 //! `log::LookupKey`), the latest checkpoint with a consistency proof from the size the
 //! client remembers, a text an entry pins by sha256 (lockfile, manifest), a batch of proofs,
@@ -6,9 +7,9 @@
 //! (and content-addressed files) only; the client verifies everything itself. Answers are
 //! computed on a blocking thread, never in the node's event loop.
 
+use synchronicity_light::{LightRequest, LightResponse, MAX_CHUNK, MAX_PROOF_BATCH};
+
 use super::app::Shared;
-use super::artifacts::MAX_CHUNK;
-use super::wire::{LightRequest, LightResponse, MAX_PROOF_BATCH};
 use crate::log::{CosignedCheckpoint, LookupKey};
 
 /// The answer to `req`.

@@ -47,8 +47,8 @@ pub mod entry;
 pub mod manifest;
 pub mod proof;
 pub mod request;
-#[cfg(test)]
-mod test_committee;
+#[cfg(any(test, feature = "testkit"))]
+pub mod test_committee;
 pub mod tlog;
 
 pub use committee::{Committee, CommitteeError};

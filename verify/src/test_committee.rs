@@ -1,6 +1,7 @@
-//! Deterministic committees for this crate's unit tests: real BLS keys and proofs of
-//! possession from small seeds; peer ids embed arbitrary 32-byte "keys" (this crate never
-//! checks Ed25519 signatures).
+//! Deterministic committees for tests: real BLS keys and proofs of possession from small
+//! seeds; peer ids embed arbitrary 32-byte "keys" (this crate never checks Ed25519
+//! signatures). Built for this crate's unit tests, and for other crates' tests through the
+//! `testkit` feature (never in a product build).
 
 use crate::committee::{
     BuildEnvironment, Committee, CommitteeFile, MemberEntry, ProtocolRules, default_threshold,
@@ -10,14 +11,16 @@ use crate::crypto::{BlsSecretKey, PartialSignature, ThresholdAggregator, Thresho
 use crate::tlog::{Checkpoint, CosignedCheckpoint};
 
 /// A committee with its members' BLS secret keys.
-pub(crate) struct TestCommittee {
-    pub(crate) committee: Committee,
-    pub(crate) bls: Vec<BlsSecretKey>,
+pub struct TestCommittee {
+    /// The validated committee.
+    pub committee: Committee,
+    /// Members' BLS secret keys, in committee order.
+    pub bls: Vec<BlsSecretKey>,
 }
 
 impl TestCommittee {
     /// `n` members, threshold ⌊2n/3⌋+1, origin `example.org/synchronicity/test`.
-    pub(crate) fn new(n: usize, seed: u8) -> Self {
+    pub fn new(n: usize, seed: u8) -> Self {
         let bls: Vec<_> = (0..n)
             .map(|i| {
                 let mut ikm = [seed ^ 0x5a; 32];
@@ -55,7 +58,7 @@ impl TestCommittee {
     }
 
     /// The threshold signature of members `signers` over `message`.
-    pub(crate) fn sign(
+    pub fn sign(
         &self,
         signers: impl IntoIterator<Item = usize>,
         message: &[u8],
@@ -72,7 +75,7 @@ impl TestCommittee {
     }
 
     /// A checkpoint cosigned by the first `t` members.
-    pub(crate) fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
+    pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
         let cp = Checkpoint::new(self.committee.origin(), size, root);
         let sig = self.sign(0..self.committee.threshold(), cp.to_body().as_bytes());
         CosignedCheckpoint::assemble(&cp, &sig, &self.committee).expect("valid cosignature")

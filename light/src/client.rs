@@ -1,0 +1,521 @@
+//! [`Client`]: asks the members it is given, in order, and returns only values that passed
+//! the checks of [`crate::check`]. A member whose answer fails is a faulty (or unreachable)
+//! member: the client says so through a [`Notice`] and asks the next one. A split view is
+//! reported only on evidence (two validly cosigned checkpoints that cannot be in one log).
+
+use std::time::Instant;
+
+use synchronicity_net::multiaddr::Protocol;
+use synchronicity_net::{
+    Keypair, MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind,
+};
+use synchronicity_verify::tlog::{CosignedCheckpoint, Hash, merkle};
+use synchronicity_verify::{BatchVerifier, Committee, Manifest, Verdict};
+
+use crate::check::{self, CheckedProof, Download, ProofQuery, Standing};
+use crate::config::NoticeSink;
+use crate::default_variant::Lockfile;
+use crate::protocol::{LightRequest, LightResponse, MAX_PROOF_BATCH};
+use crate::{
+    Advance, BatchAnswer, CheckpointUpdate, ClientConfig, LightError, Notice, PeerError,
+    VerifiedBuild,
+};
+
+/// A light client: its own throwaway libp2p identity, the light protocol only.
+pub struct Client {
+    net: NetworkHandle,
+    committee: Committee,
+    members: Vec<MemberAddr>,
+    peers: Vec<Multiaddr>,
+    notices: Option<NoticeSink>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("origin", &self.committee.origin())
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The committee as the network sees it: each member's peer id and addresses.
+fn member_addrs(committee: &Committee) -> Result<Vec<MemberAddr>, LightError> {
+    committee
+        .members()
+        .iter()
+        .map(|m| {
+            let bad = |what: String| LightError::Committee {
+                member: m.name.clone(),
+                what,
+            };
+            let peer_id: PeerId = m
+                .peer_id
+                .parse()
+                .map_err(|_| bad(format!("peer id {:?} does not parse", m.peer_id)))?;
+            let addrs = m
+                .addrs
+                .iter()
+                .map(|a| {
+                    a.parse()
+                        .map_err(|_| bad(format!("address {a:?} is not a multiaddress")))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(MemberAddr { peer_id, addrs })
+        })
+        .collect()
+}
+
+impl Client {
+    /// Starts the client's network (no listening address; members are dialled as asked).
+    pub async fn start(config: ClientConfig) -> Result<Self, LightError> {
+        let members = member_addrs(&config.committee)?;
+        let (net, _events) = synchronicity_net::start(
+            NetConfig::new(Keypair::generate_ed25519(), members.clone())
+                .with_request_timeout(config.request_timeout),
+        )
+        .await
+        .map_err(LightError::Start)?;
+        Ok(Self {
+            net,
+            committee: config.committee,
+            members,
+            peers: config.peers,
+            notices: config.notices,
+        })
+    }
+
+    /// The trusted committee.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    /// The members asked, in order.
+    pub fn peers(&self) -> &[Multiaddr] {
+        &self.peers
+    }
+
+    fn notice(&self, n: Notice) {
+        if let Some(sink) = &self.notices {
+            sink(&n);
+        }
+    }
+
+    fn peer_failed(&self, peer: &Multiaddr, error: PeerError) {
+        self.notice(Notice::PeerFailed {
+            peer: peer.clone(),
+            error,
+        });
+    }
+
+    /// The peer id of `addr`: its `/p2p/` part, or the committee member listening there.
+    fn peer_id(&self, addr: &Multiaddr) -> Result<PeerId, PeerError> {
+        if let Some(Protocol::P2p(p)) = addr.iter().last() {
+            return Ok(p);
+        }
+        self.members
+            .iter()
+            .find(|m| m.addrs.contains(addr))
+            .map(|m| m.peer_id)
+            .ok_or_else(|| PeerError::UnknownPeer(addr.clone()))
+    }
+
+    /// One request to the member at `peer`, its answer UNCHECKED (decoded within
+    /// [`crate::MAX_LIGHT_RESPONSE`]). Every other method checks what it returns.
+    pub async fn ask(
+        &self,
+        peer: &Multiaddr,
+        req: &LightRequest,
+    ) -> Result<LightResponse, PeerError> {
+        let id = self.peer_id(peer)?;
+        self.net.dial(peer.clone()).await?;
+        let bytes = self
+            .net
+            .request(id, RequestKind::Light, req.to_bytes())
+            .await?;
+        Ok(LightResponse::from_bytes(&bytes)?)
+    }
+
+    /// The proof `query` asks for, from the first member whose answer passes
+    /// [`check::check_proof`] with a reproduced verdict. For a default variant, one built
+    /// with the shipped lockfile is preferred: the other members are asked before one with
+    /// a generated lockfile is kept (and [`Notice::GeneratedLockfile`] says so). Without a
+    /// reproduced answer, the first verified one of another verdict is returned: the
+    /// group's verified verdict (check [`CheckedProof::verdict`]).
+    pub async fn proof(&self, query: &ProofQuery) -> Result<CheckedProof, LightError> {
+        let req = LightRequest::Proof {
+            key: query.key().to_string(),
+        };
+        let mut generated: Option<CheckedProof> = None;
+        let mut unreproduced: Option<CheckedProof> = None;
+        for addr in &self.peers {
+            let answer = match self.ask(addr, &req).await {
+                Ok(LightResponse::Proof(text)) => check::check_proof(text, &self.committee, query),
+                Ok(other) => Err(check::unexpected(other)),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(p) if p.verdict() == Verdict::Reproduced => {
+                    if query.default_variant_asked() && p.lockfile() == Lockfile::Generated {
+                        generated.get_or_insert(p);
+                    } else {
+                        return Ok(p);
+                    }
+                }
+                Ok(p) => {
+                    self.notice(Notice::NotReproduced {
+                        peer: addr.clone(),
+                        verdict: p.verdict(),
+                    });
+                    unreproduced.get_or_insert(p);
+                }
+                Err(e) => self.peer_failed(addr, e),
+            }
+        }
+        if let Some(p) = generated {
+            self.notice(Notice::GeneratedLockfile {
+                spec: query.key().to_string(),
+            });
+            return Ok(p);
+        }
+        unreproduced.ok_or(LightError::NoVerifiedAnswer("a proof"))
+    }
+
+    /// A reproduced build of `name@version`'s default variant ([`Client::proof`]) and its
+    /// attested manifest (fetched by the digest the attesters signed, and checked against it).
+    pub async fn reproduced(&self, name: &str, version: &str) -> Result<VerifiedBuild, LightError> {
+        let proof = self
+            .proof(&ProofQuery::default_variant(name, version))
+            .await?;
+        let build =
+            proof
+                .record()
+                .clone()
+                .require_reproduced()
+                .map_err(|_| LightError::NotReproduced {
+                    spec: format!("{name}@{version}"),
+                    verdict: proof.verdict(),
+                })?;
+        let bytes = self.blob(build.manifest_digest()).await?;
+        let manifest_text =
+            String::from_utf8(bytes).map_err(|_| LightError::NotText("attested manifest"))?;
+        let manifest = build.manifest(&manifest_text).map_err(LightError::Pinned)?;
+        Ok(VerifiedBuild {
+            proof,
+            build,
+            manifest,
+            manifest_text,
+        })
+    }
+
+    /// The text with this sha256 (a lockfile or a manifest an entry pins), from the first
+    /// member whose answer hashes right.
+    pub async fn blob(&self, sha256: &[u8]) -> Result<Vec<u8>, LightError> {
+        let req = LightRequest::Blob {
+            sha256: sha256.to_vec(),
+        };
+        for addr in &self.peers {
+            let answer = match self.ask(addr, &req).await {
+                Ok(a) => check::blob(a, sha256),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(b) => return Ok(b),
+                Err(e) => self.peer_failed(addr, e),
+            }
+        }
+        Err(LightError::NoBlob(hex::encode(sha256)))
+    }
+
+    /// The latest cosigned checkpoint, verified against the committee and `accept` (an
+    /// extra policy, e.g. witness cosignatures; `Err` is its one-line reason) and, when
+    /// `held` is given, proven consistent with it (not older, and the member's consistency
+    /// proof verifies). A wrong, stale or unprovable answer is a faulty member. A split
+    /// view ([`LightError::SplitView`]) only on evidence: a validly cosigned checkpoint of
+    /// the held size with another root, or one that no member proves consistent with
+    /// the held one.
+    pub async fn checkpoint(
+        &self,
+        held: Option<&CosignedCheckpoint>,
+        accept: &(dyn Fn(&CosignedCheckpoint) -> Result<(), String> + Sync),
+    ) -> Result<CheckpointUpdate, LightError> {
+        let req = LightRequest::Checkpoint {
+            old_size: held.map(|c| c.checkpoint().size),
+        };
+        // Validly cosigned checkpoints whose consistency proof failed: the member may be
+        // faulty, or the committee may have signed two histories. Resolved below.
+        let mut unproven: Vec<(&Multiaddr, CosignedCheckpoint)> = Vec::new();
+        let mut accepted: Option<CheckpointUpdate> = None;
+        for addr in &self.peers {
+            let (checkpoint, proof) = match self.checked_checkpoint(addr, &req, accept).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.peer_failed(addr, e);
+                    continue;
+                }
+            };
+            let Some(held) = held else {
+                accepted = Some(CheckpointUpdate { checkpoint, proof });
+                break;
+            };
+            match check::standing(held, &checkpoint, &proof) {
+                Standing::Consistent => {
+                    accepted = Some(CheckpointUpdate { checkpoint, proof });
+                    break;
+                }
+                Standing::SplitView(why) => {
+                    return Err(check::split_view(why, held, &checkpoint, Some(addr)));
+                }
+                Standing::Older(e) => self.peer_failed(addr, e),
+                Standing::Unproven(e) => {
+                    self.peer_failed(addr, e);
+                    unproven.push((addr, checkpoint));
+                }
+            }
+        }
+        // A cosigned checkpoint nobody proved consistent: ask every member for a proof to
+        // exactly that size before calling it a split view.
+        if let Some(held) = held {
+            for (addr, served) in &unproven {
+                let c = served.checkpoint();
+                if let Some(a) = &accepted
+                    && a.checkpoint.checkpoint().size == c.size
+                    && a.checkpoint.checkpoint().root != c.root
+                {
+                    let why = check::different_roots(c.size);
+                    return Err(check::split_view(why, &a.checkpoint, served, Some(*addr)));
+                }
+                if !self.proven_consistent(held, served).await {
+                    return Err(check::split_view(
+                        unprovable(served, held),
+                        held,
+                        served,
+                        Some(*addr),
+                    ));
+                }
+                self.notice(Notice::ProvenByAnother {
+                    peer: (*addr).clone(),
+                    size: c.size,
+                });
+            }
+        }
+        accepted.ok_or(LightError::NoVerifiedAnswer("a checkpoint"))
+    }
+
+    /// One member's checkpoint answer, verified against the committee and `accept`.
+    async fn checked_checkpoint(
+        &self,
+        addr: &Multiaddr,
+        req: &LightRequest,
+        accept: &(dyn Fn(&CosignedCheckpoint) -> Result<(), String> + Sync),
+    ) -> Result<(CosignedCheckpoint, Vec<Hash>), PeerError> {
+        let (note, proof) = match self.ask(addr, req).await? {
+            LightResponse::Checkpoint { note, proof } => (note, proof),
+            other => return Err(check::unexpected(other)),
+        };
+        let checkpoint = CosignedCheckpoint::verify(&note, &self.committee)?;
+        accept(&checkpoint).map_err(PeerError::Policy)?;
+        Ok((checkpoint, check::proof_hashes(&proof)?))
+    }
+
+    /// Whether some member proves `new` consistent with `old` (`old` not larger).
+    async fn proven_consistent(&self, old: &CosignedCheckpoint, new: &CosignedCheckpoint) -> bool {
+        let (o, n) = (old.checkpoint(), new.checkpoint());
+        let req = LightRequest::Consistency {
+            old: o.size,
+            new: n.size,
+        };
+        for addr in &self.peers {
+            let proven = match self.ask(addr, &req).await {
+                Ok(LightResponse::Consistency(p)) => check::proof_hashes(&p).and_then(|p| {
+                    merkle::verify_consistency(o.size, n.size, &o.root, &n.root, &p).map_err(
+                        |error| PeerError::Inconsistent {
+                            old: o.size,
+                            new: n.size,
+                            error,
+                        },
+                    )
+                }),
+                Ok(other) => Err(check::unexpected(other)),
+                Err(e) => Err(e),
+            };
+            match proven {
+                Ok(()) => return true,
+                Err(e) => self.peer_failed(addr, e),
+            }
+        }
+        false
+    }
+
+    /// Whether `fresh` moves `held` forward in the same log: not smaller, and the same
+    /// checkpoint or proven consistent by a member. The same size with another root, or a
+    /// newer one no member proves consistent, is a split view.
+    pub async fn advance(
+        &self,
+        held: &CosignedCheckpoint,
+        fresh: &CosignedCheckpoint,
+    ) -> Result<Advance, LightError> {
+        let (o, n) = (held.checkpoint(), fresh.checkpoint());
+        if n.size < o.size {
+            return Ok(Advance::Older);
+        }
+        if n.size == o.size {
+            if n.root != o.root {
+                let why = check::different_roots(n.size);
+                return Err(check::split_view(why, held, fresh, None));
+            }
+            return Ok(Advance::Same);
+        }
+        if self.proven_consistent(held, fresh).await {
+            Ok(Advance::Forward)
+        } else {
+            Err(check::split_view(
+                unprovable(fresh, held),
+                held,
+                fresh,
+                None,
+            ))
+        }
+    }
+
+    /// The proofs of the default variants of `crates` (`(name, version)`), asked in
+    /// batches of [`MAX_PROOF_BATCH`] from the first member that answers each batch whole,
+    /// each checked by [`check::check_batch_proof`] with `verifier` (made for this
+    /// client's committee). One answer per crate, in order.
+    pub async fn batch(
+        &self,
+        verifier: &mut BatchVerifier<'_>,
+        crates: &[(&str, &str)],
+    ) -> Vec<BatchAnswer> {
+        let mut out = Vec::with_capacity(crates.len());
+        for chunk in crates.chunks(MAX_PROOF_BATCH) {
+            let keys: Vec<String> = chunk.iter().map(|(n, v)| format!("{n}@{v}")).collect();
+            let texts = self.batch_texts(keys).await;
+            for ((name, version), text) in chunk.iter().zip(texts) {
+                out.push(match text {
+                    None => BatchAnswer::Unknown,
+                    Some(text) => {
+                        match check::check_batch_proof(
+                            verifier,
+                            &self.committee,
+                            name,
+                            version,
+                            text,
+                        ) {
+                            Ok(p) => BatchAnswer::Proof(Box::new(p)),
+                            Err(e) => BatchAnswer::Refused(e),
+                        }
+                    }
+                });
+            }
+        }
+        out
+    }
+
+    /// One proof text (or none) per key from the first member that answers the batch whole.
+    async fn batch_texts(&self, keys: Vec<String>) -> Vec<Option<String>> {
+        let n = keys.len();
+        let req = LightRequest::Proofs { keys };
+        for addr in &self.peers {
+            match self.ask(addr, &req).await {
+                Ok(LightResponse::Proofs(answers)) if answers.len() == n => {
+                    return answers.into_iter().map(Result::ok).collect();
+                }
+                Ok(LightResponse::Proofs(_)) => self.peer_failed(addr, PeerError::BatchLength),
+                Ok(other) => self.peer_failed(addr, check::unexpected(other)),
+                Err(e) => self.peer_failed(addr, e),
+            }
+        }
+        vec![None; n]
+    }
+
+    /// The artifact at `path` in the attested `manifest`, its bytes hashing to the
+    /// manifest's sha256 for that path (so `manifest.check_artifact(Some(path), ..)` holds),
+    /// fetched in chunks from one member at a time. A download that changes members STARTS
+    /// OVER: bytes from a member that failed, sent a chunk that does not fit, or whose file
+    /// does not hash right are never combined with another member's (a faulty member's
+    /// prefix cannot spoil an honest one's download). Each member gets at most two turns;
+    /// everything ends at `deadline`. `progress(done, total)` is called after each chunk.
+    pub async fn artifact(
+        &self,
+        manifest: &Manifest,
+        path: &str,
+        deadline: Instant,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<Vec<u8>, LightError> {
+        let sha256 = *manifest
+            .get(path)
+            .ok_or_else(|| LightError::NotInManifest(path.to_string()))?;
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut last = String::from("no peers");
+        for addr in self.peers.iter().chain(self.peers.iter()) {
+            let mut download = Download::new(sha256);
+            let turn = tokio::time::timeout_at(
+                deadline,
+                self.download_from(addr, &mut download, progress),
+            )
+            .await;
+            match turn {
+                Ok(Ok(())) => return Ok(download.into_bytes()),
+                Ok(Err(error)) => {
+                    last = format!("{addr}: {error}");
+                    let dropped = download.received();
+                    self.notice(if dropped == 0 {
+                        Notice::PeerFailed {
+                            peer: addr.clone(),
+                            error,
+                        }
+                    } else {
+                        Notice::DownloadRestarted {
+                            peer: addr.clone(),
+                            error,
+                            dropped,
+                        }
+                    });
+                }
+                Err(_) => {
+                    return Err(LightError::ArtifactDeadline {
+                        sha256: hex::encode(sha256),
+                        last,
+                    });
+                }
+            }
+        }
+        Err(LightError::NoArtifact {
+            sha256: hex::encode(sha256),
+            last,
+        })
+    }
+
+    /// The whole artifact from `addr` alone, into `download`.
+    async fn download_from(
+        &self,
+        addr: &Multiaddr,
+        download: &mut Download,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<(), PeerError> {
+        loop {
+            let answer = self.ask(addr, &download.request()).await?;
+            let more = download.accept(answer)?;
+            let total = download.total().unwrap_or(0);
+            progress(download.received() as u64, total);
+            if more.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stops the client's network.
+    pub async fn shutdown(self) {
+        self.net.shutdown().await;
+    }
+}
+
+/// The reason of a split view: no member proves `served` consistent with `held`.
+fn unprovable(served: &CosignedCheckpoint, held: &CosignedCheckpoint) -> String {
+    format!(
+        "no reachable member proves the cosigned checkpoint of size {} consistent with the remembered one of size {}",
+        served.checkpoint().size,
+        held.checkpoint().size
+    )
+}
