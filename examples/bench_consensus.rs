@@ -57,7 +57,7 @@ async fn main() {
         let reveal_open = loop {
             if nodes[0]
                 .round_status(&id)
-                .is_some_and(|s| s.phase == "reveal")
+                .is_some_and(|s| s.phase == synchronicity::protocol::Phase::Reveal)
                 || nodes[0].decided_index(&id).is_some()
             {
                 break Instant::now();

@@ -48,7 +48,8 @@ impl OutgoingMessages for Lies {
                 request_id, salt, ..
             } if id(&request_id) == Some(self.mismatch) => {
                 // Another well-formed outcome, validly attested.
-                let outcome = RevealedOutcome::Failure("timeout".into());
+                let outcome =
+                    RevealedOutcome::Failure(synchronicity::protocol::FailureClass::Timeout);
                 let digest = outcome_digest(&outcome).unwrap();
                 let statement = attestation_statement(&self.origin, &self.mismatch, &digest);
                 publish(Body::Reveal {

@@ -233,12 +233,12 @@ impl Lies {
     /// `committed` changed into another, well-formed outcome (a malformed one would be
     /// dropped unjudged): a failure class other than the committed one.
     fn other_outcome(committed: &RevealedOutcome) -> RevealedOutcome {
-        let other = synchronicity::verify::entry::FAILURE_CLASSES
-            .iter()
-            .find(|c| !matches!(committed, RevealedOutcome::Failure(f) if f == *c))
-            .copied()
-            .unwrap_or("timeout");
-        RevealedOutcome::Failure(other.to_string())
+        use synchronicity::verify::FailureClass;
+        let other = FailureClass::ALL
+            .into_iter()
+            .find(|c| !matches!(committed, RevealedOutcome::Failure(f) if f == c))
+            .unwrap_or(FailureClass::Timeout);
+        RevealedOutcome::Failure(other)
     }
 }
 

@@ -70,48 +70,9 @@ pub enum Backend {
     Sandbox,
 }
 
-/// Why a build failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureClass {
-    /// The crate did not compile (cargo exited 101), including a build script that failed.
-    CompileError,
-    /// Over the time limit.
-    Timeout,
-    /// Over the memory limit of the whole process tree.
-    OutOfMemory,
-    /// Over the process (task) limit of the whole process tree: a `fork` was refused.
-    TooManyProcesses,
-    /// The build's disk (target directory and `/tmp`) is full.
-    DiskLimit,
-    /// The sandbox itself failed.
-    SandboxError,
-    /// Over the output cap: the build wrote more than the limit to stdout and stderr.
-    OutputLimit,
-    /// The build left something the host refuses to read where an artifact should be: a
-    /// link, FIFO or device, a file on another filesystem or over the size cap, or a name
-    /// that is not a plain relative path ([`RefusedArtifact`]).
-    ForbiddenOutput,
-    /// The request lies about its inputs (it says the lockfile is the one the `.crate`
-    /// ships, and it is not): every member refuses to build it.
-    InvalidRequest,
-}
-
-impl std::fmt::Display for FailureClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::CompileError => "compile-error",
-            Self::Timeout => "timeout",
-            Self::OutOfMemory => "out-of-memory",
-            Self::TooManyProcesses => "too-many-processes",
-            Self::DiskLimit => "disk-limit",
-            Self::SandboxError => "sandbox-error",
-            Self::OutputLimit => "output-limit",
-            Self::ForbiddenOutput => "forbidden-output",
-            Self::InvalidRequest => "invalid-request",
-        })
-    }
-}
+/// Why a build failed: defined once, in `synchronicity_verify`, beside the failure digest
+/// a log entry names.
+pub use synchronicity_verify::entry::FailureClass;
 
 /// What a build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,9 +94,7 @@ impl Outcome {
     pub fn digest(&self) -> [u8; 32] {
         match self {
             Outcome::Success(m) => m.digest(),
-            Outcome::Failure { class, .. } => {
-                synchronicity_verify::entry::failure_digest(&class.to_string())
-            }
+            Outcome::Failure { class, .. } => class.digest(),
         }
     }
 }
@@ -178,8 +137,10 @@ impl Default for Limits {
     }
 }
 
-/// Build phases, for progress display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The steps of one build, for progress display (not a round's phase: that is
+/// [`synchronicity_verify::Phase`]). Serialised as its name ([`Phase::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Looking the crate up in the index.
     Resolve,
@@ -191,6 +152,25 @@ pub enum Phase {
     Build,
     /// Hashing artifacts.
     Hash,
+}
+
+impl Phase {
+    /// Its name: `resolve`, `fetch`, `prepare`, `build` or `hash`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Resolve => "resolve",
+            Self::Fetch => "fetch",
+            Self::Prepare => "prepare",
+            Self::Build => "build",
+            Self::Hash => "hash",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Time spent per phase.

@@ -99,19 +99,8 @@ pub(super) fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let req = builder.pin(&name, &version, lockfile, &args.target)?;
     let resolve = started.elapsed().as_secs_f64();
-    let progress = |p: Phase| {
-        bar.set_message(format!(
-            "{} {name}@{version} ({})",
-            match p {
-                Phase::Resolve => "resolve",
-                Phase::Fetch => "fetch",
-                Phase::Prepare => "prepare",
-                Phase::Build => "build",
-                Phase::Hash => "hash",
-            },
-            builder.backend_name()
-        ))
-    };
+    let progress =
+        |p: Phase| bar.set_message(format!("{p} {name}@{version} ({})", builder.backend_name()));
     let mut report = builder.build(&req, &progress)?;
     report.durations.resolve = resolve;
     bar.finish_and_clear();

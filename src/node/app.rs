@@ -75,7 +75,8 @@ pub struct NodeCounters {
     /// Builds that could not run for a local reason (nothing committed).
     pub local_failures: AtomicU64,
     /// This member's failed builds, by class: one counter per entry of
-    /// [`FAILURE_CLASSES`](synchronicity_verify::entry::FAILURE_CLASSES), in its order.
+    /// [`FAILURE_CLASSES`](synchronicity_verify::entry::FAILURE_CLASSES), in its order
+    /// ([`FailureClass::index`](crate::protocol::FailureClass::index)).
     pub build_failures: [AtomicU64; synchronicity_verify::entry::FAILURE_CLASSES.len()],
     /// Consensus frames dropped because the actor's queue was full.
     pub frames_dropped: AtomicU64,
@@ -615,7 +616,7 @@ mod tests {
         let inner = shared.lock();
         assert_eq!(inner.height, 1);
         let st = inner.state.round_status(&req.id(), &tc.committee).unwrap();
-        assert_eq!(st.phase, "commit");
+        assert_eq!(st.phase, crate::protocol::Phase::Commit);
         assert_eq!(st.request, req.request);
     }
 

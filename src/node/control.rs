@@ -20,7 +20,7 @@ use tokio::net::{UnixListener, UnixStream};
 use super::service::BuildService;
 use super::{NodeHandle, run};
 use crate::log::LookupKey;
-use crate::protocol::LogEntry;
+use crate::protocol::{LogEntry, Phase};
 
 /// File name of the socket inside the node directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
@@ -109,8 +109,8 @@ pub struct OpenRound {
     pub id: String,
     /// `crate@version`.
     pub name: String,
-    /// `commit` or `reveal`.
-    pub phase: String,
+    /// The phase it is in (`commit` or `reveal`).
+    pub phase: Phase,
     /// Members whose commitment is ordered.
     pub committed: Vec<u32>,
     /// Members whose reveal is ordered.
@@ -224,7 +224,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
             .map(|(id, st)| OpenRound {
                 id: hex::encode(id),
                 name: format!("{}@{}", st.request.krate, st.request.version),
-                phase: st.phase.to_string(),
+                phase: st.phase,
                 committed: st.committed,
                 revealed: st.revealed,
             })

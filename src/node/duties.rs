@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use super::own::OwnRound;
 use super::run::NodeLoop;
 use crate::builder::Outcome;
-use crate::protocol::{Body, RevealedOutcome, attestation_statement, commitment};
+use crate::protocol::{Body, Phase, RevealedOutcome, attestation_statement, commitment};
 
 impl NodeLoop {
     /// After a restart: commit or reveal for rounds that were open when we stopped.
@@ -36,9 +36,9 @@ impl NodeLoop {
             let me = self.shared.me;
             let own = self.rounds.load(&id);
             match (st.phase, own) {
-                ("commit", None) => self.start_build(id),
-                ("commit", Some(r)) if !st.committed.contains(&me) => self.commit_round(id, r),
-                ("reveal", Some(_)) if st.committed.contains(&me) => self.reveal(id),
+                (Phase::Commit, None) => self.start_build(id),
+                (Phase::Commit, Some(r)) if !st.committed.contains(&me) => self.commit_round(id, r),
+                (Phase::Reveal, Some(_)) if st.committed.contains(&me) => self.reveal(id),
                 _ => {}
             }
         }
@@ -60,7 +60,7 @@ impl NodeLoop {
             };
             let pinned = self
                 .round_status(&id)
-                .filter(|s| s.phase == "commit")
+                .filter(|s| s.phase == Phase::Commit)
                 .and_then(|_| self.shared.lock().state.pinned(&id));
             let Some(pinned) = pinned else {
                 self.shared.build_queue().finished(&id);
@@ -103,7 +103,9 @@ impl NodeLoop {
                 return;
             }
         };
-        let committing = self.round_status(&id).is_some_and(|s| s.phase == "commit");
+        let committing = self
+            .round_status(&id)
+            .is_some_and(|s| s.phase == Phase::Commit);
         if !committing {
             tracing::warn!(request = %hex::encode(id), "build finished after the commit phase");
             return;
@@ -111,15 +113,11 @@ impl NodeLoop {
         let revealed = match &outcome {
             Outcome::Success(m) => RevealedOutcome::Manifest(m.to_text()),
             Outcome::Failure { class, reason } => {
-                let class = class.to_string();
-                let classes = synchronicity_verify::entry::FAILURE_CLASSES;
-                if let Some(i) = classes.iter().position(|c| *c == class) {
-                    self.shared.counters.build_failures[i].fetch_add(1, Ordering::Relaxed);
-                }
+                self.shared.counters.build_failures[class.index()].fetch_add(1, Ordering::Relaxed);
                 // What a crate author did to the sandbox, said once here (the group's verdict
                 // says it again).
                 tracing::warn!(request = %hex::encode(id), %class, "build failed: {reason}");
-                RevealedOutcome::Failure(class)
+                RevealedOutcome::Failure(*class)
             }
         };
         let mut salt = [0u8; 32];

@@ -23,7 +23,7 @@ struct Running {
 }
 
 /// Queued and running builds.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BuildQueue {
     max_parallel: usize,
     /// Per requester (committee position; `u32::MAX` when unknown), in block order.
@@ -48,7 +48,7 @@ pub struct QueueStatus {
     /// Waiting requests (hex ids), first to start first.
     pub queued: Vec<String>,
     /// Running builds: (hex id, phase, elapsed ms).
-    pub running: Vec<(String, String, u64)>,
+    pub running: Vec<(String, Phase, u64)>,
     /// The most builds that ran at once since the node started.
     pub peak_running: usize,
     /// The latest builds this member could not run for a local reason (it committed
@@ -159,7 +159,7 @@ impl BuildQueue {
                 .map(|(id, r)| {
                     (
                         hex::encode(id),
-                        format!("{:?}", r.phase).to_lowercase(),
+                        r.phase,
                         r.since.elapsed().as_millis() as u64,
                     )
                 })

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, CodecError};
 use crate::committee::Committee;
 use crate::request::PinnedRequest;
+use synchronicity_verify::entry::FailureClass;
 
 /// Domain prefix of message signatures.
 pub const MESSAGE_DOMAIN: &[u8] = b"synchronicity/message/v1\n";
@@ -18,8 +19,9 @@ pub const MAX_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
 pub enum RevealedOutcome {
     /// The manifest text; its SHA-256 is the digest.
     Manifest(String),
-    /// The failure class (as in `builder::FailureClass` display form).
-    Failure(String),
+    /// The failure class (serialised as its name, e.g. `"timeout"`: a reveal naming no
+    /// known class does not decode).
+    Failure(FailureClass),
 }
 
 /// The body of a protocol message.

@@ -23,7 +23,8 @@ pub use round::{Decided, outcome_digest};
 pub use state::{
     Applied, Block, BlockError, DecidedIndex, Duty, Env, Prepared, ProtocolState, RoundStatus,
 };
+pub use synchronicity_verify::Phase;
 pub use synchronicity_verify::entry::{
-    Dissent, ENTRY_FORMAT, EntryError, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict,
-    attestation_statement, failure_class, failure_digest,
+    Dissent, ENTRY_FORMAT, EntryError, FAILURE_CLASSES, FailureClass, LogEntry, Misbehaviour,
+    Verdict, attestation_statement, failure_class, failure_digest,
 };

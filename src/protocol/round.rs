@@ -20,9 +20,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use synchronicity_verify::Phase;
 use synchronicity_verify::entry::{
-    Dissent, ENTRY_FORMAT, FAILURE_CLASSES, LogEntry, Misbehaviour, Verdict, attestation_statement,
-    failure_digest,
+    Dissent, ENTRY_FORMAT, LogEntry, Misbehaviour, Verdict, attestation_statement,
 };
 
 use super::commitment::commitment;
@@ -39,9 +39,7 @@ use crate::request::BuildRequest;
 pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {
     match o {
         RevealedOutcome::Manifest(text) => Manifest::parse(text).ok().map(|m| m.digest()),
-        RevealedOutcome::Failure(class) => FAILURE_CLASSES
-            .contains(&class.as_str())
-            .then(|| failure_digest(class)),
+        RevealedOutcome::Failure(class) => Some(class.digest()),
     }
 }
 
@@ -57,10 +55,22 @@ pub struct Decided {
     pub manifest: Option<String>,
 }
 
+/// Where a round stands, with what its deadlines need (stored in the round's row; the
+/// public name is [`Phase`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Phase {
+pub(crate) enum RoundPhase {
     Commit,
     Reveal { since_ms: u64 },
+}
+
+impl RoundPhase {
+    /// The phase's public name.
+    pub(crate) fn public(self) -> Phase {
+        match self {
+            Self::Commit => Phase::Commit,
+            Self::Reveal { .. } => Phase::Reveal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +131,7 @@ pub(crate) struct Round {
     pub(crate) request: BuildRequest,
     pub(crate) lockfile: String,
     pub(crate) opened_ms: u64,
-    pub(crate) phase: Phase,
+    pub(crate) phase: RoundPhase,
     pub(crate) commits: BTreeMap<u32, Commit>,
     pub(crate) reveals: BTreeMap<u32, Reveal>,
     pub(crate) misbehaviour: Vec<(u32, Misbehaviour)>,
@@ -137,7 +147,7 @@ impl Round {
             request,
             lockfile,
             opened_ms,
-            phase: Phase::Commit,
+            phase: RoundPhase::Commit,
             commits: BTreeMap::new(),
             reveals: BTreeMap::new(),
             misbehaviour: Vec::new(),
@@ -191,8 +201,8 @@ impl Round {
     /// The end of the current phase (ms of block time).
     pub(crate) fn deadline_ms(&self, p: &ProtocolParams, t: usize) -> u64 {
         match self.phase {
-            Phase::Commit => self.commit_deadline_ms(p, t),
-            Phase::Reveal { since_ms } => since_ms.saturating_add(p.reveal_window_ms),
+            RoundPhase::Commit => self.commit_deadline_ms(p, t),
+            RoundPhase::Reveal { since_ms } => since_ms.saturating_add(p.reveal_window_ms),
         }
     }
 

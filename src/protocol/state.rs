@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use super::envelopes::EnvelopeCache;
 use super::message::{Body, MessageError, SignedMessage};
 use super::params::{BLOCK_OVERHEAD, ProtocolParams};
-use super::round::{AttestationGroup, Decided, Phase, Round, batch_item};
+use super::round::{AttestationGroup, Decided, Round, RoundPhase, batch_item};
 use crate::codec;
 use crate::committee::Committee;
 use crate::crypto::{BatchItem, BlsPublicKey, BlsSignature, SIGNATURE_DST, verify_batch};
 use crate::request::{BuildRequest, PinnedRequest};
+use synchronicity_verify::Phase;
 
 type Id = [u8; 32];
 
@@ -196,8 +197,8 @@ pub enum Duty {
 pub struct RoundStatus {
     /// The request.
     pub request: BuildRequest,
-    /// `commit` or `reveal`.
-    pub phase: &'static str,
+    /// The phase it is in.
+    pub phase: Phase,
     /// Block time the request was ordered (ms).
     pub opened_ms: u64,
     /// Block time at which the current phase ends at the latest (ms).
@@ -431,10 +432,7 @@ impl ProtocolState {
         let r = self.rounds.get(id)?;
         Some(RoundStatus {
             request: r.request.clone(),
-            phase: match r.phase {
-                Phase::Commit => "commit",
-                Phase::Reveal { .. } => "reveal",
-            },
+            phase: r.phase.public(),
             opened_ms: r.opened_ms,
             deadline_ms: r.deadline_ms(&self.params, committee.threshold()),
             committed: r.commits.keys().copied().collect(),
@@ -519,8 +517,8 @@ impl ProtocolState {
         let t = committee.threshold();
         let mut duties = Vec::new();
         for (id, r) in &self.rounds {
-            if r.phase == Phase::Commit && now_ms >= r.commit_deadline_ms(&self.params, t) {
-                o.get_mut(id).expect("open").phase = Phase::Reveal { since_ms: now_ms };
+            if r.phase == RoundPhase::Commit && now_ms >= r.commit_deadline_ms(&self.params, t) {
+                o.get_mut(id).expect("open").phase = RoundPhase::Reveal { since_ms: now_ms };
                 duties.push(Duty::Reveal(*id));
             }
         }
@@ -617,10 +615,10 @@ impl ProtocolState {
         let touched: Vec<Id> = o.changed.keys().copied().collect();
         for id in &touched {
             if let Some(r) = o.get(id)
-                && r.phase == Phase::Commit
+                && r.phase == RoundPhase::Commit
                 && r.all_committed(n)
             {
-                o.get_mut(id).expect("open").phase = Phase::Reveal {
+                o.get_mut(id).expect("open").phase = RoundPhase::Reveal {
                     since_ms: block.time_ms,
                 };
                 duties.push(Duty::Reveal(*id));
@@ -629,7 +627,7 @@ impl ProtocolState {
         let mut decide = Vec::new();
         for id in o.ids() {
             let r = o.get(&id).expect("listed");
-            if let Phase::Reveal { since_ms } = r.phase
+            if let RoundPhase::Reveal { since_ms } = r.phase
                 && (block.time_ms >= since_ms.saturating_add(self.params.reveal_window_ms)
                     || (o.changed.contains_key(&id) && r.all_revealed()))
             {
@@ -741,7 +739,7 @@ fn apply_message(
             let r = o
                 .get(&id)
                 .ok_or("commit for an unknown or decided request")?;
-            if r.phase != Phase::Commit {
+            if r.phase != RoundPhase::Commit {
                 return Err("commit after the commit phase");
             }
             // Judged on the shared view; only an accepted change copies the round.
@@ -760,7 +758,7 @@ fn apply_message(
             let r = o
                 .get(&id)
                 .ok_or("reveal for an unknown or decided request")?;
-            if !matches!(r.phase, Phase::Reveal { .. }) {
+            if !matches!(r.phase, RoundPhase::Reveal { .. }) {
                 return Err("reveal outside the reveal phase");
             }
             let effect = r.judge_reveal(&id, signer, outcome, salt, attestation, env.committee)?;

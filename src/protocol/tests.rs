@@ -791,3 +791,31 @@ fn a_request_for_another_toolchain_or_target_is_refused() {
         .unwrap();
     assert_eq!(net.state.open_count(), 1);
 }
+
+/// A reveal's failure class is on the wire exactly as the string it was before the enum
+/// (so signatures over it and stored rows are unchanged); a class no member knows does not
+/// decode (before, it decoded and was refused as a malformed outcome).
+#[test]
+fn failure_outcomes_encode_as_their_class_names() {
+    #[derive(serde::Serialize)]
+    enum Before {
+        #[allow(dead_code)]
+        Manifest(String),
+        Failure(String),
+    }
+    for class in FailureClass::ALL {
+        let typed = crate::codec::to_vec(&RevealedOutcome::Failure(class));
+        let before = crate::codec::to_vec(&Before::Failure(class.name().to_string()));
+        assert_eq!(typed, before, "{class}");
+        assert_eq!(
+            crate::codec::from_slice::<RevealedOutcome>(&before, 1024),
+            Ok(RevealedOutcome::Failure(class))
+        );
+        assert_eq!(
+            outcome_digest(&RevealedOutcome::Failure(class)),
+            Some(failure_digest(class.name()))
+        );
+    }
+    let unknown = crate::codec::to_vec(&Before::Failure("segfault".into()));
+    assert!(crate::codec::from_slice::<RevealedOutcome>(&unknown, 1024).is_err());
+}

@@ -22,29 +22,110 @@ pub const ENTRY_FORMAT: u32 = 2;
 /// dissent lists stay far below this).
 pub const MAX_ENTRY_SIZE: usize = 256 * 1024;
 
-/// Failure classes a reveal may name.
-pub const FAILURE_CLASSES: [&str; 9] = [
-    "compile-error",
-    "timeout",
-    "out-of-memory",
-    "too-many-processes",
-    "disk-limit",
-    "sandbox-error",
-    "output-limit",
-    "forbidden-output",
-    "invalid-request",
-];
+/// Why a build failed: the classes a reveal may name. Members that agree on a class agree on
+/// the failure ([`failure_digest`] of its name). Serialised as its name ([`FailureClass::name`],
+/// e.g. `"out-of-memory"`), in reveals, round rows and anywhere else it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// The crate did not compile (cargo exited 101), including a build script that failed.
+    CompileError,
+    /// Over the time limit.
+    Timeout,
+    /// Over the memory limit of the whole process tree.
+    OutOfMemory,
+    /// Over the process (task) limit of the whole process tree: a `fork` was refused.
+    TooManyProcesses,
+    /// The build's disk (target directory and `/tmp`) is full.
+    DiskLimit,
+    /// The sandbox itself failed.
+    SandboxError,
+    /// Over the output cap: the build wrote more than the limit to stdout and stderr.
+    OutputLimit,
+    /// The build left something the host refuses to read where an artifact should be: a
+    /// link, FIFO or device, a file on another filesystem or over the size cap, or a name
+    /// that is not a plain relative path.
+    ForbiddenOutput,
+    /// The request lies about its inputs (it says the lockfile is the one the `.crate`
+    /// ships, and it is not): every member refuses to build it.
+    InvalidRequest,
+}
+
+impl FailureClass {
+    /// Every class, in the order of [`FAILURE_CLASSES`] (metrics count them in this order).
+    pub const ALL: [FailureClass; 9] = [
+        Self::CompileError,
+        Self::Timeout,
+        Self::OutOfMemory,
+        Self::TooManyProcesses,
+        Self::DiskLimit,
+        Self::SandboxError,
+        Self::OutputLimit,
+        Self::ForbiddenOutput,
+        Self::InvalidRequest,
+    ];
+
+    /// Its name, as serialised and as hashed by [`failure_digest`].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CompileError => "compile-error",
+            Self::Timeout => "timeout",
+            Self::OutOfMemory => "out-of-memory",
+            Self::TooManyProcesses => "too-many-processes",
+            Self::DiskLimit => "disk-limit",
+            Self::SandboxError => "sandbox-error",
+            Self::OutputLimit => "output-limit",
+            Self::ForbiddenOutput => "forbidden-output",
+            Self::InvalidRequest => "invalid-request",
+        }
+    }
+
+    /// The class named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Its position in [`FailureClass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The digest a build that failed this way commits to ([`failure_digest`] of its name).
+    pub fn digest(self) -> [u8; 32] {
+        failure_digest(self.name())
+    }
+
+    /// The class whose digest is `digest`, if any.
+    pub fn of_digest(digest: &[u8]) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.digest()[..] == *digest)
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The names of the failure classes a reveal may name, derived from [`FailureClass::ALL`].
+pub const FAILURE_CLASSES: [&str; FailureClass::ALL.len()] = {
+    let mut names = [""; FailureClass::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = FailureClass::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// The digest a failed build commits to: `SHA-256("synchronicity/build-failure/v1\n<class>\n")`.
 pub fn failure_digest(class: &str) -> [u8; 32] {
     sha256(format!("synchronicity/build-failure/v1\n{class}\n").as_bytes())
 }
 
-/// The failure class whose digest is `digest`, if any.
+/// The name of the failure class whose digest is `digest`, if any.
 pub fn failure_class(digest: &[u8]) -> Option<&'static str> {
-    FAILURE_CLASSES
-        .into_iter()
-        .find(|c| failure_digest(c)[..] == *digest)
+    FailureClass::of_digest(digest).map(FailureClass::name)
 }
 
 /// The attestation statement every matching revealer BLS-signs; one aggregate signature
@@ -209,5 +290,34 @@ mod tests {
             assert_eq!(failure_class(&failure_digest(c)), Some(c));
         }
         assert_eq!(failure_class(&[0; 32]), None);
+    }
+
+    /// Each class is serialised as its name, exactly as the string it replaced (reveals and
+    /// stored rows written before the enum decode unchanged), and `ALL` is in index order.
+    #[test]
+    fn failure_classes_serialise_as_their_names() {
+        let names = [
+            "compile-error",
+            "timeout",
+            "out-of-memory",
+            "too-many-processes",
+            "disk-limit",
+            "sandbox-error",
+            "output-limit",
+            "forbidden-output",
+            "invalid-request",
+        ];
+        assert_eq!(FAILURE_CLASSES, names);
+        for (i, c) in FailureClass::ALL.into_iter().enumerate() {
+            assert_eq!(c.index(), i);
+            assert_eq!(c.to_string(), names[i]);
+            assert_eq!(FailureClass::from_name(names[i]), Some(c));
+            assert_eq!(FailureClass::of_digest(&failure_digest(names[i])), Some(c));
+            let bytes = codec::to_vec(&c);
+            assert_eq!(bytes, codec::to_vec(names[i]));
+            assert_eq!(codec::from_slice::<FailureClass>(&bytes, 64), Ok(c));
+        }
+        assert!(codec::from_slice::<FailureClass>(&codec::to_vec("segfault"), 64).is_err());
+        assert_eq!(FailureClass::from_name("segfault"), None);
     }
 }

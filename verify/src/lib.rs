@@ -10,7 +10,8 @@
 //! - [`crypto`]: BLS12-381 (`min_pk`, the IETF POP ciphersuite) and threshold signatures by
 //!   aggregation, with batched verification.
 //! - [`request`], [`manifest`], [`entry`]: the build request with every pin, the artifact
-//!   manifest, and the log entry with its attestation statement.
+//!   manifest, and the log entry with its attestation statement and failure classes.
+//! - [`round`]: the phase a request's round is in.
 //! - [`proof`]: the whole check of a proof file, bound to what the user asked
 //!   ([`Expected`]: crate, version, optionally the `.crate`'s sha256 or the request id).
 //!
@@ -47,17 +48,19 @@ pub mod entry;
 pub mod manifest;
 pub mod proof;
 pub mod request;
+pub mod round;
 #[cfg(any(test, feature = "testkit"))]
 pub mod test_committee;
 pub mod tlog;
 
 pub use committee::{Committee, CommitteeError};
-pub use entry::{LogEntry, Verdict};
+pub use entry::{FailureClass, LogEntry, Verdict};
 pub use manifest::{ArtifactError, Manifest};
 pub use proof::{
     BatchVerifier, Expected, ReproducedBuild, VerifiedRecord, VerifyError, verify_proof,
 };
 pub use request::BuildRequest;
+pub use round::Phase;
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
