@@ -171,7 +171,7 @@ async fn a_member_flooding_large_and_foreign_requests_is_bounded() {
             "member {k}"
         );
         assert!(
-            !n.shared().lock().state.is_open(&foreign.id()),
+            !n.shared().view().state.is_open(&foreign.id()),
             "member {k}"
         );
     }

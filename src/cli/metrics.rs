@@ -27,15 +27,15 @@ pub(super) async fn serve(addr: std::net::SocketAddr, node: &NodeHandle) -> anyh
                 body.truncate(stripped.len());
             }
             let (height, open, last_time_ms) = {
-                let inner = shared.lock();
+                let view = shared.view();
                 (
-                    inner.height,
-                    inner.state.open_count(),
-                    inner.state.last_time_ms(),
+                    view.height,
+                    view.state.open_count(),
+                    view.state.last_time_ms(),
                 )
             };
             let size = shared.store.size().unwrap_or(0);
-            let q = shared.build_queue().status();
+            let q = shared.build_status();
             let cosigned = shared
                 .latest_cosigned()
                 .ok()

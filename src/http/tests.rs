@@ -19,7 +19,7 @@ async fn server() -> (SocketAddr, Arc<Shared>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tc = TestCommittee::new(4, 41);
     let store = LogStore::open(dir.path()).unwrap();
-    let shared = Arc::new(Shared::restore(tc.committee.clone(), 0, store).unwrap());
+    let shared = Arc::new(Shared::restore(tc.committee.clone(), 0, store).unwrap().0);
     let addr = serve_shared("127.0.0.1:0".parse().unwrap(), shared.clone())
         .await
         .unwrap();

@@ -10,17 +10,19 @@
 //! ```
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use super::builder_driver::SubmitError;
 use super::service::BuildService;
+use super::shared::LatestCheckpointError;
 use super::{NodeHandle, run};
-use crate::log::LookupKey;
-use crate::protocol::{LogEntry, Phase};
+use crate::log::{LookupKey, StoreError};
+use crate::protocol::{EntryError, LogEntry, Phase};
 
 /// File name of the socket inside the node directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
@@ -44,6 +46,55 @@ pub enum ControlRequest {
         /// `crate@version` or a request id in hex.
         key: Option<String>,
     },
+}
+
+/// Why a control request failed: at the node (sent back as one line), or on the way.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The builder could not pin the crate.
+    #[error("{0}")]
+    Pin(String),
+    /// The pinning task did not finish.
+    #[error(transparent)]
+    PinTask(#[from] tokio::task::JoinError),
+    /// The node did not order the request.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// The log store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The latest checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] LatestCheckpointError),
+    /// A stored entry does not decode.
+    #[error("entry {index}: {source}")]
+    Entry {
+        /// Its log index.
+        index: u64,
+        /// Why.
+        source: EntryError,
+    },
+    /// The socket could not be reached.
+    #[error("{}: {source} (is the node running?)", .path.display())]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Reading or writing the socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A line is not the JSON of a request or an answer.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The node closed the connection without an answer.
+    #[error("the node closed the control connection")]
+    Closed,
+    /// The node answered with an error (its one line).
+    #[error("{0}")]
+    Node(String),
 }
 
 /// A control answer.
@@ -166,7 +217,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
         let resp = match serde_json::from_str::<ControlRequest>(&line) {
             Ok(req) => match answer(&ctx, req).await {
                 Ok(a) => ControlResponse::Ok(a),
-                Err(e) => ControlResponse::Error(e),
+                Err(e) => ControlResponse::Error(e.to_string()),
             },
             Err(e) => ControlResponse::Error(format!("bad control request: {e}")),
         };
@@ -180,7 +231,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
 
 use tokio::io::AsyncReadExt as _;
 
-async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, String> {
+async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, ControlError> {
     match req {
         ControlRequest::Submit {
             krate,
@@ -190,8 +241,8 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, String>
             let service = ctx.service.clone();
             let request =
                 tokio::task::spawn_blocking(move || service.pin(&krate, &version, lockfile))
-                    .await
-                    .map_err(|e| e.to_string())??;
+                    .await?
+                    .map_err(ControlError::Pin)?;
             let id = run::submit(&ctx.commands, request).await?;
             Ok(ControlAnswer::Submitted {
                 id: hex::encode(id),
@@ -201,16 +252,15 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, String>
     }
 }
 
-fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
+fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
     let s = &ctx.shared;
     let (applied_height, open, last_block_ms) = {
-        let inner = s.lock();
-        let open = inner
+        let view = s.view();
+        let open = view
             .state
             .open_requests()
             .filter_map(|(id, _)| {
-                inner
-                    .state
+                view.state
                     .round_status(id, &s.committee)
                     .map(|st| (*id, st))
             })
@@ -229,17 +279,16 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
                 revealed: st.revealed,
             })
             .collect();
-        (inner.height, open, inner.state.last_time_ms())
+        (view.height, open, view.state.last_time_ms())
     };
-    let (log_size, root) = s.store.head().map_err(|e| e.to_string())?;
+    let (log_size, root) = s.store.head()?;
     let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
     let cosigned = |index: u64| checkpoint_size.is_some_and(|c| c > index);
     let lookup = key.as_deref().and_then(LookupKey::parse);
     let variants: Vec<EntryStatus> = match &lookup {
         Some(LookupKey::Crate(spec)) => s
             .store
-            .variant_entries(spec)
-            .map_err(|e| e.to_string())?
+            .variant_entries(spec)?
             .into_iter()
             .map(|(index, entry)| EntryStatus {
                 index,
@@ -247,28 +296,25 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
                 cosigned: cosigned(index),
             })
             .collect(),
-        Some(LookupKey::Request(id)) => {
-            match s.store.lookup_request(id).map_err(|e| e.to_string())? {
-                Some(index) => {
-                    let bytes = s.store.entry(index).map_err(|e| e.to_string())?;
-                    let entry =
-                        LogEntry::decode(&bytes).map_err(|e| format!("entry {index}: {e}"))?;
-                    vec![EntryStatus {
-                        index,
-                        entry,
-                        cosigned: cosigned(index),
-                    }]
-                }
-                None => Vec::new(),
+        Some(LookupKey::Request(id)) => match s.store.lookup_request(id)? {
+            Some(index) => {
+                let bytes = s.store.entry(index)?;
+                let entry = LogEntry::decode(&bytes)
+                    .map_err(|source| ControlError::Entry { index, source })?;
+                vec![EntryStatus {
+                    index,
+                    entry,
+                    cosigned: cosigned(index),
+                }]
             }
-        }
+            None => Vec::new(),
+        },
         None => Vec::new(),
     };
     let chosen = match &lookup {
         Some(k) => s
             .store
-            .resolve_for(k, Some(&s.committee.build().target))
-            .map_err(|e| e.to_string())?
+            .resolve_for(k, Some(&s.committee.build().target))?
             .ok(),
         None => None,
     };
@@ -278,7 +324,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
         applied_height,
         last_block_ms,
         halted: s.halted(),
-        builds: s.build_queue().status(),
+        builds: s.build_status(),
         log_size,
         root: hex::encode(root),
         checkpoint_size,
@@ -290,25 +336,22 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, String> {
 }
 
 /// Sends one request to the node at `dir` and returns its answer.
-pub async fn request(dir: &Path, req: &ControlRequest) -> Result<ControlAnswer, String> {
+pub async fn request(dir: &Path, req: &ControlRequest) -> Result<ControlAnswer, ControlError> {
     let path = dir.join(CONTROL_SOCKET);
     let stream = UnixStream::connect(&path)
         .await
-        .map_err(|e| format!("{}: {e} (is the node running?)", path.display()))?;
+        .map_err(|source| ControlError::Connect {
+            path: path.clone(),
+            source,
+        })?;
     let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(req)?;
     line.push('\n');
-    w.write_all(line.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    w.write_all(line.as_bytes()).await?;
     let mut lines = BufReader::new(r.take(MAX_LINE as u64)).lines();
-    let answer = lines
-        .next_line()
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the node closed the control connection")?;
-    match serde_json::from_str::<ControlResponse>(&answer).map_err(|e| e.to_string())? {
+    let answer = lines.next_line().await?.ok_or(ControlError::Closed)?;
+    match serde_json::from_str::<ControlResponse>(&answer)? {
         ControlResponse::Ok(a) => Ok(a),
-        ControlResponse::Error(e) => Err(e),
+        ControlResponse::Error(e) => Err(ControlError::Node(e)),
     }
 }

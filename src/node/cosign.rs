@@ -52,6 +52,15 @@ pub(crate) enum CosignError {
     NotOurRoot,
 }
 
+/// A cosigned checkpoint could not be written (the disk or the database failed: the node
+/// halts with this line).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot store the cosigned checkpoint of size {size}: {source}")]
+pub(crate) struct CheckpointWriteError {
+    size: u64,
+    source: crate::log::StoreError,
+}
+
 /// What [`Collector::add`] did with a cosignature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
@@ -230,7 +239,7 @@ impl Collector {
         &mut self,
         committee: &Committee,
         store: &LogStore,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, CheckpointWriteError> {
         let Ok(our_size) = store.size() else {
             return Ok(None);
         };
@@ -284,10 +293,8 @@ impl Collector {
                 Ok(c) => match store.put_checkpoint(&c) {
                     Ok(()) => stored = Some(size),
                     // The disk or the database failed: the node cannot go on.
-                    Err(e @ crate::log::StoreError::Db(_)) => {
-                        return Err(format!(
-                            "cannot store the cosigned checkpoint of size {size}: {e}"
-                        ));
+                    Err(source @ crate::log::StoreError::Db(_)) => {
+                        return Err(CheckpointWriteError { size, source });
                     }
                     Err(e) => tracing::warn!(size, "cannot store the cosigned checkpoint: {e}"),
                 },
@@ -336,11 +343,11 @@ mod tests {
         assert_eq!(col.add(c, &store, 1, &s1), Ok(Added::Verified));
         col.add(c, &store, 0, &sign(c, &tc.bls[0], 2, root))
             .unwrap();
-        assert_eq!(col.finish(c, &store), Ok(None), "two of t = 3");
+        assert_eq!(col.finish(c, &store).unwrap(), None, "two of t = 3");
         assert!(store.latest_checkpoint().unwrap().is_none());
         col.add(c, &store, 3, &sign(c, &tc.bls[3], 2, root))
             .unwrap();
-        assert_eq!(col.finish(c, &store), Ok(Some(2)));
+        assert_eq!(col.finish(c, &store).unwrap(), Some(2));
         let note = store.latest_checkpoint().unwrap().unwrap();
         let cp = CosignedCheckpoint::verify(&note, c).unwrap();
         assert_eq!(cp.checkpoint().root, root);
@@ -349,7 +356,7 @@ mod tests {
             col.add(c, &store, 0, &sign(c, &tc.bls[0], 5, [1; 32])),
             Ok(Added::Deferred)
         );
-        assert_eq!(col.finish(c, &store), Ok(None));
+        assert_eq!(col.finish(c, &store).unwrap(), None);
         let mut bad = sign(c, &tc.bls[0], 2, root);
         bad.root.pop();
         assert_eq!(col.add(c, &store, 0, &bad), Err(CosignError::Malformed));
@@ -377,9 +384,9 @@ mod tests {
             );
         }
         assert_eq!(col.verifications(), 0);
-        assert_eq!(col.finish(c, &store), Ok(None), "our log is empty");
+        assert_eq!(col.finish(c, &store).unwrap(), None, "our log is empty");
         store.append(&[b"e0".to_vec()], Some(1)).unwrap();
-        assert_eq!(col.finish(c, &store), Ok(Some(1)));
+        assert_eq!(col.finish(c, &store).unwrap(), Some(1));
         assert_eq!(col.verifications(), 4);
         let note = store.latest_checkpoint().unwrap().unwrap();
         let cp = CosignedCheckpoint::verify(&note, c).unwrap();
@@ -423,6 +430,6 @@ mod tests {
         );
         col.add(c, &store, 2, &sign(c, &tc.bls[2], 1, root))
             .unwrap();
-        assert_eq!(col.finish(c, &store), Ok(Some(1)));
+        assert_eq!(col.finish(c, &store).unwrap(), Some(1));
     }
 }

@@ -30,9 +30,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::app::Shared;
 use super::run::{self, Command};
 use super::service::BuildService;
+use super::shared::Shared;
 use crate::builder::{IndexPoll, Registry, index_versions};
 use crate::crypto::sha256;
 use crate::protocol::Verdict;
@@ -131,6 +131,20 @@ impl CrateState {
         }
         before != (self.seen.len(), self.candidates.len())
     }
+}
+
+/// Why a followed release could not be ordered (counted, logged, tried again next poll).
+#[derive(Debug, thiserror::Error)]
+enum OrderError {
+    /// The builder could not pin it.
+    #[error("{0}")]
+    Pin(String),
+    /// The pinning task did not finish.
+    #[error(transparent)]
+    PinTask(#[from] tokio::task::JoinError),
+    /// The node did not order it.
+    #[error(transparent)]
+    Submit(#[from] super::SubmitError),
 }
 
 /// The member that orders `spec` first.
@@ -260,8 +274,8 @@ async fn order_candidates(
         let (service, krate, v) = (service.clone(), name.to_string(), version.clone());
         let pinned = match tokio::task::spawn_blocking(move || service.pin(&krate, &v, None)).await
         {
-            Ok(r) => r,
-            Err(e) => Err(e.to_string()),
+            Ok(r) => r.map_err(OrderError::Pin),
+            Err(e) => Err(OrderError::PinTask(e)),
         };
         if let Ok(p) = &pinned
             && known_after_pin(&shared.default_requests(&spec), &p.request)
@@ -270,11 +284,11 @@ async fn order_candidates(
             changed = true;
             continue;
         }
-        if shared.lock().mempool.has_request_for(&spec) {
+        if shared.mempool.has_request_for(&spec) {
             tracing::debug!(spec = %spec, "a request for this release waits unordered in the mempool; ordering the default variant anyway");
         }
         let result = match pinned {
-            Ok(p) => run::submit(commands, p).await,
+            Ok(p) => run::submit(commands, p).await.map_err(OrderError::Submit),
             Err(e) => Err(e),
         };
         match result {

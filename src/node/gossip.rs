@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 
 use synchronicity_net::Validation;
 
-use super::app::Shared;
 use super::mempool::Refused;
+use super::shared::Shared;
 use crate::protocol::{Body, SignedMessage};
 
 /// The verdict on gossiped message bytes `data`; an accepted message is in the mempool.
@@ -41,23 +41,23 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
     if let Err(e) = shared.envelopes.verify(&msg, &shared.committee) {
         return invalid(&e);
     }
-    let mut inner = shared.lock();
     // Commitments and reveals only for open rounds: a member cannot fill the pool with
     // messages about requests that do not exist (its author re-publishes a message that
-    // arrived before we applied the request's block).
+    // arrived before we applied the request's block). Read from the published view: a
+    // round that closes meanwhile is pruned from the pool after the next height.
     if let Body::Commit { request_id, .. } | Body::Reveal { request_id, .. } = &msg.body {
+        let view = shared.view();
         let open =
-            <[u8; 32]>::try_from(request_id.as_slice()).is_ok_and(|id| inner.state.is_open(&id));
+            <[u8; 32]>::try_from(request_id.as_slice()).is_ok_and(|id| view.state.is_open(&id));
         if !open {
             return Validation::Ignore;
         }
     }
     let signer = msg.signer;
-    match inner.mempool.insert(msg, false) {
+    match shared.mempool.insert(msg, false) {
         Ok(()) => Validation::Accept,
         Err(Refused::Duplicate) => Validation::Ignore,
         Err(e) => {
-            drop(inner);
             shared
                 .counters
                 .mempool_refused_over_budget
@@ -88,7 +88,7 @@ mod tests {
     fn invalid_messages_are_rejected_before_the_mempool() {
         let dir = tempfile::tempdir().unwrap();
         let tc = TestCommittee::new(4, 61);
-        let shared =
+        let (shared, _) =
             Shared::restore(tc.committee.clone(), 0, LogStore::open(dir.path()).unwrap()).unwrap();
         let sign = |m: usize, body: Body| {
             SignedMessage::sign(
@@ -99,7 +99,7 @@ mod tests {
             )
             .to_cbor()
         };
-        let pooled = || shared.lock().mempool.len();
+        let pooled = || shared.mempool.len();
 
         let mut other_target = request("a", "1.0.0", "l");
         other_target.request.target = "aarch64-unknown-linux-gnu".into();

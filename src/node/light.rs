@@ -9,56 +9,105 @@
 
 use synchronicity_light::{LightRequest, LightResponse, MAX_CHUNK, MAX_PROOF_BATCH};
 
-use super::app::Shared;
-use crate::log::{CosignedCheckpoint, LookupKey};
+use super::shared::{LatestCheckpointError, Shared};
+use crate::log::{CosignedCheckpoint, LookupKey, StoreError};
+
+/// Why a light request has no answer (sent back as one line, `NotFound`).
+#[derive(Debug, thiserror::Error)]
+enum LightError {
+    /// No checkpoint is cosigned yet.
+    #[error("no cosigned checkpoint yet")]
+    NoCheckpoint,
+    /// The latest checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] LatestCheckpointError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key that is no lookup key.
+    #[error("{0:?} is neither CRATE@VERSION nor a request id")]
+    BadKey(String),
+    /// Nothing answers the key (the lookup's own line).
+    #[error("{0}")]
+    NoEntry(String),
+    /// The entry is beyond the latest cosigned checkpoint.
+    #[error("the entry for {0} is not yet under a cosigned checkpoint")]
+    NotCosigned(String),
+    /// A consistency proof between sizes the log does not have.
+    #[error("no consistency proof from {old} to {new} in a log of size {size}")]
+    NoConsistency {
+        /// From.
+        old: u64,
+        /// To.
+        new: u64,
+        /// Our log's size.
+        size: u64,
+    },
+    /// A blob or artifact name that is not 32 bytes.
+    #[error("{0} is named by 32 bytes")]
+    BadName(&'static str),
+    /// No text with that hash.
+    #[error("no text with sha256 {0}")]
+    NoBlob(String),
+    /// Too many keys in one request.
+    #[error("at most {MAX_PROOF_BATCH} keys in one request")]
+    TooManyKeys,
+    /// This member keeps no artifacts.
+    #[error("this member keeps no artifacts")]
+    NoArtifacts,
+    /// The artifact store could not be read.
+    #[error(transparent)]
+    Artifacts(#[from] std::io::Error),
+    /// No artifact with that hash.
+    #[error("no artifact with sha256 {0}")]
+    NoArtifact(String),
+    /// The client remembers a size beyond our checkpoint.
+    #[error("remembered size {old} is beyond this member's checkpoint size {new}")]
+    Ahead {
+        /// The client's size.
+        old: u64,
+        /// Our checkpoint's.
+        new: u64,
+    },
+}
 
 /// The answer to `req`.
 pub(crate) fn serve(shared: &Shared, req: &LightRequest) -> LightResponse {
     match answer(shared, req) {
         Ok(r) => r,
-        Err(e) => LightResponse::NotFound(e),
+        Err(e) => LightResponse::NotFound(e.to_string()),
     }
 }
 
-fn latest(shared: &Shared) -> Result<CosignedCheckpoint, String> {
-    shared
-        .latest_cosigned()?
-        .ok_or_else(|| "no cosigned checkpoint yet".to_string())
+fn latest(shared: &Shared) -> Result<CosignedCheckpoint, LightError> {
+    shared.latest_cosigned()?.ok_or(LightError::NoCheckpoint)
 }
 
 /// The proof file for `key` under `cp`.
-fn proof_for(shared: &Shared, cp: &CosignedCheckpoint, key: &str) -> Result<String, String> {
-    let lookup = LookupKey::parse(key)
-        .ok_or_else(|| format!("{key:?} is neither CRATE@VERSION nor a request id"))?;
+fn proof_for(shared: &Shared, cp: &CosignedCheckpoint, key: &str) -> Result<String, LightError> {
+    let lookup = LookupKey::parse(key).ok_or_else(|| LightError::BadKey(key.to_string()))?;
     let index = shared
         .store
-        .resolve_for(&lookup, Some(&shared.committee.build().target))
-        .map_err(|e| e.to_string())??;
+        .resolve_for(&lookup, Some(&shared.committee.build().target))?
+        .map_err(LightError::NoEntry)?;
     if cp.checkpoint().size <= index {
-        return Err(format!(
-            "the entry for {key} is not yet under a cosigned checkpoint"
-        ));
+        return Err(LightError::NotCosigned(key.to_string()));
     }
-    let file = shared
-        .store
-        .proof_file(index, cp)
-        .map_err(|e| e.to_string())?;
-    Ok(file.format())
+    Ok(shared.store.proof_file(index, cp)?.format())
 }
 
-fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> {
+fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, LightError> {
     match req {
         LightRequest::Consistency { old, new } => {
-            let size = shared.store.size().map_err(|e| e.to_string())?;
+            let size = shared.store.size()?;
             if old > new || *new > size {
-                return Err(format!(
-                    "no consistency proof from {old} to {new} in a log of size {size}"
-                ));
+                return Err(LightError::NoConsistency {
+                    old: *old,
+                    new: *new,
+                    size,
+                });
             }
-            let proof = shared
-                .store
-                .consistency_proof(*old, *new)
-                .map_err(|e| e.to_string())?;
+            let proof = shared.store.consistency_proof(*old, *new)?;
             Ok(LightResponse::Consistency(
                 proof
                     .into_iter()
@@ -70,12 +119,11 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> 
             let sha: [u8; 32] = sha256
                 .as_slice()
                 .try_into()
-                .map_err(|_| "a blob is named by 32 bytes".to_string())?;
+                .map_err(|_| LightError::BadName("a blob"))?;
             let blob = shared
                 .store
-                .blob(&sha)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no text with sha256 {}", hex::encode(sha)))?;
+                .blob(&sha)?
+                .ok_or_else(|| LightError::NoBlob(hex::encode(sha)))?;
             Ok(LightResponse::Blob(serde_bytes::ByteBuf::from(blob)))
         }
         LightRequest::Proof { key } => {
@@ -84,26 +132,24 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> 
         }
         LightRequest::Proofs { keys } => {
             if keys.len() > MAX_PROOF_BATCH {
-                return Err(format!("at most {MAX_PROOF_BATCH} keys in one request"));
+                return Err(LightError::TooManyKeys);
             }
             let cp = latest(shared)?;
             Ok(LightResponse::Proofs(
-                keys.iter().map(|k| proof_for(shared, &cp, k)).collect(),
+                keys.iter()
+                    .map(|k| proof_for(shared, &cp, k).map_err(|e| e.to_string()))
+                    .collect(),
             ))
         }
         LightRequest::Artifact { sha256, offset } => {
             let sha: [u8; 32] = sha256
                 .as_slice()
                 .try_into()
-                .map_err(|_| "an artifact is named by 32 bytes".to_string())?;
-            let store = shared
-                .artifacts
-                .as_ref()
-                .ok_or_else(|| "this member keeps no artifacts".to_string())?;
+                .map_err(|_| LightError::BadName("an artifact"))?;
+            let store = shared.artifacts.as_ref().ok_or(LightError::NoArtifacts)?;
             let (total, data) = store
-                .chunk(&sha, *offset, MAX_CHUNK)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no artifact with sha256 {}", hex::encode(sha)))?;
+                .chunk(&sha, *offset, MAX_CHUNK)?
+                .ok_or_else(|| LightError::NoArtifact(hex::encode(sha)))?;
             Ok(LightResponse::Chunk {
                 total,
                 offset: *offset,
@@ -114,15 +160,8 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, String> 
             let cp = latest(shared)?;
             let new = cp.checkpoint().size;
             let proof = match old_size {
-                Some(old) if *old > new => {
-                    return Err(format!(
-                        "remembered size {old} is beyond this member's checkpoint size {new}"
-                    ));
-                }
-                Some(old) => shared
-                    .store
-                    .consistency_proof(*old, new)
-                    .map_err(|e| e.to_string())?,
+                Some(old) if *old > new => return Err(LightError::Ahead { old: *old, new }),
+                Some(old) => shared.store.consistency_proof(*old, new)?,
                 None => Vec::new(),
             };
             Ok(LightResponse::Checkpoint {

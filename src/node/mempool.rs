@@ -10,8 +10,17 @@
 //! A peer's message older than [`MAX_AGE`] is dropped. Our own stay until ordered or
 //! pointless (a request may wait hours for its member's open-round bound; the per-author
 //! bounds hold them).
+//!
+//! Ownership: the pool is fed by the node loop (gossip admission, our own messages) and read
+//! by the consensus thread (the proposer's selection, `has_work`, pruning after a height), so
+//! it is the one piece of mutable state two threads share: [`MessagePool`], behind its own
+//! mutex. That lock is a LEAF: it is held only for the pool's own map operations (an insert,
+//! a snapshot of the candidates, a prune); nothing else is locked, no signature is checked
+//! and no disk is touched while it is held. Selection runs on a snapshot (messages are
+//! shared `Arc`s, so a snapshot copies pointers), after the lock is released.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::crypto::sha256;
@@ -31,7 +40,7 @@ pub(crate) const MAX_BYTES_PER_SIGNER: usize = 64 * 1024 * 1024;
 pub(crate) const MAX_REPUBLISH: usize = 64;
 
 struct Pending {
-    msg: SignedMessage,
+    msg: Arc<SignedMessage>,
     size: usize,
     since: Instant,
     /// Ours: re-published until ordered.
@@ -143,7 +152,7 @@ impl Mempool {
             (
                 h,
                 Pending {
-                    msg,
+                    msg: Arc::new(msg),
                     size: bytes.len(),
                     since: Instant::now(),
                     own,
@@ -153,30 +162,12 @@ impl Mempool {
         Ok(())
     }
 
-    /// The messages a block at `now_ms` can include, in arrival order, within the
-    /// committee's block limits.
-    pub(crate) fn select(
-        &self,
-        state: &ProtocolState,
-        now_ms: u64,
-        env: Env<'_>,
-    ) -> Vec<SignedMessage> {
-        let candidates: Vec<(&SignedMessage, usize)> = self
-            .by_seq
+    /// The pool's messages with their sizes, in arrival order (shared, not copied).
+    fn candidates(&self) -> Vec<(Arc<SignedMessage>, usize)> {
+        self.by_seq
             .values()
-            .map(|(_, p)| (&p.msg, p.size))
-            .collect();
-        state
-            .select(&candidates, now_ms, env)
-            .into_iter()
-            .map(|i| candidates[i].0.clone())
+            .map(|(_, p)| (p.msg.clone(), p.size))
             .collect()
-    }
-
-    /// Whether a block at `now_ms` would include anything (cheap: stops at the first).
-    pub(crate) fn has_applicable(&self, state: &ProtocolState, now_ms: u64, env: Env<'_>) -> bool {
-        let candidates: Vec<&SignedMessage> = self.by_seq.values().map(|(_, p)| &p.msg).collect();
-        state.any_applicable(&candidates, now_ms, env)
     }
 
     /// Our own messages not yet ordered and older than `age`, at most [`MAX_REPUBLISH`]
@@ -189,7 +180,7 @@ impl Mempool {
         age: Duration,
         state: &ProtocolState,
         me: u32,
-    ) -> Vec<SignedMessage> {
+    ) -> Vec<Arc<SignedMessage>> {
         let due = || {
             self.by_seq
                 .values()
@@ -218,12 +209,12 @@ impl Mempool {
         }
     }
 
-    /// Drops what `block` included, requests already ordered, commitments and reveals for
-    /// rounds no longer open (decided; gossip admits them only for open rounds), and
-    /// peers' messages older than [`MAX_AGE`].
-    pub(crate) fn prune(&mut self, block: &Block, state: &ProtocolState) {
-        for m in &block.messages {
-            if let Some(seq) = self.by_hash.get(&sha256(&m.to_cbor())).copied() {
+    /// Drops what `block` included (`included`: the SHA-256 of each of its messages' CBOR),
+    /// requests already ordered, commitments and reveals for rounds no longer open (decided;
+    /// gossip admits them only for open rounds), and peers' messages older than [`MAX_AGE`].
+    fn prune(&mut self, included: &[[u8; 32]], state: &ProtocolState) {
+        for h in included {
+            if let Some(seq) = self.by_hash.get(h).copied() {
                 self.remove_seq(seq);
             }
         }
@@ -246,6 +237,89 @@ impl Mempool {
         for s in stale {
             self.remove_seq(s);
         }
+    }
+}
+
+/// The mempool, shared by the node loop and the consensus thread behind a leaf lock (see
+/// the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct MessagePool {
+    pool: Mutex<Mempool>,
+}
+
+impl MessagePool {
+    /// The pool (a poisoned lock is recovered: every operation leaves the maps consistent
+    /// before it can fail).
+    fn pool(&self) -> MutexGuard<'_, Mempool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a message whose envelope was verified, or says why not (see [`Mempool::insert`]).
+    pub(crate) fn insert(&self, msg: SignedMessage, own: bool) -> Result<(), Refused> {
+        self.pool().insert(msg, own)
+    }
+
+    /// The messages a block at `now_ms` can include, in block order, within the
+    /// committee's block limits (chosen on a snapshot, without the lock).
+    pub(crate) fn select(
+        &self,
+        state: &ProtocolState,
+        now_ms: u64,
+        env: Env<'_>,
+    ) -> Vec<SignedMessage> {
+        let candidates = self.pool().candidates();
+        let refs: Vec<(&SignedMessage, usize)> =
+            candidates.iter().map(|(m, size)| (&**m, *size)).collect();
+        state
+            .select(&refs, now_ms, env)
+            .into_iter()
+            .map(|i| refs[i].0.clone())
+            .collect()
+    }
+
+    /// Whether a block at `now_ms` would include anything (stops at the first; on a
+    /// snapshot, without the lock).
+    pub(crate) fn has_applicable(&self, state: &ProtocolState, now_ms: u64, env: Env<'_>) -> bool {
+        let candidates = self.pool().candidates();
+        let refs: Vec<&SignedMessage> = candidates.iter().map(|(m, _)| &**m).collect();
+        state.any_applicable(&refs, now_ms, env)
+    }
+
+    /// Our own messages due for re-publishing (see [`Mempool::own_due`]).
+    pub(crate) fn own_due(
+        &self,
+        age: Duration,
+        state: &ProtocolState,
+        me: u32,
+    ) -> Vec<Arc<SignedMessage>> {
+        self.pool().own_due(age, state, me)
+    }
+
+    /// Drops what the applied `block` made pointless (its messages' hashes are computed
+    /// before the lock is taken).
+    pub(crate) fn prune(&self, block: &Block, state: &ProtocolState) {
+        let included: Vec<[u8; 32]> = block
+            .messages
+            .iter()
+            .map(|m| sha256(&m.to_cbor()))
+            .collect();
+        self.pool().prune(&included, state);
+    }
+
+    /// Bytes `signer`'s messages take in the pool.
+    pub(crate) fn bytes_of(&self, signer: u32) -> usize {
+        self.pool().bytes_of(signer)
+    }
+
+    /// True if a request for `spec` (`crate@version`, any variant) waits here.
+    pub(crate) fn has_request_for(&self, spec: &str) -> bool {
+        self.pool().has_request_for(spec)
+    }
+
+    /// Messages in the pool.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.pool().len()
     }
 }
 
@@ -283,7 +357,7 @@ mod tests {
         let state = ProtocolState::new(ProtocolParams::default());
         let due = pool.own_due(Duration::ZERO, &state, 1);
         assert_eq!(due.len(), MAX_REPUBLISH);
-        assert_eq!(due[0], sign(1, commit(7)));
+        assert_eq!(*due[0], sign(1, commit(7)));
         assert!(due[1..].iter().all(|m| matches!(m.body, Body::Request(_))));
 
         let at_bound = ProtocolState::new(ProtocolParams {
@@ -292,7 +366,7 @@ mod tests {
         });
         assert_eq!(
             pool.own_due(Duration::ZERO, &at_bound, 1),
-            vec![sign(1, commit(7))]
+            vec![Arc::new(sign(1, commit(7)))]
         );
         assert!(pool.own_due(Duration::from_secs(60), &state, 1).is_empty());
     }

@@ -5,28 +5,40 @@
 //! DIR/identity.key, bls.key, member.toml   keys (see node_dir)
 //! DIR/log/log.redb                         the log, decided blocks, checkpoints
 //! DIR/consensus.wal                        inputs of the height in progress
-//! DIR/rounds.redb                          our committed outcome and salt per open round
+//! DIR/rounds.redb                          our rounds: submitted, built (outcome, salt), committed, revealed
 //! ```
+//!
+//! Inside, each piece of state has one owner (docs/node.md, "Owners, threads and
+//! channels"): the consensus app (`app.rs`) owns the protocol state and publishes a
+//! [`StateView`] after each height; the node loop (`run.rs`) is a thin shell over parts
+//! that own the rest: the outbox (our keys, gossip, the actor's queue), the builder driver
+//! (build queue, builds, `rounds.redb`, driven by the pure `lifecycle.rs`), catch-up
+//! (`sync.rs`), cosigning and the answers in flight. [`Shared`] is what they all read.
 //!
 //! Restart: the open rounds are loaded from the rows stored with the applied height, consensus resumes
 //! at the first unapplied height and replays its WAL, open rounds resume (build, commit or
 //! reveal as needed), and missing heights are fetched from members with their commit
 //! certificates.
 
+mod answers;
 mod app;
 pub mod artifacts;
+mod builder_driver;
 pub mod control;
 pub(crate) mod cosign;
-mod duties;
+mod cosigning;
 pub mod follow;
 mod gossip;
+mod lifecycle;
 mod light;
 mod mempool;
+mod outbox;
 mod outgoing;
 mod own;
 pub mod queue;
 mod run;
 mod service;
+mod shared;
 mod sync;
 pub mod wire;
 
@@ -37,12 +49,15 @@ use std::time::Duration;
 use arc_malachitebft_core_types::LinearTimeouts;
 use arc_malachitebft_signing_ed25519::PrivateKey;
 use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, TopicConfig};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use app::{NodeCounters, Shared, decode_block, new_entry, now_ms};
+pub use app::{DecodeBlockError, decode_block, new_entry, now_ms};
+pub use builder_driver::SubmitError;
 pub use outgoing::{HonestMessages, OutgoingMessages};
+pub use own::OwnRoundsError;
 pub use service::{BuildService, SandboxBuildService};
+pub use shared::{AppState, LatestCheckpointError, NodeCounters, RestoreError, Shared, StateView};
 
 use crate::committee::Committee;
 use crate::consensus::actor::{self, ActorConfig};
@@ -51,6 +66,7 @@ use crate::consensus::{Core, Ctx, Height, HonestFrames, OutgoingFrames, Validato
 use crate::log::LogStore;
 use crate::protocol::{MAX_MESSAGE_SIZE, RoundStatus};
 use crate::request::PinnedRequest;
+use queue::BuildQueue;
 
 /// Everything a node needs besides its builder.
 #[derive(Debug, Clone)]
@@ -130,9 +146,15 @@ pub enum NodeError {
     /// The node's BLS key is not the committee's key for it.
     #[error("bls.key does not match the committee's key for this member")]
     WrongBlsKey,
-    /// The log store could not be opened or is inconsistent.
+    /// The log store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::log::StoreError),
+    /// The node's state could not be restored from its log store.
     #[error("log store: {0}")]
-    Store(String),
+    Restore(#[from] RestoreError),
+    /// `rounds.redb` could not be opened.
+    #[error(transparent)]
+    Rounds(#[from] OwnRoundsError),
     /// The WAL could not be opened.
     #[error("{0}")]
     Wal(#[from] crate::consensus::wal::WalError),
@@ -174,12 +196,12 @@ pub async fn start(
     if committee.members()[me].bls_public_key != keys.bls.public_key() {
         return Err(NodeError::WrongBlsKey);
     }
-    let store =
-        LogStore::open(&config.dir.join("log")).map_err(|e| NodeError::Store(e.to_string()))?;
+    let store = LogStore::open(&config.dir.join("log"))?;
+    let (shared, app_state) = Shared::restore(committee.clone(), me as u32, store)?;
+    let (queue_tx, queue_rx) = watch::channel(BuildQueue::new(config.max_parallel_builds));
     let shared = Arc::new(
-        Shared::restore(committee.clone(), me as u32, store)
-            .map_err(NodeError::Store)?
-            .with_build_queue(config.max_parallel_builds)
+        shared
+            .with_builds(queue_rx)
             .with_artifacts(config.artifacts.clone()),
     );
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
@@ -211,8 +233,8 @@ pub async fn start(
     let key = PrivateKey::from(keys.identity.secret_bytes());
     let core = Core::new(ctx, vs, key, config.timeouts);
     let (app_tx, app_rx) = mpsc::unbounded_channel();
-    let app = app::NodeApp::new(shared.clone(), app_tx);
-    let first_height = Height(shared.lock().height + 1);
+    let first_height = Height(app_state.height + 1);
+    let app = app::NodeApp::new(shared.clone(), app_state, app_tx);
     let peers: Vec<PeerId> = committee
         .members()
         .iter()
@@ -233,38 +255,47 @@ pub async fn start(
     );
 
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (built_tx, built_rx) = mpsc::unbounded_channel();
+    let (builds_tx, builds_rx) = mpsc::unbounded_channel();
     let (synced_tx, synced_rx) = mpsc::unbounded_channel();
+    let outbox = outbox::Outbox::new(
+        shared.clone(),
+        net.clone(),
+        actor_tx,
+        outbox::Keys {
+            identity: keys.identity,
+            bls: keys.bls,
+        },
+        config.outgoing_messages.clone(),
+    );
     let node_loop = run::NodeLoop {
         shared: shared.clone(),
-        net: net.clone(),
-        actor: actor_tx,
-        identity: keys.identity,
-        bls: keys.bls,
-        service,
-        outgoing: config.outgoing_messages.clone(),
-        rounds,
-        collector: Default::default(),
-        last_cosign: None,
-        helped_late: None,
-        fetched_checkpoint: None,
-        built_tx,
-        synced_tx,
-        sync_inflight: false,
-        last_sync: None,
-        sync_turn: me,
-        submitted: Default::default(),
-        answers: Default::default(),
+        outbox,
+        builder: builder_driver::BuilderDriver::new(
+            shared.clone(),
+            service,
+            rounds,
+            queue_tx,
+            builds_tx,
+        ),
+        catchup: sync::Catchup::new(me, synced_tx),
+        cosigning: cosigning::Cosigning::new(shared.clone(), run::REPUBLISH),
+        answers: answers::Answers::new(shared.clone()),
     };
     let follower = config.follow.clone().map(|f| {
         tokio::spawn(follow::run(
             f,
             shared.clone(),
             cmd_tx.clone(),
-            node_loop.service.clone(),
+            node_loop.builder.service().clone(),
         ))
     });
-    let loop_task = tokio::spawn(node_loop.run(net_events, app_rx, cmd_rx, built_rx, synced_rx));
+    let loop_task = tokio::spawn(node_loop.run(run::Inputs {
+        net: net_events,
+        app: app_rx,
+        commands: cmd_rx,
+        builds: builds_rx,
+        synced: synced_rx,
+    }));
     // The consensus actor ends on shutdown, or because it cannot go on: then the node halts.
     let watcher = tokio::spawn({
         let shared = shared.clone();
@@ -293,14 +324,14 @@ pub async fn start(
 impl NodeHandle {
     /// Orders a pinned request: signs it, gossips it, and proposes it when our turn comes.
     /// Returns its id (also when it was already ordered).
-    pub async fn submit(&self, request: PinnedRequest) -> Result<[u8; 32], String> {
+    pub async fn submit(&self, request: PinnedRequest) -> Result<[u8; 32], SubmitError> {
         run::submit(&self.commands, request).await
     }
 
     /// The open round of `id`, or `None` when it is not open (unknown or decided).
     pub fn round_status(&self, id: &[u8; 32]) -> Option<RoundStatus> {
         self.shared
-            .lock()
+            .view()
             .state
             .round_status(id, &self.shared.committee)
     }
@@ -317,7 +348,7 @@ impl NodeHandle {
 
     /// Last applied height.
     pub fn applied_height(&self) -> u64 {
-        self.shared.lock().height
+        self.shared.view().height
     }
 
     /// The shared state (log store, committee).

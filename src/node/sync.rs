@@ -5,39 +5,62 @@
 use std::time::Duration;
 
 use synchronicity_net::{PeerId, RequestKind};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::app::Shared;
-use super::run::NodeLoop;
+use super::outbox::Outbox;
+use super::shared::Shared;
 use super::wire::{SYNC_BATCH, SYNC_BYTES, SyncRequest, SyncResponse, decode, encode};
 use crate::consensus::actor::ActorInput;
 use crate::consensus::record::DecidedRecord;
-use crate::log::CosignedCheckpoint;
 
 /// Least time between two sync requests.
 const SYNC_SPACING: Duration = Duration::from_millis(300);
 
-impl NodeLoop {
+/// Our side of catch-up: at most one sync request in flight, at least [`SYNC_SPACING`]
+/// apart, to the connected members in turn. Answers come back on the loop's `synced`
+/// channel (unbounded: at most one answer is ever in flight).
+pub(crate) struct Catchup {
+    inflight: bool,
+    last_sync: Option<Instant>,
+    /// Which connected member is asked next.
+    turn: usize,
+    synced_tx: mpsc::UnboundedSender<Option<SyncResponse>>,
+}
+
+impl Catchup {
+    /// Starts asking at member `turn` (our own position spreads members' first requests);
+    /// answers go to `synced_tx`.
+    pub(crate) fn new(turn: usize, synced_tx: mpsc::UnboundedSender<Option<SyncResponse>>) -> Self {
+        Self {
+            inflight: false,
+            last_sync: None,
+            turn,
+            synced_tx,
+        }
+    }
+
     /// Asks a member (the given one, or the next connected) for decided heights.
-    pub(crate) fn sync_from(&mut self, from: u64, peer: Option<PeerId>) {
-        if self.sync_inflight || self.last_sync.is_some_and(|t| t.elapsed() < SYNC_SPACING) {
+    pub(crate) fn sync_from(&mut self, from: u64, peer: Option<PeerId>, outbox: &Outbox) {
+        if self.inflight || self.last_sync.is_some_and(|t| t.elapsed() < SYNC_SPACING) {
             return;
         }
+        let net = outbox.net();
         let peer = match peer {
             Some(p) => p,
             None => {
-                let mut connected: Vec<PeerId> = self.net.connected_members().into_iter().collect();
+                let mut connected: Vec<PeerId> = net.connected_members().into_iter().collect();
                 connected.sort();
                 if connected.is_empty() {
                     return;
                 }
-                self.sync_turn += 1;
-                connected[self.sync_turn % connected.len()]
+                self.turn += 1;
+                connected[self.turn % connected.len()]
             }
         };
-        self.sync_inflight = true;
+        self.inflight = true;
         self.last_sync = Some(Instant::now());
-        let (net, tx) = (self.net.clone(), self.synced_tx.clone());
+        let (net, tx) = (net.clone(), self.synced_tx.clone());
         let req = encode(&SyncRequest::Decided {
             from,
             max: SYNC_BATCH,
@@ -54,16 +77,23 @@ impl NodeLoop {
         });
     }
 
-    pub(crate) fn on_synced(&mut self, resp: Option<SyncResponse>) {
-        self.sync_inflight = false;
-        let Some(resp) = resp else { return };
+    /// An answer (or `None`: the request failed): its records go to the actor (which
+    /// applies each after its certificate verifies); asks again at once if the batch was
+    /// full. Returns the peer's cosigned checkpoint note, for the cosigning part.
+    pub(crate) fn on_synced(
+        &mut self,
+        resp: Option<SyncResponse>,
+        outbox: &Outbox,
+    ) -> Option<String> {
+        self.inflight = false;
+        let resp = resp?;
         let n = resp.records.len();
         let mut last = None;
         for raw in resp.records {
             match DecidedRecord::decode(&raw) {
                 Ok(r) => {
                     last = Some(r.height().0);
-                    let _ = self.actor.try_send(ActorInput::Decided {
+                    outbox.to_actor(ActorInput::Decided {
                         height: r.height(),
                         value: r.value,
                         certificate: r.certificate,
@@ -75,52 +105,14 @@ impl NodeLoop {
                 }
             }
         }
-        if let Some(note) = resp.checkpoint {
-            self.fetched_checkpoint = Some(note);
-            self.store_fetched_checkpoint();
-        }
         // More to fetch: ask again right away.
         if n as u32 == SYNC_BATCH
             && let Some(next) = last.and_then(|h| h.checked_add(1))
         {
             self.last_sync = None;
-            self.sync_from(next, None);
+            self.sync_from(next, None, outbox);
         }
-    }
-
-    pub(crate) fn store_fetched_checkpoint(&mut self) {
-        let Some(note) = &self.fetched_checkpoint else {
-            return;
-        };
-        let cp = match CosignedCheckpoint::verify(note, &self.shared.committee) {
-            Ok(cp) => cp,
-            Err(e) => {
-                tracing::warn!("fetched checkpoint refused: {e}");
-                self.fetched_checkpoint = None;
-                return;
-            }
-        };
-        let size = cp.checkpoint().size;
-        if self.shared.store.size().unwrap_or(0) < size {
-            return; // kept until our log reaches it
-        }
-        if self
-            .shared
-            .store
-            .checkpoint_at(size)
-            .ok()
-            .flatten()
-            .is_none()
-            && let Err(e) = self.shared.store.put_checkpoint(&cp)
-        {
-            match e {
-                crate::log::StoreError::Db(_) => self
-                    .shared
-                    .halt(format!("cannot store a fetched checkpoint: {e}")),
-                e => tracing::error!("fetched checkpoint does not match our log: {e}"),
-            }
-        }
-        self.fetched_checkpoint = None;
+        resp.checkpoint
     }
 }
 
@@ -128,7 +120,7 @@ impl NodeLoop {
 /// with our latest checkpoint: the answer to a member's sync request. Reads the store, so
 /// it runs on a blocking thread, never on the node's loop.
 pub(crate) fn serve(shared: &Shared, from: u64, max: u32) -> SyncResponse {
-    let applied = shared.lock().height;
+    let applied = shared.view().height;
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut h = from.max(1);

@@ -11,9 +11,12 @@
 //!
 //! Nothing clones the whole state: selection, validation and application work on an
 //! [`Overlay`] that copies only the rounds a block touches; applying merges it, and the
-//! overlay's changes are exactly the rows the node stores with the height.
+//! overlay's changes are exactly the rows the node stores with the height. Rounds are
+//! shared (`Arc`), so a copy of the state, as the node publishes after each height, copies
+//! one pointer per open round.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -240,7 +243,7 @@ impl Prepared {
 
 /// Open rounds plus a block's changes to them (copy on write, per round).
 struct Overlay<'s> {
-    base: &'s BTreeMap<Id, Round>,
+    base: &'s BTreeMap<Id, Arc<Round>>,
     changed: BTreeMap<Id, Option<Round>>,
     /// Open rounds per requester in `base`, and the change the overlay made to them.
     base_requests: &'s BTreeMap<u32, usize>,
@@ -273,12 +276,12 @@ impl<'s> Overlay<'s> {
     fn get(&self, id: &Id) -> Option<&Round> {
         match self.changed.get(id) {
             Some(c) => c.as_ref(),
-            None => self.base.get(id),
+            None => self.base.get(id).map(|r| &**r),
         }
     }
     fn get_mut(&mut self, id: &Id) -> Option<&mut Round> {
         if !self.changed.contains_key(id) {
-            let r = self.base.get(id)?.clone();
+            let r = Round::clone(self.base.get(id)?);
             self.changed.insert(*id, Some(r));
         }
         self.changed.get_mut(id)?.as_mut()
@@ -292,7 +295,7 @@ impl<'s> Overlay<'s> {
     fn remove(&mut self, id: &Id) -> Option<Round> {
         let r = match self.changed.remove(id) {
             Some(c) => c,
-            None => self.base.get(id).cloned(),
+            None => self.base.get(id).map(|r| Round::clone(r)),
         };
         self.count_requester(r.as_ref().and_then(|r| r.requester), -1);
         self.changed.insert(*id, None);
@@ -321,7 +324,9 @@ impl<'s> Overlay<'s> {
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolState {
     params: ProtocolParams,
-    rounds: BTreeMap<Id, Round>,
+    /// Each round behind an `Arc`, so a copy of the state (the view the node publishes
+    /// after each height) costs a pointer per open round, not the rounds.
+    rounds: BTreeMap<Id, Arc<Round>>,
     /// How many of `rounds` each member's requests opened (the committee's
     /// `max_open_requests_per_member` bounds it); derived from `rounds`.
     open_by_requester: BTreeMap<u32, usize>,
@@ -354,7 +359,7 @@ impl ProtocolState {
                     hex::encode(id)
                 ));
             }
-            rounds.insert(id, r);
+            rounds.insert(id, Arc::new(r));
         }
         let mut open_by_requester = BTreeMap::new();
         for m in rounds.values().filter_map(|r| r.requester) {
@@ -547,7 +552,7 @@ impl ProtocolState {
                     if let Some(m) = r.requester {
                         *self.open_by_requester.entry(m).or_default() += 1;
                     }
-                    self.rounds.insert(id, r)
+                    self.rounds.insert(id, Arc::new(r))
                 }
                 None => self.rounds.remove(&id),
             };

@@ -217,7 +217,7 @@ impl Cluster {
             match control::request(&self.dir(i), &req).await {
                 Ok(ControlAnswer::Submitted { id }) => return id,
                 Ok(other) => last = format!("{other:?}"),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
