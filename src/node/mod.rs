@@ -267,28 +267,24 @@ pub async fn start(
         },
         config.outgoing_messages.clone(),
     );
-    let node_loop = run::NodeLoop {
-        shared: shared.clone(),
-        outbox,
-        builder: builder_driver::BuilderDriver::new(
-            shared.clone(),
-            service,
-            rounds,
-            queue_tx,
-            builds_tx,
-        ),
-        catchup: sync::Catchup::new(me, synced_tx),
-        cosigning: cosigning::Cosigning::new(shared.clone(), run::REPUBLISH),
-        answers: answers::Answers::new(shared.clone()),
-    };
+    let builder =
+        builder_driver::BuilderDriver::new(shared.clone(), service, rounds, queue_tx, builds_tx);
     let follower = config.follow.clone().map(|f| {
         tokio::spawn(follow::run(
             f,
             shared.clone(),
             cmd_tx.clone(),
-            node_loop.builder.service().clone(),
+            builder.service().clone(),
         ))
     });
+    let node_loop = run::NodeLoop::new(
+        shared.clone(),
+        outbox,
+        builder,
+        sync::Catchup::new(me, synced_tx),
+        cosigning::Cosigning::new(shared.clone(), run::REPUBLISH),
+        answers::Answers::new(shared.clone()),
+    );
     let loop_task = tokio::spawn(node_loop.run(run::Inputs {
         net: net_events,
         app: app_rx,

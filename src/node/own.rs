@@ -111,7 +111,7 @@ pub enum OwnRoundsError {
     /// The database failed.
     #[error("rounds.redb: {0}")]
     Db(#[from] redb::Error),
-    /// [`MAX_SUBMITTED`] requests already wait.
+    /// 10,000 submitted requests (`MAX_SUBMITTED`) already wait.
     #[error("{MAX_SUBMITTED} submitted requests already wait to be ordered")]
     TooManySubmitted,
 }

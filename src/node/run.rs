@@ -74,20 +74,39 @@ pub(crate) struct Inputs {
 /// The loop: each field an owner (see the module doc).
 pub(crate) struct NodeLoop {
     /// What every part reads (committee, store, counters, the published views).
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     /// Our keys; gossip and the consensus actor's queue.
-    pub(crate) outbox: Outbox,
+    outbox: Outbox,
     /// Build queue, builds, our rounds and submissions.
-    pub(crate) builder: BuilderDriver,
+    builder: BuilderDriver,
     /// Our sync requests.
-    pub(crate) catchup: Catchup,
+    catchup: Catchup,
     /// Pending partials, our last cosignature, fetched checkpoints.
-    pub(crate) cosigning: Cosigning,
+    cosigning: Cosigning,
     /// Sync and light-client answers in flight.
-    pub(crate) answers: Answers,
+    answers: Answers,
 }
 
 impl NodeLoop {
+    /// The loop over these parts.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        outbox: Outbox,
+        builder: BuilderDriver,
+        catchup: Catchup,
+        cosigning: Cosigning,
+        answers: Answers,
+    ) -> Self {
+        Self {
+            shared,
+            outbox,
+            builder,
+            catchup,
+            cosigning,
+            answers,
+        }
+    }
+
     pub(crate) async fn run(mut self, mut inputs: Inputs) {
         self.builder.resume(&self.outbox);
         let mut republish = tokio::time::interval(REPUBLISH);

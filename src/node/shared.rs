@@ -246,11 +246,6 @@ impl Shared {
         self.view.borrow().clone()
     }
 
-    /// A receiver of every view the consensus app publishes.
-    pub fn views(&self) -> watch::Receiver<Arc<StateView>> {
-        self.view.clone()
-    }
-
     /// What `status` shows of the build queue, as of its last change.
     pub fn build_status(&self) -> QueueStatus {
         self.builds.borrow().status()
@@ -283,7 +278,7 @@ impl Shared {
     }
 
     /// Bytes of `member`'s messages waiting in the mempool (at most
-    /// [`super::mempool::MAX_BYTES_PER_SIGNER`], 64 MiB).
+    /// `MAX_BYTES_PER_SIGNER`, 64 MiB).
     pub fn mempool_bytes_of(&self, member: u32) -> usize {
         self.mempool.bytes_of(member)
     }
