@@ -247,8 +247,9 @@ impl BuilderDriver {
                 }
             }
             (Step::Forget, _) => self.rounds.remove(&id),
-            (step, own) => {
-                tracing::error!(request = %hex::encode(id), "no {step:?} from {own:?}");
+            // `next` publishes only from a submission, commits and reveals only with a secret.
+            (step, _) => {
+                tracing::error!(request = %hex::encode(id), "no {step:?} from {kind:?}");
             }
         }
     }
