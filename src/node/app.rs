@@ -22,6 +22,7 @@ use arc_malachitebft_core_types::{CommitCertificate, Round, Validity};
 use tokio::sync::{mpsc, watch};
 
 use super::shared::{AppState, Shared, StateView};
+use super::storage::{NodeStorage, StorageError};
 use crate::codec::{self, CodecError};
 use crate::consensus::actor::App;
 use crate::consensus::record::DecidedRecord;
@@ -91,9 +92,12 @@ pub(crate) enum ApplyError {
         /// Why.
         source: BlockError,
     },
-    /// The log store could not write or read it.
+    /// The log store could not read it.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The node's storage could not write it.
+    #[error(transparent)]
+    Write(#[from] StorageError),
 }
 
 /// What the store indexes for a decided request: the entry, its request id and
@@ -112,6 +116,8 @@ pub fn new_entry(d: &Decided) -> NewEntry {
 /// The consensus application of one node (see the module doc).
 pub(crate) struct NodeApp {
     shared: Arc<Shared>,
+    /// Where decided heights are written (the log's one-transaction append).
+    storage: Arc<dyn NodeStorage>,
     /// Open rounds, as of `height`: owned here, published as views.
     state: ProtocolState,
     /// Last applied height.
@@ -121,14 +127,17 @@ pub(crate) struct NodeApp {
 }
 
 impl NodeApp {
-    /// The app over the restored `app` state, reading `shared`, reporting to `events`.
+    /// The app over the restored `app` state, reading `shared`, writing decided heights
+    /// through `storage`, reporting to `events`.
     pub(crate) fn new(
         shared: Arc<Shared>,
+        storage: Arc<dyn NodeStorage>,
         app: AppState,
         events: mpsc::UnboundedSender<AppEvent>,
     ) -> Self {
         Self {
             shared,
+            storage,
             state: app.state,
             height: app.height,
             view: app.view,
@@ -162,11 +171,13 @@ impl NodeApp {
             certificate: certificate.clone(),
         }
         .encode();
-        // Durable here: entries, their index keys and pinned texts, block + certificate and
-        // the applied height in one transaction. Only then does memory move on. A crash
-        // before it returns leaves the height unapplied (the WAL replays it); after it, the
-        // height is applied and the open rounds load from the rows it wrote.
-        let appended = self.shared.store.append_decided(
+        // Crash point 2 (see `storage`): entries, their index keys and pinned texts, block +
+        // certificate, the open-round rows and the applied height, durable in one
+        // transaction. Only then does memory move on. A crash before it returns leaves the
+        // height unapplied (the WAL replays it, or it is fetched); after it, the height is
+        // applied and the open rounds load from the rows it wrote.
+        let appended = self.storage.apply_height(
+            &self.shared.store,
             &new,
             StoreHeight {
                 height: height.0,
@@ -280,8 +291,12 @@ mod tests {
         let store = LogStore::open(dir).unwrap();
         let (shared, state) = Shared::restore(tc.committee.clone(), 0, store).unwrap();
         let shared = Arc::new(shared);
+        let storage = crate::node::storage::RedbStorage::open(&dir.join("rounds.redb")).unwrap();
         let (tx, _rx) = mpsc::unbounded_channel();
-        (NodeApp::new(shared.clone(), state, tx), shared)
+        (
+            NodeApp::new(shared.clone(), Arc::new(storage), state, tx),
+            shared,
+        )
     }
 
     fn block(height: u64, time_ms: u64, messages: Vec<SignedMessage>) -> Value {

@@ -1,5 +1,6 @@
 //! The builder's side of the rounds: this part owns the build queue, the builds running on
-//! blocking threads, and our rounds in `rounds.redb` ([`OwnRounds`]). For each request it
+//! blocking threads, and our rounds in `rounds.redb` (written through [`NodeStorage`], whose
+//! module numbers the crash points marked here). For each request it
 //! asks the pure [`lifecycle::next`] what to do, given what we hold of it and what the chain
 //! says: submit (durably, then gossip), build each newly ordered request, commit to the
 //! outcome (after saving it durably), reveal in the reveal phase, resume all of that after a
@@ -18,10 +19,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::lifecycle::{self, Own, Status, Step};
 use super::outbox::Outbox;
-use super::own::{OwnRounds, OwnRoundsError, OwnState, Secret};
+use super::own::{OwnState, Secret};
 use super::queue::{BUILD_SECONDS_BUCKETS, BuildQueue};
 use super::service::BuildService;
 use super::shared::{Shared, StateView};
+use super::storage::{NodeStorage, StorageError};
 use crate::builder::{Outcome, Phase};
 use crate::protocol::{
     Body, DecidedIndex, Duty, RevealedOutcome, attestation_statement, commitment, outcome_digest,
@@ -59,7 +61,7 @@ pub enum SubmitError {
     },
     /// It could not be saved durably (nothing was published).
     #[error(transparent)]
-    Save(#[from] OwnRoundsError),
+    Save(#[from] StorageError),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -72,18 +74,19 @@ pub(crate) struct BuilderDriver {
     queue: BuildQueue,
     /// Where the queue is published after each change.
     queue_view: watch::Sender<BuildQueue>,
-    rounds: OwnRounds,
+    /// Our rounds and submissions (`rounds.redb`).
+    storage: Arc<dyn NodeStorage>,
     /// Where builds report (the loop's `builds` channel).
     events: mpsc::UnboundedSender<BuildEvent>,
 }
 
 impl BuilderDriver {
-    /// Drives `service` over `rounds` for the node of `shared`, publishing the queue on
+    /// Drives `service` over the rounds in `storage` for the node of `shared`, publishing the queue on
     /// `queue_view` (whose value sets `max_parallel`) and reporting builds on `events`.
     pub(crate) fn new(
         shared: Arc<Shared>,
         service: Arc<dyn BuildService>,
-        rounds: OwnRounds,
+        storage: Arc<dyn NodeStorage>,
         queue_view: watch::Sender<BuildQueue>,
         events: mpsc::UnboundedSender<BuildEvent>,
     ) -> Self {
@@ -93,7 +96,7 @@ impl BuilderDriver {
             service,
             queue,
             queue_view,
-            rounds,
+            storage,
             events,
         }
     }
@@ -123,7 +126,7 @@ impl BuilderDriver {
         let ids: Vec<[u8; 32]> = open
             .into_iter()
             .map(|(id, _)| id)
-            .chain(self.rounds.ids())
+            .chain(self.storage.round_ids())
             .filter(|id| seen.insert(*id))
             .collect();
         for id in ids {
@@ -163,10 +166,11 @@ impl BuilderDriver {
             }
         }
         let id = request.id();
-        // Durable before the submitter gets the id (see `own`): a crash from here on
-        // loses nothing, the next start publishes it again.
-        self.rounds
-            .save(&id, &OwnState::Submitted(Box::new(request.clone())))?;
+        // Crash point 1 (see `storage`): durable before the submitter gets the id; a crash
+        // before leaves no row and no id given out, after it the next start publishes it
+        // again.
+        self.storage
+            .save_round(&id, &OwnState::Submitted(Box::new(request.clone())))?;
         outbox.emit(Body::Request(request));
         Ok(id)
     }
@@ -217,7 +221,7 @@ impl BuilderDriver {
 
     /// Does what [`lifecycle::next`] says for `id`, and records the new stage.
     fn advance(&mut self, id: [u8; 32], outbox: &Outbox) {
-        let own = self.rounds.state(&id);
+        let own = self.storage.round(&id);
         let kind = own.as_ref().map_or(Own::Nothing, OwnState::kind);
         let status = self.status(&self.shared.view(), &id);
         let Some(step) = lifecycle::next(kind, status) else {
@@ -230,23 +234,31 @@ impl BuilderDriver {
             }
             (Step::Build, _) => {
                 if kind == Own::Submitted {
-                    self.rounds.remove_submitted(&id);
+                    // Crash point 3 (see `storage`), not durable: a row left is still
+                    // `Submitted`, and the restart builds (or forgets it) again.
+                    self.storage.forget_submitted(&id);
                 }
                 self.start_build(id);
             }
             (Step::Commit, Some(own)) => {
                 let Some(secret) = own.secret() else { return };
                 if self.commit(id, secret, outbox) && kind != Own::Committed {
+                    // Crash point 5 (see `storage`), not durable: a lost stage leaves
+                    // `Built`, which publishes the same commitment again.
                     self.record(&id, OwnState::Committed(secret.clone()));
                 }
             }
             (Step::Reveal, Some(own)) => {
                 let Some(secret) = own.secret() else { return };
                 if self.reveal(id, secret, outbox) && kind != Own::Revealed {
+                    // Crash point 6 (see `storage`), not durable: a lost stage leaves
+                    // `Committed`, which publishes the same reveal again.
                     self.record(&id, OwnState::Revealed(secret.clone()));
                 }
             }
-            (Step::Forget, _) => self.rounds.remove(&id),
+            // Crash point 7 (see `storage`), not durable: a row left is found decided (or
+            // ordered) at the next start and forgotten then.
+            (Step::Forget, _) => self.storage.forget_round(&id),
             // `next` publishes only from a submission, commits and reveals only with a secret.
             (step, _) => {
                 tracing::error!(request = %hex::encode(id), "no {step:?} from {kind:?}");
@@ -257,7 +269,7 @@ impl BuilderDriver {
     /// Records a stage that need not be durable (see `own`): a failure only means the next
     /// start repeats the step, with the same message.
     fn record(&self, id: &[u8; 32], state: OwnState) {
-        if let Err(e) = self.rounds.save(id, &state) {
+        if let Err(e) = self.storage.save_round(id, &state) {
             tracing::warn!(request = %hex::encode(id), "round stage not recorded: {e}");
         }
     }
@@ -330,7 +342,11 @@ impl BuilderDriver {
             tracing::warn!(request = %hex::encode(id), "build finished after the commit phase");
             return;
         }
-        if self.rounds.state(&id).is_some_and(|s| s.secret().is_some()) {
+        if self
+            .storage
+            .round(&id)
+            .is_some_and(|s| s.secret().is_some())
+        {
             // Never a second secret: a second commitment would be an equivocation.
             tracing::warn!(request = %hex::encode(id), "built again; keeping the first outcome");
             return;
@@ -350,10 +366,12 @@ impl BuilderDriver {
             tracing::error!("no randomness for a commitment salt");
             return;
         }
-        // Durable before the commitment leaves: we must be able to reveal after a crash.
+        // Crash point 4 (see `storage`): durable before the commitment leaves, so we can
+        // reveal after a crash; a crash before leaves no row and no commitment (the restart
+        // builds again), after it the restart commits to the saved secret.
         if let Err(e) = self
-            .rounds
-            .save(&id, &OwnState::Built(Secret { outcome, salt }))
+            .storage
+            .save_round(&id, &OwnState::Built(Secret { outcome, salt }))
         {
             self.shared.halt(format!("cannot save the round file: {e}"));
             return;

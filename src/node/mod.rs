@@ -39,6 +39,7 @@ pub mod queue;
 mod run;
 mod service;
 mod shared;
+mod storage;
 mod sync;
 pub mod wire;
 
@@ -58,6 +59,7 @@ pub use outgoing::{HonestMessages, OutgoingMessages};
 pub use own::OwnRoundsError;
 pub use service::{BuildService, SandboxBuildService};
 pub use shared::{AppState, LatestCheckpointError, NodeCounters, RestoreError, Shared, StateView};
+pub use storage::StorageError;
 
 use crate::committee::Committee;
 use crate::consensus::actor::{self, ActorConfig};
@@ -205,7 +207,8 @@ pub async fn start(
             .with_artifacts(config.artifacts.clone()),
     );
     let wal = Wal::open(&config.dir.join("consensus.wal"))?;
-    let rounds = own::OwnRounds::open(&config.dir.join("rounds.redb"))?;
+    let storage: Arc<dyn storage::NodeStorage> =
+        Arc::new(storage::RedbStorage::open(&config.dir.join("rounds.redb"))?);
 
     let members = member_addrs(&committee);
     let listen = if config.listen.is_empty() {
@@ -234,7 +237,7 @@ pub async fn start(
     let core = Core::new(ctx, vs, key, config.timeouts);
     let (app_tx, app_rx) = mpsc::unbounded_channel();
     let first_height = Height(app_state.height + 1);
-    let app = app::NodeApp::new(shared.clone(), app_state, app_tx);
+    let app = app::NodeApp::new(shared.clone(), storage.clone(), app_state, app_tx);
     let peers: Vec<PeerId> = committee
         .members()
         .iter()
@@ -268,7 +271,7 @@ pub async fn start(
         config.outgoing_messages.clone(),
     );
     let builder =
-        builder_driver::BuilderDriver::new(shared.clone(), service, rounds, queue_tx, builds_tx);
+        builder_driver::BuilderDriver::new(shared.clone(), service, storage, queue_tx, builds_tx);
     let follower = config.follow.clone().map(|f| {
         tokio::spawn(follow::run(
             f,
