@@ -166,4 +166,4 @@ fn too_many_requests(req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
