@@ -34,8 +34,8 @@ LAYERS = {
     # 3 the node (the loop over all of them);
     # 4 servers over the node: the HTTP log view, the witness and its submitter;
     # 5 the command line;
-    # 6 test kit: deterministic committees and the fixed builder (`testing`), the
-    #   Byzantine member (`byzantine`): nothing in the product may import them.
+    # 6 test kit: deterministic committees and the fixed builder (`testing`): nothing in
+    #   the product may import it (the Byzantine member lives in examples/testnet_member).
     "synchronicity": [
         ["crypto", "committee", "request"],
         ["protocol"],
@@ -43,7 +43,7 @@ LAYERS = {
         ["node"],
         ["http", "witness"],
         ["cli"],
-        ["testing", "byzantine"],
+        ["testing"],
     ],
     # The verifier crate: encodings and signatures; the formats built on them; the log's
     # proofs; the whole check of a proof file.
@@ -52,12 +52,12 @@ LAYERS = {
         ["request", "manifest", "committee"],
         ["entry", "tlog"],
         ["proof"],
-        ["testkit"],
+        ["test_committee"],
     ],
 }
 
 # Test kits: test code of any layer may import them (with `--tests`, too).
-TEST_KITS = {"testing", "byzantine", "testkit"}
+TEST_KITS = {"testing", "test_committee"}
 
 with_tests = "--tests" in sys.argv[1:]
 
