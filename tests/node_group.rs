@@ -12,10 +12,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use support::in_process::start_member;
 use support::peers::{peer_addr, rogue_member};
 use support::rules::windows;
-use synchronicity::codec;
 use synchronicity::committee::ProtocolRules;
 use synchronicity::crypto::NodeIdentity;
-use synchronicity::log::{CosignedCheckpoint, LookupKey};
+use synchronicity::log::CosignedCheckpoint;
 use synchronicity::node::NodeHandle;
 use synchronicity::node::wire::MESSAGES_TOPIC;
 use synchronicity::protocol::{
@@ -60,34 +59,8 @@ async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str
 }
 
 async fn entry_on_all(g: &Group, key: &str, secs: u64) -> LogEntry {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let found: Vec<Option<Vec<u8>>> = g
-            .nodes
-            .iter()
-            .map(|(_, n)| {
-                let s = &n.shared().store;
-                let key = LookupKey::parse(key).expect("a lookup key");
-                s.resolve(&key).unwrap().ok().map(|i| s.entry(i).unwrap())
-            })
-            .collect();
-        if found.iter().all(Option::is_some) {
-            let first = found[0].clone().unwrap();
-            for f in &found {
-                assert_eq!(
-                    f.as_ref().unwrap(),
-                    &first,
-                    "members logged different entries"
-                );
-            }
-            return codec::from_slice(&first, 1 << 22).unwrap();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{key} not decided on every member in {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let nodes: Vec<&NodeHandle> = g.nodes.iter().map(|(_, n)| n).collect();
+    support::in_process::entry_on_all(&nodes, key, secs).await
 }
 
 /// Every member ends with the same root and a cosigned checkpoint of it.
