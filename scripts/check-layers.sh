@@ -45,10 +45,11 @@ LAYERS = {
         ["cli"],
         ["testing"],
     ],
-    # The verifier crate: encodings and signatures; the formats built on them; the log's
-    # proofs; the whole check of a proof file.
+    # The verifier crate: encodings and signatures (and the round's public names, which
+    # import nothing); the formats built on them; the log's proofs; the whole check of a
+    # proof file.
     "synchronicity-verify": [
-        ["codec", "crypto"],
+        ["codec", "crypto", "round"],
         ["request", "manifest", "committee"],
         ["entry", "tlog"],
         ["proof"],
