@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-cargo build --release --quiet --example fixed_builder_node --bin synchronicity
+cargo build --release --quiet --features testkit --bin fixed_builder_node --bin synchronicity
 bin=$PWD/target/release/synchronicity
 work=$(mktemp -d)
 pids=()
@@ -22,7 +22,7 @@ done
 "$bin" committee init --origin example.org/synchronicity/bench --out "$work/committee.toml" \
   --commit-grace-secs 1 "$work/n0" "$work/n1" "$work/n2" "$work/n3" >/dev/null 2>&1
 for i in 0 1 2 3; do
-  RUST_LOG=warn target/release/examples/fixed_builder_node --dir "$work/n$i" \
+  RUST_LOG=warn target/release/fixed_builder_node --dir "$work/n$i" \
     --committee "$work/committee.toml" 2>"$work/n$i.log" &
   pids+=($!)
 done

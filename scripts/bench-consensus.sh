@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 batch=${1:-1000}
 idle=${2:-60}
 
-cargo build --release --quiet --example bench_consensus --example fixed_builder_node --bin synchronicity
+cargo build --release --quiet --features testkit --example bench_consensus --bin fixed_builder_node --bin synchronicity
 echo "== in-process group (latency, throughput)"
 target/release/examples/bench_consensus "$batch"
 
@@ -29,7 +29,7 @@ done
 "$bin" committee init --origin example.org/synchronicity/bench --out "$work/committee.toml" \
   "$work/n0" "$work/n1" "$work/n2" "$work/n3" >/dev/null 2>&1
 for i in 0 1 2 3; do
-  RUST_LOG=warn target/release/examples/fixed_builder_node --dir "$work/n$i" \
+  RUST_LOG=warn target/release/fixed_builder_node --dir "$work/n$i" \
     --committee "$work/committee.toml" 2>"$work/n$i.log" &
   pids+=($!)
 done

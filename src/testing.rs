@@ -1,16 +1,17 @@
 //! Deterministic committees for tests and benchmarks: real keys, real proofs of possession,
 //! derived from small seeds so runs are repeatable. Never use these keys for a real group.
+//! The keys, the committee file and the signatures are `synchronicity_verify::test_committee`'s
+//! (the verifier's tests use the same); [`TestCommittee`] adds each member's Ed25519
+//! identity and the node's view of the committee.
 //!
 //! Compiled only for this crate's own tests, examples and benches (the `testkit` feature,
 //! which only the crate's dev-dependency on itself enables): never part of a product build.
 
-use crate::committee::{
-    BuildEnvironment, Committee, CommitteeFile, MemberEntry, ProtocolRules, default_threshold,
-};
-use crate::crypto::{
-    BlsSecretKey, NodeIdentity, PartialSignature, ThresholdAggregator, ThresholdSignature,
-};
-use crate::log::{Checkpoint, CosignedCheckpoint};
+use synchronicity_verify::test_committee as testkit;
+
+use crate::committee::{Committee, ProtocolRules};
+use crate::crypto::{BlsSecretKey, NodeIdentity, ThresholdSignature};
+use crate::log::CosignedCheckpoint;
 use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 
 /// A committee of `n` members with their secret keys, origin `example.org/synchronicity/test`.
@@ -27,7 +28,7 @@ pub struct TestCommittee {
 impl TestCommittee {
     /// `n` members (n ≤ 200), threshold ⌊2n/3⌋+1, keys derived from `seed`.
     pub fn new(n: usize, seed: u8) -> Self {
-        Self::with_origin(n, seed, "example.org/synchronicity/test")
+        Self::with_origin(n, seed, testkit::TEST_ORIGIN)
     }
 
     /// Like [`TestCommittee::new`] with another origin.
@@ -44,7 +45,7 @@ impl TestCommittee {
             .iter()
             .map(|p| format!("/ip4/127.0.0.1/tcp/{p}"))
             .collect();
-        Self::build(ports.len(), seed, "example.org/synchronicity/test", addrs)
+        Self::build(ports.len(), seed, testkit::TEST_ORIGIN, addrs)
     }
 
     /// The same members under other `[protocol]` rules (a committee with another digest).
@@ -83,34 +84,15 @@ impl TestCommittee {
                 NodeIdentity::from_secret_bytes(&s).expect("32-byte seed")
             })
             .collect();
-        let bls: Vec<_> = (0..n)
-            .map(|i| {
-                let mut ikm = [seed ^ 0x5a; 32];
-                ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                BlsSecretKey::from_key_material(&ikm).expect("32 bytes")
-            })
-            .collect();
+        let bls: Vec<_> = (0..n).map(|i| testkit::bls_key(seed, i)).collect();
         let members = (0..n)
-            .map(|i| MemberEntry {
-                name: format!("m{i}"),
-                peer_id: identities[i].peer_id().to_base58(),
-                bls_public_key: hex::encode(bls[i].public_key().to_bytes()),
-                bls_proof_of_possession: hex::encode(bls[i].proof_of_possession().to_bytes()),
-                addrs: vec![addrs[i].clone()],
+            .map(|i| {
+                let peer_id = identities[i].peer_id().to_base58();
+                testkit::member_entry(i, peer_id, &bls[i], addrs[i].clone())
             })
             .collect();
-        let committee = Committee::from_file(CommitteeFile {
-            origin: origin.into(),
-            chain_id: origin.into(),
-            threshold: default_threshold(n),
-            build: BuildEnvironment {
-                toolchain: "1.95.0".into(),
-                target: "x86_64-unknown-linux-gnu".into(),
-            },
-            protocol: ProtocolRules::default(),
-            members,
-        })
-        .expect("valid test committee");
+        let committee = Committee::from_file(testkit::committee_file(origin, members))
+            .expect("valid test committee");
         Self {
             committee,
             identities,
@@ -124,22 +106,12 @@ impl TestCommittee {
         signers: impl IntoIterator<Item = usize>,
         message: &[u8],
     ) -> ThresholdSignature {
-        let mut agg = ThresholdAggregator::new(self.committee.keys(), message);
-        for i in signers {
-            agg.add(PartialSignature {
-                signer: i,
-                signature: self.bls[i].sign(message),
-            })
-            .expect("member signature");
-        }
-        agg.finish(agg.count().max(1)).expect("at least one signer")
+        testkit::sign(&self.committee, &self.bls, signers, message)
     }
 
     /// A checkpoint cosigned by the first `t` members.
     pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
-        let cp = Checkpoint::new(self.committee.origin(), size, root);
-        let sig = self.sign(0..self.committee.threshold(), cp.to_body().as_bytes());
-        CosignedCheckpoint::assemble(&cp, &sig, &self.committee).expect("valid cosignature")
+        testkit::cosign(&self.committee, &self.bls, size, root)
     }
 }
 

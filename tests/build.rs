@@ -6,32 +6,14 @@
 //! to crates.io. The Docker comparisons run when an engine answers; `scripts/test.sh` sets
 //! SYNCHRONICITY_REQUIRE_DOCKER=1 when it does, so they cannot be skipped silently there.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
-use synchronicity::builder::{
-    Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome, engine_available,
-};
+use support::builder::{TOOLCHAIN, backends, docker_tested};
+use synchronicity::builder::{Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome};
 use synchronicity::request::BuildRequest;
-
-const TOOLCHAIN: &str = "1.95.0";
-
-fn docker_required() -> bool {
-    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    assert!(
-        !required || engine_available(),
-        "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
-    );
-    required || engine_available()
-}
-
-fn backends() -> Vec<Backend> {
-    if docker_required() {
-        vec![Backend::Sandbox, Backend::Docker]
-    } else {
-        vec![Backend::Sandbox]
-    }
-}
 
 fn builder(dir: &Path, backend: Backend) -> Builder {
     let mut cfg = BuilderConfig::new(dir, TOOLCHAIN);
@@ -74,7 +56,7 @@ fn real_crates_are_identical_across_paths_and_backends() {
             version,
         );
         assert_eq!(first, second, "{name}: two work directories differ");
-        if docker_required() {
+        if docker_tested() {
             let docker = digest_of(
                 &builder(&b.path().join("docker"), Backend::Docker),
                 name,

@@ -8,17 +8,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::Cluster;
+use support::rules::windows;
 use synchronicity::committee::ProtocolRules;
 use synchronicity::protocol::Verdict;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_parallel_builds_and_all_decided() {
-    let rules = ProtocolRules {
-        commit_window_secs: 120,
-        commit_grace_secs: 10,
-        reveal_window_secs: 10,
-        ..ProtocolRules::default()
-    };
+    let rules = windows(120, 10, 10);
     let node_toml = "idle_interval_ms = 1000\n[builder]\nmax_parallel = 2\n";
     let mut c = Cluster::new(73, 4, rules, node_toml);
     for i in 0..4 {
@@ -75,12 +71,7 @@ async fn at_most_max_parallel_builds_and_all_decided() {
 /// nothing and says why in `status`; the others reproduce the request 3 of 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_failure_commits_nothing_and_is_reported() {
-    let rules = ProtocolRules {
-        commit_window_secs: 60,
-        commit_grace_secs: 3,
-        reveal_window_secs: 10,
-        ..ProtocolRules::default()
-    };
+    let rules = windows(60, 3, 10);
     let mut c = Cluster::new(74, 4, rules, "idle_interval_ms = 1000\n");
     c.overrides[3] = "broken=!registry unreachable: connection refused".into();
     for i in 0..4 {
@@ -114,11 +105,8 @@ async fn a_local_failure_commits_nothing_and_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_not_reproduced_request_is_attempted_again() {
     let rules = ProtocolRules {
-        commit_window_secs: 60,
-        commit_grace_secs: 3,
-        reveal_window_secs: 10,
         attempt_spacing_secs: 1,
-        ..ProtocolRules::default()
+        ..windows(60, 3, 10)
     };
     let mut c = Cluster::new(75, 4, rules, "idle_interval_ms = 1000\n");
     c.overrides[2] = "retry=other".into();
@@ -161,12 +149,7 @@ async fn a_not_reproduced_request_is_attempted_again() {
 /// commits and reveals in time: every entry is attested 4 of 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_builds_survive_a_restart() {
-    let rules = ProtocolRules {
-        commit_window_secs: 120,
-        commit_grace_secs: 60,
-        reveal_window_secs: 20,
-        ..ProtocolRules::default()
-    };
+    let rules = windows(120, 60, 20);
     let mut c = Cluster::new(76, 4, rules, "idle_interval_ms = 1000\n");
     c.extra_env[3] = vec![("SYNC_TEST_BUILD_MS".into(), "1500".into())];
     for i in 0..4 {

@@ -2,28 +2,20 @@
 //! a committee file, `committee check`; then the rejections a user can cause, each a one-line
 //! error with a non-zero exit and nothing written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_synchronicity"))
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use support::cli::{bin, one_line_error, stderr};
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failure is exactly one `error:` line on stderr and a non-zero exit.
+/// A failure is exactly one `error:` line on stderr, naming `needle`, and a non-zero exit.
 fn assert_one_line_error(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "expected failure, got success");
-    let err = stderr(o);
-    let lines: Vec<_> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
+    let err = one_line_error(o);
     assert!(err.contains(needle), "{needle:?} not in {err:?}");
 }
 

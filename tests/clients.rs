@@ -1,5 +1,5 @@
 //! What a user's client refuses and survives, against four real member processes (the real
-//! node with a builder that returns chosen manifests, `examples/fixed_builder_node`; real
+//! node with a builder that returns chosen manifests, `src/bin/fixed_builder_node.rs`; real
 //! libp2p, consensus and redb) and hostile light peers on the real light protocol:
 //!
 //! - `install` of a crate with a binary named `cargo` refuses, even with `--force`, naming
@@ -23,69 +23,27 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::Cluster;
-use synchronicity::committee::ProtocolRules;
+use support::cli::{bin, ok, refused, stderr, user_command};
+use support::peers::light_peer;
+use support::rules::short_rounds;
 use synchronicity::node::wire::{self, LightRequest, LightResponse};
 use synchronicity::protocol::Verdict;
 use synchronicity::testing::{fixed_binary, shipped_lockfile};
-use synchronicity_net::{NetConfig, NetEvent};
+use synchronicity_net::NetEvent;
 
 const NODE_TOML: &str = "idle_interval_ms = 1000\n";
 
-fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 8,
-        commit_grace_secs: 2,
-        reveal_window_secs: 4,
-        ..ProtocolRules::default()
-    }
-}
-
-fn peer(c: &Cluster, i: usize) -> String {
-    let m = &c.tc.committee.members()[i];
-    format!("{}/p2p/{}", m.addrs[0], m.peer_id)
-}
-
 /// Runs the CLI as a user with its own home, trusting the group's committee, asking `peers`.
 fn user(home: &Path, c: &Cluster, peers: &[&str], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synchronicity"));
+    let mut cmd = user_command(home);
     cmd.args(args)
         .arg("--trust")
         .arg(&c.committee_file)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("HOME", home)
         .env_remove("CARGO_HOME");
     for p in peers {
         cmd.args(["--peer", p]);
     }
     cmd.output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-    stderr(o)
-}
-
-/// The command failed; its error, one line.
-fn refused(o: &Output) -> String {
-    assert!(!o.status.success(), "expected a refusal: {}", stderr(o));
-    let err = stderr(o);
-    let line = err
-        .lines()
-        .rfind(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no error line: {err}"))
-        .to_string();
-    assert_eq!(err.trim_end().lines().last(), Some(line.as_str()), "{err}");
-    line
 }
 
 /// Everything under `dir` (relative paths), sorted.
@@ -112,22 +70,7 @@ async fn hostile_peer(
     delay: Duration,
     answer: impl Fn(u64) -> Option<LightResponse> + Send + Sync + 'static,
 ) -> String {
-    let key = synchronicity::crypto::NodeIdentity::generate();
-    let cfg = NetConfig::new(
-        key.keypair(),
-        synchronicity::node::member_addrs(&c.tc.committee),
-    )
-    .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (net, mut events) = synchronicity_net::start(cfg).await.unwrap();
-    let mut listening = Vec::new();
-    for _ in 0..100 {
-        listening = net.listen_addrs().await.unwrap();
-        if !listening.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let addr = format!("{}/p2p/{}", listening[0], net.local_peer_id());
+    let (net, mut events, addr) = light_peer(&c.tc.committee).await;
     let answer = std::sync::Arc::new(answer);
     tokio::spawn(async move {
         let _net = net; // kept alive as long as the task
@@ -181,7 +124,7 @@ fn audit_row(o: &Output) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_refuse_what_is_not_theirs_and_survive_hostile_peers() {
-    let mut c = Cluster::new(67, 4, rules(), NODE_TOML);
+    let mut c = Cluster::new(67, 4, short_rounds(), NODE_TOML);
     for i in 0..4 {
         c.extra_env[i].push(("SYNC_TEST_BINS".into(), "tool=cargo+tool".into()));
         c.start(i);
@@ -195,7 +138,7 @@ async fn clients_refuse_what_is_not_theirs_and_survive_hostile_peers() {
     );
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
-    let honest = peer(&c, 1);
+    let honest = c.peer(1);
     let tool = fixed_binary("tool", "1.0.0", "tool");
     let tool_sha = hex::encode(synchronicity::crypto::sha256(&tool));
     std::fs::write(c.dir(1).join("artifacts").join(&tool_sha), &tool).unwrap();
@@ -347,7 +290,7 @@ async fn clients_refuse_what_is_not_theirs_and_survive_hostile_peers() {
     c.decided_on(&[0, 1, 2, 3], &shipped, 120).await;
     let err = ok(&proof(&c));
     assert!(!err.contains("generated"), "{err}");
-    let o = Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+    let o = bin()
         .args(["verify", "--json", proof_file.to_str().unwrap(), "--trust"])
         .arg(&c.committee_file)
         .args(["--crate", "lib2@1.0.0"])
@@ -473,7 +416,7 @@ fn audit_checks_cached_proofs_like_fresh_ones() {
     let cached = home.join("cache/synchronicity/proofs/tool-1.0.0.tlog-proof");
     std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
     let audit = || {
-        Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+        user_command(home)
             .args([
                 "audit",
                 "--offline",
@@ -483,8 +426,6 @@ fn audit_checks_cached_proofs_like_fresh_ones() {
                 "--trust",
             ])
             .arg(&trust)
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
             .output()
             .unwrap()
     };

@@ -2,11 +2,14 @@
 //! decide the same blocks; with one member down from the start the other three keep
 //! deciding.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_malachitebft_core_types::{CommitCertificate, LinearTimeouts, Round, Validity, Value as _};
 use arc_malachitebft_signing_ed25519::PrivateKey;
+use support::peers::listening_addr;
 use synchronicity::consensus::actor::{self, ActorConfig, ActorInput, App};
 use synchronicity::consensus::{Core, Ctx, Height, ValidatorSet, Value, ValueId};
 use synchronicity::testing::TestCommittee;
@@ -71,15 +74,7 @@ async fn start_group(
             .with_bootstrap(boot.iter().cloned().collect());
         let (net, events) = synchronicity_net::start(cfg).await.unwrap();
         if boot.is_none() {
-            let addr = loop {
-                if let Some(a) = net.listen_addrs().await.unwrap().first() {
-                    break a.clone();
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
-            boot = Some(addr.with(synchronicity_net::multiaddr::Protocol::P2p(
-                net.local_peer_id(),
-            )));
+            boot = Some(listening_addr(&net).await);
         }
         handles.push((i, net, events));
     }

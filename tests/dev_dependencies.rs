@@ -6,24 +6,9 @@
 
 mod support;
 
-use support::registry::LoopbackRegistry;
-use synchronicity::builder::{Backend, Builder, BuilderConfig, Outcome, engine_available};
-
-const TOOLCHAIN: &str = "1.95.0";
-const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
-
-fn backends() -> Vec<Backend> {
-    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    assert!(
-        !required || engine_available(),
-        "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
-    );
-    if required || engine_available() {
-        vec![Backend::Sandbox, Backend::Docker]
-    } else {
-        vec![Backend::Sandbox]
-    }
-}
+use support::builder::{TOOLCHAIN, backends};
+use support::registry::{CRATES_IO, LoopbackRegistry};
+use synchronicity::builder::{Builder, BuilderConfig, Outcome};
 
 #[test]
 fn a_missing_dev_dependency_does_not_stop_the_build() {

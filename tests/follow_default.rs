@@ -1,5 +1,5 @@
 //! A followed release is built with its shipped lockfile even when someone ordered a variant
-//! of it first: four real member processes (`examples/fixed_builder_node`, following a
+//! of it first: four real member processes (`src/bin/fixed_builder_node.rs`, following a
 //! crates.io-like registry on loopback, `support::registry`). The follower counts only
 //! ordered or decided requests of the default variant (the mempool case: `node::app`'s unit
 //! test).
@@ -10,33 +10,18 @@ use std::time::{Duration, Instant};
 
 use support::Cluster;
 use support::registry::LoopbackRegistry;
-use synchronicity::committee::ProtocolRules;
+use support::rules::short_rounds;
 use synchronicity::protocol::Verdict;
-
-fn publish(reg: &LoopbackRegistry, name: &str, version: &str) {
-    reg.publish(
-        name,
-        version,
-        &[("src/lib.rs", "pub fn answer() -> u32 { 42 }\n")],
-        &[],
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_variant_ordered_first_does_not_stop_a_followed_release() {
     let reg = LoopbackRegistry::start();
-    publish(&reg, "fol", "0.1.0");
+    reg.publish_lone("fol", "0.1.0");
     let toml = format!(
         "idle_interval_ms = 1000\n[builder]\n{}[follow]\ncrates = [\"fol\"]\ninterval_secs = 1\n",
         reg.node_toml()
     );
-    let rules = ProtocolRules {
-        commit_window_secs: 8,
-        commit_grace_secs: 2,
-        reveal_window_secs: 4,
-        ..ProtocolRules::default()
-    };
-    let mut c = Cluster::new(69, 4, rules, &toml);
+    let mut c = Cluster::new(69, 4, short_rounds(), &toml);
     for i in 0..4 {
         c.start(i);
     }
@@ -54,7 +39,7 @@ async fn a_variant_ordered_first_does_not_stop_a_followed_release() {
     let st = c.decided_on(&[0, 1, 2, 3], &junk, 120).await;
     assert!(!st[0].entry.as_ref().unwrap().entry.request.lockfile_shipped);
     // The release appears: the followers still order its default variant.
-    publish(&reg, "fol", "0.2.0");
+    reg.publish_lone("fol", "0.2.0");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let s = c.status(0, Some("fol@0.2.0")).await;

@@ -34,31 +34,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::Cluster;
-use support::registry::LoopbackRegistry;
-use synchronicity::committee::ProtocolRules;
+use support::builder::{TOOLCHAIN, docker_tested};
+use support::procs::peak_rss_kib;
+use support::registry::{LoopbackRegistry, lone_lock};
+use support::rules::real_builds;
 use synchronicity::protocol::Verdict;
 use synchronicity_verify::entry::failure_class;
 
 const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
-fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 300,
-        commit_grace_secs: 5,
-        reveal_window_secs: 20,
-        attempt_spacing_secs: 1,
-        ..ProtocolRules::default()
-    }
-}
-
 fn hostile_source(name: &str) -> String {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     format!("{}\n{}", read("prelude.rs"), read(&format!("{name}.rs")))
-}
-
-fn lone_lock(name: &str) -> String {
-    format!("version = 4\n\n[[package]]\nname = \"{name}\"\nversion = \"0.1.0\"\n")
 }
 
 /// Every regular file below `dir` (links not followed), but in the workspace's toolchain and
@@ -108,25 +96,9 @@ fn processes_with(needle: &str) -> Vec<u32> {
     out
 }
 
-/// The peak resident memory of process `pid`, in KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 async fn hostile_crates_on(backend: &str, seed: u8) {
     let reg = LoopbackRegistry::start();
-    let mut c = Cluster::with_binary(
-        seed,
-        4,
-        rules(),
-        "",
-        PathBuf::from(env!("CARGO_BIN_EXE_synchronicity")),
-    );
+    let mut c = Cluster::real_nodes(seed, 4, real_builds(), "");
     let root = c.root.path().to_path_buf();
     let canary_text = format!("CANARY-{}", hex::encode(rand_bytes()));
     let canary = root.join("canary");
@@ -161,7 +133,7 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
             .replace("@KEY@", &key.display().to_string())
             .replace("@ROOT@", &root.display().to_string())
             .replace("@SLEEP@", &sleep);
-        let lock = lone_lock(name);
+        let lock = lone_lock(name, "0.1.0");
         reg.publish(
             name,
             "0.1.0",
@@ -174,16 +146,7 @@ async fn hostile_crates_on(backend: &str, seed: u8) {
         );
     }
     for name in ["plain", "after"] {
-        let lock = lone_lock(name);
-        reg.publish(
-            name,
-            "0.1.0",
-            &[
-                ("Cargo.lock", lock.as_str()),
-                ("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
-            ],
-            &[],
-        );
+        reg.publish_lone(name, "0.1.0");
     }
     let toml = format!(
         "idle_interval_ms = 1000\n[builder]\nbackend = \"{backend}\"\nmax_parallel = 4\n{}",
@@ -452,13 +415,7 @@ async fn hostile_crates_on_the_sandbox_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_crates_on_the_docker_backend() {
-    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let available = synchronicity::builder::engine_available();
-    assert!(
-        available || !required,
-        "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
-    );
-    if available {
+    if docker_tested() {
         hostile_crates_on("docker", 92).await;
     }
 }
@@ -472,16 +429,7 @@ fn a_request_that_lies_about_its_lockfile_fails_invalid_request() {
     use synchronicity::builder::{Backend, Builder, BuilderConfig, FailureClass, Outcome};
     use synchronicity::request::PinnedRequest;
     let reg = LoopbackRegistry::start();
-    let shipped = lone_lock("shipsone");
-    reg.publish(
-        "shipsone",
-        "0.1.0",
-        &[
-            ("Cargo.lock", shipped.as_str()),
-            ("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
-        ],
-        &[],
-    );
+    reg.publish_lone("shipsone", "0.1.0");
     reg.publish(
         "shipsnone",
         "0.1.0",
@@ -489,7 +437,7 @@ fn a_request_that_lies_about_its_lockfile_fails_invalid_request() {
         &[],
     );
     let work = tempfile::tempdir().unwrap();
-    let mut cfg = BuilderConfig::new(work.path(), "1.95.0");
+    let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
     cfg.backend = Backend::Sandbox;
     cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
     let b = Builder::new(&cfg).unwrap();

@@ -16,44 +16,16 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Cluster;
-use synchronicity::committee::ProtocolRules;
+use support::cli::{bin, ok};
+use support::http::request as http;
+use support::rules::windows;
 use synchronicity::testing::free_loopback_ports;
 use synchronicity::witness::{AddCheckpoint, WitnessKey, count_witnesses};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_synchronicity"))
-}
-
-/// One HTTP/1.1 request; returns (status, body).
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 struct Witness {
     child: Child,
@@ -101,12 +73,7 @@ fn witness(dir: &Path, committee: &Path, name: &str, port: u16) -> Witness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
-    let rules = ProtocolRules {
-        commit_window_secs: 60,
-        commit_grace_secs: 2,
-        reveal_window_secs: 10,
-        ..ProtocolRules::default()
-    };
+    let rules = windows(60, 2, 10);
     let mut c = Cluster::new(95, 4, rules, "idle_interval_ms = 1000\n");
     let ports = free_loopback_ports(6);
     let w1 = witness(
@@ -220,22 +187,8 @@ async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
     assert!(said.starts_with("ok size=3 index=1"), "{said}");
 
     // verify's witness policy.
-    let m = &c.tc.committee.members()[1];
     let proof = c.root.path().join("tiles1.tlog-proof");
-    let o = bin()
-        .args([
-            "proof",
-            "tiles1@1.0.0",
-            "--peer",
-            &format!("{}/p2p/{}", m.addrs[0], m.peer_id),
-            "--trust",
-        ])
-        .arg(&c.committee_file)
-        .arg("--out")
-        .arg(&proof)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&c.proof(1, "tiles1@1.0.0", &[], &proof));
     let third = WitnessKey::new("witness-three.example", [9; 32]).vkey();
     let verify = |needed: &str| {
         bin()

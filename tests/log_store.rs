@@ -1,29 +1,20 @@
 //! The durable log on real redb files: appends, idempotent heights, checkpoints, fsck that
 //! catches corruption, a SIGKILL fault-injection loop, and the `verify` command end to end.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::cli::{bin, one_line_error};
 use synchronicity::log::{self, LogStore, merkle};
 use synchronicity::testing::TestCommittee;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_synchronicity"))
-}
-
 fn entry(i: u64) -> Vec<u8> {
     format!("entry {i}").into_bytes()
-}
-
-fn one_line_error(o: &Output) -> String {
-    assert!(!o.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
 }
 
 #[test]

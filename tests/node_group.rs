@@ -2,24 +2,27 @@
 //! one process, one task group per node; a builder that returns chosen manifests. Each
 //! case asserts the logged entry.
 
-use std::collections::HashMap;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use synchronicity::codec;
+use support::in_process::start_member;
+use support::peers::{peer_addr, rogue_member};
+use support::rules::windows;
 use synchronicity::committee::ProtocolRules;
 use synchronicity::crypto::NodeIdentity;
-use synchronicity::log::{CosignedCheckpoint, LookupKey};
-use synchronicity::node::wire::{COSIGN_TOPIC, MESSAGES_TOPIC};
-use synchronicity::node::{self, NodeConfig, NodeHandle};
+use synchronicity::log::CosignedCheckpoint;
+use synchronicity::node::NodeHandle;
+use synchronicity::node::wire::MESSAGES_TOPIC;
 use synchronicity::protocol::{
     Body, LogEntry, Misbehaviour, RevealedOutcome, SignedMessage, Verdict, attestation_statement,
     commitment,
 };
-use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, manifest, request};
-use synchronicity_net::{NetConfig, NetEvent, NetworkHandle, TopicConfig, Validation};
+use synchronicity::testing::{TestCommittee, free_loopback_ports, manifest, request};
+use synchronicity_net::{Multiaddr, NetEvent, NetworkHandle, Validation};
 
 struct Group {
     tc: TestCommittee,
@@ -31,12 +34,7 @@ struct Group {
 /// commitment, published after it sees member 0's, must still be ordered under load), 4 s to
 /// reveal.
 fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 30,
-        commit_grace_secs: 10,
-        reveal_window_secs: 4,
-        ..ProtocolRules::default()
-    }
+    windows(30, 10, 4)
 }
 
 async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str)]) -> Group {
@@ -44,20 +42,12 @@ async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str
     let mut nodes = Vec::new();
     let mut dirs = Vec::new();
     for &i in honest {
-        let dir = tempfile::tempdir().unwrap();
-        tc.write_node_dir(i, dir.path());
-        let mut config = NodeConfig::new(dir.path(), tc.committee.clone());
-        config.idle_interval = Duration::from_millis(500);
-        let builder = FixedBuilder {
-            overrides: overrides
-                .iter()
-                .filter(|(m, _, _)| *m == i)
-                .map(|(_, k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-            bins: HashMap::new(),
-            delay: Duration::from_millis(100),
-        };
-        let n = node::start(config, Arc::new(builder)).await.unwrap();
+        let mine = overrides
+            .iter()
+            .filter(|(m, _, _)| *m == i)
+            .map(|(_, k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (n, dir) = start_member(&tc, i, mine).await;
         nodes.push((i, n));
         dirs.push(dir);
     }
@@ -69,34 +59,8 @@ async fn start_group(seed: u8, honest: &[usize], overrides: &[(usize, &str, &str
 }
 
 async fn entry_on_all(g: &Group, key: &str, secs: u64) -> LogEntry {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let found: Vec<Option<Vec<u8>>> = g
-            .nodes
-            .iter()
-            .map(|(_, n)| {
-                let s = &n.shared().store;
-                let key = LookupKey::parse(key).expect("a lookup key");
-                s.resolve(&key).unwrap().ok().map(|i| s.entry(i).unwrap())
-            })
-            .collect();
-        if found.iter().all(Option::is_some) {
-            let first = found[0].clone().unwrap();
-            for f in &found {
-                assert_eq!(
-                    f.as_ref().unwrap(),
-                    &first,
-                    "members logged different entries"
-                );
-            }
-            return codec::from_slice(&first, 1 << 22).unwrap();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{key} not decided on every member in {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let nodes: Vec<&NodeHandle> = g.nodes.iter().map(|(_, n)| n).collect();
+    support::in_process::entry_on_all(&nodes, key, secs).await
 }
 
 /// Every member ends with the same root and a cosigned checkpoint of it.
@@ -191,27 +155,8 @@ struct Rogue {
     identity: NodeIdentity,
 }
 
-async fn rogue(
-    tc: &TestCommittee,
-    i: usize,
-    bootstrap: Vec<synchronicity_net::Multiaddr>,
-) -> Rogue {
-    let members = node::member_addrs(&tc.committee);
-    let identity = NodeIdentity::from_secret_bytes(&tc.identities[i].secret_bytes()).unwrap();
-    let cfg = NetConfig::new(identity.keypair(), members)
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
-        .with_bootstrap(bootstrap)
-        .with_topics(vec![
-            TopicConfig {
-                name: MESSAGES_TOPIC.into(),
-                max_size: 2 * 1024 * 1024,
-            },
-            TopicConfig {
-                name: COSIGN_TOPIC.into(),
-                max_size: 1024,
-            },
-        ]);
-    let (net, events) = synchronicity_net::start(cfg).await.unwrap();
+async fn rogue(tc: &TestCommittee, i: usize, bootstrap: Vec<Multiaddr>) -> Rogue {
+    let (net, events, identity) = rogue_member(tc, i, bootstrap).await;
     Rogue {
         net,
         events,
@@ -534,8 +479,7 @@ async fn faulty_light_peer_is_skipped(g: &Group, mut r: Rogue) {
 }
 
 fn member_addr(g: &Group, i: usize) -> String {
-    let m = &g.tc.committee.members()[i];
-    format!("{}/p2p/{}", m.addrs[0], m.peer_id)
+    peer_addr(&g.tc.committee, i)
 }
 
 /// `checkpoint --peer P... --trust T --state S`.
@@ -554,14 +498,9 @@ fn checkpoint_args(
 }
 
 async fn run_cli(args: Vec<std::ffi::OsString>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_synchronicity"))
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || support::cli::bin().args(args).output().unwrap())
+        .await
+        .unwrap()
 }
 
 /// The light client: a proof fetched from a member verifies; after the log grows, the new

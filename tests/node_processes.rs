@@ -6,25 +6,15 @@ mod support;
 
 use std::time::Duration;
 
+use support::rules::short_rounds;
 use support::{Cluster, longest_stall};
-use synchronicity::committee::ProtocolRules;
 use synchronicity::protocol::Verdict;
 
 const NODE_TOML: &str = "idle_interval_ms = 1000\n";
 
-/// 8 s to commit (2 s least grace after the t-th commitment), 4 s to reveal.
-fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 8,
-        commit_grace_secs: 2,
-        reveal_window_secs: 4,
-        ..ProtocolRules::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_down_killed_and_returning() {
-    let mut c = Cluster::new(41, 4, rules(), NODE_TOML);
+    let mut c = Cluster::new(41, 4, short_rounds(), NODE_TOML);
     let metrics = format!(
         "127.0.0.1:{}",
         synchronicity::testing::free_loopback_ports(1)[0]
@@ -40,8 +30,8 @@ async fn members_down_killed_and_returning() {
     let e = &st[0].entry.as_ref().unwrap().entry;
     assert_eq!(e.verdict, Verdict::Reproduced);
     println!("one member down from the start: longest stall {stall:?}");
-    let text = support::http_get(&metrics);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let (status, text) = support::http::request(&metrics, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{text}");
     assert!(
         text.contains("synchronicity_verdicts_reproduced_total 1"),
         "{text}"
@@ -104,7 +94,7 @@ async fn members_down_killed_and_returning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_during_100_requests() {
-    let mut c = Cluster::new(42, 4, rules(), NODE_TOML);
+    let mut c = Cluster::new(42, 4, short_rounds(), NODE_TOML);
     for i in 0..4 {
         c.start(i);
     }
@@ -177,7 +167,7 @@ async fn sigkill_at_random_moments_during_100_requests() {
         .await;
     c.decided_on(&[0, 1, 2, 3], &id, 60).await;
     assert_eq!(chosen(c.status(0, Some("crate0@1.0.0")).await), before);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_synchronicity"))
+    let o = support::cli::bin()
         .args(["status", "crate0@1.0.0", "--node"])
         .arg(c.dir(0))
         .output()

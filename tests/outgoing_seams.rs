@@ -5,20 +5,22 @@
 //! (never reveals, reveals another outcome, commits twice), and its frames seam counts its
 //! consensus broadcasts on their way out; the honest members' log records each lie.
 
+mod support;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use synchronicity::committee::ProtocolRules;
+use support::in_process::{entry_on_all, start_member_with};
+use support::rules::windows;
 use synchronicity::consensus::wire::Wire;
 use synchronicity::consensus::{HonestFrames, OutgoingFrames};
 use synchronicity::crypto::BlsSecretKey;
-use synchronicity::log::LookupKey;
-use synchronicity::node::{self, NodeConfig, NodeHandle, OutgoingMessages};
+use synchronicity::node::{NodeHandle, OutgoingMessages};
 use synchronicity::protocol::{
-    Body, LogEntry, Misbehaviour, RevealedOutcome, Verdict, attestation_statement, outcome_digest,
+    Body, Misbehaviour, RevealedOutcome, Verdict, attestation_statement, outcome_digest,
 };
-use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, request};
+use synchronicity::testing::{TestCommittee, free_loopback_ports, request};
 use synchronicity_net::PeerId;
 
 /// Member 3's lies, by request id.
@@ -82,73 +84,37 @@ impl OutgoingFrames for Counted {
     }
 }
 
-async fn entry_on_all(nodes: &[NodeHandle], key: &str, secs: u64) -> LogEntry {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let key = LookupKey::parse(key).expect("a lookup key");
-    loop {
-        let found: Vec<Option<Vec<u8>>> = nodes
-            .iter()
-            .map(|n| {
-                let s = &n.shared().store;
-                s.resolve(&key).unwrap().ok().map(|i| s.entry(i).unwrap())
-            })
-            .collect();
-        if let Some(Some(first)) = found.first()
-            && found.iter().all(|f| f.as_ref() == Some(first))
-        {
-            return LogEntry::decode(first).unwrap();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{key:?} not decided on every member in {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_lies_through_its_outgoing_seams_and_the_log_records_it() {
-    let rules = ProtocolRules {
-        commit_window_secs: 30,
-        commit_grace_secs: 2,
-        reveal_window_secs: 4,
-        ..ProtocolRules::default()
-    };
-    let tc = TestCommittee::with_ports(41, &free_loopback_ports(4)).with_rules(rules);
+    let tc = TestCommittee::with_ports(41, &free_loopback_ports(4)).with_rules(windows(30, 2, 4));
     let [silent, mismatch, twice] =
         ["silent", "mismatch", "twice"].map(|k| request(k, "1.0.0", "lock"));
     let counted = Arc::new(Counted::default());
     let mut nodes = Vec::new();
     let mut dirs = Vec::new();
     for i in 0..4 {
-        let dir = tempfile::tempdir().unwrap();
-        tc.write_node_dir(i, dir.path());
-        let mut config = NodeConfig::new(dir.path(), tc.committee.clone());
-        config.idle_interval = Duration::from_millis(500);
-        if i == 3 {
-            config.outgoing_messages = Arc::new(Lies {
-                silent: silent.id(),
-                mismatch: mismatch.id(),
-                twice: twice.id(),
-                origin: tc.committee.origin().to_string(),
-                bls: tc.bls[3].clone(),
-            });
-            config.outgoing_frames = counted.clone();
-        }
-        let builder = FixedBuilder {
-            overrides: Default::default(),
-            bins: Default::default(),
-            delay: Duration::from_millis(100),
-        };
-        nodes.push(node::start(config, Arc::new(builder)).await.unwrap());
+        let (node, dir) = start_member_with(&tc, i, HashMap::new(), |config| {
+            if i == 3 {
+                config.outgoing_messages = Arc::new(Lies {
+                    silent: silent.id(),
+                    mismatch: mismatch.id(),
+                    twice: twice.id(),
+                    origin: tc.committee.origin().to_string(),
+                    bls: tc.bls[3].clone(),
+                });
+                config.outgoing_frames = counted.clone();
+            }
+        })
+        .await;
+        nodes.push(node);
         dirs.push(dir);
     }
     for r in [silent, mismatch, twice] {
         nodes[0].submit(r).await.unwrap();
     }
-    let honest = &nodes[..3];
+    let honest: Vec<&NodeHandle> = nodes[..3].iter().collect();
 
-    let e = entry_on_all(honest, "silent@1.0.0", 60).await;
+    let e = entry_on_all(&honest, "silent@1.0.0", 60).await;
     assert_eq!(
         e.verdict,
         Verdict::Reproduced,
@@ -161,11 +127,11 @@ async fn a_member_lies_through_its_outgoing_seams_and_the_log_records_it() {
     );
     assert!(e.misbehaviour.is_empty(), "{e:?}");
 
-    let e = entry_on_all(honest, "mismatch@1.0.0", 60).await;
+    let e = entry_on_all(&honest, "mismatch@1.0.0", 60).await;
     assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::RevealMismatch)]);
     assert!(e.dissenters.is_empty() && e.silent.is_empty(), "{e:?}");
 
-    let e = entry_on_all(honest, "twice@1.0.0", 60).await;
+    let e = entry_on_all(&honest, "twice@1.0.0", 60).await;
     assert_eq!(e.misbehaviour, vec![(3, Misbehaviour::DoubleCommitment)]);
     assert!(e.dissenters.is_empty() && e.silent.is_empty(), "{e:?}");
 

@@ -7,91 +7,60 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use support::Cluster;
+use support::in_process::start_member;
+use support::peers::rogue_member;
+use support::procs::{eventually, peak_rss_mib};
+use support::rules::windows;
 use synchronicity::committee::ProtocolRules;
 use synchronicity::crypto::NodeIdentity;
 use synchronicity::log::LookupKey;
-use synchronicity::node::wire::{COSIGN_TOPIC, MESSAGES_TOPIC};
-use synchronicity::node::{self, NodeConfig, NodeHandle};
+use synchronicity::node::wire::MESSAGES_TOPIC;
 use synchronicity::protocol::{Body, SignedMessage};
-use synchronicity::request::MAX_LOCKFILE_SIZE;
-use synchronicity::testing::{FixedBuilder, TestCommittee, free_loopback_ports, request};
-use synchronicity_net::{NetConfig, NetEvent, NetworkHandle, TopicConfig};
+use synchronicity::request::{MAX_LOCKFILE_SIZE, PinnedRequest};
+use synchronicity::testing::{TestCommittee, free_loopback_ports, request};
+use synchronicity_net::{NetEvent, NetworkHandle};
+use tokio::sync::mpsc::Receiver;
 
 /// The per-member byte budget of every honest mempool (`node/mempool.rs`).
 const BUDGET: usize = 64 * 1024 * 1024;
 
-async fn member(tc: &TestCommittee, i: usize) -> (NodeHandle, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    tc.write_node_dir(i, dir.path());
-    let mut config = NodeConfig::new(dir.path(), tc.committee.clone());
-    config.idle_interval = Duration::from_millis(500);
-    let builder = FixedBuilder {
-        overrides: Default::default(),
-        bins: Default::default(),
-        delay: Duration::from_millis(100),
-    };
-    (node::start(config, Arc::new(builder)).await.unwrap(), dir)
+/// The group's rules: 30 s to commit, 5 s least grace, 4 s to reveal; the rogue's requests
+/// wait in the mempools (one open round at a time), so what each member holds of them is
+/// the budget, not what ordering drained.
+fn rules() -> ProtocolRules {
+    ProtocolRules {
+        max_open_requests_per_member: 1,
+        ..windows(30, 5, 4)
+    }
 }
 
-/// Member `i`'s key on a bare network node (no consensus, no mempool of its own); its
-/// events are never read (its swarm drops them: it only sends).
-async fn rogue(
-    tc: &TestCommittee,
-    i: usize,
-) -> (NetworkHandle, tokio::sync::mpsc::Receiver<NetEvent>) {
-    let identity = NodeIdentity::from_secret_bytes(&tc.identities[i].secret_bytes()).unwrap();
+/// The rogue's `k`-th large request: ~1 MiB (the largest lockfile a request may pin), each
+/// distinct.
+fn large_request(k: usize) -> PinnedRequest {
+    let lockfile = format!("{k:08}{}", "x".repeat(MAX_LOCKFILE_SIZE - 8));
+    request(&format!("big-{k}"), "1.0.0", &lockfile)
+}
+
+/// Member `i`'s key in the rogue's hands, joined to the group through member 0.
+async fn rogue(tc: &TestCommittee, i: usize) -> (NetworkHandle, Receiver<NetEvent>, NodeIdentity) {
     let bootstrap = vec![tc.committee.members()[0].addrs[0].clone()];
-    let cfg = NetConfig::new(identity.keypair(), node::member_addrs(&tc.committee))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
-        .with_bootstrap(bootstrap)
-        .with_topics(vec![
-            TopicConfig {
-                name: MESSAGES_TOPIC.into(),
-                max_size: 2 * 1024 * 1024,
-            },
-            TopicConfig {
-                name: COSIGN_TOPIC.into(),
-                max_size: 1024,
-            },
-        ]);
-    synchronicity_net::start(cfg).await.unwrap()
-}
-
-/// Peak resident memory of this process (all three members and the rogue), in MiB.
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    rogue_member(tc, i, bootstrap).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_flooding_large_and_foreign_requests_is_bounded() {
-    let rules = ProtocolRules {
-        commit_window_secs: 30,
-        commit_grace_secs: 5,
-        reveal_window_secs: 4,
-        // The rogue's requests wait in the mempools (one open round at a time), so what
-        // each member holds of them is the budget, not what ordering drained.
-        max_open_requests_per_member: 1,
-        ..ProtocolRules::default()
-    };
-    let tc = TestCommittee::with_ports(71, &free_loopback_ports(4)).with_rules(rules);
+    let tc = TestCommittee::with_ports(71, &free_loopback_ports(4)).with_rules(rules());
     let mut members = Vec::new();
     for i in 0..3 {
-        members.push(member(&tc, i).await);
+        members.push(start_member(&tc, i, HashMap::new()).await);
     }
-    let (rogue, _rogue_events) = rogue(&tc, 3).await;
-    let sign =
-        |body| SignedMessage::sign(body, 3, &tc.identities[3], tc.committee.signing_domain());
+    let (rogue, _rogue_events, key) = rogue(&tc, 3).await;
+    let sign = |body| SignedMessage::sign(body, 3, &key, tc.committee.signing_domain());
     let counters = |k: usize| &members[k].0.shared().counters;
 
     // A validly signed request for a target the committee never agreed on.
@@ -110,23 +79,18 @@ async fn a_member_flooding_large_and_foreign_requests_is_bounded() {
     .await
     .expect("the rogue joined the mesh");
     for k in 0..3 {
-        common_eventually(30, "the foreign request rejected and counted", || {
+        eventually(30, "the foreign request rejected and counted", || {
             counters(k).gossip_invalid.load(Ordering::Relaxed) >= 1
         })
         .await;
     }
-    let rss_before = peak_rss_mib();
+    let rss_before = peak_rss_mib(std::process::id());
 
     // 200 requests of ~1 MiB each (the largest lockfile a request may pin), all distinct:
     // 200 MiB to each member, 3.1 times its budget for one member.
     let mut published = 0;
     for k in 0..200 {
-        let lockfile = format!("{k:08}{}", "x".repeat(MAX_LOCKFILE_SIZE - 8));
-        let m = sign(Body::Request(request(
-            &format!("big-{k}"),
-            "1.0.0",
-            &lockfile,
-        )));
+        let m = sign(Body::Request(large_request(k)));
         if rogue.publish(MESSAGES_TOPIC, m.to_cbor()).await.is_ok() {
             published += 1;
         }
@@ -135,7 +99,7 @@ async fn a_member_flooding_large_and_foreign_requests_is_bounded() {
     }
     assert_eq!(published, 200);
     for (k, (n, _)) in members.iter().enumerate() {
-        common_eventually(60, "the flood refused over the budget", || {
+        eventually(60, "the flood refused over the budget", || {
             n.shared()
                 .counters
                 .mempool_refused_over_budget
@@ -160,7 +124,7 @@ async fn a_member_flooding_large_and_foreign_requests_is_bounded() {
         .await
         .unwrap();
     for (k, (n, _)) in members.iter().enumerate() {
-        common_eventually(90, "the honest request decided", || {
+        eventually(90, "the honest request decided", || {
             let key = LookupKey::parse("honest@1.0.0").unwrap();
             n.shared().store.resolve(&key).unwrap().is_ok()
         })
@@ -175,32 +139,11 @@ async fn a_member_flooding_large_and_foreign_requests_is_bounded() {
             "member {k}"
         );
     }
-    let rss_after = peak_rss_mib();
+    let rss_after = peak_rss_mib(std::process::id());
     eprintln!(
         "peak RSS of the process (3 members + rogue): {rss_before} MiB before the flood, \
          {rss_after} MiB after 200 × 1 MiB requests to each member"
     );
-}
-
-/// Polls `f` every 100 ms until it holds, or panics after `secs` with `what`.
-async fn common_eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Peak resident memory (VmHWM) of process `pid`, in MiB.
-fn peak_rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
 }
 
 /// What a member process may reach while one member floods 1 MiB requests: its own
@@ -209,37 +152,23 @@ fn peak_rss_of(pid: u32) -> u64 {
 /// member that kept every request would pass 600 MiB in this test.
 const MEMBER_PEAK_RSS_MIB: u64 = 320;
 
-/// Three member processes (the real node, `examples/fixed_builder_node`) and member 3's
+/// Three member processes (the real node, `src/bin/fixed_builder_node.rs`) and member 3's
 /// key in the test's hands, gossiping 600 requests of 1 MiB (600 MiB to each member) at
 /// about 20 MiB/s: every member's peak RSS stays under [`MEMBER_PEAK_RSS_MIB`], and an
 /// honest request is decided and cosigned meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_processes_stay_bounded_under_a_flood_of_large_requests() {
-    let rules = ProtocolRules {
-        commit_window_secs: 30,
-        commit_grace_secs: 5,
-        reveal_window_secs: 4,
-        max_open_requests_per_member: 1,
-        ..ProtocolRules::default()
-    };
-    let mut c = support::Cluster::new(76, 4, rules, "idle_interval_ms = 1000\n");
+    let mut c = Cluster::new(76, 4, rules(), "idle_interval_ms = 1000\n");
     for i in 0..3 {
         c.start(i);
     }
     let warmup = c.submit(0, "warmup", "1.0.0").await;
     c.decided_on(&[0, 1, 2], &warmup, 60).await;
     let baseline: Vec<u64> = (0..3)
-        .map(|i| peak_rss_of(c.children[i].as_ref().unwrap().id()))
+        .map(|i| peak_rss_mib(c.children[i].as_ref().unwrap().id()))
         .collect();
-    let (rogue, _rogue_events) = rogue(&c.tc, 3).await;
-    let sign = |body| {
-        SignedMessage::sign(
-            body,
-            3,
-            &c.tc.identities[3],
-            c.tc.committee.signing_domain(),
-        )
-    };
+    let (rogue, _rogue_events, key) = rogue(&c.tc, 3).await;
+    let sign = |body| SignedMessage::sign(body, 3, &key, c.tc.committee.signing_domain());
     let mut published = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut k = 0;
@@ -248,12 +177,7 @@ async fn member_processes_stay_bounded_under_a_flood_of_large_requests() {
             tokio::time::Instant::now() < deadline,
             "{published} published in 120 s"
         );
-        let lockfile = format!("{k:08}{}", "x".repeat(MAX_LOCKFILE_SIZE - 8));
-        let m = sign(Body::Request(request(
-            &format!("big-{k}"),
-            "1.0.0",
-            &lockfile,
-        )));
+        let m = sign(Body::Request(large_request(k)));
         k += 1;
         if rogue.publish(MESSAGES_TOPIC, m.to_cbor()).await.is_ok() {
             published += 1;
@@ -263,7 +187,7 @@ async fn member_processes_stay_bounded_under_a_flood_of_large_requests() {
     let id = c.submit(0, "honest", "1.0.0").await;
     c.decided_on(&[0, 1, 2], &id, 120).await;
     let peaks: Vec<u64> = (0..3)
-        .map(|i| peak_rss_of(c.children[i].as_ref().unwrap().id()))
+        .map(|i| peak_rss_mib(c.children[i].as_ref().unwrap().id()))
         .collect();
     eprintln!(
         "member peak RSS (MiB) before the flood {baseline:?}, after 600 × 1 MiB requests {peaks:?}"

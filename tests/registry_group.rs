@@ -17,69 +17,29 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::Cluster;
-use support::registry::{LoopbackRegistry, closed_port_url};
+use support::cli::bin;
+use support::registry::{CRATES_IO, LoopbackRegistry, closed_port_url, lone_lock};
+use support::rules::real_builds;
 use synchronicity::committee::ProtocolRules;
-use synchronicity::crypto::ThresholdSignature;
 use synchronicity::protocol::Verdict;
-
-const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
-
-fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 300,
-        commit_grace_secs: 5,
-        reveal_window_secs: 20,
-        attempt_spacing_secs: 1,
-        ..ProtocolRules::default()
-    }
-}
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_synchronicity"))
-}
 
 fn node_toml(builder: &str, extra: &str) -> String {
     format!("idle_interval_ms = 1000\n[builder]\nbackend = \"sandbox\"\n{builder}{extra}")
 }
 
-fn signers(attestation: &[u8]) -> usize {
-    ThresholdSignature::from_bytes(attestation, 4)
-        .map(|s| s.signers.count())
-        .unwrap_or(0)
-}
-
-/// A lockfile for a crate with no dependencies.
-fn lone_lock(name: &str, version: &str) -> String {
-    format!("version = 4\n\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\n")
-}
-
-fn publish_lone(reg: &LoopbackRegistry, name: &str, version: &str) {
-    let lock = lone_lock(name, version);
-    reg.publish(
-        name,
-        version,
-        &[
-            ("Cargo.lock", lock.as_str()),
-            ("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
-        ],
-        &[],
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followed_crate_gets_each_new_release_ordered_once() {
     let reg = LoopbackRegistry::start();
-    publish_lone(&reg, "fol", "0.1.0");
+    reg.publish_lone("fol", "0.1.0");
     let toml = node_toml(
         &reg.node_toml(),
         "[follow]\ncrates = [\"fol\"]\ninterval_secs = 1\n",
     );
-    let mut c = Cluster::with_binary(81, 4, rules(), &toml, bin());
+    let mut c = Cluster::real_nodes(81, 4, real_builds(), &toml);
     for i in 0..4 {
         c.start(i);
     }
@@ -89,11 +49,11 @@ async fn a_followed_crate_gets_each_new_release_ordered_once() {
         st[0].entry.as_ref().unwrap().entry.verdict,
         Verdict::Reproduced
     );
-    publish_lone(&reg, "fol", "0.2.0");
+    reg.publish_lone("fol", "0.2.0");
     let st = c.decided_on(&[0, 1, 2, 3], "fol@0.2.0", 300).await;
     let e = &st[0].entry.as_ref().unwrap().entry;
     assert_eq!(
-        (e.verdict, signers(&e.attestation)),
+        (e.verdict, c.signers(&e.attestation)),
         (Verdict::Reproduced, 4)
     );
     // Nothing more is ordered while every member keeps polling: over 10 more conditional
@@ -118,7 +78,7 @@ async fn a_followed_crate_gets_each_new_release_ordered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_with_a_closed_registry_commits_nothing_and_a_new_attempt_is_four_of_four() {
     let reg = LoopbackRegistry::start();
-    publish_lone(&reg, "closed", "1.0.0");
+    reg.publish_lone("closed", "1.0.0");
     let good = node_toml(&reg.node_toml(), "");
     let dead = closed_port_url();
     let broken = node_toml(
@@ -128,13 +88,11 @@ async fn a_member_with_a_closed_registry_commits_nothing_and_a_new_attempt_is_fo
     // Member 3 never commits: under 4 of 4 the commit phase lasts the whole window.
     let rules = ProtocolRules {
         commit_window_secs: 40,
-        ..rules()
+        ..real_builds()
     };
-    let mut c = Cluster::with_binary(82, 4, rules, &good, bin());
+    let mut c = Cluster::real_nodes(82, 4, rules, &good);
     // Every attester counts: 4 of 4.
-    let tc = std::mem::replace(&mut c.tc, synchronicity::testing::TestCommittee::new(1, 0));
-    c.tc = tc.with_threshold(4);
-    std::fs::write(&c.committee_file, c.tc.committee.to_toml()).unwrap();
+    c.set_threshold(4);
     std::fs::write(c.dir(3).join("node.toml"), &broken).unwrap();
     for i in 0..4 {
         c.start(i);
@@ -182,7 +140,7 @@ async fn a_member_with_a_closed_registry_commits_nothing_and_a_new_attempt_is_fo
     let st = c.decided_on(&[0, 1, 2, 3], &second, 300).await;
     let e = &st[0].entry.as_ref().unwrap().entry;
     assert_eq!(
-        (e.verdict, e.request.attempt, signers(&e.attestation)),
+        (e.verdict, e.request.attempt, c.signers(&e.attestation)),
         (Verdict::Reproduced, 2, 4)
     );
     assert_eq!(
@@ -198,25 +156,17 @@ async fn a_member_with_a_closed_registry_commits_nothing_and_a_new_attempt_is_fo
 /// Fetches the proof for `what` (crate@version or a request id) from member 1, verifies it
 /// offline, and returns the request id it proves.
 fn proven_request(c: &Cluster, what: &str) -> String {
-    let m = &c.tc.committee.members()[1];
-    let peer = format!("{}/p2p/{}", m.addrs[0], m.peer_id);
     let file = c
         .root
         .path()
         .join(format!("{}.tlog-proof", what.replace('@', "-")));
-    let out = Command::new(bin())
-        .args(["proof", what, "--peer", &peer, "--trust"])
-        .arg(&c.committee_file)
-        .arg("--out")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = c.proof(1, what, &[], &file);
     assert!(
         out.status.success(),
         "proof {what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(bin())
+    let out = bin()
         .arg("verify")
         .arg(&file)
         .arg("--trust")
@@ -289,7 +239,7 @@ async fn two_variants_build_side_by_side_and_limit_breakers_are_failed_with_thei
     }
     let limits = "processes = 256\nmemory_mib = 1024\ndisk_mib = 512\n";
     let toml = node_toml(&format!("{}{limits}", reg.node_toml()), "");
-    let mut c = Cluster::with_binary(83, 4, rules(), &toml, bin());
+    let mut c = Cluster::real_nodes(83, 4, real_builds(), &toml);
     for i in 0..4 {
         c.start(i);
     }
@@ -305,7 +255,7 @@ async fn two_variants_build_side_by_side_and_limit_breakers_are_failed_with_thei
         let st = c.decided_on(&[0, 1, 2, 3], id, 300).await;
         let e = &st[0].entry.as_ref().unwrap().entry;
         assert_eq!(
-            (e.verdict, signers(&e.attestation)),
+            (e.verdict, c.signers(&e.attestation)),
             (Verdict::Reproduced, 4),
             "{id}"
         );
@@ -336,11 +286,11 @@ async fn two_variants_build_side_by_side_and_limit_breakers_are_failed_with_thei
                 "member {}",
                 s.member
             );
-            assert_eq!(signers(&e.attestation), 4, "{class}: all four agree");
+            assert_eq!(c.signers(&e.attestation), 4, "{class}: all four agree");
         }
     }
     // The members and the host keep working: one more build after the bomb.
-    publish_lone(&reg, "after", "0.1.0");
+    reg.publish_lone("after", "0.1.0");
     let after = c.submit_with(3, "after", "0.1.0", None).await;
     let st = c.decided_on(&[0, 1, 2, 3], &after, 300).await;
     assert_eq!(

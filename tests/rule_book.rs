@@ -17,17 +17,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::Cluster;
+use support::rules::windows;
 use synchronicity::committee::ProtocolRules;
 use synchronicity::protocol::Verdict;
 
 /// A 60 s commit window, so that ending early (3 s least grace) is plainly visible.
 fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 60,
-        commit_grace_secs: 3,
-        reveal_window_secs: 10,
-        ..ProtocolRules::default()
-    }
+    windows(60, 3, 10)
 }
 const NODE_TOML: &str = "idle_interval_ms = 1000\n";
 

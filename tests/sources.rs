@@ -4,53 +4,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-
+use support::http::Response;
 use synchronicity::builder::{Registry, SourceError, unpack_crate};
 use synchronicity::crypto::sha256;
 
 /// Serves `routes` (path → body) over HTTP/1.1 on loopback; other paths get 404.
 fn serve(routes: Vec<(String, Vec<u8>)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let routes = Arc::new(routes);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let routes = routes.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let mut s = stream;
-                match routes.iter().find(|(p, _)| *p == path) {
-                    Some((_, body)) => {
-                        write!(
-                            s,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        )
-                        .unwrap();
-                        s.write_all(body).unwrap();
-                    }
-                    None => write!(
-                        s,
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    )
-                    .unwrap(),
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
+    support::http::serve(
+        move |req| match routes.iter().find(|(p, _)| *p == req.path) {
+            Some((_, body)) => Response::ok(body.clone()),
+            None => Response::not_found(),
+        },
+    )
 }
 
 /// A `.crate` with a minimal `Cargo.toml` and `extra` files.

@@ -13,26 +13,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::Cluster;
+use support::cli::{bin, ok, one_line_error};
+use support::rules::windows;
 use synchronicity::committee::ProtocolRules;
-use synchronicity::crypto::ThresholdSignature;
 use synchronicity::protocol::Verdict;
 use synchronicity::testing::TestCommittee;
 
 /// Short windows: a small crate builds in seconds; in the 3-of-4 case the stopped member
 /// never commits, so the phase ends a grace after the third commitment (not the window).
 fn rules() -> ProtocolRules {
-    ProtocolRules {
-        commit_window_secs: 300,
-        commit_grace_secs: 10,
-        reveal_window_secs: 20,
-        ..ProtocolRules::default()
-    }
+    windows(300, 10, 20)
 }
 const NODE_TOML: &str = "idle_interval_ms = 2000\n";
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_synchronicity"))
-}
 
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     let mut found = None;
@@ -51,28 +43,9 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     found
 }
 
-fn one_line_failure(o: &std::process::Output) -> String {
-    assert!(!o.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    err
-}
-
-fn signers(attestation: &[u8]) -> usize {
-    ThresholdSignature::from_bytes(attestation, 4)
-        .map(|s| s.signers.count())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_crate_from_request_to_offline_verified_proof() {
-    let mut c = Cluster::with_binary(
-        51,
-        4,
-        rules(),
-        NODE_TOML,
-        PathBuf::from(env!("CARGO_BIN_EXE_synchronicity")),
-    );
+    let mut c = Cluster::real_nodes(51, 4, rules(), NODE_TOML);
     for i in 0..4 {
         c.start(i);
     }
@@ -80,27 +53,11 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     let st = c.decided_on(&[0, 1, 2, 3], "itoa@1.0.15", 900).await;
     let e = &st[0].entry.as_ref().unwrap().entry;
     assert_eq!(e.verdict, Verdict::Reproduced, "{e:?}");
-    assert_eq!(signers(&e.attestation), 4, "reproduced 4/4");
+    assert_eq!(c.signers(&e.attestation), 4, "reproduced 4/4");
 
     // The light client fetches the proof from member 2 and verifies it before writing.
-    let m = &c.tc.committee.members()[2];
-    let peer = format!("{}/p2p/{}", m.addrs[0], m.peer_id);
     let proof = c.root.path().join("itoa.tlog-proof");
-    let o = bin()
-        .args([
-            "proof",
-            "itoa@1.0.15",
-            "--with-inputs",
-            "--peer",
-            &peer,
-            "--trust",
-        ])
-        .arg(&c.committee_file)
-        .arg("--out")
-        .arg(&proof)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&c.proof(2, "itoa@1.0.15", &["--with-inputs"], &proof));
 
     // Offline, with the inputs fetched beside the proof and the artifact member 0 built.
     let manifest_file = c.root.path().join("itoa.manifest");
@@ -133,10 +90,10 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         "--artifact".as_ref(),
         artifact.as_os_str(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&o);
     // The proof is about itoa@1.0.15: another version or crate fails, naming itoa@1.0.15.
     for other in ["itoa@1.0.14", "ryu@1.0.15"] {
-        let err = one_line_failure(&verify(&["--crate".as_ref(), other.as_ref()]));
+        let err = one_line_error(&verify(&["--crate".as_ref(), other.as_ref()]));
         assert!(
             err.contains("about itoa@1.0.15") && err.contains(other),
             "{err}"
@@ -159,7 +116,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         .arg(&artifact)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("itoa@1.0.15 reproduced by 4 of 4"));
 
     // A tampered proof, a wrong artifact, a committee with one key changed.
@@ -169,7 +126,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     let idx = lines.iter().position(|l| l.starts_with("index ")).unwrap();
     lines[idx] = format!("index {}", 1 + lines[idx][6..].parse::<u64>().unwrap());
     std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
-    one_line_failure(
+    one_line_error(
         &bin()
             .arg("verify")
             .arg(&tampered)
@@ -180,7 +137,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     );
     let wrong = c.root.path().join(name);
     std::fs::write(&wrong, b"not the artifact").unwrap();
-    let err = one_line_failure(
+    let err = one_line_error(
         &bin()
             .arg("verify")
             .arg(&proof)
@@ -197,7 +154,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     // The right bytes under another name: refused.
     let renamed = c.root.path().join("libother.rlib");
     std::fs::copy(&artifact, &renamed).unwrap();
-    let err = one_line_failure(&verify(&[
+    let err = one_line_error(&verify(&[
         "--crate".as_ref(),
         "itoa@1.0.15".as_ref(),
         "--manifest".as_ref(),
@@ -214,7 +171,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
         .clone();
     let changed = c.root.path().join("changed.toml");
     std::fs::write(&changed, toml::to_string(&file).unwrap()).unwrap();
-    one_line_failure(
+    one_line_error(
         &bin()
             .arg("verify")
             .arg(&proof)
@@ -230,7 +187,7 @@ async fn a_real_crate_from_request_to_offline_verified_proof() {
     let st = c.decided_on(&[0, 1, 2], "itoa@1.0.14", 900).await;
     let e = &st[0].entry.as_ref().unwrap().entry;
     assert_eq!(e.verdict, Verdict::Reproduced, "{e:?}");
-    assert_eq!(signers(&e.attestation), 3, "reproduced 3/4");
+    assert_eq!(c.signers(&e.attestation), 3, "reproduced 3/4");
     for i in 0..3 {
         c.stop(i);
         c.fsck(i);

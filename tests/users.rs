@@ -22,19 +22,12 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::Cluster;
-use synchronicity::committee::ProtocolRules;
+use support::cli::{ok, user_command};
+use support::peers::light_peer;
+use support::rules::windows;
 use synchronicity::node::wire::{self, LightRequest, LightResponse};
 use synchronicity::protocol::Verdict;
-use synchronicity_net::{NetConfig, NetEvent};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_synchronicity"))
-}
-
-fn peer(c: &Cluster, i: usize) -> String {
-    let m = &c.tc.committee.members()[i];
-    format!("{}/p2p/{}", m.addrs[0], m.peer_id)
-}
+use synchronicity_net::NetEvent;
 
 /// Runs the CLI as a user whose client config names `peers`.
 fn user(home: &Path, c: &Cluster, peers: &[String], args: &[&str]) -> Output {
@@ -50,23 +43,7 @@ fn user(home: &Path, c: &Cluster, peers: &[String], args: &[&str]) -> Output {
         ),
     )
     .unwrap();
-    Command::new(bin())
-        .args(args)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("HOME", home)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stderr).to_string()
+    user_command(home).args(args).output().unwrap()
 }
 
 fn sha_hex(path: &Path) -> String {
@@ -79,7 +56,7 @@ fn attested_sha(c: &Cluster, home: &Path) -> String {
     ok(&user(
         home,
         c,
-        &[peer(c, 1)],
+        &[c.peer(1)],
         &[
             "fetch",
             "hello-cli@0.2.2",
@@ -99,22 +76,7 @@ fn attested_sha(c: &Cluster, home: &Path) -> String {
 
 /// A light peer that serves the first chunk of an artifact and then drops off the network.
 async fn dropping_peer(c: &Cluster, artifact: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
-    let key = synchronicity::crypto::NodeIdentity::generate();
-    let cfg = NetConfig::new(
-        key.keypair(),
-        synchronicity::node::member_addrs(&c.tc.committee),
-    )
-    .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (net, mut events) = synchronicity_net::start(cfg).await.unwrap();
-    let mut listening = Vec::new();
-    for _ in 0..100 {
-        listening = net.listen_addrs().await.unwrap();
-        if !listening.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let addr = format!("{}/p2p/{}", listening[0], net.local_peer_id());
+    let (net, mut events, addr) = light_peer(&c.tc.committee).await;
     let task = tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             let NetEvent::Request(req) = ev else { continue };
@@ -142,7 +104,7 @@ async fn dropping_peer(c: &Cluster, artifact: Vec<u8>) -> (String, tokio::task::
 fn audit(home: &Path, c: &Cluster, lockfile: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let mut args = vec!["audit", "--lockfile", lockfile.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
-    let o = user(home, c, &[peer(c, 2)], &args);
+    let o = user(home, c, &[c.peer(2)], &args);
     let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
     (o, v)
 }
@@ -158,17 +120,10 @@ fn status_of<'a>(rows: &'a serde_json::Value, krate: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
-    let rules = ProtocolRules {
-        commit_window_secs: 90,
-        commit_grace_secs: 5,
-        reveal_window_secs: 20,
-        ..ProtocolRules::default()
-    };
+    let rules = windows(90, 5, 20);
     let toml = "idle_interval_ms = 1000\n[builder]\nbackend = \"sandbox\"\n";
-    let mut c = Cluster::with_binary(91, 4, rules, toml, bin());
-    let tc = std::mem::replace(&mut c.tc, synchronicity::testing::TestCommittee::new(1, 0));
-    c.tc = tc.with_threshold(4);
-    std::fs::write(&c.committee_file, c.tc.committee.to_toml()).unwrap();
+    let mut c = Cluster::real_nodes(91, 4, rules, toml);
+    c.set_threshold(4);
     for i in 0..4 {
         c.start(i);
     }
@@ -192,7 +147,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     let err = ok(&user(
         home,
         &c,
-        &[peer(&c, 1)],
+        &[c.peer(1)],
         &[
             "install",
             "hello-cli@0.2.2",
@@ -219,7 +174,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     let o = user(
         home,
         &c,
-        &[peer(&c, 0), peer(&c, 1)],
+        &[c.peer(0), c.peer(1)],
         &[
             "install",
             "hello-cli@0.2.2",
@@ -229,7 +184,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     );
     let err = ok(&o);
     assert!(
-        err.contains(&peer(&c, 0)) && err.contains("faulty peer"),
+        err.contains(&c.peer(0)) && err.contains("faulty peer"),
         "member 0 is named: {err}"
     );
     assert_eq!(sha_hex(&root2.join("bin/hello")), sha);
@@ -245,7 +200,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     let err = ok(&user(
         home,
         &c,
-        &[dropper.clone(), peer(&c, 1)],
+        &[dropper.clone(), c.peer(1)],
         &[
             "fetch",
             "hello-cli@0.2.2",
@@ -287,7 +242,7 @@ async fn users_install_fetch_and_audit_only_what_the_group_reproduced() {
     let o = user(
         home,
         &c,
-        &[peer(&c, 1)],
+        &[c.peer(1)],
         &[
             "install",
             "rust-hello@0.1.1",

@@ -4,34 +4,26 @@
 //! a process. Also: the proof size bound at 2^20 entries and 100 members, and which entry
 //! answers `crate@version` when a crate has several variants.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use support::cli::one_line_error;
 use synchronicity::crypto::sha256;
 use synchronicity::log::{Height, LogStore, LookupKey, NewEntry, ProofFile, merkle};
 use synchronicity::protocol::{ENTRY_FORMAT, LogEntry, Verdict, attestation_statement};
 use synchronicity::testing::{TestCommittee, request};
 use synchronicity::verify::{Expected, Manifest, verify_proof};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_synchronicity"));
-    // Each test its own committee cache, so none depends on another's.
+/// The product binary with a committee cache of its own (not the user's).
+fn synchronicity() -> Command {
+    let mut c = support::cli::bin();
     c.env(
         "SYNCHRONICITY_CACHE_DIR",
         std::env::temp_dir().join("synchronicity-test-cache"),
     );
     c
-}
-
-fn one_line_error(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "expected a failure: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    err
 }
 
 /// An entry for `name@version` with these manifest files, attested by `signers`.
@@ -117,7 +109,7 @@ impl Fixture {
     }
 
     fn verify(&self, i: usize, args: &[&str]) -> Output {
-        bin()
+        synchronicity()
             .arg("verify")
             .arg(self.path(&format!("proof-{i}")))
             .arg("--trust")
@@ -381,7 +373,7 @@ fn tampered_proofs_and_a_changed_committee_fail_with_one_line() {
     cases.push(p);
     for (i, p) in cases.iter().enumerate() {
         let path = f.file(&format!("bad-{i}"), p.format().as_bytes());
-        let o = bin()
+        let o = synchronicity()
             .arg("verify")
             .arg(&path)
             .arg("--trust")
@@ -395,7 +387,7 @@ fn tampered_proofs_and_a_changed_committee_fail_with_one_line() {
     let mut file = tc.committee.to_file();
     file.members[1] = other.committee.to_file().members[1].clone();
     let changed = f.file("changed.toml", toml::to_string(&file).unwrap().as_bytes());
-    let o = bin()
+    let o = synchronicity()
         .arg("verify")
         .arg(f.path("proof-0"))
         .arg("--trust")

@@ -137,14 +137,14 @@ impl DockerBackend {
         let name = self.container_name(job);
         // A container of this name left by a crash (the sweep at start-up takes the rest).
         let _ = docker(&["rm", "-f", &name]);
-        let container = Container(name);
-        let create = self.create_args(job, &container.0, &target, &tmp, &workdir);
+        let mut container = Container::new(name);
+        let create = self.create_args(job, &container.name, &target, &tmp, &workdir);
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
-        docker(&["start", &container.0])?;
+        docker(&["start", &container.name])?;
 
         let mut exec = Command::new("docker");
-        exec.args(["exec", &container.0])
+        exec.args(["exec", &container.name])
             .args(BUILD_SHELL)
             .arg(CARGO_IN_SANDBOX)
             .arg(format!("+{}", job.toolchain))
@@ -157,7 +157,7 @@ impl DockerBackend {
             .map_err(|e| BuildError::Backend(format!("docker exec: {e}")))?;
         // Killing the container's PID 1 ends its PID namespace: every build process.
         let kill = {
-            let name = container.0.clone();
+            let name = container.name.clone();
             move || {
                 // `kill`, else `rm -f` (the watcher calls this once; the container must go).
                 let killed = Command::new("docker")
@@ -264,10 +264,29 @@ impl DockerBackend {
     }
 }
 
-/// A build's container; dropping it removes it (and kills what is left inside).
-struct Container(String);
+/// A build's container; dropping it removes it (and kills what is left inside) unless
+/// [`Container::remove`] already tried.
+struct Container {
+    name: String,
+    /// `remove` ran (whatever it answered): `Drop` has nothing left to do.
+    removed: bool,
+}
 
 impl Container {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            removed: false,
+        }
+    }
+
+    /// Removes the container (killing what is left inside), or says why not. Tried once:
+    /// `Drop` does not try again.
+    fn remove(&mut self) -> Result<(), BuildError> {
+        self.removed = true;
+        docker(&["rm", "-f", &self.name]).map(|_| ())
+    }
+
     /// What the container's cgroups counted (read on the host: the container may be too full
     /// of processes to run anything more). A container whose PID 1 the OOM killer took is
     /// gone with its cgroup; docker's `OOMKilled` says so.
@@ -276,7 +295,7 @@ impl Container {
             "inspect",
             "--format",
             "{{.State.Pid}} {{.State.OOMKilled}}",
-            &self.0,
+            &self.name,
         ])
         .unwrap_or_default();
         let mut it = state.split_whitespace();
@@ -314,17 +333,10 @@ impl Container {
     }
 }
 
-impl Container {
-    /// Removes the container (killing what is left inside), or says why not.
-    fn remove(self) -> Result<(), BuildError> {
-        let r = docker(&["rm", "-f", &self.0]).map(|_| ());
-        std::mem::forget(self);
-        r
-    }
-}
-
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
+        if !self.removed {
+            let _ = docker(&["rm", "-f", &self.name]);
+        }
     }
 }

@@ -16,30 +16,28 @@
 //! HEAD only, paths of at most 512 bytes, [`RATE_PER_SECOND`] requests per second per
 //! client address (burst [`RATE_BURST`]; over it: 429, counted). The rate table holds at
 //! most [`MAX_CLIENTS`] addresses and evicts refilled, then least recently seen, entries
-//! when full: it never answers 429 to a client for others' sake (`limits.rs`). Store
-//! reads run on blocking threads: the node's event loop never waits on an HTTP client.
+//! when full: it never answers 429 to a client for others' sake (`limits.rs`). The accept
+//! loop that holds these bounds is the witness's too (`server.rs`). Store reads run on
+//! blocking threads: the node's event loop never waits on an HTTP client.
 
 pub(crate) mod limits;
+pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 mod web;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::log::tiles::{TilePath, entry_bundle, parse_tile_path, width_in_tree};
 use crate::log::{CosignedCheckpoint, LookupKey};
-use limits::{ConnectionCounts, RateTable};
 pub use limits::{MAX_CLIENTS, MAX_PER_ADDRESS};
-use synchronicity_net::AddressBucket;
+use server::{Bounds, Refusal};
 
 use crate::node::NodeHandle;
 use crate::node::Shared;
@@ -51,8 +49,6 @@ pub const RATE_PER_SECOND: f64 = 50.0;
 /// Burst per client address.
 pub const RATE_BURST: f64 = 200.0;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// What a connection over [`MAX_PER_ADDRESS`] reads before it is closed.
-const TOO_MANY_FROM_ADDRESS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nConnection: close\r\n\r\ntoo many connections from your address\n";
 
 /// An answer: status, content type, cache policy, body.
 pub(crate) struct Answer {
@@ -111,98 +107,40 @@ pub(crate) async fn serve_shared(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let per_address = Arc::new(Mutex::new(ConnectionCounts::default()));
-    let limiter = Arc::new(Mutex::new(RateTable::new(
-        RATE_BURST,
-        RATE_PER_SECOND,
-        MAX_CLIENTS,
-    )));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
+    let bounds = Bounds {
+        max_connections: MAX_CONNECTIONS,
+        max_per_address: MAX_PER_ADDRESS,
+        rate_burst: RATE_BURST,
+        rate_per_second: RATE_PER_SECOND,
+    };
+    let counted = shared.clone();
+    server::spawn(
+        listener,
+        bounds,
+        move |why| {
+            let counter = match why {
+                Refusal::Connection => &counted.counters.http_connections_refused,
+                Refusal::RateLimited => &counted.counters.http_rate_limited,
             };
-            let client = AddressBucket::of_ip(peer.ip());
-            // Over the connection limit: closed at once (never queued).
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                shared
-                    .counters
-                    .http_connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                drop(stream);
-                continue;
-            };
-            let admitted = per_address
-                .lock()
-                .map(|mut c| c.open(client, MAX_PER_ADDRESS))
-                .unwrap_or(false);
-            if !admitted {
-                shared
-                    .counters
-                    .http_connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, "HTTP connection refused: too many from its address");
-                // One line of why, if the socket takes it now; never waited for.
-                let _ = stream.try_write(TOO_MANY_FROM_ADDRESS);
-                continue;
-            }
-            let (shared, limiter, per_address) =
-                (shared.clone(), limiter.clone(), per_address.clone());
-            tokio::spawn(async move {
-                let svc = {
-                    let shared = shared.clone();
-                    hyper::service::service_fn(move |req| {
-                        handle(req, shared.clone(), limiter.clone(), client)
-                    })
-                };
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .max_buf_size(16 * 1024)
-                    .serve_connection(TokioIo::new(stream), svc);
-                let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-                if let Ok(mut c) = per_address.lock() {
-                    c.close(client);
-                }
-                drop(permit);
-            });
-        }
-    });
+            counter.fetch_add(1, Ordering::Relaxed);
+        },
+        move |req, _client| handle(req, shared.clone()),
+    );
     Ok(local)
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    shared: Arc<Shared>,
-    limiter: Arc<Mutex<RateTable>>,
-    client: AddressBucket,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
-        return Ok(
-            Answer::text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only").into_response(head),
-        );
-    }
-    let allowed = limiter
-        .lock()
-        .map(|mut l| l.allow(client, Instant::now()))
-        .unwrap_or(false);
-    if !allowed {
-        shared
-            .counters
-            .http_rate_limited
-            .fetch_add(1, Ordering::Relaxed);
-        return Ok(
-            Answer::text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded").into_response(head),
-        );
+        return Answer::text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only")
+            .into_response(head);
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let answer = tokio::task::spawn_blocking(move || route(&shared, &path, &query))
         .await
         .unwrap_or_else(|_| Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "the answer failed"));
-    Ok(answer.into_response(head))
+    answer.into_response(head)
 }
 
 /// The answer to GET `path` (pure over the store; every error is a 4xx or a 5xx, never a

@@ -329,19 +329,24 @@ mod tests {
     use crate::protocol::ProtocolParams;
     use crate::testing::TestCommittee;
 
-    /// Our commitments are re-published before our requests, a peer's message never, and
-    /// requests only while our requests hold fewer open rounds than the committee allows.
-    #[test]
-    fn own_commitments_go_first_and_requests_only_under_the_bound() {
-        let tc = TestCommittee::new(4, 7);
-        let sign = |m: usize, body| {
+    /// Signs `body` as member `m` of `tc`.
+    fn signer(tc: &TestCommittee) -> impl Fn(usize, Body) -> SignedMessage + '_ {
+        |m, body| {
             SignedMessage::sign(
                 body,
                 m as u32,
                 &tc.identities[m],
                 tc.committee.signing_domain(),
             )
-        };
+        }
+    }
+
+    /// Our commitments are re-published before our requests, a peer's message never, and
+    /// requests only while our requests hold fewer open rounds than the committee allows.
+    #[test]
+    fn own_commitments_go_first_and_requests_only_under_the_bound() {
+        let tc = TestCommittee::new(4, 7);
+        let sign = signer(&tc);
         let commit = |k: u8| Body::Commit {
             request_id: vec![k; 32],
             commitment: vec![1; 32],
@@ -377,14 +382,7 @@ mod tests {
     #[test]
     fn one_author_is_bounded_by_bytes_and_others_still_get_in() {
         let tc = TestCommittee::new(4, 8);
-        let sign = |m: usize, body| {
-            SignedMessage::sign(
-                body,
-                m as u32,
-                &tc.identities[m],
-                tc.committee.signing_domain(),
-            )
-        };
+        let sign = signer(&tc);
         let big = |k: usize| {
             // A 1 MiB lockfile (the largest a request may pin), distinct per request.
             let lockfile = format!(

@@ -20,36 +20,46 @@
 //! and the threshold signature is verified (one pairing, counted in
 //! [`Witness::verifications`]). Each refusal is one line of text, and writes nothing.
 //!
-//! Bounds: bodies of at most 64 KiB, 64 connections and [`MAX_CONNECTIONS_PER_ADDRESS`]
-//! from one address (more are closed at once), one checkpoint stored at a time.
+//! Bounds: bodies of at most 64 KiB, one checkpoint stored at a time, and the accept loop the
+//! log's HTTP server has too (`http/server.rs`): [`MAX_CONNECTIONS`] connections and
+//! [`MAX_CONNECTIONS_PER_ADDRESS`] from one address (more are closed at once, the latter with
+//! a one-line `503`), headers within 10 s, a connection at most 60 s, and
+//! [`REQUEST_BURST`] requests at once per address refilled at [`REQUESTS_PER_SECOND`] (over
+//! it: 429, before the cheap checks). Refusals are counted
+//! ([`Witness::connections_refused`], [`Witness::requests_limited`]).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 
 use synchronicity_net::AddressBucket;
 
 use super::{AddCheckpoint, MAX_ADD_CHECKPOINT, WitnessKey, cosignature_line, cosignature_message};
 use crate::committee::Committee;
 use crate::crypto::NodeIdentity;
-use crate::http::limits::{ConnectionCounts, MAX_CLIENTS, RateTable};
+use crate::http::limits::{MAX_CLIENTS, RateTable};
+use crate::http::server::{self, Bounds, Refusal};
 use crate::log::{Checkpoint, CosignedCheckpoint, SignedNote, merkle};
 
 /// Signature verifications one client address may ask for at once.
 pub const VERIFY_BURST: f64 = 32.0;
 /// Signature verifications per second per client address, refilled.
 pub const VERIFY_PER_SECOND: f64 = 8.0;
-/// Most open connections from one client address (of 64).
+/// Most open connections.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Most open connections from one client address (of [`MAX_CONNECTIONS`]).
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
+/// Requests (of any kind) one client address may make at once.
+pub const REQUEST_BURST: f64 = 200.0;
+/// Requests per second per client address, refilled.
+pub const REQUESTS_PER_SECOND: f64 = 50.0;
 
 /// The witness's state.
 pub struct Witness {
@@ -62,6 +72,8 @@ pub struct Witness {
     verifications: AtomicU64,
     refused_early: AtomicU64,
     rate_limited: AtomicU64,
+    connections_refused: AtomicU64,
+    requests_limited: AtomicU64,
 }
 
 impl std::fmt::Debug for Witness {
@@ -140,6 +152,8 @@ impl Witness {
             verifications: AtomicU64::new(0),
             refused_early: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            requests_limited: AtomicU64::new(0),
         })
     }
 
@@ -161,6 +175,16 @@ impl Witness {
     /// Requests refused for their address's verification rate.
     pub fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed at once: the server or their client address was full.
+    pub fn connections_refused(&self) -> u64 {
+        self.connections_refused.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered 429 for their address's request rate (before any check).
+    pub fn requests_limited(&self) -> u64 {
+        self.requests_limited.load(Ordering::Relaxed)
     }
 
     /// The checks that cost no pairing: the note's shape, the checkpoint's origin, one
@@ -343,40 +367,25 @@ pub async fn serve(addr: SocketAddr, witness: Arc<Witness>) -> anyhow::Result<So
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(64));
-    let per_address = Arc::new(Mutex::new(ConnectionCounts::default()));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
+    let bounds = Bounds {
+        max_connections: MAX_CONNECTIONS,
+        max_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+        rate_burst: REQUEST_BURST,
+        rate_per_second: REQUESTS_PER_SECOND,
+    };
+    let counted = witness.clone();
+    server::spawn(
+        listener,
+        bounds,
+        move |why| {
+            let counter = match why {
+                Refusal::Connection => &counted.connections_refused,
+                Refusal::RateLimited => &counted.requests_limited,
             };
-            let client = AddressBucket::of_ip(peer.ip());
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                continue;
-            };
-            let admitted = per_address
-                .lock()
-                .map(|mut c| c.open(client, MAX_CONNECTIONS_PER_ADDRESS))
-                .unwrap_or(false);
-            if !admitted {
-                tracing::debug!(%peer, "witness connection refused: too many from its address");
-                continue;
-            }
-            let (w, per_address) = (witness.clone(), per_address.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| handle(req, w.clone(), client));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), svc);
-                let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-                if let Ok(mut c) = per_address.lock() {
-                    c.close(client);
-                }
-                drop(permit);
-            });
-        }
-    });
+            counter.fetch_add(1, Ordering::Relaxed);
+        },
+        move |req, client| handle(req, witness.clone(), client),
+    );
     Ok(local)
 }
 
@@ -384,7 +393,7 @@ async fn handle(
     req: Request<Incoming>,
     w: Arc<Witness>,
     client: AddressBucket,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, ct: &str, body: String| {
         Response::builder()
             .status(status)
@@ -393,11 +402,11 @@ async fn handle(
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
     };
     if req.method() != Method::POST || req.uri().path() != "/add-checkpoint" {
-        return Ok(reply(
+        return reply(
             StatusCode::NOT_FOUND,
             "text/plain",
             "POST /add-checkpoint\n".into(),
-        ));
+        );
     }
     let body = match Limited::new(req.into_body(), MAX_ADD_CHECKPOINT)
         .collect()
@@ -405,19 +414,19 @@ async fn handle(
     {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return Ok(reply(
+            return reply(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "text/plain",
                 "body over 64 KiB\n".into(),
-            ));
+            );
         }
     };
     let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return Ok(reply(
+        return reply(
             StatusCode::BAD_REQUEST,
             "text/plain",
             "body is not UTF-8\n".into(),
-        ));
+        );
     };
     let (status, ct, body) =
         tokio::task::spawn_blocking(move || w.add_checkpoint(&text, client, Instant::now()))
@@ -427,7 +436,7 @@ async fn handle(
                 "text/plain",
                 "failed\n".into(),
             ));
-    Ok(reply(status, ct, body))
+    reply(status, ct, body)
 }
 
 #[cfg(test)]

@@ -4,13 +4,17 @@
 //! source replacement.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use synchronicity::builder::index_path;
 use synchronicity::crypto::sha256;
+
+use super::http::{Request, Response, serve_on};
+
+/// The `source` of a crates.io package in a lockfile (builders replace it with this registry).
+pub(crate) const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
 /// A dependency of a published version: (name, requirement, kind: normal | dev | build).
 pub(crate) type Dep<'a> = (&'a str, &'a str, &'a str);
@@ -55,81 +59,53 @@ pub(crate) fn make_crate(name: &str, version: &str, files: &[(&str, &str)]) -> V
 }
 
 impl LoopbackRegistry {
+    /// A registry with no crates, serving on a new loopback port.
     pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let reg = Self {
-            base: base.clone(),
+            base: format!("http://{}", listener.local_addr().unwrap()),
             state: Default::default(),
             index_requests: Default::default(),
             not_modified: Default::default(),
         };
-        let config = format!(r#"{{"dl":"{base}/dl/{{crate}}/{{crate}}-{{version}}.crate"}}"#);
         let r = reg.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let r = r.clone();
-                let config = config.clone();
-                std::thread::spawn(move || r.answer(stream, &config));
-            }
-        });
+        serve_on(listener, move |req| r.answer(req));
         reg
     }
 
-    fn answer(&self, stream: std::net::TcpStream, config: &str) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
-            return;
+    /// The answer to `req`; counts index requests and `304`s.
+    fn answer(&self, req: &Request) -> Response {
+        if req.path == "/index/config.json" {
+            let base = &self.base;
+            let config = format!(r#"{{"dl":"{base}/dl/{{crate}}/{{crate}}-{{version}}.crate"}}"#);
+            return Response::ok(config.into_bytes());
         }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let mut if_none_match = None;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
+        let st = self.state.lock().unwrap();
+        if let Some(p) = req.path.strip_prefix("/index/") {
+            self.index_requests.fetch_add(1, Ordering::Relaxed);
+            let Some(lines) = st.index.get(p) else {
+                return Response::not_found();
+            };
+            let body = lines.join("\n") + "\n";
+            let etag = format!("\"{}\"", hex::encode(&sha256(body.as_bytes())[..8]));
+            let headers = format!("ETag: {etag}\r\n");
+            if req.header("if-none-match") == Some(etag.as_str()) {
+                self.not_modified.fetch_add(1, Ordering::Relaxed);
+                return Response {
+                    status: "304 Not Modified",
+                    headers,
+                    body: Vec::new(),
+                };
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("if-none-match")
-            {
-                if_none_match = Some(v.trim().to_string());
-            }
+            return Response {
+                headers,
+                ..Response::ok(body.into_bytes())
+            };
         }
-        let (status, body, etag) = {
-            let st = self.state.lock().unwrap();
-            if path == "/index/config.json" {
-                ("200 OK", Some(config.as_bytes().to_vec()), None)
-            } else if let Some(p) = path.strip_prefix("/index/") {
-                self.index_requests.fetch_add(1, Ordering::Relaxed);
-                match st.index.get(p) {
-                    Some(lines) => {
-                        let body = lines.join("\n") + "\n";
-                        let etag = format!("\"{}\"", hex::encode(&sha256(body.as_bytes())[..8]));
-                        if if_none_match.as_deref() == Some(etag.as_str()) {
-                            self.not_modified.fetch_add(1, Ordering::Relaxed);
-                            ("304 Not Modified", None, Some(etag))
-                        } else {
-                            ("200 OK", Some(body.into_bytes()), Some(etag))
-                        }
-                    }
-                    None => ("404 Not Found", None, None),
-                }
-            } else {
-                match st.files.get(&path) {
-                    Some(b) => ("200 OK", Some(b.clone()), None),
-                    None => ("404 Not Found", None, None),
-                }
-            }
-        };
-        let mut s = stream;
-        let body = body.unwrap_or_default();
-        let etag = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
-        let _ = write!(
-            s,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{etag}Connection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = s.write_all(&body);
+        match st.files.get(&req.path) {
+            Some(b) => Response::ok(b.clone()),
+            None => Response::not_found(),
+        }
     }
 
     /// `[builder]` keys pointing a node at this registry.
@@ -137,6 +113,21 @@ impl LoopbackRegistry {
         format!(
             "registry_index = \"{0}/index\"\nregistry_dl = \"{0}/dl\"\n",
             self.base
+        )
+    }
+
+    /// Publishes `name@version`: a library with no dependencies that ships its lockfile
+    /// ([`lone_lock`]). Returns the `.crate`'s sha256.
+    pub(crate) fn publish_lone(&self, name: &str, version: &str) -> [u8; 32] {
+        let lock = lone_lock(name, version);
+        self.publish(
+            name,
+            version,
+            &[
+                ("Cargo.lock", lock.as_str()),
+                ("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
+            ],
+            &[],
         )
     }
 
@@ -201,6 +192,11 @@ impl LoopbackRegistry {
             .insert(format!("/dl/{name}/{name}-{version}.crate"), bytes);
         cksum
     }
+}
+
+/// A lockfile for `name@version` with no dependencies.
+pub(crate) fn lone_lock(name: &str, version: &str) -> String {
+    format!("version = 4\n\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\n")
 }
 
 /// A loopback address where nothing listens.

@@ -1,7 +1,11 @@
-//! Deterministic committees for tests: real BLS keys and proofs of possession from small
-//! seeds; peer ids embed arbitrary 32-byte "keys" (this crate never checks Ed25519
-//! signatures). Built for this crate's unit tests, and for other crates' tests through the
-//! `testkit` feature (never in a product build).
+//! Deterministic committees for tests: real BLS keys and proofs of possession derived from
+//! small seeds, so runs repeat. Never use these keys for a real group.
+//!
+//! Compiled for this crate's own tests and, with the `testkit` feature, for other crates'
+//! tests: the light crate's, and the node crate's test kit (`synchronicity::testing::
+//! TestCommittee`, which adds each member's Ed25519 identity). One derivation of the keys,
+//! the committee file and the signatures for all of them. No product build enables
+//! `testkit`.
 
 use crate::committee::{
     BuildEnvironment, Committee, CommitteeFile, MemberEntry, ProtocolRules, default_threshold,
@@ -10,50 +14,103 @@ use crate::committee::{
 use crate::crypto::{BlsSecretKey, PartialSignature, ThresholdAggregator, ThresholdSignature};
 use crate::tlog::{Checkpoint, CosignedCheckpoint};
 
-/// A committee with its members' BLS secret keys.
+/// The origin of test committees.
+pub const TEST_ORIGIN: &str = "example.org/synchronicity/test";
+
+/// Member `i`'s BLS key in the committee derived from `seed`.
+pub fn bls_key(seed: u8, i: usize) -> BlsSecretKey {
+    let mut ikm = [seed ^ 0x5a; 32];
+    ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    BlsSecretKey::from_key_material(&ikm).expect("32 bytes")
+}
+
+/// Member `i`'s entry: name `m{i}`, `peer_id`, `bls`'s public key and proof of possession,
+/// one address.
+pub fn member_entry(i: usize, peer_id: String, bls: &BlsSecretKey, addr: String) -> MemberEntry {
+    MemberEntry {
+        name: format!("m{i}"),
+        peer_id,
+        bls_public_key: hex::encode(bls.public_key().to_bytes()),
+        bls_proof_of_possession: hex::encode(bls.proof_of_possession().to_bytes()),
+        addrs: vec![addr],
+    }
+}
+
+/// A committee file of `members` for `origin` (also its chain id): threshold ⌊2n/3⌋+1,
+/// toolchain 1.95.0 for x86_64 Linux, the default rules.
+pub fn committee_file(origin: &str, members: Vec<MemberEntry>) -> CommitteeFile {
+    CommitteeFile {
+        origin: origin.into(),
+        chain_id: origin.into(),
+        threshold: default_threshold(members.len()),
+        build: BuildEnvironment {
+            toolchain: "1.95.0".into(),
+            target: "x86_64-unknown-linux-gnu".into(),
+        },
+        protocol: ProtocolRules::default(),
+        members,
+    }
+}
+
+/// The threshold signature over `message` of members `signers` of `committee`, whose BLS
+/// keys are `bls` (in committee order).
+pub fn sign(
+    committee: &Committee,
+    bls: &[BlsSecretKey],
+    signers: impl IntoIterator<Item = usize>,
+    message: &[u8],
+) -> ThresholdSignature {
+    let mut agg = ThresholdAggregator::new(committee.keys(), message);
+    for i in signers {
+        agg.add(PartialSignature {
+            signer: i,
+            signature: bls[i].sign(message),
+        })
+        .expect("member signature");
+    }
+    agg.finish(agg.count().max(1)).expect("at least one signer")
+}
+
+/// The checkpoint `size`, `root` of `committee`'s log, cosigned by its first `t` members.
+pub fn cosign(
+    committee: &Committee,
+    bls: &[BlsSecretKey],
+    size: u64,
+    root: [u8; 32],
+) -> CosignedCheckpoint {
+    let cp = Checkpoint::new(committee.origin(), size, root);
+    let sig = sign(
+        committee,
+        bls,
+        0..committee.threshold(),
+        cp.to_body().as_bytes(),
+    );
+    CosignedCheckpoint::assemble(&cp, &sig, committee).expect("valid cosignature")
+}
+
+/// A committee with its members' BLS secret keys; peer ids embed arbitrary 32-byte "keys"
+/// (this crate never checks Ed25519 signatures).
 pub struct TestCommittee {
     /// The validated committee.
     pub committee: Committee,
-    /// Members' BLS secret keys, in committee order.
+    /// Members' BLS keys, in committee order.
     pub bls: Vec<BlsSecretKey>,
 }
 
 impl TestCommittee {
-    /// `n` members, threshold ⌊2n/3⌋+1, origin `example.org/synchronicity/test`.
+    /// `n` members, threshold ⌊2n/3⌋+1, origin [`TEST_ORIGIN`], keys derived from `seed`.
     pub fn new(n: usize, seed: u8) -> Self {
-        let bls: Vec<_> = (0..n)
-            .map(|i| {
-                let mut ikm = [seed ^ 0x5a; 32];
-                ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                BlsSecretKey::from_key_material(&ikm).expect("32 bytes")
-            })
-            .collect();
+        let bls: Vec<_> = (0..n).map(|i| bls_key(seed, i)).collect();
         let members = (0..n)
             .map(|i| {
                 let mut key = [seed; 32];
                 key[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                MemberEntry {
-                    name: format!("m{i}"),
-                    peer_id: peer_id_of_ed25519(&key),
-                    bls_public_key: hex::encode(bls[i].public_key().to_bytes()),
-                    bls_proof_of_possession: hex::encode(bls[i].proof_of_possession().to_bytes()),
-                    addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 17000 + i)],
-                }
+                let addr = format!("/ip4/127.0.0.1/tcp/{}", 17000 + i);
+                member_entry(i, peer_id_of_ed25519(&key), &bls[i], addr)
             })
             .collect();
-        let origin = "example.org/synchronicity/test";
-        let committee = Committee::from_file(CommitteeFile {
-            origin: origin.into(),
-            chain_id: origin.into(),
-            threshold: default_threshold(n),
-            build: BuildEnvironment {
-                toolchain: "1.95.0".into(),
-                target: "x86_64-unknown-linux-gnu".into(),
-            },
-            protocol: ProtocolRules::default(),
-            members,
-        })
-        .expect("valid test committee");
+        let committee = Committee::from_file(committee_file(TEST_ORIGIN, members))
+            .expect("valid test committee");
         Self { committee, bls }
     }
 
@@ -63,21 +120,11 @@ impl TestCommittee {
         signers: impl IntoIterator<Item = usize>,
         message: &[u8],
     ) -> ThresholdSignature {
-        let mut agg = ThresholdAggregator::new(self.committee.keys(), message);
-        for i in signers {
-            agg.add(PartialSignature {
-                signer: i,
-                signature: self.bls[i].sign(message),
-            })
-            .expect("member signature");
-        }
-        agg.finish(agg.count().max(1)).expect("at least one signer")
+        sign(&self.committee, &self.bls, signers, message)
     }
 
     /// A checkpoint cosigned by the first `t` members.
     pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
-        let cp = Checkpoint::new(self.committee.origin(), size, root);
-        let sig = self.sign(0..self.committee.threshold(), cp.to_body().as_bytes());
-        CosignedCheckpoint::assemble(&cp, &sig, &self.committee).expect("valid cosignature")
+        cosign(&self.committee, &self.bls, size, root)
     }
 }

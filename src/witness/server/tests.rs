@@ -2,41 +2,22 @@
 //! by the cheap checks, with no pairing (the witness counts its verifications); a forged
 //! signature costs one, and one address's pairings are rate limited.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use super::{VERIFY_BURST, Witness, serve};
+use crate::http::server::tests::exchange;
 use crate::log::{CosignedCheckpoint, SignedNote};
 use crate::testing::TestCommittee;
 use crate::witness::AddCheckpoint;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// One POST /add-checkpoint over a new connection: (status, body).
 async fn post(addr: SocketAddr, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
-        .await
-        .expect("an answer within 20 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    exchange(s, req.as_bytes()).await
 }
 
 fn body(old: u64, note: &str) -> String {

@@ -1,6 +1,8 @@
 //! `synchronicity node` with a builder that returns chosen manifests instead of building:
 //! the consensus tests run it as separate processes (real libp2p, real consensus, real redb
-//! stores) to kill and restart members. NOT a product binary.
+//! stores) to kill and restart members, and the benches' members. NOT a product binary:
+//! `required-features = ["testkit"]` keeps it out of every build that does not ask for the
+//! test kit (the crate's dev-dependency on itself asks for it in test builds).
 //!
 //! `SYNC_TEST_OVERRIDES="crate=variant,..."` makes this member's manifest for `crate`
 //! differ; `SYNC_TEST_BUILD_MS` sets the simulated build time; `SYNC_TEST_BINS="crate=a+b"`

@@ -1,0 +1,28 @@
+//! The real builder's test settings: the toolchain the sandbox image has, and the backends
+//! this machine must test.
+
+use synchronicity::builder::{Backend, engine_available};
+
+/// The toolchain of the sandbox image (`scripts/build-image.sh`).
+pub(crate) const TOOLCHAIN: &str = "1.95.0";
+
+/// Whether this machine tests the Docker backend: where an engine answers.
+/// `SYNCHRONICITY_REQUIRE_DOCKER=1` (set by `scripts/test.sh` where one does) makes a missing
+/// engine a failure, so the Docker comparisons cannot be skipped silently there.
+pub(crate) fn docker_tested() -> bool {
+    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    assert!(
+        !required || engine_available(),
+        "SYNCHRONICITY_REQUIRE_DOCKER=1 but no Docker engine answers"
+    );
+    required || engine_available()
+}
+
+/// The sandbox backend, and Docker where [`docker_tested`].
+pub(crate) fn backends() -> Vec<Backend> {
+    if docker_tested() {
+        vec![Backend::Sandbox, Backend::Docker]
+    } else {
+        vec![Backend::Sandbox]
+    }
+}
