@@ -30,18 +30,19 @@ LAYERS = {
     # 1 the pure protocol core (rounds, verdicts, the replicated state);
     # 2 I/O shells under the node: the log store (and its Merkle tiles), the builder
     #   (sandboxes), the consensus engine (Malachite's driver, the WAL), the node directory
-    #   (keys);
-    # 3 the node (the loop over all of them);
-    # 4 servers over the node: the HTTP log view, the witness and its submitter;
+    #   (keys); and the witness formats (C2SP add-checkpoint, cosignature/v1: built on the
+    #   log's note types);
+    # 3 the node (the loop over all of them, with the witness submitter);
+    # 4 servers over the node: the HTTP log view and the witness server;
     # 5 the command line;
     # 6 test kit: deterministic committees and the fixed builder (`testing`): nothing in
     #   the product may import it (the Byzantine member lives in examples/testnet_member).
     "synchronicity": [
         ["crypto", "committee", "request"],
         ["protocol"],
-        ["log", "builder", "consensus", "node_dir"],
+        ["log", "builder", "consensus", "node_dir", "witness"],
         ["node"],
-        ["http", "witness"],
+        ["http"],
         ["cli"],
         ["testing"],
     ],

@@ -372,7 +372,7 @@ fn run_full(
         .witnesses
         .iter()
         .map(|w| {
-            Ok(crate::witness::submit::WitnessEndpoint {
+            Ok(crate::node::witness_submit::WitnessEndpoint {
                 url: w.url.clone(),
                 key: crate::witness::WitnessKey::parse(&w.vkey)
                     .map_err(|e| anyhow::anyhow!("node.toml: witnesses: {e}"))?,

@@ -1,5 +1,5 @@
 //! `synchronicity witness`: a minimal C2SP tlog-witness for one group's log (see
-//! `witness::server`).
+//! `http::witness`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,20 +32,20 @@ pub(super) fn run(args: WitnessArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => {
             // A provisional open to learn the key (the file is made at first start).
-            let w = crate::witness::server::Witness::open(&args.dir, committee.clone(), "w")?;
+            let w = crate::http::witness::Witness::open(&args.dir, committee.clone(), "w")?;
             format!("witness-{}", &hex::encode(w.key().public)[..8])
         }
     };
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
         anyhow::bail!("--name {name:?}: a key name has no spaces and no '+'");
     }
-    let witness = Arc::new(crate::witness::server::Witness::open(
+    let witness = Arc::new(crate::http::witness::Witness::open(
         &args.dir, committee, &name,
     )?);
     println!("{}", witness.key().vkey());
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     rt.block_on(async move {
-        let local = crate::witness::server::serve(args.listen, witness).await?;
+        let local = crate::http::witness::serve(args.listen, witness).await?;
         tracing::info!(%local, "witness listening");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch SIGTERM")?;

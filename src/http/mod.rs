@@ -25,6 +25,7 @@ pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 mod web;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -42,6 +42,7 @@ mod shared;
 mod storage;
 mod sync;
 pub mod wire;
+pub mod witness_submit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,7 +91,7 @@ pub struct NodeConfig {
     /// The artifact store served on the light protocol (`[artifacts]`).
     pub artifacts: Option<Arc<artifacts::ArtifactStore>>,
     /// Witnesses each cosigned checkpoint is submitted to (`[[witnesses]]`).
-    pub witnesses: Vec<crate::witness::submit::WitnessEndpoint>,
+    pub witnesses: Vec<crate::node::witness_submit::WitnessEndpoint>,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
     /// What the consensus actor's broadcasts send (default [`HonestFrames`]: the same
@@ -307,7 +308,7 @@ pub async fn start(
     let mut tasks = vec![loop_task, watcher];
     tasks.extend(follower);
     if !config.witnesses.is_empty() {
-        tasks.push(tokio::spawn(crate::witness::submit::run(
+        tasks.push(tokio::spawn(crate::node::witness_submit::run(
             shared.clone(),
             config.witnesses.clone(),
         )));

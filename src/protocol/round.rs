@@ -28,12 +28,12 @@ use synchronicity_verify::entry::{
 use super::commitment::commitment;
 use super::message::RevealedOutcome;
 use super::params::ProtocolParams;
-use crate::builder::Manifest;
 use crate::committee::Committee;
 use crate::crypto::{
     BlsPublicKey, BlsSignature, SignerBitmap, ThresholdSignature, UncheckedSignature,
 };
 use crate::request::BuildRequest;
+use crate::verify::manifest::Manifest;
 
 /// The outcome's digest, or `None` if the reveal is malformed.
 pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {

@@ -5,11 +5,13 @@
 //! - The pure core here: the `add-checkpoint` request body, the cosignature/v1 message and
 //!   line, witness verifier keys (`name+id+base64(0x04 || Ed25519 key)`), and checking a
 //!   note's witness lines against a policy (K of these keys).
-//! - [`server`]: `synchronicity witness`, a minimal standard witness for one log.
-//! - [`submit`]: what members do after a checkpoint is cosigned.
-
-pub mod server;
-pub mod submit;
+//! - `synchronicity witness`, a minimal standard witness for one log, is an HTTP server:
+//!   [`crate::http::witness`].
+//! - What members do after a checkpoint is cosigned is a node duty:
+//!   [`crate::node::witness_submit`].
+//!
+//! This module is formats only (the log's note types below it); it imports no server and
+//! no node.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -41,12 +41,14 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use synchronicity_net::AddressBucket;
 
-use super::{AddCheckpoint, MAX_ADD_CHECKPOINT, WitnessKey, cosignature_line, cosignature_message};
 use crate::committee::Committee;
 use crate::crypto::NodeIdentity;
 use crate::http::limits::{MAX_CLIENTS, RateTable};
 use crate::http::server::{self, Bounds, Refusal};
 use crate::log::{Checkpoint, CosignedCheckpoint, SignedNote, merkle};
+use crate::witness::{
+    AddCheckpoint, MAX_ADD_CHECKPOINT, WitnessKey, cosignature_line, cosignature_message,
+};
 
 /// Signature verifications one client address may ask for at once.
 pub const VERIFY_BURST: f64 = 32.0;

@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{AddCheckpoint, WitnessKey};
+use super::Shared;
 use crate::log::{CosignedCheckpoint, LogStore, SignedNote};
-use crate::node::Shared;
+use crate::witness::{AddCheckpoint, WitnessKey};
 
 /// One witness a member submits to.
 #[derive(Debug, Clone)]
