@@ -6,9 +6,32 @@
 
 mod support;
 
+use std::path::Path;
 use support::builder::{TOOLCHAIN, backends};
 use support::registry::{CRATES_IO, LoopbackRegistry};
-use synchronicity::builder::{Builder, BuilderConfig, Outcome};
+
+use synchronicity::builder::{Backend, Builder, BuilderConfig, Outcome};
+use synchronicity::request::PinnedRequest;
+
+/// A builder on `backend` in `work` that fetches from the loopback registry.
+fn loopback_builder(reg: &LoopbackRegistry, backend: Backend, work: &Path) -> Builder {
+    let mut cfg = BuilderConfig::new(work, TOOLCHAIN);
+    cfg.backend = backend;
+    cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
+    Builder::new(&cfg).unwrap()
+}
+
+/// Builds `pinned`; its manifest digest, or a panic with the build's log.
+fn built_digest(b: &Builder, pinned: &PinnedRequest, backend: Backend) -> [u8; 32] {
+    let report = b.build(pinned, &|_| {}).unwrap();
+    match report.outcome {
+        Outcome::Success(m) => m.digest(),
+        other => panic!(
+            "{backend:?}: {other:?}\n{}",
+            std::fs::read_to_string(&report.log_path).unwrap_or_default()
+        ),
+    }
+}
 
 #[test]
 fn a_missing_dev_dependency_does_not_stop_the_build() {
@@ -39,10 +62,7 @@ fn a_missing_dev_dependency_does_not_stop_the_build() {
     let mut digests = Vec::new();
     for backend in backends() {
         let work = tempfile::tempdir().unwrap();
-        let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
-        cfg.backend = backend;
-        cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
-        let b = Builder::new(&cfg).unwrap();
+        let b = loopback_builder(&reg, backend, work.path());
         let pinned = b
             .pin("devdemo", "0.1.0", None, "x86_64-unknown-linux-gnu")
             .unwrap();
@@ -61,14 +81,7 @@ fn a_missing_dev_dependency_does_not_stop_the_build() {
             .pin("devdemo", "0.1.0", None, "x86_64-unknown-linux-gnu")
             .unwrap();
         assert_eq!(again.id(), pinned.id());
-        let report = b.build(&pinned, &|_| {}).unwrap();
-        match report.outcome {
-            Outcome::Success(m) => digests.push((pinned.id(), m.digest())),
-            other => panic!(
-                "{backend:?}: {other:?}\n{}",
-                std::fs::read_to_string(&report.log_path).unwrap_or_default()
-            ),
-        }
+        digests.push((pinned.id(), built_digest(&b, &pinned, backend)));
     }
     assert!(
         digests.windows(2).all(|w| w[0] == w[1]),
@@ -124,22 +137,12 @@ required-features = ["bump/allocator_api"]
     let mut digests = Vec::new();
     for backend in backends() {
         let work = tempfile::tempdir().unwrap();
-        let mut cfg = BuilderConfig::new(work.path(), TOOLCHAIN);
-        cfg.backend = backend;
-        cfg.registry = Some((format!("{}/index", reg.base), format!("{}/dl", reg.base)));
-        let b = Builder::new(&cfg).unwrap();
+        let b = loopback_builder(&reg, backend, work.path());
         let pinned = b
             .pin("featdemo", "0.1.0", None, "x86_64-unknown-linux-gnu")
             .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
         assert!(!pinned.lockfile.contains("name = \"bump\""));
-        let report = b.build(&pinned, &|_| {}).unwrap();
-        match report.outcome {
-            Outcome::Success(m) => digests.push((pinned.id(), m.digest())),
-            other => panic!(
-                "{backend:?}: {other:?}\n{}",
-                std::fs::read_to_string(&report.log_path).unwrap_or_default()
-            ),
-        }
+        digests.push((pinned.id(), built_digest(&b, &pinned, backend)));
     }
     assert!(
         digests.windows(2).all(|w| w[0] == w[1]),
