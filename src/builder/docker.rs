@@ -174,15 +174,7 @@ impl DockerBackend {
         // Every process of the build is gone before the host walks its target directory;
         // a container that cannot be removed is the host's failure (nothing is committed).
         container.remove()?;
-        let disk_full = disk.full() || watched.captured.saw_enospc;
-        let result = watched.classify(exceeded, disk_full, job);
-        Ok(RunOutput {
-            result,
-            json: watched.captured.json,
-            log: watched.captured.log,
-            target_dir: Some(target),
-            disk: Some(disk),
-        })
+        Ok(watched.into_run_output(exceeded, disk, target, job))
     }
 
     fn create_args(

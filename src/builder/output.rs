@@ -17,8 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::limits::Exceeded;
-use super::{BuildError, FailureClass, Job};
+use std::path::PathBuf;
+
+use super::limits::{DiskLimit, Exceeded};
+use super::{BuildError, FailureClass, Job, RunOutput};
 
 /// Longest line kept, in bytes; the rest of a longer line is counted but dropped.
 pub(crate) const MAX_LINE: usize = 64 << 10;
@@ -56,6 +58,27 @@ pub(crate) struct Watched {
 }
 
 impl Watched {
+    /// What a backend hands back once every process of the build is gone: the result by
+    /// [`Watched::classify`] (a full disk counts as seen on the disk or in the output), the
+    /// output, and the build's target directory on its mounted disk.
+    pub(crate) fn into_run_output(
+        self,
+        exceeded: Exceeded,
+        disk: DiskLimit,
+        target: PathBuf,
+        job: &Job,
+    ) -> RunOutput {
+        let disk_full = disk.full() || self.captured.saw_enospc;
+        let result = self.classify(exceeded, disk_full, job);
+        RunOutput {
+            result,
+            json: self.captured.json,
+            log: self.captured.log,
+            target_dir: Some(target),
+            disk: Some(disk),
+        }
+    }
+
     /// The build's result, by what the watcher and the cgroups counted (never by what the
     /// build printed, but for `No space left on device` next to a full disk): the output
     /// cap, the time limit, success, then the memory, process and disk limits, a compile

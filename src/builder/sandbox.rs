@@ -238,14 +238,6 @@ impl SandboxBackend {
         let watched = watch(&mut child, job.limits.output, job.limits.time, &kill)?;
         let exceeded = cgroup.exceeded();
         drop(cgroup);
-        let disk_full = disk.full() || watched.captured.saw_enospc;
-        let result = watched.classify(exceeded, disk_full, job);
-        Ok(RunOutput {
-            result,
-            json: watched.captured.json,
-            log: watched.captured.log,
-            target_dir: Some(target),
-            disk: Some(disk),
-        })
+        Ok(watched.into_run_output(exceeded, disk, target, job))
     }
 }
