@@ -9,6 +9,7 @@ use libp2p::{Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::error::NetError;
 use crate::metrics::NetMetrics;
 use crate::protocol::{Refusal, Response};
 use crate::streams;
@@ -126,44 +127,6 @@ pub enum NetEvent {
     MemberConnected(PeerId),
     /// A member's last connection closed.
     MemberDisconnected(PeerId),
-}
-
-/// Why an operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum NetError {
-    /// The network task has stopped.
-    #[error("the network has stopped")]
-    Stopped,
-    /// The peer is not a committee member (for members-only operations).
-    #[error("{0} is not a committee member")]
-    NotMember(PeerId),
-    /// The payload exceeds the limit for this topic or stream.
-    #[error("{len} bytes exceeds the limit of {max}")]
-    TooLarge {
-        /// Size.
-        len: usize,
-        /// Limit.
-        max: usize,
-    },
-    /// The member's frame queue is full (it is slow or unreachable).
-    #[error("frame queue to {0} is full")]
-    QueueFull(PeerId),
-    /// The topic was not configured.
-    #[error("unknown topic {0}")]
-    UnknownTopic(String),
-    /// Publishing failed (e.g. no peers subscribed yet).
-    #[error("publish failed: {0}")]
-    Publish(String),
-    /// The request failed; it is not known whether the peer received it.
-    #[error("request failed: {0}")]
-    Request(String),
-    /// The peer refused the request.
-    #[error("refused: {0}")]
-    Refused(Refusal),
-    /// Could not start (bad listen address, bad configuration).
-    #[error("cannot start the network: {0}")]
-    Start(String),
 }
 
 pub(crate) enum Command {

@@ -7,7 +7,7 @@
 //! | identify | `/synchronicity/id/1` | anyone |
 //! | Kademlia (server mode, seeded from the committee, fed by identify) | `/synchronicity/kad/1` | anyone |
 //! | gossipsub (validated by the node before forwarding; unsigned: payloads prove their author) | topics of the node | members; a non-member's subscription or message is rejected, counted, and the peer ignored |
-//! | consensus stream (length-prefixed frames) | `/synchronicity/consensus/1` | members; other streams dropped and counted |
+//! | consensus stream (length-prefixed frames, after the reader's accepted byte) | `/synchronicity/consensus/2` | members; other streams dropped and counted |
 //! | light-client request-response (CBOR) | `/synchronicity/proof/2` | anyone, rate limited per peer (and at most 8 peers per address) |
 //! | sync request-response (CBOR) | `/synchronicity/sync/1` | members only |
 //!
@@ -17,11 +17,18 @@
 //! ([`NetConfig::with_light_idle_timeout`]), and a full table yields the largest holder's
 //! least active connection to a newcomer; lost members are redialled with exponential
 //! backoff. Start with [`start`]; use the [`NetworkHandle`]; read [`NetEvent`]s.
+//!
+//! # Dependencies
+//!
+//! libp2p, tokio and small generic crates. It must NEVER depend on another workspace crate
+//! (the formats in `synchronicity-verify`, the node) or on storage, consensus or the
+//! builder: the light client embeds it, and what a frame means is the node's business.
 
 #![forbid(unsafe_code)]
 
 mod behaviour;
 mod config;
+mod error;
 mod handle;
 mod light_connections;
 mod metrics;
@@ -31,9 +38,8 @@ mod service;
 mod streams;
 
 pub use config::{MemberAddr, NetConfig, TopicConfig};
-pub use handle::{
-    GossipMessage, InboundRequest, NetError, NetEvent, NetworkHandle, RequestKind, Validation,
-};
+pub use error::NetError;
+pub use handle::{GossipMessage, InboundRequest, NetEvent, NetworkHandle, RequestKind, Validation};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use light_connections::AddressBucket;

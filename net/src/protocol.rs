@@ -6,7 +6,7 @@ use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
 
 /// Direct member-to-member stream for consensus messages.
-pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/consensus/1");
+pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/synchronicity/consensus/2");
 /// Default largest consensus frame (a proposal carries its value).
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 

@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NetConfig;
+use crate::error::NetError;
 use crate::handle::{
-    AuthorShare, Command, GossipMessage, InboundRequest, NetError, NetEvent, NetworkHandle,
-    RequestKind,
+    AuthorShare, Command, GossipMessage, InboundRequest, NetEvent, NetworkHandle, RequestKind,
 };
 use crate::light_connections::{AddressBucket, Admission, LightConnections};
 use crate::metrics::NetMetrics;
@@ -79,6 +79,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetE
             incoming,
             members.clone(),
             event_tx.clone(),
+            |from, data| NetEvent::Frame { from, data },
             cfg.max_frame,
             metrics.clone(),
         ));

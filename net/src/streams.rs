@@ -1,10 +1,18 @@
-//! Direct consensus streams (`/synchronicity/consensus/1`) over libp2p-stream.
+//! Direct consensus streams (`/synchronicity/consensus/2`) over libp2p-stream.
 //!
 //! Outbound: one writer task per member owns one stream and writes frames in order; on a
 //! write error it reopens the stream once and retries the frame, else drops it (counted).
 //! Inbound: one reader task per accepted stream; streams from non-members are dropped at
 //! once (counted); an oversized frame closes its stream; empty or truncated frames are
 //! counted as malformed.
+//!
+//! The accepting side writes one byte, [`STREAM_ACCEPTED`], before it reads any frame, and
+//! the writer waits for it before it writes one. libp2p-stream hands inbound streams to the
+//! accept loop through a channel of one slot and DROPS a stream that finds it taken (two
+//! members opening at once). Without the byte, the writer's first frames would go into a
+//! stream nobody reads, and `write` would still succeed (the bytes sit in yamux's buffer):
+//! frames lost while the stream counted them as sent. With it, a dropped stream is seen
+//! as an error before any frame is written to it, and the frame goes on a new one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,13 +22,18 @@ use futures::StreamExt;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
-use crate::handle::{NetError, NetEvent};
+use futures::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::NetError;
 use crate::metrics::NetMetrics;
 use crate::protocol::{CONSENSUS_PROTOCOL, FrameError, read_frame, write_frame};
 
 /// Frames queued per member before `send_frame` reports backpressure.
 const QUEUE: usize = 4096;
+/// How long opening a stream (negotiation and the accepting side's byte) may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The byte the accepting side writes once its reader runs: frames may follow.
+pub(crate) const STREAM_ACCEPTED: u8 = 0x01;
 
 /// Routes frames to per-member writer tasks, starting them on first use.
 #[derive(Clone)]
@@ -45,10 +58,10 @@ impl FrameSender {
         }
     }
 
+    /// A stream the accepting side has taken (its byte read), for tests that write raw bytes.
     pub(crate) async fn open_raw(&self, peer: PeerId) -> Result<libp2p::Stream, NetError> {
         let mut control = self.control.clone();
-        control
-            .open_stream(peer, CONSENSUS_PROTOCOL)
+        open_accepted(&mut control, peer)
             .await
             .map_err(|e| NetError::Request(e.to_string()))
     }
@@ -99,12 +112,7 @@ async fn writer(
         let mut sent = false;
         for _attempt in 0..2 {
             if stream.is_none() {
-                match tokio::time::timeout(
-                    OPEN_TIMEOUT,
-                    control.open_stream(peer, CONSENSUS_PROTOCOL),
-                )
-                .await
-                {
+                match tokio::time::timeout(OPEN_TIMEOUT, open_accepted(&mut control, peer)).await {
                     Ok(Ok(s)) => stream = Some(s),
                     Ok(Err(e)) => tracing::debug!(%peer, "open consensus stream: {e}"),
                     Err(_) => tracing::debug!(%peer, "open consensus stream: timeout"),
@@ -131,11 +139,33 @@ async fn writer(
     }
 }
 
-/// Accepts inbound consensus streams until the network stops.
-pub(crate) async fn accept_loop(
+/// Opens a stream to `peer` and waits for the accepting side's [`STREAM_ACCEPTED`].
+async fn open_accepted(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+) -> std::io::Result<libp2p::Stream> {
+    let mut s = control
+        .open_stream(peer, CONSENSUS_PROTOCOL)
+        .await
+        .map_err(std::io::Error::other)?;
+    let mut byte = [0u8; 1];
+    s.read_exact(&mut byte).await?;
+    if byte[0] != STREAM_ACCEPTED {
+        return Err(std::io::Error::other(format!(
+            "stream answered {:#04x}, not the accepted byte",
+            byte[0]
+        )));
+    }
+    Ok(s)
+}
+
+/// Accepts inbound consensus streams until the network stops; each frame goes to the node
+/// as `frame(from, data)`.
+pub(crate) async fn accept_loop<E: Send + 'static>(
     mut incoming: libp2p_stream::IncomingStreams,
     members: Arc<HashSet<PeerId>>,
-    events: mpsc::Sender<NetEvent>,
+    events: mpsc::Sender<E>,
+    frame: fn(PeerId, Vec<u8>) -> E,
     max_frame: usize,
     m: NetMetrics,
 ) {
@@ -146,26 +176,34 @@ pub(crate) async fn accept_loop(
             drop(stream);
             continue;
         }
-        tokio::spawn(reader(peer, stream, events.clone(), max_frame, m.clone()));
+        tokio::spawn(reader(
+            peer,
+            stream,
+            events.clone(),
+            frame,
+            max_frame,
+            m.clone(),
+        ));
     }
 }
 
-async fn reader(
+async fn reader<E>(
     peer: PeerId,
     mut stream: libp2p::Stream,
-    events: mpsc::Sender<NetEvent>,
+    events: mpsc::Sender<E>,
+    frame: fn(PeerId, Vec<u8>) -> E,
     max: usize,
     m: NetMetrics,
 ) {
+    // The writer waits for this byte before its first frame (see the module's doc).
+    if stream.write_all(&[STREAM_ACCEPTED]).await.is_err() || stream.flush().await.is_err() {
+        return;
+    }
     loop {
         match read_frame(&mut stream, max).await {
             Ok(data) => {
                 m.frames_received.inc();
-                if events
-                    .send(NetEvent::Frame { from: peer, data })
-                    .await
-                    .is_err()
-                {
+                if events.send(frame(peer, data)).await.is_err() {
                     return;
                 }
             }

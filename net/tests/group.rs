@@ -74,10 +74,29 @@ async fn four_members_discover_gossip_stream_and_rejoin() {
             .send_frame(to, (1_000_000 + k).to_be_bytes().to_vec())
             .unwrap();
     }
-    eventually(10, "400 frames", || {
-        nodes[2].seen.lock().unwrap().frames.len() == 400
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while nodes[2].seen.lock().unwrap().frames.len() < 400 {
+        if tokio::time::Instant::now() > deadline {
+            let (m1, m2, m3) = (
+                nodes[1].handle.metrics(),
+                nodes[2].handle.metrics(),
+                nodes[3].handle.metrics(),
+            );
+            panic!(
+                "node 2 got {} of 400 frames: node 1 sent {} dropped {}, node 3 sent {} \
+                 dropped {}, node 2 received {} malformed {}",
+                nodes[2].seen.lock().unwrap().frames.len(),
+                m1.frames_sent.get(),
+                m1.frames_dropped.get(),
+                m3.frames_sent.get(),
+                m3.frames_dropped.get(),
+                m2.frames_received.get(),
+                m2.frames_malformed.get(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(nodes[2].seen.lock().unwrap().frames.len(), 400);
     {
         let seen = nodes[2].seen.lock().unwrap();
         for (origin, base) in [
