@@ -11,6 +11,15 @@
 //! [`crypto`], [`committee`], [`request`] and [`log`] where the node extends them);
 //! [`protocol`] and the Merkle math are pure; [`node`], [`consensus`], [`builder`] and the log
 //! store are I/O shells; [`node_dir`] holds a node's keys; [`cli`] is the command line.
+//! `scripts/check-layers.sh` checks the order (no circle, no upward import).
+//!
+//! # Dependencies
+//!
+//! The member's crate: it may depend on every workspace crate below it (`synchronicity-verify`,
+//! `synchronicity-net`, `synchronicity-light` for the light protocol's types). Nothing in the
+//! workspace may depend on it, and its product code must never depend on its own test kit
+//! ([`testing`], feature `testkit`) or on a Byzantine behaviour: those live in tests and in
+//! `examples/testnet_member`.
 
 #![forbid(unsafe_code)]
 

@@ -15,6 +15,13 @@
 //! - [`proof`]: the whole check of a proof file, bound to what the user asked
 //!   ([`Expected`]: crate, version, optionally the `.crate`'s sha256 or the request id).
 //!
+//! # Dependencies
+//!
+//! Hashing, BLS (`blst`, with `getrandom` for batch weights and key generation), CBOR, TOML
+//! and base64 only. It must NEVER depend on another workspace crate, a network stack, an
+//! async runtime, storage or the file system (the caller reads the files): a relying party
+//! embeds it, and so does every other crate here.
+//!
 //! # Example
 //!
 //! Verify that `itoa@1.0.15` was reproduced, and that a file is the attested library:
