@@ -38,7 +38,7 @@ LAYERS = {
     # 6 test kit: deterministic committees and the fixed builder (`testing`): nothing in
     #   the product may import it (the Byzantine member lives in examples/testnet_member).
     "synchronicity": [
-        ["crypto", "committee", "request"],
+        ["clock", "crypto", "committee", "request"],
         ["protocol"],
         ["log", "builder", "consensus", "node_dir", "witness"],
         ["node"],

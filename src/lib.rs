@@ -25,6 +25,7 @@
 
 pub mod builder;
 pub mod cli;
+pub mod clock;
 pub mod committee;
 pub mod consensus;
 pub mod crypto;

@@ -24,6 +24,7 @@ use super::core::{Action, Core};
 use super::outgoing::OutgoingFrames;
 use super::wal::Wal;
 use super::wire::{SignedProposal, Wire};
+use crate::clock::sleep_until;
 
 /// What the actor needs from the application (the protocol state and the log).
 pub trait App: Send + 'static {
@@ -472,13 +473,5 @@ impl<A: App> Actor<A> {
         tracing::info!(height = height.0, value = %value.id(), "applying a fetched decision");
         self.waiting = None;
         self.decided(height, value, cert);
-    }
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

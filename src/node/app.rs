@@ -16,13 +16,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_malachitebft_core_types::{CommitCertificate, Round, Validity};
 use tokio::sync::{mpsc, watch};
 
 use super::shared::{AppState, Shared, StateView};
 use super::storage::{NodeStorage, StorageError};
+use crate::clock::now_ms;
 use crate::codec::{self, CodecError};
 use crate::consensus::actor::App;
 use crate::consensus::record::DecidedRecord;
@@ -30,14 +30,6 @@ use crate::consensus::wire::MAX_WIRE_SIZE;
 use crate::consensus::{Ctx, Height, Value};
 use crate::log::{Height as StoreHeight, NewEntry, StoreError};
 use crate::protocol::{Block, BlockError, Decided, Duty, ProtocolState, Verdict};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// What the app tells the node loop after a height.
 #[derive(Debug)]

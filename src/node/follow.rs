@@ -34,6 +34,7 @@ use super::run::{self, Command};
 use super::service::BuildService;
 use super::shared::Shared;
 use crate::builder::{IndexPoll, Registry, index_versions};
+use crate::clock::now_ms;
 use crate::crypto::sha256;
 use crate::protocol::Verdict;
 use crate::request::BuildRequest;
@@ -151,13 +152,6 @@ enum OrderError {
 pub fn designated(spec: &str, members: usize) -> u32 {
     let h = sha256(format!("synchronicity/follow/v1\n{spec}").as_bytes());
     (u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize % members.max(1)) as u32
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Runs the follower until the node stops.

@@ -54,7 +54,8 @@ use synchronicity_net::{MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId,
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use app::{DecodeBlockError, decode_block, new_entry, now_ms};
+pub use crate::clock::now_ms;
+pub use app::{DecodeBlockError, decode_block, new_entry};
 pub use builder_driver::SubmitError;
 pub use outgoing::{HonestMessages, OutgoingMessages};
 pub use own::OwnRoundsError;

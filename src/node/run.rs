@@ -13,13 +13,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::answers::Answers;
-use super::app::{AppEvent, now_ms};
+use super::app::AppEvent;
 use super::builder_driver::{BuildEvent, BuilderDriver, SubmitError};
 use super::cosigning::Cosigning;
 use super::outbox::Outbox;
 use super::shared::Shared;
 use super::sync::Catchup;
 use super::wire::{COSIGN_TOPIC, MESSAGES_TOPIC, SyncResponse};
+use crate::clock::{now_ms, sleep_until};
 use crate::request::PinnedRequest;
 
 /// How often our unordered messages and last cosignature are published again.
@@ -206,13 +207,5 @@ impl NodeLoop {
                 tracing::debug!(height, entries, "height applied");
             }
         }
-    }
-}
-
-/// Sleeps until `at`, or forever.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
