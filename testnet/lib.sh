@@ -69,6 +69,16 @@ ensure_network() {
     docker network create --subnet "$subnet.0/24" "$net" >/dev/null
 }
 
+# What a container that runs the builder needs (run_member, scripts/cross-host-check.sh).
+builder_container_opts=(
+  --cap-drop ALL --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SETUID --cap-add SETGID
+  --cap-add SETPCAP --cap-add CHOWN --cap-add KILL
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+  --device-cgroup-rule='b 7:* rmw' --device-cgroup-rule='c 10:237 rmw' -v /dev:/dev
+  -v /sys/fs/cgroup:/sys/fs/cgroup:rw
+  -v "$rootfs:$rootfs:ro" -v /etc/ssl/certs:/etc/ssl/certs:ro
+)
+
 # run_member DATA I COMMITTEE [docker run options...] -- COMMAND...: member I's container
 # sync-nI. The node runs as root in it with only the capabilities its builder needs, each
 # found by taking it away (`synchronicity build` then fails): SYS_ADMIN (the build's loop
@@ -87,13 +97,8 @@ run_member() {
   shift
   docker rm -f "sync-n$i" >/dev/null 2>&1 || true
   docker run -d --name "sync-n$i" --hostname "n$i" --network "$net" --ip "$subnet.$((10 + i))" \
-    --cap-drop ALL --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SETUID --cap-add SETGID \
-    --cap-add SETPCAP --cap-add CHOWN --cap-add KILL \
-    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-    --device-cgroup-rule='b 7:* rmw' --device-cgroup-rule='c 10:237 rmw' -v /dev:/dev \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+    "${builder_container_opts[@]}" \
     -v "$data/n$i:/data" -v "$committee:/committee.toml:ro" \
-    -v "$rootfs:$rootfs:ro" -v /etc/ssl/certs:/etc/ssl/certs:ro \
     "${opts[@]}" "$image" "$@" >/dev/null
 }
 

@@ -34,6 +34,10 @@ pub struct BuildArgs {
     /// Time limit in seconds.
     #[arg(long, default_value_t = 1800)]
     timeout_secs: u64,
+    /// Cargo jobs (`-j`), as a node's `[builder] jobs` [default: the CPUs this process may
+    /// use]. Reproduced bytes must not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
     /// Print JSON (request id, digest, manifest, backend, image id, durations).
     #[arg(long)]
     json: bool,
@@ -86,6 +90,9 @@ pub(super) fn run(args: BuildArgs) -> anyhow::Result<()> {
     cfg.backend = args.backend;
     cfg.limits.memory = args.memory_mib << 20;
     cfg.limits.time = Duration::from_secs(args.timeout_secs);
+    if let Some(jobs) = args.jobs {
+        cfg.limits.jobs = jobs;
+    }
 
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
