@@ -36,6 +36,8 @@ fi
 [ "$(nproc)" -ge 2 ] || { echo "error: needs 2 CPUs for the two cpusets" >&2; exit 1; }
 build_image
 out=$(mktemp -d /tmp/cross-host.XXXXXX)
+# The image has the toolchain but no rustc proxy: name it, as a node's committee does.
+toolchain=$(rustc --version | cut -d' ' -f2)
 hosts=(a b)
 declare -A opts=(
   [a]="--cpus 1 --cpuset-cpus 0 --hostname builder-a"
@@ -58,13 +60,16 @@ done
 build() {
   local h=$1 c=$2 f="$out/$1-$2.json"
   docker exec "sync-xhost-$h" synchronicity build "$c" --backend sandbox \
-    --work-dir "${work[$h]}" --jobs "${jobs[$h]}" --json >"$f" 2>"$out/$h-$c.err" || true
+    --work-dir "${work[$h]}" --jobs "${jobs[$h]}" --toolchain "$toolchain" --json >"$f" 2>"$out/$h-$c.err" || true
   python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(("s:" + d["digest"]) if d["status"] == "success" else ("f:" + (d["failure_class"] or "?")))
 ' "$f" 2>/dev/null || echo "error:$(tail -1 "$out/$h-$c.err")"
 }
+
+# The first 12 characters of a digest, or the class of a failure.
+short() { case $1 in s:*) echo "${1:2:12}" ;; f:*) echo "${1:2}" ;; *) echo "error" ;; esac; }
 
 ok=0
 total=0
@@ -98,7 +103,7 @@ PY
   else
     res="failed: ${da#*:} / ${db#*:}"
   fi
-  printf '%-44s %-14s %-14s %s\n' "$c" "${da:2:12}" "${db:2:12}" "$res"
+  printf '%-44s %-14s %-14s %s\n' "$c" "$(short "$da")" "$(short "$db")" "$res"
 done
 echo "reproduced $ok of $total across hosts A (1 CPU, jobs 1) and B (2 CPUs, jobs 2); JSON in $out"
 [ "$ok" -eq "$total" ]
