@@ -5,10 +5,16 @@
 # log fills in seconds). Prints the CPU (user+sys) and wall time of:
 #   1. a cold audit, proofs fetched from ONE member in batches (goal <= 3 s wall);
 #   2. the same audit with every proof cached (`--offline`; goal <= 0.5 s CPU).
-# Usage: scripts/bench-audit.sh [RUNS]
+# CPU is user+sys, then user alone in parentheses: the cold audit writes every proof to its
+# cache durably (fsync per file), and that kernel time varies with the disk's other work.
+# With OTHER_CLIENT (another build's `synchronicity`, e.g. a worktree's), each run also
+# times that client's audits against the SAME members, alternating with this one's, so two
+# clients compare on one group and one disk (the light protocol must be the same).
+# Usage: scripts/bench-audit.sh [RUNS] [OTHER_CLIENT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
+other=${2:-}
 cargo build --release --quiet --features testkit --bin fixed_builder_node --bin synchronicity
 bin=$PWD/target/release/synchronicity
 work=$(mktemp -d)
@@ -57,13 +63,19 @@ wall = time.monotonic() - t
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 if p.returncode != 0:
     sys.exit("audit failed: " + p.stderr.decode()[-400:])
-print(f"{wall:.3f} {r.ru_utime + r.ru_stime:.3f}")
+print(f"{wall:.3f} {r.ru_utime + r.ru_stime:.3f} ({r.ru_utime:.3f})")
 PY
 }
-echo "== cold (batches from one member) and cached (--offline), $runs runs each: wall s, CPU s"
+audits() { # BINARY CACHE: "cold WALL CPU (USER) | cached WALL CPU (USER)"
+  local cold warm
+  cold=$(measure "$1" audit --lockfile "$lock" --peer "$m" --trust "$work/committee.toml" --cache "$2" --json --deny not-reproduced,failed,unknown,source-mismatch)
+  warm=$(measure "$1" audit --lockfile "$lock" --offline --trust "$work/committee.toml" --cache "$2" --json --deny not-reproduced,failed,unknown,source-mismatch)
+  echo "cold $cold | cached $warm"
+}
+echo "== cold (batches from one member) and cached (--offline), $runs runs each: wall s, CPU s (user s)"
 for r in $(seq 1 "$runs"); do
-  cache=$work/cache-$r
-  cold=$(measure "$bin" audit --lockfile "$lock" --peer "$m" --trust "$work/committee.toml" --cache "$cache" --json --deny not-reproduced,failed,unknown,source-mismatch)
-  warm=$(measure "$bin" audit --lockfile "$lock" --offline --trust "$work/committee.toml" --cache "$cache" --json --deny not-reproduced,failed,unknown,source-mismatch)
-  echo "run $r: cold $cold | cached $warm"
+  echo "run $r: $(audits "$bin" "$work/cache-$r")"
+  if [ -n "$other" ]; then
+    echo "run $r, other client: $(audits "$other" "$work/other-cache-$r")"
+  fi
 done

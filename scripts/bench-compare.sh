@@ -41,4 +41,12 @@ for bench in ${BENCHES:-consensus audit}; do
   echo "== bench-$bench.sh ${args[*]}: base $base | head $head"
   paste -d '|' <(awk '{printf "%-78.78s\n", $0}' "$out/$bench-base.txt") "$out/$bench-head.txt"
 done
+case " ${BENCHES:-consensus audit} " in
+  *" audit "*)
+    # The cold audit's CPU includes an fsync per cached proof, which varies between runs:
+    # the two clients once more, alternating, against the same members and disk.
+    echo "== bench-audit.sh $runs, head's members; 'other client' is base $base's binary"
+    scripts/bench-audit.sh "$runs" "$tree/target/release/synchronicity"
+    ;;
+esac
 echo "(the base worktree is kept at $tree for the next run; remove it with: git worktree remove $tree)"
