@@ -451,11 +451,20 @@ fn audit_checks_cached_proofs_like_fresh_ones() {
             "{err}"
         );
     }
-    std::fs::write(
-        &cached,
-        proof_of(&tc, &home.join("log-default"), &entry(&[], &target)),
-    )
-    .unwrap();
+    // What a crash can leave (the cache is written without fsync): an empty file or a cut
+    // one is dropped, said, and the package is unknown until fetched again.
+    let good = proof_of(&tc, &home.join("log-default"), &entry(&[], &target));
+    for cut in [&good[..0], &good[..good.len() / 2]] {
+        std::fs::write(&cached, cut).unwrap();
+        let o = audit();
+        let err = ok(&o);
+        assert_eq!(audit_row(&o)["status"], "unknown", "{err}");
+        assert!(
+            err.contains("cached proof") && err.contains("dropped"),
+            "{err}"
+        );
+    }
+    std::fs::write(&cached, &good).unwrap();
     let o = audit();
     ok(&o);
     assert_eq!(audit_row(&o)["status"], "reproduced");

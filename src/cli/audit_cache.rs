@@ -25,11 +25,17 @@ pub(super) fn parse_age(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{s:?}: too long"))
 }
 
-/// Writes `text` to the proof cache at `path` (atomically; a failure only costs time).
+/// Writes `text` to the proof cache at `path`: a temporary file renamed over it, so a
+/// concurrent audit never reads half a proof. Not synced (one fsync per proof was most of a
+/// cold audit's CPU): the cache is not trusted, every cached proof is verified and checked
+/// again before use, so after a crash a file left empty or cut is dropped with a warning and
+/// fetched again. A failure only costs time.
 pub(super) fn keep_cached(path: Option<&std::path::Path>, text: &str) {
-    if let Some(path) = path {
-        let _ = path.parent().map(std::fs::create_dir_all);
-        let _ = crate::node_dir::write_atomic(path, text.as_bytes());
+    let Some(path) = path else { return };
+    let _ = path.parent().map(std::fs::create_dir_all);
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 
