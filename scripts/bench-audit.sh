@@ -5,11 +5,11 @@
 # log fills in seconds). Prints the CPU (user+sys) and wall time of:
 #   1. a cold audit, proofs fetched from ONE member in batches (goal <= 3 s wall);
 #   2. the same audit with every proof cached (`--offline`; goal <= 0.5 s CPU).
-# CPU is user+sys, then user alone in parentheses: the cold audit writes every proof to its
-# cache durably (fsync per file), and that kernel time varies with the disk's other work.
+# CPU is user+sys, then user alone in parentheses (kernel time, e.g. the cache's file
+# writes, varies with the disk's other work; before 6b5f4ba each cached proof was fsynced).
 # With OTHER_CLIENT (another build's `synchronicity`, e.g. a worktree's), each run also
-# times that client's audits against the SAME members, alternating with this one's, so two
-# clients compare on one group and one disk (the light protocol must be the same).
+# times that client's audits against the SAME members, the two taking turns going first,
+# so two clients compare on one group and one disk (the light protocol must be the same).
 # Usage: scripts/bench-audit.sh [RUNS] [OTHER_CLIENT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,14 +68,20 @@ PY
 }
 audits() { # BINARY CACHE: "cold WALL CPU (USER) | cached WALL CPU (USER)"
   local cold warm
-  cold=$(measure "$1" audit --lockfile "$lock" --peer "$m" --trust "$work/committee.toml" --cache "$2" --json --deny not-reproduced,failed,unknown,source-mismatch)
-  warm=$(measure "$1" audit --lockfile "$lock" --offline --trust "$work/committee.toml" --cache "$2" --json --deny not-reproduced,failed,unknown,source-mismatch)
+  cold=$(measure "$1" audit --lockfile "$lock" --peer "$m" --trust "$work/committee.toml" --cache "$2" --json --deny not-reproduced,failed,unknown,source-mismatch) || return 1
+  warm=$(measure "$1" audit --lockfile "$lock" --offline --trust "$work/committee.toml" --cache "$2" --json --deny not-reproduced,failed,unknown,source-mismatch) || return 1
   echo "cold $cold | cached $warm"
 }
 echo "== cold (batches from one member) and cached (--offline), $runs runs each: wall s, CPU s (user s)"
 for r in $(seq 1 "$runs"); do
-  echo "run $r: $(audits "$bin" "$work/cache-$r")"
-  if [ -n "$other" ]; then
-    echo "run $r, other client: $(audits "$other" "$work/other-cache-$r")"
+  if [ -n "$other" ] && [ $((r % 2)) -eq 0 ]; then
+    line=$(audits "$other" "$work/other-cache-$r") || exit 1
+    echo "run $r, other client: $line"
+  fi
+  line=$(audits "$bin" "$work/cache-$r") || exit 1
+  echo "run $r: $line"
+  if [ -n "$other" ] && [ $((r % 2)) -eq 1 ]; then
+    line=$(audits "$other" "$work/other-cache-$r") || exit 1
+    echo "run $r, other client: $line"
   fi
 done

@@ -36,15 +36,19 @@ for bench in ${BENCHES:-consensus audit}; do
     dir=$PWD
     [ "$side" = base ] && dir=$tree
     echo ">> $bench at $side ($([ "$side" = base ] && echo "$base" || echo "$head"))" >&2
-    (cd "$dir" && scripts/bench-$bench.sh "${args[@]}") >"$out/$bench-$side.txt" 2>&1
+    if ! (cd "$dir" && scripts/bench-$bench.sh "${args[@]}") >"$out/$bench-$side.txt" 2>&1; then
+      echo "error: bench-$bench.sh failed at $side:" >&2
+      tail -20 "$out/$bench-$side.txt" >&2
+      exit 1
+    fi
   done
   echo "== bench-$bench.sh ${args[*]}: base $base | head $head"
   paste -d '|' <(awk '{printf "%-78.78s\n", $0}' "$out/$bench-base.txt") "$out/$bench-head.txt"
 done
 case " ${BENCHES:-consensus audit} " in
   *" audit "*)
-    # The cold audit's CPU includes an fsync per cached proof, which varies between runs:
-    # the two clients once more, alternating, against the same members and disk.
+    # The cold audit's kernel time varies with the disk between runs: the two clients once
+    # more, taking turns, against the same members and disk.
     echo "== bench-audit.sh $runs, head's members; 'other client' is base $base's binary"
     scripts/bench-audit.sh "$runs" "$tree/target/release/synchronicity"
     ;;

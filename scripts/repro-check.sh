@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Rebuilds a published list of about 100 popular crates, each twice: once with the sandbox
+# Rebuilds a published list of 110 popular crates, each twice: once with the sandbox
 # (bubblewrap) backend in one work directory, once with the Docker backend in another at a
 # different host path; prints, crate by crate, whether the two manifests are byte for byte
 # the same (reproduced), not (DIFFERS), or a build failed (failed: <class> for the class of
 # docs/formats.md); then a Markdown table and the reproduced fraction.
 #
 # Results go to a TSV file as they come (default repro-check.tsv in the current directory;
-# --results FILE); a crate already in it is not built again, so a long run can stop and go
-# on. Everything under the work root (default a new /tmp/repro-check.XXXXXX; --work DIR)
+# --results FILE): crate, kind, result, the two digests, seconds, the two backends, the
+# commit. A crate already in it with the same backends is not built again, so a long run
+# can stop and go on; a row whose build could not run at all (result `error`: Docker down,
+# no network, a full disk) is built again. Everything under the work root (default a new /tmp/repro-check.XXXXXX; --work DIR)
 # is kept: build logs are named in the JSON each build prints.
 #
 # Usage: scripts/repro-check.sh [--results FILE] [--work DIR] [--kind KIND] [--list]
 #                               [CRATE@VERSION ...]
 # BACKENDS="sandbox docker" (the default) picks the backend of each of the two builds.
 set -uo pipefail
+results=$PWD/repro-check.tsv
+for a in "$@"; do # relative paths are the caller's, not the repository's
+  case $a in --results=* | --work=*) echo "error: use --results FILE, --work DIR" >&2; exit 2 ;; esac
+done
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --results | --work)
+      [ $# -ge 2 ] || { echo "error: $1 needs a path" >&2; exit 2; }
+      args+=("$1" "$(realpath -m "$2")"); shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+set -- "${args[@]+"${args[@]}"}"
 cd "$(dirname "$0")/.."
 
 # The list: kind, then crates pinned to the newest version on 2026-12-05 that builds with
@@ -49,7 +65,6 @@ bin   hexyl@0.17.0 sd@1.0.0 cargo-machete@0.9.2 hyperfine@1.20.0 tokei@15.0.0
 bin   du-dust@1.2.7 just@1.59.0 fd-find@10.5.0 ripgrep@15.2.0 mdbook@0.5.4
 '
 
-results=repro-check.tsv
 root=
 only_kind=
 list_only=
@@ -101,21 +116,27 @@ echo "results in $results, work under $root (${backends[0]} at $root/a, ${backen
 for entry in "${crates[@]}"; do
   kind=${entry%% *}
   c=${entry#* }
-  if cut -f1 "$results" | grep -qxF "$c"; then continue; fi
+  if awk -F'\t' -v c="$c" -v b="${backends[*]}" '$1 == c && $7 == b && $3 != "error" { f = 1 } END { exit !f }' "$results"; then
+    continue
+  fi
   start=$(date +%s)
   d1=$(build "${backends[0]}" "$root/a" "$c")
   d2=$(build "${backends[1]}" "$root/elsewhere/b" "$c")
-  if [ "${d1%%:*}" = s ] && [ "$d1" = "$d2" ]; then
+  if [ "${d1%%:*}" = error ] || [ "${d2%%:*}" = error ]; then
+    res=error
+  elif [ "${d1%%:*}" = s ] && [ "$d1" = "$d2" ]; then
     res=reproduced
   elif [ "${d1%%:*}" = s ] && [ "${d2%%:*}" = s ]; then
     res=DIFFERS
   elif [ "${d1%%:*}" = f ] && [ "$d1" = "$d2" ]; then
     res="failed: ${d1#f:}"
   else
-    res="failed: ${d1} / ${d2}"
+    res="failed: ${d1#?:} / ${d2#?:}"
   fi
   secs=$(($(date +%s) - start))
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$kind" "$res" "${d1:0:14}" "${d2:0:14}" "$secs" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$kind" "$res" "${d1:0:14}" "${d2:0:14}" "$secs" \
+    "${backends[*]}" "$(git rev-parse --short HEAD)" >>"$results"
+  [ "$res" = error ] && res="error: $d1 / $d2"
   printf '%-40s %-6s %-12s %-12s %5ss %s\n' "$c" "$kind" "${d1:2:12}" "${d2:2:12}" "$secs" "$res" >&2
 done
 
@@ -125,7 +146,7 @@ total=0
 ok=0
 for entry in "${crates[@]}"; do
   c=${entry#* }
-  row=$(awk -F'\t' -v c="$c" '$1 == c' "$results" | tail -1)
+  row=$(awk -F'\t' -v c="$c" -v b="${backends[*]}" '$1 == c && $7 == b' "$results" | tail -1)
   [ -z "$row" ] && continue
   IFS=$'\t' read -r _ kind res d1 d2 _ <<<"$row"
   total=$((total + 1))
@@ -133,6 +154,7 @@ for entry in "${crates[@]}"; do
   echo "| $c | $kind | \`${d1:2:12}\` | \`${d2:2:12}\` | $res |"
 done
 [ "$total" -gt 0 ] || { echo "nothing built" >&2; exit 1; }
+commits=$(awk -F'\t' -v b="${backends[*]}" '$7 == b { print $8 }' "$results" | sort -u | tr '\n' ' ')
 echo
-echo "reproduced $ok of $total ($((100 * ok / total)) %), ${backends[0]} vs ${backends[1]} at two host paths, $(git rev-parse --short HEAD), $(date -u +%F)"
+echo "reproduced $ok of $total ($((100 * ok / total)) %), ${backends[0]} vs ${backends[1]} at two host paths, built at ${commits% }, table made $(date -u +%F)"
 [ "$ok" -eq "$total" ]
