@@ -248,6 +248,68 @@ impl BuildWorkspace {
         if !out.status.success() {
             return Err(BuildError::Fetch(super::last_error_line(&out.stderr)));
         }
-        Ok(())
+        // Cargo unpacks a `.crate` with the modes its tar header says: a file packed as
+        // 0600 (fnv 1.0.7's `lib.rs`) would be unreadable to the build user (uid 65534).
+        let src = self.cargo_home().join("registry").join("src");
+        readable_by_all(&src).map_err(|e| BuildError::Fetch(format!("{}: {e}", src.display())))
+    }
+}
+
+/// Adds read permission for everyone (and search, for directories) to every file and
+/// directory under `dir` that lacks it; links are not followed, and only this host's own
+/// unpacked registry is walked (nothing a build wrote).
+pub(crate) fn readable_by_all(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let meta = std::fs::symlink_metadata(&path)?;
+            let mode = meta.permissions().mode();
+            let want = if meta.is_dir() {
+                stack.push(path.clone());
+                mode | 0o555
+            } else if meta.is_file() {
+                mode | 0o444
+            } else {
+                continue;
+            };
+            if want != mode {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod readable_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_packed_private_become_readable_and_links_are_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let krate = t.path().join("fnv-1.0.7");
+        std::fs::create_dir(&krate).unwrap();
+        std::fs::write(krate.join("lib.rs"), "x").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let outside = elsewhere.path().join("outside");
+        std::fs::write(&outside, "secret").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&outside, krate.join("link")).unwrap();
+        std::fs::set_permissions(krate.join("lib.rs"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::fs::set_permissions(&krate, std::fs::Permissions::from_mode(0o700)).unwrap();
+        super::readable_by_all(t.path()).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&krate), 0o755);
+        assert_eq!(mode(&krate.join("lib.rs")), 0o644);
+        assert_eq!(mode(&outside), 0o600, "a link was followed");
+        super::readable_by_all(&t.path().join("missing")).unwrap();
     }
 }
