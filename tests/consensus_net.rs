@@ -159,18 +159,36 @@ async fn an_idle_group_decides_no_empty_heights() {
     let group = start_group(&[0, 1, 2, 3], work.clone()).await;
     wait_for(&group, 2, 30).await;
     work.store(false, std::sync::atomic::Ordering::SeqCst);
-    // Let a height already under way finish, then count over 6 re-check intervals.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before: Vec<usize> = group
-        .iter()
-        .map(|(_, l)| l.0.lock().unwrap().len())
-        .collect();
+    // Let a height already under way finish (it may need another round: a fixed wait was
+    // too short on a loaded machine): until every member has decided the same number of
+    // heights and none more for 3 s (at most 60 s). Then count over 6 re-check intervals.
+    let lens = || -> Vec<usize> {
+        group
+            .iter()
+            .map(|(_, l)| l.0.lock().unwrap().len())
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut settled = (lens(), tokio::time::Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = lens();
+        if now != settled.0 {
+            settled = (now, tokio::time::Instant::now());
+        } else if settled.0.iter().all(|&n| n == settled.0[0])
+            && settled.1.elapsed() >= Duration::from_secs(3)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the height under way did not settle: {:?}",
+            settled.0
+        );
+    }
+    let before = lens();
     tokio::time::sleep(IDLE * 6).await;
-    let after: Vec<usize> = group
-        .iter()
-        .map(|(_, l)| l.0.lock().unwrap().len())
-        .collect();
-    assert_eq!(before, after, "heights decided while idle");
+    assert_eq!(before, lens(), "heights decided while idle");
     work.store(true, std::sync::atomic::Ordering::SeqCst);
     let n = before.iter().max().copied().unwrap_or(0);
     wait_for(&group, n + 2, 30).await;
