@@ -37,9 +37,6 @@ pub struct NetMetrics {
     pub frames_sent: Counter,
     /// Frames dropped because the member could not be reached.
     pub frames_dropped: Counter,
-    /// Consensus streams that could not be opened (no connection, refused, dropped before
-    /// the accepting side took them, timed out).
-    pub stream_opens_failed: Counter,
     /// Requests refused for rate.
     pub requests_rate_limited: Counter,
     /// Members-only requests from non-members, refused.
@@ -134,11 +131,6 @@ impl NetMetrics {
             "frames_dropped",
             "Frames to unreachable members",
             self.frames_dropped.clone(),
-        );
-        r.register(
-            "stream_opens_failed",
-            "Consensus streams that could not be opened (retried with backoff)",
-            self.stream_opens_failed.clone(),
         );
         r.register(
             "requests_rate_limited",

@@ -1,9 +1,7 @@
 //! Direct consensus streams (`/synchronicity/consensus/2`) over libp2p-stream.
 //!
-//! Outbound: one writer task per member owns one stream and writes frames in order. A
-//! failed open is retried after a growing, jittered wait; a failed write reopens the stream
-//! and writes the frame once more; a frame not out within 10 s is dropped (counted), so a
-//! member that stops reading holds its own writer for that long and no longer.
+//! Outbound: one writer task per member owns one stream and writes frames in order; on a
+//! write error it reopens the stream once and retries the frame, else drops it (counted).
 //! Inbound: one reader task per accepted stream; streams from non-members are dropped at
 //! once (counted); an oversized frame closes its stream; empty or truncated frames are
 //! counted as malformed.
@@ -14,8 +12,7 @@
 //! members opening at once). Without the byte, the writer's first frames would go into a
 //! stream nobody reads, and `write` would still succeed (the bytes sit in yamux's buffer):
 //! frames lost while the stream counted them as sent. With it, a dropped stream is seen
-//! as an error before any frame is written to it (`stream_opens_failed`), and the frame
-//! goes on a new one.
+//! as an error before any frame is written to it, and the frame goes on a new one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -33,14 +30,8 @@ use crate::protocol::{CONSENSUS_PROTOCOL, FrameError, read_frame, write_frame};
 
 /// Frames queued per member before `send_frame` reports backpressure.
 const QUEUE: usize = 4096;
-/// How long opening a stream (negotiation and the accepting side's byte) may take, for
-/// [`FrameSender::open_raw`].
+/// How long opening a stream (negotiation and the accepting side's byte) may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one frame may take to go out (opens and writes); then it is dropped, counted.
-const FRAME_DEADLINE: Duration = Duration::from_secs(10);
-/// The first and the longest wait between failed opens.
-const MIN_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The byte the accepting side writes once its reader runs: frames may follow.
 pub(crate) const STREAM_ACCEPTED: u8 = 0x01;
 
@@ -67,15 +58,12 @@ impl FrameSender {
         }
     }
 
-    /// A stream the accepting side has taken (its byte read, within [`OPEN_TIMEOUT`]), for
-    /// tests that write raw bytes.
+    /// A stream the accepting side has taken (its byte read), for tests that write raw bytes.
     pub(crate) async fn open_raw(&self, peer: PeerId) -> Result<libp2p::Stream, NetError> {
         let mut control = self.control.clone();
-        match tokio::time::timeout(OPEN_TIMEOUT, open_accepted(&mut control, peer)).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(NetError::Request(e.to_string())),
-            Err(_) => Err(NetError::Request("open consensus stream: timeout".into())),
-        }
+        open_accepted(&mut control, peer)
+            .await
+            .map_err(|e| NetError::Request(e.to_string()))
     }
 
     fn queue(&self, peer: PeerId, len: usize) -> Result<mpsc::Sender<Vec<u8>>, NetError> {
@@ -120,73 +108,35 @@ async fn writer(
     m: NetMetrics,
 ) {
     let mut stream = None;
-    // Waits between failed opens; doubles up to a second, back to the start after a
-    // frame went out. Kept across frames, so an unreachable member is not redialled in a
-    // tight loop by each frame queued for it.
-    let mut backoff = MIN_BACKOFF;
     while let Some(frame) = rx.recv().await {
-        // Each frame has one deadline for everything: opens (retried: a stream the other
-        // side dropped before taking it costs no write) and at most two writes (a reader
-        // that stops reading cannot hold the writer longer).
-        let deadline = tokio::time::Instant::now() + FRAME_DEADLINE;
-        let mut writes = 0;
-        let sent = loop {
-            let s = match stream.as_mut() {
-                Some(s) => s,
-                None => match tokio::time::timeout_at(deadline, open_accepted(&mut control, peer))
-                    .await
-                {
-                    Ok(Ok(s)) => stream.insert(s),
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "open consensus stream: {e}");
-                        m.stream_opens_failed.inc();
-                        let wake = tokio::time::Instant::now() + jitter(backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        if wake >= deadline {
-                            break false;
-                        }
-                        tokio::time::sleep_until(wake).await;
-                        continue;
-                    }
-                    Err(_) => {
-                        m.stream_opens_failed.inc();
-                        break false;
-                    }
-                },
-            };
-            match tokio::time::timeout_at(deadline, write_frame(s, &frame)).await {
-                Ok(Ok(())) => break true,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "write frame: {e}");
-                    stream = None;
-                    writes += 1;
-                    if writes == 2 {
-                        break false;
-                    }
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "write frame: deadline");
-                    stream = None;
-                    break false;
+        let mut sent = false;
+        for _attempt in 0..2 {
+            if stream.is_none() {
+                match tokio::time::timeout(OPEN_TIMEOUT, open_accepted(&mut control, peer)).await {
+                    Ok(Ok(s)) => stream = Some(s),
+                    Ok(Err(e)) => tracing::debug!(%peer, "open consensus stream: {e}"),
+                    Err(_) => tracing::debug!(%peer, "open consensus stream: timeout"),
                 }
             }
-        };
+            if let Some(s) = stream.as_mut() {
+                match write_frame(s, &frame).await {
+                    Ok(()) => {
+                        sent = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, "write frame: {e}");
+                        stream = None;
+                    }
+                }
+            }
+        }
         if sent {
-            backoff = MIN_BACKOFF;
             m.frames_sent.inc();
         } else {
             m.frames_dropped.inc();
         }
     }
-}
-
-/// `base` plus up to half of it again, from the clock's nanoseconds (writers of different
-/// members that failed together do not retry together).
-fn jitter(base: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
 /// Opens a stream to `peer` and waits for the accepting side's [`STREAM_ACCEPTED`].

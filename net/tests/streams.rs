@@ -2,7 +2,7 @@
 //! none is counted dropped. libp2p-stream hands inbound streams to the accept loop through
 //! one slot and drops a stream that finds it taken; since `/synchronicity/consensus/2` the
 //! opener waits for the accepting side's byte before its first frame, so such a stream is
-//! a failed open, retried, instead of frames written into nothing. (The drop itself is a
+//! a failed open, tried again, instead of frames written into nothing. (The drop itself is a
 //! race this test may or may not meet on a given run.)
 
 mod common;
