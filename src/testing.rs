@@ -237,6 +237,7 @@ pub fn reproduced_entry(tc: &TestCommittee, name: &str, signers: &[usize]) -> Ve
         silent: vec![],
         misbehaviour: vec![],
         height: 1,
+        epoch: 0,
     })
 }
 
@@ -271,6 +272,7 @@ pub fn reproduced_proof(tc: &TestCommittee) -> String {
         silent: vec![],
         misbehaviour: vec![],
         height: 1,
+        epoch: 0,
     };
     let bytes = entry.to_cbor();
     let (size, index) = (1u64 << 20, 777_777u64);

@@ -410,6 +410,7 @@ fn audit_checks_cached_proofs_like_fresh_ones() {
             silent: vec![],
             misbehaviour: vec![],
             height: 1,
+            epoch: 0,
         }
     };
     let lock = audit_lockfile(home, "tool", "1.0.0");

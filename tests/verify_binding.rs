@@ -59,6 +59,7 @@ fn entry_with(
         silent: vec![],
         misbehaviour: vec![],
         height: 1,
+        epoch: 0,
     };
     (e, m)
 }
@@ -469,6 +470,7 @@ fn proof_file_is_at_most_2048_bytes_at_2_pow_20_entries_and_100_members() {
         silent: (t as u32..100).collect::<Vec<_>>()[..0].to_vec(),
         misbehaviour: vec![],
         height: 123_456,
+        epoch: 0,
     };
     let bytes = entry.to_cbor();
     // Any 20 sibling hashes make a valid path in a perfect tree of 2^20 leaves.

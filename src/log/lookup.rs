@@ -147,6 +147,7 @@ mod tests {
             silent: vec![],
             misbehaviour: vec![],
             height: 1,
+            epoch: 0,
         }
     }
 

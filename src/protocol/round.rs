@@ -437,6 +437,7 @@ impl Round {
                 silent,
                 misbehaviour: self.misbehaviour,
                 height,
+                epoch: 0,
             },
             lockfile: self.lockfile,
             manifest,

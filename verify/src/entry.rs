@@ -196,6 +196,16 @@ pub struct LogEntry {
     pub misbehaviour: Vec<(u32, Misbehaviour)>,
     /// Height at which it was decided.
     pub height: u64,
+    /// The epoch whose committee ordered the request and attested the verdict: bitmap
+    /// positions in `attestation`, `dissenters`, `silent` and `misbehaviour` are that
+    /// committee's. Absent (and not written) for epoch 0, so entries of a group that never
+    /// changed its committee are byte for byte what they were before epochs.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Why entry bytes are not a build record.

@@ -11,6 +11,8 @@
 //!   aggregation, with batched verification.
 //! - [`request`], [`manifest`], [`entry`]: the build request with every pin, the artifact
 //!   manifest, and the log entry with its attestation statement and failure classes.
+//! - [`epoch`]: committee changes (the change statement and entry) and the committee chain
+//!   a client ratchets along from the genesis.
 //! - [`round`]: the phase a request's round is in.
 //! - [`proof`]: the whole check of a proof file, bound to what the user asked
 //!   ([`Expected`]: crate, version, optionally the `.crate`'s sha256 or the request id).
@@ -52,6 +54,7 @@ pub mod codec;
 pub mod committee;
 pub mod crypto;
 pub mod entry;
+pub mod epoch;
 pub mod manifest;
 pub mod proof;
 pub mod request;
@@ -62,9 +65,11 @@ pub mod tlog;
 
 pub use committee::{Committee, CommitteeError};
 pub use entry::{FailureClass, LogEntry, Verdict};
+pub use epoch::{ChainError, ChangeEntry, CommitteeChain};
 pub use manifest::{ArtifactError, Manifest};
 pub use proof::{
     BatchVerifier, Expected, ReproducedBuild, VerifiedRecord, VerifyError, verify_proof,
+    verify_proof_in_chain,
 };
 pub use request::BuildRequest;
 pub use round::Phase;

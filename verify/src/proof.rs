@@ -26,6 +26,7 @@
 use crate::committee::Committee;
 use crate::crypto::{SIGNATURE_LEN, SignerBitmap, ThresholdError, ThresholdSignature};
 use crate::entry::{EntryError, LogEntry, Verdict};
+use crate::epoch::{ChainError, CommitteeChain};
 use crate::manifest::{Manifest, ManifestError};
 use crate::sha256;
 use crate::tlog::note::PendingCheckpoint;
@@ -154,6 +155,22 @@ pub enum VerifyError {
         /// The verdict.
         verdict: Verdict,
     },
+    /// The checkpoint is not one the committee chain accepts (no committee of the chain
+    /// signed it, or its signer's epoch does not cover its size).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The entry names an epoch whose committee cannot have attested it under this
+    /// checkpoint (a later epoch than the checkpoint's, or one the trust root does not
+    /// reach).
+    #[error(
+        "the entry was attested in epoch {entry}, which the checkpoint's committee (epoch {checkpoint}) cannot vouch for"
+    )]
+    EntryEpoch {
+        /// The entry's epoch.
+        entry: u64,
+        /// The checkpoint committee's epoch.
+        checkpoint: u64,
+    },
     /// A manifest or lockfile text that is not the one the entry pins.
     #[error("{what} does not hash to the sha256 the entry pins ({pinned})")]
     WrongInput {
@@ -178,15 +195,67 @@ pub struct VerifiedRecord {
     entry_bytes: Vec<u8>,
     entry: LogEntry,
     attesters: Vec<usize>,
+    checkpoint_epoch: u64,
 }
 
-/// Checks `proof_text` against `committee` and `expected` (see the module doc).
+/// Checks `proof_text` against `committee` and `expected` (see the module doc). The
+/// checkpoint and the entry must both be `committee`'s epoch's; for a group whose committee
+/// changed, use [`verify_proof_in_chain`].
 pub fn verify_proof(
     proof_text: &str,
     committee: &Committee,
     expected: &Expected,
 ) -> Result<VerifiedRecord, VerifyError> {
-    verify_one(proof_text, committee, expected, None)
+    verify_one(proof_text, Trust::Committee(committee), expected, None)
+}
+
+/// [`verify_proof`] for a log whose committee changed: the checkpoint may be cosigned by the
+/// committee of ANY epoch of `chain`, for a size inside that epoch's authority
+/// ([`CommitteeChain::verify_checkpoint`]), and the entry's attestation is read with the
+/// committee of the epoch the entry names (at most the checkpoint's).
+pub fn verify_proof_in_chain(
+    proof_text: &str,
+    chain: &CommitteeChain,
+    expected: &Expected,
+) -> Result<VerifiedRecord, VerifyError> {
+    verify_one(proof_text, Trust::Chain(chain), expected, None)
+}
+
+/// What a proof is checked against.
+#[derive(Debug, Clone, Copy)]
+enum Trust<'c> {
+    /// One committee: checkpoint and entry of its epoch.
+    Committee(&'c Committee),
+    /// A verified chain from the genesis.
+    Chain(&'c CommitteeChain),
+}
+
+impl<'c> Trust<'c> {
+    /// The committee whose key the checkpoint names, checked to cover its size.
+    fn checkpoint_committee(self, note: &str) -> Result<&'c Committee, VerifyError> {
+        match self {
+            Self::Committee(c) => Ok(c),
+            Self::Chain(chain) => Ok(chain.epoch_of_note(note)?.committee()),
+        }
+    }
+
+    /// The committee that attested an entry of `epoch` under a checkpoint of `checkpoint`.
+    fn attesting_committee(
+        self,
+        epoch: u64,
+        checkpoint: &'c Committee,
+    ) -> Result<&'c Committee, VerifyError> {
+        let refused = || VerifyError::EntryEpoch {
+            entry: epoch,
+            checkpoint: checkpoint.epoch(),
+        };
+        match self {
+            Self::Committee(c) if epoch == c.epoch() => Ok(c),
+            Self::Committee(_) => Err(refused()),
+            Self::Chain(_) if epoch > checkpoint.epoch() => Err(refused()),
+            Self::Chain(chain) => chain.committee(epoch).ok_or_else(refused),
+        }
+    }
 }
 
 /// Verifies many proofs against one committee, checking the BLS signature of each DISTINCT
@@ -217,7 +286,7 @@ impl<'c> BatchVerifier<'c> {
     ) -> Result<VerifiedRecord, VerifyError> {
         verify_one(
             proof_text,
-            self.committee,
+            Trust::Committee(self.committee),
             expected,
             Some(&mut self.verified),
         )
@@ -231,21 +300,23 @@ impl<'c> BatchVerifier<'c> {
 
 fn verify_one(
     proof_text: &str,
-    committee: &Committee,
+    trust: Trust<'_>,
     expected: &Expected,
     verified: Option<&mut std::collections::BTreeSet<String>>,
 ) -> Result<VerifiedRecord, VerifyError> {
     let pf = ProofFile::parse(proof_text)?;
+    let committee = trust.checkpoint_committee(&pf.checkpoint)?;
     let pending = PendingCheckpoint::parse(&pf.checkpoint, committee)?;
     let entry_bytes = pf.extra.ok_or(VerifyError::NoEntry)?;
     let leaf_hash = merkle::leaf_hash(&entry_bytes);
     let cp = &pending.checkpoint;
     merkle::verify_inclusion(pf.index, cp.size, &leaf_hash, &pf.proof, &cp.root)?;
     let entry = LogEntry::decode(&entry_bytes)?;
+    let attesting = trust.attesting_committee(entry.epoch, committee)?;
     // The attestation's shape (reproduced and failed verdicts carry one); its point is
     // decoded and its pairing checked only by `check_attestation`.
     let attesters = match entry.statement(committee.origin()) {
-        Some(_) => attestation_signers(&entry.attestation, committee)?,
+        Some(_) => attestation_signers(&entry.attestation, attesting)?,
         None => Vec::new(),
     };
     // The whole note (body and signature) is the cache key: a known body with another
@@ -275,6 +346,7 @@ fn verify_one(
         entry_bytes,
         entry,
         attesters,
+        checkpoint_epoch: committee.epoch(),
     })
 }
 
@@ -304,7 +376,8 @@ impl VerifiedRecord {
     /// Re-checks the attesters' own aggregate signature over the entry's attestation
     /// statement (one BLS check). [`verify_proof`] relies on the checkpoint's cosigners for
     /// it (see the module doc); an auditor, and the `verify` command, call this too.
-    /// `committee` must be the one the record was verified against.
+    /// `committee` must be the one that attested the entry: the one the record was verified
+    /// against, or [`CommitteeChain::committee`] of [`VerifiedRecord::entry_epoch`].
     pub fn check_attestation(&self, committee: &Committee) -> Result<(), VerifyError> {
         let Some(statement) = self.entry.statement(committee.origin()) else {
             return Ok(());
@@ -322,6 +395,14 @@ impl VerifiedRecord {
     /// The verified cosigned checkpoint.
     pub fn checkpoint(&self) -> &CosignedCheckpoint {
         &self.checkpoint
+    }
+    /// The epoch of the committee that cosigned the checkpoint.
+    pub fn checkpoint_epoch(&self) -> u64 {
+        self.checkpoint_epoch
+    }
+    /// The epoch of the committee that attested the entry.
+    pub fn entry_epoch(&self) -> u64 {
+        self.entry.epoch
     }
     /// The entry's index in the log.
     pub fn index(&self) -> u64 {
@@ -461,6 +542,7 @@ mod tests {
             silent: vec![],
             misbehaviour: vec![],
             height: 1,
+            epoch: 0,
         };
         let bytes = entry.to_cbor();
         let cp = tc.cosign(1, merkle::leaf_hash(&bytes));

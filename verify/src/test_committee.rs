@@ -42,6 +42,8 @@ pub fn committee_file(origin: &str, members: Vec<MemberEntry>) -> CommitteeFile 
     CommitteeFile {
         origin: origin.into(),
         chain_id: origin.into(),
+        epoch: 0,
+        previous: None,
         threshold: default_threshold(members.len()),
         build: BuildEnvironment {
             toolchain: "1.95.0".into(),
@@ -126,5 +128,43 @@ impl TestCommittee {
     /// A checkpoint cosigned by the first `t` members.
     pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
         cosign(&self.committee, &self.bls, size, root)
+    }
+
+    /// Member `i` of this committee: its entry and BLS key (to carry it into a successor).
+    pub fn member(&self, i: usize) -> (MemberEntry, BlsSecretKey) {
+        (self.committee.members()[i].to_entry(), self.bls[i].clone())
+    }
+
+    /// A member that is new to the group: name `n{seed}-{i}`, keys derived from `seed`, `i`.
+    pub fn newcomer(seed: u8, i: usize) -> (MemberEntry, BlsSecretKey) {
+        let bls = bls_key(seed, i);
+        let mut key = [seed; 32];
+        key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let mut entry = member_entry(
+            i,
+            peer_id_of_ed25519(&key),
+            &bls,
+            format!("/ip4/127.0.0.1/tcp/{}", 18000 + i),
+        );
+        entry.name = format!("n{seed}-{i}");
+        (entry, bls)
+    }
+
+    /// The committee of the next epoch: `members` in that order, threshold ⌊2n/3⌋+1, this
+    /// committee's origin, build environment and rules, then `edit` (e.g. another rule).
+    pub fn successor(
+        &self,
+        members: Vec<(MemberEntry, BlsSecretKey)>,
+        edit: impl FnOnce(&mut CommitteeFile),
+    ) -> Self {
+        let (entries, bls): (Vec<_>, Vec<_>) = members.into_iter().unzip();
+        let mut file = self.committee.to_file();
+        file.epoch = self.committee.epoch() + 1;
+        file.previous = Some(hex::encode(self.committee.digest()));
+        file.threshold = default_threshold(entries.len());
+        file.members = entries;
+        edit(&mut file);
+        let committee = Committee::from_file(file).expect("valid successor committee");
+        Self { committee, bls }
     }
 }

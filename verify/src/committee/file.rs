@@ -34,8 +34,17 @@ pub struct BuildEnvironment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommitteeFile {
-    /// The log's name (a schema-less URL); first line of every checkpoint.
+    /// The log's name (a schema-less URL); first line of every checkpoint. The same in every
+    /// epoch: the log's identity is its origin, not its key.
     pub origin: String,
+    /// The committee's epoch: 0 for the genesis, `e + 1` for the committee that follows
+    /// epoch `e` (absent = 0, so a genesis file written before epochs reads unchanged).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+    /// The previous epoch's committee digest, lowercase hex: absent in the genesis,
+    /// required in every later epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
     /// Consensus chain id (domain separation between groups). Defaults to the origin.
     pub chain_id: String,
     /// Signatures needed for a verdict or a cosigned checkpoint.
@@ -165,4 +174,8 @@ impl ProtocolRules {
         }
         Ok(())
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }

@@ -98,6 +98,10 @@ pub enum CommitteeError {
     /// A `[protocol]` rule is out of range.
     #[error("{0}")]
     BadRule(String),
+    /// `epoch` and `previous` disagree: the genesis (epoch 0) names no previous committee,
+    /// every later epoch names one (64 hex digits).
+    #[error("{0}")]
+    BadEpoch(&'static str),
     /// A member's address is not a multiaddress.
     #[error("member {member:?}: invalid address {addr:?}")]
     BadAddr {
@@ -219,6 +223,8 @@ impl Member {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committee {
     origin: String,
+    epoch: u64,
+    previous: Option<[u8; 32]>,
     chain_id: String,
     threshold: usize,
     build: BuildEnvironment,
@@ -268,6 +274,22 @@ impl Committee {
             }
         }
         file.protocol.check().map_err(CommitteeError::BadRule)?;
+        let previous = match (file.epoch, &file.previous) {
+            (0, None) => None,
+            (0, Some(_)) => {
+                return Err(CommitteeError::BadEpoch(
+                    "the genesis (epoch 0) names no previous committee",
+                ));
+            }
+            (_, None) => {
+                return Err(CommitteeError::BadEpoch(
+                    "a committee after the genesis must name the previous committee's digest",
+                ));
+            }
+            (_, Some(hex_digest)) => Some(parse_digest(hex_digest).ok_or(
+                CommitteeError::BadEpoch("previous is not a 64-digit lowercase hex digest"),
+            )?),
+        };
         if file.members.is_empty() {
             return Err(CommitteeError::NoMembers);
         }
@@ -337,11 +359,15 @@ impl Committee {
             &keys,
             file.threshold,
             &rule_book(&file.chain_id, &file.build, &file.protocol),
+            file.epoch,
+            previous.as_ref(),
         );
         let key_id = key_id(&file.origin, &digest);
         let signing_domain = format!("{}/{}", file.chain_id, hex::encode(digest));
         Ok(Self {
             origin: file.origin,
+            epoch: file.epoch,
+            previous,
             chain_id: file.chain_id,
             threshold: file.threshold,
             build: file.build,
@@ -358,6 +384,8 @@ impl Committee {
     pub fn to_file(&self) -> CommitteeFile {
         CommitteeFile {
             origin: self.origin.clone(),
+            epoch: self.epoch,
+            previous: self.previous.map(hex::encode),
             chain_id: self.chain_id.clone(),
             threshold: self.threshold,
             build: self.build.clone(),
@@ -377,6 +405,14 @@ impl Committee {
     /// The log's origin.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+    /// The committee's epoch (0: the genesis).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    /// The previous epoch's committee digest (`None` for the genesis).
+    pub fn previous(&self) -> Option<[u8; 32]> {
+        self.previous
     }
     /// Consensus chain id.
     pub fn chain_id(&self) -> &str {
@@ -462,17 +498,38 @@ fn parse_file(text: &str) -> Result<CommitteeFile, CommitteeError> {
     toml::from_str(text).map_err(|e| CommitteeError::Syntax(e.message().replace('\n', " ")))
 }
 
-/// `SHA-256(pk_1 || ... || pk_n || threshold as u32 big-endian || rule book)`
-/// (docs/formats.md); `rules` is [`rule_book`]'s encoding.
-pub fn committee_digest(keys: &MemberKeys, threshold: usize, rules: &[u8]) -> [u8; 32] {
-    let mut data = Vec::with_capacity(48 * keys.len() + 4 + rules.len());
+/// `SHA-256(pk_1 || ... || pk_n || threshold as u32 big-endian || rule book)` for the
+/// genesis, and the same with `epoch as u64 big-endian || previous digest` appended for every
+/// later epoch (docs/formats.md): the genesis digest is what it was before epochs, and two
+/// epochs never share a digest (nor a key ID, nor a signing domain), even with the same keys
+/// and rules. `rules` is [`rule_book`]'s encoding.
+pub fn committee_digest(
+    keys: &MemberKeys,
+    threshold: usize,
+    rules: &[u8],
+    epoch: u64,
+    previous: Option<&[u8; 32]>,
+) -> [u8; 32] {
+    let mut data = Vec::with_capacity(48 * keys.len() + 4 + rules.len() + 40);
     for k in keys.iter() {
         data.extend_from_slice(&k.to_bytes());
     }
     let t = u32::try_from(threshold).expect("threshold <= n fits in u32");
     data.extend_from_slice(&t.to_be_bytes());
     data.extend_from_slice(rules);
+    if let Some(previous) = previous {
+        data.extend_from_slice(&epoch.to_be_bytes());
+        data.extend_from_slice(previous);
+    }
     sha256(&data)
+}
+
+/// A 32-byte digest written as 64 lowercase hex digits.
+pub fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok()?.try_into().ok()
 }
 
 /// The rule book as the digest covers it: `synchronicity/rules/v2\n`, then the chain id,

@@ -16,6 +16,8 @@ fn file(n: usize) -> CommitteeFile {
     CommitteeFile {
         origin: "example.org/synchronicity/test".into(),
         chain_id: "example.org/synchronicity/test".into(),
+        epoch: 0,
+        previous: None,
         threshold: default_threshold(n),
         build: BuildEnvironment {
             toolchain: "1.95.0".into(),
