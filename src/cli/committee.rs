@@ -1,4 +1,4 @@
-//! `synchronicity committee init|check`.
+//! `synchronicity committee init|check|propose`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,19 +29,9 @@ pub struct InitArgs {
     /// Target triple [default: the local rustc's host].
     #[arg(long)]
     target: Option<String>,
-    /// `[protocol]` commit window: from a request's block to the latest end of the commit
-    /// phase [default: 1800].
-    #[arg(long)]
-    commit_window_secs: Option<u64>,
-    /// `[protocol]` reveal window [default: 120].
-    #[arg(long)]
-    reveal_window_secs: Option<u64>,
-    /// `[protocol]` least grace after the t-th commitment [default: 60].
-    #[arg(long)]
-    commit_grace_secs: Option<u64>,
-    /// `[protocol]` most open rounds one member's requests may hold [default: 256].
-    #[arg(long)]
-    max_open_requests_per_member: Option<u64>,
+    /// `[protocol]` values.
+    #[command(flatten)]
+    rules: RuleFlags,
     /// Where to write the committee file (refuses to overwrite unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -51,6 +41,39 @@ pub struct InitArgs {
     /// Node directories or member.toml files, in committee order.
     #[arg(required = true)]
     members: Vec<PathBuf>,
+}
+
+/// The `[protocol]` values a committee file's author may set (the rest keep their value).
+#[derive(Debug, Default, Args)]
+pub(super) struct RuleFlags {
+    /// `[protocol]` commit window: from a request's block to the latest end of the commit
+    /// phase [default: 1800].
+    #[arg(long)]
+    pub(super) commit_window_secs: Option<u64>,
+    /// `[protocol]` reveal window [default: 120].
+    #[arg(long)]
+    pub(super) reveal_window_secs: Option<u64>,
+    /// `[protocol]` least grace after the t-th commitment [default: 60].
+    #[arg(long)]
+    pub(super) commit_grace_secs: Option<u64>,
+    /// `[protocol]` most open rounds one member's requests may hold [default: 256].
+    #[arg(long)]
+    pub(super) max_open_requests_per_member: Option<u64>,
+}
+
+impl RuleFlags {
+    /// `rules` with every given value set.
+    pub(super) fn apply(&self, mut rules: ProtocolRules) -> ProtocolRules {
+        let set = |v: &mut u64, flag: Option<u64>| *v = flag.unwrap_or(*v);
+        set(&mut rules.commit_window_secs, self.commit_window_secs);
+        set(&mut rules.reveal_window_secs, self.reveal_window_secs);
+        set(&mut rules.commit_grace_secs, self.commit_grace_secs);
+        set(
+            &mut rules.max_open_requests_per_member,
+            self.max_open_requests_per_member,
+        );
+        rules
+    }
 }
 
 /// Arguments of `committee check`.
@@ -118,21 +141,14 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
     };
     let file = CommitteeFile {
         chain_id: args.chain_id.unwrap_or_else(|| args.origin.clone()),
+        epoch: 0,
+        previous: None,
         origin: args.origin,
         threshold: args
             .threshold
             .unwrap_or_else(|| default_threshold(members.len())),
         build: BuildEnvironment { toolchain, target },
-        protocol: {
-            let mut r = ProtocolRules::default();
-            r.commit_window_secs = args.commit_window_secs.unwrap_or(r.commit_window_secs);
-            r.reveal_window_secs = args.reveal_window_secs.unwrap_or(r.reveal_window_secs);
-            r.commit_grace_secs = args.commit_grace_secs.unwrap_or(r.commit_grace_secs);
-            r.max_open_requests_per_member = args
-                .max_open_requests_per_member
-                .unwrap_or(r.max_open_requests_per_member);
-            r
-        },
+        protocol: args.rules.apply(ProtocolRules::default()),
         members,
     };
     let committee = Committee::from_file(file)?;
@@ -180,6 +196,8 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
         let summary = serde_json::json!({
             "valid": true,
             "origin": c.origin(),
+            "epoch": c.epoch(),
+            "previous": c.previous().map(hex::encode),
             "chain_id": c.chain_id(),
             "members": c.len(),
             "threshold": c.threshold(),
@@ -199,6 +217,10 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
         }
         println!("committee {} is valid", args.file.display());
         println!("  origin     {}", c.origin());
+        match c.previous() {
+            None => println!("  epoch      0 (the genesis)"),
+            Some(p) => println!("  epoch      {} (after {})", c.epoch(), hex::encode(p)),
+        }
         println!("  chain id   {}", c.chain_id());
         println!(
             "  threshold  {} of {} (tolerates {} faulty in consensus)",

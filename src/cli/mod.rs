@@ -15,6 +15,7 @@ mod light;
 mod log;
 mod metrics;
 pub mod node;
+mod propose;
 mod verify;
 mod witness;
 
@@ -130,6 +131,12 @@ pub enum CommitteeCommand {
         after_help = "Examples:\n  synchronicity committee check committee.toml\n  synchronicity committee check --json committee.toml"
     )]
     Check(committee::CheckArgs),
+    /// Write the committee file of the next epoch: members added, removed or with new keys,
+    /// another threshold, rule or toolchain. Members of the current epoch then approve it.
+    #[command(
+        after_help = "Refuses a change that leaves fewer than 4 members or a threshold under ⌊2n/3⌋+1 (unless --force-small), an unknown name, and a change that changes nothing.\n\nExamples:\n  synchronicity committee propose --from committee.toml --add nodes/n4 --out epoch1.toml\n  synchronicity committee propose --from epoch1.toml --remove n2 --out epoch2.toml\n  synchronicity committee propose --from epoch2.toml --rotate n0=nodes/n0-new --toolchain 1.96.0 --out epoch3.toml"
+    )]
+    Propose(propose::ProposeArgs),
 }
 
 /// Runs the parsed command line.
@@ -159,6 +166,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run(args),
         Command::Committee(CommitteeCommand::Init(args)) => committee::init(args),
         Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
+        Command::Committee(CommitteeCommand::Propose(args)) => propose::propose(args),
         Command::Log(LogCommand::Info(args)) => log::info(args),
         Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
         Command::Verify(args) => verify::verify(args),

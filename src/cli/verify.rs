@@ -8,8 +8,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 
+use crate::verify::epoch::MAX_CHAIN_FILE_SIZE;
 use crate::verify::tlog::MAX_PROOF_FILE_SIZE;
-use crate::verify::{Committee, Expected, Manifest, VerifiedRecord, verify_proof};
+use crate::verify::{
+    Committee, CommitteeChain, Expected, Manifest, VerifiedRecord, verify_proof,
+    verify_proof_in_chain,
+};
 
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
@@ -17,9 +21,15 @@ use crate::verify::{Committee, Expected, Manifest, VerifiedRecord, verify_proof}
 pub struct VerifyArgs {
     /// The proof file (.tlog-proof).
     file: PathBuf,
-    /// The committee file to trust (origin, members, threshold).
+    /// The committee file to trust (origin, members, threshold): the genesis, or with no
+    /// --chain the committee of the epoch that cosigned the proof.
     #[arg(long)]
     trust: PathBuf,
+    /// The committee chain from the genesis (--trust) to the epoch that cosigned the proof
+    /// (`committee chain` writes it): every link is verified with the previous committee's
+    /// keys, and a checkpoint of a retired committee beyond its handoff is refused.
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
     /// The crate the proof must be about, as CRATE@VERSION.
     #[arg(long = "crate", value_name = "CRATE@VERSION")]
     krate: Option<String>,
@@ -144,9 +154,21 @@ fn check_artifacts(specs: &[String], manifest: &Manifest) -> anyhow::Result<Vec<
     Ok(out)
 }
 
+/// The trust root and, with `chain`, the verified chain from it (each link checked with
+/// the previous committee's keys). Errors name the file.
+pub(super) fn load_chain(trust: &PathBuf, chain: Option<&Path>) -> anyhow::Result<CommitteeChain> {
+    let genesis = super::load_trust_root(trust)?;
+    let Some(path) = chain else {
+        // One committee, of any epoch: the chain of that committee alone.
+        return Ok(CommitteeChain::single(genesis));
+    };
+    let text = read_text(path, MAX_CHAIN_FILE_SIZE)?;
+    CommitteeChain::verify(genesis, &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 /// `verify`.
 pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let committee = super::load_trust_root(&args.trust)?;
+    let chain = load_chain(&args.trust, args.chain.as_deref())?;
     let expected = expected(
         args.krate.as_deref(),
         args.request.as_deref(),
@@ -161,9 +183,26 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let text = read_text(&args.file, MAX_PROOF_FILE_SIZE)?;
     // The checkpoint's cosigners vouch for the attestation; the command re-checks the
     // attesters' own signature too (one more BLS check: well under a millisecond).
-    let record = verify_proof(&text, &committee, &expected)
-        .and_then(|r| r.check_attestation(&committee).map(|()| r))
+    let record = if args.chain.is_some() {
+        verify_proof_in_chain(&text, &chain, &expected)
+    } else {
+        verify_proof(&text, chain.latest(), &expected)
+    }
+    .with_context(|| format!("{file}: rejected"))?;
+    // Both epochs are in the chain: the record was verified against it.
+    let cosigning = chain
+        .committee(record.checkpoint_epoch())
+        .context("the checkpoint's epoch is in the chain")?;
+    let attesting = chain
+        .committee(record.entry_epoch())
+        .context("the entry's epoch is in the chain")?;
+    record
+        .check_attestation(attesting)
         .with_context(|| format!("{file}: rejected"))?;
+    let committees = Committees {
+        cosigning,
+        attesting,
+    };
     check_witnesses(
         record.checkpoint().note(),
         &args.witness,
@@ -192,10 +231,10 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json(&record, &committee, manifest_text, &checked))?
+            serde_json::to_string_pretty(&json(&record, &committees, manifest_text, &checked))?
         );
     } else {
-        print_text(&record, &committee, &checked);
+        print_text(&record, &committees, &checked);
     }
     Ok(())
 }
@@ -204,16 +243,25 @@ fn member_name(c: &Committee, i: usize) -> String {
     c.members().get(i).map_or("?".into(), |m| m.name.clone())
 }
 
+/// The committees a record names members of: the checkpoint's cosigners are `cosigning`'s,
+/// the entry's attesters, dissenters and silent members `attesting`'s (the same committee
+/// unless the group changed its committee between the two).
+pub(super) struct Committees<'c> {
+    cosigning: &'c Committee,
+    attesting: &'c Committee,
+}
+
 /// What `verify` prints, one fact a line.
-pub(super) fn print_text(r: &VerifiedRecord, c: &Committee, checked: &[(String, String)]) {
+fn print_text(r: &VerifiedRecord, cs: &Committees<'_>, checked: &[(String, String)]) {
     let cp = r.checkpoint().checkpoint();
     let e = r.entry();
+    let (k, c) = (cs.cosigning, cs.attesting);
     let cosigners: Vec<String> = r
         .checkpoint()
         .signature()
         .signers
         .iter()
-        .map(|i| member_name(c, i))
+        .map(|i| member_name(k, i))
         .collect();
     println!(
         "proof verified: entry {} of {} in {}",
@@ -224,10 +272,11 @@ pub(super) fn print_text(r: &VerifiedRecord, c: &Committee, checked: &[(String, 
     println!("  root       {}", B64.encode(cp.root));
     println!("  leaf hash  {}", hex::encode(r.leaf_hash()));
     println!(
-        "  cosigned by {} of {} (threshold {}): {}",
+        "  cosigned by {} of {} (threshold {}, epoch {}): {}",
         cosigners.len(),
-        c.len(),
-        c.threshold(),
+        k.len(),
+        k.threshold(),
+        k.epoch(),
         cosigners.join(" ")
     );
     let variant = e.request.variant_label();
@@ -251,6 +300,9 @@ pub(super) fn print_text(r: &VerifiedRecord, c: &Committee, checked: &[(String, 
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if e.epoch != k.epoch() {
+        println!("  attested   in epoch {}", e.epoch);
+    }
     println!("  request    {}", hex::encode(e.request.id()));
     println!("  source     {}", hex::encode(&e.request.source_sha256));
     for d in &e.dissenters {
@@ -274,10 +326,11 @@ pub(super) fn print_text(r: &VerifiedRecord, c: &Committee, checked: &[(String, 
 
 fn json(
     r: &VerifiedRecord,
-    c: &Committee,
+    cs: &Committees<'_>,
     manifest: Option<String>,
     checked: &[(String, String)],
 ) -> serde_json::Value {
+    let (k, c) = (cs.cosigning, cs.attesting);
     let cp = r.checkpoint().checkpoint();
     let e = r.entry();
     let sig = r.checkpoint().signature();
@@ -285,7 +338,7 @@ fn json(
         .signers
         .iter()
         .map(|i| {
-            let m = &c.members()[i];
+            let m = &k.members()[i];
             serde_json::json!({
                 "index": i,
                 "name": m.name,
@@ -293,15 +346,45 @@ fn json(
             })
         })
         .collect();
+    let build = serde_json::json!({
+        "crate": e.request.krate,
+        "version": e.request.version,
+        "request_id": hex::encode(e.request.id()),
+        "variant": e.request.variant_label(),
+        "default_variant": e.request.is_default_variant_for(&c.build().target),
+        "lockfile_shipped": e.request.lockfile_shipped,
+        "attempt": e.request.attempt,
+        "source_sha256": hex::encode(&e.request.source_sha256),
+        "lockfile_sha256": hex::encode(&e.request.lockfile_sha256),
+        "features": e.request.features,
+        "toolchain": e.request.toolchain,
+        "target": e.request.target,
+        "profile": e.request.profile,
+        "verdict": format!("{:?}", e.verdict),
+        "manifest_digest": hex::encode(&e.digest),
+        "manifest": manifest,
+        "attestation_statement": e.statement(c.origin()),
+        "attestation": hex::encode(&e.attestation),
+        "attesters": r.attesters().iter().map(|&i| member_name(c, i)).collect::<Vec<_>>(),
+        "dissenters": e.dissenters.iter().map(|d| serde_json::json!({"member": member_name(c, d.member as usize), "digest": hex::encode(&d.digest)})).collect::<Vec<_>>(),
+        "silent": e.silent.iter().map(|&m| member_name(c, m as usize)).collect::<Vec<_>>(),
+        "misbehaviour": e.misbehaviour.iter().map(|(m, k)| format!("{} {k:?}", member_name(c, *m as usize))).collect::<Vec<_>>(),
+        "height": e.height,
+    });
+    let epochs = serde_json::json!({
+        "checkpoint": k.epoch(),
+        "entry": e.epoch,
+    });
     serde_json::json!({
         "valid": true,
         "origin": cp.origin,
         "ciphersuite": String::from_utf8_lossy(crate::crypto::SIGNATURE_DST),
         "signed_message": cp.to_body(),
-        "key_id": hex::encode(c.key_id()),
-        "committee_digest": hex::encode(c.digest()),
-        "threshold": c.threshold(),
-        "members": c.len(),
+        "key_id": hex::encode(k.key_id()),
+        "committee_digest": hex::encode(k.digest()),
+        "epochs": epochs,
+        "threshold": k.threshold(),
+        "members": k.len(),
         "signer_bitmap": hex::encode(sig.signers.as_bytes()),
         "signers": signer_json,
         "aggregate_signature": hex::encode(sig.aggregate.to_bytes()),
@@ -311,31 +394,7 @@ fn json(
         "leaf_hash": hex::encode(r.leaf_hash()),
         "inclusion_proof": r.inclusion_proof().iter().map(hex::encode).collect::<Vec<_>>(),
         "entry": B64.encode(r.entry_bytes()),
-        "build": {
-            "crate": e.request.krate,
-            "version": e.request.version,
-            "request_id": hex::encode(e.request.id()),
-            "variant": e.request.variant_label(),
-            "default_variant": e.request.is_default_variant_for(&c.build().target),
-            "lockfile_shipped": e.request.lockfile_shipped,
-            "attempt": e.request.attempt,
-            "source_sha256": hex::encode(&e.request.source_sha256),
-            "lockfile_sha256": hex::encode(&e.request.lockfile_sha256),
-            "features": e.request.features,
-            "toolchain": e.request.toolchain,
-            "target": e.request.target,
-            "profile": e.request.profile,
-            "verdict": format!("{:?}", e.verdict),
-            "manifest_digest": hex::encode(&e.digest),
-            "manifest": manifest,
-            "attestation_statement": e.statement(c.origin()),
-            "attestation": hex::encode(&e.attestation),
-            "attesters": r.attesters().iter().map(|&i| member_name(c, i)).collect::<Vec<_>>(),
-            "dissenters": e.dissenters.iter().map(|d| serde_json::json!({"member": member_name(c, d.member as usize), "digest": hex::encode(&d.digest)})).collect::<Vec<_>>(),
-            "silent": e.silent.iter().map(|&m| member_name(c, m as usize)).collect::<Vec<_>>(),
-            "misbehaviour": e.misbehaviour.iter().map(|(m, k)| format!("{} {k:?}", member_name(c, *m as usize))).collect::<Vec<_>>(),
-            "height": e.height,
-        },
+        "build": build,
         "artifacts": checked.iter().map(|(p, m)| serde_json::json!({"file": p, "manifest_path": m})).collect::<Vec<_>>(),
     })
 }

@@ -1,0 +1,364 @@
+//! `synchronicity committee propose`: the committee file of the next epoch, made from the
+//! current one and an operator's edits (members added, removed or with rotated keys, the
+//! threshold, the rule book, the toolchain). The members of the current epoch then approve
+//! it (docs/formats.md, "Epochs").
+//!
+//! [`next_committee`] is pure (the edits on a validated committee); the command reads the
+//! files and writes the result atomically.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::committee::RuleFlags;
+use crate::committee::{CommitteeFile, MemberEntry, default_threshold};
+use crate::node_dir;
+use crate::verify::Committee;
+
+/// The least group that tolerates one faulty member.
+const LEAST_MEMBERS: usize = 4;
+
+/// Arguments of `committee propose`.
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    /// The committee file of the current epoch.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// A member to add (its node directory or member.toml), after the others. Repeatable.
+    #[arg(long, value_name = "MEMBER")]
+    add: Vec<PathBuf>,
+    /// A member to remove, by name. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    remove: Vec<String>,
+    /// New keys for a member, by name: `NAME=MEMBER` (its node directory or member.toml made
+    /// by `keygen`); the member keeps its name and its place. Repeatable.
+    #[arg(long, value_name = "NAME=MEMBER")]
+    rotate: Vec<String>,
+    /// Signatures required [default: the current threshold if the membership stays, else
+    /// ⌊2n/3⌋+1].
+    #[arg(long)]
+    threshold: Option<usize>,
+    /// Rust toolchain every member builds with from the change on.
+    #[arg(long)]
+    toolchain: Option<String>,
+    /// Target triple from the change on.
+    #[arg(long)]
+    target: Option<String>,
+    /// `[protocol]` values.
+    #[command(flatten)]
+    rules: RuleFlags,
+    /// Accept fewer than 4 members or a threshold below ⌊2n/3⌋+1.
+    #[arg(long)]
+    force_small: bool,
+    /// Where to write the next committee file (refuses to overwrite unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+/// An operator's edits of a committee.
+#[derive(Debug, Default)]
+struct Edits {
+    /// Members to append.
+    add: Vec<MemberEntry>,
+    /// Names to remove.
+    remove: Vec<String>,
+    /// `(name, new entry)`: the member keeps its name and place.
+    rotate: Vec<(String, MemberEntry)>,
+    /// The threshold, if set.
+    threshold: Option<usize>,
+    /// The toolchain, if set.
+    toolchain: Option<String>,
+    /// The target, if set.
+    target: Option<String>,
+    /// Allow a group under 4 members or a threshold under the BFT quorum.
+    force_small: bool,
+}
+
+/// The next epoch's committee file: `current`'s with `edits` and `rules` applied, `epoch + 1`
+/// and `previous` = `current`'s digest, validated as a committee and as a successor of
+/// `current`. Refuses (one line each) an unknown name, a name both removed and rotated, a
+/// change that changes nothing, and, without `force_small`, fewer than 4 members or a
+/// threshold below ⌊2n/3⌋+1.
+fn next_committee(
+    current: &Committee,
+    edits: &Edits,
+    rules: &RuleFlags,
+) -> anyhow::Result<Committee> {
+    let mut file: CommitteeFile = current.to_file();
+    let known = |name: &str| file.members.iter().any(|m| m.name == name);
+    for name in edits
+        .remove
+        .iter()
+        .chain(edits.rotate.iter().map(|(n, _)| n))
+    {
+        if !known(name) {
+            bail!("no member named {name:?} in epoch {}", current.epoch());
+        }
+    }
+    if let Some((name, _)) = edits.rotate.iter().find(|(n, _)| edits.remove.contains(n)) {
+        bail!("member {name:?} is both removed and rotated");
+    }
+    for (name, entry) in &edits.rotate {
+        let slot = file
+            .members
+            .iter_mut()
+            .find(|m| &m.name == name)
+            .expect("checked above");
+        *slot = MemberEntry {
+            name: name.clone(),
+            ..entry.clone()
+        };
+    }
+    file.members.retain(|m| !edits.remove.contains(&m.name));
+    file.members.extend(edits.add.iter().cloned());
+    let n = file.members.len();
+    let same_members = n == current.len();
+    file.threshold = match edits.threshold {
+        Some(t) => t,
+        None if same_members => current.threshold(),
+        None => default_threshold(n),
+    };
+    if let Some(v) = &edits.toolchain {
+        file.build.toolchain = v.clone();
+    }
+    if let Some(t) = &edits.target {
+        file.build.target = t.clone();
+    }
+    file.protocol = rules.apply(file.protocol);
+    if file == current.to_file() {
+        bail!("the proposal changes nothing");
+    }
+    if !edits.force_small {
+        if n < LEAST_MEMBERS {
+            bail!(
+                "the next committee would have {n} members, fewer than {LEAST_MEMBERS} (no faulty member tolerated); pass --force-small to propose it anyway"
+            );
+        }
+        if file.threshold < default_threshold(n) {
+            bail!(
+                "threshold {} is below the BFT quorum {} for {n} members; pass --force-small to propose it anyway",
+                file.threshold,
+                default_threshold(n)
+            );
+        }
+    }
+    file.epoch = current.epoch() + 1;
+    file.previous = Some(hex::encode(current.digest()));
+    let text = Committee::from_file(file)?.to_toml();
+    Ok(crate::verify::epoch::check_proposal(current, &text)?)
+}
+
+/// `committee propose`.
+pub(super) fn propose(args: ProposeArgs) -> anyhow::Result<()> {
+    if args.out.exists() && !args.force {
+        bail!(
+            "{} already exists; pass --force to replace it",
+            args.out.display()
+        );
+    }
+    // The full check of the current file (every proof of possession): a proposal is made
+    // once, and its author should not build on a file it has not checked.
+    let text =
+        std::fs::read_to_string(&args.from).with_context(|| args.from.display().to_string())?;
+    let current =
+        Committee::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.from.display()))?;
+    let load = |p: &PathBuf| node_dir::load_member(p).map_err(anyhow::Error::from);
+    let mut edits = Edits {
+        add: args.add.iter().map(load).collect::<Result<_, _>>()?,
+        remove: args.remove.clone(),
+        threshold: args.threshold,
+        toolchain: args.toolchain.clone(),
+        target: args.target.clone(),
+        force_small: args.force_small,
+        ..Edits::default()
+    };
+    for spec in &args.rotate {
+        let Some((name, path)) = spec
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        else {
+            bail!("--rotate {spec:?}: expected NAME=MEMBER");
+        };
+        edits
+            .rotate
+            .push((name.to_string(), load(&PathBuf::from(path))?));
+    }
+    let next = next_committee(&current, &edits, &args.rules)?;
+    for w in next.warnings() {
+        eprintln!("warning: {w}");
+    }
+    node_dir::write_atomic(&args.out, next.to_toml().as_bytes())?;
+    let names =
+        |c: &Committee| -> Vec<String> { c.members().iter().map(|m| m.name.clone()).collect() };
+    let (before, after) = (names(&current), names(&next));
+    let added: Vec<_> = after
+        .iter()
+        .filter(|n| !before.contains(n))
+        .cloned()
+        .collect();
+    let removed: Vec<_> = before
+        .iter()
+        .filter(|n| !after.contains(n))
+        .cloned()
+        .collect();
+    eprintln!(
+        "wrote {}: epoch {} after {}, {} members (added: {}; removed: {}; rotated: {}), threshold {}, key id {}",
+        args.out.display(),
+        next.epoch(),
+        hex::encode(current.digest()),
+        next.len(),
+        list(&added),
+        list(&removed),
+        list(
+            &edits
+                .rotate
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>()
+        ),
+        next.threshold(),
+        hex::encode(next.key_id()),
+    );
+    eprintln!(
+        "it takes effect once {} of the {} members of epoch {} approve it",
+        current.threshold(),
+        current.len(),
+        current.epoch()
+    );
+    Ok(())
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synchronicity_verify::test_committee::TestCommittee;
+
+    fn no_rules() -> RuleFlags {
+        RuleFlags::default()
+    }
+
+    fn refused(current: &Committee, edits: &Edits, rules: &RuleFlags) -> String {
+        next_committee(current, edits, rules)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_member_joins_leaves_and_rotates_its_keys() {
+        let g = TestCommittee::new(4, 3);
+        let c = &g.committee;
+        // Join: a fifth member; the threshold follows the size (⌊2·5/3⌋+1 = 4).
+        let (joiner, _) = TestCommittee::newcomer(5, 0);
+        let add = Edits {
+            add: vec![joiner.clone()],
+            ..Edits::default()
+        };
+        let e1 = next_committee(c, &add, &no_rules()).unwrap();
+        assert_eq!((e1.epoch(), e1.len(), e1.threshold()), (1, 5, 4));
+        assert_eq!(e1.previous(), Some(c.digest()));
+        assert_eq!(e1.members()[4].name, joiner.name);
+        // Leave: back to four, threshold 3.
+        let leave = Edits {
+            remove: vec!["m1".into()],
+            ..Edits::default()
+        };
+        let e2 = next_committee(&e1, &leave, &no_rules()).unwrap();
+        assert_eq!((e2.epoch(), e2.len(), e2.threshold()), (2, 4, 3));
+        assert!(e2.members().iter().all(|m| m.name != "m1"));
+        // Rotate: m0 keeps its name and place, with new keys.
+        let (fresh, _) = TestCommittee::newcomer(6, 0);
+        let rotate = Edits {
+            rotate: vec![("m0".into(), fresh.clone())],
+            ..Edits::default()
+        };
+        let e3 = next_committee(&e2, &rotate, &no_rules()).unwrap();
+        assert_eq!(e3.members()[0].name, "m0");
+        assert_eq!(e3.members()[0].peer_id, fresh.peer_id);
+        assert_ne!(
+            e3.members()[0].bls_public_key,
+            e2.members()[0].bls_public_key
+        );
+        // A rule and the toolchain.
+        let rules = RuleFlags {
+            reveal_window_secs: Some(300),
+            ..RuleFlags::default()
+        };
+        let toolchain = Edits {
+            toolchain: Some("1.96.0".into()),
+            ..Edits::default()
+        };
+        let e4 = next_committee(&e3, &toolchain, &rules).unwrap();
+        assert_eq!(e4.protocol().reveal_window_secs, 300);
+        assert_eq!(e4.build().toolchain, "1.96.0");
+        assert_eq!(e4.len(), 4);
+    }
+
+    #[test]
+    fn bad_proposals_are_refused_with_one_line() {
+        let g = TestCommittee::new(4, 3);
+        let c = &g.committee;
+        let e = refused(c, &Edits::default(), &no_rules());
+        assert!(e.contains("changes nothing"), "{e}");
+        let unknown = Edits {
+            remove: vec!["nobody".into()],
+            ..Edits::default()
+        };
+        assert!(refused(c, &unknown, &no_rules()).contains("no member named \"nobody\""));
+        let both = Edits {
+            remove: vec!["m2".into()],
+            rotate: vec![("m2".into(), TestCommittee::newcomer(7, 0).0)],
+            ..Edits::default()
+        };
+        assert!(refused(c, &both, &no_rules()).contains("both removed and rotated"));
+        // Three members: refused without --force-small, accepted with it.
+        let small = Edits {
+            remove: vec!["m3".into()],
+            ..Edits::default()
+        };
+        assert!(refused(c, &small, &no_rules()).contains("fewer than 4"));
+        let forced = Edits {
+            remove: vec!["m3".into()],
+            force_small: true,
+            ..Edits::default()
+        };
+        assert_eq!(next_committee(c, &forced, &no_rules()).unwrap().len(), 3);
+        // A threshold under the quorum, or out of range.
+        let low = Edits {
+            threshold: Some(2),
+            ..Edits::default()
+        };
+        assert!(refused(c, &low, &no_rules()).contains("below the BFT quorum"));
+        let high = Edits {
+            threshold: Some(5),
+            ..Edits::default()
+        };
+        assert!(refused(c, &high, &no_rules()).contains("out of range"));
+        // A duplicate key: a joiner with an existing member's keys under another name.
+        let mut twin = c.members()[0].to_entry();
+        twin.name = "twin".into();
+        let dup = Edits {
+            add: vec![twin],
+            ..Edits::default()
+        };
+        assert!(refused(c, &dup, &no_rules()).contains("same"));
+        // A rule out of range.
+        let rules = RuleFlags {
+            commit_window_secs: Some(0),
+            ..RuleFlags::default()
+        };
+        let e = refused(c, &Edits::default(), &rules);
+        assert!(e.contains("commit_window_secs"), "{e}");
+    }
+}
