@@ -84,6 +84,18 @@ pub(crate) enum ApplyError {
         /// Why.
         source: BlockError,
     },
+    /// The decided block ends the epoch with a committee change, and this node does not
+    /// move to the next epoch yet (docs/decisions.md, "Epochs"): it stops before writing the
+    /// height rather than serve the old committee's view.
+    #[error(
+        "decided block {height} ends epoch {epoch} with a committee change; this node cannot move to the next epoch"
+    )]
+    EpochChange {
+        /// Its height.
+        height: u64,
+        /// The epoch it ends.
+        epoch: u64,
+    },
     /// The log store could not read it.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -157,6 +169,12 @@ impl NodeApp {
                 height: height.0,
                 source,
             })?;
+        if prepared.applied().change.is_some() {
+            return Err(ApplyError::EpochChange {
+                height: height.0,
+                epoch: self.shared.committee.epoch(),
+            });
+        }
         let new: Vec<NewEntry> = prepared.applied().decided.iter().map(new_entry).collect();
         let record = DecidedRecord {
             value: value.clone(),

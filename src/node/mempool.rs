@@ -230,6 +230,8 @@ impl Mempool {
                                 .map(|id| !state.is_open(&id))
                                 .unwrap_or(true)
                         }
+                        // Approvals count only until a change is scheduled.
+                        Body::Approve { .. } => state.change().is_scheduled(),
                     }
             })
             .map(|(s, _)| *s)

@@ -52,6 +52,14 @@ pub enum Body {
         #[serde(with = "serde_bytes")]
         attestation: Vec<u8>,
     },
+    /// A member approves the next epoch's committee file (docs/formats.md, "Epochs").
+    Approve {
+        /// The next committee file, verbatim.
+        committee: String,
+        /// The member's BLS signature over the approval statement.
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
 }
 
 /// A body signed by member `signer` (committee position).

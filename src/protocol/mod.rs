@@ -2,6 +2,7 @@
 //! the per-request round as a function of the decided chain, the rules of a block, and the
 //! log entry. No I/O: decided requests are found through [`DecidedIndex`].
 
+mod change;
 mod commitment;
 mod envelopes;
 mod message;
@@ -12,6 +13,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use change::{CHANGE_ROW_ID, ChangeState, MAX_PROPOSAL_SIZE};
 pub use commitment::{COMMIT_DOMAIN, commitment};
 pub use envelopes::{EnvelopeCache, MAX_VERIFIED};
 pub use message::{

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::change::{CHANGE_ROW_ID, ChangeState};
 use super::envelopes::EnvelopeCache;
 use super::message::{Body, MessageError, SignedMessage};
 use super::params::{BLOCK_OVERHEAD, ProtocolParams};
@@ -35,6 +36,8 @@ type Id = [u8; 32];
 /// A message's kind, in the order a proposer includes them ([`proposal_order`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
+    /// Approves the next committee (rare: one live approval per member).
+    Approve,
     /// Closes a round (its reveal phase ends early once every committer revealed).
     Reveal,
     /// Moves a round to its reveal phase.
@@ -49,6 +52,7 @@ impl Kind {
             Body::Reveal { .. } => Kind::Reveal,
             Body::Commit { .. } => Kind::Commit,
             Body::Request(_) => Kind::Request,
+            Body::Approve { .. } => Kind::Approve,
         }
     }
 }
@@ -176,6 +180,14 @@ pub enum BlockError {
         /// Its height.
         height: u64,
     },
+    /// The epoch ended at the previous block (a committee change): this state applies no
+    /// more blocks. Also: a scheduled change whose entry cannot be made (cannot happen for
+    /// approvals the state verified).
+    #[error("block {height}: the epoch ended with a committee change")]
+    EpochEnded {
+        /// Its height.
+        height: u64,
+    },
     /// More messages or bytes than the committee's rules allow.
     #[error("block {height} exceeds the committee's limits ({what})")]
     TooLarge {
@@ -223,7 +235,13 @@ pub struct Applied {
     pub duties: Vec<Duty>,
     /// The open rounds it changed: the new row (CBOR) or `None` for a round that closed.
     /// Stored with the height, they let a restart load the state instead of replaying.
+    /// The committee change under way, when the block changed it, is the row of
+    /// [`CHANGE_ROW_ID`].
     pub changed_rounds: Vec<(Id, Option<Vec<u8>>)>,
+    /// The committee change this block ends the epoch with: a change was scheduled and no
+    /// round is open after it. The node appends this entry after the block's decided
+    /// entries, and the next height is the next epoch's; this state applies no more blocks.
+    pub change: Option<synchronicity_verify::ChangeEntry>,
 }
 
 /// A block's effects, computed and not yet applied.
@@ -231,6 +249,8 @@ pub struct Applied {
 pub struct Prepared {
     applied: Applied,
     changes: BTreeMap<Id, Option<Round>>,
+    change_state: Option<ChangeState>,
+    ended: bool,
     last: (u64, u64),
 }
 
@@ -248,20 +268,34 @@ struct Overlay<'s> {
     /// Open rounds per requester in `base`, and the change the overlay made to them.
     base_requests: &'s BTreeMap<u32, usize>,
     requests_delta: BTreeMap<u32, isize>,
+    /// The committee change under way, and the overlay's copy once a message changed it.
+    base_change: &'s ChangeState,
+    change: Option<ChangeState>,
     now_ms: u64,
+    /// The height the messages are ordered at (the next height when only checking).
+    height: u64,
     params: &'s ProtocolParams,
 }
 
 impl<'s> Overlay<'s> {
-    fn new(state: &'s ProtocolState, now_ms: u64) -> Self {
+    fn new(state: &'s ProtocolState, now_ms: u64, height: u64) -> Self {
         Self {
             base: &state.rounds,
             changed: BTreeMap::new(),
             base_requests: &state.open_by_requester,
             requests_delta: BTreeMap::new(),
+            base_change: &state.change,
+            change: None,
             now_ms,
+            height,
             params: &state.params,
         }
+    }
+    fn change(&self) -> &ChangeState {
+        self.change.as_ref().unwrap_or(self.base_change)
+    }
+    fn change_mut(&mut self) -> &mut ChangeState {
+        self.change.get_or_insert_with(|| self.base_change.clone())
     }
     /// Open rounds whose request `member` made.
     fn open_requests_of(&self, member: u32) -> usize {
@@ -330,6 +364,10 @@ pub struct ProtocolState {
     /// How many of `rounds` each member's requests opened (the committee's
     /// `max_open_requests_per_member` bounds it); derived from `rounds`.
     open_by_requester: BTreeMap<u32, usize>,
+    /// The committee change under way (pending approvals, or scheduled).
+    change: Arc<ChangeState>,
+    /// The epoch ended at the last applied block: no further block applies to this state.
+    ended: bool,
     last: Option<(u64, u64)>,
 }
 
@@ -343,14 +381,21 @@ impl ProtocolState {
     }
 
     /// The state stored with the last applied height: its height and block time, and the
-    /// rows of [`Applied::changed_rounds`] that are still open.
+    /// rows of [`Applied::changed_rounds`] that are still open (with the committee change
+    /// under way, at [`CHANGE_ROW_ID`]).
     pub fn from_snapshot(
         params: ProtocolParams,
         last: Option<(u64, u64)>,
         rows: impl IntoIterator<Item = (Id, Vec<u8>)>,
     ) -> Result<Self, String> {
         let mut rounds = BTreeMap::new();
+        let mut change = ChangeState::default();
         for (id, bytes) in rows {
+            if id == CHANGE_ROW_ID {
+                change = codec::from_slice(&bytes, super::MAX_MESSAGE_SIZE * 64)
+                    .map_err(|e| format!("committee change row: {e}"))?;
+                continue;
+            }
             let r: Round = codec::from_slice(&bytes, super::MAX_MESSAGE_SIZE * 64)
                 .map_err(|e| format!("open round {}: {e}", hex::encode(id)))?;
             if r.request.id() != id {
@@ -369,8 +414,21 @@ impl ProtocolState {
             params,
             rounds,
             open_by_requester,
+            change: Arc::new(change),
+            ended: false,
             last,
         })
+    }
+
+    /// The committee change under way.
+    pub fn change(&self) -> &ChangeState {
+        &self.change
+    }
+
+    /// True once a block ended the epoch (its [`Applied::change`]): the node moves to the
+    /// next epoch's state.
+    pub fn epoch_ended(&self) -> bool {
+        self.ended
     }
 
     /// How many open rounds `member`'s requests hold (bounded by the committee's
@@ -518,7 +576,17 @@ impl ProtocolState {
     /// The open rounds at block time `now_ms`: commit phases whose deadline passed have
     /// moved to the reveal phase (with the duties that brings).
     fn overlay_at(&self, now_ms: u64, committee: &Committee) -> (Overlay<'_>, Vec<Duty>) {
-        let mut o = Overlay::new(self, now_ms);
+        let next = self.last.map_or(1, |(h, _)| h + 1);
+        self.overlay_at_height(now_ms, next, committee)
+    }
+
+    fn overlay_at_height(
+        &self,
+        now_ms: u64,
+        height: u64,
+        committee: &Committee,
+    ) -> (Overlay<'_>, Vec<Duty>) {
+        let mut o = Overlay::new(self, now_ms, height);
         let t = committee.threshold();
         let mut duties = Vec::new();
         for (id, r) in &self.rounds {
@@ -565,6 +633,10 @@ impl ProtocolState {
                 }
             }
         }
+        if let Some(c) = prepared.change_state {
+            self.change = Arc::new(c);
+        }
+        self.ended = prepared.ended;
         self.last = Some(prepared.last);
         prepared.applied
     }
@@ -572,10 +644,12 @@ impl ProtocolState {
     /// Everything applying `block` does, computed without changing the state (so the node
     /// can make it durable first, then [`ProtocolState::commit`] it).
     pub fn prepare(&self, block: &Block, env: Env<'_>) -> Result<Prepared, BlockError> {
-        let (applied, changes) = self.run_block(block, env, true)?;
+        let (applied, changes, change_state, ended) = self.run_block(block, env, true)?;
         Ok(Prepared {
             applied,
             changes,
+            change_state,
+            ended,
             last: (block.height, block.time_ms),
         })
     }
@@ -586,7 +660,20 @@ impl ProtocolState {
         block: &Block,
         env: Env<'_>,
         entries: bool,
-    ) -> Result<(Applied, BTreeMap<Id, Option<Round>>), BlockError> {
+    ) -> Result<
+        (
+            Applied,
+            BTreeMap<Id, Option<Round>>,
+            Option<ChangeState>,
+            bool,
+        ),
+        BlockError,
+    > {
+        if self.ended {
+            return Err(BlockError::EpochEnded {
+                height: block.height,
+            });
+        }
         if let Some((h, t)) = self.last
             && (block.height <= h || block.time_ms < t)
         {
@@ -606,7 +693,8 @@ impl ProtocolState {
                 .verify(m, env.committee)
                 .map_err(|source| BlockError::Message { index, source })?;
         }
-        let (mut o, mut duties) = self.overlay_at(block.time_ms, env.committee);
+        let (mut o, mut duties) =
+            self.overlay_at_height(block.time_ms, block.height, env.committee);
         for (index, m) in block.messages.iter().enumerate() {
             if let Some(d) = apply_message(&mut o, m, env)
                 .map_err(|reason| BlockError::NotAllowed { index, reason })?
@@ -678,23 +766,45 @@ impl ProtocolState {
             }
         }
         decided.sort_by_key(|d| d.entry.request.id());
+        // A scheduled change ends the epoch once no round is open.
+        let ended = o.change().is_scheduled() && o.ids().is_empty();
+        let change = if entries && ended {
+            Some(
+                o.change()
+                    .entry(env.committee)
+                    .ok_or(BlockError::EpochEnded {
+                        height: block.height,
+                    })?,
+            )
+        } else {
+            None
+        };
         // The rows to store are only needed when applying, not when validating.
         let changed_rounds = if entries {
-            o.changed
+            let mut rows: Vec<(Id, Option<Vec<u8>>)> = o
+                .changed
                 .iter()
                 .map(|(id, r)| (*id, r.as_ref().map(codec::to_vec)))
-                .collect()
+                .collect();
+            if let Some(c) = &o.change {
+                rows.push((CHANGE_ROW_ID, Some(codec::to_vec(c))));
+            }
+            rows
         } else {
             Vec::new()
         };
+        let change_state = o.change;
         let changes = o.changed;
         Ok((
             Applied {
                 decided,
                 duties,
                 changed_rounds,
+                change,
             },
             changes,
+            change_state,
+            ended,
         ))
     }
 }
@@ -721,6 +831,9 @@ fn apply_message(
                 return Err(
                     "the member's requests hold the committee's max_open_requests_per_member open rounds",
                 );
+            }
+            if o.change().is_scheduled() {
+                return Err("requests wait for the scheduled committee change");
             }
             super::request_rules::check_request(pinned, env.committee)?;
             let id = pinned.id();
@@ -768,6 +881,17 @@ fn apply_message(
             }
             let effect = r.judge_reveal(&id, signer, outcome, salt, attestation, env.committee)?;
             o.get_mut(&id).expect("open").record(effect);
+            Ok(None)
+        }
+        Body::Approve {
+            committee,
+            signature,
+        } => {
+            let approval = o
+                .change()
+                .judge(env.committee, signer, committee, signature)?;
+            let (height, t) = (o.height, env.committee.threshold());
+            o.change_mut().record(approval, height, t);
             Ok(None)
         }
     }

@@ -89,12 +89,9 @@ impl Net {
             },
         )
     }
-    /// Applies a block `dt` ms after the previous one.
-    fn block(
-        &mut self,
-        dt: u64,
-        messages: Vec<SignedMessage>,
-    ) -> Result<(Vec<LogEntry>, Vec<Duty>), BlockError> {
+    /// Applies a block `dt` ms after the previous one; keeps the rows a node would store
+    /// and the decided requests.
+    fn apply(&mut self, dt: u64, messages: Vec<SignedMessage>) -> Result<Applied, BlockError> {
         self.height += 1;
         self.time += dt;
         let b = Block {
@@ -108,19 +105,29 @@ impl Net {
             envelopes: &self.envelopes,
         };
         let applied = self.state.apply_block(&b, env)?;
-        for (id, row) in applied.changed_rounds {
+        for (id, row) in &applied.changed_rounds {
             match row {
-                Some(r) => self.rows.insert(id, r),
-                None => self.rows.remove(&id),
+                Some(r) => self.rows.insert(*id, r.clone()),
+                None => self.rows.remove(id),
             };
         }
-        let entries: Vec<LogEntry> = applied.decided.into_iter().map(|d| d.entry).collect();
         let time = self.time;
-        self.decided.extend(
-            entries
-                .iter()
-                .map(|e| (e.request.id(), (e.verdict == Verdict::Reproduced, time))),
-        );
+        self.decided.extend(applied.decided.iter().map(|d| {
+            (
+                d.entry.request.id(),
+                (d.entry.verdict == Verdict::Reproduced, time),
+            )
+        }));
+        Ok(applied)
+    }
+    /// Applies a block `dt` ms after the previous one: its entries and duties.
+    fn block(
+        &mut self,
+        dt: u64,
+        messages: Vec<SignedMessage>,
+    ) -> Result<(Vec<LogEntry>, Vec<Duty>), BlockError> {
+        let applied = self.apply(dt, messages)?;
+        let entries = applied.decided.into_iter().map(|d| d.entry).collect();
         Ok((entries, applied.duties))
     }
     fn env(&self) -> Env<'_> {
@@ -819,3 +826,5 @@ fn failure_outcomes_encode_as_their_class_names() {
     let unknown = crate::codec::to_vec(&Before::Failure("segfault".into()));
     assert!(crate::codec::from_slice::<RevealedOutcome>(&unknown, 1024).is_err());
 }
+
+mod change;

@@ -1,0 +1,199 @@
+//! A committee change as a decided transaction, pure: members of the current epoch approve
+//! the next committee file in blocks; once `t` approvals of ONE proposal are ordered, the
+//! change is scheduled, and it ends the epoch at the first height after which no round is
+//! open (docs/decisions.md, "Epochs").
+//!
+//! ```text
+//! Approve(next file, BLS partial) ─┬─ (< t for every proposal) ─► pending
+//!                                  └─ (t-th approval of D ordered at height h) ─► scheduled(D, h)
+//! scheduled ── requests wait; open rounds run to their decision ──► no open round after a
+//! block ──► the change entry is appended at that height; the next height is epoch e+1's
+//! ```
+//!
+//! A member has at most one live approval: approving another proposal withdraws its
+//! approval of the first (so at most `n` proposals are held, however many a member sends).
+//! Two competing proposals for the same epoch: the first to reach `t` in the decided chain
+//! wins; every approval after that is refused.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use synchronicity_verify::epoch::{
+    CHANGE_ENTRY_KIND, ChangeEntry, approval_message, check_proposal,
+};
+
+use crate::committee::Committee;
+use crate::crypto::{BlsSignature, PartialSignature, ThresholdAggregator};
+
+type Digest = [u8; 32];
+
+/// Largest committee file an approval may carry (a few thousand members; a message is at
+/// most [`super::MAX_MESSAGE_SIZE`]).
+pub const MAX_PROPOSAL_SIZE: usize = 1024 * 1024;
+
+/// The open-round row id under which the node stores the [`ChangeState`] with each height
+/// that changes it: no request id is all zeroes (it is a SHA-256).
+pub const CHANGE_ROW_ID: Digest = [0; 32];
+
+/// One proposal and who approved it (bounded by the committee: one live approval each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Proposal {
+    /// The next committee file, verbatim (what the change entry will carry).
+    text: String,
+    /// Member → its BLS signature over the approval statement (compressed, verified when
+    /// ordered).
+    approvals: BTreeMap<u32, Vec<u8>>,
+}
+
+/// The change under way in an epoch (also the row the node stores with each height that
+/// changes it, so a restart loads it instead of replaying).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChangeState {
+    /// Proposals by the next committee's digest.
+    proposals: BTreeMap<Digest, Proposal>,
+    /// The winning proposal and the height whose block ordered its `t`-th approval.
+    scheduled: Option<(Digest, u64)>,
+}
+
+/// What an ordered approval does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Approval {
+    signer: u32,
+    digest: Digest,
+    text: String,
+    signature: Vec<u8>,
+}
+
+impl ChangeState {
+    /// True when a change is scheduled: requests wait, and the epoch ends once no round is open.
+    pub fn is_scheduled(&self) -> bool {
+        self.scheduled.is_some()
+    }
+
+    /// True when nothing is pending or scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.proposals.is_empty() && self.scheduled.is_none()
+    }
+
+    /// Every proposal's digest with the members that approved it, for status displays.
+    pub fn approvals(&self) -> Vec<(Digest, Vec<u32>)> {
+        self.proposals
+            .iter()
+            .map(|(d, p)| (*d, p.approvals.keys().copied().collect()))
+            .collect()
+    }
+
+    /// The scheduled change's digest and the height that scheduled it.
+    pub fn scheduled(&self) -> Option<(Digest, u64)> {
+        self.scheduled
+    }
+
+    /// Whether member `signer` may approve `text` now (its signature over the approval
+    /// statement verifies for its key in `current`), and what that does.
+    pub(crate) fn judge(
+        &self,
+        current: &Committee,
+        signer: u32,
+        text: &str,
+        signature: &[u8],
+    ) -> Result<Approval, &'static str> {
+        if self.scheduled.is_some() {
+            return Err("a committee change is already scheduled");
+        }
+        if text.len() > MAX_PROPOSAL_SIZE {
+            return Err("proposed committee file too large");
+        }
+        let member = current
+            .keys()
+            .get(signer as usize)
+            .ok_or("signer is not a member")?;
+        let digest = match self.known(text) {
+            Some(d) => d,
+            // Parses and checks every proof of possession: only for a text not held yet.
+            None => {
+                let next = check_proposal(current, text)
+                    .map_err(|_| "the proposed committee is invalid or does not follow this one")?;
+                next.digest()
+            }
+        };
+        if self
+            .proposals
+            .get(&digest)
+            .is_some_and(|p| p.approvals.contains_key(&signer))
+        {
+            return Err("the member approved this proposal already");
+        }
+        let sig = BlsSignature::from_bytes(signature).map_err(|_| "bad approval signature")?;
+        let statement = synchronicity_verify::epoch::change_statement(
+            current.origin(),
+            current.epoch() + 1,
+            &current.digest(),
+            &digest,
+        );
+        member
+            .verify(statement.as_bytes(), &sig)
+            .map_err(|_| "approval signature does not verify")?;
+        Ok(Approval {
+            signer,
+            digest,
+            text: text.to_string(),
+            signature: signature.to_vec(),
+        })
+    }
+
+    /// The digest of a proposal held with exactly this text.
+    fn known(&self, text: &str) -> Option<Digest> {
+        self.proposals
+            .iter()
+            .find(|(_, p)| p.text == text)
+            .map(|(d, _)| *d)
+    }
+
+    /// Records a judged approval ordered at `height`; schedules the change when its proposal
+    /// reaches `threshold`.
+    pub(crate) fn record(&mut self, a: Approval, height: u64, threshold: usize) {
+        // One live approval per member: withdraw any other.
+        for p in self.proposals.values_mut() {
+            p.approvals.remove(&a.signer);
+        }
+        self.proposals.retain(|_, p| !p.approvals.is_empty());
+        let p = self.proposals.entry(a.digest).or_insert_with(|| Proposal {
+            text: a.text,
+            approvals: BTreeMap::new(),
+        });
+        p.approvals.insert(a.signer, a.signature);
+        if p.approvals.len() >= threshold {
+            self.scheduled = Some((a.digest, height));
+            // The others can no longer win.
+            self.proposals.retain(|d, _| *d == a.digest);
+        }
+    }
+
+    /// The change entry of the scheduled change: the next committee file and the aggregate
+    /// of the approvals (`t` or more, each verified when ordered). Deterministic: every
+    /// member computes the same bytes.
+    pub fn entry(&self, current: &Committee) -> Option<ChangeEntry> {
+        let (digest, height) = self.scheduled?;
+        let p = self.proposals.get(&digest)?;
+        let next = synchronicity_verify::Committee::from_toml_checked_before(&p.text).ok()?;
+        let mut agg = ThresholdAggregator::new(
+            current.keys(),
+            approval_message(current, &next).into_bytes(),
+        );
+        for (&signer, sig) in &p.approvals {
+            let signature = BlsSignature::from_bytes(sig).ok()?;
+            agg.add(PartialSignature {
+                signer: signer as usize,
+                signature,
+            })
+            .ok()?;
+        }
+        let approval = agg.finish(current.threshold()).ok()?;
+        Some(ChangeEntry {
+            kind: CHANGE_ENTRY_KIND.into(),
+            committee: p.text.clone(),
+            approval: approval.to_bytes(),
+            height,
+        })
+    }
+}
