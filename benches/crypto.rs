@@ -1,6 +1,7 @@
 //! BLS costs: sign, verify, and threshold verify (t = ⌊2n/3⌋+1 signers, one aggregate) for
 //! n = 4, 16, 100. Ends with the ratio threshold-verify(n = 100) ÷ verify, the figure the
-//! foundation issue bounds (≤ 1.3×).
+//! foundation issue bounds (≤ 1.3×), the whole proof check against one aggregate check, and
+//! a 10-epoch chain of 100-member committees verified from its genesis (CPU per epoch).
 #![allow(missing_docs)]
 
 #[path = "support/timing.rs"]
@@ -105,9 +106,29 @@ fn proof_ratio() {
     );
 }
 
+/// A committee chain of 10 epochs of 100 members from the genesis (each link: a 100-member
+/// committee file with its proofs of possession, the approval aggregate, the handoff
+/// checkpoint and the inclusion proof): the whole chain, and per epoch.
+fn chain_per_epoch() {
+    use synchronicity::verify::CommitteeChain;
+    use synchronicity_verify::test_chain::rotations;
+    let h = rotations(100, 10);
+    let text = h.chain_text();
+    let genesis = h.epochs[0].committee.clone();
+    let whole = median_per_call(5, 3, || {
+        let chain = CommitteeChain::verify(genesis.clone(), &text).unwrap();
+        assert_eq!(chain.latest().epoch(), 10);
+    });
+    println!(
+        "chain: 10 epochs x 100 members verified from the genesis in {whole:?}, {:?} per epoch",
+        whole / 10
+    );
+}
+
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     ratio();
     proof_ratio();
+    chain_per_epoch();
 }

@@ -60,6 +60,8 @@ pub mod proof;
 pub mod request;
 pub mod round;
 #[cfg(any(test, feature = "testkit"))]
+pub mod test_chain;
+#[cfg(any(test, feature = "testkit"))]
 pub mod test_committee;
 pub mod tlog;
 
