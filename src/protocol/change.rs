@@ -36,6 +36,8 @@ pub const MAX_PROPOSAL_SIZE: usize = 1024 * 1024;
 pub const CHANGE_ROW_ID: Digest = [0; 32];
 
 /// One proposal and who approved it (bounded by the committee: one live approval each).
+/// Proposals are keyed by the SHA-256 of their text, which the change statement binds (the
+/// committee digest does not cover names, peer ids and addresses).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Proposal {
     /// The next committee file, verbatim (what the change entry will carry).
@@ -49,7 +51,7 @@ pub(crate) struct Proposal {
 /// changes it, so a restart loads it instead of replaying).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ChangeState {
-    /// Proposals by the next committee's digest.
+    /// Proposals by the SHA-256 of their text.
     proposals: BTreeMap<Digest, Proposal>,
     /// The winning proposal and the height whose block ordered its `t`-th approval.
     scheduled: Option<(Digest, u64)>,
@@ -59,7 +61,7 @@ pub struct ChangeState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Approval {
     signer: u32,
-    digest: Digest,
+    file: Digest,
     text: String,
     signature: Vec<u8>,
 }
@@ -75,7 +77,7 @@ impl ChangeState {
         self.proposals.is_empty() && self.scheduled.is_none()
     }
 
-    /// Every proposal's digest with the members that approved it, for status displays.
+    /// Every proposal's text hash with the members that approved it, for status displays.
     pub fn approvals(&self) -> Vec<(Digest, Vec<u32>)> {
         self.proposals
             .iter()
@@ -83,7 +85,7 @@ impl ChangeState {
             .collect()
     }
 
-    /// The scheduled change's digest and the height that scheduled it.
+    /// The scheduled change's text hash and the height that scheduled it.
     pub fn scheduled(&self) -> Option<(Digest, u64)> {
         self.scheduled
     }
@@ -96,6 +98,7 @@ impl ChangeState {
         signer: u32,
         text: &str,
         signature: &[u8],
+        checked: &ProposalCache,
     ) -> Result<Approval, &'static str> {
         if self.scheduled.is_some() {
             return Err("a committee change is already scheduled");
@@ -107,46 +110,35 @@ impl ChangeState {
             .keys()
             .get(signer as usize)
             .ok_or("signer is not a member")?;
-        let digest = match self.known(text) {
-            Some(d) => d,
-            // Parses and checks every proof of possession: only for a text not held yet.
-            None => {
-                let next = check_proposal(current, text)
-                    .map_err(|_| "the proposed committee is invalid or does not follow this one")?;
-                next.digest()
-            }
-        };
+        let file = crate::crypto::sha256(text.as_bytes());
         if self
             .proposals
-            .get(&digest)
+            .get(&file)
             .is_some_and(|p| p.approvals.contains_key(&signer))
         {
             return Err("the member approved this proposal already");
         }
+        // Parsing and the proofs of possession: once per text and node (the cache).
+        let digest = checked
+            .next_digest(current, text, file)
+            .ok_or("the proposed committee is invalid or does not follow this one")?;
         let sig = BlsSignature::from_bytes(signature).map_err(|_| "bad approval signature")?;
         let statement = synchronicity_verify::epoch::change_statement(
             current.origin(),
-            current.epoch() + 1,
+            current.epoch().checked_add(1).ok_or("the last epoch")?,
             &current.digest(),
             &digest,
+            &file,
         );
         member
             .verify(statement.as_bytes(), &sig)
             .map_err(|_| "approval signature does not verify")?;
         Ok(Approval {
             signer,
-            digest,
+            file,
             text: text.to_string(),
             signature: signature.to_vec(),
         })
-    }
-
-    /// The digest of a proposal held with exactly this text.
-    fn known(&self, text: &str) -> Option<Digest> {
-        self.proposals
-            .iter()
-            .find(|(_, p)| p.text == text)
-            .map(|(d, _)| *d)
     }
 
     /// Records a judged approval ordered at `height`; schedules the change when its proposal
@@ -157,15 +149,15 @@ impl ChangeState {
             p.approvals.remove(&a.signer);
         }
         self.proposals.retain(|_, p| !p.approvals.is_empty());
-        let p = self.proposals.entry(a.digest).or_insert_with(|| Proposal {
+        let p = self.proposals.entry(a.file).or_insert_with(|| Proposal {
             text: a.text,
             approvals: BTreeMap::new(),
         });
         p.approvals.insert(a.signer, a.signature);
         if p.approvals.len() >= threshold {
-            self.scheduled = Some((a.digest, height));
+            self.scheduled = Some((a.file, height));
             // The others can no longer win.
-            self.proposals.retain(|d, _| *d == a.digest);
+            self.proposals.retain(|d, _| *d == a.file);
         }
     }
 
@@ -178,7 +170,7 @@ impl ChangeState {
         let next = synchronicity_verify::Committee::from_toml_checked_before(&p.text).ok()?;
         let mut agg = ThresholdAggregator::new(
             current.keys(),
-            approval_message(current, &next).into_bytes(),
+            approval_message(current, &next, &p.text).into_bytes(),
         );
         for (&signer, sig) in &p.approvals {
             let signature = BlsSignature::from_bytes(sig).ok()?;
@@ -195,5 +187,35 @@ impl ChangeState {
             approval: approval.to_bytes(),
             height,
         })
+    }
+}
+
+/// Proposals this node checked (parsed, every proof of possession verified, a successor of
+/// the committee): by the SHA-256 of the text and the current committee's digest, the next
+/// committee's digest. Bounded: the oldest are forgotten first (and checked again if seen).
+#[derive(Debug, Default)]
+pub struct ProposalCache {
+    inner: std::sync::Mutex<std::collections::VecDeque<((Digest, Digest), Digest)>>,
+}
+
+/// Proposals remembered.
+const MAX_CHECKED_PROPOSALS: usize = 64;
+
+impl ProposalCache {
+    /// The digest of the committee `text` (whose SHA-256 is `file`) proposes after
+    /// `current`, if it is a valid successor.
+    fn next_digest(&self, current: &Committee, text: &str, file: Digest) -> Option<Digest> {
+        let key = (file, current.digest());
+        let lock = || self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, d)) = lock().iter().find(|(k, _)| *k == key) {
+            return Some(*d);
+        }
+        let digest = check_proposal(current, text).ok()?.digest();
+        let mut seen = lock();
+        seen.push_back((key, digest));
+        while seen.len() > MAX_CHECKED_PROPOSALS {
+            seen.pop_front();
+        }
+        Some(digest)
     }
 }

@@ -23,6 +23,8 @@ pub struct EnvelopeCache {
     pub verified: AtomicU64,
     /// Checks answered from the cache.
     pub hits: AtomicU64,
+    /// Committee proposals checked before (approvals carry a whole committee file).
+    pub proposals: super::change::ProposalCache,
 }
 
 #[derive(Debug, Default)]

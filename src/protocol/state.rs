@@ -36,12 +36,12 @@ type Id = [u8; 32];
 /// A message's kind, in the order a proposer includes them ([`proposal_order`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
-    /// Approves the next committee (rare: one live approval per member).
-    Approve,
     /// Closes a round (its reveal phase ends early once every committer revealed).
     Reveal,
     /// Moves a round to its reveal phase.
     Commit,
+    /// Approves the next committee (rare: one per member and block, one live per member).
+    Approve,
     /// Opens a round (more work for every builder).
     Request,
 }
@@ -271,6 +271,8 @@ struct Overlay<'s> {
     /// The committee change under way, and the overlay's copy once a message changed it.
     base_change: &'s ChangeState,
     change: Option<ChangeState>,
+    /// Members whose approval this block already holds (one each per block).
+    approved: std::collections::BTreeSet<u32>,
     now_ms: u64,
     /// The height the messages are ordered at (the next height when only checking).
     height: u64,
@@ -286,6 +288,7 @@ impl<'s> Overlay<'s> {
             requests_delta: BTreeMap::new(),
             base_change: &state.change,
             change: None,
+            approved: Default::default(),
             now_ms,
             height,
             params: &state.params,
@@ -887,11 +890,20 @@ fn apply_message(
             committee,
             signature,
         } => {
-            let approval = o
-                .change()
-                .judge(env.committee, signer, committee, signature)?;
+            // One per member and block: each costs every member a pairing.
+            if o.approved.contains(&signer) {
+                return Err("one approval per member and block");
+            }
+            let approval = o.change().judge(
+                env.committee,
+                signer,
+                committee,
+                signature,
+                &env.envelopes.proposals,
+            )?;
             let (height, t) = (o.height, env.committee.threshold());
             o.change_mut().record(approval, height, t);
+            o.approved.insert(signer);
             Ok(None)
         }
     }

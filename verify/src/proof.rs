@@ -256,6 +256,14 @@ impl<'c> Trust<'c> {
             Self::Chain(chain) => chain.committee(epoch).ok_or_else(refused),
         }
     }
+
+    /// With a chain: the entry at `index` must lie among its epoch's entries.
+    fn check_index(self, index: u64, epoch: u64) -> Result<(), VerifyError> {
+        match self {
+            Self::Committee(_) => Ok(()),
+            Self::Chain(chain) => Ok(chain.check_entry_epoch(index, epoch)?),
+        }
+    }
 }
 
 /// Verifies many proofs against one committee, checking the BLS signature of each DISTINCT
@@ -313,6 +321,7 @@ fn verify_one(
     merkle::verify_inclusion(pf.index, cp.size, &leaf_hash, &pf.proof, &cp.root)?;
     let entry = LogEntry::decode(&entry_bytes)?;
     let attesting = trust.attesting_committee(entry.epoch, committee)?;
+    trust.check_index(pf.index, entry.epoch)?;
     // The attestation's shape (reproduced and failed verdicts carry one); its point is
     // decoded and its pairing checked only by `check_attestation`.
     let attesters = match entry.statement(committee.origin()) {

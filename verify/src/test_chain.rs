@@ -41,11 +41,15 @@ impl TestLog {
     }
     /// The proof file of entry `index` under `tc`'s checkpoint of the current size.
     pub fn proof(&self, index: u64, tc: &TestCommittee) -> String {
-        let cp = tc.cosign(self.size(), self.root());
+        self.proof_at(index, self.size(), tc)
+    }
+    /// The proof file of entry `index` under `tc`'s checkpoint of the first `size` entries.
+    pub fn proof_at(&self, index: u64, size: u64, tc: &TestCommittee) -> String {
+        let cp = tc.cosign(size, merkle::tree_hash(size, self).unwrap());
         ProofFile {
             extra: Some(self.leaves[index as usize].clone()),
             index,
-            proof: merkle::prove_inclusion(index, self.size(), self).unwrap(),
+            proof: merkle::prove_inclusion(index, size, self).unwrap(),
             checkpoint: cp.note().to_string(),
         }
         .format()
@@ -101,7 +105,11 @@ pub fn build_entry(name: &str, tc: &TestCommittee) -> Vec<u8> {
 
 /// `current`'s approval of `next` by members `signers`.
 pub fn approval(current: &TestCommittee, next: &TestCommittee, signers: &[usize]) -> Vec<u8> {
-    let st = approval_message(&current.committee, &next.committee);
+    let st = approval_message(
+        &current.committee,
+        &next.committee,
+        &next.committee.to_toml(),
+    );
     current
         .sign(signers.iter().copied(), st.as_bytes())
         .to_bytes()

@@ -19,7 +19,7 @@ fn next_text(net: &Net, edit: impl FnOnce(&mut crate::committee::CommitteeFile))
 /// Member `m`'s approval of `text` (signed over the statement for the text's own digest).
 fn approve(net: &Net, m: usize, text: &str) -> SignedMessage {
     let next = synchronicity_verify::Committee::from_toml(text).unwrap();
-    let st = approval_message(&net.tc.committee, &next);
+    let st = approval_message(&net.tc.committee, &next, text);
     net.msg(
         m,
         Body::Approve {
@@ -164,6 +164,14 @@ fn approvals_the_rules_refuse() {
         },
     );
     refused(&mut net, garbage);
+    // Two approvals of one member in one block.
+    let rival0 = next_text(&net, |f| f.protocol.commit_window_secs = 1500);
+    let (m1, m2) = (approve(&net, 1, &text), approve(&net, 1, &rival0));
+    let r = net.block(1000, vec![m1, m2]);
+    assert!(
+        matches!(r, Err(BlockError::NotAllowed { index: 1, .. })),
+        "{r:?}"
+    );
     // The same approval twice.
     net.block(1000, vec![approve(&net, 0, &text)]).unwrap();
     let m = approve(&net, 0, &text);

@@ -5,14 +5,24 @@
 //! checkpoint: the checkpoint cosigned by the outgoing committee that includes the change
 //! entry. A link is verified with the previous committee's keys only:
 //! 1. the handoff checkpoint carries the previous committee's threshold signature;
-//! 2. the change entry is included in it (RFC 6962), at an index no earlier than the
-//!    previous handoff (the change was decided in the previous epoch);
+//! 2. the change entry is its LAST entry (the protocol appends it after the block that ends
+//!    the epoch, and members cosign every height that grows the log, so the handoff is one
+//!    checkpoint, not a choice), at an index no earlier than the previous handoff, and is
+//!    included in it (RFC 6962);
 //! 3. the entry's committee file follows the previous one (origin, epoch + 1, `previous`
-//!    digest) and its approval is a threshold signature of the previous committee.
+//!    digest) and its approval is a threshold signature of the previous committee over the
+//!    change statement, which binds the file's text.
 //!
-//! The handoff checkpoint's size ends the outgoing committee's authority: a checkpoint it
-//! signs for a larger size is refused (its retired keys cannot write new history), and a
-//! committee's checkpoints smaller than the handoff that started its epoch are refused too.
+//! The handoff checkpoint ends the outgoing committee's authority: a checkpoint it signs for
+//! a larger size is refused, and one of the handoff's size with another root too; a
+//! committee's checkpoints smaller than the handoff that started its epoch are refused.
+//!
+//! What this does NOT stop (docs/decisions.md, "Epochs"): `t` keys of a retired committee
+//! can still sign another root for a size INSIDE their old window (a proof under it is
+//! believed, as any signature of that committee was while it served), and they can sign a
+//! forged next link for a client that holds only the genesis and is handed a chain that
+//! forks at their epoch. A client that keeps the chain it verified refuses such a fork;
+//! `proof --refresh` re-proves an old entry under the current checkpoint.
 //!
 //! The chain file (`chain.toml`, docs/formats.md):
 //!
@@ -121,9 +131,23 @@ pub enum ChainError {
         /// Why.
         source: MerkleError,
     },
+    /// The handoff checkpoint is not the one that ends with the change entry.
+    #[error(
+        "epoch {epoch}: the handoff checkpoint has size {size}; the change entry at index {index} must be its last entry"
+    )]
+    NotHandoff {
+        /// The link's epoch.
+        epoch: u64,
+        /// The checkpoint's size.
+        size: u64,
+        /// The entry's index.
+        index: u64,
+    },
     /// A change entry placed before the previous epoch's handoff: it was not decided by the
     /// committee that approved it.
-    #[error("epoch {epoch}: the change entry is at index {index}, before the handoff at size {handoff} that began epoch {}", epoch - 1)]
+    #[error(
+        "epoch {epoch}: the change entry is at index {index}, before the handoff at size {handoff} that began the previous epoch"
+    )]
     EntryBeforeEpoch {
         /// The link's epoch.
         epoch: u64,
@@ -160,6 +184,28 @@ pub enum ChainError {
         /// The largest (its own handoff; `u64::MAX` for the latest epoch).
         last: u64,
     },
+    /// A retired committee's checkpoint of its handoff's size with another root: a fork.
+    #[error(
+        "checkpoint of size {size} is signed by epoch {epoch} with another root than its handoff"
+    )]
+    ForkedHandoff {
+        /// The signing committee's epoch.
+        epoch: u64,
+        /// The handoff size.
+        size: u64,
+    },
+    /// An entry outside the sizes of the epoch it names: not decided by that committee.
+    #[error("entry {index} names epoch {epoch}, whose entries are at indexes {first}..{end}")]
+    EntryOutsideEpoch {
+        /// The entry's index.
+        index: u64,
+        /// The epoch it names.
+        epoch: u64,
+        /// The epoch's first index.
+        first: u64,
+        /// One past its last (`u64::MAX` for the current epoch).
+        end: u64,
+    },
     /// The checkpoint's signature does not verify.
     #[error("checkpoint (epoch {epoch}): {source}")]
     Checkpoint {
@@ -176,8 +222,8 @@ pub struct Epoch {
     committee: Committee,
     /// The size of the handoff checkpoint that began this epoch (0 for the genesis).
     start: u64,
-    /// The size of the handoff checkpoint that ended it (`None`: the current epoch).
-    handoff: Option<u64>,
+    /// The size and root of the handoff checkpoint that ended it (`None`: the current epoch).
+    handoff: Option<(u64, crate::tlog::Hash)>,
     /// The link that began it (`None` for the genesis).
     link: Option<ChainLink>,
 }
@@ -193,7 +239,7 @@ impl Epoch {
     }
     /// The size of the handoff checkpoint that ended it, if it has ended.
     pub fn handoff(&self) -> Option<u64> {
-        self.handoff
+        self.handoff.map(|(size, _)| size)
     }
 }
 
@@ -255,7 +301,10 @@ impl CommitteeChain {
     /// Verifies `link` with the latest committee's keys and appends its epoch.
     pub fn push(&mut self, link: ChainLink) -> Result<(), ChainError> {
         let current = self.latest();
-        let epoch = current.epoch().saturating_add(1);
+        let epoch = current.epoch().checked_add(1).ok_or(ChainError::Change {
+            epoch: current.epoch(),
+            source: ChangeError::LastEpoch(current.epoch()),
+        })?;
         if link.epoch != epoch {
             return Err(ChainError::SkippedEpoch {
                 expected: epoch,
@@ -281,6 +330,13 @@ impl CommitteeChain {
         let checkpoint = CosignedCheckpoint::verify(&pf.checkpoint, current)
             .map_err(|source| ChainError::Handoff { epoch, source })?;
         let cp = checkpoint.checkpoint();
+        if pf.index.checked_add(1) != Some(cp.size) {
+            return Err(ChainError::NotHandoff {
+                epoch,
+                size: cp.size,
+                index: pf.index,
+            });
+        }
         merkle::verify_inclusion(
             pf.index,
             cp.size,
@@ -294,7 +350,7 @@ impl CommitteeChain {
             .map_err(|source| ChainError::Change { epoch, source })?;
         let handoff = cp.size;
         if let Some(last) = self.epochs.last_mut() {
-            last.handoff = Some(handoff);
+            last.handoff = Some((handoff, cp.root));
         }
         self.epochs.push(Epoch {
             committee: next,
@@ -362,22 +418,52 @@ impl CommitteeChain {
             .ok_or(ChainError::UnknownSigner {
                 latest: self.latest().epoch(),
             })?;
-        let size = crate::tlog::Checkpoint::parse(&parsed.text)
-            .map_err(|e| ChainError::Checkpoint {
+        let cp =
+            crate::tlog::Checkpoint::parse(&parsed.text).map_err(|e| ChainError::Checkpoint {
                 epoch: epoch.committee.epoch(),
                 source: e.into(),
-            })?
-            .size;
-        let last = epoch.handoff.unwrap_or(u64::MAX);
-        if size < epoch.start || size > last {
+            })?;
+        let last = epoch.handoff().unwrap_or(u64::MAX);
+        if cp.size < epoch.start || cp.size > last {
             return Err(ChainError::OutsideEpoch {
                 epoch: epoch.committee.epoch(),
-                size,
+                size: cp.size,
                 first: epoch.start,
                 last,
             });
         }
+        if let Some((size, root)) = epoch.handoff
+            && cp.size == size
+            && cp.root != root
+        {
+            return Err(ChainError::ForkedHandoff {
+                epoch: epoch.committee.epoch(),
+                size,
+            });
+        }
         Ok(epoch)
+    }
+
+    /// Whether entry `index` can have been decided by the committee of `epoch`: its index is
+    /// inside that epoch's entries (from the handoff that began it to the one that ended it).
+    pub fn check_entry_epoch(&self, index: u64, epoch: u64) -> Result<(), ChainError> {
+        let first = self.epochs[0].committee.epoch();
+        let e = epoch
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.epochs.get(i));
+        let (start, end) = e.map_or((u64::MAX, u64::MAX), |e| {
+            (e.start, e.handoff().unwrap_or(u64::MAX))
+        });
+        if index < start || index >= end {
+            return Err(ChainError::EntryOutsideEpoch {
+                index,
+                epoch,
+                first: start,
+                end,
+            });
+        }
+        Ok(())
     }
 
     /// Verifies a cosigned checkpoint of any epoch: the committee named by its key ID

@@ -9,8 +9,12 @@
 //! the append-only log itself.
 //!
 //! ```text
-//! change statement = "synchronicity/committee-change/v1\n<origin>\nepoch <e+1>\nprevious <hex digest of e>\nnext <hex digest of e+1>\n"
+//! change statement = "synchronicity/committee-change/v1\n<origin>\nepoch <e+1>\nprevious <hex digest of e>\nnext <hex digest of e+1>\nfile <hex SHA-256 of the next committee file's text>\n"
 //! ```
+//!
+//! The digest covers the keys, the threshold and the rules but not the members' names,
+//! peer ids (their Ed25519 keys) or addresses; the file's hash binds those too, so an
+//! approval of one file cannot be carried over to another with the same digest.
 
 mod chain;
 
@@ -30,12 +34,20 @@ pub const CHANGE_ENTRY_KIND: &str = "committee-change/v1";
 /// Largest change entry decoded: a committee file of a few thousand members.
 pub const MAX_CHANGE_ENTRY_SIZE: usize = 2 * 1024 * 1024;
 
-/// The statement members of `previous`'s epoch sign to approve `next` (see the module doc).
-pub fn change_statement(origin: &str, epoch: u64, previous: &[u8; 32], next: &[u8; 32]) -> String {
+/// The statement members of `previous`'s epoch sign to approve `next`, whose committee
+/// file's text hashes to `file` (see the module doc).
+pub fn change_statement(
+    origin: &str,
+    epoch: u64,
+    previous: &[u8; 32],
+    next: &[u8; 32],
+    file: &[u8; 32],
+) -> String {
     format!(
-        "synchronicity/committee-change/v1\n{origin}\nepoch {epoch}\nprevious {}\nnext {}\n",
+        "synchronicity/committee-change/v1\n{origin}\nepoch {epoch}\nprevious {}\nnext {}\nfile {}\n",
         hex::encode(previous),
-        hex::encode(next)
+        hex::encode(next),
+        hex::encode(file)
     )
 }
 
@@ -69,6 +81,9 @@ pub enum ChangeError {
     /// The next committee file is not a valid committee.
     #[error("the next committee: {0}")]
     Committee(#[from] CommitteeError),
+    /// The current committee is the last epoch a `u64` can number.
+    #[error("epoch {0} has no successor")]
+    LastEpoch(u64),
     /// The next committee has another origin.
     #[error("the next committee's origin {found:?} is not the log's {expected:?}")]
     Origin {
@@ -125,8 +140,9 @@ impl ChangeEntry {
         let next = check_proposal(current, &self.committee)?;
         let sig = ThresholdSignature::from_bytes(&self.approval, current.len())
             .map_err(ChangeError::Approval)?;
+        let statement = approval_message(current, &next, &self.committee);
         current
-            .verify_threshold(approval_message(current, &next).as_bytes(), &sig)
+            .verify_threshold(statement.as_bytes(), &sig)
             .map_err(ChangeError::Approval)?;
         Ok(next)
     }
@@ -143,7 +159,10 @@ pub fn check_proposal(current: &Committee, text: &str) -> Result<Committee, Chan
             found: next.origin().into(),
         });
     }
-    let expected = current.epoch().saturating_add(1);
+    let expected = current
+        .epoch()
+        .checked_add(1)
+        .ok_or(ChangeError::LastEpoch(current.epoch()))?;
     if next.epoch() != expected {
         return Err(ChangeError::Epoch {
             expected,
@@ -159,13 +178,14 @@ pub fn check_proposal(current: &Committee, text: &str) -> Result<Committee, Chan
     Ok(next)
 }
 
-/// The change statement for `current` → `next`.
-pub fn approval_message(current: &Committee, next: &Committee) -> String {
+/// The change statement for `current` → `next`, whose file is `text`.
+pub fn approval_message(current: &Committee, next: &Committee, text: &str) -> String {
     change_statement(
         current.origin(),
         next.epoch(),
         &current.digest(),
         &next.digest(),
+        &crate::sha256(text.as_bytes()),
     )
 }
 

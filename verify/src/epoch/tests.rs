@@ -14,11 +14,12 @@ use crate::tlog::{ProofFile, merkle};
 #[test]
 fn change_statement_format() {
     assert_eq!(
-        change_statement("example.org/log", 3, &[0xab; 32], &[0xcd; 32]),
+        change_statement("example.org/log", 3, &[0xab; 32], &[0xcd; 32], &[0xef; 32]),
         format!(
-            "synchronicity/committee-change/v1\nexample.org/log\nepoch 3\nprevious {}\nnext {}\n",
+            "synchronicity/committee-change/v1\nexample.org/log\nepoch 3\nprevious {}\nnext {}\nfile {}\n",
             "ab".repeat(32),
-            "cd".repeat(32)
+            "cd".repeat(32),
+            "ef".repeat(32)
         )
     );
 }
@@ -105,6 +106,27 @@ fn retired_committees_cannot_sign_new_history() {
         chain.verify_checkpoint(note.note()),
         Err(ChainError::OutsideEpoch { epoch: 2, .. })
     ));
+    // A retired committee signing its own handoff size with another root: a fork.
+    let size0 = chain.epochs()[0].handoff().unwrap();
+    let forked = h.epochs[0].cosign(size0, [7; 32]);
+    assert!(matches!(
+        chain.verify_checkpoint(forked.note()),
+        Err(ChainError::ForkedHandoff { epoch: 0, .. })
+    ));
+    // The genesis committee attesting a new entry, appended in epoch 4 and cosigned by the
+    // current committee: the entry's index is outside epoch 0's entries.
+    let mut late = Log {
+        leaves: h.log.leaves.clone(),
+    };
+    let index = late.append(build_entry("late", &h.epochs[0]));
+    let proof = late.proof(index, &h.epochs[4]);
+    assert!(matches!(
+        verify_proof_in_chain(&proof, &chain, &Expected::crate_version("late", "1.0.0")),
+        Err(VerifyError::Chain(ChainError::EntryOutsideEpoch {
+            epoch: 0,
+            ..
+        }))
+    ));
     // A committee nobody in the chain knows.
     let stranger = TestCommittee::new(4, 99);
     let note = stranger.cosign(h.log.size(), h.log.root());
@@ -134,7 +156,7 @@ fn relink(h: &History, at: usize, entry: &ChangeEntry) -> History {
     let index = ProofFile::parse(&h.links[at].proof).unwrap().index;
     log.leaves[index as usize] = entry.to_cbor();
     let mut links = h.links.clone();
-    links[at].proof = log.proof(index, &h.epochs[at]);
+    links[at].proof = log.proof_at(index, index + 1, &h.epochs[at]);
     History {
         epochs: h
             .epochs
@@ -250,16 +272,24 @@ fn every_tampered_link_is_refused() {
     // A handoff checkpoint signed by the NEW committee instead of the outgoing one.
     let mut self_signed = relink(&h, 0, &change_entry(g, &h.epochs[1]));
     let index = ProofFile::parse(&self_signed.links[0].proof).unwrap().index;
-    self_signed.links[0].proof = self_signed.log.proof(index, &h.epochs[1]);
+    self_signed.links[0].proof = self_signed.log.proof_at(index, index + 1, &h.epochs[1]);
     assert!(matches!(
         verify_history(&self_signed),
         Err(ChainError::Handoff { epoch: 1, .. })
     ));
 
-    // An inclusion proof for another index.
+    // A handoff that is not the checkpoint ending with the change entry (a later one, which
+    // would widen the old committee's window), and an inclusion proof for another index.
+    let mut later = relink(&h, 0, &change_entry(g, &h.epochs[1]));
+    let index = ProofFile::parse(&later.links[0].proof).unwrap().index;
+    later.links[0].proof = later.log.proof_at(index, index + 2, g);
+    assert!(matches!(
+        verify_history(&later),
+        Err(ChainError::NotHandoff { epoch: 1, .. })
+    ));
     let mut moved = relink(&h, 0, &change_entry(g, &h.epochs[1]));
     let mut pf = ProofFile::parse(&moved.links[0].proof).unwrap();
-    pf.index += 1;
+    pf.proof[0][0] ^= 1;
     moved.links[0].proof = pf.format();
     assert!(matches!(
         verify_history(&moved),
