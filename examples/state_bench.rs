@@ -163,6 +163,7 @@ fn run(dir: &std::path::Path) {
                     time_ms: time,
                     record: b"bench",
                     rounds: &prepared.applied().changed_rounds,
+                    change: None,
                 },
             )
             .expect("append");

@@ -137,6 +137,11 @@ pub enum CommitteeCommand {
         after_help = "Refuses a change that leaves fewer than 4 members or a threshold under ⌊2n/3⌋+1 (unless --force-small), an unknown name, and a change that changes nothing.\n\nExamples:\n  synchronicity committee propose --from committee.toml --add nodes/n4 --out epoch1.toml\n  synchronicity committee propose --from epoch1.toml --remove n2 --out epoch2.toml\n  synchronicity committee propose --from epoch2.toml --rotate n0=nodes/n0-new --toolchain 1.96.0 --out epoch3.toml"
     )]
     Propose(propose::ProposeArgs),
+    /// Approve the next epoch's committee file as this member (through its node).
+    #[command(
+        after_help = "The change is scheduled once a threshold of the current members' approvals are ordered; requests then wait while the open rounds are decided, and every member moves to the new committee at the same height.\n\nExamples:\n  synchronicity committee approve epoch1.toml --node nodes/n0"
+    )]
+    Approve(node::ApproveArgs),
 }
 
 /// Runs the parsed command line.
@@ -167,6 +172,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         Command::Committee(CommitteeCommand::Init(args)) => committee::init(args),
         Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
         Command::Committee(CommitteeCommand::Propose(args)) => propose::propose(args),
+        Command::Committee(CommitteeCommand::Approve(args)) => node::approve(args),
         Command::Log(LogCommand::Info(args)) => log::info(args),
         Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
         Command::Verify(args) => verify::verify(args),

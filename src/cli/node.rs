@@ -404,17 +404,63 @@ fn run_full(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
-            // Fail-stop: no graceful teardown (it could wait on the very disk that failed);
-            // everything decided is durable, and a restart resumes from it.
-            reason = handle.halted() => bail!("halted: {reason}"),
+            reason = handle.halted() => {
+                let Some((epoch, handoff)) = handle.next_epoch() else {
+                    // Fail-stop: no graceful teardown (it could wait on the very disk that
+                    // failed); everything decided is durable, and a restart resumes from it.
+                    bail!("halted: {reason}");
+                };
+                // The epoch ended: the block and the change entry are durable. Cosign the
+                // handoff checkpoint with this committee (the loop still runs), then start
+                // again as a member of the next one.
+                tracing::info!(epoch, handoff, "the committee changed; cosigning the handoff checkpoint");
+                let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
+                while !handle.has_checkpoint_at(handoff) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if !handle.has_checkpoint_at(handoff) {
+                    tracing::warn!(handoff, "the handoff checkpoint was not cosigned in time; going on");
+                }
+                handle.shutdown().await;
+                return Ok(Restart::NextEpoch(epoch));
+            }
         }
         tracing::info!("shutting down");
         handle.shutdown().await;
-        Ok(())
+        Ok(Restart::No)
     });
     // Builds run on blocking threads: do not wait for them to finish.
     rt.shutdown_timeout(Duration::from_secs(1));
-    result
+    if let Restart::NextEpoch(epoch) = result? {
+        return restart_into(epoch);
+    }
+    Ok(())
+}
+
+/// Longest wait, once an epoch ended, for the handoff checkpoint to be cosigned before the
+/// node restarts into the next epoch anyway (the others cosign it without us).
+const HANDOFF_WAIT: Duration = Duration::from_secs(30);
+
+/// What the node's runtime ended with.
+enum Restart {
+    /// Stopped (a signal).
+    No,
+    /// The committee changed: start again in this epoch.
+    NextEpoch(u64),
+}
+
+/// Replaces this process with a fresh one with the same arguments: every part of the node
+/// starts again for the next epoch's committee, which it reads from the log. The same
+/// process id (a container's PID 1 stays). Files and sockets are close-on-exec, so the
+/// store's lock and the listening ports are free for the new image.
+fn restart_into(epoch: u64) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find this program to restart it")?;
+    tracing::info!(epoch, "restarting into the next epoch");
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow::anyhow!("cannot restart into epoch {epoch}: {err}"))
 }
 
 /// Without `RUST_LOG`: our events at info; Malachite's per-vote info lines only as warnings;
@@ -470,6 +516,43 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Arguments of `committee approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The next epoch's committee file (`committee propose` writes it).
+    file: PathBuf,
+    /// The member's node directory.
+    #[arg(long)]
+    node: PathBuf,
+}
+
+/// `committee approve`: this member's approval of the next committee, signed and published
+/// by its node.
+pub fn approve(args: ApproveArgs) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(&args.file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    if meta.len() > crate::protocol::MAX_PROPOSAL_SIZE as u64 {
+        bail!(
+            "{}: larger than {} bytes",
+            args.file.display(),
+            crate::protocol::MAX_PROPOSAL_SIZE
+        );
+    }
+    let committee = std::fs::read_to_string(&args.file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let req = ControlRequest::Approve { committee };
+    match control_call(&args.node, &req)? {
+        ControlAnswer::Approved { epoch } => {
+            eprintln!(
+                "approval of epoch {epoch} published; `synchronicity status --node {}` shows who approved so far",
+                args.node.display()
+            );
+            Ok(())
+        }
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -508,7 +591,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             };
             writeln!(
                 out,
-                "member {}  height {} (last block {last})  log size {}  cosigned {}  peers {}  root {}",
+                "epoch {}  member {}  height {} (last block {last})  log size {}  cosigned {}  peers {}  root {}",
+                s.epoch,
                 s.member,
                 s.applied_height,
                 s.log_size,
@@ -518,6 +602,19 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             )?;
             if let Some(why) = &s.halted {
                 writeln!(out, "  HALTED: {why}")?;
+            }
+            for c in &s.changes {
+                writeln!(
+                    out,
+                    "  committee change {}: approved by {:?}{}",
+                    &c.file[..16],
+                    c.approved,
+                    if c.scheduled {
+                        "  SCHEDULED: requests wait until the open rounds are decided"
+                    } else {
+                        ""
+                    }
+                )?;
             }
             let q = &s.builds;
             if !q.running.is_empty() || !q.queued.is_empty() {

@@ -60,6 +60,9 @@ pub enum FsckError {
         /// Stored count.
         found: u64,
     },
+    /// The log's committee changes do not verify from the genesis.
+    #[error("committee changes: {0}")]
+    Epochs(String),
     /// A stored checkpoint is inconsistent with the tree.
     #[error("checkpoint at size {size}: {reason}")]
     Checkpoint {
@@ -74,9 +77,14 @@ fn read<E: std::fmt::Display>(e: E) -> FsckError {
     FsckError::Read(e.to_string())
 }
 
-/// Checks every entry, hash and checkpoint; with `committee`, also every checkpoint's
-/// threshold signature.
+/// Checks every entry, hash and checkpoint; with `committee` (the genesis), also every
+/// committee change the log records (with the previous committee's keys) and every
+/// checkpoint's threshold signature, by the committee of its epoch within that epoch's sizes.
 pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckReport, FsckError> {
+    let epochs = committee
+        .map(|g| super::stored_epochs(g, store))
+        .transpose()
+        .map_err(|e| FsckError::Epochs(e.to_string()))?;
     let txn = store.database().begin_read().map_err(read)?;
     let meta = txn.open_table(META).map_err(read)?;
     let size = meta
@@ -176,8 +184,26 @@ pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckRepor
         if at != cp.root {
             return Err(bad("root differs from the tree's".into()));
         }
-        if let Some(c) = committee {
-            CosignedCheckpoint::verify(note, c).map_err(|e| bad(e.to_string()))?;
+        if let Some(epochs) = &epochs {
+            // The committee whose key the note names, inside its epoch's sizes.
+            let e = epochs
+                .iter()
+                .find(|e| {
+                    parsed
+                        .signatures
+                        .iter()
+                        .any(|s| s.name == e.committee.origin() && s.key_id == e.committee.key_id())
+                })
+                .ok_or_else(|| bad("signed by no committee of the log's epochs".into()))?;
+            if cp.size < e.start || e.end.is_some_and(|end| cp.size > end) {
+                return Err(bad(format!(
+                    "signed by epoch {}, whose sizes are {}..={}",
+                    e.committee.epoch(),
+                    e.start,
+                    e.end.map_or("".into(), |x| x.to_string())
+                )));
+            }
+            CosignedCheckpoint::verify(note, &e.committee).map_err(|e| bad(e.to_string()))?;
         }
         checkpoints += 1;
     }

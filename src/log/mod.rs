@@ -8,11 +8,13 @@
 //! - [`LogStore`]: the durable store on redb; [`fsck`]: its checker; [`LookupKey`]: which
 //!   entry answers `crate@version` (the default variant) or a request id.
 
+mod epochs;
 mod fsck;
 mod lookup;
 mod store;
 pub mod tiles;
 
+pub use epochs::{EpochError, StoredEpoch, stored_epochs};
 pub use fsck::{FsckError, FsckReport, fsck};
 pub use lookup::{LookupKey, choose_default};
 pub use store::{Appended, Height, LogStore, NewEntry, RoundRow, STORE_FILE, StoreError};

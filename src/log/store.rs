@@ -40,6 +40,9 @@ pub(crate) const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new(
 /// The protocol's open rounds as of the applied height (request id → CBOR row), written in
 /// the same transaction as each height so a restart loads them instead of replaying.
 pub(crate) const ROUNDS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("open_rounds");
+/// Epoch → the index of the committee-change entry that began it (epochs after the genesis),
+/// written in the same transaction as the height whose block ended the previous epoch.
+pub(crate) const EPOCHS: TableDefinition<u64, u64> = TableDefinition::new("epochs");
 const SIZE: &str = "size";
 const APPLIED_HEIGHT: &str = "applied_height";
 const APPLIED_TIME: &str = "applied_time_ms";
@@ -143,6 +146,9 @@ pub struct Height<'a> {
     pub record: &'a [u8],
     /// Open-round rows it changed: the new row, or `None` for a round it closed.
     pub rounds: &'a [([u8; 32], Option<Vec<u8>>)],
+    /// The committee change its block ended the epoch with: the new epoch and the change
+    /// entry, appended after the height's other entries.
+    pub change: Option<(u64, &'a [u8])>,
 }
 
 impl Height<'static> {
@@ -153,6 +159,7 @@ impl Height<'static> {
             time_ms,
             record: &[],
             rounds: &[],
+            change: None,
         }
     }
 }
@@ -184,6 +191,7 @@ impl LogStore {
             txn.open_multimap_table(VARIANTS).map_err(db_err)?;
             txn.open_table(BLOBS).map_err(db_err)?;
             txn.open_table(ROUNDS).map_err(db_err)?;
+            txn.open_table(EPOCHS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self {
@@ -230,12 +238,7 @@ impl LogStore {
     /// written and `applied` is false. `entries` may be empty (a height that logged nothing).
     pub fn append(&self, entries: &[Vec<u8>], height: Option<u64>) -> Result<Appended, StoreError> {
         let bytes: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-        let height = height.map(|h| Height {
-            height: h,
-            time_ms: 0,
-            record: &[],
-            rounds: &[],
-        });
+        let height = height.map(|h| Height::bare(h, 0));
         self.append_inner(&bytes, &[], height)
     }
 
@@ -301,6 +304,24 @@ impl LogStore {
         Ok(out)
     }
 
+    /// Every epoch after the genesis with the index of the change entry that began it, in
+    /// epoch order.
+    pub fn epochs(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = match txn.open_table(EPOCHS) {
+            Ok(t) => t,
+            // A store written before epochs, read without being opened for writing.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            out.push((k.value(), v.value()));
+        }
+        Ok(out)
+    }
+
     /// A stored text by its sha256.
     pub fn blob(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
@@ -335,6 +356,16 @@ impl LogStore {
                     size: first_index,
                     applied: false,
                 });
+            }
+            let change = height.as_ref().and_then(|h| h.change);
+            let mut entries: Vec<&[u8]> = entries.to_vec();
+            if let Some((epoch, bytes)) = change {
+                // The change entry is the height's last: the handoff checkpoint ends with it.
+                txn.open_table(EPOCHS)
+                    .map_err(db_err)?
+                    .insert(epoch, first_index + entries.len() as u64)
+                    .map_err(db_err)?;
+                entries.push(bytes);
             }
             size = first_index + entries.len() as u64;
             if size > merkle::MAX_TREE_SIZE {

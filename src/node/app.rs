@@ -84,13 +84,11 @@ pub(crate) enum ApplyError {
         /// Why.
         source: BlockError,
     },
-    /// The decided block ends the epoch with a committee change, and this node does not
-    /// move to the next epoch yet (docs/decisions.md, "Epochs"): it stops before writing the
-    /// height rather than serve the old committee's view.
-    #[error(
-        "decided block {height} ends epoch {epoch} with a committee change; this node cannot move to the next epoch"
-    )]
-    EpochChange {
+    /// The decided block ended the epoch with a committee change: the height and the change
+    /// entry are durable, and this committee decides no more heights. The node restarts
+    /// into the next epoch (`node::current_committee` reads it from the log).
+    #[error("decided block {height} ended epoch {epoch} with a committee change")]
+    EpochEnded {
         /// Its height.
         height: u64,
         /// The epoch it ends.
@@ -169,12 +167,8 @@ impl NodeApp {
                 height: height.0,
                 source,
             })?;
-        if prepared.applied().change.is_some() {
-            return Err(ApplyError::EpochChange {
-                height: height.0,
-                epoch: self.shared.committee.epoch(),
-            });
-        }
+        let change = prepared.applied().change.as_ref().map(|c| c.to_cbor());
+        let next_epoch = self.shared.committee.epoch() + 1;
         let new: Vec<NewEntry> = prepared.applied().decided.iter().map(new_entry).collect();
         let record = DecidedRecord {
             value: value.clone(),
@@ -185,7 +179,9 @@ impl NodeApp {
         // certificate, the open-round rows and the applied height, durable in one
         // transaction. Only then does memory move on. A crash before it returns leaves the
         // height unapplied (the WAL replays it, or it is fetched); after it, the height is
-        // applied and the open rounds load from the rows it wrote.
+        // applied and the open rounds load from the rows it wrote. A change entry that ends the
+        // epoch is written in the same transaction (with its epoch row), so a restart finds
+        // the next committee exactly when it finds the height.
         let appended = self.storage.apply_height(
             &self.shared.store,
             &new,
@@ -194,6 +190,7 @@ impl NodeApp {
                 time_ms: block.time_ms,
                 record: &record,
                 rounds: &prepared.applied().changed_rounds,
+                change: change.as_deref().map(|bytes| (next_epoch, bytes)),
             },
         )?;
         let applied = self.state.commit(prepared);
@@ -219,7 +216,7 @@ impl NodeApp {
             height: height.0,
             entries: entries.len(),
         });
-        if !entries.is_empty() {
+        if !entries.is_empty() || change.is_some() {
             let root = self.shared.store.tree_hash(appended.size)?;
             let _ = self.events.send(AppEvent::Grown {
                 size: appended.size,
@@ -229,6 +226,14 @@ impl NodeApp {
         }
         if !duties.is_empty() {
             let _ = self.events.send(AppEvent::Duties(duties));
+        }
+        if change.is_some() {
+            // Consensus under this committee ends here; the node loop still cosigns the
+            // handoff checkpoint (the Grown event above) before the node restarts.
+            return Err(ApplyError::EpochEnded {
+                height: height.0,
+                epoch: self.shared.committee.epoch(),
+            });
         }
         Ok(())
     }

@@ -41,6 +41,11 @@ pub enum ControlRequest {
         /// A lockfile to use instead of the shipped or generated one.
         lockfile: Option<String>,
     },
+    /// Approve the next epoch's committee file (its whole text).
+    Approve {
+        /// The committee file.
+        committee: String,
+    },
     /// The node's state, and the round or entry for `key` if given.
     Status {
         /// `crate@version` or a request id in hex.
@@ -114,6 +119,11 @@ pub enum ControlAnswer {
         /// Request id, hex.
         id: String,
     },
+    /// Our approval is published.
+    Approved {
+        /// The epoch the approved committee begins.
+        epoch: u64,
+    },
     /// The node's state.
     Status(Box<NodeStatus>),
 }
@@ -121,6 +131,13 @@ pub enum ControlAnswer {
 /// A snapshot of the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStatus {
+    /// The committee's epoch (0: the genesis).
+    #[serde(default)]
+    pub epoch: u64,
+    /// Committee changes under way: each proposal's text hash (hex) with the members that
+    /// approved it, and whether it is scheduled (requests then wait until the epoch ends).
+    #[serde(default)]
+    pub changes: Vec<PendingChange>,
     /// Our committee position.
     pub member: u32,
     /// Last applied height.
@@ -151,6 +168,17 @@ pub struct NodeStatus {
     /// Every decided variant of the asked `crate@version` (or the one asked request).
     #[serde(default)]
     pub variants: Vec<EntryStatus>,
+}
+
+/// A committee change under way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// SHA-256 of the proposed committee file, hex.
+    pub file: String,
+    /// Members that approved it.
+    pub approved: Vec<u32>,
+    /// The change is scheduled: the epoch ends once no round is open.
+    pub scheduled: bool,
 }
 
 /// An open round.
@@ -248,14 +276,32 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, Control
                 id: hex::encode(id),
             })
         }
+        ControlRequest::Approve { committee } => {
+            let epoch = run::approve(&ctx.commands, committee)
+                .await
+                .map_err(ControlError::Node)?;
+            Ok(ControlAnswer::Approved { epoch })
+        }
         ControlRequest::Status { key } => Ok(ControlAnswer::Status(Box::new(status(ctx, key)?))),
     }
 }
 
 fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
     let s = &ctx.shared;
-    let (applied_height, open, last_block_ms) = {
+    let (applied_height, open, last_block_ms, changes) = {
         let view = s.view();
+        let scheduled = view.state.change().scheduled().map(|(f, _)| f);
+        let changes = view
+            .state
+            .change()
+            .approvals()
+            .into_iter()
+            .map(|(file, approved)| PendingChange {
+                file: hex::encode(file),
+                approved,
+                scheduled: scheduled == Some(file),
+            })
+            .collect::<Vec<_>>();
         let open = view
             .state
             .open_requests()
@@ -279,7 +325,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
                 revealed: st.revealed,
             })
             .collect();
-        (view.height, open, view.state.last_time_ms())
+        (view.height, open, view.state.last_time_ms(), changes)
     };
     let (log_size, root) = s.store.head()?;
     let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
@@ -320,6 +366,8 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
     };
     let entry = chosen.and_then(|i| variants.iter().find(|v| v.index == i).cloned());
     Ok(NodeStatus {
+        epoch: s.committee.epoch(),
+        changes,
         member: s.me,
         applied_height,
         last_block_ms,

@@ -7,7 +7,7 @@
 //! ([`crate::protocol::check_request`]: the committee's toolchain and target, bounded size,
 //! the lockfile it pins); a member's valid envelope (Ed25519, verified once per node);
 //! commitments and reveals only for open rounds; then the mempool's per-member bounds.
-//! Committee-change approvals are refused: this version does not move to a next epoch.
+//! Committee-change approvals are checked in full (the rules of a block) before admission.
 //! Invalid → `Reject` (gossipsub penalises the relayer and does not forward), counted in
 //! `gossip_invalid`, one debug line; over a bound → `Ignore`, counted in
 //! `mempool_refused_over_budget`; a duplicate → `Ignore`.
@@ -34,12 +34,7 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
         Ok(m) => m,
         Err(e) => return invalid(&e),
     };
-    // This version cannot move to the next epoch (docs/decisions.md, "Epochs"): it takes no
-    // committee-change approval from gossip, so none enters its pool, its proposals or its
-    // relays (a block another proposer fills with them is still checked by the rules).
-    if let Body::Approve { .. } = &msg.body {
-        return invalid(&"committee-change approvals are not taken by this version");
-    }
+
     if let Body::Request(pinned) = &msg.body
         && let Err(e) = crate::protocol::check_request(pinned, &shared.committee)
     {
@@ -57,6 +52,17 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
         let open =
             <[u8; 32]>::try_from(request_id.as_slice()).is_ok_and(|id| view.state.is_open(&id));
         if !open {
+            return Validation::Ignore;
+        }
+    }
+    // An approval is checked in full before it is pooled or relayed (the proposed committee
+    // once per text, the BLS signature): one that could not be ordered now (another pending
+    // approval of the same member's, a change already scheduled) is ignored, not relayed.
+    // The pool keeps one approval per member, its latest.
+    if let Body::Approve { .. } = &msg.body {
+        let view = shared.view();
+        if let Err(why) = view.state.check(&msg, crate::clock::now_ms(), shared.env()) {
+            tracing::debug!(signer = msg.signer, "approval not admitted: {why}");
             return Validation::Ignore;
         }
     }
@@ -117,12 +123,7 @@ mod tests {
         let mut forged =
             SignedMessage::from_cbor(&sign(1, Body::Request(request("a", "1.0.0", "l")))).unwrap();
         forged.signer = 2;
-        let approval = Body::Approve {
-            committee: tc.committee.to_toml(),
-            signature: vec![0; 96],
-        };
         let bad: Vec<Vec<u8>> = vec![
-            sign(1, approval),
             sign(1, Body::Request(other_target)),
             sign(1, Body::Request(other_toolchain)),
             sign(1, Body::Request(wrong_lockfile)),

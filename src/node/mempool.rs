@@ -120,14 +120,28 @@ impl Mempool {
     pub(crate) fn insert(&mut self, msg: SignedMessage, own: bool) -> Result<(), Refused> {
         let bytes = msg.to_cbor();
         let h = sha256(&bytes);
+        if self.by_hash.contains_key(&h) {
+            return Err(Refused::Duplicate);
+        }
+        if matches!(msg.body, Body::Approve { .. }) {
+            // One approval per member: its latest replaces the one pooled.
+            let old: Vec<u64> = self
+                .by_seq
+                .iter()
+                .filter(|(_, (_, p))| {
+                    p.msg.signer == msg.signer && matches!(p.msg.body, Body::Approve { .. })
+                })
+                .map(|(s, _)| *s)
+                .collect();
+            for s in old {
+                self.remove_seq(s);
+            }
+        }
         let held = self
             .per_signer
             .get(&msg.signer)
             .copied()
             .unwrap_or_default();
-        if self.by_hash.contains_key(&h) {
-            return Err(Refused::Duplicate);
-        }
         if self.by_seq.len() >= MAX_MESSAGES {
             return Err(Refused::Full);
         }

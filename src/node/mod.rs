@@ -27,6 +27,7 @@ mod builder_driver;
 pub mod control;
 pub(crate) mod cosign;
 mod cosigning;
+pub mod epochs;
 pub mod follow;
 mod gossip;
 mod lifecycle;
@@ -145,8 +146,11 @@ pub enum NodeError {
     #[error("{0}")]
     Keys(#[from] crate::node_dir::NodeDirError),
     /// This node's identity is not in the committee.
-    #[error("this node ({0}) is not a member of the committee")]
-    NotMember(PeerId),
+    #[error("this node ({0}) is not a member of the committee of epoch {1}")]
+    NotMember(PeerId, u64),
+    /// The log's committee changes do not verify.
+    #[error("log store: {0}")]
+    Epoch(#[from] crate::log::EpochError),
     /// The node's BLS key is not the committee's key for it.
     #[error("bls.key does not match the committee's key for this member")]
     WrongBlsKey,
@@ -192,15 +196,16 @@ pub async fn start(
     service: Arc<dyn BuildService>,
 ) -> Result<NodeHandle, NodeError> {
     let keys = crate::node_dir::load_keys(&config.dir)?;
-    let committee = config.committee.clone();
+    let store = LogStore::open(&config.dir.join("log"))?;
+    // The committee file is the genesis; the log says which epoch the group is in.
+    let committee = epochs::current_committee(&config.committee, &store)?;
     let peer = keys.identity.peer_id();
     let me = committee
         .index_of_peer(&peer)
-        .ok_or(NodeError::NotMember(peer))?;
+        .ok_or(NodeError::NotMember(peer, committee.epoch()))?;
     if committee.members()[me].bls_public_key != keys.bls.public_key() {
         return Err(NodeError::WrongBlsKey);
     }
-    let store = LogStore::open(&config.dir.join("log"))?;
     let (shared, app_state) = Shared::restore(committee.clone(), me as u32, store)?;
     let (queue_tx, queue_rx) = watch::channel(BuildQueue::new(config.max_parallel_builds));
     let shared = Arc::new(
@@ -208,7 +213,11 @@ pub async fn start(
             .with_builds(queue_rx)
             .with_artifacts(config.artifacts.clone()),
     );
-    let wal = Wal::open(&config.dir.join("consensus.wal"))?;
+    let wal = Wal::open(&config.dir.join(epochs::wal_file(committee.epoch())))?;
+    if committee.epoch() > 0 {
+        // The previous epoch's WAL is done with: its heights are all decided.
+        let _ = std::fs::remove_file(config.dir.join(epochs::wal_file(committee.epoch() - 1)));
+    }
     let storage: Arc<dyn storage::NodeStorage> =
         Arc::new(storage::RedbStorage::open(&config.dir.join("rounds.redb"))?);
 
@@ -345,6 +354,26 @@ impl NodeHandle {
     /// Waits until the node cannot go on (fail-stop); returns why.
     pub async fn halted(&self) -> String {
         self.shared.wait_halted().await
+    }
+
+    /// When the log holds a later epoch than the one this node started in (a decided block
+    /// ended the epoch): that epoch and the size of its handoff checkpoint (the log up to and
+    /// including the change entry).
+    pub fn next_epoch(&self) -> Option<(u64, u64)> {
+        let current = self.shared.committee.epoch();
+        let epochs = self.shared.store.epochs().ok()?;
+        let &(epoch, index) = epochs.last()?;
+        (epoch > current).then_some((epoch, index + 1))
+    }
+
+    /// True when the store holds a cosigned checkpoint of exactly `size` (the handoff).
+    pub fn has_checkpoint_at(&self, size: u64) -> bool {
+        self.shared
+            .store
+            .checkpoint_at(size)
+            .ok()
+            .flatten()
+            .is_some()
     }
 
     /// Last applied height.

@@ -153,6 +153,32 @@ impl Outbox {
     }
 
     /// Our BLS signature over an attestation statement.
+    /// Approves the next committee file `text` if it follows ours and the state would order
+    /// our approval now: signs the approval statement with our BLS key, pools the message
+    /// as ours (re-published until ordered) and gossips it. The epoch it proposes.
+    pub(crate) fn approve(&self, text: String) -> Result<u64, String> {
+        let c = &self.shared.committee;
+        let next =
+            synchronicity_verify::epoch::check_proposal(c, &text).map_err(|e| e.to_string())?;
+        let statement = synchronicity_verify::epoch::approval_message(c, &next, &text);
+        let body = Body::Approve {
+            committee: text,
+            signature: self.attest(&statement),
+        };
+        let msg = SignedMessage::sign(
+            body,
+            self.shared.me,
+            &self.keys.identity,
+            c.signing_domain(),
+        );
+        let view = self.shared.view();
+        view.state
+            .check(&msg, crate::clock::now_ms(), self.shared.env())
+            .map_err(|why| format!("the approval cannot be ordered: {why}"))?;
+        self.emit(msg.body);
+        Ok(next.epoch())
+    }
+
     pub(crate) fn attest(&self, statement: &str) -> Vec<u8> {
         self.keys.bls.sign(statement.as_bytes()).to_bytes().to_vec()
     }

@@ -38,7 +38,26 @@ pub(crate) enum Command {
         request: Box<PinnedRequest>,
         reply: oneshot::Sender<Result<[u8; 32], SubmitError>>,
     },
+    /// Approve the next committee file: sign the approval statement and gossip it.
+    Approve {
+        committee: String,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
     Shutdown,
+}
+
+/// Asks the event loop behind `commands` to approve the next committee file `text`; the
+/// epoch it proposes once the approval is published.
+pub(crate) async fn approve(
+    commands: &mpsc::Sender<Command>,
+    committee: String,
+) -> Result<u64, String> {
+    let (reply, rx) = oneshot::channel();
+    commands
+        .send(Command::Approve { committee, reply })
+        .await
+        .map_err(|_| "the node stopped".to_string())?;
+    rx.await.map_err(|_| "the node stopped".to_string())?
 }
 
 /// Asks the event loop behind `commands` to order `request`; its id once ordered or queued.
@@ -125,6 +144,9 @@ impl NodeLoop {
                 c = inputs.commands.recv() => match c {
                     Some(Command::Submit { request, reply }) => {
                         let _ = reply.send(self.builder.submit(*request, &self.outbox));
+                    }
+                    Some(Command::Approve { committee, reply }) => {
+                        let _ = reply.send(self.outbox.approve(committee));
                     }
                     Some(Command::Shutdown) | None => break,
                 },

@@ -437,7 +437,7 @@ impl Round {
                 silent,
                 misbehaviour: self.misbehaviour,
                 height,
-                epoch: 0,
+                epoch: committee.epoch(),
             },
             lockfile: self.lockfile,
             manifest,

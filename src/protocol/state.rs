@@ -789,7 +789,10 @@ impl ProtocolState {
                 .iter()
                 .map(|(id, r)| (*id, r.as_ref().map(codec::to_vec)))
                 .collect();
-            if let Some(c) = &o.change {
+            if ended {
+                // The epoch's change is in the log now; the next epoch starts with none.
+                rows.push((CHANGE_ROW_ID, None));
+            } else if let Some(c) = &o.change {
                 rows.push((CHANGE_ROW_ID, Some(codec::to_vec(c))));
             }
             rows

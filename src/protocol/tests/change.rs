@@ -104,6 +104,10 @@ fn t_approvals_schedule_a_change_that_ends_the_epoch_once_no_round_is_open() {
         entry,
         "one encoding"
     );
+    assert!(
+        applied.changed_rounds.contains(&(CHANGE_ROW_ID, None)),
+        "the next epoch starts with no change row"
+    );
     // This state applies no more blocks.
     assert!(net.state.epoch_ended());
     assert!(matches!(
