@@ -27,6 +27,11 @@ pub const IDENTITY_FILE: &str = "identity.key";
 pub const BLS_FILE: &str = "bls.key";
 /// File name of the public member entry.
 pub const MEMBER_FILE: &str = "member.toml";
+/// File name of the next BLS key (`keygen --rotate-bls`), used from the epoch whose
+/// committee names its public key.
+pub const NEXT_BLS_FILE: &str = "bls.next.key";
+/// File name of the member entry with the next BLS key (for `committee propose --rotate`).
+pub const NEXT_MEMBER_FILE: &str = "member.next.toml";
 
 const IDENTITY_HEADER: &str = "synchronicity/ed25519-secret-key/v1";
 const BLS_HEADER: &str = "synchronicity/bls12381-secret-key/v1";
@@ -246,6 +251,75 @@ pub fn load_keys(dir: &Path) -> Result<NodeKeys, NodeDirError> {
         }
     })?;
     Ok(NodeKeys { identity, bls })
+}
+
+/// Makes a next BLS key for the node in `dir` (its identity, name and addresses stay):
+/// writes [`NEXT_BLS_FILE`] (0600) and [`NEXT_MEMBER_FILE`], the member entry to propose
+/// (`committee propose --rotate NAME=DIR/member.next.toml`). Refuses to overwrite either.
+pub fn create_next_bls(dir: &Path) -> Result<MemberEntry, NodeDirError> {
+    let current = load_member(dir)?;
+    load_keys(dir)?;
+    let paths = [dir.join(NEXT_BLS_FILE), dir.join(NEXT_MEMBER_FILE)];
+    for p in &paths {
+        if p.exists() {
+            return Err(NodeDirError::Exists(p.clone()));
+        }
+    }
+    let bls = BlsSecretKey::generate().map_err(|e| NodeDirError::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let entry = MemberEntry {
+        bls_public_key: hex::encode(bls.public_key().to_bytes()),
+        bls_proof_of_possession: hex::encode(bls.proof_of_possession().to_bytes()),
+        ..current
+    };
+    // The secret first: a crash leaves a key without an entry (keygen refuses to run again
+    // until it is removed), never an entry whose key is lost.
+    write_new(
+        &paths[0],
+        format!("{BLS_HEADER}\n{}\n", hex::encode(bls.to_bytes())).as_bytes(),
+        0o600,
+    )?;
+    let text = toml::to_string(&entry).expect("member entry serializes");
+    if let Err(e) = write_new(&paths[1], text.as_bytes(), 0o644) {
+        let _ = fs::remove_file(&paths[0]);
+        return Err(e);
+    }
+    Ok(entry)
+}
+
+/// Moves the node in `dir` to its next BLS key when `wanted` (the committee's key for it)
+/// is the next key's: `bls.next.key` replaces `bls.key` (one rename: after a crash either
+/// the old or the new key is in place, and the next start finishes the move), and the old
+/// key is gone. Returns whether it moved.
+pub fn promote_next_bls(
+    dir: &Path,
+    wanted: &crate::crypto::BlsPublicKey,
+) -> Result<bool, NodeDirError> {
+    let next = dir.join(NEXT_BLS_FILE);
+    if !next.exists() {
+        return Ok(false);
+    }
+    let key = BlsSecretKey::from_bytes(&read_key_file(&next, BLS_HEADER)?).map_err(|e| {
+        NodeDirError::BadKeyFile {
+            path: next.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    if key.public_key() != *wanted {
+        return Ok(false);
+    }
+    let current = dir.join(BLS_FILE);
+    fs::rename(&next, &current).map_err(io(&current))?;
+    let member = dir.join(NEXT_MEMBER_FILE);
+    if member.exists() {
+        fs::rename(&member, dir.join(MEMBER_FILE)).map_err(io(&member))?;
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(true)
 }
 
 /// Loads a public member entry from a node directory (its `member.toml`) or a file path, and

@@ -1,161 +1,230 @@
-//! A committee change with real member processes: members approve the next committee file
+//! Committee changes with real member processes: members approve the next committee file
 //! through their control sockets (`committee approve`), the change is decided, every member
-//! restarts itself into the new epoch at the same height, and the group goes on deciding;
-//! the change entry is in every member's log, the roots agree, and proofs of entries from
-//! both epochs verify with the genesis and the chain (`verify --chain`).
+//! restarts itself into the new epoch at the same height, and the group goes on deciding.
+//! Epoch 1 changes a rule; epoch 2 rotates one member's BLS key (`keygen --rotate-bls`) and
+//! removes another (which stops with one line). Every log holds the change entries, the
+//! roots agree, `log fsck` checks each checkpoint against its epoch's committee, and proofs
+//! of entries from every epoch verify with the genesis and the chain (`verify --chain`).
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::Cluster;
-use support::cli::ok;
+use support::cli::{bin, ok};
 use support::rules::short_rounds;
 use synchronicity::log::LogStore;
+use synchronicity_verify::Committee;
 use synchronicity_verify::epoch::{ChainFile, ChainLink, ChangeEntry};
 use synchronicity_verify::tlog::CosignedCheckpoint;
 
 const NODE_TOML: &str = "idle_interval_ms = 1000\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_changes_its_rules_and_goes_on_deciding() {
-    let mut c = Cluster::new(47, 4, short_rounds(), NODE_TOML);
-    for i in 0..4 {
-        c.start(i);
-    }
-    c.submit(0, "before", "1.0.0").await;
-    c.decided_on(&[0, 1, 2, 3], "before@1.0.0", 60).await;
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
 
-    // The next committee: the same members, a longer reveal window.
-    let genesis = c.tc.committee.clone();
-    let mut f = genesis.to_file();
-    f.epoch = 1;
-    f.previous = Some(hex::encode(genesis.digest()));
-    f.protocol.reveal_window_secs += 1;
-    let next = synchronicity::committee::Committee::from_file(f).unwrap();
-    let next_file = c.root.path().join("epoch1.toml");
-    std::fs::write(&next_file, next.to_toml()).unwrap();
-
-    // A round open while the approvals come, and a request submitted after them.
-    c.submit(1, "open", "1.0.0").await;
-    for i in 0..3 {
-        let o = support::cli::bin()
-            .args(["committee", "approve"])
-            .arg(&next_file)
-            .arg("--node")
-            .arg(c.dir(i))
+/// `synchronicity committee approve FILE --node DIR` for each of `members`.
+fn approve(c: &Cluster, file: &Path, members: &[usize]) {
+    for &i in members {
+        let o = bin()
+            .args(["committee", "approve", s(file), "--node", s(&c.dir(i))])
             .output()
             .unwrap();
         let err = ok(&o);
-        assert!(err.contains("approval of epoch 1 published"), "{err}");
+        assert!(err.contains("published"), "{err}");
     }
-    c.submit(2, "after", "1.0.0").await;
+}
 
-    // Every member moves to epoch 1 (each restarts itself) and the group decides on.
+/// Waits until every one of `members` serves epoch `epoch`.
+async fn reach_epoch(c: &Cluster, members: &[usize], epoch: u64) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let mut epochs = Vec::new();
-        for i in 0..4 {
+        for &i in members {
             epochs.push(c.status(i, None).await.map(|s| s.epoch));
         }
-        if epochs.iter().all(|e| *e == Some(1)) {
-            break;
+        if epochs.iter().all(|e| *e == Some(epoch)) {
+            return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "not every member reached epoch 1: {epochs:?}\n{}",
-            c.log_tail(0)
-        );
+        if Instant::now() >= deadline {
+            let tails: Vec<String> = members
+                .iter()
+                .map(|&i| format!("--- member {i}\n{}", c.log_tail(i)))
+                .collect();
+            panic!(
+                "not every member reached epoch {epoch}: {epochs:?}\n{}",
+                tails.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for key in ["open@1.0.0", "after@1.0.0"] {
-        c.decided_on(&[0, 1, 2, 3], key, 90).await;
+}
+
+/// The chain file from a stopped member's store: each change entry under its handoff.
+fn chain_from_store(store: &LogStore, genesis: &Committee) -> ChainFile {
+    let mut current = genesis.clone();
+    let mut links = Vec::new();
+    for (epoch, index) in store.epochs().unwrap() {
+        let note = store
+            .checkpoint_at(index + 1)
+            .unwrap()
+            .expect("the handoff checkpoint is cosigned");
+        let handoff = CosignedCheckpoint::verify(&note, &current).expect("cosigned by the old");
+        let link = store.proof_file(index, &handoff).unwrap();
+        let entry = ChangeEntry::decode(&store.entry(index).unwrap()).unwrap();
+        current = entry.verify(&current).unwrap();
+        links.push(ChainLink {
+            epoch,
+            proof: link.format(),
+        });
     }
-    let after = c.status(0, Some("after@1.0.0")).await.unwrap();
-    let after_entry = after.entry.as_ref().unwrap();
-    assert_eq!(after_entry.entry.epoch, 1, "decided by the new committee");
-    let open = c.status(0, Some("open@1.0.0")).await.unwrap();
-    assert_eq!(
-        open.entry.as_ref().unwrap().entry.epoch,
-        0,
-        "a round open at the change is decided by the committee that ordered it"
+    ChainFile {
+        origin: genesis.origin().into(),
+        genesis: hex::encode(genesis.digest()),
+        links,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
+    let mut c = Cluster::new(47, 5, short_rounds(), NODE_TOML);
+    for i in 0..5 {
+        c.start(i);
+    }
+    c.submit(0, "before", "1.0.0").await;
+    c.decided_on(&[0, 1, 2, 3, 4], "before@1.0.0", 60).await;
+    let genesis: Committee = (*c.tc.committee).clone();
+    let root = c.root.path().to_path_buf();
+
+    // Epoch 1: a longer reveal window; a round is open while 4 of 5 approve.
+    let e1 = root.join("epoch1.toml");
+    ok(&bin()
+        .args(["committee", "propose", "--from", s(&c.committee_file)])
+        .args(["--reveal-window-secs", "5", "--out", s(&e1)])
+        .output()
+        .unwrap());
+    c.submit(1, "open", "1.0.0").await;
+    approve(&c, &e1, &[0, 1, 2, 3]);
+    c.submit(2, "after1", "1.0.0").await;
+    reach_epoch(&c, &[0, 1, 2, 3, 4], 1).await;
+    for key in ["open@1.0.0", "after1@1.0.0"] {
+        c.decided_on(&[0, 1, 2, 3, 4], key, 90).await;
+    }
+
+    // Epoch 2: m3 gets a new BLS key, m4 leaves.
+    let n3 = c.dir(3);
+    ok(&bin()
+        .args(["keygen", "--dir", s(&n3), "--rotate-bls"])
+        .output()
+        .unwrap());
+    let e2 = root.join("epoch2.toml");
+    let rotate = format!("m3={}", s(&n3.join("member.next.toml")));
+    ok(&bin()
+        .args([
+            "committee",
+            "propose",
+            "--from",
+            s(&e1),
+            "--rotate",
+            &rotate,
+        ])
+        .args(["--remove", "m4", "--out", s(&e2)])
+        .output()
+        .unwrap());
+    let old_key = std::fs::read(n3.join("bls.key")).unwrap();
+    approve(&c, &e2, &[0, 1, 3, 4]);
+    reach_epoch(&c, &[0, 1, 2, 3], 2).await;
+    c.submit(0, "after2", "1.0.0").await;
+    c.decided_on(&[0, 1, 2, 3], "after2@1.0.0", 90).await;
+    // The removed member stopped with one line, non-zero.
+    let status = c.wait_exit(4, Duration::from_secs(30));
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    assert!(
+        c.log_tail(4)
+            .contains("is not a member of the committee of epoch 2"),
+        "{}",
+        c.log_tail(4)
     );
+    // m3 signs with its new key now; the old one is gone from its directory.
+    let new_key = std::fs::read(n3.join("bls.key")).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!n3.join("bls.next.key").exists());
+    let after2 = c.status(0, Some("after2@1.0.0")).await.unwrap();
+    let e = &after2.entry.as_ref().unwrap().entry;
+    assert_eq!(e.epoch, 2);
     c.converge(&[0, 1, 2, 3], 60).await;
     for i in 0..4 {
         c.stop(i);
     }
 
-    // Every member's log: the change entry after "open", the same everywhere; fsck passes.
+    // Every log holds both change entries at the same places; the same head everywhere.
     let mut heads = Vec::new();
     for i in 0..4 {
         let store = LogStore::open_existing(&c.dir(i).join("log")).unwrap();
-        let epochs = store.epochs().unwrap();
-        assert_eq!(epochs.len(), 1, "member {i}: {epochs:?}");
-        let (epoch, index) = epochs[0];
-        assert_eq!(epoch, 1);
-        let entry = ChangeEntry::decode(&store.entry(index).unwrap()).unwrap();
-        assert_eq!(entry.verify(&genesis).unwrap(), *next);
-        heads.push((store.head().unwrap(), index));
+        heads.push((store.head().unwrap(), store.epochs().unwrap()));
     }
     assert!(heads.iter().all(|h| *h == heads[0]), "{heads:?}");
+    assert_eq!(heads[0].1.len(), 2);
 
-    // The chain from member 0's store: the change entry under its handoff checkpoint.
     let store = LogStore::open_existing(&c.dir(0).join("log")).unwrap();
-    let (_, index) = store.epochs().unwrap()[0];
-    let handoff = store
-        .checkpoint_at(index + 1)
-        .unwrap()
-        .expect("the handoff checkpoint is cosigned");
-    let handoff = CosignedCheckpoint::verify(&handoff, &genesis).expect("cosigned by epoch 0");
-    let link = store.proof_file(index, &handoff).unwrap();
-    let chain = ChainFile {
-        origin: genesis.origin().into(),
-        genesis: hex::encode(genesis.digest()),
-        links: vec![ChainLink {
-            epoch: 1,
-            proof: link.format(),
-        }],
-    };
-    let chain_file = c.root.path().join("chain.toml");
+    let chain = chain_from_store(&store, &genesis);
+    let chain_file = root.join("chain.toml");
     std::fs::write(&chain_file, toml::to_string(&chain).unwrap()).unwrap();
-
-    // Proofs of both epochs' entries under the latest checkpoint (cosigned by epoch 1)
-    // verify with the genesis and the chain.
+    let next: Vec<Committee> = [&e1, &e2]
+        .iter()
+        .map(|p| Committee::from_toml(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect();
+    // Proofs of every epoch's entries under the latest checkpoint (cosigned by epoch 2).
     let latest = store.latest_checkpoint().unwrap().unwrap();
-    let latest = CosignedCheckpoint::verify(&latest, &next).expect("cosigned by epoch 1");
-    for key in ["before", "open", "after"] {
-        let index = c_index(&store, key);
-        let proof = store.proof_file(index, &latest).unwrap();
-        let path = c.root.path().join(format!("{key}.tlog-proof"));
-        std::fs::write(&path, proof.format()).unwrap();
-        let o = support::cli::bin()
-            .arg("verify")
-            .arg(&path)
-            .arg("--trust")
-            .arg(&c.committee_file)
-            .arg("--chain")
-            .arg(&chain_file)
-            .args(["--crate", &format!("{key}@1.0.0")])
-            .output()
+    let latest = CosignedCheckpoint::verify(&latest, &next[1]).expect("cosigned by epoch 2");
+    let mut proofs: Vec<(String, PathBuf)> = Vec::new();
+    for key in ["before", "open", "after1", "after2"] {
+        let index = *store
+            .variants(&format!("{key}@1.0.0"))
+            .unwrap()
+            .first()
             .unwrap();
-        ok(&o);
+        let path = root.join(format!("{key}.tlog-proof"));
+        std::fs::write(&path, store.proof_file(index, &latest).unwrap().format()).unwrap();
+        proofs.push((key.into(), path));
     }
     drop(store);
-    // fsck with the genesis: the change entry verified, each checkpoint by its epoch's key.
+    for (key, path) in &proofs {
+        let o = bin()
+            .args(["verify", s(path), "--trust", s(&c.committee_file)])
+            .args([
+                "--chain",
+                s(&chain_file),
+                "--crate",
+                &format!("{key}@1.0.0"),
+            ])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        ok(&o);
+        assert!(out.contains("epoch 2"), "{out}");
+    }
+    // Without the chain, the genesis does not reach epoch 2's key.
+    let o = bin()
+        .args(["verify", s(&proofs[0].1), "--trust", s(&c.committee_file)])
+        .args(["--crate", "before@1.0.0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+
+    // fsck with the genesis: each change verified, each checkpoint by its epoch's key.
     for i in 0..4 {
         c.fsck(i);
     }
-    // Every member restarted itself once, into epoch 1, at the same height.
+    // Each member restarted itself once per epoch it moved to.
     for i in 0..4 {
         let log = std::fs::read_to_string(c.dir(i).join("node.log")).unwrap();
-        assert_eq!(log.matches("restarting into the next epoch").count(), 1, "member {i}");
+        assert_eq!(
+            log.matches("restarting into the next epoch").count(),
+            2,
+            "member {i}"
+        );
     }
-}
-
-fn c_index(store: &LogStore, krate: &str) -> u64 {
-    *store
-        .variants(&format!("{krate}@1.0.0"))
-        .unwrap()
-        .first()
-        .expect("decided")
 }

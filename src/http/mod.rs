@@ -36,7 +36,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::log::tiles::{TilePath, entry_bundle, parse_tile_path, width_in_tree};
-use crate::log::{CosignedCheckpoint, LookupKey};
+use crate::log::LookupKey;
 pub use limits::{MAX_CLIENTS, MAX_PER_ADDRESS};
 use server::{Bounds, Refusal};
 
@@ -238,7 +238,7 @@ pub(crate) fn route(shared: &Shared, path: &str, query: &str) -> Answer {
             Ok(None) => return Answer::text(StatusCode::NOT_FOUND, "no cosigned checkpoint yet"),
             Err(e) => return internal(e),
         };
-        let cp = match CosignedCheckpoint::verify(&note, &shared.committee) {
+        let cp = match shared.verify_checkpoint(&note) {
             Ok(c) => c,
             Err(e) => return Answer::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };

@@ -9,7 +9,6 @@
 use hyper::StatusCode;
 
 use super::Answer;
-use crate::log::CosignedCheckpoint;
 use crate::node::Shared;
 use crate::protocol::{LogEntry, Verdict};
 
@@ -97,7 +96,7 @@ pub(super) fn index(shared: &Shared) -> Answer {
     let mut body = String::new();
     match store.latest_checkpoint() {
         Ok(Some(note)) => {
-            let cp = CosignedCheckpoint::verify(&note, &shared.committee);
+            let cp = shared.verify_checkpoint(&note);
             let (size, cosigners) = match &cp {
                 Ok(c) => (
                     c.checkpoint().size,

@@ -86,7 +86,7 @@ pub(crate) enum ApplyError {
     },
     /// The decided block ended the epoch with a committee change: the height and the change
     /// entry are durable, and this committee decides no more heights. The node restarts
-    /// into the next epoch (`node::current_committee` reads it from the log).
+    /// into the next epoch (`log::stored_epochs` reads it from the log).
     #[error("decided block {height} ended epoch {epoch} with a committee change")]
     EpochEnded {
         /// Its height.

@@ -13,7 +13,7 @@ use super::cosign::{self, Collector};
 use super::outbox::Outbox;
 use super::shared::Shared;
 use super::wire::{COSIGN_TOPIC, Cosignature, MAX_COSIGN, decode, encode};
-use crate::log::{CosignedCheckpoint, StoreError};
+use crate::log::StoreError;
 
 /// The cosigning part (see the module doc).
 pub(crate) struct Cosigning {
@@ -152,7 +152,7 @@ impl Cosigning {
             return;
         };
         let shared = &self.shared;
-        let cp = match CosignedCheckpoint::verify(note, &shared.committee) {
+        let cp = match shared.verify_checkpoint(note) {
             Ok(cp) => cp,
             Err(e) => {
                 tracing::warn!("fetched checkpoint refused: {e}");

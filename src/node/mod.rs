@@ -195,14 +195,24 @@ pub async fn start(
     config: NodeConfig,
     service: Arc<dyn BuildService>,
 ) -> Result<NodeHandle, NodeError> {
-    let keys = crate::node_dir::load_keys(&config.dir)?;
     let store = LogStore::open(&config.dir.join("log"))?;
     // The committee file is the genesis; the log says which epoch the group is in.
-    let committee = epochs::current_committee(&config.committee, &store)?;
+    let mut past: Vec<Committee> = crate::log::stored_epochs(&config.committee, &store)?
+        .into_iter()
+        .map(|e| e.committee)
+        .collect();
+    let committee = past.pop().expect("the genesis at least");
+    let mut keys = crate::node_dir::load_keys(&config.dir)?;
     let peer = keys.identity.peer_id();
     let me = committee
         .index_of_peer(&peer)
         .ok_or(NodeError::NotMember(peer, committee.epoch()))?;
+    // A rotated BLS key: the epoch names our next key; from now on it is our key.
+    let wanted = &committee.members()[me].bls_public_key;
+    if *wanted != keys.bls.public_key() && crate::node_dir::promote_next_bls(&config.dir, wanted)? {
+        tracing::info!(epoch = committee.epoch(), "moved to the next BLS key");
+        keys = crate::node_dir::load_keys(&config.dir)?;
+    }
     if committee.members()[me].bls_public_key != keys.bls.public_key() {
         return Err(NodeError::WrongBlsKey);
     }
@@ -210,6 +220,7 @@ pub async fn start(
     let (queue_tx, queue_rx) = watch::channel(BuildQueue::new(config.max_parallel_builds));
     let shared = Arc::new(
         shared
+            .with_past(past)
             .with_builds(queue_rx)
             .with_artifacts(config.artifacts.clone()),
     );

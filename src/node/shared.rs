@@ -165,6 +165,9 @@ pub struct Shared {
     pub counters: NodeCounters,
     /// The group.
     pub committee: Committee,
+    /// The committees of the log's earlier epochs, oldest first (their checkpoints, such as
+    /// the handoff a restart into this epoch finds last, are still this log's).
+    pub past: Vec<Committee>,
     /// Our committee position.
     pub me: u32,
     /// The log.
@@ -211,6 +214,7 @@ impl Shared {
         let shared = Self {
             counters: NodeCounters::default(),
             committee,
+            past: Vec::new(),
             me,
             store,
             artifacts: None,
@@ -226,6 +230,12 @@ impl Shared {
             view: view_tx,
         };
         Ok((shared, app))
+    }
+
+    /// The same, knowing the committees of the log's earlier epochs (oldest first).
+    pub fn with_past(mut self, past: Vec<Committee>) -> Self {
+        self.past = past;
+        self
     }
 
     /// The same, serving the artifacts in `store`.
@@ -324,12 +334,27 @@ impl Shared {
         }
     }
 
-    /// The latest stored cosigned checkpoint, verified against the committee.
+    /// The latest stored cosigned checkpoint, verified against the committee of its epoch.
     pub fn latest_cosigned(&self) -> Result<Option<CosignedCheckpoint>, LatestCheckpointError> {
         match self.store.latest_checkpoint()? {
-            Some(note) => Ok(Some(CosignedCheckpoint::verify(&note, &self.committee)?)),
+            Some(note) => Ok(Some(self.verify_checkpoint(&note)?)),
             None => Ok(None),
         }
+    }
+
+    /// Verifies a checkpoint of this log: cosigned by the current committee or, for one
+    /// stored before this epoch began (the handoff), by an earlier epoch's.
+    pub fn verify_checkpoint(
+        &self,
+        note: &str,
+    ) -> Result<CosignedCheckpoint, crate::log::CheckpointError> {
+        CosignedCheckpoint::verify(note, &self.committee).or_else(|e| {
+            self.past
+                .iter()
+                .rev()
+                .find_map(|c| CosignedCheckpoint::verify(note, c).ok())
+                .ok_or(e)
+        })
     }
 }
 
