@@ -155,6 +155,30 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     let e = &after2.entry.as_ref().unwrap().entry;
     assert_eq!(e.epoch, 2);
     c.converge(&[0, 1, 2, 3], 60).await;
+
+    // A light client fetches the chain from a member and verifies it from the genesis.
+    let fetched = root.join("fetched-chain.toml");
+    let chain_cmd = |out: &Path| {
+        bin()
+            .args(["committee", "chain", "--peer", &c.peer(2)])
+            .args(["--trust", s(&c.committee_file), "--out", s(out)])
+            .output()
+            .unwrap()
+    };
+    let err = ok(&chain_cmd(&fetched));
+    assert!(err.contains("epochs 0..=2 (2 new)"), "{err}");
+    // Asked again, the chain it holds is only extended (by nothing).
+    let err = ok(&chain_cmd(&fetched));
+    assert!(err.contains("(0 new)"), "{err}");
+    // A held chain that was tampered with is refused, and left as it is.
+    let text = std::fs::read_to_string(&fetched).unwrap();
+    let forged = text.replacen("epoch = 2", "epoch = 3", 1);
+    std::fs::write(&fetched, &forged).unwrap();
+    let o = chain_cmd(&fetched);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_to_string(&fetched).unwrap(), forged);
+    std::fs::write(&fetched, &text).unwrap();
+
     for i in 0..4 {
         c.stop(i);
     }
@@ -172,6 +196,9 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     let chain = chain_from_store(&store, &genesis);
     let chain_file = root.join("chain.toml");
     std::fs::write(&chain_file, toml::to_string(&chain).unwrap()).unwrap();
+    // The member served exactly the chain its store holds.
+    let served = synchronicity_verify::epoch::parse_chain_file(&text).unwrap();
+    assert_eq!(served, chain);
     let next: Vec<Committee> = [&e1, &e2]
         .iter()
         .map(|p| Committee::from_toml(&std::fs::read_to_string(p).unwrap()).unwrap())

@@ -73,6 +73,12 @@ pub enum LightRequest {
         /// Lookup keys (as in [`LightRequest::Proof`]).
         keys: Vec<String>,
     },
+    /// The committee chain's links after epoch `after` (each a tlog-proof of a change entry
+    /// under its handoff checkpoint; docs/formats.md, "Epochs"), as many as fit one answer.
+    Chain {
+        /// The last epoch the client holds (0: it holds only the genesis).
+        after: u64,
+    },
 }
 
 /// The answer to a [`LightRequest`].
@@ -104,6 +110,14 @@ pub enum LightResponse {
     },
     /// One answer per key, in order: a proof file, or why there is none.
     Proofs(Vec<Result<String, String>>),
+    /// Chain links, in epoch order, and the member's latest epoch (more links follow when
+    /// the last one given is older).
+    Chain {
+        /// The member's current epoch.
+        latest: u64,
+        /// `(epoch, tlog-proof text)` for epochs after the asked one.
+        links: Vec<(u64, String)>,
+    },
 }
 
 impl LightRequest {
@@ -140,6 +154,7 @@ impl LightResponse {
             Self::NotFound(_) => "not found",
             Self::Chunk { .. } => "an artifact chunk",
             Self::Proofs(_) => "a batch of proofs",
+            Self::Chain { .. } => "chain links",
         }
     }
 }

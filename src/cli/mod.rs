@@ -5,6 +5,7 @@
 mod audit;
 mod audit_cache;
 mod build;
+mod chain;
 mod client;
 mod committee;
 mod fetch;
@@ -142,6 +143,12 @@ pub enum CommitteeCommand {
         after_help = "The change is scheduled once a threshold of the current members' approvals are ordered; requests then wait while the open rounds are decided, and every member moves to the new committee at the same height.\n\nExamples:\n  synchronicity committee approve epoch1.toml --node nodes/n0"
     )]
     Approve(node::ApproveArgs),
+    /// Fetch the committee chain from members and verify it from the genesis (each link with
+    /// the previous committee's keys); an existing --out is only extended.
+    #[command(
+        after_help = "Examples:\n  synchronicity committee chain --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml --out chain.toml\n  synchronicity verify F.tlog-proof --trust committee.toml --chain chain.toml --crate itoa@1.0.15"
+    )]
+    Chain(chain::ChainArgs),
 }
 
 /// Runs the parsed command line.
@@ -173,6 +180,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         Command::Committee(CommitteeCommand::Check(args)) => committee::check(args),
         Command::Committee(CommitteeCommand::Propose(args)) => propose::propose(args),
         Command::Committee(CommitteeCommand::Approve(args)) => node::approve(args),
+        Command::Committee(CommitteeCommand::Chain(args)) => chain::chain(args),
         Command::Log(LogCommand::Info(args)) => log::info(args),
         Command::Log(LogCommand::Fsck(args)) => log::fsck(args),
         Command::Verify(args) => verify::verify(args),

@@ -35,8 +35,8 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::log::tiles::{TilePath, entry_bundle, parse_tile_path, width_in_tree};
 use crate::log::LookupKey;
+use crate::log::tiles::{TilePath, entry_bundle, parse_tile_path, width_in_tree};
 pub use limits::{MAX_CLIENTS, MAX_PER_ADDRESS};
 use server::{Bounds, Refusal};
 

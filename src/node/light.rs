@@ -61,6 +61,9 @@ enum LightError {
     /// No artifact with that hash.
     #[error("no artifact with sha256 {0}")]
     NoArtifact(String),
+    /// The handoff checkpoint of an epoch is not stored here (ask another member).
+    #[error("this member holds no handoff checkpoint for epoch {0}")]
+    NoHandoff(u64),
     /// The client remembers a size beyond our checkpoint.
     #[error("remembered size {old} is beyond this member's checkpoint size {new}")]
     Ahead {
@@ -77,6 +80,36 @@ pub(crate) fn serve(shared: &Shared, req: &LightRequest) -> LightResponse {
         Ok(r) => r,
         Err(e) => LightResponse::NotFound(e.to_string()),
     }
+}
+
+/// The chain links after epoch `after`, up to what fits one answer: each change entry under
+/// its handoff checkpoint (the stored checkpoint that ends with it, verified with the
+/// committee that signed it).
+fn chain(shared: &Shared, after: u64) -> Result<LightResponse, LightError> {
+    let mut links = Vec::new();
+    let mut bytes = 0usize;
+    for (epoch, index) in shared.store.epochs()? {
+        if epoch <= after {
+            continue;
+        }
+        let note = shared
+            .store
+            .checkpoint_at(index + 1)?
+            .ok_or(LightError::NoHandoff(epoch))?;
+        let cp = shared
+            .verify_checkpoint(&note)
+            .map_err(|_| LightError::NoHandoff(epoch))?;
+        let proof = shared.store.proof_file(index, &cp)?.format();
+        bytes += proof.len() + 64;
+        if bytes > synchronicity_light::MAX_LIGHT_RESPONSE - 64 * 1024 && !links.is_empty() {
+            break;
+        }
+        links.push((epoch, proof));
+    }
+    Ok(LightResponse::Chain {
+        latest: shared.committee.epoch(),
+        links,
+    })
 }
 
 fn latest(shared: &Shared) -> Result<CosignedCheckpoint, LightError> {
@@ -156,6 +189,7 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, LightErr
                 data: serde_bytes::ByteBuf::from(data),
             })
         }
+        LightRequest::Chain { after } => chain(shared, *after),
         LightRequest::Checkpoint { old_size } => {
             let cp = latest(shared)?;
             let new = cp.checkpoint().size;
