@@ -299,6 +299,11 @@ pub fn promote_next_bls(
 ) -> Result<bool, NodeDirError> {
     let next = dir.join(NEXT_BLS_FILE);
     if !next.exists() {
+        // A crash between the two renames below: the key moved, the entry did not yet.
+        let member = dir.join(NEXT_MEMBER_FILE);
+        if member.exists() && load_keys(dir)?.bls.public_key() == *wanted {
+            fs::rename(&member, dir.join(MEMBER_FILE)).map_err(io(&member))?;
+        }
         return Ok(false);
     }
     let key = BlsSecretKey::from_bytes(&read_key_file(&next, BLS_HEADER)?).map_err(|e| {

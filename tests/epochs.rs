@@ -39,7 +39,7 @@ fn keygen(root: &Path, name: &str, port: u16) -> PathBuf {
 fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let dirs: Vec<PathBuf> = (0..4)
+    let dirs: Vec<PathBuf> = (0..5)
         .map(|i| keygen(root, &format!("n{i}"), 7200 + i))
         .collect();
     let genesis = root.join("genesis.toml");
@@ -58,30 +58,29 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
     init.extend(dirs.iter().map(|d| s(d)));
     ok(&run(&init));
 
-    // Epoch 1: n4 joins.
-    let n4 = keygen(root, "n4", 7204);
+    // Epoch 1: n4 leaves.
     let e1 = root.join("epoch1.toml");
     let err = ok(&run(&[
         "committee",
         "propose",
         "--from",
         s(&genesis),
-        "--add",
-        s(&n4),
+        "--remove",
+        "n4",
         "--out",
         s(&e1),
     ]));
     assert!(
-        err.contains("epoch 1") && err.contains("added: n4"),
+        err.contains("epoch 1") && err.contains("removed: n4"),
         "{err}"
     );
     let o = run(&["committee", "check", "--json", s(&e1)]);
     let json: serde_json::Value = serde_json::from_slice(&ok_out(&o)).unwrap();
     assert_eq!(
         (json["epoch"].as_u64(), json["members"].as_u64()),
-        (Some(1), Some(5))
+        (Some(1), Some(4))
     );
-    assert_eq!(json["threshold"], 4);
+    assert_eq!(json["threshold"], 3);
     let g: serde_json::Value = serde_json::from_slice(&ok_out(&run(&[
         "committee",
         "check",
@@ -91,22 +90,35 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
     .unwrap();
     assert_eq!(json["previous"], g["committee_digest"]);
 
-    // Epoch 2: n1 leaves and n0 gets new keys; epoch 3: a rule and the toolchain.
-    let n0_new = keygen(root, "n0-new", 7210);
+    // Epoch 2: n0 gets a new BLS key (its identity stays); epoch 3: a rule and the toolchain.
+    let err = ok(&run(&["keygen", "--dir", s(&dirs[0]), "--rotate-bls"]));
+    assert!(err.contains("bls.next.key"), "{err}");
+    let next_member = dirs[0].join("member.next.toml");
     let e2 = root.join("epoch2.toml");
-    let rotate = format!("n0={}", s(&n0_new));
+    let rotate = format!("n0={}", s(&next_member));
     ok(&run(&[
         "committee",
         "propose",
         "--from",
         s(&e1),
-        "--remove",
-        "n1",
         "--rotate",
         &rotate,
         "--out",
         s(&e2),
     ]));
+    let before = std::fs::read_to_string(dirs[0].join("member.toml")).unwrap();
+    let after = std::fs::read_to_string(&next_member).unwrap();
+    let bls = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("bls_public_key"))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(bls(&before), bls(&after));
+    assert!(std::fs::read_to_string(&e2).unwrap().contains(&bls(&after)));
+    // A second rotation before the first is used is refused.
+    let err = one_line_error(&run(&["keygen", "--dir", s(&dirs[0]), "--rotate-bls"]));
+    assert!(err.contains("already exists"), "{err}");
     let e3 = root.join("epoch3.toml");
     ok(&run(&[
         "committee",
@@ -125,6 +137,8 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
     assert!(text.contains("toolchain = \"1.96.0\""));
 
     // Refusals: one line each, nothing written.
+    let n5 = keygen(root, "n5", 7205);
+    let other_identity = format!("n2={}", s(&n5));
     let out = root.join("never.toml");
     for (args, needle) in [
         (vec!["--remove", "nobody"], "no member named \"nobody\""),
@@ -132,7 +146,11 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
         (vec!["--remove", "n2", "--remove", "n3"], "fewer than 4"),
         (vec!["--threshold", "2"], "below the BFT quorum"),
         (vec!["--rotate", "n2"], "expected NAME=MEMBER"),
-        (vec!["--add", s(&dirs[2])], "have the same"),
+        (
+            vec!["--add", s(&n5)],
+            "adding a member is not supported yet",
+        ),
+        (vec!["--rotate", &other_identity], "another peer id"),
     ] {
         let mut a = vec!["committee", "propose", "--from", s(&e3), "--out", s(&out)];
         a.extend(args);
@@ -149,7 +167,6 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
         s(&genesis),
         "--remove",
         "n3",
-        "--force-small",
         "--out",
         s(&e1),
     ]));

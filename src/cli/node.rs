@@ -414,14 +414,30 @@ fn run_full(
                 // handoff checkpoint with this committee (the loop still runs), then start
                 // again as a member of the next one.
                 tracing::info!(epoch, handoff, "the committee changed; cosigning the handoff checkpoint");
-                let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
-                while !handle.has_checkpoint_at(handoff) && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                let start = tokio::time::Instant::now();
+                let mut told = start;
+                while !handle.has_checkpoint_at(handoff) && start.elapsed() < HANDOFF_WAIT {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => { handle.shutdown().await; return Ok(Restart::No); }
+                        _ = term.recv() => { handle.shutdown().await; return Ok(Restart::No); }
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    if told.elapsed() >= Duration::from_secs(30) {
+                        told = tokio::time::Instant::now();
+                        tracing::warn!(handoff, "still waiting for the handoff checkpoint's cosignatures");
+                    }
                 }
                 if !handle.has_checkpoint_at(handoff) {
                     tracing::warn!(handoff, "the handoff checkpoint was not cosigned in time; going on");
                 }
+                let member = handle.member_of_next_epoch();
                 handle.shutdown().await;
+                if !member {
+                    // Not an error: the group removed this member. A service manager should
+                    // not start it again.
+                    eprintln!("this node is not a member of the committee of epoch {epoch}: it was removed; stopping");
+                    return Ok(Restart::No);
+                }
                 return Ok(Restart::NextEpoch(epoch));
             }
         }
@@ -438,8 +454,10 @@ fn run_full(
 }
 
 /// Longest wait, once an epoch ended, for the handoff checkpoint to be cosigned before the
-/// node restarts into the next epoch anyway (the others cosign it without us).
-const HANDOFF_WAIT: Duration = Duration::from_secs(30);
+/// node restarts into the next epoch anyway. Every member waits for it (gossip republishes
+/// the partials), so it is assembled while `t` old members are up; the new epoch never
+/// signs that size.
+const HANDOFF_WAIT: Duration = Duration::from_secs(300);
 
 /// What the node's runtime ended with.
 enum Restart {
@@ -455,7 +473,8 @@ enum Restart {
 /// store's lock and the listening ports are free for the new image.
 fn restart_into(epoch: u64) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("cannot find this program to restart it")?;
+    // The running image, even if its file was replaced on disk since.
+    let exe = std::path::PathBuf::from("/proc/self/exe");
     tracing::info!(epoch, "restarting into the next epoch");
     let err = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))

@@ -102,6 +102,21 @@ fn next_committee(
     if let Some((name, _)) = edits.rotate.iter().find(|(n, _)| edits.remove.contains(n)) {
         bail!("member {name:?} is both removed and rotated");
     }
+    // Joining is not built: a node that is not a member cannot follow the log to its epoch.
+    if let Some(m) = edits.add.first() {
+        bail!(
+            "--add {:?}: adding a member is not supported yet (a new node cannot follow the log until its epoch)",
+            m.name
+        );
+    }
+    for (name, entry) in &edits.rotate {
+        let old = file.members.iter().find(|m| &m.name == name);
+        if old.is_some_and(|m| m.peer_id != entry.peer_id) {
+            bail!(
+                "--rotate {name}: the new entry has another peer id; only the BLS key rotates (make it with `keygen --dir DIR --rotate-bls`)"
+            );
+        }
+    }
     for (name, entry) in &edits.rotate {
         let slot = file
             .members
@@ -256,36 +271,28 @@ mod tests {
     }
 
     #[test]
-    fn a_member_joins_leaves_and_rotates_its_keys() {
-        let g = TestCommittee::new(4, 3);
+    fn a_member_leaves_and_one_rotates_its_bls_key() {
+        let g = TestCommittee::new(5, 3);
         let c = &g.committee;
-        // Join: a fifth member; the threshold follows the size (⌊2·5/3⌋+1 = 4).
-        let (joiner, _) = TestCommittee::newcomer(5, 0);
-        let add = Edits {
-            add: vec![joiner.clone()],
-            ..Edits::default()
-        };
-        let e1 = next_committee(c, &add, &no_rules()).unwrap();
-        assert_eq!((e1.epoch(), e1.len(), e1.threshold()), (1, 5, 4));
-        assert_eq!(e1.previous(), Some(c.digest()));
-        assert_eq!(e1.members()[4].name, joiner.name);
-        // Leave: back to four, threshold 3.
+        // Leave: four, threshold 3 (from ⌊2·5/3⌋+1 = 4).
         let leave = Edits {
             remove: vec!["m1".into()],
             ..Edits::default()
         };
-        let e2 = next_committee(&e1, &leave, &no_rules()).unwrap();
-        assert_eq!((e2.epoch(), e2.len(), e2.threshold()), (2, 4, 3));
+        let e2 = next_committee(c, &leave, &no_rules()).unwrap();
+        assert_eq!((e2.epoch(), e2.len(), e2.threshold()), (1, 4, 3));
+        assert_eq!(e2.previous(), Some(c.digest()));
         assert!(e2.members().iter().all(|m| m.name != "m1"));
-        // Rotate: m0 keeps its name and place, with new keys.
-        let (fresh, _) = TestCommittee::newcomer(6, 0);
+        // Rotate: m0 keeps its name, place and identity, with a new BLS key.
+        let (mut fresh, _) = TestCommittee::newcomer(6, 0);
+        fresh.peer_id = e2.members()[0].peer_id.clone();
         let rotate = Edits {
             rotate: vec![("m0".into(), fresh.clone())],
             ..Edits::default()
         };
         let e3 = next_committee(&e2, &rotate, &no_rules()).unwrap();
         assert_eq!(e3.members()[0].name, "m0");
-        assert_eq!(e3.members()[0].peer_id, fresh.peer_id);
+        assert_eq!(e3.members()[0].peer_id, e2.members()[0].peer_id);
         assert_ne!(
             e3.members()[0].bls_public_key,
             e2.members()[0].bls_public_key
@@ -316,6 +323,17 @@ mod tests {
             ..Edits::default()
         };
         assert!(refused(c, &unknown, &no_rules()).contains("no member named \"nobody\""));
+        // Joining and a new identity are not supported yet.
+        let join = Edits {
+            add: vec![TestCommittee::newcomer(5, 0).0],
+            ..Edits::default()
+        };
+        assert!(refused(c, &join, &no_rules()).contains("adding a member is not supported yet"));
+        let identity = Edits {
+            rotate: vec![("m0".into(), TestCommittee::newcomer(6, 0).0)],
+            ..Edits::default()
+        };
+        assert!(refused(c, &identity, &no_rules()).contains("another peer id"));
         let both = Edits {
             remove: vec!["m2".into()],
             rotate: vec![("m2".into(), TestCommittee::newcomer(7, 0).0)],
@@ -345,11 +363,11 @@ mod tests {
             ..Edits::default()
         };
         assert!(refused(c, &high, &no_rules()).contains("out of range"));
-        // A duplicate key: a joiner with an existing member's keys under another name.
+        // A duplicate key: m1's new BLS key is m0's.
         let mut twin = c.members()[0].to_entry();
-        twin.name = "twin".into();
+        twin.peer_id = c.members()[1].peer_id.clone();
         let dup = Edits {
-            add: vec![twin],
+            rotate: vec![("m1".into(), twin)],
             ..Edits::default()
         };
         assert!(refused(c, &dup, &no_rules()).contains("same"));

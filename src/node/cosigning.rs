@@ -73,6 +73,11 @@ impl Cosigning {
             self.help_late_cosigner(c.size, outbox);
             return Validation::Ignore;
         }
+        // Sizes up to this epoch's start (the handoff) are the previous committee's to sign:
+        // a late member's old cosignature must not make a checkpoint of them under our key.
+        if c.size <= self.shared.epoch_start {
+            return Validation::Ignore;
+        }
         let (committee, store) = (&self.shared.committee, &self.shared.store);
         match self.collector.add(committee, store, signer, &c) {
             Ok(cosign::Added::Verified) => {

@@ -41,6 +41,15 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
         return invalid(&format_args!("request {}: {e}", pinned.request.spec()));
     }
     if let Err(e) = shared.envelopes.verify(&msg, &shared.committee) {
+        // Signed for the previous epoch's committee: a member still handing over (or
+        // re-publishing) around the change, not a forger: ignored, not penalised.
+        if shared
+            .past
+            .last()
+            .is_some_and(|p| msg.verify(&p.committee).is_ok())
+        {
+            return Validation::Ignore;
+        }
         return invalid(&e);
     }
     // Commitments and reveals only for open rounds: a member cannot fill the pool with
@@ -60,6 +69,21 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
     // approval of the same member's, a change already scheduled) is ignored, not relayed.
     // The pool keeps one approval per member, its latest.
     if let Body::Approve { .. } = &msg.body {
+        // At most one check per member and second, whatever it sends.
+        {
+            let mut checks = shared
+                .approval_checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if checks
+                .get(&msg.signer)
+                .is_some_and(|at| now.duration_since(*at) < super::shared::APPROVAL_CHECK_SPACING)
+            {
+                return Validation::Ignore;
+            }
+            checks.insert(msg.signer, now);
+        }
         let view = shared.view();
         if let Err(why) = view.state.check(&msg, crate::clock::now_ms(), shared.env()) {
             tracing::debug!(signer = msg.signer, "approval not admitted: {why}");

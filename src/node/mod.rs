@@ -197,11 +197,9 @@ pub async fn start(
 ) -> Result<NodeHandle, NodeError> {
     let store = LogStore::open(&config.dir.join("log"))?;
     // The committee file is the genesis; the log says which epoch the group is in.
-    let mut past: Vec<Committee> = crate::log::stored_epochs(&config.committee, &store)?
-        .into_iter()
-        .map(|e| e.committee)
-        .collect();
-    let committee = past.pop().expect("the genesis at least");
+    let mut past = crate::log::stored_epochs(&config.committee, &store)?;
+    let current = past.pop().expect("the genesis at least");
+    let (committee, epoch_start) = (current.committee, current.start);
     let mut keys = crate::node_dir::load_keys(&config.dir)?;
     let peer = keys.identity.peer_id();
     let me = committee
@@ -209,7 +207,7 @@ pub async fn start(
         .ok_or(NodeError::NotMember(peer, committee.epoch()))?;
     // A rotated BLS key: the epoch names our next key; from now on it is our key.
     let wanted = &committee.members()[me].bls_public_key;
-    if *wanted != keys.bls.public_key() && crate::node_dir::promote_next_bls(&config.dir, wanted)? {
+    if crate::node_dir::promote_next_bls(&config.dir, wanted)? {
         tracing::info!(epoch = committee.epoch(), "moved to the next BLS key");
         keys = crate::node_dir::load_keys(&config.dir)?;
     }
@@ -220,7 +218,7 @@ pub async fn start(
     let (queue_tx, queue_rx) = watch::channel(BuildQueue::new(config.max_parallel_builds));
     let shared = Arc::new(
         shared
-            .with_past(past)
+            .with_past(past, epoch_start)
             .with_builds(queue_rx)
             .with_artifacts(config.artifacts.clone()),
     );
@@ -375,6 +373,19 @@ impl NodeHandle {
         let epochs = self.shared.store.epochs().ok()?;
         let &(epoch, index) = epochs.last()?;
         (epoch > current).then_some((epoch, index + 1))
+    }
+
+    /// Whether this node is a member of the committee the log's latest change entry names
+    /// (true when there is none, or it cannot be read: the restart then says why).
+    pub fn member_of_next_epoch(&self) -> bool {
+        let next = (|| {
+            let &(_, index) = self.shared.store.epochs().ok()?.last()?;
+            let bytes = self.shared.store.entry(index).ok()?;
+            let entry = synchronicity_verify::ChangeEntry::decode(&bytes).ok()?;
+            entry.verify(&self.shared.committee).ok()
+        })();
+        let me = self.net.local_peer_id().to_base58();
+        next.is_none_or(|c| c.index_of_peer_id(&me).is_some())
     }
 
     /// True when the store holds a cosigned checkpoint of exactly `size` (the handoff).

@@ -132,6 +132,11 @@ impl Outbox {
     /// Publishes again our messages not ordered after `age` (see `Mempool::own_due`).
     pub(crate) fn republish_own(&self, age: Duration) {
         let view = self.shared.view();
+        if view.state.epoch_ended() {
+            // Signed for a committee that decides nothing more: the next epoch's members
+            // would refuse them. Only cosignatures (of the handoff) still go out.
+            return;
+        }
         let due = self
             .shared
             .mempool
@@ -157,6 +162,12 @@ impl Outbox {
     /// our approval now: signs the approval statement with our BLS key, pools the message
     /// as ours (re-published until ordered) and gossips it. The epoch it proposes.
     pub(crate) fn approve(&self, text: String) -> Result<u64, String> {
+        if text.len() > crate::protocol::MAX_PROPOSAL_SIZE {
+            return Err(format!(
+                "the committee file is larger than {} bytes",
+                crate::protocol::MAX_PROPOSAL_SIZE
+            ));
+        }
         let c = &self.shared.committee;
         let next =
             synchronicity_verify::epoch::check_proposal(c, &text).map_err(|e| e.to_string())?;

@@ -27,6 +27,9 @@ use crate::protocol::{
 };
 use crate::request::BuildRequest;
 
+/// Least time between two checks of one member's gossiped approvals.
+pub(crate) const APPROVAL_CHECK_SPACING: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Counters for the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct NodeCounters {
@@ -165,9 +168,13 @@ pub struct Shared {
     pub counters: NodeCounters,
     /// The group.
     pub committee: Committee,
-    /// The committees of the log's earlier epochs, oldest first (their checkpoints, such as
-    /// the handoff a restart into this epoch finds last, are still this log's).
-    pub past: Vec<Committee>,
+    /// The log's earlier epochs, oldest first, with the sizes each committee signed (their
+    /// checkpoints, such as the handoff a restart into this epoch finds last, are still
+    /// this log's).
+    pub past: Vec<crate::log::StoredEpoch>,
+    /// The log size at which this epoch began (its handoff; 0 in the genesis epoch): the
+    /// current committee signs no checkpoint below it.
+    pub epoch_start: u64,
     /// Our committee position.
     pub me: u32,
     /// The log.
@@ -178,6 +185,10 @@ pub struct Shared {
     pub envelopes: EnvelopeCache,
     /// Messages waiting to be ordered (fed by gossip and by us, read by the proposer).
     pub(crate) mempool: MessagePool,
+    /// When each member's last gossiped approval was checked (at most one check per member
+    /// and [`APPROVAL_CHECK_SPACING`]: a check can cost a proposal's proofs of possession).
+    pub(crate) approval_checks:
+        std::sync::Mutex<std::collections::BTreeMap<u32, std::time::Instant>>,
     /// Set once when the node cannot go on (fail-stop): why.
     halt: watch::Sender<Option<String>>,
     /// The protocol state as of the last applied height (published by the consensus app).
@@ -215,11 +226,13 @@ impl Shared {
             counters: NodeCounters::default(),
             committee,
             past: Vec::new(),
+            epoch_start: 0,
             me,
             store,
             artifacts: None,
             envelopes,
             mempool: MessagePool::default(),
+            approval_checks: Default::default(),
             halt: watch::Sender::new(None),
             view: view_rx,
             builds,
@@ -232,9 +245,11 @@ impl Shared {
         Ok((shared, app))
     }
 
-    /// The same, knowing the committees of the log's earlier epochs (oldest first).
-    pub fn with_past(mut self, past: Vec<Committee>) -> Self {
+    /// The same, knowing the log's earlier epochs (oldest first) and the size at which this
+    /// one began.
+    pub fn with_past(mut self, past: Vec<crate::log::StoredEpoch>, epoch_start: u64) -> Self {
         self.past = past;
+        self.epoch_start = epoch_start;
         self
     }
 
@@ -342,19 +357,43 @@ impl Shared {
         }
     }
 
-    /// Verifies a checkpoint of this log: cosigned by the current committee or, for one
-    /// stored before this epoch began (the handoff), by an earlier epoch's.
+    /// Verifies a checkpoint of this log: cosigned by the current committee for a size from
+    /// this epoch's start on, or by an earlier epoch's committee for a size inside that
+    /// epoch (a retired committee's keys sign nothing beyond their handoff).
     pub fn verify_checkpoint(
         &self,
         note: &str,
     ) -> Result<CosignedCheckpoint, crate::log::CheckpointError> {
-        CosignedCheckpoint::verify(note, &self.committee).or_else(|e| {
-            self.past
+        let inside = |cp: &CosignedCheckpoint, start: u64, end: Option<u64>| {
+            let size = cp.checkpoint().size;
+            size >= start && end.is_none_or(|end| size <= end)
+        };
+        let outside = || {
+            crate::log::CheckpointError::Format(crate::log::FormatError::Checkpoint(
+                "signed by a committee outside its epoch's sizes",
+            ))
+        };
+        match CosignedCheckpoint::verify(note, &self.committee) {
+            Ok(cp) if inside(&cp, self.epoch_start, None) => Ok(cp),
+            Ok(_) => Err(outside()),
+            Err(e) => self
+                .past
                 .iter()
                 .rev()
-                .find_map(|c| CosignedCheckpoint::verify(note, c).ok())
-                .ok_or(e)
-        })
+                .find_map(|p| {
+                    CosignedCheckpoint::verify(note, &p.committee)
+                        .ok()
+                        .map(|cp| (cp, p))
+                })
+                .map(|(cp, p)| {
+                    if inside(&cp, p.start, p.end) {
+                        Ok(cp)
+                    } else {
+                        Err(outside())
+                    }
+                })
+                .unwrap_or(Err(e)),
+        }
     }
 }
 

@@ -10,10 +10,15 @@
 //! block ──► the change entry is appended at that height; the next height is epoch e+1's
 //! ```
 //!
-//! A member has at most one live approval: approving another proposal withdraws its
-//! approval of the first (so at most `n` proposals are held, however many a member sends).
-//! Two competing proposals for the same epoch: the first to reach `t` in the decided chain
-//! wins; every approval after that is refused.
+//! A member approves at most one proposal per epoch, and an approval is final (a withdrawn
+//! one could be replayed by any proposer: messages carry no nonce). So at most `n` proposals
+//! are held, however many a member sends. Two competing proposals for the same epoch: the
+//! first to reach `t` in the decided chain wins; every approval after that is refused.
+//!
+//! This version changes who the members ARE only by removing them: a proposal that names a
+//! peer id the current committee does not have is refused (joining needs a node that follows
+//! the log as a non-voter until its epoch, which is not built). Keys, the threshold, the
+//! rules and the toolchain may change.
 
 use std::collections::BTreeMap;
 
@@ -110,18 +115,16 @@ impl ChangeState {
             .keys()
             .get(signer as usize)
             .ok_or("signer is not a member")?;
-        let file = crate::crypto::sha256(text.as_bytes());
         if self
             .proposals
-            .get(&file)
-            .is_some_and(|p| p.approvals.contains_key(&signer))
+            .values()
+            .any(|p| p.approvals.contains_key(&signer))
         {
-            return Err("the member approved this proposal already");
+            return Err("the member approved a proposal of this epoch already");
         }
+        let file = crate::crypto::sha256(text.as_bytes());
         // Parsing and the proofs of possession: once per text and node (the cache).
-        let digest = checked
-            .next_digest(current, text, file)
-            .ok_or("the proposed committee is invalid or does not follow this one")?;
+        let digest = checked.next_digest(current, text, file)?;
         let sig = BlsSignature::from_bytes(signature).map_err(|_| "bad approval signature")?;
         let statement = synchronicity_verify::epoch::change_statement(
             current.origin(),
@@ -144,11 +147,6 @@ impl ChangeState {
     /// Records a judged approval ordered at `height`; schedules the change when its proposal
     /// reaches `threshold`.
     pub(crate) fn record(&mut self, a: Approval, height: u64, threshold: usize) {
-        // One live approval per member: withdraw any other.
-        for p in self.proposals.values_mut() {
-            p.approvals.remove(&a.signer);
-        }
-        self.proposals.retain(|_, p| !p.approvals.is_empty());
         let p = self.proposals.entry(a.file).or_insert_with(|| Proposal {
             text: a.text,
             approvals: BTreeMap::new(),
@@ -195,27 +193,46 @@ impl ChangeState {
 /// committee's digest. Bounded: the oldest are forgotten first (and checked again if seen).
 #[derive(Debug, Default)]
 pub struct ProposalCache {
-    inner: std::sync::Mutex<std::collections::VecDeque<((Digest, Digest), Digest)>>,
+    inner: std::sync::Mutex<std::collections::VecDeque<CheckedProposal>>,
 }
+
+/// (text hash, current digest) → the next digest, or why the proposal is refused.
+type CheckedProposal = ((Digest, Digest), Result<Digest, &'static str>);
 
 /// Proposals remembered.
 const MAX_CHECKED_PROPOSALS: usize = 64;
 
 impl ProposalCache {
     /// The digest of the committee `text` (whose SHA-256 is `file`) proposes after
-    /// `current`, if it is a valid successor.
-    fn next_digest(&self, current: &Committee, text: &str, file: Digest) -> Option<Digest> {
+    /// `current`, if it is a valid successor that adds no member (see the module doc).
+    fn next_digest(
+        &self,
+        current: &Committee,
+        text: &str,
+        file: Digest,
+    ) -> Result<Digest, &'static str> {
         let key = (file, current.digest());
         let lock = || self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, d)) = lock().iter().find(|(k, _)| *k == key) {
-            return Some(*d);
+            return *d;
         }
-        let digest = check_proposal(current, text).ok()?.digest();
+        let verdict = match check_proposal(current, text) {
+            Err(_) => Err("the proposed committee is invalid or does not follow this one"),
+            Ok(next)
+                if next
+                    .members()
+                    .iter()
+                    .any(|m| current.index_of_peer_id(&m.peer_id).is_none()) =>
+            {
+                Err("the proposed committee adds a member: joining is not supported yet")
+            }
+            Ok(next) => Ok(next.digest()),
+        };
         let mut seen = lock();
-        seen.push_back((key, digest));
+        seen.push_back((key, verdict));
         while seen.len() > MAX_CHECKED_PROPOSALS {
             seen.pop_front();
         }
-        Some(digest)
+        verdict
     }
 }
