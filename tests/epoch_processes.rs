@@ -180,6 +180,36 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     assert_eq!(std::fs::read_to_string(&fetched).unwrap(), forged);
     std::fs::write(&fetched, &text).unwrap();
 
+    // The light client with the chain: a proof of an epoch-0 entry under the current
+    // (epoch 2) checkpoint is fetched and verified; with the genesis alone it is refused.
+    let light_proof = root.join("light-before.tlog-proof");
+    let proof_cmd = |chain: Option<&Path>| {
+        let mut cmd = bin();
+        cmd.args(["proof", "before@1.0.0", "--peer", &c.peer(1)])
+            .args(["--trust", s(&c.committee_file), "--out", s(&light_proof)]);
+        if let Some(ch) = chain {
+            cmd.args(["--chain", s(ch)]);
+        }
+        cmd.output().unwrap()
+    };
+    assert!(!proof_cmd(None).status.success());
+    assert!(!light_proof.exists());
+    ok(&proof_cmd(Some(&fetched)));
+    ok(&bin()
+        .args(["verify", s(&light_proof), "--trust", s(&c.committee_file)])
+        .args(["--chain", s(&fetched), "--crate", "before@1.0.0"])
+        .output()
+        .unwrap());
+    // `checkpoint` with the chain: the current checkpoint, cosigned by epoch 2.
+    let state = root.join("checkpoint.note");
+    ok(&bin()
+        .args(["checkpoint", "--peer", &c.peer(0)])
+        .args(["--trust", s(&c.committee_file), "--chain", s(&fetched)])
+        .args(["--state", s(&state)])
+        .output()
+        .unwrap());
+    assert!(state.exists());
+
     for i in 0..4 {
         c.stop(i);
     }

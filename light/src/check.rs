@@ -6,7 +6,8 @@
 
 use synchronicity_verify::tlog::{CosignedCheckpoint, Hash, merkle};
 use synchronicity_verify::{
-    BatchVerifier, Committee, Expected, Verdict, VerifiedRecord, sha256, verify_proof,
+    BatchVerifier, Committee, CommitteeChain, Expected, Verdict, VerifiedRecord, sha256,
+    verify_proof_in_chain,
 };
 
 use crate::default_variant::{self, Lockfile};
@@ -94,10 +95,14 @@ impl CheckedProof {
 /// for a default-variant query the variant's settings.
 pub fn check_proof(
     text: String,
-    committee: &Committee,
+    chain: &CommitteeChain,
     query: &ProofQuery,
 ) -> Result<CheckedProof, PeerError> {
-    let record = verify_proof(&text, committee, &query.expected)?;
+    let record = verify_proof_in_chain(&text, chain, &query.expected)?;
+    // The entry's epoch is in the chain: the record was verified against it.
+    let committee = chain
+        .committee(record.entry_epoch())
+        .unwrap_or_else(|| chain.latest());
     record.check_attestation(committee)?;
     let lockfile = if query.default_variant {
         default_variant::check(&record.entry().request, committee)?

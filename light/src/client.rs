@@ -10,7 +10,7 @@ use synchronicity_net::{
     Keypair, MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind,
 };
 use synchronicity_verify::tlog::{CosignedCheckpoint, Hash, merkle};
-use synchronicity_verify::{BatchVerifier, Committee, Manifest, Verdict};
+use synchronicity_verify::{BatchVerifier, Committee, CommitteeChain, Manifest, Verdict};
 
 use crate::check::{self, CheckedProof, Download, ProofQuery, Standing};
 use crate::config::NoticeSink;
@@ -24,7 +24,10 @@ use crate::{
 /// A light client: its own throwaway libp2p identity, the light protocol only.
 pub struct Client {
     net: NetworkHandle,
+    /// The latest committee the client trusts (the genesis, or a chain's latest).
     committee: Committee,
+    /// What the client verifies with: its chain, or the one committee it was given.
+    chain: CommitteeChain,
     members: Vec<MemberAddr>,
     peers: Vec<Multiaddr>,
     notices: Option<NoticeSink>,
@@ -78,6 +81,9 @@ impl Client {
         .map_err(LightError::Start)?;
         Ok(Self {
             net,
+            chain: config
+                .chain
+                .unwrap_or_else(|| CommitteeChain::single(config.committee.clone())),
             committee: config.committee,
             members,
             peers: config.peers,
@@ -150,7 +156,7 @@ impl Client {
         let mut unreproduced: Option<CheckedProof> = None;
         for addr in &self.peers {
             let answer = match self.ask(addr, &req).await {
-                Ok(LightResponse::Proof(text)) => check::check_proof(text, &self.committee, query),
+                Ok(LightResponse::Proof(text)) => check::check_proof(text, &self.chain, query),
                 Ok(other) => Err(check::unexpected(other)),
                 Err(e) => Err(e),
             };
@@ -313,7 +319,7 @@ impl Client {
             LightResponse::Checkpoint { note, proof } => (note, proof),
             other => return Err(check::unexpected(other)),
         };
-        let checkpoint = CosignedCheckpoint::verify(&note, &self.committee)?;
+        let (checkpoint, _) = self.chain.verify_checkpoint(&note)?;
         accept(&checkpoint).map_err(PeerError::Policy)?;
         Ok((checkpoint, check::proof_hashes(&proof)?))
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use synchronicity_net::Multiaddr;
-use synchronicity_verify::Committee;
+use synchronicity_verify::{Committee, CommitteeChain};
 
 use crate::Notice;
 
@@ -15,6 +15,7 @@ pub(crate) type NoticeSink = Arc<dyn Fn(&Notice) + Send + Sync>;
 #[derive(Clone)]
 pub struct ClientConfig {
     pub(crate) committee: Committee,
+    pub(crate) chain: Option<CommitteeChain>,
     pub(crate) peers: Vec<Multiaddr>,
     pub(crate) request_timeout: Duration,
     pub(crate) notices: Option<NoticeSink>,
@@ -37,10 +38,20 @@ impl ClientConfig {
     pub fn new(committee: Committee, peers: Vec<Multiaddr>) -> Self {
         Self {
             committee,
+            chain: None,
             peers,
             request_timeout: Duration::from_secs(10),
             notices: None,
         }
+    }
+
+    /// Trust the committee chain `chain` (verified from the genesis `committee`, e.g. by
+    /// `committee chain`): proofs and checkpoints of any epoch it holds are accepted, each
+    /// signed within its epoch's sizes, and the latest committee is asked.
+    pub fn with_chain(mut self, chain: CommitteeChain) -> Self {
+        self.committee = chain.latest().clone();
+        self.chain = Some(chain);
+        self
     }
 
     /// How long one request may take. Default: 10 s.

@@ -41,6 +41,9 @@ pub enum PeerError {
     /// The checkpoint lacks a valid threshold signature of the committee.
     #[error("faulty peer: its checkpoint does not verify: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// The checkpoint is not one the committee chain accepts.
+    #[error("faulty peer: {0}")]
+    Chain(#[from] synchronicity_verify::ChainError),
     /// The caller's extra policy (e.g. witness cosignatures) refuses the checkpoint.
     #[error("the checkpoint does not meet the witness policy: {0}")]
     Policy(String),

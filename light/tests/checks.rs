@@ -13,7 +13,12 @@ use synchronicity_light::{
 };
 use synchronicity_verify::test_committee::TestCommittee;
 use synchronicity_verify::tlog::ProofFile;
-use synchronicity_verify::{Verdict, VerifyError, sha256};
+use synchronicity_verify::{CommitteeChain, Verdict, VerifyError, sha256};
+
+/// The client's trust: one committee, as a chain of it alone.
+fn chain(tc: &TestCommittee) -> CommitteeChain {
+    CommitteeChain::single(tc.committee.clone())
+}
 
 #[test]
 fn a_proof_that_verifies_and_is_the_default_variant_is_accepted() {
@@ -21,7 +26,7 @@ fn a_proof_that_verifies_and_is_the_default_variant_is_accepted() {
     let log = Log::new(&tc);
     let p = check::check_proof(
         log.proof(&tc, 0),
-        &tc.committee,
+        &chain(&tc),
         &ProofQuery::default_variant("itoa", "1.0.15"),
     )
     .unwrap();
@@ -34,7 +39,7 @@ fn a_proof_that_verifies_and_is_the_default_variant_is_accepted() {
     other.features = vec!["serde".into()];
     let p = check::check_proof(
         log.proof(&tc, 1),
-        &tc.committee,
+        &chain(&tc),
         &ProofQuery::request(other.id()),
     )
     .unwrap();
@@ -50,7 +55,7 @@ fn a_wrong_proof_is_refused() {
     // About another crate.
     let err = check::check_proof(
         log.proof(&tc, 0),
-        &tc.committee,
+        &chain(&tc),
         &ProofQuery::default_variant("serde", "1.0.15"),
     )
     .unwrap_err();
@@ -66,7 +71,7 @@ fn a_wrong_proof_is_refused() {
     );
 
     // Another variant than the default one, though it verifies.
-    let err = check::check_proof(log.proof(&tc, 1), &tc.committee, &itoa).unwrap_err();
+    let err = check::check_proof(log.proof(&tc, 1), &chain(&tc), &itoa).unwrap_err();
     assert_eq!(
         err.to_string(),
         "faulty peer: answered with a non-default variant (features=serde) of itoa@1.0.15"
@@ -74,7 +79,7 @@ fn a_wrong_proof_is_refused() {
 
     // Cosigned by another committee.
     let other = TestCommittee::new(4, 99);
-    let err = check::check_proof(log.proof(&other, 0), &tc.committee, &itoa).unwrap_err();
+    let err = check::check_proof(log.proof(&other, 0), &chain(&tc), &itoa).unwrap_err();
     assert!(matches!(err, PeerError::Proof(_)), "{err}");
 
     // The other entry under the first one's index and path: the inclusion proof fails.
@@ -85,7 +90,7 @@ fn a_wrong_proof_is_refused() {
         checkpoint: log.checkpoint(&tc, 2).note().to_string(),
     }
     .format();
-    let err = check::check_proof(forged, &tc.committee, &itoa).unwrap_err();
+    let err = check::check_proof(forged, &chain(&tc), &itoa).unwrap_err();
     assert!(
         matches!(err, PeerError::Proof(VerifyError::Inclusion(_))),
         "{err}"

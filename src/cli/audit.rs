@@ -221,17 +221,27 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
     let setup = if args.offline {
         let committee = match &args.peers.trust {
             Some(t) => super::load_committee(t)?,
-            None => ClientSetup::load(None, &[])?.committee,
+            None => ClientSetup::load(None, None, &[])?.committee,
         };
         ClientSetup {
             committee,
+            chain: None,
             peers: Vec::new(),
         }
     } else {
-        ClientSetup::load(args.peers.trust.as_deref(), &args.peers.peer)?
+        ClientSetup::load(
+            args.peers.trust.as_deref(),
+            args.peers.chain.as_deref(),
+            &args.peers.peer,
+        )?
     };
     let cache = cache_dir(&args);
-    let mut verifier = BatchVerifier::new(&setup.committee);
+    // With a chain, the latest committee's checkpoints (entries of its epoch).
+    let latest = setup
+        .chain
+        .as_ref()
+        .map_or(setup.committee.trust_root(), |c| c.latest());
+    let mut verifier = BatchVerifier::new(latest);
     let mut records: Vec<Option<VerifiedRecord>> = vec![None; pkgs.len()];
     let cached_path = |p: &Package| {
         cache

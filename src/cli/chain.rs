@@ -34,7 +34,7 @@ pub struct ChainArgs {
 const MAX_ROUNDS: usize = 1000;
 
 pub(super) fn chain(args: ChainArgs) -> anyhow::Result<()> {
-    let setup = ClientSetup::load(args.trust.as_deref(), &args.peer)?;
+    let setup = ClientSetup::load(args.trust.as_deref(), None, &args.peer)?;
     let genesis = setup.committee.trust_root().clone();
     let mut chain = if args.out.exists() {
         let meta = std::fs::metadata(&args.out).with_context(|| args.out.display().to_string())?;

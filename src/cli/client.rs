@@ -21,8 +21,11 @@ use crate::committee::Committee;
 /// Starts a light client trusting `setup`'s committee and asking its peers in order; what
 /// it notices (a faulty peer skipped, a download restarted) goes to stderr, one line each.
 pub(super) async fn start(setup: &ClientSetup) -> anyhow::Result<Client> {
-    let config = ClientConfig::new(setup.committee.trust_root().clone(), setup.peers.clone())
+    let mut config = ClientConfig::new(setup.committee.trust_root().clone(), setup.peers.clone())
         .with_notices(print_notice);
+    if let Some(chain) = &setup.chain {
+        config = config.with_chain(chain.clone());
+    }
     Ok(Client::start(config).await?)
 }
 
@@ -44,6 +47,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[serde(deny_unknown_fields)]
 struct ClientFile {
     trust: Option<PathBuf>,
+    chain: Option<PathBuf>,
     #[serde(default)]
     peers: Vec<String>,
 }
@@ -52,7 +56,25 @@ struct ClientFile {
 #[derive(Debug)]
 pub(super) struct ClientSetup {
     pub(super) committee: Committee,
+    /// The committee chain from `committee` (the genesis), when one is given.
+    pub(super) chain: Option<crate::verify::CommitteeChain>,
     pub(super) peers: Vec<Multiaddr>,
+}
+
+/// The committee chain in `path`, verified from `genesis` (one line naming the file if not).
+pub(super) fn read_chain(
+    genesis: &Committee,
+    path: &Path,
+) -> anyhow::Result<crate::verify::CommitteeChain> {
+    let max = crate::verify::epoch::MAX_CHAIN_FILE_SIZE as u64;
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if meta.len() > max {
+        bail!("{}: larger than {max} bytes", path.display());
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    crate::verify::CommitteeChain::verify(genesis.trust_root().clone(), &text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn config_path() -> Option<PathBuf> {
@@ -63,8 +85,13 @@ fn config_path() -> Option<PathBuf> {
 }
 
 impl ClientSetup {
-    /// From `--trust` / `--peer` (each overrides the config's), else the config file.
-    pub(super) fn load(trust: Option<&Path>, peers: &[Multiaddr]) -> anyhow::Result<Self> {
+    /// From `--trust` / `--chain` / `--peer` (each overrides the config's), else the config
+    /// file.
+    pub(super) fn load(
+        trust: Option<&Path>,
+        chain: Option<&Path>,
+        peers: &[Multiaddr],
+    ) -> anyhow::Result<Self> {
         let path = config_path();
         let file: ClientFile = match &path {
             Some(p) if p.is_file() => {
@@ -88,6 +115,14 @@ impl ClientSetup {
             }
         };
         let committee = super::load_committee(&trust)?;
+        let chain = match (chain, &file.chain) {
+            (Some(c), _) => Some(read_chain(&committee, c)?),
+            // The config's chain only with the config's trust root.
+            (None, Some(c)) if file.trust.as_deref() == Some(trust.as_path()) => {
+                Some(read_chain(&committee, c)?)
+            }
+            _ => None,
+        };
         let peers = if peers.is_empty() {
             file.peers
                 .iter()
@@ -102,6 +137,10 @@ impl ClientSetup {
         if peers.is_empty() {
             bail!("no member to ask: pass --peer ADDR or set peers in {shown}");
         }
-        Ok(Self { committee, peers })
+        Ok(Self {
+            committee,
+            chain,
+            peers,
+        })
     }
 }

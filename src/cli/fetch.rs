@@ -27,6 +27,10 @@ pub struct PeerArgs {
     /// The committee file to trust [default: the client config's].
     #[arg(long)]
     pub trust: Option<PathBuf>,
+    /// The committee chain from that genesis (`committee chain` writes it) [default: the
+    /// client config's `chain`]: proofs cosigned in any epoch it holds are accepted.
+    #[arg(long, value_name = "FILE")]
+    pub chain: Option<PathBuf>,
     /// Give up downloading artifacts after SECS in all (every peer, every retry).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub timeout: u64,
@@ -136,7 +140,11 @@ fn split_spec(spec: &str) -> anyhow::Result<(&str, &str)> {
 
 /// `fetch`.
 pub(super) fn fetch(args: FetchArgs) -> anyhow::Result<()> {
-    let setup = ClientSetup::load(args.peers.trust.as_deref(), &args.peers.peer)?;
+    let setup = ClientSetup::load(
+        args.peers.trust.as_deref(),
+        args.peers.chain.as_deref(),
+        &args.peers.peer,
+    )?;
     let (name, version) = split_spec(&args.spec)?;
     let deadline = args.peers.deadline();
     runtime()?.block_on(async {

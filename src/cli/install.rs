@@ -109,7 +109,11 @@ fn write_executable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// `install`.
 pub(super) fn install(args: InstallArgs) -> anyhow::Result<()> {
-    let setup = ClientSetup::load(args.peers.trust.as_deref(), &args.peers.peer)?;
+    let setup = ClientSetup::load(
+        args.peers.trust.as_deref(),
+        args.peers.chain.as_deref(),
+        &args.peers.peer,
+    )?;
     let (name, version) = match args.spec.split_once('@') {
         Some((n, v)) if !n.is_empty() && !v.is_empty() => (n.to_string(), v.to_string()),
         Some(_) => bail!("{:?}: expected CRATE or CRATE@VERSION", args.spec),

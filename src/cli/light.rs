@@ -30,6 +30,10 @@ pub struct ProofArgs {
     /// The committee file to trust.
     #[arg(long)]
     trust: PathBuf,
+    /// The committee chain from that genesis (`committee chain` writes it): a proof
+    /// cosigned in any epoch it holds is accepted.
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
     /// Where to write the verified proof [default: CRATE-VERSION.tlog-proof].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -55,6 +59,10 @@ pub struct CheckpointArgs {
     /// The committee file to trust.
     #[arg(long)]
     trust: PathBuf,
+    /// The committee chain from that genesis: a checkpoint of any epoch it holds is
+    /// accepted, each within its epoch's sizes.
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
     /// Remembers the last verified checkpoint; the next one must be consistent with it.
     #[arg(long)]
     state: Option<PathBuf>,
@@ -105,8 +113,15 @@ fn query(spec: &str, source_sha256: Option<&str>) -> anyhow::Result<ProofQuery> 
 /// Another verdict is written only with `--allow-unreproduced` (the exit status is
 /// non-zero without it).
 pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
+    let committee = super::load_committee(&args.trust)?;
+    let chain = args
+        .chain
+        .as_deref()
+        .map(|c| super::client::read_chain(&committee, c))
+        .transpose()?;
     let setup = ClientSetup {
-        committee: super::load_committee(&args.trust)?,
+        committee,
+        chain,
         peers: args.peer.clone(),
     };
     let query = query(&args.spec, args.source_sha256.as_deref())?;
@@ -200,12 +215,18 @@ fn split_view(state: &Path, split: &SplitView) -> anyhow::Error {
 /// reachable member can prove consistent with the remembered one.
 pub(super) fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     let committee = super::load_committee(&args.trust)?;
+    let chain = match &args.chain {
+        Some(c) => super::client::read_chain(&committee, c)?,
+        None => crate::verify::CommitteeChain::single(committee.trust_root().clone()),
+    };
     let old = match &args.state {
         Some(p) if p.exists() => {
             let note =
                 std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             Some(
-                CosignedCheckpoint::verify(&note, &committee)
+                chain
+                    .verify_checkpoint(&note)
+                    .map(|(cp, _)| cp)
                     .with_context(|| format!("{}: remembered checkpoint", p.display()))?,
             )
         }
@@ -221,6 +242,7 @@ pub(super) fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     };
     let setup = ClientSetup {
         committee,
+        chain: args.chain.is_some().then_some(chain),
         peers: args.peer.clone(),
     };
     let outcome = runtime()?.block_on(async {
