@@ -97,6 +97,13 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     c.decided_on(&[0, 1, 2, 3, 4], "before@1.0.0", 60).await;
     let genesis: Committee = (*c.tc.committee).clone();
     let root = c.root.path().to_path_buf();
+    // A user's proof from epoch 0, kept (refreshed after the changes, below).
+    let old_proof = root.join("old-before.tlog-proof");
+    ok(&bin()
+        .args(["proof", "before@1.0.0", "--peer", &c.peer(0)])
+        .args(["--trust", s(&c.committee_file), "--out", s(&old_proof)])
+        .output()
+        .unwrap());
 
     // Epoch 1: a longer reveal window; a round is open while 4 of 5 approve.
     let e1 = root.join("epoch1.toml");
@@ -197,6 +204,23 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     ok(&proof_cmd(Some(&fetched)));
     ok(&bin()
         .args(["verify", s(&light_proof), "--trust", s(&c.committee_file)])
+        .args(["--chain", s(&fetched), "--crate", "before@1.0.0"])
+        .output()
+        .unwrap());
+    // The epoch-0 proof re-proven under the current checkpoint (same entry, same index).
+    let refreshed = root.join("refreshed-before.tlog-proof");
+    let err = ok(&bin()
+        .args(["proof", "--refresh", s(&old_proof), "--peer", &c.peer(3)])
+        .args(["--trust", s(&c.committee_file), "--chain", s(&fetched)])
+        .args(["--out", s(&refreshed)])
+        .output()
+        .unwrap());
+    assert!(
+        err.contains("(epoch 2; was") && err.contains("epoch 0)"),
+        "{err}"
+    );
+    ok(&bin()
+        .args(["verify", s(&refreshed), "--trust", s(&c.committee_file)])
         .args(["--chain", s(&fetched), "--crate", "before@1.0.0"])
         .output()
         .unwrap());

@@ -236,12 +236,11 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
         )?
     };
     let cache = cache_dir(&args);
-    // With a chain, the latest committee's checkpoints (entries of its epoch).
-    let latest = setup
-        .chain
-        .as_ref()
-        .map_or(setup.committee.trust_root(), |c| c.latest());
-    let mut verifier = BatchVerifier::new(latest);
+    // With a chain, proofs cosigned in any of its epochs.
+    let mut verifier = match &setup.chain {
+        Some(chain) => BatchVerifier::in_chain(chain),
+        None => BatchVerifier::new(setup.committee.trust_root()),
+    };
     let mut records: Vec<Option<VerifiedRecord>> = vec![None; pkgs.len()];
     let cached_path = |p: &Package| {
         cache

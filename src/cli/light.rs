@@ -23,7 +23,13 @@ use crate::protocol::Verdict;
 pub struct ProofArgs {
     /// CRATE@VERSION (its default variant: default features, lib and bins, the committee's
     /// target, the lockfile shipped in the .crate where it ships one) or a request id.
-    spec: String,
+    #[arg(required_unless_present = "refresh")]
+    spec: Option<String>,
+    /// Re-prove the entry of this (verified) proof file under the latest checkpoint: the
+    /// same entry at the same index, cosigned by the current committee (with --chain, an
+    /// old epoch's proof moves to the current one). Written over it unless --out.
+    #[arg(long, value_name = "OLD", conflicts_with_all = ["spec", "with_inputs", "source_sha256"])]
+    refresh: Option<PathBuf>,
     /// A member's address with its peer id (/ip4/…/tcp/…/p2p/…); several are tried in order.
     #[arg(long, required = true)]
     peer: Vec<Multiaddr>,
@@ -124,8 +130,12 @@ pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
         chain,
         peers: args.peer.clone(),
     };
-    let query = query(&args.spec, args.source_sha256.as_deref())?;
-    let (out, lock_out, manifest_out) = output_paths(&args.spec, args.out.clone());
+    if let Some(old) = &args.refresh {
+        return refresh(old, args.out.as_deref(), &setup);
+    }
+    let spec = args.spec.clone().unwrap_or_default();
+    let query = query(&spec, args.source_sha256.as_deref())?;
+    let (out, lock_out, manifest_out) = output_paths(&spec, args.out.clone());
     let (mut files, record) = runtime()?.block_on(async {
         let client = start(&setup).await?;
         let result = async {
@@ -167,6 +177,69 @@ pub(super) fn proof(args: ProofArgs) -> anyhow::Result<()> {
             record.entry().verdict
         );
     }
+    Ok(())
+}
+
+/// `proof --refresh OLD`: OLD verified offline (with the chain, if given), then the same
+/// entry's proof under the latest checkpoint from the members, which must be the same leaf
+/// at the same index under a checkpoint at least as large; written atomically.
+fn refresh(old: &Path, out: Option<&Path>, setup: &ClientSetup) -> anyhow::Result<()> {
+    use crate::verify::tlog::{MAX_PROOF_FILE_SIZE, ProofFile};
+    use crate::verify::{CommitteeChain, Expected, LogEntry, verify_proof_in_chain};
+    let meta = std::fs::metadata(old).with_context(|| old.display().to_string())?;
+    if meta.len() > MAX_PROOF_FILE_SIZE as u64 {
+        anyhow::bail!("{}: larger than {MAX_PROOF_FILE_SIZE} bytes", old.display());
+    }
+    let text = std::fs::read_to_string(old).with_context(|| old.display().to_string())?;
+    let id = ProofFile::parse(&text)
+        .ok()
+        .and_then(|pf| pf.extra)
+        .and_then(|e| LogEntry::decode(&e).ok())
+        .map(|e| e.request.id())
+        .ok_or_else(|| anyhow::anyhow!("{}: not a proof of a build entry", old.display()))?;
+    let single;
+    let chain = match &setup.chain {
+        Some(c) => c,
+        None => {
+            single = CommitteeChain::single(setup.committee.trust_root().clone());
+            &single
+        }
+    };
+    let before = verify_proof_in_chain(&text, chain, &Expected::request_id(id))
+        .with_context(|| format!("{}: rejected", old.display()))?;
+    let fresh = runtime()?.block_on(async {
+        let client = start(setup).await?;
+        let result = client.proof(&ProofQuery::request(id)).await;
+        client.shutdown().await;
+        anyhow::Ok(result?)
+    })?;
+    let after = fresh.record();
+    let (old_size, new_size) = (
+        before.checkpoint().checkpoint().size,
+        after.checkpoint().checkpoint().size,
+    );
+    if after.index() != before.index() || after.leaf_hash() != before.leaf_hash() {
+        anyhow::bail!(
+            "the members' proof of request {} is for entry {}, not entry {} of {}: another history",
+            hex::encode(id),
+            after.index(),
+            before.index(),
+            old.display()
+        );
+    }
+    if new_size < old_size {
+        anyhow::bail!(
+            "the members' checkpoint ({new_size}) is older than the proof's ({old_size})"
+        );
+    }
+    let (old_epoch, new_epoch) = (before.checkpoint_epoch(), after.checkpoint_epoch());
+    let path = out.unwrap_or(old);
+    write_atomic(path, fresh.text().as_bytes())?;
+    eprintln!(
+        "{}: entry {} re-proven under the checkpoint of size {new_size} (epoch {new_epoch}; was {old_size}, epoch {old_epoch})",
+        path.display(),
+        before.index()
+    );
     Ok(())
 }
 

@@ -269,10 +269,10 @@ impl<'c> Trust<'c> {
 /// Verifies many proofs against one committee, checking the BLS signature of each DISTINCT
 /// checkpoint once (proofs fetched together share one): auditing a 300-package lockfile
 /// costs one pairing check, not 300. Each proof is otherwise checked exactly as by
-/// [`verify_proof`].
+/// [`verify_proof`] (or [`verify_proof_in_chain`], made with [`BatchVerifier::in_chain`]).
 #[derive(Debug)]
 pub struct BatchVerifier<'c> {
-    committee: &'c Committee,
+    trust: Trust<'c>,
     /// The checkpoint bodies whose signature verified (bounded: one per distinct note).
     verified: std::collections::BTreeSet<String>,
 }
@@ -281,7 +281,15 @@ impl<'c> BatchVerifier<'c> {
     /// A verifier for `committee`.
     pub fn new(committee: &'c Committee) -> Self {
         Self {
-            committee,
+            trust: Trust::Committee(committee),
+            verified: Default::default(),
+        }
+    }
+
+    /// A verifier for proofs cosigned in any epoch of `chain` (as [`verify_proof_in_chain`]).
+    pub fn in_chain(chain: &'c CommitteeChain) -> Self {
+        Self {
+            trust: Trust::Chain(chain),
             verified: Default::default(),
         }
     }
@@ -292,12 +300,7 @@ impl<'c> BatchVerifier<'c> {
         proof_text: &str,
         expected: &Expected,
     ) -> Result<VerifiedRecord, VerifyError> {
-        verify_one(
-            proof_text,
-            Trust::Committee(self.committee),
-            expected,
-            Some(&mut self.verified),
-        )
+        verify_one(proof_text, self.trust, expected, Some(&mut self.verified))
     }
 
     /// How many distinct checkpoints were verified.

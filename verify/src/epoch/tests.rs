@@ -58,6 +58,24 @@ fn a_log_lives_through_four_changes_verified_from_the_genesis_alone() {
         r.check_attestation(chain.committee(r.entry_epoch()).unwrap())
             .unwrap();
     }
+    // An auditor's batch: every epoch's build under the one current checkpoint, its
+    // signature checked once.
+    let mut batch = crate::proof::BatchVerifier::in_chain(&chain);
+    for (epoch, &index) in h.builds.iter().enumerate() {
+        let name = if epoch == 0 {
+            "genesis-crate".to_string()
+        } else {
+            format!("crate-of-epoch-{epoch}")
+        };
+        let r = batch
+            .verify(
+                &h.log.proof(index, &h.epochs[4]),
+                &Expected::crate_version(&name, "1.0.0"),
+            )
+            .unwrap();
+        assert_eq!(r.entry_epoch(), epoch as u64);
+    }
+    assert_eq!(batch.checkpoints_verified(), 1);
     // ... and under the handoff checkpoint its own epoch cosigned back then.
     let first = &h.links[0];
     let handoff = ProofFile::parse(&first.proof).unwrap().checkpoint;
