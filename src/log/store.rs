@@ -602,6 +602,12 @@ impl LogStore {
             .map(|(_, v)| v.value().to_string()))
     }
 
+    /// True when a cosigned checkpoint of exactly `size` is stored (a read error counts as
+    /// none: the caller then cosigns or waits again).
+    pub fn has_checkpoint_at(&self, size: u64) -> bool {
+        self.checkpoint_at(size).ok().flatten().is_some()
+    }
+
     /// The cosigned checkpoint stored for exactly `size`.
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;

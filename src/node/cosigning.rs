@@ -119,12 +119,7 @@ impl Cosigning {
 
     /// Whether we hold a cosigned checkpoint of `size`.
     fn covered(&self, size: u64) -> bool {
-        self.shared
-            .store
-            .checkpoint_at(size)
-            .ok()
-            .flatten()
-            .is_some()
+        self.shared.store.has_checkpoint_at(size)
     }
 
     /// Stores a checkpoint once t cosignatures are in; a failed write halts the node.

@@ -390,12 +390,7 @@ impl NodeHandle {
 
     /// True when the store holds a cosigned checkpoint of exactly `size` (the handoff).
     pub fn has_checkpoint_at(&self, size: u64) -> bool {
-        self.shared
-            .store
-            .checkpoint_at(size)
-            .ok()
-            .flatten()
-            .is_some()
+        self.shared.store.has_checkpoint_at(size)
     }
 
     /// Last applied height.
