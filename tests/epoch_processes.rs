@@ -1,10 +1,12 @@
 //! Committee changes with real member processes: members approve the next committee file
 //! through their control sockets (`committee approve`), the change is decided, every member
 //! restarts itself into the new epoch at the same height, and the group goes on deciding.
-//! Epoch 1 changes a rule; epoch 2 rotates one member's BLS key (`keygen --rotate-bls`) and
-//! removes another (which stops with one line). Every log holds the change entries, the
-//! roots agree, `log fsck` checks each checkpoint against its epoch's committee, and proofs
-//! of entries from every epoch verify with the genesis and the chain (`verify --chain`).
+//! Epoch 1 adds a fifth builder, which started from the genesis file with `--join` and
+//! followed the log as a non-voter, under load; epoch 2 removes an original member (which
+//! stops with one line); epoch 3 rotates one member's BLS key (`keygen --rotate-bls`);
+//! epoch 4 changes a rule. Every log holds the change entries, the roots agree, `log fsck`
+//! checks each checkpoint against its epoch's committee, and proofs of entries from every
+//! epoch verify with the genesis and the chain (`verify --chain`, `proof --refresh`).
 
 mod support;
 
@@ -15,6 +17,8 @@ use support::Cluster;
 use support::cli::{bin, ok};
 use support::rules::short_rounds;
 use synchronicity::log::LogStore;
+use synchronicity::node::control::{self, ControlRequest};
+use synchronicity::testing::free_loopback_ports;
 use synchronicity_verify::Committee;
 use synchronicity_verify::epoch::{ChainFile, ChainLink, ChangeEntry};
 use synchronicity_verify::tlog::CosignedCheckpoint;
@@ -88,81 +92,164 @@ fn chain_from_store(store: &LogStore, genesis: &Committee) -> ChainFile {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
-    let mut c = Cluster::new(47, 5, short_rounds(), NODE_TOML);
-    for i in 0..5 {
+async fn a_builder_joins_one_leaves_a_key_rotates_a_rule_changes_and_the_group_goes_on() {
+    let mut c = Cluster::new(47, 4, short_rounds(), NODE_TOML);
+    for i in 0..4 {
         c.start(i);
     }
-    c.submit(0, "before", "1.0.0").await;
-    c.decided_on(&[0, 1, 2, 3, 4], "before@1.0.0", 60).await;
+    c.submit(0, "e0", "1.0.0").await;
+    c.decided_on(&[0, 1, 2, 3], "e0@1.0.0", 60).await;
     let genesis: Committee = (*c.tc.committee).clone();
     let root = c.root.path().to_path_buf();
     // A user's proof from epoch 0, kept (refreshed after the changes, below).
-    let old_proof = root.join("old-before.tlog-proof");
+    let old_proof = root.join("old-e0.tlog-proof");
     ok(&bin()
-        .args(["proof", "before@1.0.0", "--peer", &c.peer(0)])
+        .args(["proof", "e0@1.0.0", "--peer", &c.peer(0)])
         .args(["--trust", s(&c.committee_file), "--out", s(&old_proof)])
         .output()
         .unwrap());
 
-    // Epoch 1: a longer reveal window; a round is open while 4 of 5 approve.
+    // Epoch 1: a fifth builder joins. Its operator makes its keys, starts it from the
+    // genesis file with --join (it follows the log as a non-voter), and the members add it.
+    let j = c.add_slot();
+    let addr = format!("/ip4/127.0.0.1/tcp/{}", free_loopback_ports(1)[0]);
+    ok(&bin()
+        .args([
+            "keygen",
+            "--dir",
+            s(&c.dir(j)),
+            "--name",
+            "m4",
+            "--addr",
+            &addr,
+        ])
+        .output()
+        .unwrap());
+    std::fs::write(c.dir(j).join("node.toml"), NODE_TOML).unwrap();
+    c.extra_args[j] = vec!["--join".into()];
+    c.start(j);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (follower, member) = (c.status(j, None).await, c.status(0, None).await);
+        if let (Some(f), Some(m)) = (follower, member)
+            && f.following
+            && f.epoch == 0
+            && f.log_size == m.log_size
+            && f.root == m.root
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the joining node did not follow the log\n{}",
+            c.log_tail(j)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // It orders nothing before it is a member: one line says why.
+    let req = ControlRequest::Submit {
+        krate: "early".into(),
+        version: "1.0.0".into(),
+        lockfile: Some("lock".into()),
+    };
+    let err = control::request(&c.dir(j), &req)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a member of epoch 0"), "{err}");
     let e1 = root.join("epoch1.toml");
     ok(&bin()
         .args(["committee", "propose", "--from", s(&c.committee_file)])
-        .args(["--reveal-window-secs", "5", "--out", s(&e1)])
+        .args(["--add", s(&c.dir(j)), "--out", s(&e1)])
         .output()
         .unwrap());
-    c.submit(1, "open", "1.0.0").await;
-    approve(&c, &e1, &[0, 1, 2, 3]);
-    c.submit(2, "after1", "1.0.0").await;
-    reach_epoch(&c, &[0, 1, 2, 3, 4], 1).await;
-    for key in ["open@1.0.0", "after1@1.0.0"] {
-        c.decided_on(&[0, 1, 2, 3, 4], key, 90).await;
+    // Under load: rounds are ordered while the approvals come in, and after.
+    c.submit(1, "load1", "1.0.0").await;
+    c.submit(2, "load2", "1.0.0").await;
+    approve(&c, &e1, &[0, 1, 2]);
+    c.submit(3, "load3", "1.0.0").await;
+    reach_epoch(&c, &[0, 1, 2, 3, j], 1).await;
+    let joined = c.status(j, None).await.unwrap();
+    assert!(!joined.following && joined.member == 4, "{joined:?}");
+    for key in ["load1@1.0.0", "load2@1.0.0", "load3@1.0.0"] {
+        c.decided_on(&[0, 1, 2, 3, j], key, 120).await;
     }
+    // The new member orders, builds and attests like the others.
+    c.submit(j, "e1", "1.0.0").await;
+    let e1_status = c.decided_on(&[0, 1, 2, 3, j], "e1@1.0.0", 90).await;
+    let entry = &e1_status[0].entry.as_ref().unwrap().entry;
+    assert_eq!(entry.epoch, 1);
 
-    // Epoch 2: m3 gets a new BLS key, m4 leaves.
+    // Epoch 2: an original member (m1) leaves; t = 4 of 5, the newcomer among them.
+    let e2 = root.join("epoch2.toml");
+    ok(&bin()
+        .args(["committee", "propose", "--from", s(&e1), "--remove", "m1"])
+        .args(["--out", s(&e2)])
+        .output()
+        .unwrap());
+    approve(&c, &e2, &[0, 2, 3, j]);
+    let members = [0, 2, 3, j];
+    reach_epoch(&c, &members, 2).await;
+    // The removed member stopped with one line, and exit status 0 (it did what the group
+    // decided; a service manager must not start it again).
+    let status = c.wait_exit(1, Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        c.log_tail(1)
+            .contains("is not a member of the committee of epoch 2: it was removed"),
+        "{}",
+        c.log_tail(1)
+    );
+    c.submit(j, "e2", "1.0.0").await;
+    c.decided_on(&members, "e2@1.0.0", 90).await;
+
+    // Epoch 3: m3 gets a new BLS key.
     let n3 = c.dir(3);
     ok(&bin()
         .args(["keygen", "--dir", s(&n3), "--rotate-bls"])
         .output()
         .unwrap());
-    let e2 = root.join("epoch2.toml");
+    let e3 = root.join("epoch3.toml");
     let rotate = format!("m3={}", s(&n3.join("member.next.toml")));
     ok(&bin()
         .args([
             "committee",
             "propose",
             "--from",
-            s(&e1),
+            s(&e2),
             "--rotate",
             &rotate,
         ])
-        .args(["--remove", "m4", "--out", s(&e2)])
+        .args(["--out", s(&e3)])
         .output()
         .unwrap());
     let old_key = std::fs::read(n3.join("bls.key")).unwrap();
-    approve(&c, &e2, &[0, 1, 3, 4]);
-    reach_epoch(&c, &[0, 1, 2, 3], 2).await;
-    c.submit(0, "after2", "1.0.0").await;
-    c.decided_on(&[0, 1, 2, 3], "after2@1.0.0", 90).await;
-    // The removed member stopped with one line, and exit status 0 (it did what the group
-    // decided; a service manager must not start it again).
-    let status = c.wait_exit(4, Duration::from_secs(30));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    assert!(
-        c.log_tail(4)
-            .contains("is not a member of the committee of epoch 2: it was removed"),
-        "{}",
-        c.log_tail(4)
-    );
+    approve(&c, &e3, &[0, 2, 3]);
+    reach_epoch(&c, &members, 3).await;
+    c.submit(0, "e3", "1.0.0").await;
+    c.decided_on(&members, "e3@1.0.0", 90).await;
     // m3 signs with its new key now; the old one is gone from its directory.
     let new_key = std::fs::read(n3.join("bls.key")).unwrap();
     assert_ne!(new_key, old_key);
     assert!(!n3.join("bls.next.key").exists());
-    let after2 = c.status(0, Some("after2@1.0.0")).await.unwrap();
-    let e = &after2.entry.as_ref().unwrap().entry;
-    assert_eq!(e.epoch, 2);
-    c.converge(&[0, 1, 2, 3], 60).await;
+
+    // Epoch 4: a longer reveal window; a round is open while 3 of 4 approve.
+    let e4 = root.join("epoch4.toml");
+    ok(&bin()
+        .args(["committee", "propose", "--from", s(&e3)])
+        .args(["--reveal-window-secs", "5", "--out", s(&e4)])
+        .output()
+        .unwrap());
+    c.submit(2, "open", "1.0.0").await;
+    approve(&c, &e4, &[0, 3, j]);
+    c.submit(3, "e4", "1.0.0").await;
+    reach_epoch(&c, &members, 4).await;
+    for key in ["open@1.0.0", "e4@1.0.0"] {
+        c.decided_on(&members, key, 90).await;
+    }
+    let e4_status = c.status(0, Some("e4@1.0.0")).await.unwrap();
+    assert_eq!(e4_status.entry.as_ref().unwrap().entry.epoch, 4);
+    c.converge(&members, 60).await;
 
     // A light client fetches the chain from a member and verifies it from the genesis.
     let fetched = root.join("fetched-chain.toml");
@@ -174,7 +261,7 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
             .unwrap()
     };
     let err = ok(&chain_cmd(&fetched));
-    assert!(err.contains("epochs 0..=2 (2 new)"), "{err}");
+    assert!(err.contains("epochs 0..=4 (4 new)"), "{err}");
     // Asked again, the chain it holds is only extended (by nothing).
     let err = ok(&chain_cmd(&fetched));
     assert!(err.contains("(0 new)"), "{err}");
@@ -188,12 +275,16 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     std::fs::write(&fetched, &text).unwrap();
 
     // The light client with the chain: a proof of an epoch-0 entry under the current
-    // (epoch 2) checkpoint is fetched and verified; with the genesis alone it is refused.
-    let light_proof = root.join("light-before.tlog-proof");
+    // (epoch 4) checkpoint is fetched and verified; with the genesis alone it is refused.
+    let light_proof = root.join("light-e0.tlog-proof");
     let proof_cmd = |chain: Option<&Path>| {
         let mut cmd = bin();
-        cmd.args(["proof", "before@1.0.0", "--peer", &c.peer(1)])
-            .args(["--trust", s(&c.committee_file), "--out", s(&light_proof)]);
+        cmd.args(["proof", "e0@1.0.0", "--peer", &c.peer(0)]).args([
+            "--trust",
+            s(&c.committee_file),
+            "--out",
+            s(&light_proof),
+        ]);
         if let Some(ch) = chain {
             cmd.args(["--chain", s(ch)]);
         }
@@ -204,11 +295,11 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     ok(&proof_cmd(Some(&fetched)));
     ok(&bin()
         .args(["verify", s(&light_proof), "--trust", s(&c.committee_file)])
-        .args(["--chain", s(&fetched), "--crate", "before@1.0.0"])
+        .args(["--chain", s(&fetched), "--crate", "e0@1.0.0"])
         .output()
         .unwrap());
     // The epoch-0 proof re-proven under the current checkpoint (same entry, same index).
-    let refreshed = root.join("refreshed-before.tlog-proof");
+    let refreshed = root.join("refreshed-e0.tlog-proof");
     let err = ok(&bin()
         .args(["proof", "--refresh", s(&old_proof), "--peer", &c.peer(3)])
         .args(["--trust", s(&c.committee_file), "--chain", s(&fetched)])
@@ -216,15 +307,15 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
         .output()
         .unwrap());
     assert!(
-        err.contains("(epoch 2; was") && err.contains("epoch 0)"),
+        err.contains("(epoch 4; was") && err.contains("epoch 0)"),
         "{err}"
     );
     ok(&bin()
         .args(["verify", s(&refreshed), "--trust", s(&c.committee_file)])
-        .args(["--chain", s(&fetched), "--crate", "before@1.0.0"])
+        .args(["--chain", s(&fetched), "--crate", "e0@1.0.0"])
         .output()
         .unwrap());
-    // `checkpoint` with the chain: the current checkpoint, cosigned by epoch 2.
+    // `checkpoint` with the chain: the current checkpoint, cosigned by epoch 4.
     let state = root.join("checkpoint.note");
     ok(&bin()
         .args(["checkpoint", "--peer", &c.peer(0)])
@@ -234,18 +325,19 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
         .unwrap());
     assert!(state.exists());
 
-    for i in 0..4 {
+    for &i in &members {
         c.stop(i);
     }
 
-    // Every log holds both change entries at the same places; the same head everywhere.
+    // Every log holds the four change entries at the same places; the same head everywhere
+    // (the newcomer's too: it applied the same blocks).
     let mut heads = Vec::new();
-    for i in 0..4 {
+    for &i in &members {
         let store = LogStore::open_existing(&c.dir(i).join("log")).unwrap();
         heads.push((store.head().unwrap(), store.epochs().unwrap()));
     }
     assert!(heads.iter().all(|h| *h == heads[0]), "{heads:?}");
-    assert_eq!(heads[0].1.len(), 2);
+    assert_eq!(heads[0].1.len(), 4);
 
     let store = LogStore::open_existing(&c.dir(0).join("log")).unwrap();
     let chain = chain_from_store(&store, &genesis);
@@ -257,15 +349,12 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
     let store2 = LogStore::open_existing(&c.dir(2).join("log")).unwrap();
     assert_eq!(served, chain_from_store(&store2, &genesis));
     drop(store2);
-    let next: Vec<Committee> = [&e1, &e2]
-        .iter()
-        .map(|p| Committee::from_toml(&std::fs::read_to_string(p).unwrap()).unwrap())
-        .collect();
-    // Proofs of every epoch's entries under the latest checkpoint (cosigned by epoch 2).
+    let last = Committee::from_toml(&std::fs::read_to_string(&e4).unwrap()).unwrap();
+    // Proofs of every epoch's entries under the latest checkpoint (cosigned by epoch 4).
     let latest = store.latest_checkpoint().unwrap().unwrap();
-    let latest = CosignedCheckpoint::verify(&latest, &next[1]).expect("cosigned by epoch 2");
+    let latest = CosignedCheckpoint::verify(&latest, &last).expect("cosigned by epoch 4");
     let mut proofs: Vec<(String, PathBuf)> = Vec::new();
-    for key in ["before", "open", "after1", "after2"] {
+    for key in ["e0", "load1", "e1", "e2", "e3", "open", "e4"] {
         let index = *store
             .variants(&format!("{key}@1.0.0"))
             .unwrap()
@@ -289,27 +378,30 @@ async fn a_group_changes_rules_keys_and_members_and_goes_on_deciding() {
             .unwrap();
         let out = String::from_utf8_lossy(&o.stdout).to_string();
         ok(&o);
-        assert!(out.contains("epoch 2"), "{out}");
+        assert!(out.contains("epoch 4"), "{out}");
     }
-    // Without the chain, the genesis does not reach epoch 2's key.
+    // Without the chain, the genesis does not reach epoch 4's key.
     let o = bin()
         .args(["verify", s(&proofs[0].1), "--trust", s(&c.committee_file)])
-        .args(["--crate", "before@1.0.0"])
+        .args(["--crate", "e0@1.0.0"])
         .output()
         .unwrap();
     assert!(!o.status.success());
 
     // fsck with the genesis: each change verified, each checkpoint by its epoch's key.
-    for i in 0..4 {
+    for &i in &members {
         c.fsck(i);
     }
-    // Each member restarted itself once per epoch it moved to.
-    for i in 0..4 {
+    // Each member restarted itself once per epoch it moved to; the newcomer too (it
+    // followed epoch 0 as a non-voter).
+    for &i in &members {
         let log = std::fs::read_to_string(c.dir(i).join("node.log")).unwrap();
         assert_eq!(
             log.matches("restarting into the next epoch").count(),
-            2,
+            4,
             "member {i}"
         );
     }
+    let log = std::fs::read_to_string(c.dir(j).join("node.log")).unwrap();
+    assert!(log.contains("following the log as a non-voter"));
 }

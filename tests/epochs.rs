@@ -146,10 +146,7 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
         (vec!["--remove", "n2", "--remove", "n3"], "fewer than 4"),
         (vec!["--threshold", "2"], "below the BFT quorum"),
         (vec!["--rotate", "n2"], "expected NAME=MEMBER"),
-        (
-            vec!["--add", s(&n5)],
-            "adding a member is not supported yet",
-        ),
+        (vec!["--add", s(&dirs[1])], "already in epoch 3"),
         (vec!["--rotate", &other_identity], "another peer id"),
     ] {
         let mut a = vec!["committee", "propose", "--from", s(&e3), "--out", s(&out)];
@@ -158,6 +155,23 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
         assert!(err.contains(needle), "{needle:?} not in {err:?}");
         assert!(!out.exists());
     }
+    // n5 joins: five members, threshold ⌊2·5/3⌋+1 = 4.
+    let e4 = root.join("epoch4.toml");
+    let err = ok(&run(&[
+        "committee",
+        "propose",
+        "--from",
+        s(&e3),
+        "--add",
+        s(&n5),
+        "--out",
+        s(&e4),
+    ]));
+    assert!(
+        err.contains("added: n5") && err.contains("5 members"),
+        "{err}"
+    );
+    assert!(err.contains("threshold 4"), "{err}");
     // A file that exists is not replaced without --force.
     let before = std::fs::read_to_string(&e1).unwrap();
     let err = one_line_error(&run(&[

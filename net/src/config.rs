@@ -42,6 +42,7 @@ pub struct NetConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) redial_max: Duration,
     pub(crate) heartbeat: Duration,
+    pub(crate) open_sync: bool,
 }
 
 impl NetConfig {
@@ -63,7 +64,16 @@ impl NetConfig {
             request_timeout: Duration::from_secs(10),
             redial_max: Duration::from_secs(30),
             heartbeat: Duration::from_millis(700),
+            open_sync: false,
         }
+    }
+
+    /// Whether non-members may send sync requests (a node that follows the log before it
+    /// is a member: a joining builder). They are then rate limited like light-client
+    /// requests, on the same budget. Default: no (refused as `NotMember`).
+    pub fn with_open_sync(mut self, open: bool) -> Self {
+        self.open_sync = open;
+        self
     }
 
     /// Addresses to listen on. Default: none (a client).

@@ -539,11 +539,11 @@ impl Service {
                     }
 
                     let refusal = match kind {
-                        RequestKind::Sync if !member => {
+                        RequestKind::Sync if !member && !self.cfg.open_sync => {
                             self.metrics.requests_not_member.inc();
                             Some(Refusal::NotMember)
                         }
-                        RequestKind::Light if !member && !self.light_limiter.allow(peer, now) => {
+                        _ if !member && !self.light_limiter.allow(peer, now) => {
                             self.metrics.requests_rate_limited.inc();
                             Some(Refusal::RateLimited)
                         }

@@ -65,6 +65,11 @@ pub struct NodeArgs {
     /// /lookup/CRATE@VERSION, blobs, and the web view at / (e.g. 0.0.0.0:8080).
     #[arg(long)]
     pub http: Option<std::net::SocketAddr>,
+    /// Join a running group: when this node is not a member of the epoch its log is in,
+    /// follow the log as a non-voter (fetched from the members, every height's certificate
+    /// verified) until the epoch that adds it, then vote. Start it with the genesis file.
+    #[arg(long)]
+    pub join: bool,
 }
 
 /// `DIR/node.toml`.
@@ -362,6 +367,7 @@ fn run_full(
     let mut config = NodeConfig::new(&args.dir, committee);
     config.listen = args.listen;
     config.bootstrap = args.bootstrap;
+    config.join = args.join;
     if let Some(ms) = file.idle_interval_ms {
         config.idle_interval = Duration::from_millis(ms);
     }
@@ -413,10 +419,16 @@ fn run_full(
                 // The epoch ended: the block and the change entry are durable. Cosign the
                 // handoff checkpoint with this committee (the loop still runs), then start
                 // again as a member of the next one.
-                tracing::info!(epoch, handoff, "the committee changed; cosigning the handoff checkpoint");
+                // A follower (a joining node) has nothing to cosign: on to the next epoch.
+                let voter = handle.shared().is_voter();
+                if voter {
+                    tracing::info!(epoch, handoff, "the committee changed; cosigning the handoff checkpoint");
+                } else {
+                    tracing::info!(epoch, handoff, "the committee changed; following on");
+                }
                 let start = tokio::time::Instant::now();
                 let mut told = start;
-                while !handle.has_checkpoint_at(handoff) && start.elapsed() < HANDOFF_WAIT {
+                while voter && !handle.has_checkpoint_at(handoff) && start.elapsed() < HANDOFF_WAIT {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => { handle.shutdown().await; return Ok(Restart::No); }
                         _ = term.recv() => { handle.shutdown().await; return Ok(Restart::No); }
@@ -427,12 +439,12 @@ fn run_full(
                         tracing::warn!(handoff, "still waiting for the handoff checkpoint's cosignatures");
                     }
                 }
-                if !handle.has_checkpoint_at(handoff) {
+                if voter && !handle.has_checkpoint_at(handoff) {
                     tracing::warn!(handoff, "the handoff checkpoint was not cosigned in time; going on");
                 }
                 let member = handle.member_of_next_epoch();
                 handle.shutdown().await;
-                if !member {
+                if !member && voter {
                     // Not an error: the group removed this member. A service manager should
                     // not start it again.
                     eprintln!("this node is not a member of the committee of epoch {epoch}: it was removed; stopping");
@@ -608,11 +620,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 0 => "-".to_string(),
                 t => format!("{}s ago", crate::node::now_ms().saturating_sub(t) / 1000),
             };
+            let member = if s.following {
+                "joining (a non-voter until the epoch that adds it)".to_string()
+            } else {
+                format!("member {}", s.member)
+            };
             writeln!(
                 out,
-                "epoch {}  member {}  height {} (last block {last})  log size {}  cosigned {}  peers {}  root {}",
+                "epoch {}  {member}  height {} (last block {last})  log size {}  cosigned {}  peers {}  root {}",
                 s.epoch,
-                s.member,
                 s.applied_height,
                 s.log_size,
                 s.checkpoint_size.map_or("-".into(), |c| c.to_string()),

@@ -102,12 +102,20 @@ fn next_committee(
     if let Some((name, _)) = edits.rotate.iter().find(|(n, _)| edits.remove.contains(n)) {
         bail!("member {name:?} is both removed and rotated");
     }
-    // Joining is not built: a node that is not a member cannot follow the log to its epoch.
-    if let Some(m) = edits.add.first() {
-        bail!(
-            "--add {:?}: adding a member is not supported yet (a new node cannot follow the log until its epoch)",
-            m.name
-        );
+    // Added members are new names and new identities (a new BLS key alone is --rotate).
+    for (i, m) in edits.add.iter().enumerate() {
+        let earlier = &edits.add[..i];
+        if known(&m.name) || earlier.iter().any(|o| o.name == m.name) {
+            bail!(
+                "--add: a member named {:?} is already in epoch {}",
+                m.name,
+                current.epoch()
+            );
+        }
+        let peers = file.members.iter().chain(earlier);
+        if peers.into_iter().any(|o| o.peer_id == m.peer_id) {
+            bail!("--add {:?}: its peer id is already a member's", m.name);
+        }
     }
     for (name, entry) in &edits.rotate {
         let old = file.members.iter().find(|m| &m.name == name);
@@ -323,12 +331,33 @@ mod tests {
             ..Edits::default()
         };
         assert!(refused(c, &unknown, &no_rules()).contains("no member named \"nobody\""));
-        // Joining and a new identity are not supported yet.
+        // A member joins: five, threshold ⌊2·5/3⌋+1 = 4.
+        let (newcomer, _) = TestCommittee::newcomer(5, 0);
         let join = Edits {
-            add: vec![TestCommittee::newcomer(5, 0).0],
+            add: vec![newcomer.clone()],
             ..Edits::default()
         };
-        assert!(refused(c, &join, &no_rules()).contains("adding a member is not supported yet"));
+        let joined = next_committee(c, &join, &no_rules()).unwrap();
+        assert_eq!((joined.len(), joined.threshold()), (5, 4));
+        assert_eq!(joined.members()[4].peer_id, newcomer.peer_id);
+        // A member added twice, or under a member's peer id.
+        let twice = Edits {
+            add: vec![newcomer.clone(), newcomer.clone()],
+            ..Edits::default()
+        };
+        assert!(
+            refused(c, &twice, &no_rules()).contains("already"),
+            "{}",
+            refused(c, &twice, &no_rules())
+        );
+        let clone = Edits {
+            add: vec![MemberEntry {
+                name: "m9".into(),
+                ..c.members()[0].to_entry()
+            }],
+            ..Edits::default()
+        };
+        assert!(refused(c, &clone, &no_rules()).contains("peer id is already a member's"));
         let identity = Edits {
             rotate: vec![("m0".into(), TestCommittee::newcomer(6, 0).0)],
             ..Edits::default()

@@ -1,7 +1,8 @@
 //! Answers to members' sync requests and light clients' requests, off the node loop: each
 //! answer reads the store on a blocking thread and is handed to the network from its own
 //! task, so the loop that reads peers' input never waits for either. This part owns the
-//! permits that bound them: at most [`SYNC_ANSWERS`] and [`LIGHT_ANSWERS`] in flight; a
+//! permits that bound them: at most [`SYNC_ANSWERS`] (and [`FOLLOWER_SYNC_ANSWERS`] for
+//! non-members) and [`LIGHT_ANSWERS`] in flight; a
 //! request that finds none is refused as busy at once (the loop never waits), so no peer
 //! can hold more than these bounds of memory and blocking threads, whatever libp2p's
 //! per-connection stream limits allow. What an answer says is in [`super::sync::serve`] and
@@ -19,11 +20,16 @@ use super::wire::{LightRequest, MAX_REQUEST, SyncRequest, decode, encode};
 const SYNC_ANSWERS: usize = 8;
 /// Most light-client requests answered at once (proofs, 512 KiB artifact chunks).
 const LIGHT_ANSWERS: usize = 32;
+/// Most non-members' sync requests answered at once (joining nodes that follow the log; the
+/// network rate-limits each like a light client). Their own budget: however many ask, the
+/// members' catch-up keeps all of [`SYNC_ANSWERS`].
+const FOLLOWER_SYNC_ANSWERS: usize = 2;
 
 /// The permits for answers in flight, per protocol (see the module doc).
 pub(crate) struct Answers {
     shared: Arc<Shared>,
     sync: Arc<Semaphore>,
+    follower_sync: Arc<Semaphore>,
     light: Arc<Semaphore>,
 }
 
@@ -33,6 +39,7 @@ impl Answers {
         Self {
             shared,
             sync: Arc::new(Semaphore::new(SYNC_ANSWERS)),
+            follower_sync: Arc::new(Semaphore::new(FOLLOWER_SYNC_ANSWERS)),
             light: Arc::new(Semaphore::new(LIGHT_ANSWERS)),
         }
     }
@@ -40,7 +47,10 @@ impl Answers {
     /// Answers `r` from its own task, or refuses it as busy; never waits.
     pub(crate) fn on_request(&self, r: InboundRequest) {
         let permits = match r.kind {
-            RequestKind::Sync => &self.sync,
+            RequestKind::Sync if self.shared.committee.index_of_peer(&r.peer).is_some() => {
+                &self.sync
+            }
+            RequestKind::Sync => &self.follower_sync,
             RequestKind::Light => &self.light,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {

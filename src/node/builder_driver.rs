@@ -65,6 +65,14 @@ pub enum SubmitError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// This node is not a member of its epoch yet (it follows the log: a joining node).
+    #[error(
+        "this node is not a member of epoch {epoch}: it follows the log until the epoch that adds it; submit to a member"
+    )]
+    NotVoter {
+        /// The epoch it follows.
+        epoch: u64,
+    },
 }
 
 /// The builder driver (see the module doc).

@@ -138,8 +138,12 @@ pub struct NodeStatus {
     /// approved it, and whether it is scheduled (requests then wait until the epoch ends).
     #[serde(default)]
     pub changes: Vec<PendingChange>,
-    /// Our committee position.
+    /// Our committee position (meaningless while `following`).
     pub member: u32,
+    /// This node is not a member of the epoch: it follows the log as a non-voter until the
+    /// epoch that adds it (`node --join`).
+    #[serde(default)]
+    pub following: bool,
     /// Last applied height.
     pub applied_height: u64,
     /// Block time of the last applied height (ms since the epoch; 0 before the first). An
@@ -369,6 +373,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
         epoch: s.committee.epoch(),
         changes,
         member: s.me,
+        following: !s.is_voter(),
         applied_height,
         last_block_ms,
         halted: s.halted(),

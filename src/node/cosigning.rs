@@ -154,6 +154,12 @@ impl Cosigning {
         let shared = &self.shared;
         let cp = match shared.verify_checkpoint(note) {
             Ok(cp) => cp,
+            // A follower is often epochs behind the checkpoints it is sent: not a fault.
+            Err(e) if !shared.is_voter() => {
+                tracing::debug!("fetched checkpoint not usable yet: {e}");
+                self.fetched_checkpoint = None;
+                return;
+            }
             Err(e) => {
                 tracing::warn!("fetched checkpoint refused: {e}");
                 self.fetched_checkpoint = None;

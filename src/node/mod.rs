@@ -30,6 +30,7 @@ mod cosigning;
 pub mod epochs;
 pub mod follow;
 mod gossip;
+mod join;
 mod lifecycle;
 mod light;
 mod mempool;
@@ -94,6 +95,9 @@ pub struct NodeConfig {
     pub artifacts: Option<Arc<artifacts::ArtifactStore>>,
     /// Witnesses each cosigned checkpoint is submitted to (`[[witnesses]]`).
     pub witnesses: Vec<crate::node::witness_submit::WitnessEndpoint>,
+    /// When this node is not a member of its log's epoch: follow the log as a non-voter
+    /// until the epoch that adds it (a joining builder), instead of refusing to start.
+    pub join: bool,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
     /// What the consensus actor's broadcasts send (default [`HonestFrames`]: the same
@@ -119,6 +123,7 @@ impl NodeConfig {
             follow: None,
             artifacts: None,
             witnesses: Vec::new(),
+            join: false,
             timeouts: LinearTimeouts::default(),
             outgoing_frames: Arc::new(HonestFrames),
             outgoing_messages: Arc::new(HonestMessages),
@@ -136,6 +141,31 @@ pub fn member_addrs(committee: &Committee) -> Vec<MemberAddr> {
             addrs: m.addrs.clone(),
         })
         .collect()
+}
+
+/// The network of a node with `keys` in `committee`'s epoch, listening on `listen`: the
+/// committee's members, our gossip topics, and sync open to non-members (rate limited like
+/// light clients) so that a joining node can follow the log before its epoch.
+fn net_config(
+    keys: &crate::node_dir::NodeKeys,
+    committee: &Committee,
+    listen: Vec<Multiaddr>,
+    config: &NodeConfig,
+) -> NetConfig {
+    NetConfig::new(keys.identity.keypair(), member_addrs(committee))
+        .with_listen(listen)
+        .with_bootstrap(config.bootstrap.clone())
+        .with_open_sync(true)
+        .with_topics(vec![
+            TopicConfig {
+                name: wire::MESSAGES_TOPIC.into(),
+                max_size: MAX_MESSAGE_SIZE,
+            },
+            TopicConfig {
+                name: wire::COSIGN_TOPIC.into(),
+                max_size: wire::MAX_COSIGN,
+            },
+        ])
 }
 
 /// Why a node could not start.
@@ -202,9 +232,13 @@ pub async fn start(
     let (committee, epoch_start) = (current.committee, current.start);
     let mut keys = crate::node_dir::load_keys(&config.dir)?;
     let peer = keys.identity.peer_id();
-    let me = committee
-        .index_of_peer(&peer)
-        .ok_or(NodeError::NotMember(peer, committee.epoch()))?;
+    let me = match committee.index_of_peer(&peer) {
+        Some(me) => me,
+        None if config.join => {
+            return join::start_follower(config, committee, past, epoch_start, store, keys).await;
+        }
+        None => return Err(NodeError::NotMember(peer, committee.epoch())),
+    };
     // A rotated BLS key: the epoch names our next key; from now on it is our key.
     let wanted = &committee.members()[me].bls_public_key;
     if crate::node_dir::promote_next_bls(&config.dir, wanted)? {
@@ -230,25 +264,12 @@ pub async fn start(
     let storage: Arc<dyn storage::NodeStorage> =
         Arc::new(storage::RedbStorage::open(&config.dir.join("rounds.redb"))?);
 
-    let members = member_addrs(&committee);
     let listen = if config.listen.is_empty() {
         committee.members()[me].addrs.clone()
     } else {
         config.listen.clone()
     };
-    let net_config = NetConfig::new(keys.identity.keypair(), members)
-        .with_listen(listen)
-        .with_bootstrap(config.bootstrap.clone())
-        .with_topics(vec![
-            TopicConfig {
-                name: wire::MESSAGES_TOPIC.into(),
-                max_size: MAX_MESSAGE_SIZE,
-            },
-            TopicConfig {
-                name: wire::COSIGN_TOPIC.into(),
-                max_size: wire::MAX_COSIGN,
-            },
-        ]);
+    let net_config = net_config(&keys, &committee, listen, &config);
     let (net, net_events) = synchronicity_net::start(net_config).await?;
 
     let ctx = Ctx::new(committee.signing_domain());

@@ -175,7 +175,8 @@ pub struct Shared {
     /// The log size at which this epoch began (its handoff; 0 in the genesis epoch): the
     /// current committee signs no checkpoint below it.
     pub epoch_start: u64,
-    /// Our committee position.
+    /// Our committee position; [`Shared::FOLLOWER`] when this node is not a member of the
+    /// epoch (a joining node following the log until the epoch that adds it).
     pub me: u32,
     /// The log.
     pub store: LogStore,
@@ -198,6 +199,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The position of a node that is not a member of this epoch's committee.
+    pub const FOLLOWER: u32 = u32::MAX;
+
+    /// Whether this node votes, builds and cosigns in this epoch (it is a member).
+    pub fn is_voter(&self) -> bool {
+        self.me != Self::FOLLOWER
+    }
+
     /// Opens the node's state over `store`: the open rounds stored with the applied height
     /// (a store written before rows were kept is replayed from its blocks instead). Returns
     /// what every part reads, and the consensus app's part.

@@ -15,10 +15,9 @@
 //! are held, however many a member sends. Two competing proposals for the same epoch: the
 //! first to reach `t` in the decided chain wins; every approval after that is refused.
 //!
-//! This version changes who the members ARE only by removing them: a proposal that names a
-//! peer id the current committee does not have is refused (joining needs a node that follows
-//! the log as a non-voter until its epoch, which is not built). Keys, the threshold, the
-//! rules and the toolchain may change.
+//! Members, keys, the threshold, the rules and the toolchain may all change. A member the
+//! proposal adds approves nothing in this epoch (it is not a member of it); its node follows
+//! the log as a non-voter until the change ends the epoch (`node --join`, `node/join.rs`).
 
 use std::collections::BTreeMap;
 
@@ -204,7 +203,7 @@ const MAX_CHECKED_PROPOSALS: usize = 64;
 
 impl ProposalCache {
     /// The digest of the committee `text` (whose SHA-256 is `file`) proposes after
-    /// `current`, if it is a valid successor that adds no member (see the module doc).
+    /// `current`, if it is a valid successor (see the module doc).
     fn next_digest(
         &self,
         current: &Committee,
@@ -218,14 +217,6 @@ impl ProposalCache {
         }
         let verdict = match check_proposal(current, text) {
             Err(_) => Err("the proposed committee is invalid or does not follow this one"),
-            Ok(next)
-                if next
-                    .members()
-                    .iter()
-                    .any(|m| current.index_of_peer_id(&m.peer_id).is_none()) =>
-            {
-                Err("the proposed committee adds a member: joining is not supported yet")
-            }
             Ok(next) => Ok(next.digest()),
         };
         let mut seen = lock();

@@ -77,6 +77,17 @@ impl Cluster {
         }
     }
 
+    /// A place for one more node, `n{i}` (its directory is not made: a test makes it, e.g.
+    /// with `keygen`, for a node that joins the group later); its index.
+    pub(crate) fn add_slot(&mut self) -> usize {
+        self.children.push(None);
+        self.overrides.push(String::new());
+        self.extra_args.push(Vec::new());
+        self.committee_override.push(None);
+        self.extra_env.push(Vec::new());
+        self.children.len() - 1
+    }
+
     /// Member `i`'s directory.
     pub(crate) fn dir(&self, i: usize) -> PathBuf {
         self.root.path().join(format!("n{i}"))

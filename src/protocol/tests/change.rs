@@ -185,15 +185,29 @@ fn approvals_the_rules_refuse() {
     let rival = next_text(&net, |f| f.protocol.commit_window_secs = 1200);
     let m = approve(&net, 0, &rival);
     refused(&mut net, m);
-    // A proposal that adds a member: joining is not supported yet.
-    let stranger = crate::testing::TestCommittee::new(1, 99);
+    // A proposal that adds a member whose key is not proven (its PoP is another key's).
+    let stranger = crate::testing::TestCommittee::new(2, 99);
     let mut newcomer = stranger.committee.trust_root().members()[0].to_entry();
     newcomer.name = "joiner".into();
-    let joiner = next_text(&net, |f| {
+    newcomer.bls_proof_of_possession = stranger.committee.trust_root().members()[1]
+        .to_entry()
+        .bls_proof_of_possession;
+    let unproven = {
+        let c = &net.tc.committee;
+        let mut f = c.to_file();
+        f.epoch = c.epoch() + 1;
+        f.previous = Some(hex::encode(c.digest()));
         f.members.push(newcomer);
         f.threshold = 4;
-    });
-    let m = approve(&net, 1, &joiner);
+        toml::to_string(&f).unwrap()
+    };
+    let m = net.msg(
+        1,
+        Body::Approve {
+            committee: unproven,
+            signature: vec![0; 96],
+        },
+    );
     refused(&mut net, m);
     // Competing proposals: the first to reach t wins.
     net.block(
@@ -225,4 +239,31 @@ fn the_change_under_way_is_restored_from_the_stored_rows() {
     rows.insert(CHANGE_ROW_ID, vec![0xff]);
     let err = ProtocolState::from_snapshot(PARAMS, None, rows).unwrap_err();
     assert!(err.contains("committee change row"), "{err}");
+}
+
+#[test]
+fn a_change_that_adds_a_member_is_decided_like_any_other() {
+    let mut net = Net::new();
+    let stranger = crate::testing::TestCommittee::new(1, 99);
+    let mut newcomer = stranger.committee.trust_root().members()[0].to_entry();
+    newcomer.name = "joiner".into();
+    let joiner = next_text(&net, |f| {
+        f.members.push(newcomer);
+        f.threshold = 4;
+    });
+    net.block(
+        1000,
+        vec![approve(&net, 0, &joiner), approve(&net, 1, &joiner)],
+    )
+    .unwrap();
+    // Nothing is open: the t-th approval ends the epoch at once, naming five members.
+    let applied = net.apply(1000, vec![approve(&net, 3, &joiner)]).unwrap();
+    let entry = applied.change.expect("t = 3 approvals of four");
+    assert_eq!(entry.committee, joiner);
+    let next = entry.verify(&net.tc.committee).unwrap();
+    assert_eq!(next.len(), 5);
+    assert!(
+        next.index_of_peer_id(&stranger.committee.members()[0].peer_id.to_base58())
+            .is_some()
+    );
 }
