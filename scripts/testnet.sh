@@ -12,21 +12,35 @@
 #                                             member, verify it offline with the artifact;
 #                                             stops the testnet unless --keep
 #   scripts/testnet.sh status                 each member's height, log size, checkpoint
+#   scripts/testnet.sh join                   a new builder joins the running group: keygen,
+#                                             its node started from the genesis with --join
+#                                             (it follows the log as a non-voter), the next
+#                                             committee proposed with it and approved by the
+#                                             members; returns once it votes
+#   scripts/testnet.sh leave NAME             member NAME leaves (proposed, approved; its node
+#                                             stops by itself at the boundary)
 #   scripts/testnet.sh down                   stop every node (SIGTERM)
 #
 # It installs what it needs: the sandbox image (scripts/build-image.sh: debootstrap +
 # docker import, or the bubblewrap root filesystem) and a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/epochs.sh
 root=testnet/local
 workroot=${XDG_CACHE_HOME:-$HOME/.cache}/synchronicity/testnet
-bin=target/release/synchronicity
+# TESTNET_PROFILE=debug runs the debug binaries (no 30-minute release build; slower nodes).
+profile=${TESTNET_PROFILE:-release}
+bin=target/$profile/synchronicity
 cmd=${1:-demo}
 shift || true
 
 prepare() {
   bash scripts/build-image.sh >&2
-  cargo build --release --locked --quiet --bin synchronicity
+  if [ "$profile" = release ]; then
+    cargo build --release --locked --quiet --bin synchronicity
+  else
+    cargo build --locked --quiet --bin synchronicity
+  fi
 }
 
 running() {
@@ -76,7 +90,9 @@ up() {
   : >"$root/pids"
   for d in "$root"/n*/; do
     d=${d%/}
-    "$bin" node --dir "$d" --committee "$root/committee.toml" 2>>"$d/node.log" &
+    [ -f "$d/removed" ] && continue # it left the group (`leave`)
+    # --join: a node that joined and is not yet a member follows the log again.
+    "$bin" node --dir "$d" --committee "$root/committee.toml" --join 2>>"$d/node.log" &
     echo $! >>"$root/pids"
   done
   # Wait until every member's control socket answers and sees the others.
@@ -102,8 +118,39 @@ down() {
 status() {
   for d in "$root"/n*/; do
     printf '%s: ' "$(basename "$d")"
-    "$bin" status --node "${d%/}" 2>&1 | head -1
+    if [ -f "$d/removed" ]; then echo "left the group"; continue; fi
+    "$bin" status --node "${d%/}" 2>&1 | head -1 || true
   done
+}
+
+live_dirs() { for d in "$root"/n*/; do [ -f "${d%/}/removed" ] || echo "${d%/}"; done; }
+
+join() {
+  running || { echo "error: no testnet is up (scripts/testnet.sh up)" >&2; exit 1; }
+  local i=0 d port dirs
+  while [ -d "$root/n$i" ]; do i=$((i + 1)); done
+  d=$root/n$i
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$bin" keygen --dir "$d" --name "n$i" --addr "/ip4/127.0.0.1/tcp/$port" >/dev/null 2>&1
+  printf 'idle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' "$workroot/n$i" >"$d/node.toml"
+  mapfile -t dirs < <(live_dirs)
+  "$bin" node --dir "$d" --committee "$root/committee.toml" --join 2>>"$d/node.log" &
+  echo $! >>"$root/pids"
+  echo "n$i started with --join: it follows the log as a non-voter"
+  committee_change "$bin" "$root/committee.toml" "$root" "${dirs[@]}" -- --add "$d"
+  wait_voter "$bin" "$d" 120
+  echo "n$i joined: $("$bin" status --node "$d" | head -1)"
+}
+
+leave() {
+  local name=${1:?usage: scripts/testnet.sh leave NAME}
+  running || { echo "error: no testnet is up (scripts/testnet.sh up)" >&2; exit 1; }
+  local dirs
+  mapfile -t dirs < <(live_dirs)
+  committee_change "$bin" "$root/committee.toml" "$root" "${dirs[@]}" -- --remove "$name"
+  # Its node stopped by itself at the boundary; `up` leaves it stopped.
+  [ -d "$root/$name" ] && touch "$root/$name/removed"
+  echo "$name left the group"
 }
 
 peer_addr() { # the multiaddr of member $1 with its /p2p/ id, from the committee file
@@ -154,5 +201,7 @@ case $cmd in
   down) down ;;
   status) status ;;
   demo) demo "$@" ;;
-  *) echo "usage: scripts/testnet.sh up [-n N] [--follow CRATES] [--follow-interval SECS] | demo [CRATE@VERSION] [--keep] | status | down" >&2; exit 2 ;;
+  join) join ;;
+  leave) leave "$@" ;;
+  *) echo "usage: scripts/testnet.sh up [-n N] [--follow CRATES] [--follow-interval SECS] | demo [CRATE@VERSION] [--keep] | status | join | leave NAME | down" >&2; exit 2 ;;
 esac

@@ -257,11 +257,19 @@ async fn a_builder_joins_one_leaves_a_key_rotates_a_rule_changes_and_the_group_g
         bin()
             .args(["committee", "chain", "--peer", &c.peer(2)])
             .args(["--trust", s(&c.committee_file), "--out", s(out)])
+            .args(["--current", s(&root.join("current.toml"))])
             .output()
             .unwrap()
     };
     let err = ok(&chain_cmd(&fetched));
     assert!(err.contains("epochs 0..=4 (4 new)"), "{err}");
+    // The latest committee file, for the next proposal: epoch 4's.
+    let current = std::fs::read_to_string(root.join("current.toml")).unwrap();
+    let e4_text = std::fs::read_to_string(&e4).unwrap();
+    assert_eq!(
+        Committee::from_toml(&current).unwrap().digest(),
+        Committee::from_toml(&e4_text).unwrap().digest()
+    );
     // Asked again, the chain it holds is only extended (by nothing).
     let err = ok(&chain_cmd(&fetched));
     assert!(err.contains("(0 new)"), "{err}");

@@ -28,6 +28,10 @@ pub struct ChainArgs {
     /// The chain file to write; if it exists, the chain it holds is only extended.
     #[arg(long)]
     out: PathBuf,
+    /// Also write the latest epoch's committee file here (verified through the chain): the
+    /// `--from` of the next `committee propose`.
+    #[arg(long, value_name = "FILE")]
+    current: Option<PathBuf>,
 }
 
 /// Most answers asked of one member (each carries as many links as fit).
@@ -73,6 +77,9 @@ pub(super) fn chain(args: ChainArgs) -> anyhow::Result<()> {
     }
     crate::node_dir::write_atomic(&args.out, chain.to_toml().as_bytes())?;
     let latest = chain.latest();
+    if let Some(path) = &args.current {
+        crate::node_dir::write_atomic(path, latest.to_toml().as_bytes())?;
+    }
     eprintln!(
         "{}: epochs 0..={} ({} new), latest committee {} members, threshold {}, key id {}",
         args.out.display(),

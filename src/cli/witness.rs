@@ -27,7 +27,7 @@ pub struct WitnessArgs {
 /// Runs the witness until SIGINT/SIGTERM.
 pub(super) fn run(args: WitnessArgs) -> anyhow::Result<()> {
     super::node::init_logging();
-    let committee = super::load_committee(&args.log)?;
+    let committee = super::load_trust_root(&args.log)?;
     let name = match &args.name {
         Some(n) => n.clone(),
         None => {

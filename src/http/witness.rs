@@ -20,6 +20,15 @@
 //! and the threshold signature is verified (one pairing, counted in
 //! [`Witness::verifications`]). Each refusal is one line of text, and writes nothing.
 //!
+//! Committee changes: the witness is started with the genesis file and holds the committee
+//! chain in `DIR/chain.toml` (`synchronicity committee chain --trust GENESIS --out
+//! DIR/chain.toml`, run by its operator on a timer). A checkpoint is verified with the
+//! committee of the epoch its key id names, inside that epoch's sizes (a retired committee
+//! cannot sign beyond its handoff). A checkpoint whose key id no committee of the held chain
+//! has makes the witness read the chain file again if it changed since it was read (each link
+//! verified with the previous committee's keys, and only extending the chain held); so it
+//! accepts a new committee's key only after verifying the change from the chain it holds.
+//!
 //! Bounds: bodies of at most 64 KiB, one checkpoint stored at a time, and the accept loop the
 //! log's HTTP server has too (`http/server.rs`): [`MAX_CONNECTIONS`] connections and
 //! [`MAX_CONNECTIONS_PER_ADDRESS`] from one address (more are closed at once, the latter with
@@ -32,7 +41,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full, Limited};
@@ -41,11 +50,13 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use synchronicity_net::AddressBucket;
 
-use crate::committee::Committee;
 use crate::crypto::NodeIdentity;
 use crate::http::limits::{MAX_CLIENTS, RateTable};
 use crate::http::server::{self, Bounds, Refusal};
 use crate::log::{Checkpoint, CosignedCheckpoint, SignedNote, merkle};
+use crate::verify::Committee;
+use crate::verify::CommitteeChain;
+use crate::verify::epoch::MAX_CHAIN_FILE_SIZE;
 use crate::witness::{
     AddCheckpoint, MAX_ADD_CHECKPOINT, WitnessKey, cosignature_line, cosignature_message,
 };
@@ -63,9 +74,18 @@ pub const REQUEST_BURST: f64 = 200.0;
 /// Requests per second per client address, refilled.
 pub const REQUESTS_PER_SECOND: f64 = 50.0;
 
+/// The committee chain the witness holds, and the chain file's modification time when it
+/// was read.
+struct HeldChain {
+    chain: CommitteeChain,
+    read: Option<SystemTime>,
+}
+
 /// The witness's state.
 pub struct Witness {
+    /// The log's genesis committee (its origin is every epoch's).
     committee: Committee,
+    chain: Mutex<HeldChain>,
     identity: NodeIdentity,
     key: WitnessKey,
     dir: PathBuf,
@@ -107,6 +127,56 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Reads `dir/chain.toml` into `held` if it changed since it was read (absent: the genesis
+/// alone). The chain held is only EXTENDED: a file whose links do not verify from the
+/// genesis, or that drops or forks an epoch held, is refused (returned) and changes nothing.
+fn read_chain(dir: &Path, held: &mut HeldChain) -> Option<String> {
+    let path = dir.join("chain.toml");
+    let modified = match std::fs::metadata(&path) {
+        Ok(m) if m.len() > MAX_CHAIN_FILE_SIZE as u64 => {
+            return Some(format!(
+                "{}: larger than {MAX_CHAIN_FILE_SIZE} bytes",
+                path.display()
+            ));
+        }
+        Ok(m) => m.modified().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("{}: {e}", path.display())),
+    };
+    if modified.is_some() && modified == held.read {
+        return None;
+    }
+    held.read = modified;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("{}: {e}", path.display())),
+    };
+    let chain = match CommitteeChain::verify(held.chain.genesis().clone(), &text) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("{}: {e}", path.display())),
+    };
+    let old = held.chain.epochs();
+    let extends = chain.epochs().len() >= old.len()
+        && old.iter().zip(chain.epochs()).all(|(a, b)| {
+            a.committee().digest() == b.committee().digest() && a.start() == b.start()
+        });
+    if !extends {
+        return Some(format!(
+            "{}: does not extend the chain this witness holds (epochs 0..={})",
+            path.display(),
+            held.chain.latest().epoch()
+        ));
+    }
+    if chain.latest().epoch() > held.chain.latest().epoch() {
+        tracing::info!(
+            epoch = chain.latest().epoch(),
+            "the committee chain moved on: the new committee's checkpoints are accepted"
+        );
+    }
+    held.chain = chain;
+    None
+}
+
 impl Witness {
     /// Opens (or creates) the witness in `dir` for `committee`'s log, named `name`.
     pub fn open(dir: &Path, committee: Committee, name: &str) -> anyhow::Result<Self> {
@@ -135,10 +205,19 @@ impl Witness {
             format!("{}\n", key.vkey()).as_bytes(),
             0o644,
         )?;
+        let mut held = HeldChain {
+            chain: CommitteeChain::from_genesis(committee.clone())?,
+            read: None,
+        };
+        if let Some(err) = read_chain(dir, &mut held) {
+            anyhow::bail!("{err}");
+        }
         let state = dir.join("checkpoint");
         let latest = match std::fs::read_to_string(&state) {
             Ok(note) => Some(
-                CosignedCheckpoint::verify(&note, &committee)
+                held.chain
+                    .verify_checkpoint(&note)
+                    .map(|(cp, _)| cp)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", state.display()))?,
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -146,6 +225,7 @@ impl Witness {
         };
         Ok(Self {
             committee,
+            chain: Mutex::new(held),
             identity,
             key,
             dir: dir.to_path_buf(),
@@ -218,22 +298,40 @@ impl Witness {
                 ),
             ));
         }
-        let key_id = self.committee.key_id();
-        let lines = note
-            .signatures
-            .iter()
-            .filter(|s| s.name == origin && s.key_id == key_id)
-            .count();
-        if lines != 1 {
+        // One line of the key id of a committee of the chain held (read again once if the
+        // chain file changed: a new epoch's key).
+        let mut chain = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = |chain: &CommitteeChain| {
+            chain
+                .epochs()
+                .iter()
+                .map(|e| {
+                    let key_id = e.committee().key_id();
+                    note.signatures
+                        .iter()
+                        .filter(|s| s.name == origin && s.key_id == key_id)
+                        .count()
+                })
+                .max()
+                .unwrap_or(0)
+        };
+        if lines(&chain.chain) == 0
+            && let Some(err) = read_chain(&self.dir, &mut chain)
+        {
+            tracing::warn!("{err}");
+        }
+        let n = lines(&chain.chain);
+        if n != 1 {
             return Err((
                 StatusCode::FORBIDDEN,
                 text,
                 format!(
-                    "not this log's checkpoint: {lines} signature lines of key id {}, not one",
-                    hex::encode(key_id)
+                    "not this log's checkpoint: {n} signature lines of a committee key id of epochs 0..={}, not one (a newer epoch? the witness's chain.toml is behind)",
+                    chain.chain.latest().epoch()
                 ),
             ));
         }
+        drop(chain);
         let held = self
             .latest
             .lock()
@@ -291,8 +389,14 @@ impl Witness {
             );
         }
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let cp = match CosignedCheckpoint::verify(&req.note, &self.committee) {
-            Ok(c) => c,
+        let verified = self
+            .chain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .chain
+            .verify_checkpoint(&req.note);
+        let cp: CosignedCheckpoint = match verified {
+            Ok((c, _epoch)) => c,
             Err(e) => {
                 return (
                     StatusCode::FORBIDDEN,

@@ -41,7 +41,9 @@ fn forged(cp: &CosignedCheckpoint, other: &CosignedCheckpoint) -> String {
 async fn cheap_checks_come_before_any_pairing_and_pairings_are_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
     let tc = TestCommittee::new(4, 51);
-    let w = Arc::new(Witness::open(dir.path(), tc.committee.clone(), "w.example").unwrap());
+    let w = Arc::new(
+        Witness::open(dir.path(), tc.committee.trust_root().clone(), "w.example").unwrap(),
+    );
     let addr = serve("127.0.0.1:0".parse().unwrap(), w.clone())
         .await
         .unwrap();
@@ -102,4 +104,84 @@ async fn cheap_checks_come_before_any_pairing_and_pairings_are_rate_limited() {
         "{limited} limited"
     );
     assert!(spent < VERIFY_BURST as u64 * 2, "{spent} pairings");
+}
+
+/// The witness across a committee change: the new committee's checkpoint is refused until
+/// the witness's chain file holds the verified change, then cosigned (consistent with the
+/// old committee's checkpoint it held); the retired committee cannot sign beyond its
+/// handoff; a chain file that does not extend the one held changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_witness_follows_the_group_across_a_change_it_verified() {
+    use synchronicity_verify::test_chain::TestHistory;
+    use synchronicity_verify::test_committee::TestCommittee as Members;
+    use synchronicity_verify::tlog::merkle;
+
+    let mut h = TestHistory::new(Members::new(4, 61));
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = h.epochs[0].committee.clone();
+    let w = Arc::new(Witness::open(dir.path(), genesis, "w.example").unwrap());
+    let addr = serve("127.0.0.1:0".parse().unwrap(), w.clone())
+        .await
+        .unwrap();
+    let root = |h: &TestHistory, size: u64| merkle::tree_hash(size, &h.log).unwrap();
+    let cp0 = h.current().cosign(1, root(&h, 1));
+    let (got, text) = post(addr, &body(0, cp0.note())).await;
+    assert_eq!(got, 200, "{text}");
+
+    // Epoch 1: a fifth member joins (log: build, change entry, build; handoff at size 2).
+    let c = h.current();
+    let mut members: Vec<_> = (0..4).map(|i| c.member(i)).collect();
+    members.push(Members::newcomer(62, 0));
+    let next = c.successor(members, |_| {});
+    h.change(next);
+    let with_proof = |h: &TestHistory, cp: &CosignedCheckpoint| {
+        AddCheckpoint {
+            old: 1,
+            proof: merkle::prove_consistency(1, cp.checkpoint().size, &h.log).unwrap(),
+            note: cp.note().to_string(),
+        }
+        .to_body()
+    };
+    let cp1 = h.current().cosign(3, root(&h, 3));
+    let (got, text) = post(addr, &with_proof(&h, &cp1)).await;
+    assert_eq!(got, 403, "{text}");
+    assert!(text.contains("chain.toml is behind"), "{text}");
+
+    // A chain file of another history (another change of the same genesis) is refused and
+    // changes nothing; the real one is verified, and the new key is accepted.
+    let mut fork = TestHistory::new(Members::new(4, 61));
+    let c = fork.current();
+    let shrunk = c.successor((0..4).map(|i| c.member(i)).collect(), |f| {
+        f.protocol.reveal_window_secs = 99;
+    });
+    fork.change(shrunk);
+    let fork_cp = fork.current().cosign(3, root(&fork, 3));
+    std::fs::write(dir.path().join("chain.toml"), fork.chain_text()).unwrap();
+    let (got, _) = post(addr, &with_proof(&fork, &fork_cp)).await;
+    assert_eq!(
+        got, 200,
+        "the forked chain verifies from the genesis: it is held now"
+    );
+    // …so the real history's chain, which does not extend it, is refused and changes nothing.
+    std::fs::write(dir.path().join("chain.toml"), h.chain_text()).unwrap();
+    let (got, text) = post(addr, &with_proof(&h, &cp1)).await;
+    assert_eq!(got, 403, "{text}");
+
+    // A fresh witness with the real chain: the retired committee cannot sign beyond its
+    // handoff; the new committee's checkpoint is cosigned.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chain.toml"), h.chain_text()).unwrap();
+    let genesis = h.epochs[0].committee.clone();
+    let w = Arc::new(Witness::open(dir.path(), genesis, "w.example").unwrap());
+    let addr = serve("127.0.0.1:0".parse().unwrap(), w.clone())
+        .await
+        .unwrap();
+    let (got, text) = post(addr, &body(0, cp0.note())).await;
+    assert_eq!(got, 200, "{text}");
+    let retired = h.epochs[0].cosign(3, root(&h, 3));
+    let (got, text) = post(addr, &with_proof(&h, &retired)).await;
+    assert_eq!(got, 403, "{text}");
+    assert!(text.contains("epoch 0"), "{text}");
+    let (got, text) = post(addr, &with_proof(&h, &cp1)).await;
+    assert_eq!(got, 200, "{text}");
 }
