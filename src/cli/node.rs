@@ -428,11 +428,20 @@ fn run_full(
                 }
                 let start = tokio::time::Instant::now();
                 let mut told = start;
+                let mut asked = start;
                 while voter && !handle.has_checkpoint_at(handoff) && start.elapsed() < HANDOFF_WAIT {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => { handle.shutdown().await; return Ok(Restart::No); }
                         _ = term.recv() => { handle.shutdown().await; return Ok(Restart::No); }
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    // Not cosigned here within a few seconds: the others may have cosigned it
+                    // and moved on (this node applied the block from sync). Ask them for it.
+                    if asked.elapsed() >= HANDOFF_ASK && handle.fetch_handoff(epoch - 1, handoff).await {
+                        tracing::info!(handoff, "fetched the handoff checkpoint from a member");
+                    }
+                    if asked.elapsed() >= HANDOFF_ASK {
+                        asked = tokio::time::Instant::now();
                     }
                     if told.elapsed() >= Duration::from_secs(30) {
                         told = tokio::time::Instant::now();
@@ -470,6 +479,10 @@ fn run_full(
 /// the partials), so it is assembled while `t` old members are up; the new epoch never
 /// signs that size.
 const HANDOFF_WAIT: Duration = Duration::from_secs(300);
+
+/// How long a node waits for the handoff checkpoint to be cosigned where it is before it
+/// asks the members for it (and again each time this passes).
+const HANDOFF_ASK: Duration = Duration::from_secs(3);
 
 /// What the node's runtime ended with.
 enum Restart {

@@ -18,3 +18,61 @@ pub fn wal_file(epoch: u64) -> String {
         format!("consensus.e{epoch}.wal")
     }
 }
+
+/// Why a fetched handoff checkpoint was not stored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandoffError {
+    /// The request failed or the answer was not a chain.
+    #[error("{0}")]
+    Answer(String),
+    /// The link's checkpoint does not verify, or is not the handoff of our log.
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+/// Asks `peer` for the chain link that ended epoch `ended` (its change entry under the
+/// handoff checkpoint) and stores that checkpoint, once it verifies with this epoch's
+/// committee, is exactly `handoff` long and is our log's (`put_checkpoint` compares the root).
+/// For a member that applied the block ending the epoch from sync (it was down at the
+/// boundary): the others cosigned the handoff and moved on, so gossip will not bring it.
+pub(crate) async fn fetch_handoff(
+    shared: &super::Shared,
+    net: &synchronicity_net::NetworkHandle,
+    peer: synchronicity_net::PeerId,
+    ended: u64,
+    handoff: u64,
+) -> Result<(), HandoffError> {
+    use super::wire::{LightRequest, LightResponse};
+    let req = LightRequest::Chain {
+        after: ended.saturating_sub(1),
+    };
+    let bytes = net
+        .request(peer, synchronicity_net::RequestKind::Light, req.to_bytes())
+        .await
+        .map_err(|e| HandoffError::Answer(e.to_string()))?;
+    let links = match LightResponse::from_bytes(&bytes) {
+        Ok(LightResponse::Chain { links, .. }) => links,
+        Ok(other) => return Err(HandoffError::Answer(format!("answered {}", other.kind()))),
+        Err(e) => return Err(HandoffError::Answer(e.to_string())),
+    };
+    let (_, text) = links
+        .into_iter()
+        .find(|(epoch, _)| *epoch == ended + 1)
+        .ok_or_else(|| HandoffError::Answer(format!("no link for epoch {}", ended + 1)))?;
+    let proof = synchronicity_verify::tlog::ProofFile::parse(&text)
+        .map_err(|e| HandoffError::Checkpoint(e.to_string()))?;
+    let cp = shared
+        .verify_checkpoint(&proof.checkpoint)
+        .map_err(|e| HandoffError::Checkpoint(e.to_string()))?;
+    if cp.checkpoint().size != handoff {
+        return Err(HandoffError::Checkpoint(format!(
+            "size {}, not the handoff's {handoff}",
+            cp.checkpoint().size
+        )));
+    }
+    // A crash here: nothing stored, the restart waits and fetches again.
+    shared
+        .store
+        .put_checkpoint(&cp)
+        .map_err(|e| HandoffError::Checkpoint(e.to_string()))
+}

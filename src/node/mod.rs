@@ -409,6 +409,21 @@ impl NodeHandle {
         next.is_none_or(|c| c.index_of_peer_id(&me).is_some())
     }
 
+    /// Fetches the handoff checkpoint of the epoch that ended (`ended`, of size `handoff`)
+    /// from a connected member, and stores it once verified (see [`epochs::fetch_handoff`]).
+    /// True once the store holds it.
+    pub async fn fetch_handoff(&self, ended: u64, handoff: u64) -> bool {
+        let mut peers: Vec<PeerId> = self.net.connected_members().into_iter().collect();
+        peers.sort();
+        for peer in peers {
+            match epochs::fetch_handoff(&self.shared, &self.net, peer, ended, handoff).await {
+                Ok(()) => return true,
+                Err(e) => tracing::debug!(%peer, "handoff checkpoint: {e}"),
+            }
+        }
+        self.has_checkpoint_at(handoff)
+    }
+
     /// True when the store holds a cosigned checkpoint of exactly `size` (the handoff).
     pub fn has_checkpoint_at(&self, size: u64) -> bool {
         self.shared.store.has_checkpoint_at(size)
