@@ -465,7 +465,7 @@ fn blocks(dir: &Path) -> anyhow::Result<()> {
                 Body::Request(_) => 0,
                 Body::Commit { .. } => 1,
                 Body::Reveal { .. } => 2,
-                // The fault suite changes no committee.
+                // Committee changes (the epoch scenarios) are not build traffic.
                 Body::Approve { .. } => continue,
             };
             kinds[k] += 1;
@@ -535,12 +535,28 @@ fn check(dirs: &[PathBuf], committee: &Path, ids: &Path) -> anyhow::Result<()> {
     // member's tree (RFC 9162 consistency proof from its size to that member's).
     let mut checkpoints = 0;
     for (d, s) in &stores {
+        // Each checkpoint by the committee of its epoch (the stored changes, each verified
+        // from the genesis): its size is in (start, end] of that epoch.
+        let epochs = match synchronicity::log::stored_epochs(&committee, s) {
+            Ok(e) => e,
+            Err(e) => {
+                broken.push(format!(
+                    "INVARIANT checkpoints-verify: {}: its committee changes: {e}",
+                    d.display()
+                ));
+                continue;
+            }
+        };
         for size in 1..=s.size().unwrap_or(0) {
             let Ok(Some(note)) = s.checkpoint_at(size) else {
                 continue;
             };
             checkpoints += 1;
-            let cp = match CosignedCheckpoint::verify(&note, &committee) {
+            let signer = epochs
+                .iter()
+                .find(|e| e.start < size && e.end.is_none_or(|end| size <= end))
+                .map_or(&committee, |e| &e.committee);
+            let cp = match CosignedCheckpoint::verify(&note, signer) {
                 Ok(cp) => cp,
                 Err(e) => {
                     broken.push(format!(

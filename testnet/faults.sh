@@ -9,7 +9,11 @@
 # Scenarios: partition, proposer-isolated, loss, sigkill, sigstop, clock-5s, clock-60s,
 # disk-full, byz-equivocate, byz-conflicting-commitments, byz-wrong-reveal,
 # byz-withhold-reveal, byz-flood-gossip, byz-flood-cosign, byz-flood-streams,
-# byz-flood-requests, byz-2-of-7 (all of these: `all`; a short subset: `ci`), and
+# byz-flood-requests, byz-2-of-7, and the committee changes: join-partition (a builder
+# joins while the group is split 2 + 2), proposer-killed-at-boundary (the proposer of each
+# next height killed from the change's scheduling until the epoch ends), removed-byzantine
+# (a flooding member removed, its node started again and sending) (all of these: `all`; a
+# short subset: `ci`), and
 # broken-committee: a deliberately broken group (two members given another committee
 # file) that MUST fail an invariant (tests/testnet_faults.rs expects it to).
 #
@@ -35,6 +39,7 @@ done
 # optimised in the dev profile): --profile release for release ones.
 export TESTNET_PROFILE=${TESTNET_PROFILE:-debug}
 . testnet/lib.sh
+. scripts/lib/epochs.sh
 root=$PWD/testnet/faults
 tool=$PWD/$member_bin
 MEMORY_MIB=${MEMORY_MIB:-512}
@@ -42,7 +47,8 @@ REAL_CRATE=${REAL_CRATE:-itoa@1.0.15}
 
 ALL=(partition proposer-isolated loss sigkill sigstop clock-5s clock-60s disk-full
   byz-equivocate byz-conflicting-commitments byz-wrong-reveal byz-withhold-reveal
-  byz-flood-gossip byz-flood-cosign byz-flood-streams byz-flood-requests byz-2-of-7)
+  byz-flood-gossip byz-flood-cosign byz-flood-streams byz-flood-requests byz-2-of-7
+  join-partition proposer-killed-at-boundary removed-byzantine)
 CI=(partition byz-equivocate sigkill-short)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -68,7 +74,7 @@ group() {
   n=$1
   data=$root/$scenario
   new_group "$data" "$n" --commit-window-secs 120 --commit-grace-secs 2 --reveal-window-secs 15
-  declare -gA DOPTS=() BYZ=() CFILE=()
+  declare -gA DOPTS=() BYZ=() CFILE=() XARGS=()
   honest=()
   EXPECT=()
   local i
@@ -84,7 +90,7 @@ start() {
   # shellcheck disable=SC2086
   run_member "$data" "$i" "${CFILE[$i]:-$data/committee.toml}" \
     -v "$tool:/usr/local/bin/testnet-member:ro" -v "$PWD/$bin:/usr/local/bin/synchronicity:ro" -e SYNC_TEST_BUILD_MS=100 ${DOPTS[$i]:-} -- \
-    testnet-member node --dir /data --committee /committee.toml --metrics 0.0.0.0:9100 ${BYZ[$i]:+--byzantine ${BYZ[$i]}}
+    testnet-member node --dir /data --committee /committee.toml --metrics 0.0.0.0:9100 ${BYZ[$i]:+--byzantine ${BYZ[$i]}} ${XARGS[$i]:-}
 }
 
 start_all() {
@@ -132,6 +138,58 @@ cut_off() {
 heal() { local i; for i in "$@"; do in_net "$i" iptables -F; done; }
 
 sizes() { "$tool" sizes --dirs "$(dirs_of "$@")"; }
+
+# --- committee changes (scripts/lib/epochs.sh: the operators' commands) ---------------
+
+# joiner I: a new builder's keys (keygen, at the next address) and its container, started from
+# the genesis file with --join: it follows the log as a non-voter.
+joiner() {
+  local i=$1
+  "$bin" keygen --dir "$data/n$i" --name "n$i" --addr "/ip4/$subnet.$((10 + i))/tcp/7000" >/dev/null 2>&1
+  printf 'idle_interval_ms = 1000\n[builder]\nbackend = "sandbox"\nwork_dir = "/work"\n' >"$data/n$i/node.toml"
+  XARGS[$i]=--join
+  start "$i"
+  wait_ready "$data" "$i" 120
+}
+
+# change PROPOSE_ARGS...: the next committee, proposed from the current one (fetched with the
+# chain from an honest member and verified from the genesis), approved by every honest
+# member that votes; does not wait for it to take effect.
+change() {
+  local d dirs=() i
+  for i in "${honest[@]}"; do dirs+=("$data/n$i"); done
+  "$bin" committee chain --peer "$(member_addr "${dirs[0]}")" --trust "$data/committee.toml" \
+    --out "$data/chain.toml" --current "$data/current.toml" 2>>"$data/change.log" || { fail "committee chain"; return 0; }
+  rm -f "$data/next.toml"
+  "$bin" committee propose --from "$data/current.toml" "$@" --out "$data/next.toml" 2>>"$data/change.log" ||
+    { fail "committee propose $*"; return 0; }
+  for d in $(voters "$bin" "${dirs[@]}"); do
+    "$bin" committee approve "$data/next.toml" --node "$d" 2>>"$data/change.log" || log "$d did not approve"
+  done
+  log "proposed and approved: $*"
+}
+
+# wait_epoch E SECS I...: until members I... all serve epoch E (1 if not within SECS).
+wait_epoch() {
+  local e=$1 secs=$2 t i all
+  shift 2
+  for t in $(seq 1 $((secs * 2))); do
+    all=1
+    for i in "$@"; do [ "$(epoch_of "$bin" "$data/n$i" || true)" = "$e" ] || { all=0; break; }; done
+    [ "$all" = 1 ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# counters NAME...: the sum of these counters over the honest nodes, now.
+counters() {
+  local i k
+  for i in "${honest[@]}"; do
+    curl -s --max-time 3 "http://$subnet.$((10 + i)):9100/metrics" 2>/dev/null || true
+  done | awk -v names="$*" 'BEGIN { n = split(names, a, " "); for (j = 1; j <= n; j++) want["synchronicity_" a[j] "_total"] = 1 }
+    ($1 in want) { s += $2 } END { printf "%d\n", s }'
+}
 largest() { tr ' ' '\n' <<<"$1" | sort -n | tail -1; }
 
 failures=()
@@ -361,6 +419,103 @@ sc_byz_flood_gossip() { byzantine flood-gossip; }
 sc_byz_flood_cosign() { byzantine flood-cosign; }
 sc_byz_flood_streams() { byzantine flood-streams; }
 sc_byz_flood_requests() { byzantine flood-requests; }
+
+# A builder joins while the group is split 2 + 2: it follows the log as a non-voter from
+# before the split; the approvals wait in each half's mempool (nothing is decided while
+# split); after the heal the change is decided once, all five serve epoch 1, the newcomer
+# votes, and every invariant holds on all five (one history).
+sc_join_partition() {
+  group 4; start_all
+  joiner 4
+  load 40 4 "$REAL_CRATE"
+  sleep 8
+  cut_off 0 2 3; cut_off 1 2 3; cut_off 2 0 1; cut_off 3 0 1
+  sleep 4
+  change --add "$data/n4"
+  local before after
+  before=$(sizes 0 1 2 3)
+  sleep 20
+  after=$(sizes 0 1 2 3)
+  [ "$(largest "$after")" = "$(largest "$before")" ] || fail "decided while split: sizes $before -> $after"
+  wait_epoch 0 2 0 1 2 3 4 || fail "the epoch changed while split"
+  heal 0 1 2 3
+  if wait_epoch 1 120 0 1 2 3 4; then
+    log "healed: all five in epoch 1; n4: $("$bin" status --node "$data/n4" | head -1)"
+  else
+    fail "not all five in epoch 1 within 120 s of the heal"
+  fi
+  [ -n "$(voters "$bin" "$data/n4")" ] || fail "n4 does not vote in epoch 1"
+  honest+=(4)
+  n=5
+  wait_load
+}
+
+# A rule change is scheduled while rounds are open (requests then wait, the rounds drain);
+# from then on the round-0 proposer of each next height is killed, and started again 5 s
+# later, until the epoch ends, so the proposer of the boundary height is among them. The
+# change is decided once; every member reaches epoch 1 (the killed ones by sync, fetching
+# the handoff checkpoint); no request is lost.
+sc_proposer_killed_at_boundary() {
+  group 4; start_all
+  load 60 3
+  sleep 6
+  change --reveal-window-secs 20
+  local kills=0 h p t i e
+  for t in $(seq 1 40); do
+    e=""
+    for i in $(seq 0 $((n - 1))); do e=$(epoch_of "$bin" "$data/n$i" || true); [ -n "$e" ] && break; done
+    [ "$e" = 1 ] && break
+    h=$("$bin" status --node "$data/n$i" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["applied_height"])' 2>/dev/null || echo 0)
+    p=$((h % n))
+    docker kill -s KILL "sync-n$p" >/dev/null
+    kills=$((kills + 1))
+    sleep 5
+    docker start "sync-n$p" >/dev/null
+    wait_ready "$data" "$p" 60 || fail "n$p did not come back"
+  done
+  log "$kills kill(s) of the next height's proposer until the epoch ended"
+  [ "$kills" -gt 0 ] || fail "no proposer was killed"
+  wait_epoch 1 180 0 1 2 3 || fail "not every member in epoch 1 within 180 s"
+  wait_load
+}
+
+# A Byzantine member (every flood) is removed from a group of five. Its node stops at the
+# boundary (exit 0), is started again (--join: it follows the log as a non-voter) and keeps
+# sending with the same identity: the four ignore it (its gossip, streams and requests are a
+# non-member's: refused or rate limited, and counted) and go on deciding.
+sc_removed_byzantine() {
+  group 5
+  BYZ[4]=flood-gossip,flood-cosign,flood-streams,flood-requests
+  XARGS[4]=--join
+  start_all
+  load 80 3 "$REAL_CRATE"
+  sleep 5
+  change --remove n4
+  wait_epoch 1 180 0 1 2 3 || fail "the four did not reach epoch 1 within 180 s"
+  local code="" t
+  for t in $(seq 1 120); do
+    code=$(docker inspect -f '{{if .State.Running}}{{else}}{{.State.ExitCode}}{{end}}' sync-n4)
+    [ -n "$code" ] && break
+    sleep 0.5
+  done
+  [ "$code" = 0 ] || fail "n4 did not stop with exit 0 when removed (exit '$code')"
+  docker start sync-n4 >/dev/null
+  local seen=0
+  for t in $(seq 1 60); do
+    docker logs sync-n4 2>&1 | grep -q "following the log as a non-voter" && { seen=1; break; }
+    sleep 0.5
+  done
+  [ "$seen" = 1 ] || fail "n4 did not start again as a non-voter"
+  local names="net_gossip_rejected_non_member net_streams_rejected net_requests_rate_limited net_requests_not_member" c0 c1
+  c0=$(counters $names)
+  "$tool" grows --dirs "$(honest_dirs)" --within 30 >/dev/null || fail "the four decided nothing while n4 kept sending"
+  sleep 20
+  c1=$(counters $names)
+  log "the removed member's traffic refused and counted: $c0 -> $c1"
+  [ "$c1" -gt "$c0" ] || fail "nothing of the removed member's traffic was counted ($c0 -> $c1)"
+  echo "$c0 $c1" >"$data/removed_counted"
+  wait_load
+}
 
 # Seven members, two of them Byzantine: every lie and every flood between them.
 sc_byz_2_of_7() {
