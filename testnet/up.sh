@@ -9,15 +9,21 @@
 #                               wait for the cosigned verdict; fetch the proof from member
 #                               N-1's ADDRESS on the host and verify it offline on the host
 #   testnet/up.sh status        each member's status line
+#   testnet/up.sh join          a new builder joins the running group: keys, its container
+#                               started from the genesis with --join (a non-voter until its
+#                               epoch), the next committee proposed and approved by the
+#                               members (scripts/lib/epochs.sh); returns once it votes
+#   testnet/up.sh leave NAME    member NAME leaves (its node stops by itself at the boundary)
 #   testnet/up.sh logs I        member I's log
 #   testnet/up.sh down          stop and remove the containers and the network (data kept;
 #                               rm -rf testnet/data for a fresh group)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . testnet/lib.sh
+. scripts/lib/epochs.sh
 data=$PWD/testnet/data
 cmd=up
-case ${1:-} in up|demo|status|logs|down) cmd=$1; shift ;; esac
+case ${1:-} in up|demo|status|join|leave|logs|down) cmd=$1; shift ;; esac
 
 members() { ls -d "$data"/n* 2>/dev/null | wc -l; }
 
@@ -36,18 +42,49 @@ up() {
   n=$(members)
   ensure_network
   for i in $(seq 0 $((n - 1))); do
-    printf 'idle_interval_ms = 5000\n[builder]\nbackend = "sandbox"\nwork_dir = "/work"\n' >"$data/n$i/node.toml"
-    run_member "$data" "$i" "$data/committee.toml" -- \
-      synchronicity node --dir /data --committee /committee.toml --http 0.0.0.0:8080
+    [ -f "$data/n$i/removed" ] && continue # it left the group (`leave`)
+    start_member "$i"
   done
-  for i in $(seq 0 $((n - 1))); do wait_ready "$data" "$i" 30; done
+  for i in $(seq 0 $((n - 1))); do [ -f "$data/n$i/removed" ] || wait_ready "$data" "$i" 30; done
   echo "testnet up: $n members in containers sync-n0..sync-n$((n - 1)) on $subnet.0/24 (http://$subnet.10:8080/ …)"
+}
+
+# start_member I: member I's container (--join: a node that joined and is not yet a member
+# follows the log again).
+start_member() {
+  printf 'idle_interval_ms = 5000\n[builder]\nbackend = "sandbox"\nwork_dir = "/work"\n' >"$data/n$1/node.toml"
+  run_member "$data" "$1" "$data/committee.toml" -- \
+    synchronicity node --dir /data --committee /committee.toml --join --http 0.0.0.0:8080
+}
+
+live_dirs() { for d in "$data"/n*/; do [ -f "${d%/}/removed" ] || echo "${d%/}"; done; }
+
+join() {
+  local i dirs
+  i=$(members)
+  mapfile -t dirs < <(live_dirs)
+  "$bin" keygen --dir "$data/n$i" --name "n$i" --addr "/ip4/$subnet.$((10 + i))/tcp/7000" >/dev/null 2>&1
+  start_member "$i"
+  wait_ready "$data" "$i" 60
+  echo "n$i started with --join: it follows the log as a non-voter"
+  committee_change "$bin" "$data/committee.toml" "$data" "${dirs[@]}" -- --add "$data/n$i"
+  wait_voter "$bin" "$data/n$i" 120
+  echo "n$i joined: $("$bin" status --node "$data/n$i" | head -1)"
+}
+
+leave() {
+  local name=${1:?usage: testnet/up.sh leave NAME} dirs
+  mapfile -t dirs < <(live_dirs)
+  committee_change "$bin" "$data/committee.toml" "$data" "${dirs[@]}" -- --remove "$name"
+  [ -d "$data/$name" ] && touch "$data/$name/removed"
+  echo "$name left the group"
 }
 
 status() {
   for i in $(seq 0 $(($(members) - 1))); do
     printf 'n%s: ' "$i"
-    docker exec "sync-n$i" synchronicity status --node /data 2>&1 | head -1
+    if [ -f "$data/n$i/removed" ]; then echo "left the group"; continue; fi
+    docker exec "sync-n$i" synchronicity status --node /data 2>&1 | head -1 || true
   done
 }
 
@@ -77,6 +114,8 @@ case $cmd in
   up) up "$@" ;;
   demo) demo "$@" ;;
   status) status ;;
+  join) join ;;
+  leave) leave "$@" ;;
   logs) docker logs "sync-n${1:-0}" ;;
   down) down ;;
 esac
