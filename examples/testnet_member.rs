@@ -665,6 +665,16 @@ fn check(dirs: &[PathBuf], committee: &Path, ids: &Path) -> anyhow::Result<()> {
             gap as f64 / 1000.0
         );
         println!("recorded: {recorded:?}");
+        // The committee changes: the height whose block ended each epoch.
+        for (epoch, index) in s.epochs().unwrap_or_default() {
+            if let Ok(c) = s
+                .entry(index)
+                .map(|b| synchronicity_verify::ChangeEntry::decode(&b))
+                && let Ok(c) = c
+            {
+                println!("change: epoch {epoch} began after height {}", c.height);
+            }
+        }
     }
     println!(
         "check: members={} sizes={:?} checkpoints={checkpoints} forks={forks} lost={lost} fsck={}",

@@ -152,20 +152,31 @@ joiner() {
   wait_ready "$data" "$i" 120
 }
 
-# change PROPOSE_ARGS...: the next committee, proposed from the current one (fetched with the
-# chain from an honest member and verified from the genesis), approved by every honest
-# member that votes; does not wait for it to take effect.
-change() {
-  local d dirs=() i
-  for i in "${honest[@]}"; do dirs+=("$data/n$i"); done
-  "$bin" committee chain --peer "$(member_addr "${dirs[0]}")" --trust "$data/committee.toml" \
+# propose_next PROPOSE_ARGS...: the next committee ($data/next.toml), proposed from the
+# current one (fetched with the chain from an honest member and verified from the genesis).
+propose_next() {
+  "$bin" committee chain --peer "$(member_addr "$data/n${honest[0]}")" --trust "$data/committee.toml" \
     --out "$data/chain.toml" --current "$data/current.toml" 2>>"$data/change.log" || { fail "committee chain"; return 0; }
   rm -f "$data/next.toml"
   "$bin" committee propose --from "$data/current.toml" "$@" --out "$data/next.toml" 2>>"$data/change.log" ||
     { fail "committee propose $*"; return 0; }
-  for d in $(voters "$bin" "${dirs[@]}"); do
-    "$bin" committee approve "$data/next.toml" --node "$d" 2>>"$data/change.log" || log "$d did not approve"
+}
+
+# approve_next I...: members I... approve $data/next.toml through their control sockets.
+approve_next() {
+  local i
+  for i in "$@"; do
+    "$bin" committee approve "$data/next.toml" --node "$data/n$i" 2>>"$data/change.log" || log "n$i did not approve"
   done
+}
+
+# change PROPOSE_ARGS...: propose_next, approved by every honest member that votes; does not
+# wait for it to take effect.
+change() {
+  propose_next "$@"
+  local i voting=()
+  for i in "${honest[@]}"; do [ -n "$(voters "$bin" "$data/n$i")" ] && voting+=("$i"); done
+  approve_next "${voting[@]}"
   log "proposed and approved: $*"
 }
 
@@ -239,6 +250,12 @@ finish() {
   for spec in $(awk '{print $1}' "$data/ids" | grep -v '^load-' || true); do
     echo "$check_out" | grep -q "^real: $spec Reproduced" || fail "$spec was not reproduced"
   done
+  if [ -f "$data/killed_heights" ]; then
+    local boundary
+    boundary=$(echo "$check_out" | sed -n 's/^change: epoch 1 began after height \([0-9]*\)/\1/p')
+    log "the epoch ended at height ${boundary:-?}"
+    grep -qw "${boundary:-none}" "$data/killed_heights" || fail "the boundary height ${boundary:-?} was not one whose proposer was killed"
+  fi
   for e in "${EXPECT[@]}"; do
     echo "$check_out" | grep '^recorded:' | grep -q "\"$e\"" || fail "the log does not record $e"
   done
@@ -450,32 +467,61 @@ sc_join_partition() {
   wait_load
 }
 
-# A rule change is scheduled while rounds are open (requests then wait, the rounds drain);
-# from then on the round-0 proposer of each next height is killed, and started again 5 s
-# later, until the epoch ends, so the proposer of the boundary height is among them. The
-# change is decided once; every member reaches epoch 1 (the killed ones by sync, fetching
-# the handoff checkpoint); no request is lost.
+# The proposer killed at the boundary: after a load, once no round is open, a rule change is
+# approved by two members; the round-0 proposer of the next height is SIGKILLed and the third
+# approval sent, so the block that takes it (and, with no round open, ends the epoch) is
+# proposed by another member in a later round; the proposer of every later height is killed
+# too until the epoch ends (each started again 3 s later). The height whose block ended the
+# epoch (from the log) must be one whose proposer was killed. Then a second load: the group
+# goes on deciding; every member reaches epoch 1 (the killed ones by sync, fetching the
+# handoff checkpoint); no request is lost.
+member_state() { # epoch, applied height and open rounds of the first member that answers
+  local i st
+  for i in $(seq 0 $((n - 1))); do
+    st=$("$bin" status --node "$data/n$i" --json 2>/dev/null |
+      python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["epoch"], s["applied_height"], len(s["open"]))' 2>/dev/null) &&
+      { echo "$st"; return 0; }
+  done
+  return 1
+}
 sc_proposer_killed_at_boundary() {
   group 4; start_all
-  load 60 3
-  sleep 6
-  change --reveal-window-secs 20
-  local kills=0 h p t i e
-  for t in $(seq 1 40); do
-    e=""
-    for i in $(seq 0 $((n - 1))); do e=$(epoch_of "$bin" "$data/n$i" || true); [ -n "$e" ] && break; done
-    [ "$e" = 1 ] && break
-    h=$("$bin" status --node "$data/n$i" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["applied_height"])' 2>/dev/null || echo 0)
-    p=$((h % n))
-    docker kill -s KILL "sync-n$p" >/dev/null
-    kills=$((kills + 1))
-    sleep 5
-    docker start "sync-n$p" >/dev/null
-    wait_ready "$data" "$p" 60 || fail "n$p did not come back"
+  load 40 4
+  wait_load
+  local killed=() restarts=() last=-1 t st e h open p approved=0
+  for t in $(seq 1 300); do
+    st=$(member_state) && read -r e h open <<<"$st" && [ "$open" = 0 ] && break
+    sleep 0.2
   done
-  log "$kills kill(s) of the next height's proposer until the epoch ended"
-  [ "$kills" -gt 0 ] || fail "no proposer was killed"
+  propose_next --reveal-window-secs 20
+  approve_next 0 1
+  for t in $(seq 1 1500); do
+    st=$(member_state) || { sleep 0.2; continue; }
+    read -r e h open <<<"$st"
+    [ "$e" = 1 ] && break
+    if [ "$h" != "$last" ]; then
+      p=$((h % n))
+      docker kill -s KILL "sync-n$p" >/dev/null 2>&1 || true
+      killed+=($((h + 1)))
+      last=$h
+      (sleep 3; docker start "sync-n$p" >/dev/null 2>&1) &
+      restarts+=($!)
+      if [ "$approved" = 0 ]; then
+        local a
+        for a in 2 3; do
+          [ "$a" != "$p" ] && "$bin" committee approve "$data/next.toml" --node "$data/n$a" 2>>"$data/change.log" && { approved=1; break; }
+        done
+      fi
+    fi
+    sleep 0.1
+  done
+  for p in "${restarts[@]}"; do wait "$p" || true; done
+  for p in $(seq 0 $((n - 1))); do wait_ready "$data" "$p" 60 || fail "n$p did not come back"; done
+  log "killed the round-0 proposer of heights: ${killed[*]}"
+  echo "${killed[*]}" >"$data/killed_heights"
+  [ "$approved" = 1 ] || fail "the last approval was not sent"
   wait_epoch 1 180 0 1 2 3 || fail "not every member in epoch 1 within 180 s"
+  load 20 4
   wait_load
 }
 

@@ -95,9 +95,12 @@ impl Byzantine {
         committee: Committee,
     ) -> anyhow::Result<Self> {
         let peer = keys.identity.peer_id();
-        let me = committee
-            .index_of_peer(&peer)
-            .ok_or_else(|| anyhow::anyhow!("this node ({peer}) is not a member"))?;
+        // An honest node need not be a member of the genesis (a joining node, `--join`).
+        let me = match committee.index_of_peer(&peer) {
+            Some(me) => me,
+            None if behaviours.is_empty() => usize::MAX,
+            None => anyhow::bail!("this node ({peer}) is not a member: it cannot misbehave as one"),
+        };
         let peers = committee
             .members()
             .iter()
@@ -108,7 +111,7 @@ impl Byzantine {
             behaviours,
             keys: Keys {
                 committee,
-                me: me as u32,
+                me: u32::try_from(me).unwrap_or(u32::MAX),
                 identity: keys.identity,
                 bls: keys.bls,
                 peers,

@@ -139,3 +139,59 @@ async fn idle_non_member_connections_are_closed() {
     .await;
     assert_eq!(metrics.light_connections.get(), 0);
 }
+
+/// With open sync (a node that lets joining nodes follow its log), a non-member's sync
+/// requests are answered, from the same per-peer bucket as its light requests: a burst of
+/// three, shared between the two protocols, then refused as rate limited and counted.
+/// Without it (the default), a non-member's sync request is refused as not a member (the
+/// group test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sync_answers_non_members_on_the_light_clients_budget() {
+    use synchronicity_net::{NetError, Refusal, RequestKind};
+    let ks = keys(1);
+    let m = spawn(
+        config(&ks[0], members(&ks), vec![], 4096)
+            .with_open_sync(true)
+            .with_light_rate(3, 0),
+        ks[0].clone(),
+    )
+    .await;
+    let addr = listen_addr(&m).await;
+    let outsider_key = keys(1).remove(0);
+    let outsider = spawn(
+        config(&outsider_key, members(&ks), vec![addr], 4096),
+        outsider_key.clone(),
+    )
+    .await;
+    let id = m.handle.local_peer_id();
+    let mut first = None;
+    for _ in 0..50 {
+        if let Ok(a) = outsider
+            .handle
+            .request(id, RequestKind::Sync, b"h1".to_vec())
+            .await
+        {
+            first = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(first.expect("a sync answer"), b"pong:h1");
+    let light = outsider
+        .handle
+        .request(id, RequestKind::Light, b"p".to_vec())
+        .await;
+    assert_eq!(light.unwrap(), b"pong:p");
+    let second = outsider
+        .handle
+        .request(id, RequestKind::Sync, b"h2".to_vec())
+        .await;
+    assert_eq!(second.unwrap(), b"pong:h2");
+    let fourth = outsider
+        .handle
+        .request(id, RequestKind::Sync, b"h3".to_vec())
+        .await;
+    assert_eq!(fourth, Err(NetError::Refused(Refusal::RateLimited)));
+    assert!(m.handle.metrics().requests_rate_limited.get() >= 1);
+    assert_eq!(m.handle.metrics().requests_not_member.get(), 0);
+}
