@@ -56,7 +56,8 @@ json() { "$bin" status --node "$1" --json 2>/dev/null | python3 -c "import json,
 echo "filling the log with $entries entries at $rate/s..." >&2
 t=$(date +%s)
 "$tool" load --dirs "$(IFS=,; echo "${dirs[*]}")" --prefix load-bench --count "$entries" --rate "$rate" --out "$work/ids" >"$work/load.log" 2>&1
-while [ "$(json "$work/n0" log_size)" -lt "$entries" ]; do sleep 1; done
+submitted=$(wc -l <"$work/ids")
+while [ "$(json "$work/n0" log_size)" -lt "$submitted" ]; do sleep 1; done
 size=$(json "$work/n0" log_size)
 height=$(json "$work/n0" applied_height)
 echo "log filled: $size entries in $height heights, $(($(date +%s) - t)) s" >&2

@@ -285,6 +285,33 @@ async fn a_builder_joins_one_leaves_a_key_rotates_a_rule_changes_and_the_group_g
     // Asked again, the chain it holds is only extended (by nothing).
     let err = ok(&chain_cmd(&fetched));
     assert!(err.contains("(0 new)"), "{err}");
+    // The newcomer serves the whole chain too: it fetched the handoff checkpoints of the
+    // epochs it followed (epoch 0's, before it was a member) from the members.
+    let member: toml::Value =
+        toml::from_str(&std::fs::read_to_string(c.dir(j).join("member.toml")).unwrap()).unwrap();
+    let joiner_addr = format!(
+        "{}/p2p/{}",
+        member["addrs"][0].as_str().unwrap(),
+        member["peer_id"].as_str().unwrap()
+    );
+    let from_joiner = root.join("joiner-chain.toml");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = bin()
+            .args(["committee", "chain", "--peer", &joiner_addr])
+            .args(["--trust", s(&c.committee_file), "--out", s(&from_joiner)])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        if o.status.success() && err.contains("epochs 0..=4") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the newcomer does not serve the chain: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // A held chain that was tampered with is refused, and left as it is.
     let text = std::fs::read_to_string(&fetched).unwrap();
     let forged = text.replacen("epoch = 2", "epoch = 3", 1);
@@ -384,7 +411,27 @@ async fn a_builder_joins_one_leaves_a_key_rotates_a_rule_changes_and_the_group_g
         std::fs::write(&path, store.proof_file(index, &latest).unwrap().format()).unwrap();
         proofs.push((key.into(), path));
     }
+    // The retired keys no longer count: the genesis committee (m1 since removed, m0's and
+    // m3's BLS keys since rotated) signing the latest size is refused with the chain, and
+    // so is the proof under it.
+    let (size, tree_root) = (latest.checkpoint().size, latest.checkpoint().root);
+    let retired = c.tc.cosign(size, tree_root);
+    let e4_index = *store.variants("e4@1.0.0").unwrap().first().unwrap();
+    let retired_proof = root.join("retired.tlog-proof");
+    std::fs::write(
+        &retired_proof,
+        store.proof_file(e4_index, &retired).unwrap().format(),
+    )
+    .unwrap();
     drop(store);
+    let o = bin()
+        .args(["verify", s(&retired_proof), "--trust", s(&c.committee_file)])
+        .args(["--chain", s(&chain_file), "--crate", "e4@1.0.0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("epoch 0"), "{err}");
     for (key, path) in &proofs {
         let o = bin()
             .args(["verify", s(path), "--trust", s(&c.committee_file)])

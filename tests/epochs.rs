@@ -155,6 +155,15 @@ fn propose_writes_each_next_epoch_and_refuses_bad_edits() {
         assert!(err.contains(needle), "{needle:?} not in {err:?}");
         assert!(!out.exists());
     }
+    // Approving a file whose toolchain this host lacks warns first (no node runs in this
+    // directory, so the approval itself then fails).
+    let o = run(&["committee", "approve", s(&e3), "--node", s(&dirs[0])]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: toolchain 1.96.0 is not installed here"),
+        "{err}"
+    );
     // n5 joins: five members, threshold ⌊2·5/3⌋+1 = 4.
     let e4 = root.join("epoch4.toml");
     let err = ok(&run(&[

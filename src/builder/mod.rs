@@ -31,7 +31,7 @@ pub use sources::{
     index_versions, parse_index, unpack_crate,
 };
 pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
-pub use workspace::BuildWorkspace;
+pub use workspace::{BuildWorkspace, toolchain_installed};
 
 use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 

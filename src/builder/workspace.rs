@@ -57,6 +57,21 @@ fn host_rustup() -> Result<(PathBuf, PathBuf), BuildError> {
     Ok((rustup_home, rustup))
 }
 
+/// Whether this host's rustup has toolchain `version` (e.g. `1.96.0`) for its own triple:
+/// what a build of that toolchain needs (`BuildWorkspace::prepare` links it). For warnings
+/// before a committee change that moves the toolchain.
+pub fn toolchain_installed(version: &str) -> bool {
+    let Ok((rustup_home, _)) = host_rustup() else {
+        return false;
+    };
+    let name = format!("{version}-{}", env!("SYNCHRONICITY_HOST_TRIPLE"));
+    rustup_home
+        .join("toolchains")
+        .join(name)
+        .join("bin/rustc")
+        .is_file()
+}
+
 impl BuildWorkspace {
     /// Lays out (or reuses) the workspace at `root` for `toolchain` (e.g. `1.95.0`), copying
     /// the host's toolchain by hard links. Idempotent.

@@ -39,7 +39,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::builder::{Backend, Builder, BuilderConfig};
+use crate::builder::{Backend, Builder, BuilderConfig, toolchain_installed};
 use crate::node::control::{self, ControlAnswer, ControlRequest};
 use crate::node::{self, BuildService, NodeConfig, SandboxBuildService};
 
@@ -238,7 +238,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
 /// `node` with the real builder of `node.toml`, changed by `wrapper` (see [`NodeWrapper`]).
 pub fn run_wrapping(args: NodeArgs, wrapper: &mut dyn NodeWrapper) -> anyhow::Result<()> {
     let file = read_node_file(&args.dir, &args.committee)?;
-    let committee = super::load_committee(&args.committee)?;
+    // The builder builds with the toolchain and target of the epoch the log is in (the
+    // genesis moved along the log's changes), not the genesis file's.
+    let committee = current_committee(&args.dir, super::load_committee(&args.committee)?)?;
     let b = &file.builder;
     let mut cfg = BuilderConfig::new(
         &b.work_dir.clone().unwrap_or_else(|| args.dir.join("work")),
@@ -300,6 +302,23 @@ pub fn run_wrapping(args: NodeArgs, wrapper: &mut dyn NodeWrapper) -> anyhow::Re
         SandboxBuildService::new(builder, &target).with_store(store.clone()),
     ));
     run_full(args, service, follow, Some(store), wrapper)
+}
+
+/// The committee of the epoch the node's log is in: `genesis` moved along the change entries
+/// the store holds (each verified again with the previous committee's keys; node::start
+/// does the same). The store is opened and closed again (redb allows one opener at a time).
+fn current_committee(
+    dir: &Path,
+    genesis: crate::committee::Committee,
+) -> anyhow::Result<crate::committee::Committee> {
+    let log = dir.join("log");
+    if !log.join(crate::log::STORE_FILE).exists() {
+        return Ok(genesis);
+    }
+    let store = crate::log::LogStore::open_existing(&log)
+        .with_context(|| format!("cannot open the log store in {}", log.display()))?;
+    let mut epochs = crate::log::stored_epochs(&genesis, &store)?;
+    Ok(epochs.pop().map_or(genesis, |e| e.committee))
 }
 
 /// node.toml's `[follow]` section, polling `registry`.
@@ -474,6 +493,13 @@ fn run_full(
     Ok(())
 }
 
+/// The warning for a proposed toolchain this host lacks (one line).
+fn missing_toolchain(version: &str) -> String {
+    format!(
+        "  warning: toolchain {version} is not installed here (`rustup toolchain install {version}`): from the change on this member cannot build, and commits nothing"
+    )
+}
+
 /// Longest wait, once an epoch ended, for the handoff checkpoint to be cosigned before the
 /// node restarts into the next epoch anyway. Every member waits for it (gossip republishes
 /// the partials), so it is assembled while `t` old members are up; the new epoch never
@@ -584,6 +610,11 @@ pub fn approve(args: ApproveArgs) -> anyhow::Result<()> {
     }
     let committee = std::fs::read_to_string(&args.file)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    if let Ok(next) = toml::from_str::<crate::committee::CommitteeFile>(&committee)
+        && !toolchain_installed(&next.build.toolchain)
+    {
+        eprintln!("{}", missing_toolchain(&next.build.toolchain).trim_start());
+    }
     let req = ControlRequest::Approve { committee };
     match control_call(&args.node, &req)? {
         ControlAnswer::Approved { epoch } => {
@@ -663,6 +694,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                         ""
                     }
                 )?;
+                if !c.toolchain.is_empty() && !toolchain_installed(&c.toolchain) {
+                    writeln!(out, "{}", missing_toolchain(&c.toolchain))?;
+                }
             }
             let q = &s.builds;
             if !q.running.is_empty() || !q.queued.is_empty() {

@@ -168,6 +168,16 @@ fn next_committee(
                 default_threshold(n)
             );
         }
+        // Until the newcomers vote (each follows the log first), the next committee decides
+        // only with t of the others: more newcomers than it tolerates down halt the group, and
+        // for good if one never comes up (no removal could be decided either).
+        let tolerated = n.saturating_sub(file.threshold);
+        if edits.add.len() > tolerated {
+            bail!(
+                "adding {} members at once: the next committee tolerates {tolerated} not voting, and newcomers do not vote until they have followed the log; add at most {tolerated} per change, or pass --force-small",
+                edits.add.len()
+            );
+        }
     }
     file.epoch = current.epoch() + 1;
     file.previous = Some(hex::encode(current.digest()));
@@ -358,6 +368,12 @@ mod tests {
             ..Edits::default()
         };
         assert!(refused(c, &clone, &no_rules()).contains("peer id is already a member's"));
+        // Two newcomers at once into a committee of six (t = 5) that tolerates one not voting.
+        let two = Edits {
+            add: vec![newcomer.clone(), TestCommittee::newcomer(5, 1).0],
+            ..Edits::default()
+        };
+        assert!(refused(c, &two, &no_rules()).contains("add at most 1 per change"));
         let identity = Edits {
             rotate: vec![("m0".into(), TestCommittee::newcomer(6, 0).0)],
             ..Edits::default()

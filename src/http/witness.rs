@@ -24,10 +24,11 @@
 //! chain in `DIR/chain.toml` (`synchronicity committee chain --trust GENESIS --out
 //! DIR/chain.toml`, run by its operator on a timer). A checkpoint is verified with the
 //! committee of the epoch its key id names, inside that epoch's sizes (a retired committee
-//! cannot sign beyond its handoff). A checkpoint whose key id no committee of the held chain
-//! has makes the witness read the chain file again if it changed since it was read (each link
-//! verified with the previous committee's keys, and only extending the chain held); so it
-//! accepts a new committee's key only after verifying the change from the chain it holds.
+//! cannot sign beyond its handoff). Before each checkpoint is judged the witness reads the
+//! chain file again if it changed (its modification time; its links are verified again only
+//! if its text changed, each with the previous committee's keys, and only an extension of the
+//! chain held is taken); so it accepts a new committee's key only after verifying the change
+//! from the chain it holds, and a handoff its chain holds ends the old committee at once.
 //!
 //! Bounds: bodies of at most 64 KiB, one checkpoint stored at a time, and the accept loop the
 //! log's HTTP server has too (`http/server.rs`): [`MAX_CONNECTIONS`] connections and
@@ -79,6 +80,9 @@ pub const REQUESTS_PER_SECOND: f64 = 50.0;
 struct HeldChain {
     chain: CommitteeChain,
     read: Option<SystemTime>,
+    /// SHA-256 of the file's text when it was last verified (a rewrite of the same chain,
+    /// as `committee chain --out` does on every run, is not verified again).
+    digest: Option<[u8; 32]>,
 }
 
 /// The witness's state.
@@ -151,6 +155,12 @@ fn read_chain(dir: &Path, held: &mut HeldChain) -> Option<String> {
         Ok(t) => t,
         Err(e) => return Some(format!("{}: {e}", path.display())),
     };
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+    if held.digest == Some(digest) {
+        return None;
+    }
+    held.digest = Some(digest);
     let chain = match CommitteeChain::verify(held.chain.genesis().clone(), &text) {
         Ok(c) => c,
         Err(e) => return Some(format!("{}: {e}", path.display())),
@@ -208,6 +218,7 @@ impl Witness {
         let mut held = HeldChain {
             chain: CommitteeChain::from_genesis(committee.clone())?,
             read: None,
+            digest: None,
         };
         if let Some(err) = read_chain(dir, &mut held) {
             anyhow::bail!("{err}");
@@ -298,9 +309,14 @@ impl Witness {
                 ),
             ));
         }
-        // One line of the key id of a committee of the chain held (read again once if the
-        // chain file changed: a new epoch's key).
+        // The chain file first, if it changed (a metadata read; the file is verified again
+        // only when its text changed): a handoff the operator's chain already holds must end
+        // the old committee's authority before that committee's next checkpoint is judged.
+        // Then one line of the key id of a committee of the chain held.
         let mut chain = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(err) = read_chain(&self.dir, &mut chain) {
+            tracing::warn!("{err}");
+        }
         let lines = |chain: &CommitteeChain| {
             chain
                 .epochs()
@@ -315,11 +331,6 @@ impl Witness {
                 .max()
                 .unwrap_or(0)
         };
-        if lines(&chain.chain) == 0
-            && let Some(err) = read_chain(&self.dir, &mut chain)
-        {
-            tracing::warn!("{err}");
-        }
         let n = lines(&chain.chain);
         if n != 1 {
             return Err((

@@ -24,6 +24,9 @@ const LIGHT_ANSWERS: usize = 32;
 /// network rate-limits each like a light client). Their own budget: however many ask, the
 /// members' catch-up keeps all of [`SYNC_ANSWERS`].
 const FOLLOWER_SYNC_ANSWERS: usize = 2;
+/// Most bytes of one answer to a non-member's sync request (a member's: 12 MiB), so an
+/// answer to anyone costs at most a few light answers' worth (one block always fits).
+const FOLLOWER_SYNC_BYTES: usize = 2 * 1024 * 1024;
 
 /// The permits for answers in flight, per protocol (see the module doc).
 pub(crate) struct Answers {
@@ -46,12 +49,11 @@ impl Answers {
 
     /// Answers `r` from its own task, or refuses it as busy; never waits.
     pub(crate) fn on_request(&self, r: InboundRequest) {
-        let permits = match r.kind {
-            RequestKind::Sync if self.shared.committee.index_of_peer(&r.peer).is_some() => {
-                &self.sync
-            }
-            RequestKind::Sync => &self.follower_sync,
-            RequestKind::Light => &self.light,
+        let member = self.shared.committee.index_of_peer(&r.peer).is_some();
+        let (permits, sync_bytes) = match r.kind {
+            RequestKind::Sync if member => (&self.sync, super::wire::SYNC_BYTES),
+            RequestKind::Sync => (&self.follower_sync, FOLLOWER_SYNC_BYTES),
+            RequestKind::Light => (&self.light, 0),
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tokio::spawn(r.refuse("busy: too many answers in flight".to_string()));
@@ -64,7 +66,7 @@ impl Answers {
                 RequestKind::Sync => match decode::<SyncRequest>(&r.data, MAX_REQUEST) {
                     Ok(SyncRequest::Decided { from, max }) => {
                         tokio::task::spawn_blocking(move || {
-                            encode(&super::sync::serve(&shared, from, max))
+                            encode(&super::sync::serve(&shared, from, max, sync_bytes))
                         })
                         .await
                     }

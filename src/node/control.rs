@@ -183,6 +183,10 @@ pub struct PendingChange {
     pub approved: Vec<u32>,
     /// The change is scheduled: the epoch ends once no round is open.
     pub scheduled: bool,
+    /// The toolchain the proposed committee builds with (`status` warns when this host's
+    /// rustup lacks it).
+    #[serde(default)]
+    pub toolchain: String,
 }
 
 /// An open round.
@@ -304,6 +308,13 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
                 file: hex::encode(file),
                 approved,
                 scheduled: scheduled == Some(file),
+                toolchain: view
+                    .state
+                    .change()
+                    .proposal_text(&file)
+                    .and_then(|t| toml::from_str::<crate::committee::CommitteeFile>(t).ok())
+                    .map(|f| f.build.toolchain)
+                    .unwrap_or_default(),
             })
             .collect::<Vec<_>>();
         let open = view

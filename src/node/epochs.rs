@@ -43,9 +43,8 @@ pub(crate) async fn fetch_handoff(
     handoff: u64,
 ) -> Result<(), HandoffError> {
     use super::wire::{LightRequest, LightResponse};
-    let req = LightRequest::Chain {
-        after: ended.saturating_sub(1),
-    };
+    // The links after `ended`: the first is the one that ended it.
+    let req = LightRequest::Chain { after: ended };
     let bytes = net
         .request(peer, synchronicity_net::RequestKind::Light, req.to_bytes())
         .await
@@ -70,9 +69,52 @@ pub(crate) async fn fetch_handoff(
             cp.checkpoint().size
         )));
     }
-    // A crash here: nothing stored, the restart waits and fetches again.
+    // A crash here: nothing stored; after the restart `backfill_handoffs` fetches it.
     shared
         .store
         .put_checkpoint(&cp)
         .map_err(|e| HandoffError::Checkpoint(e.to_string()))
+}
+
+/// How often [`backfill_handoffs`] asks again while a handoff checkpoint is missing.
+const BACKFILL_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Fetches the handoff checkpoints of past epochs the store lacks (a follower, which never
+/// waits for them; a member stopped while it waited), from connected members, until it holds
+/// them all: so every node can serve the whole committee chain. Ends when none is missing.
+pub(crate) async fn backfill_handoffs(
+    shared: std::sync::Arc<super::Shared>,
+    net: synchronicity_net::NetworkHandle,
+) {
+    loop {
+        let Ok(epochs) = shared.store.epochs() else {
+            return;
+        };
+        let missing: Vec<(u64, u64)> = epochs
+            .iter()
+            .map(|&(epoch, index)| (epoch - 1, index + 1))
+            .filter(|&(_, handoff)| !shared.store.has_checkpoint_at(handoff))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut peers: Vec<_> = net.connected_members().into_iter().collect();
+        peers.sort();
+        for (ended, handoff) in missing {
+            for &peer in &peers {
+                match fetch_handoff(&shared, &net, peer, ended, handoff).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            epoch = ended,
+                            handoff,
+                            "fetched a past epoch's handoff checkpoint"
+                        );
+                        break;
+                    }
+                    Err(e) => tracing::debug!(%peer, handoff, "handoff checkpoint: {e}"),
+                }
+            }
+        }
+        tokio::time::sleep(BACKFILL_EVERY).await;
+    }
 }

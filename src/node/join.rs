@@ -121,11 +121,15 @@ pub(super) async fn start_follower(
             }
         }
     });
+    let backfill = tokio::spawn(super::epochs::backfill_handoffs(
+        shared.clone(),
+        net.clone(),
+    ));
     Ok(NodeHandle {
         shared,
         net,
         commands: cmd_tx,
-        tasks: vec![loop_task, watcher],
+        tasks: vec![loop_task, watcher, backfill],
     })
 }
 

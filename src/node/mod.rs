@@ -178,6 +178,11 @@ pub enum NodeError {
     /// This node's identity is not in the committee.
     #[error("this node ({0}) is not a member of the committee of epoch {1}")]
     NotMember(PeerId, u64),
+    /// The committee file is not the genesis.
+    #[error(
+        "the committee file is epoch {0}'s: start a node with the group's genesis file (epoch 0); the log moves it along the changes"
+    )]
+    NotGenesis(u64),
     /// The log's committee changes do not verify.
     #[error("log store: {0}")]
     Epoch(#[from] crate::log::EpochError),
@@ -225,8 +230,12 @@ pub async fn start(
     config: NodeConfig,
     service: Arc<dyn BuildService>,
 ) -> Result<NodeHandle, NodeError> {
+    // The committee file is the genesis; the log says which epoch the group is in. A later
+    // epoch's file would be taken for the genesis, and no certificate would verify.
+    if config.committee.epoch() != 0 {
+        return Err(NodeError::NotGenesis(config.committee.epoch()));
+    }
     let store = LogStore::open(&config.dir.join("log"))?;
-    // The committee file is the genesis; the log says which epoch the group is in.
     let mut past = crate::log::stored_epochs(&config.committee, &store)?;
     let current = past.pop().expect("the genesis at least");
     let (committee, epoch_start) = (current.committee, current.start);
@@ -347,6 +356,10 @@ pub async fn start(
     });
     let mut tasks = vec![loop_task, watcher];
     tasks.extend(follower);
+    tasks.push(tokio::spawn(epochs::backfill_handoffs(
+        shared.clone(),
+        net.clone(),
+    )));
     if !config.witnesses.is_empty() {
         tasks.push(tokio::spawn(crate::node::witness_submit::run(
             shared.clone(),

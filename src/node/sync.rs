@@ -116,17 +116,18 @@ impl Catchup {
     }
 }
 
-/// Our decided heights from `from` on (at most `max`, [`SYNC_BATCH`] and [`SYNC_BYTES`]),
-/// with our latest checkpoint: the answer to a member's sync request. Reads the store, so
-/// it runs on a blocking thread, never on the node's loop.
-pub(crate) fn serve(shared: &Shared, from: u64, max: u32) -> SyncResponse {
+/// Our decided heights from `from` on (at most `max`, [`SYNC_BATCH`] and `bytes`, but always
+/// the first: a block is at most the rule book's `max_block_bytes`), with our latest
+/// checkpoint: the answer to a sync request ([`SYNC_BYTES`] for a member's, less for a
+/// non-member's). Reads the store, so it runs on a blocking thread, never on the node's loop.
+pub(crate) fn serve(shared: &Shared, from: u64, max: u32, bytes_cap: usize) -> SyncResponse {
     let applied = shared.view().height;
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut h = from.max(1);
     while h <= applied && records.len() < max.min(SYNC_BATCH) as usize {
         match shared.store.decided_record(h) {
-            Ok(Some(r)) if bytes + r.len() <= SYNC_BYTES => {
+            Ok(Some(r)) if records.is_empty() || bytes + r.len() <= bytes_cap.min(SYNC_BYTES) => {
                 bytes += r.len();
                 records.push(serde_bytes::ByteBuf::from(r));
             }

@@ -89,6 +89,11 @@ impl ChangeState {
             .collect()
     }
 
+    /// The text of the proposal whose SHA-256 is `file`, if one is held.
+    pub fn proposal_text(&self, file: &Digest) -> Option<&str> {
+        self.proposals.get(file).map(|p| p.text.as_str())
+    }
+
     /// The scheduled change's text hash and the height that scheduled it.
     pub fn scheduled(&self) -> Option<(Digest, u64)> {
         self.scheduled

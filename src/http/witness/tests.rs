@@ -167,6 +167,24 @@ async fn the_witness_follows_the_group_across_a_change_it_verified() {
     let (got, text) = post(addr, &with_proof(&h, &cp1)).await;
     assert_eq!(got, 403, "{text}");
 
+    // A witness whose operator's timer has just written the chain with the handoff, before
+    // any checkpoint of the new committee arrived: the old committee's checkpoint beyond its
+    // handoff is refused (the file is read again before a checkpoint is judged, not only when
+    // a key is unknown).
+    let dir = tempfile::tempdir().unwrap();
+    let w =
+        Arc::new(Witness::open(dir.path(), h.epochs[0].committee.clone(), "w.example").unwrap());
+    let addr = serve("127.0.0.1:0".parse().unwrap(), w.clone())
+        .await
+        .unwrap();
+    let (got, text) = post(addr, &body(0, cp0.note())).await;
+    assert_eq!(got, 200, "{text}");
+    std::fs::write(dir.path().join("chain.toml"), h.chain_text()).unwrap();
+    let retired = h.epochs[0].cosign(3, root(&h, 3));
+    let (got, text) = post(addr, &with_proof(&h, &retired)).await;
+    assert_eq!(got, 403, "{text}");
+    assert!(text.contains("epoch 0"), "{text}");
+
     // A fresh witness with the real chain: the retired committee cannot sign beyond its
     // handoff; the new committee's checkpoint is cosigned.
     let dir = tempfile::tempdir().unwrap();
