@@ -69,6 +69,7 @@ t0=$(date +%s.%N)
 start "$j" --join
 for _ in $(seq 1 100); do "$bin" status --node "$j" >/dev/null 2>&1 && break; sleep 0.1; done
 committee_change "$bin" "$work/committee.toml" "$work" "${dirs[@]}" -- --add "$j" >/dev/null 2>&1 &
+change=$!
 caught="" voted=""
 while [ -z "$voted" ]; do
   now=$(date +%s.%N)
@@ -80,7 +81,7 @@ while [ -z "$voted" ]; do
   fi
   sleep 0.2
 done
-wait
+wait "$change" || true
 python3 - "$t0" "${caught:-$voted}" "$voted" "$size" "$height" <<'PY'
 import sys
 t0, caught, voted, size, height = map(float, sys.argv[1:])
