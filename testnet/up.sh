@@ -25,7 +25,7 @@ data=$PWD/testnet/data
 cmd=up
 case ${1:-} in up|demo|status|join|leave|logs|down) cmd=$1; shift ;; esac
 
-members() { ls -d "$data"/n* 2>/dev/null | wc -l; }
+members() { ls -d "$data"/n[0-9]* 2>/dev/null | wc -l; }
 
 up() {
   local n=4
