@@ -13,6 +13,7 @@
 //!   manifest, and the log entry with its attestation statement and failure classes.
 //! - [`epoch`]: committee changes (the change statement and entry) and the committee chain
 //!   a client ratchets along from the genesis.
+//! - [`index`]: the verifiable index's sparse Merkle tree (proofs of presence and absence).
 //! - [`round`]: the phase a request's round is in.
 //! - [`proof`]: the whole check of a proof file, bound to what the user asked
 //!   ([`Expected`]: crate, version, optionally the `.crate`'s sha256 or the request id).
@@ -55,6 +56,7 @@ pub mod committee;
 pub mod crypto;
 pub mod entry;
 pub mod epoch;
+pub mod index;
 pub mod manifest;
 pub mod proof;
 pub mod request;
