@@ -123,6 +123,17 @@ wait_load() {
 }
 
 pid_of() { docker inspect -f '{{.State.Pid}}' "sync-n$1"; }
+# exit_code I SECS: member I's container's exit code once it has stopped; empty if it still
+# runs after SECS.
+exit_code() {
+  local code="" t
+  for t in $(seq 1 $(($2 * 2))); do
+    code=$(docker inspect -f '{{if .State.Running}}{{else}}{{.State.ExitCode}}{{end}}' "sync-n$1")
+    [ -n "$code" ] && break
+    sleep 0.5
+  done
+  echo "$code"
+}
 # in_net I CMD...: a command in member I's network namespace (the host's iptables).
 in_net() { local p; p=$(pid_of "$1"); shift; nsenter -t "$p" -n "$@"; }
 
@@ -394,12 +405,8 @@ sc_disk_full() {
   # their next write that needs a new block).
   dd if=/dev/zero of="$mnt/filler" bs=1M status=none 2>/dev/null || true
   sync -f "$mnt/filler"
-  local code="" t
-  for t in $(seq 1 240); do
-    code=$(docker inspect -f '{{if .State.Running}}{{else}}{{.State.ExitCode}}{{end}}' sync-n3)
-    [ -n "$code" ] && break
-    sleep 0.5
-  done
+  local code
+  code=$(exit_code 3 120)
   if [ -z "$code" ] || [ "$code" = 0 ]; then
     fail "n3 did not stop when its disk filled (exit code '${code}')"
   else
@@ -538,12 +545,8 @@ sc_removed_byzantine() {
   sleep 5
   change --remove n4
   wait_epoch 1 180 0 1 2 3 || fail "the four did not reach epoch 1 within 180 s"
-  local code="" t
-  for t in $(seq 1 120); do
-    code=$(docker inspect -f '{{if .State.Running}}{{else}}{{.State.ExitCode}}{{end}}' sync-n4)
-    [ -n "$code" ] && break
-    sleep 0.5
-  done
+  local code t
+  code=$(exit_code 4 60)
   [ "$code" = 0 ] || fail "n4 did not stop with exit 0 when removed (exit '$code')"
   docker start sync-n4 >/dev/null
   local seen=0
