@@ -531,6 +531,33 @@ fn check(dirs: &[PathBuf], committee: &Path, ids: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    // One index: at every common size where members recorded index roots (each size a
+    // height ended at), they are the same; each member has roots at its own size; and a
+    // stored checkpoint carries exactly its size's roots (`fsck` checks that per store).
+    let mut index_forks = 0;
+    for (d, s) in &stores {
+        if s.size().unwrap_or(0) > 0 && !matches!(s.index_roots(s.size().unwrap_or(0)), Ok(Some(_)))
+        {
+            broken.push(format!(
+                "INVARIANT index-roots: {} has no index roots at its own size",
+                d.display()
+            ));
+        }
+    }
+    for size in 1..=common {
+        let roots: Vec<_> = stores
+            .iter()
+            .filter_map(|(_, s)| s.index_roots(size).ok().flatten())
+            .collect();
+        if roots.iter().any(|r| *r != roots[0]) {
+            index_forks += 1;
+            if index_forks == 1 {
+                broken.push(format!(
+                    "INVARIANT index-roots: the members' index roots differ at size {size}"
+                ));
+            }
+        }
+    }
     // Every cosigned checkpoint anyone stored verifies, and is consistent with every
     // member's tree (RFC 9162 consistency proof from its size to that member's).
     let mut checkpoints = 0;

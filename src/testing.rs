@@ -113,6 +113,16 @@ impl TestCommittee {
     pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
         testkit::cosign(&self.committee, &self.bls, size, root)
     }
+
+    /// The checkpoint of `store`'s log at `size` (its root and index line, as members
+    /// sign it), cosigned by the first `t` members.
+    pub fn cosign_log(&self, store: &crate::log::LogStore, size: u64) -> CosignedCheckpoint {
+        let root = store.tree_hash(size).expect("size within the log");
+        let cp = store
+            .checkpoint_body(self.committee.origin(), size, root)
+            .expect("store readable");
+        testkit::cosign_checkpoint(&self.committee, &self.bls, &cp)
+    }
 }
 
 /// A valid release request for `name@version` on x86_64 Linux with toolchain 1.95.0, lib and

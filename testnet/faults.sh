@@ -20,7 +20,8 @@
 # Invariants, after each scenario (testnet_member check/settle): every honest member has
 # every submitted request decided and cosigned (else `no-lost-request`, with each pending
 # request's reason); the honest members' roots agree at every common size and every stored
-# checkpoint is a prefix of every member's log by a consistency proof (`one-history`);
+# checkpoint is a prefix of every member's log by a consistency proof (`one-history`); the
+# members' index roots agree at every common size (`index-roots`);
 # every stored cosigned checkpoint verifies and `log fsck` passes on every honest store
 # (`checkpoints-verify`, `fsck`); each honest node's peak resident memory stays under
 # MEMORY_MIB (`bounded-memory`). A broken invariant prints `INVARIANT <name>: …` and the

@@ -94,6 +94,44 @@ async fn hostile_peer(
     addr
 }
 
+/// A member that hides: it forwards each `Lookups` request to the honest member `honest`
+/// and serves the answer after `hide` changed it; it refuses everything else. Returns its
+/// address.
+async fn hiding_peer(
+    c: &Cluster,
+    honest: usize,
+    hide: impl Fn(&mut LightResponse) + Send + Sync + 'static,
+) -> String {
+    let (net, mut events, addr) = light_peer(&c.tc.committee).await;
+    let target: synchronicity_net::Multiaddr = c.peer(honest).parse().unwrap();
+    let target_id = c.tc.committee.members()[honest].peer_id;
+    let hide = std::sync::Arc::new(hide);
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let NetEvent::Request(req) = ev else { continue };
+            let Ok(asked @ LightRequest::Lookups { .. }) =
+                wire::decode::<LightRequest>(&req.data, wire::MAX_REQUEST)
+            else {
+                req.refuse("not this".into()).await;
+                continue;
+            };
+            net.dial(target.clone()).await.unwrap();
+            let bytes = net
+                .request(
+                    target_id,
+                    synchronicity_net::RequestKind::Light,
+                    wire::encode(&asked),
+                )
+                .await
+                .unwrap();
+            let mut answer: LightResponse = wire::decode(&bytes, usize::MAX).unwrap();
+            hide(&mut answer);
+            req.respond(wire::encode(&answer)).await;
+        }
+    });
+    addr
+}
+
 fn chunk(total: usize, offset: u64, data: &[u8]) -> LightResponse {
     LightResponse::Chunk {
         total: total as u64,
@@ -356,6 +394,79 @@ async fn clients_refuse_what_is_not_theirs_and_survive_hostile_peers() {
         stderr(&o)
     );
     assert_eq!(refreshed["request_id"], first["request_id"]);
+
+    // A member that hides: it answers "no entry" (its honest peer's index proof kept, the
+    // entries dropped), or leaves a variant out. Each time it is named a faulty peer, and
+    // the answer is the next member's, proven complete.
+    let absent = hiding_peer(&c, 2, |a| {
+        if let LightResponse::Lookups { answers, .. } = a {
+            for x in answers {
+                x.variants.entries.clear();
+                x.default_proof = None;
+            }
+        }
+    })
+    .await;
+    let o = user(
+        home,
+        &c,
+        &[&absent, &honest],
+        &[
+            "audit",
+            "--json",
+            "--lockfile",
+            lock.to_str().unwrap(),
+            "--max-age",
+            "0s",
+        ],
+    );
+    let err = ok(&o);
+    let row = audit_row(&o);
+    assert!(
+        err.contains(&absent)
+            && err.contains("faulty peer: its answer for tool@1.0.0 is not what the index proves"),
+        "{err}"
+    );
+    assert_eq!(
+        (row["status"].as_str(), row["proven"].as_bool()),
+        (Some("reproduced"), Some(true)),
+        "{row}"
+    );
+    let omits = hiding_peer(&c, 2, |a| {
+        if let LightResponse::Lookups { answers, .. } = a {
+            for x in answers {
+                if !x.variants.entries.is_empty() {
+                    x.variants.entries.remove(0);
+                }
+            }
+        }
+    })
+    .await;
+    let o = user(
+        home,
+        &c,
+        &[&omits, &honest],
+        &["lookup", "lib2@1.0.0", "--json"],
+    );
+    let err = ok(&o);
+    assert!(err.contains(&omits) && err.contains("faulty peer"), "{err}");
+    let found: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let variants = found["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2, "{found}");
+    let default: Vec<_> = variants.iter().filter(|v| v["default"] == true).collect();
+    assert_eq!(default.len(), 1, "{found}");
+    assert_eq!(default[0]["request_id"], shipped.as_str());
+    assert_eq!(default[0]["lockfile"], "shipped");
+    // Absence is proven too: a crate never built.
+    let o = user(home, &c, &[&honest], &["lookup", "never-built@9.9.9"]);
+    let out = String::from_utf8_lossy(&ok_out(&o)).to_string();
+    assert!(out.contains("no entry (proven absent at size"), "{out}");
+}
+
+/// `o`'s stdout, after checking it succeeded.
+fn ok_out(o: &Output) -> Vec<u8> {
+    ok(o);
+    o.stdout.clone()
 }
 
 /// A proof file for `entry`, the only entry of a real redb log cosigned by `tc`.
@@ -377,8 +488,7 @@ fn proof_of(
             Height::bare(1, 1),
         )
         .unwrap();
-    let (size, root) = store.head().unwrap();
-    let cp = tc.cosign(size, root);
+    let cp = tc.cosign_log(&store, store.size().unwrap());
     store.put_checkpoint(&cp).unwrap();
     store.proof_file(0, &cp).unwrap().format()
 }

@@ -60,7 +60,11 @@ fn append_is_idempotent_per_height_and_proofs_verify() {
     store.put_checkpoint(&tc.cosign(700, old_root)).unwrap();
     assert!(store.put_checkpoint(&tc.cosign(700, root)).is_err());
     assert!(store.put_checkpoint(&tc.cosign(size + 1, root)).is_err());
-    store.put_checkpoint(&tc.cosign(size, root)).unwrap();
+    assert!(
+        store.put_checkpoint(&tc.cosign(size, root)).is_err(),
+        "without the index line"
+    );
+    store.put_checkpoint(&tc.cosign_log(&store, size)).unwrap();
     assert!(
         store
             .latest_checkpoint()
@@ -179,8 +183,8 @@ fn append_loop_child() {
         let a = store.append(&batch, Some(height)).unwrap();
         println!("committed {}", a.size);
         if height.is_multiple_of(3) {
-            let (size, root) = store.head().unwrap();
-            store.put_checkpoint(&tc.cosign(size, root)).unwrap();
+            let size = store.size().unwrap();
+            store.put_checkpoint(&tc.cosign_log(&store, size)).unwrap();
         }
     }
 }

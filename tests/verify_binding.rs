@@ -87,8 +87,7 @@ impl Fixture {
             })
             .collect();
         store.append_decided(&new, Height::bare(1, 1)).unwrap();
-        let (size, root) = store.head().unwrap();
-        let cp = tc.cosign(size, root);
+        let cp = tc.cosign_log(&store, store.size().unwrap());
         store.put_checkpoint(&cp).unwrap();
         for (i, (_, m)) in entries.iter().enumerate() {
             let pf = store.proof_file(i as u64, &cp).unwrap();

@@ -4,6 +4,44 @@ use synchronicity_verify::tlog::{CosignedCheckpoint, Hash};
 use synchronicity_verify::{Manifest, ReproducedBuild};
 
 use crate::{CheckedProof, PeerError};
+use synchronicity_verify::index::ProvenEntry;
+
+/// What the log holds for one `crate@version`, proven complete by the index of a cosigned
+/// checkpoint ([`crate::Client::lookups`]).
+#[derive(Debug, Clone)]
+pub struct ProvenLookup {
+    /// `crate@version`.
+    pub spec: String,
+    /// The size of the checkpoint it was proven at.
+    pub checkpoint_size: u64,
+    /// Every entry (every variant and attempt), in log order; empty: proven absent.
+    pub entries: Vec<ProvenEntry>,
+    /// The default variant's verified proof (the client's own choice from `entries`);
+    /// `None` when no entry is the default variant.
+    pub default: Option<CheckedProof>,
+}
+
+impl ProvenLookup {
+    /// Each entry's request id and variant, for a message.
+    pub fn variants_line(&self) -> String {
+        self.entries
+            .iter()
+            .map(|e| {
+                let label = e.entry.request.variant_label();
+                format!(
+                    "{} ({})",
+                    hex::encode(e.entry.request.id()),
+                    if label.is_empty() {
+                        "default settings".into()
+                    } else {
+                        label
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
 
 /// A checkpoint accepted by [`crate::Client::checkpoint`].
 #[derive(Debug, Clone)]

@@ -138,6 +138,77 @@ pub fn check_batch_proof(
     })
 }
 
+/// One member's answer to [`LightRequest::Lookups`] for `specs`, checked whole: its
+/// checkpoint verifies through `chain` and is not older than `held`; each answer proves
+/// every entry of its `crate@version` (or none) against the checkpoint's index; and the
+/// default variant's proof is of the entry [`default_variant`] picks from that list (none
+/// when it picks none), checked by [`check_batch_proof`]. At least one answer, at most one
+/// per spec, in order.
+pub fn check_lookups(
+    verifier: &mut BatchVerifier<'_>,
+    chain: &CommitteeChain,
+    committee: &Committee,
+    specs: &[String],
+    held: u64,
+    answer: LightResponse,
+) -> Result<Vec<crate::ProvenLookup>, PeerError> {
+    let (note, answers) = match answer {
+        LightResponse::Lookups {
+            checkpoint,
+            answers,
+        } => (checkpoint, answers),
+        other => return Err(unexpected(other)),
+    };
+    if answers.is_empty() || answers.len() > specs.len() {
+        return Err(PeerError::BatchLength);
+    }
+    let (cp, _) = chain.verify_checkpoint(&note)?;
+    let size = cp.checkpoint().size;
+    if size < held {
+        return Err(PeerError::OlderCheckpoint { served: size, held });
+    }
+    let target = &committee.build().target;
+    let mut out = Vec::with_capacity(answers.len());
+    for (spec, a) in specs.iter().zip(answers) {
+        let entries = a
+            .variants
+            .verify(&cp, spec)
+            .map_err(|error| PeerError::Index {
+                spec: spec.clone(),
+                error,
+            })?;
+        let pairs: Vec<(u64, synchronicity_verify::LogEntry)> =
+            entries.iter().map(|e| (e.index, e.entry.clone())).collect();
+        let chosen = synchronicity_verify::index::default_variant(&pairs, Some(target));
+        let wrong = |sent| PeerError::WrongDefault {
+            spec: spec.clone(),
+            chosen,
+            sent,
+        };
+        let default = match (chosen, a.default_proof) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(wrong(None)),
+            (Some(_), None) => return Err(wrong(None)),
+            (Some(i), Some(text)) => {
+                let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
+                let p = check_batch_proof(verifier, committee, name, version, text)?;
+                let r = p.record();
+                if r.index() != i || r.checkpoint().checkpoint() != cp.checkpoint() {
+                    return Err(wrong(Some(r.index())));
+                }
+                Some(p)
+            }
+        };
+        out.push(crate::ProvenLookup {
+            spec: spec.clone(),
+            checkpoint_size: size,
+            entries,
+            default,
+        });
+    }
+    Ok(out)
+}
+
 /// A member's answer of the wrong kind, as an error.
 pub fn unexpected(answer: LightResponse) -> PeerError {
     match answer {

@@ -18,8 +18,11 @@ use crate::default_variant::Lockfile;
 use crate::protocol::{LightRequest, LightResponse, MAX_PROOF_BATCH};
 use crate::{
     Advance, BatchAnswer, CheckpointUpdate, ClientConfig, LightError, Notice, PeerError,
-    VerifiedBuild,
+    ProvenLookup, VerifiedBuild,
 };
+
+/// Most bytes of `crate@version`s in one lookup request (within the request bound).
+pub const LOOKUP_BATCH_BYTES: usize = 12 * 1024;
 
 /// A light client: its own throwaway libp2p identity, the light protocol only.
 pub struct Client {
@@ -149,6 +152,9 @@ impl Client {
     /// reproduced answer, the first verified one of another verdict is returned: the
     /// group's verified verdict (check [`CheckedProof::verdict`]).
     pub async fn proof(&self, query: &ProofQuery) -> Result<CheckedProof, LightError> {
+        if query.default_variant_asked() {
+            return self.default_proof(query.key()).await;
+        }
         let req = LightRequest::Proof {
             key: query.key().to_string(),
         };
@@ -185,6 +191,105 @@ impl Client {
             return Ok(p);
         }
         unreproduced.ok_or(LightError::NoVerifiedAnswer("a proof"))
+    }
+
+    /// The default variant of `spec` (`crate@version`) from a proven lookup
+    /// ([`Client::lookups`]): the client picks it from the complete list of entries, so no
+    /// member can hide it or pick another; [`LightError::Absent`] is a proof of absence.
+    async fn default_proof(&self, spec: &str) -> Result<CheckedProof, LightError> {
+        let mut verifier = BatchVerifier::in_chain(&self.chain);
+        let mut held = 0;
+        let found = self
+            .lookups(&mut verifier, &[spec.to_string()], &mut held)
+            .await
+            .pop()
+            .flatten()
+            .ok_or(LightError::NoVerifiedAnswer("a proven lookup"))?;
+        match found.default {
+            Some(p) => {
+                if p.lockfile() == Lockfile::Generated {
+                    self.notice(Notice::GeneratedLockfile {
+                        spec: spec.to_string(),
+                    });
+                }
+                Ok(p)
+            }
+            None if found.entries.is_empty() => Err(LightError::Absent {
+                spec: spec.to_string(),
+                size: found.checkpoint_size,
+            }),
+            None => Err(LightError::NoDefault {
+                spec: spec.to_string(),
+                size: found.checkpoint_size,
+                variants: found.variants_line(),
+            }),
+        }
+    }
+
+    /// What the log holds for each of `specs` (`crate@version`), proven complete by the
+    /// index of a cosigned checkpoint ([`check::check_lookups`]), asked in batches (at most
+    /// [`MAX_PROOF_BATCH`] specs and [`LOOKUP_BATCH_BYTES`] of them per request) from the
+    /// first member whose answer passes; a member that answers part of a batch is asked
+    /// for the rest. `held` is the largest checkpoint size the caller holds: an answer
+    /// under a smaller one is a faulty (or stale) member's, and `held` grows with each
+    /// accepted answer. `None` for a spec no member answered provably.
+    pub async fn lookups(
+        &self,
+        verifier: &mut BatchVerifier<'_>,
+        specs: &[String],
+        held: &mut u64,
+    ) -> Vec<Option<ProvenLookup>> {
+        let mut out: Vec<Option<ProvenLookup>> = vec![None; specs.len()];
+        let mut next = 0;
+        while next < specs.len() {
+            let mut end = next;
+            let mut bytes = 0;
+            while end < specs.len()
+                && end - next < MAX_PROOF_BATCH
+                && (end == next || bytes + specs[end].len() + 8 <= LOOKUP_BATCH_BYTES)
+            {
+                bytes += specs[end].len() + 8;
+                end += 1;
+            }
+            let batch = &specs[next..end];
+            let req = LightRequest::Lookups {
+                specs: batch.to_vec(),
+            };
+            let mut answered = None;
+            for addr in &self.peers {
+                let checked = match self.ask(addr, &req).await {
+                    Ok(a) => check::check_lookups(
+                        verifier,
+                        &self.chain,
+                        &self.committee,
+                        batch,
+                        *held,
+                        a,
+                    ),
+                    Err(e) => Err(e),
+                };
+                match checked {
+                    Ok(list) => {
+                        answered = Some(list);
+                        break;
+                    }
+                    Err(e) => self.peer_failed(addr, e),
+                }
+            }
+            match answered {
+                Some(list) => {
+                    let first = next;
+                    next += list.len();
+                    for (k, l) in list.into_iter().enumerate() {
+                        *held = (*held).max(l.checkpoint_size);
+                        out[first + k] = Some(l);
+                    }
+                }
+                // No member answered this batch provably: its specs stay unanswered.
+                None => next = end,
+            }
+        }
+        out
     }
 
     /// A reproduced build of `name@version`'s default variant ([`Client::proof`]) and its

@@ -85,6 +85,27 @@ pub enum PeerError {
     /// A batch answer with another number of answers than keys asked.
     #[error("faulty peer: a batch answer of the wrong length")]
     BatchLength,
+    /// A lookup answer that does not prove itself against the checkpoint's index (an
+    /// entry left out or added, a tampered proof, "absent" for a key that is present).
+    #[error("faulty peer: its answer for {spec} is not what the index proves: {error}")]
+    Index {
+        /// `crate@version`.
+        spec: String,
+        /// What failed.
+        error: synchronicity_verify::index::AnswerError,
+    },
+    /// The default variant's proof is not of the entry the rule picks from the proven list.
+    #[error(
+        "faulty peer: for {spec} it sent the proof of entry {sent:?}, the default variant is entry {chosen:?}"
+    )]
+    WrongDefault {
+        /// `crate@version`.
+        spec: String,
+        /// The entry the client's rule picks.
+        chosen: Option<u64>,
+        /// The entry of the proof sent.
+        sent: Option<u64>,
+    },
 }
 
 /// Two validly cosigned checkpoints that cannot both be in one append-only log: two
@@ -119,6 +140,26 @@ pub enum LightError {
     /// No member gave an answer that verifies (each one's reason was a [`Notice`]).
     #[error("no peer gave {0} that verifies")]
     NoVerifiedAnswer(&'static str),
+    /// The log holds no entry of it: proven by the index of a cosigned checkpoint.
+    #[error("no entry for {spec} (proven absent at size {size})")]
+    Absent {
+        /// `crate@version`.
+        spec: String,
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The log holds entries of it, none of them the default variant (proven).
+    #[error(
+        "{spec} has no default-variant entry (proven at size {size}); ask by request id: {variants}"
+    )]
+    NoDefault {
+        /// `crate@version`.
+        spec: String,
+        /// The checkpoint's size.
+        size: u64,
+        /// Each entry's request id and variant.
+        variants: String,
+    },
     /// Every answer that verifies records another verdict than reproduced.
     #[error("{spec}: the group's verdict is {verdict:?}, not Reproduced")]
     NotReproduced {
@@ -191,8 +232,8 @@ pub enum Notice {
         /// The verified verdict.
         verdict: Verdict,
     },
-    /// The default variant kept was built with a lockfile the group generated (no asked
-    /// member knows a build with the lockfile shipped in the `.crate`: it ships none).
+    /// The default variant was built with a lockfile the group generated (the proven list
+    /// of entries holds no build with the lockfile shipped in the `.crate`: it ships none).
     GeneratedLockfile {
         /// `crate@version`.
         spec: String,
@@ -235,7 +276,7 @@ impl std::fmt::Display for Notice {
             ),
             Self::GeneratedLockfile { spec } => write!(
                 f,
-                "{spec} was built with a lockfile the group generated: the answering members know no build with a lockfile shipped in the .crate (the crate ships none)"
+                "{spec} was built with a lockfile the group generated: the log holds no build with a lockfile shipped in the .crate (the crate ships none)"
             ),
             Self::ProvenByAnother { peer, size } => write!(
                 f,

@@ -60,15 +60,15 @@ pub mod default_variant;
 mod error;
 pub mod protocol;
 
-pub use answers::{Advance, BatchAnswer, CheckpointUpdate, VerifiedBuild};
+pub use answers::{Advance, BatchAnswer, CheckpointUpdate, ProvenLookup, VerifiedBuild};
 pub use check::{CheckedProof, ProofQuery};
-pub use client::Client;
+pub use client::{Client, LOOKUP_BATCH_BYTES};
 pub use config::ClientConfig;
 pub use default_variant::Lockfile;
 pub use error::{LightError, Notice, PeerError, SplitView};
 pub use protocol::{
-    LIGHT_PROTOCOL, LightRequest, LightResponse, MAX_ARTIFACT, MAX_BLOB, MAX_CHUNK,
-    MAX_LIGHT_REQUEST, MAX_LIGHT_RESPONSE, MAX_PROOF_BATCH,
+    LIGHT_PROTOCOL, LightRequest, LightResponse, LookupAnswer, MAX_ARTIFACT, MAX_BLOB, MAX_CHUNK,
+    MAX_LIGHT_REQUEST, MAX_LIGHT_RESPONSE, MAX_PROOF_BATCH, MAX_SPEC,
 };
 /// Members' addresses (`/ip4/…/tcp/…/p2p/…`).
 pub use synchronicity_net::Multiaddr;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use synchronicity_verify::codec::{self, CodecError};
+use synchronicity_verify::index::VariantsAnswer;
 
 /// The protocol name, `/synchronicity/proof/2`: open to anyone, rate limited per peer. The
 /// network layer registers it (its envelope bounds are `synchronicity_net::MAX_REQUEST_SIZE`
@@ -79,7 +80,17 @@ pub enum LightRequest {
         /// The last epoch the client holds (0: it holds only the genesis).
         after: u64,
     },
+    /// For up to [`MAX_PROOF_BATCH`] `crate@version`s: every entry of each, proven complete
+    /// by the index of ONE cosigned checkpoint (none: proven absent), and the proof file of
+    /// the default variant the member chose (the client chooses again from the list).
+    Lookups {
+        /// `crate@version`s (each at most [`MAX_SPEC`] bytes).
+        specs: Vec<String>,
+    },
 }
+
+/// Longest `crate@version` a lookup names.
+pub const MAX_SPEC: usize = 160;
 
 /// The answer to a [`LightRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +129,24 @@ pub enum LightResponse {
         /// `(epoch, tlog-proof text)` for epochs after the asked one.
         links: Vec<(u64, String)>,
     },
+    /// Answers to [`LightRequest::Lookups`] under one checkpoint, in the order asked: the
+    /// first ones if all would not fit one answer (the client asks again for the rest).
+    Lookups {
+        /// The cosigned checkpoint note (compact: the committee's threshold line).
+        checkpoint: String,
+        /// One per `crate@version`, in order; at least one.
+        answers: Vec<LookupAnswer>,
+    },
+}
+
+/// What the log holds for one `crate@version` (see [`LightRequest::Lookups`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupAnswer {
+    /// Every entry, proven complete by the checkpoint's index.
+    pub variants: VariantsAnswer,
+    /// The proof file (tlog-proof text) of the default variant under the same checkpoint;
+    /// `None` when no entry is the default variant.
+    pub default_proof: Option<String>,
 }
 
 impl LightRequest {
@@ -155,6 +184,7 @@ impl LightResponse {
             Self::Chunk { .. } => "an artifact chunk",
             Self::Proofs(_) => "a batch of proofs",
             Self::Chain { .. } => "chain links",
+            Self::Lookups { .. } => "lookup answers",
         }
     }
 }

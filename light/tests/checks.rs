@@ -378,3 +378,102 @@ fn the_default_variant_is_the_committees_target_with_default_settings() {
     other.profile = "dev".into();
     assert!(check(&other, c).is_err());
 }
+
+/// A lookup answer is accepted only if it proves ALL the entries of what was asked against
+/// the checkpoint's index, and its default variant is the one the client's rule picks: a
+/// member that leaves a variant out, says "absent" for a present key, adds an entry, picks
+/// another default, serves an older checkpoint than one held, or a checkpoint without (or
+/// with a doubled, or a malformed) index line is refused with the error that names it.
+#[test]
+fn lookup_answers_prove_every_variant_and_absence() {
+    use synchronicity_verify::BatchVerifier;
+    let tc = committee();
+    let log = Log::new(&tc);
+    let trust = chain(&tc);
+    let cp = log.indexed(&tc, &[]);
+    let specs = ["itoa@1.0.15".to_string()];
+    let run = |answer: LightResponse, specs: &[String], held: u64| {
+        let mut verifier = BatchVerifier::in_chain(&trust);
+        check::check_lookups(&mut verifier, &trust, &tc.committee, specs, held, answer)
+    };
+
+    // Honest: both variants, the default is entry 0 (the client's own choice).
+    let ok = run(log.lookup(&cp, &specs[0], &[0, 1], Some(0)), &specs, 0).unwrap();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].checkpoint_size, 2);
+    assert_eq!(
+        ok[0].entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(ok[0].default.as_ref().unwrap().record().index(), 0);
+
+    // Proven absent: a key the log holds nothing for.
+    let absent = ["serde@1.0.0".to_string()];
+    let none = run(log.lookup(&cp, &absent[0], &[], None), &absent, 0).unwrap();
+    assert!(none[0].entries.is_empty() && none[0].default.is_none());
+
+    let index_fault = |r: Result<_, PeerError>| match r {
+        Err(PeerError::Index { error, .. }) => error.to_string(),
+        other => panic!("expected an index fault, got {other:?}"),
+    };
+    // A variant left out.
+    let e = index_fault(run(log.lookup(&cp, &specs[0], &[0], Some(0)), &specs, 0));
+    assert!(e.contains("index proof"), "{e}");
+    // "Absent" for a present key.
+    index_fault(run(log.lookup(&cp, &specs[0], &[], None), &specs, 0));
+    // Out of order.
+    let e = index_fault(run(log.lookup(&cp, &specs[0], &[1, 0], Some(0)), &specs, 0));
+    assert!(e.contains("log order"), "{e}");
+    // Another crate's entries under this key.
+    let e = index_fault(run(log.lookup(&cp, &absent[0], &[0], None), &absent, 0));
+    assert!(e.contains("not serde@1.0.0"), "{e}");
+    // No default proof although the rule picks entry 0.
+    assert!(matches!(
+        run(log.lookup(&cp, &specs[0], &[0, 1], None), &specs, 0),
+        Err(PeerError::WrongDefault {
+            chosen: Some(0),
+            sent: None,
+            ..
+        })
+    ));
+    // Under a checkpoint older than one the client holds.
+    assert!(matches!(
+        run(log.lookup(&cp, &specs[0], &[0, 1], Some(0)), &specs, 3),
+        Err(PeerError::OlderCheckpoint { served: 2, held: 3 })
+    ));
+    // A checkpoint without the index line, with it twice, or with a malformed one.
+    let bare = log.checkpoint(&tc, 2);
+    let e = index_fault(run(
+        log.lookup(&bare, &specs[0], &[0, 1], Some(0)),
+        &specs,
+        0,
+    ));
+    assert!(e.contains("carries no index roots"), "{e}");
+    let line = synchronicity_verify::index::IndexRoots::of_checkpoint(cp.checkpoint())
+        .unwrap()
+        .extension_line();
+    let doubled = log.indexed(&tc, std::slice::from_ref(&line));
+    let e = index_fault(run(
+        log.lookup(&doubled, &specs[0], &[0, 1], Some(0)),
+        &specs,
+        0,
+    ));
+    assert!(e.contains("twice"), "{e}");
+    let malformed = log.indexed(&tc, &["synchronicity-index/v1 AAAA".to_string()]);
+    let e = index_fault(run(
+        log.lookup(&malformed, &specs[0], &[0, 1], Some(0)),
+        &specs,
+        0,
+    ));
+    assert!(e.contains("twice") || e.contains("malformed"), "{e}");
+    // A tampered proof: one sibling flipped.
+    let mut tampered = log.lookup(&cp, &absent[0], &[], None);
+    if let LightResponse::Lookups { answers, .. } = &mut tampered {
+        let p = &mut answers[0].variants.proof;
+        match &mut p.leaf {
+            Some(l) => l[40] ^= 1,
+            None => p.siblings.push(7),
+        }
+    }
+    index_fault(run(tampered, &absent, 0));
+}

@@ -78,9 +78,12 @@ async fn faulty_members_are_named_and_skipped_and_only_verified_values_return() 
 
     // The faulty member: another variant's proof, a wrong text, wrong artifact bytes of the
     // right size, the real checkpoint with a wrong consistency proof.
-    let (proof1, note2) = (log.proof(&tc, 1), two.note().to_string());
+    let (note2, indexed) = (two.note().to_string(), log.indexed(&tc, &[]));
+    let (faulty_log, faulty_cp) = (log.clone(), indexed.clone());
     let faulty = member(move |req| match req {
-        LightRequest::Proof { .. } => Some(LightResponse::Proof(proof1.clone())),
+        LightRequest::Lookups { .. } => {
+            Some(faulty_log.lookup(&faulty_cp, "itoa@1.0.15", &[0, 1], Some(1)))
+        }
         LightRequest::Blob { .. } => Some(LightResponse::Blob(b"not it".to_vec().into())),
         LightRequest::Artifact { offset: 0, .. } => {
             let mut wrong = ARTIFACT.to_vec();
@@ -100,15 +103,11 @@ async fn faulty_members_are_named_and_skipped_and_only_verified_values_return() 
     })
     .await;
     // The honest member.
-    let (proof0, note2, text) = (
-        log.proof(&tc, 0),
-        two.note().to_string(),
-        manifest_text.clone(),
-    );
-    let honest_log = log.clone();
+    let (note2, text) = (two.note().to_string(), manifest_text.clone());
+    let (honest_log, honest_cp) = (log.clone(), indexed.clone());
     let honest = member(move |req| match req {
-        LightRequest::Proof { key } if key == "itoa@1.0.15" => {
-            Some(LightResponse::Proof(proof0.clone()))
+        LightRequest::Lookups { specs } if specs == ["itoa@1.0.15"] => {
+            Some(honest_log.lookup(&honest_cp, "itoa@1.0.15", &[0, 1], Some(0)))
         }
         LightRequest::Blob { .. } => Some(LightResponse::Blob(text.clone().into_bytes().into())),
         LightRequest::Artifact { offset, .. } => {
@@ -140,7 +139,7 @@ async fn faulty_members_are_named_and_skipped_and_only_verified_values_return() 
         .unwrap();
     assert_eq!(
         (p.record().index(), p.text()),
-        (0, log.proof(&tc, 0).as_str())
+        (0, log.proof_under(&indexed, 0).as_str())
     );
     assert_eq!(
         taken(&notices),
@@ -275,9 +274,9 @@ async fn nothing_is_accepted_when_no_answer_verifies() {
     let other = TestCommittee::new(4, 99);
     let log = Log::new(&other);
     // A proof cosigned by another committee, then refusals.
-    let foreign = log.proof(&other, 0);
+    let foreign = log.indexed(&other, &[]);
     let a = member(move |req| match req {
-        LightRequest::Proof { .. } => Some(LightResponse::Proof(foreign.clone())),
+        LightRequest::Lookups { specs } => Some(log.lookup(&foreign, &specs[0], &[0, 1], Some(0))),
         _ => None,
     })
     .await;
@@ -287,12 +286,12 @@ async fn nothing_is_accepted_when_no_answer_verifies() {
         .proof(&ProofQuery::default_variant("itoa", "1.0.15"))
         .await;
     assert!(
-        matches!(r, Err(LightError::NoVerifiedAnswer("a proof"))),
+        matches!(r, Err(LightError::NoVerifiedAnswer("a proven lookup"))),
         "{r:?}"
     );
     let said = taken(&notices);
     assert!(
-        said[0].starts_with(&format!("{a}: the proof does not verify: checkpoint")),
+        said[0].starts_with(&format!("{a}: faulty peer:")),
         "{said:?}"
     );
     assert_eq!(

@@ -6,8 +6,13 @@
 //! checked to be the default variant (`synchronicity_light::check::check_batch_proof`; the
 //! JSON says which lockfile), and its status: `reproduced`, `not-reproduced`, `failed`,
 //! `unknown` (never built), or `source-mismatch` (the lockfile's `checksum` is not the
-//! `.crate` the group built). Proofs are fetched in batches of
-//! `synchronicity_light::MAX_PROOF_BATCH` keys per request.
+//! `.crate` the group built). Answers are proven lookups (`synchronicity_light::Client::
+//! lookups`): every entry of each `name@version`, proven complete by the index of a
+//! cosigned checkpoint, from which the client picks the default variant itself; so a
+//! member cannot hide a verdict, and `unknown` from a fresh answer means proven absent (no
+//! default-variant entry at that size; the JSON's `proven` and `checkpoint_size` say so).
+//! A member whose answer does not prove itself, or is under a checkpoint smaller than one
+//! already held (a cached proof's, an earlier answer's), is named and the next is asked.
 //!
 //! The proof cache (the user's cache directory, `synchronicity/proofs/`, each file written
 //! atomically) is not trusted: a cached proof is verified again on every run, with the same
@@ -25,8 +30,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use synchronicity_light::Lockfile;
 use synchronicity_light::check::check_batch_proof;
-use synchronicity_light::{BatchAnswer, Lockfile};
 
 use super::audit_cache;
 use super::client::{ClientSetup, runtime, start};
@@ -150,11 +155,15 @@ struct Row {
     request_id: Option<String>,
     /// `shipped` (the `.crate`'s own) or `generated` (the crate ships none).
     lockfile: Option<&'static str>,
-    /// The size of the checkpoint the proof was verified under.
+    /// The size of the checkpoint the proof was verified under (for an `unknown` that is
+    /// proven: the size at which the log held no default-variant entry).
     checkpoint_size: Option<u64>,
+    /// Whether the answer was proven complete by the checkpoint's index (a fresh lookup),
+    /// rather than read from the proof cache or left unanswered.
+    proven: bool,
 }
 
-fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
+fn row(p: &Package, record: Option<&VerifiedRecord>, proven_at: Option<u64>) -> Row {
     let Some(r) = record else {
         return Row {
             krate: p.name.clone(),
@@ -164,7 +173,8 @@ fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
             log_index: None,
             request_id: None,
             lockfile: None,
-            checkpoint_size: None,
+            checkpoint_size: proven_at,
+            proven: proven_at.is_some(),
         };
     };
     let e = r.entry();
@@ -193,6 +203,7 @@ fn row(p: &Package, record: Option<&VerifiedRecord>) -> Row {
             Lockfile::Generated.as_str()
         }),
         checkpoint_size: Some(r.checkpoint().checkpoint().size),
+        proven: proven_at.is_some(),
     }
 }
 
@@ -284,23 +295,32 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             stale[i] = Some(r);
         }
     }
+    let mut proven_at: Vec<Option<u64>> = vec![None; pkgs.len()];
     let missing: Vec<usize> = (0..pkgs.len()).filter(|&i| records[i].is_none()).collect();
     if !missing.is_empty() && !args.offline {
-        let crates: Vec<(&str, &str)> = missing
+        let specs: Vec<String> = missing.iter().map(|&i| pkgs[i].spec()).collect();
+        // The largest checkpoint the cached proofs hold: an answer under a smaller one is a
+        // stale or faulty member's.
+        let mut held = records
             .iter()
-            .map(|&i| (pkgs[i].name.as_str(), pkgs[i].version.as_str()))
-            .collect();
+            .chain(&stale)
+            .flatten()
+            .map(|r| r.checkpoint().checkpoint().size)
+            .max()
+            .unwrap_or(0);
         runtime()?.block_on(async {
             let client = start(&setup).await?;
             let result = async {
-                let answers = client.batch(&mut verifier, &crates).await;
+                let answers = client.lookups(&mut verifier, &specs, &mut held).await;
                 for (&i, answer) in missing.iter().zip(answers) {
                     let p = &pkgs[i];
                     let fresh = match answer {
-                        BatchAnswer::Proof(checked) => Some((*checked).into_parts()),
-                        BatchAnswer::Unknown => None,
-                        BatchAnswer::Refused(e) => {
-                            eprintln!("warning: {}: {e}", p.spec());
+                        Some(found) => {
+                            proven_at[i] = Some(found.checkpoint_size);
+                            found.default.map(|c| c.into_parts())
+                        }
+                        None => {
+                            eprintln!("warning: {}: no peer gave an answer that proves itself", p.spec());
                             None
                         }
                     };
@@ -310,9 +330,14 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
                             Some(r)
                         }
                         (None, None) => None,
-                        (Some(old), None) => {
+                        (Some(old), None) if proven_at[i].is_none() => {
                             eprintln!("warning: {}: the cached proof is older than --max-age and no peer gave a fresh one that verifies; using the cached one", p.spec());
                             Some(old)
+                        }
+                        (Some(_), None) => {
+                            // Proven: the log holds no default-variant entry now, though a
+                            // cached proof says it did. Only a split view can do that.
+                            anyhow::bail!("{}: a cached proof names a default-variant entry the index proves absent at size {}: SPLIT VIEW or a corrupt cache", p.spec(), proven_at[i].unwrap_or(0));
                         }
                         (Some(old), Some((text, r))) => {
                             let r = audit_cache::refresh(&client, &p.spec(), old, r).await?;
@@ -331,7 +356,8 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
     let rows: Vec<Row> = pkgs
         .iter()
         .zip(&records)
-        .map(|(p, r)| row(p, r.as_ref()))
+        .zip(&proven_at)
+        .map(|((p, r), at)| row(p, r.as_ref(), *at))
         .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -14,6 +14,7 @@ mod install_record;
 mod keygen;
 mod light;
 mod log;
+mod lookup;
 mod metrics;
 pub mod node;
 mod propose;
@@ -72,6 +73,11 @@ pub enum Command {
         after_help = "Examples:\n  synchronicity proof itoa@1.0.15 --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml --out itoa.tlog-proof"
     )]
     Proof(light::ProofArgs),
+    /// Every entry the log holds for a crate@version, proven complete (or proven absent).
+    #[command(
+        after_help = "The answer is proven by the index of a cosigned checkpoint: no member can leave out an entry or answer \"no entry\" for one the log holds. The default variant is chosen by this client from the proven list; --out writes its verified proof file.\n\nExamples:\n  synchronicity lookup itoa@1.0.15 --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml\n  synchronicity lookup itoa@1.0.15 --json --out itoa.tlog-proof"
+    )]
+    Lookup(lookup::LookupArgs),
     /// Fetch the latest cosigned checkpoint; prove it consistent with the remembered one.
     #[command(
         after_help = "A checkpoint that is not consistent with the remembered one is a split view: reported loudly, exit status 1.\n\nExamples:\n  synchronicity checkpoint --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml --state checkpoint.note"
@@ -186,6 +192,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::verify(args),
         Command::Node(args) => node::run(args),
         Command::Proof(args) => light::proof(args),
+        Command::Lookup(args) => lookup::lookup(args),
         Command::Checkpoint(args) => light::checkpoint(args),
         Command::Submit(args) => node::submit(args),
         Command::Status(args) => node::status(args),

@@ -184,6 +184,18 @@ pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckRepor
         if at != cp.root {
             return Err(bad("root differs from the tree's".into()));
         }
+        // Its index line is the index's roots at its size (none for a size before the
+        // index existed).
+        let want: Vec<String> = super::index::roots_at(&txn, cp.size)
+            .map_err(|e| bad(e.to_string()))?
+            .map(|r| r.extension_line())
+            .into_iter()
+            .collect();
+        if cp.extensions != want {
+            return Err(bad(
+                "its extension lines are not the index's roots at its size".into(),
+            ));
+        }
         if let Some(epochs) = &epochs {
             // The committee whose key the note names, inside its epoch's sizes.
             let e = epochs

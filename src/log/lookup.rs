@@ -1,24 +1,10 @@
 //! Which entry answers a lookup. A request id names one entry. `crate@version` names every
 //! variant of that crate (features, lockfile, attempts); it answers with the DEFAULT
-//! variant's entry: default features, lib and bins, release profile, the committee's target
-//! (`BuildRequest::is_default_variant_for`), and
-//!
-//! 0. never a request the group refused as invalid (failure class `invalid-request`, e.g. a
-//!    `lockfile_shipped` that lied); then the crate's SHIPPED lockfile: once any such entry with `lockfile_shipped` exists, only
-//!    those count, so a request ordered first with a lockfile of someone's choosing never
-//!    becomes the default of a crate that ships one; for a crate that ships none, the
-//!    entries with a generated lockfile (a client shown one says so);
-//! 1. the EARLIEST reproduced such entry, so a later failed re-attempt or a second
-//!    lockfile never changes an answer users already rely on;
-//! 2. else the LATEST such entry (the newest attempt says the most);
-//! 3. else nothing (only other variants exist: ask by request id).
+//! variant's entry, by the rule in `synchronicity_verify::index::default` (clients choose
+//! with the same function from the index's proven list of every variant).
 
 use super::store::{LogStore, StoreError};
-use crate::protocol::{LogEntry, Verdict, failure_digest};
-
-/// The failure class of a request every member refused as invalid (builders check
-/// `lockfile_shipped` against the `.crate`'s own lockfile).
-const INVALID_REQUEST: &str = "invalid-request";
+use crate::protocol::LogEntry;
 
 /// What a lookup key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,31 +34,9 @@ impl LookupKey {
 }
 
 /// Of `variants` (index, entry) in log order, the index that answers `crate@version` on a
-/// committee building for `target` (`None`: any target, for callers without a committee).
+/// committee building for `target` (see `synchronicity_verify::index::default`).
 pub fn choose_default(variants: &[(u64, LogEntry)], target: Option<&str>) -> Option<u64> {
-    let refused = failure_digest(INVALID_REQUEST);
-    let settings = |e: &LogEntry| {
-        // A request the group refused as invalid (e.g. its `lockfile_shipped` lied) is not a
-        // build of the crate: it answers by request id only.
-        let invalid = e.verdict == Verdict::Failed && e.digest[..] == refused[..];
-        !invalid
-            && match target {
-                Some(t) => e.request.is_default_variant_for(t),
-                None => e.request.is_default_variant(),
-            }
-    };
-    let any_shipped = variants
-        .iter()
-        .any(|(_, e)| settings(e) && e.request.lockfile_shipped);
-    let defaults = || {
-        variants
-            .iter()
-            .filter(|(_, e)| settings(e) && e.request.lockfile_shipped == any_shipped)
-    };
-    defaults()
-        .find(|(_, e)| e.verdict == Verdict::Reproduced)
-        .or_else(|| defaults().next_back())
-        .map(|(i, _)| *i)
+    crate::verify::index::default_variant(variants, target)
 }
 
 impl LogStore {
@@ -131,7 +95,10 @@ impl LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{Verdict, failure_digest};
     use crate::testing::request;
+
+    const INVALID_REQUEST: &str = "invalid-request";
 
     fn entry(features: &[&str], attempt: u32, verdict: Verdict) -> LogEntry {
         let mut r = request("itoa", "1.0.15", "lock").request;

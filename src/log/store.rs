@@ -22,6 +22,7 @@ use redb::{
 use super::CosignedCheckpoint;
 use super::ProofFile;
 use super::merkle::{self, Hash, HashIndex, HashReader, MerkleError};
+use crate::verify::index::IndexRoots;
 
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("hashes");
@@ -192,7 +193,23 @@ impl LogStore {
             txn.open_table(BLOBS).map_err(db_err)?;
             txn.open_table(ROUNDS).map_err(db_err)?;
             txn.open_table(EPOCHS).map_err(db_err)?;
+            txn.open_table(super::index::LEAVES).map_err(db_err)?;
+            txn.open_table(super::index::NODES).map_err(db_err)?;
+            txn.open_table(super::index::ROOTS).map_err(db_err)?;
+            txn.open_table(super::index::INDEXED).map_err(db_err)?;
+            txn.open_multimap_table(super::index::VERSIONS)
+                .map_err(db_err)?;
         }
+        // A log written before the index gets it now, in this transaction (a crash before
+        // the commit leaves none, and the next open builds it again).
+        let size = txn
+            .open_table(META)
+            .map_err(db_err)?
+            .get(SIZE)
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        super::index::build_missing(&txn, size)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             db,
@@ -417,6 +434,13 @@ impl LogStore {
                 }
             }
         }
+        // The index of the entries just written, and its roots at the new size.
+        let specs: Vec<(u64, &str)> = index
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (first_index + i as u64, e.spec.as_str()))
+            .collect();
+        super::index::update(&txn, &specs, size)?;
         // Durable once this returns; a crash before leaves the previous state (see module doc).
         txn.commit().map_err(db_err)?;
         Ok(Appended {
@@ -533,9 +557,38 @@ impl LogStore {
         })
     }
 
+    /// The index roots recorded at `size` (`None`: no append ended there, or it predates
+    /// the index).
+    pub fn index_roots(&self, size: u64) -> Result<Option<IndexRoots>, StoreError> {
+        super::index::roots_at(&self.db.begin_read().map_err(db_err)?, size)
+    }
+
+    /// The checkpoint body of `origin`'s log at `size` with `root`: with the index line
+    /// when the index has roots at that size (every size an append ended at).
+    pub fn checkpoint_body(
+        &self,
+        origin: &str,
+        size: u64,
+        root: Hash,
+    ) -> Result<super::Checkpoint, StoreError> {
+        let mut cp = super::Checkpoint::new(origin, size, root);
+        if let Some(r) = self.index_roots(size)? {
+            cp.extensions.push(r.extension_line());
+        }
+        Ok(cp)
+    }
+
+    /// The index as of log size `size` (a size with recorded roots, within
+    /// [`super::index::MAX_LAG`] entries of the log's), for answers under the checkpoint
+    /// of that size.
+    pub fn index_snapshot(&self, size: u64) -> Result<super::IndexSnapshot, StoreError> {
+        super::index::snapshot(&self.db, size)
+    }
+
     /// Stores a verified cosigned checkpoint after checking that it describes this log (its
-    /// size is not beyond the log and its root is the tree hash at that size). One durable
-    /// transaction.
+    /// size is not beyond the log, its root is the tree hash at that size, and its
+    /// extension lines are exactly the index line of that size, if the index has one). One
+    /// durable transaction.
     pub fn put_checkpoint(&self, cp: &CosignedCheckpoint) -> Result<(), StoreError> {
         let c = cp.checkpoint();
         let size = self.size()?;
@@ -549,6 +602,17 @@ impl LogStore {
             return Err(StoreError::CheckpointMismatch {
                 size: c.size,
                 reason: "root differs from the log's",
+            });
+        }
+        let want: Vec<String> = self
+            .index_roots(c.size)?
+            .map(|r| r.extension_line())
+            .into_iter()
+            .collect();
+        if c.extensions != want {
+            return Err(StoreError::CheckpointMismatch {
+                size: c.size,
+                reason: "index roots differ from the log's",
             });
         }
         let txn = self.db.begin_write().map_err(db_err)?;

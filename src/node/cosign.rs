@@ -70,14 +70,33 @@ pub(crate) enum Added {
     Deferred,
 }
 
+/// The checkpoint every member signs for (size, root): with the index line of our log at
+/// that size (a store that cannot be read gives none; such a body matches nobody's).
+pub(crate) fn checkpoint_at(
+    committee: &Committee,
+    store: &LogStore,
+    size: u64,
+    root: [u8; 32],
+) -> Checkpoint {
+    store
+        .checkpoint_body(committee.origin(), size, root)
+        .unwrap_or_else(|_| Checkpoint::new(committee.origin(), size, root))
+}
+
 /// The body every member signs for (size, root).
-pub(crate) fn checkpoint_body(committee: &Committee, size: u64, root: [u8; 32]) -> String {
-    Checkpoint::new(committee.origin(), size, root).to_body()
+pub(crate) fn checkpoint_body(
+    committee: &Committee,
+    store: &LogStore,
+    size: u64,
+    root: [u8; 32],
+) -> String {
+    checkpoint_at(committee, store, size, root).to_body()
 }
 
 /// Our cosignature of (size, root).
 pub(crate) fn sign(
     committee: &Committee,
+    store: &LogStore,
     key: &BlsSecretKey,
     size: u64,
     root: [u8; 32],
@@ -86,7 +105,7 @@ pub(crate) fn sign(
         size,
         root: root.to_vec(),
         signature: key
-            .sign(checkpoint_body(committee, size, root).as_bytes())
+            .sign(checkpoint_body(committee, store, size, root).as_bytes())
             .to_bytes()
             .to_vec(),
         ed25519: Vec::new(),
@@ -96,14 +115,15 @@ pub(crate) fn sign(
 /// Our cosignature of (size, root) with our Ed25519 line's signature too.
 pub(crate) fn sign_with_identity(
     committee: &Committee,
+    store: &LogStore,
     key: &BlsSecretKey,
     identity: &NodeIdentity,
     size: u64,
     root: [u8; 32],
 ) -> Cosignature {
-    let mut c = sign(committee, key, size, root);
+    let mut c = sign(committee, store, key, size, root);
     c.ed25519 = identity
-        .sign(checkpoint_body(committee, size, root).as_bytes())
+        .sign(checkpoint_body(committee, store, size, root).as_bytes())
         .to_vec();
     c
 }
@@ -190,7 +210,7 @@ impl Collector {
                 return Err(CosignError::NotOurRoot);
             }
             self.verifications += 1;
-            let body = checkpoint_body(committee, c.size, root);
+            let body = checkpoint_body(committee, store, c.size, root);
             if !partial_verifies(committee, signer, &body, &sig, ed.as_deref()) {
                 return Err(CosignError::BadSignature(signer));
             }
@@ -257,7 +277,7 @@ impl Collector {
             // Partials that arrived before our log had this size are verified now, once
             // each; those that do not verify go. The rest are combined as they are (the
             // assembled note is verified once more, as a whole, before it is stored).
-            let body = checkpoint_body(committee, size, root);
+            let body = checkpoint_body(committee, store, size, root);
             let Some(partials) = self.pending.get_mut(&(size, root)) else {
                 continue;
             };
@@ -284,7 +304,7 @@ impl Collector {
                 continue;
             };
             let ts = ThresholdSignature { signers, aggregate };
-            let cp = Checkpoint::new(committee.origin(), size, root);
+            let cp = checkpoint_at(committee, store, size, root);
             let lines: Vec<NoteSignature> = partials
                 .iter()
                 .filter_map(|(i, p)| member_line(committee, *i, p.ed25519.as_deref()?))
@@ -325,7 +345,7 @@ mod tests {
         let root = store.tree_hash(2).unwrap();
         let mut col = Collector::default();
         // Member 1's signature presented as member 2's: refused.
-        let s1 = sign(c, &tc.bls[1], 2, root);
+        let s1 = sign(c, &store, &tc.bls[1], 2, root);
         assert_eq!(
             col.add(c, &store, 2, &s1),
             Err(CosignError::BadSignature(2))
@@ -334,18 +354,18 @@ mod tests {
         let before = col.verifications();
         for i in 0..3 {
             assert_eq!(
-                col.add(c, &store, i, &sign(c, &tc.bls[i], 2, [9; 32])),
+                col.add(c, &store, i, &sign(c, &store, &tc.bls[i], 2, [9; 32])),
                 Err(CosignError::NotOurRoot)
             );
         }
         assert_eq!(col.verifications(), before);
         col.add(c, &store, 0, &s1.clone()).unwrap_err();
         assert_eq!(col.add(c, &store, 1, &s1), Ok(Added::Verified));
-        col.add(c, &store, 0, &sign(c, &tc.bls[0], 2, root))
+        col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 2, root))
             .unwrap();
         assert_eq!(col.finish(c, &store).unwrap(), None, "two of t = 3");
         assert!(store.latest_checkpoint().unwrap().is_none());
-        col.add(c, &store, 3, &sign(c, &tc.bls[3], 2, root))
+        col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 2, root))
             .unwrap();
         assert_eq!(col.finish(c, &store).unwrap(), Some(2));
         let note = store.latest_checkpoint().unwrap().unwrap();
@@ -353,11 +373,11 @@ mod tests {
         assert_eq!(cp.checkpoint().root, root);
         // A partial beyond our log's size waits, unverified.
         assert_eq!(
-            col.add(c, &store, 0, &sign(c, &tc.bls[0], 5, [1; 32])),
+            col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 5, [1; 32])),
             Ok(Added::Deferred)
         );
         assert_eq!(col.finish(c, &store).unwrap(), None);
-        let mut bad = sign(c, &tc.bls[0], 2, root);
+        let mut bad = sign(c, &store, &tc.bls[0], 2, root);
         bad.root.pop();
         assert_eq!(col.add(c, &store, 0, &bad), Err(CosignError::Malformed));
     }
@@ -379,7 +399,7 @@ mod tests {
         // member 3's signature (bad), member 3's is good.
         for (i, key) in [(0, 0), (1, 1), (2, 3), (3, 3)] {
             assert_eq!(
-                col.add(c, &store, i, &sign(c, &tc.bls[key], 1, root)),
+                col.add(c, &store, i, &sign(c, &ahead, &tc.bls[key], 1, root)),
                 Ok(Added::Deferred)
             );
         }
@@ -405,20 +425,20 @@ mod tests {
         // Two honest partials for our (1, root), then member 3 signs a thousand useless
         // (size, root) pairs far ahead and a thousand random roots at our size: they push
         // out its own, never the honest ones, and cost no pairing.
-        col.add(c, &store, 0, &sign(c, &tc.bls[0], 1, root))
+        col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 1, root))
             .unwrap();
-        col.add(c, &store, 1, &sign(c, &tc.bls[1], 1, root))
+        col.add(c, &store, 1, &sign(c, &store, &tc.bls[1], 1, root))
             .unwrap();
         assert_eq!(col.verifications(), 2);
         for k in 0..1000u64 {
             let mut r = [0u8; 32];
             r[..8].copy_from_slice(&k.to_le_bytes());
             assert_eq!(
-                col.add(c, &store, 3, &sign(c, &tc.bls[3], 1_000_000 + k, r)),
+                col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 1_000_000 + k, r)),
                 Ok(Added::Deferred)
             );
             assert_eq!(
-                col.add(c, &store, 3, &sign(c, &tc.bls[3], 1, r)),
+                col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 1, r)),
                 Err(CosignError::NotOurRoot)
             );
         }
@@ -428,7 +448,7 @@ mod tests {
             "{}",
             col.pending.len()
         );
-        col.add(c, &store, 2, &sign(c, &tc.bls[2], 1, root))
+        col.add(c, &store, 2, &sign(c, &store, &tc.bls[2], 1, root))
             .unwrap();
         assert_eq!(col.finish(c, &store).unwrap(), Some(1));
     }

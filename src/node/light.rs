@@ -7,7 +7,10 @@
 //! (and content-addressed files) only; the client verifies everything itself. Answers are
 //! computed on a blocking thread, never in the node's event loop.
 
-use synchronicity_light::{LightRequest, LightResponse, MAX_CHUNK, MAX_PROOF_BATCH};
+use synchronicity_light::{
+    LightRequest, LightResponse, LookupAnswer, MAX_CHUNK, MAX_LIGHT_RESPONSE, MAX_PROOF_BATCH,
+    MAX_SPEC,
+};
 
 use super::shared::{LatestCheckpointError, Shared};
 use crate::log::{CosignedCheckpoint, LookupKey, StoreError};
@@ -49,6 +52,9 @@ enum LightError {
     /// No text with that hash.
     #[error("no text with sha256 {0}")]
     NoBlob(String),
+    /// One key's answer alone would not fit a response.
+    #[error("the entries of {0} do not fit one answer")]
+    TooLarge(String),
     /// Too many keys in one request.
     #[error("at most {MAX_PROOF_BATCH} keys in one request")]
     TooManyKeys,
@@ -129,6 +135,61 @@ fn proof_for(shared: &Shared, cp: &CosignedCheckpoint, key: &str) -> Result<Stri
     Ok(shared.store.proof_file(index, cp)?.format())
 }
 
+/// Every entry of each of `specs` under the latest cosigned checkpoint, proven by its index,
+/// with the default variant's proof file; as many answers as fit one response.
+fn lookups(shared: &Shared, specs: &[String]) -> Result<LightResponse, LightError> {
+    if specs.len() > MAX_PROOF_BATCH {
+        return Err(LightError::TooManyKeys);
+    }
+    if let Some(s) = specs.iter().find(|s| s.len() > MAX_SPEC) {
+        return Err(LightError::BadKey(s.chars().take(MAX_SPEC).collect()));
+    }
+    let cp = latest(shared)?;
+    let snap = shared.store.index_snapshot(cp.checkpoint().size)?;
+    let checkpoint = cp.compact_note();
+    let target = &shared.committee.build().target;
+    let mut answers = Vec::new();
+    let mut bytes = checkpoint.len();
+    for spec in specs {
+        let at = snap.variants(spec)?;
+        let decoded: Vec<(u64, crate::protocol::LogEntry)> = at
+            .entries
+            .iter()
+            .filter_map(|(i, b)| crate::protocol::LogEntry::decode(b).ok().map(|e| (*i, e)))
+            .collect();
+        let default_proof = match crate::log::choose_default(&decoded, Some(target)) {
+            Some(i) => Some(shared.store.proof_file(i, &cp)?.format()),
+            None => None,
+        };
+        let answer = LookupAnswer {
+            variants: crate::verify::index::VariantsAnswer {
+                entries: at
+                    .entries
+                    .into_iter()
+                    .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
+                    .collect(),
+                proof: (&at.proof).into(),
+            },
+            default_proof,
+        };
+        // The answer's size, bounded before it joins the response: the client asks again
+        // for what did not fit.
+        let size = crate::verify::codec::to_vec(&answer).len();
+        if bytes + size > MAX_LIGHT_RESPONSE - 4096 && !answers.is_empty() {
+            break;
+        }
+        if bytes + size > MAX_LIGHT_RESPONSE - 4096 {
+            return Err(LightError::TooLarge(spec.clone()));
+        }
+        bytes += size;
+        answers.push(answer);
+    }
+    Ok(LightResponse::Lookups {
+        checkpoint,
+        answers,
+    })
+}
+
 fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, LightError> {
     match req {
         LightRequest::Consistency { old, new } => {
@@ -190,6 +251,7 @@ fn answer(shared: &Shared, req: &LightRequest) -> Result<LightResponse, LightErr
             })
         }
         LightRequest::Chain { after } => chain(shared, *after),
+        LightRequest::Lookups { specs } => lookups(shared, specs),
         LightRequest::Checkpoint { old_size } => {
             let cp = latest(shared)?;
             let new = cp.checkpoint().size;

@@ -150,6 +150,7 @@ impl Outbox {
     pub(crate) fn cosignature(&self, size: u64, root: [u8; 32]) -> Cosignature {
         cosign::sign_with_identity(
             &self.shared.committee,
+            &self.shared.store,
             &self.keys.bls,
             &self.keys.identity,
             size,

@@ -80,14 +80,26 @@ pub fn cosign(
     size: u64,
     root: [u8; 32],
 ) -> CosignedCheckpoint {
-    let cp = Checkpoint::new(committee.origin(), size, root);
+    cosign_checkpoint(
+        committee,
+        bls,
+        &Checkpoint::new(committee.origin(), size, root),
+    )
+}
+
+/// `cp` (any extension lines) cosigned by `committee`'s first `t` members.
+pub fn cosign_checkpoint(
+    committee: &Committee,
+    bls: &[BlsSecretKey],
+    cp: &Checkpoint,
+) -> CosignedCheckpoint {
     let sig = sign(
         committee,
         bls,
         0..committee.threshold(),
         cp.to_body().as_bytes(),
     );
-    CosignedCheckpoint::assemble(&cp, &sig, committee).expect("valid cosignature")
+    CosignedCheckpoint::assemble(cp, &sig, committee).expect("valid cosignature")
 }
 
 /// A committee with its members' BLS secret keys; peer ids embed arbitrary 32-byte "keys"
@@ -128,6 +140,11 @@ impl TestCommittee {
     /// A checkpoint cosigned by the first `t` members.
     pub fn cosign(&self, size: u64, root: [u8; 32]) -> CosignedCheckpoint {
         cosign(&self.committee, &self.bls, size, root)
+    }
+
+    /// `cp` (with its extension lines) cosigned by the first `t` members.
+    pub fn cosign_checkpoint(&self, cp: &Checkpoint) -> CosignedCheckpoint {
+        cosign_checkpoint(&self.committee, &self.bls, cp)
     }
 
     /// Member `i` of this committee: its entry and BLS key (to carry it into a successor).
