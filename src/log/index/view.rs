@@ -17,7 +17,7 @@ pub(crate) fn prefix(key: &Hash, depth: usize) -> Hash {
     let mut p = [0u8; 32];
     let full = depth / 8;
     p[..full].copy_from_slice(&key[..full]);
-    if depth % 8 != 0 {
+    if !depth.is_multiple_of(8) {
         p[full] = key[full] & !(0xffu8 >> (depth % 8));
     }
     p
@@ -28,7 +28,7 @@ pub(crate) fn last_under(prefix: &Hash, depth: usize) -> Hash {
     let mut p = *prefix;
     let full = depth / 8;
     if full < 32 {
-        if depth % 8 != 0 {
+        if !depth.is_multiple_of(8) {
             p[full] |= 0xffu8 >> (depth % 8);
             p[full + 1..].fill(0xff);
         } else {

@@ -35,7 +35,7 @@ impl WireProof {
     /// The proof, if its sizes are right.
     pub fn decode(&self) -> Result<SmtProof, AnswerError> {
         let s = self.siblings.as_slice();
-        if s.len() % 32 != 0 || s.len() / 32 > MAX_DEPTH {
+        if !s.len().is_multiple_of(32) || s.len() / 32 > MAX_DEPTH {
             return Err(AnswerError::MalformedProof);
         }
         let siblings = s

@@ -19,3 +19,6 @@ pub use roots::{
     EXTENSION_TAG, IndexError, IndexRoots, crate_key, variants_key, variants_value, versions_value,
 };
 pub use smt::{SmtError, SmtProof, SmtProofError};
+
+#[cfg(test)]
+mod tests;
