@@ -4,7 +4,11 @@
 # members run the real node with a builder that returns chosen manifests at once, so the
 # log fills in seconds). Prints the CPU (user+sys) and wall time of:
 #   1. a cold audit, proofs fetched from ONE member in batches (goal <= 3 s wall);
-#   2. the same audit with every proof cached (`--offline`; goal <= 0.5 s CPU).
+#   2. the same audit with every proof cached (`--offline`; goal <= 0.5 s CPU);
+#   3. `mirror --url` of member 0's HTTP tiles: the mirror's size on disk (bytes per entry,
+#      and per 10^5 entries), and a refresh after 20 more entries (bytes downloaded);
+#   4. the audit from the mirror (`--mirror`, no network; goal <= 0.2 s CPU), whose JSON
+#      table must equal the online audit's (the script fails otherwise).
 # CPU is user+sys, then user alone in parentheses (kernel time, e.g. the cache's file
 # writes, varies with the disk's other work; before 6b5f4ba each cached proof was fsynced).
 # With OTHER_CLIENT (another build's `synchronicity`, e.g. a worktree's), each run also
@@ -27,9 +31,12 @@ for i in 0 1 2 3; do
 done
 "$bin" committee init --origin example.org/synchronicity/bench --out "$work/committee.toml" \
   --commit-grace-secs 1 "$work/n0" "$work/n1" "$work/n2" "$work/n3" >/dev/null 2>&1
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 for i in 0 1 2 3; do
+  http=()
+  [ "$i" = 0 ] && http=(--http "127.0.0.1:$hport")
   RUST_LOG=warn target/release/fixed_builder_node --dir "$work/n$i" \
-    --committee "$work/committee.toml" 2>"$work/n$i.log" &
+    --committee "$work/committee.toml" "${http[@]}" 2>"$work/n$i.log" &
   pids+=($!)
 done
 # The test builder pins every source as sha256 0101…: the audited lockfile says the same,
@@ -85,3 +92,30 @@ for r in $(seq 1 "$runs"); do
     echo "run $r, other client: $line"
   fi
 done
+
+echo "== mirror of member 0's tiles (http://127.0.0.1:$hport)"
+"$bin" mirror --url "http://127.0.0.1:$hport" --trust "$work/committee.toml" --out "$work/mirror"
+bytes=$(du -sb "$work/mirror" | cut -f1)
+echo "mirror: $bytes bytes for $cosigned entries = $((bytes / cosigned)) bytes/entry, $((bytes / cosigned * 100000 / 1048576)) MiB per 10^5 entries"
+online=$work/online.json
+"$bin" audit --lockfile "$lock" --peer "$m" --trust "$work/committee.toml" --cache "$work/cache-compare" --max-age 0s --json >"$online"
+"$bin" audit --lockfile "$lock" --mirror "$work/mirror" --trust "$work/committee.toml" --json >"$work/mirror.json"
+if ! cmp -s "$online" "$work/mirror.json"; then
+  echo "error: the mirror's audit table differs from the online one" >&2
+  diff "$online" "$work/mirror.json" | head -20 >&2
+  exit 1
+fi
+echo "the mirror's audit table equals the online one ($(python3 -c "import json; print(len(json.load(open('$online'))))") rows)"
+echo "== audit --mirror, $runs runs: wall s, CPU s (user s)"
+for r in $(seq 1 "$runs"); do
+  echo "run $r: $(measure "$bin" audit --lockfile "$lock" --mirror "$work/mirror" --trust "$work/committee.toml" --json --deny not-reproduced,failed,unknown,source-mismatch)"
+done
+echo "== a refresh after 20 more entries"
+for k in $(seq 1 20); do "$bin" submit "refresh-$k@1.0.0" --node "$work/n0" >/dev/null; done
+want=$((cosigned + 20))
+for _ in $(seq 1 600); do
+  now=$("$bin" status --node "$work/n0" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("checkpoint_size") or 0)')
+  [ "$now" -ge "$want" ] && break
+  sleep 0.5
+done
+"$bin" mirror --url "http://127.0.0.1:$hport" --trust "$work/committee.toml" --out "$work/mirror"

@@ -10,9 +10,13 @@
 //! - `verify --witnesses-needed 2` passes, `--witnesses-needed 3` fails;
 //! - headless Chromium loads the web view, searches a crate, and finds its verdict and
 //!   signers (screenshot in `target/test-artifacts/`);
-//! - bad requests get 4xx answers.
+//! - bad requests get 4xx answers;
+//! - member 1 also writes `--tiles-dir`: Debian's nginx serves that directory, the Go
+//!   client reads the checkpoint, every tile and every entry bundle through it alone, and
+//!   `synchronicity mirror --url` copies it; `audit --mirror` then answers a lockfile with
+//!   no network, with the same table as the online audit, and refuses a tampered mirror.
 //!
-//! Needs `go`, the Go sumdb sources and `chromium` (installed by `scripts/test.sh`).
+//! Needs `go`, the Go sumdb sources, `chromium` and `nginx` (installed by `scripts/test.sh`).
 
 mod support;
 
@@ -22,10 +26,62 @@ use std::time::{Duration, Instant};
 
 use support::Cluster;
 use support::cli::{bin, ok};
+
+/// `o`'s stdout, after checking it succeeded.
+fn ok_out(o: &std::process::Output) -> Vec<u8> {
+    ok(o);
+    o.stdout.clone()
+}
 use support::http::request as http;
 use support::rules::windows;
 use synchronicity::testing::free_loopback_ports;
 use synchronicity::witness::{AddCheckpoint, WitnessKey, count_witnesses};
+
+/// An nginx serving `root` on `port` (one process, no daemon), stopped when dropped.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx(dir: &Path, root: &Path, port: u16) -> Nginx {
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  default_type application/octet-stream;\n  server {{\n    listen 127.0.0.1:{port};\n    root {r};\n    location / {{ try_files $uri =404; }}\n  }}\n}}\n",
+            d = dir.display(),
+            r = root.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx is installed (scripts/test.sh installs it)");
+    let n = Nginx(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {:?}",
+            std::fs::read_to_string(dir.join("error.log"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    n
+}
 
 struct Witness {
     child: Child,
@@ -75,7 +131,8 @@ fn witness(dir: &Path, committee: &Path, name: &str, port: u16) -> Witness {
 async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
     let rules = windows(60, 2, 10);
     let mut c = Cluster::new(95, 4, rules, "idle_interval_ms = 1000\n");
-    let ports = free_loopback_ports(6);
+    let ports = free_loopback_ports(7);
+    let tiles_dir = c.root.path().join("tiles");
     let w1 = witness(
         &c.root.path().join("w1"),
         &c.committee_file,
@@ -95,6 +152,10 @@ async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
     for (i, port) in ports.iter().take(4).enumerate() {
         std::fs::write(c.dir(i).join("node.toml"), &toml).unwrap();
         c.extra_args[i] = vec!["--http".into(), format!("127.0.0.1:{port}")];
+        if i == 1 {
+            c.extra_args[i].push("--tiles-dir".into());
+            c.extra_args[i].push(tiles_dir.display().to_string());
+        }
         c.start(i);
     }
     let web = format!("127.0.0.1:{}", ports[0]);
@@ -185,6 +246,116 @@ async fn standard_tooling_reads_the_log_and_witnesses_cosign_it() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.starts_with("ok size=3 index=1"), "{said}");
+
+    // Static tiles: member 1's --tiles-dir reaches the checkpoint of size 3; nginx serves
+    // the directory; the Go client reads the checkpoint, tiles and bundles through it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(tiles_dir.join("checkpoint"))
+        .is_ok_and(|n| n.lines().nth(1) == Some("3"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "--tiles-dir did not reach size 3"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _nginx = nginx(&c.root.path().join("nginx"), &tiles_dir, ports[6]);
+    let static_url = format!("http://127.0.0.1:{}", ports[6]);
+    let out = Command::new("go")
+        .args(["run", "tests/go/tilecheck/main.go"])
+        .arg(&static_url)
+        .arg(&vkeys)
+        .arg(c.tc.committee.threshold().to_string())
+        .arg("-")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", &gocache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.starts_with("ok size=3 entries=3"), "{said}");
+
+    // A mirror of the static copy; audit from it with no network = the online audit.
+    let mirror_dir = c.root.path().join("mirror");
+    let mirror = || {
+        bin()
+            .args(["mirror", "--url", &static_url, "--out"])
+            .arg(&mirror_dir)
+            .arg("--trust")
+            .arg(&c.committee_file)
+            .output()
+            .unwrap()
+    };
+    let said = String::from_utf8_lossy(&ok_out(&mirror())).to_string();
+    assert!(
+        said.contains("size 0 -> 3") && said.contains("index verified"),
+        "{said}"
+    );
+    let said = String::from_utf8_lossy(&ok_out(&mirror())).to_string();
+    assert!(said.contains("up to date at size 3"), "{said}");
+    let lock = c.root.path().join("Cargo.lock");
+    let mut text = String::from("version = 4\n");
+    for name in ["tiles0", "tiles2", "never-logged"] {
+        text.push_str(&format!(
+            "\n[[package]]\nname = \"{name}\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
+            "01".repeat(32)
+        ));
+    }
+    std::fs::write(&lock, text).unwrap();
+    let audit = |extra: &[&str]| {
+        let o = bin()
+            .args(["audit", "--json", "--lockfile"])
+            .arg(&lock)
+            .arg("--trust")
+            .arg(&c.committee_file)
+            .arg("--cache")
+            .arg(c.root.path().join("proof-cache"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&ok_out(&o)).unwrap();
+        rows
+    };
+    let online = audit(&["--peer", &c.peer(2), "--max-age", "0s"]);
+    let offline = audit(&["--mirror", mirror_dir.to_str().unwrap()]);
+    assert_eq!(online, offline, "the mirror's table is the online one");
+    let statuses: Vec<_> = online
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["crate"].clone(), r["status"].clone(), r["proven"].clone()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("never-logged".into(), "unknown".into(), true.into()),
+            ("tiles0".into(), "reproduced".into(), true.into()),
+            ("tiles2".into(), "reproduced".into(), true.into()),
+        ]
+    );
+    // A tampered mirror is refused, one line naming it.
+    let bundle = mirror_dir.join("tile/entries/000.p/3");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&bundle, bytes).unwrap();
+    let o = bin()
+        .args(["audit", "--lockfile"])
+        .arg(&lock)
+        .arg("--trust")
+        .arg(&c.committee_file)
+        .arg("--mirror")
+        .arg(&mirror_dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("the entries' root is not the checkpoint's"),
+        "{err}"
+    );
 
     // verify's witness policy.
     let proof = c.root.path().join("tiles1.tlog-proof");

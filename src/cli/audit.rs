@@ -81,6 +81,10 @@ pub struct AuditArgs {
     /// Use only cached proofs (no network): a package without one is unknown.
     #[arg(long)]
     pub offline: bool,
+    /// Answer every package from this mirror (`synchronicity mirror --out DIR`), verified
+    /// again, with no network and no cache: proven answers, the same table as online.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["offline", "submit"])]
+    pub mirror: Option<PathBuf>,
     /// Fetch again a cached proof older than this (`90s`, `30m`, `12h`, `7d`).
     #[arg(long, value_name = "AGE", default_value = "1d", value_parser = audit_cache::parse_age)]
     pub max_age: std::time::Duration,
@@ -229,6 +233,9 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
     let text = std::fs::read_to_string(&args.lockfile)
         .with_context(|| args.lockfile.display().to_string())?;
     let pkgs = packages(&text).with_context(|| args.lockfile.display().to_string())?;
+    if let Some(dir) = &args.mirror {
+        return from_mirror(&args, dir, &pkgs);
+    }
     let setup = if args.offline {
         let committee = match &args.peers.trust {
             Some(t) => super::load_committee(t)?,
@@ -359,6 +366,53 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
         .zip(&proven_at)
         .map(|((p, r), at)| row(p, r.as_ref(), *at))
         .collect();
+    report(&args, &rows, verifier.checkpoints_verified())
+}
+
+/// `audit --mirror DIR`: every package from the verified mirror, no network.
+fn from_mirror(
+    args: &AuditArgs,
+    dir: &std::path::Path,
+    pkgs: &[Package],
+) -> anyhow::Result<std::process::ExitCode> {
+    let trust = match &args.peers.trust {
+        Some(t) => t.clone(),
+        None => bail!("--mirror needs --trust FILE (the committee the mirror was verified with)"),
+    };
+    let chain = super::mirror::trust(&trust, args.peers.chain.as_deref())?;
+    let mirror = super::mirror::Mirror::load(dir, &chain)
+        .with_context(|| format!("mirror {}", dir.display()))?;
+    let committee = chain.latest().clone();
+    let target = committee.build().target.clone();
+    let size = mirror.checkpoint.checkpoint().size;
+    let mut verifier = BatchVerifier::in_chain(&chain);
+    let mut rows = Vec::with_capacity(pkgs.len());
+    for p in pkgs {
+        let chosen =
+            crate::verify::index::default_variant(mirror.variants(&p.spec()), Some(&target));
+        let record = match chosen {
+            Some(i) => {
+                let text = mirror.proof_file(i)?;
+                let checked =
+                    check_batch_proof(&mut verifier, &committee, &p.name, &p.version, text)
+                        .map_err(|e| {
+                            anyhow::anyhow!("{}: the mirror's entry {i}: {e}", p.spec())
+                        })?;
+                Some(checked.into_parts().1)
+            }
+            None => None,
+        };
+        rows.push(row(p, record.as_ref(), Some(size)));
+    }
+    report(args, &rows, verifier.checkpoints_verified())
+}
+
+/// Prints the table (or JSON), submits unknowns with `--submit`, and the exit code.
+fn report(
+    args: &AuditArgs,
+    rows: &[Row],
+    checkpoints: usize,
+) -> anyhow::Result<std::process::ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -366,7 +420,7 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             "{:<32} {:<16} {:<16} {:>7} {:>9}",
             "crate", "version", "status", "signers", "log index"
         );
-        for r in &rows {
+        for r in rows {
             println!(
                 "{:<32} {:<16} {:<16} {:>7} {:>9}",
                 r.krate,
@@ -387,7 +441,7 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             count("failed"),
             count("unknown"),
             count("source-mismatch"),
-            verifier.checkpoints_verified()
+            checkpoints
         );
         let generated = rows
             .iter()
@@ -402,7 +456,7 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
     if args.submit
         && let Some(node) = &args.node
     {
-        submit_unknown(node, &rows)?;
+        submit_unknown(node, rows)?;
     }
     let denied: BTreeSet<&str> = args.deny.iter().map(String::as_str).collect();
     let bad: Vec<&Row> = rows.iter().filter(|r| denied.contains(r.status)).collect();

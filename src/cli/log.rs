@@ -53,6 +53,7 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<()> {
         })
         .transpose()
         .context("stored checkpoint")?;
+    let index = store.index_roots(size)?;
     if args.json {
         let v = serde_json::json!({
             "size": size,
@@ -61,6 +62,10 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<()> {
             "applied_height": height,
             "latest_checkpoint": latest,
             "latest_checkpoint_size": latest_cp.as_ref().map(|c| c.size),
+            "index_roots": index.map(|r| serde_json::json!({
+                "variants": B64.encode(r.variants),
+                "crates": B64.encode(r.crates),
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -70,6 +75,10 @@ pub(super) fn info(args: InfoArgs) -> anyhow::Result<()> {
             "applied height  {}",
             height.map_or("none".into(), |h| h.to_string())
         );
+        match index {
+            Some(r) => println!("index           {}", r.extension_line()),
+            None => println!("index           none at this size"),
+        }
         match latest {
             Some(note) => print!("latest cosigned checkpoint:\n{note}"),
             None => println!("latest cosigned checkpoint: none"),

@@ -16,6 +16,7 @@ mod light;
 mod log;
 mod lookup;
 mod metrics;
+mod mirror;
 pub mod node;
 mod propose;
 mod verify;
@@ -78,6 +79,11 @@ pub enum Command {
         after_help = "The answer is proven by the index of a cosigned checkpoint: no member can leave out an entry or answer \"no entry\" for one the log holds. The default variant is chosen by this client from the proven list; --out writes its verified proof file.\n\nExamples:\n  synchronicity lookup itoa@1.0.15 --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml\n  synchronicity lookup itoa@1.0.15 --json --out itoa.tlog-proof"
     )]
     Lookup(lookup::LookupArgs),
+    /// Keep a verified copy of a group's log (its entries, checked against the signed tree and index) for private audits.
+    #[command(
+        after_help = "Downloads only what the mirror lacks; run it again to refresh. `audit --mirror DIR` then answers a whole lockfile with no network.\n\nExamples:\n  synchronicity mirror --url http://b1.example.org:8080 --trust committee.toml --out ~/.cache/synchronicity/mirror\n  synchronicity audit --mirror ~/.cache/synchronicity/mirror --trust committee.toml"
+    )]
+    Mirror(mirror::MirrorArgs),
     /// Fetch the latest cosigned checkpoint; prove it consistent with the remembered one.
     #[command(
         after_help = "A checkpoint that is not consistent with the remembered one is a split view: reported loudly, exit status 1.\n\nExamples:\n  synchronicity checkpoint --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml --state checkpoint.note"
@@ -193,6 +199,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => node::run(args),
         Command::Proof(args) => light::proof(args),
         Command::Lookup(args) => lookup::lookup(args),
+        Command::Mirror(args) => mirror::mirror(args),
         Command::Checkpoint(args) => light::checkpoint(args),
         Command::Submit(args) => node::submit(args),
         Command::Status(args) => node::status(args),

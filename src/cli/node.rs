@@ -65,11 +65,56 @@ pub struct NodeArgs {
     /// /lookup/CRATE@VERSION, blobs, and the web view at / (e.g. 0.0.0.0:8080).
     #[arg(long)]
     pub http: Option<std::net::SocketAddr>,
+    /// Also write the log's read API as static files into DIR (C2SP tlog-tiles: checkpoint,
+    /// hash tiles, entry bundles), brought up to date at start and after every cosigned
+    /// checkpoint, for any web server or CDN to serve (docs/operations.md).
+    #[arg(long, value_name = "DIR")]
+    pub tiles_dir: Option<PathBuf>,
     /// Join a running group: when this node is not a member of the epoch its log is in,
     /// follow the log as a non-voter (fetched from the members, every height's certificate
     /// verified) until the epoch that adds it, then vote. Start it with the genesis file.
     #[arg(long)]
     pub join: bool,
+}
+
+/// Keeps `dir` (`--tiles-dir`) up to the latest cosigned checkpoint: a pass on a blocking
+/// thread every 500 ms, each writing only what grew (`log::TilesDir`). A pass that fails
+/// (the disk) is logged and tried again: the files are a publication of the log, never
+/// the node's state, and a reader of a stale directory verifies what it reads.
+fn spawn_tiles_dir(
+    dir: &std::path::Path,
+    shared: std::sync::Arc<crate::node::Shared>,
+) -> anyhow::Result<()> {
+    let mut tiles =
+        crate::log::TilesDir::new(dir).with_context(|| format!("--tiles-dir {}", dir.display()))?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let s = shared.clone();
+            let pass = tokio::task::spawn_blocking(move || {
+                let r = tiles.bring_up(&s.store);
+                (tiles, r)
+            })
+            .await;
+            let Ok((t, r)) = pass else { break };
+            tiles = t;
+            match r {
+                Ok(Some(size)) => {
+                    failing = false;
+                    tracing::debug!(size, "tiles directory brought up");
+                }
+                Ok(None) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!("--tiles-dir: {e} (trying again)");
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    Ok(())
 }
 
 /// `DIR/node.toml`.
@@ -418,6 +463,9 @@ fn run_full(
         if let Some(addr) = args.http {
             let local = crate::http::serve(addr, &handle).await?;
             tracing::info!(%local, "serving the log over HTTP");
+        }
+        if let Some(dir) = &args.tiles_dir {
+            spawn_tiles_dir(dir, handle.shared().clone())?;
         }
         tracing::info!(
             peer = %handle.net().local_peer_id(),

@@ -1,10 +1,11 @@
 //! The web view: server-rendered HTML and one stylesheet, no JavaScript. `/` shows the
 //! latest cosigned checkpoint (who cosigned it), and the most recent entries; `/search?q=`
-//! takes `crate` or `crate@version` and shows every entry for it: verdict, variant, signers,
-//! dissenters, silent members, misbehaviour, and a link to download its proof.
+//! takes `crate@version` and shows every entry for it (verdict, variant, signers,
+//! dissenters, silent members, misbehaviour, a link to download its proof), or `crate` and
+//! lists its logged versions; both from the verifiable index at the latest cosigned
+//! checkpoint, so "nothing" is shown as proven absent at that size.
 //!
-//! Bounds: the index shows the last [`RECENT`] entries; a search by crate name alone scans
-//! at most the last [`SCAN`] entries (by `crate@version` it uses the log's index).
+//! Bounds: the index shows the last [`RECENT`] entries.
 
 use hyper::StatusCode;
 
@@ -14,14 +15,13 @@ use crate::protocol::{LogEntry, Verdict};
 
 /// Entries on the index page.
 const RECENT: u64 = 20;
-/// Entries a search by crate name scans.
-const SCAN: u64 = 5000;
 
 pub(super) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;color:#222}\
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}table{border-collapse:collapse;width:100%}\
 td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 code{font-size:.85rem;word-break:break-all}.reproduced{color:#176b2c;font-weight:bold}\
-.failed,.notreproduced{color:#a3231f;font-weight:bold}form{margin:1rem 0}input[type=text]{width:20rem;padding:.3rem}";
+.failed,.notreproduced{color:#a3231f;font-weight:bold}form{margin:1rem 0}input[type=text]{width:20rem;padding:.3rem}\
+pre{white-space:pre-wrap;word-break:break-all;font-size:.85rem}";
 
 /// HTML-escapes `s`.
 fn esc(s: &str) -> String {
@@ -237,32 +237,70 @@ pub(super) fn search(shared: &Shared, query: &str) -> Answer {
         );
     }
     let store = &shared.store;
-    let mut found: Vec<(u64, LogEntry)> = Vec::new();
+    // Answers from the index of the latest cosigned checkpoint: every variant, or proven
+    // absent, at that size (what `lookup` proves to a client).
+    let snap = shared
+        .latest_cosigned()
+        .ok()
+        .flatten()
+        .and_then(|cp| store.index_snapshot(cp.checkpoint().size).ok());
+    let Some(snap) = snap else {
+        return page(
+            &q,
+            "<p>No cosigned checkpoint with an index yet: nothing can be proven.</p>",
+        );
+    };
+    let size = snap.size();
+    let mut body = String::new();
     if q.contains('@') {
-        for i in store.variants(&q).unwrap_or_default() {
-            if let Ok(b) = store.entry(i)
-                && let Ok(e) = LogEntry::decode(&b)
-            {
-                found.push((i, e));
-            }
+        let found: Vec<(u64, LogEntry)> = snap
+            .variants(&q)
+            .map(|v| v.entries)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(i, b)| LogEntry::decode(&b).ok().map(|e| (i, e)))
+            .collect();
+        if found.is_empty() {
+            body.push_str(&format!(
+                "<p>No entry for <b>{}</b>: <b>proven absent</b> at size <b id=\"proven-size\">{size}</b> (the index of the cosigned checkpoint of that size holds no key for it).</p>",
+                esc(&q)
+            ));
+        } else {
+            let default =
+                crate::log::choose_default(&found, Some(&shared.committee.build().target));
+            body.push_str(&format!(
+                "<p>{} entr{} for <b>{}</b>, every variant and attempt, proven complete at size <b id=\"proven-size\">{size}</b>; the default variant: {}.</p>",
+                found.len(),
+                if found.len() == 1 { "y" } else { "ies" },
+                esc(&q),
+                default.map_or("none (ask by request id)".into(), |i| format!("entry {i}"))
+            ));
+        }
+        for (i, e) in &found {
+            body.push_str(&detail(shared, *i, e));
         }
     } else {
-        let size = store.size().unwrap_or(0);
-        for i in (size.saturating_sub(SCAN)..size).rev() {
-            if let Ok(b) = store.entry(i)
-                && let Ok(e) = LogEntry::decode(&b)
-                && e.request.krate == q
-            {
-                found.push((i, e));
+        let versions = snap.versions(&q).map(|(v, _)| v).unwrap_or_default();
+        if versions.is_empty() {
+            body.push_str(&format!(
+                "<p>No version of <b>{}</b> logged: <b>proven absent</b> at size <b id=\"proven-size\">{size}</b>.</p>",
+                esc(&q)
+            ));
+        } else {
+            body.push_str(&format!(
+                "<p>Versions of <b>{}</b> in the log (proven complete at size <b id=\"proven-size\">{size}</b>):</p><ul>",
+                esc(&q)
+            ));
+            for v in &versions {
+                let spec = format!("{q}@{v}");
+                body.push_str(&format!(
+                    "<li><a href=\"/search?q={}\">{}</a></li>",
+                    esc(&spec.replace('@', "%40")),
+                    esc(&spec)
+                ));
             }
+            body.push_str("</ul>");
         }
-    }
-    let mut body = String::new();
-    if found.is_empty() {
-        body.push_str(&format!("<p>No entry for <b>{}</b>.</p>", esc(&q)));
-    }
-    for (i, e) in &found {
-        body.push_str(&detail(shared, *i, e));
     }
     page(&q, &body)
 }

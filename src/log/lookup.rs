@@ -207,4 +207,103 @@ mod tests {
             assert_eq!(LookupKey::parse(bad), None, "{bad}");
         }
     }
+
+    /// An entry that decodes (a digest and an attestation where its verdict has them), as
+    /// the log holds them.
+    fn decodable(mut e: LogEntry) -> LogEntry {
+        match e.verdict {
+            Verdict::Reproduced => {
+                e.digest = vec![5; 32];
+                e.attestation = vec![1];
+            }
+            Verdict::Failed => {
+                if e.digest.len() != 32 {
+                    e.digest = failure_digest("compile-error").to_vec();
+                }
+                e.attestation = vec![1];
+            }
+            Verdict::NotReproduced => {
+                e.digest.clear();
+                e.attestation.clear();
+            }
+        }
+        e
+    }
+
+    /// On every case of the rule's table, the default variant a CLIENT picks from the
+    /// proven list (a real store's index answer, verified against a cosigned checkpoint
+    /// carrying its index line) is the one the member's lookup answers with.
+    #[test]
+    fn the_clients_choice_from_the_proven_list_is_the_members_on_every_case() {
+        use Verdict::*;
+        let ok = |a| entry(&[], a, Reproduced);
+        let nr = |a| entry(&[], a, NotReproduced);
+        let mut lie = entry(&[], 1, Failed);
+        lie.request.lockfile_sha256 = vec![8; 32];
+        lie.digest = failure_digest(INVALID_REQUEST).to_vec();
+        let mut elsewhere = entry(&[], 1, Reproduced);
+        elsewhere.request.target = "aarch64-unknown-linux-gnu".into();
+        let cases: Vec<Vec<LogEntry>> = vec![
+            vec![entry(&["serde"], 1, Reproduced)],
+            vec![nr(1), nr(2)],
+            vec![nr(1), ok(2), entry(&["serde"], 1, Reproduced), nr(3), ok(4)],
+            vec![generated(1, Reproduced)],
+            vec![generated(1, Reproduced), ok(1)],
+            vec![generated(1, Reproduced), nr(1)],
+            vec![
+                generated(1, NotReproduced),
+                generated(2, Reproduced),
+                generated(1, Reproduced),
+            ],
+            vec![lie.clone(), generated(1, Reproduced)],
+            vec![lie],
+            vec![elsewhere],
+            vec![entry(&[], 1, Failed), nr(2)],
+        ];
+        let tc = crate::testing::TestCommittee::new(4, 31);
+        for (k, case) in cases.into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = LogStore::open(dir.path()).unwrap();
+            for (h, e) in case.into_iter().enumerate() {
+                let e = decodable(e);
+                let new = crate::log::NewEntry {
+                    bytes: e.to_cbor(),
+                    request_id: e.request.id(),
+                    spec: e.request.spec(),
+                    blobs: vec![],
+                };
+                store
+                    .append_decided(&[new], crate::log::Height::bare(h as u64 + 1, 1))
+                    .unwrap();
+            }
+            let size = store.size().unwrap();
+            let cp = tc.cosign_log(&store, size);
+            let at = store
+                .index_snapshot(size)
+                .unwrap()
+                .variants("itoa@1.0.15")
+                .unwrap();
+            let answer = crate::verify::index::VariantsAnswer {
+                entries: at
+                    .entries
+                    .into_iter()
+                    .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
+                    .collect(),
+                proof: (&at.proof).into(),
+            };
+            let proven: Vec<(u64, LogEntry)> = answer
+                .verify(&cp, "itoa@1.0.15")
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.index, p.entry))
+                .collect();
+            assert_eq!(proven.len() as u64, size, "case {k}: every entry");
+            let client = crate::verify::index::default_variant(&proven, TARGET);
+            let member = store
+                .resolve_for(&LookupKey::Crate("itoa@1.0.15".into()), TARGET)
+                .unwrap()
+                .ok();
+            assert_eq!(client, member, "case {k}");
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub mod index;
 mod lookup;
 mod store;
 pub mod tiles;
+mod tiles_dir;
 
 pub use epochs::{EpochError, StoredEpoch, stored_epochs};
 pub use fsck::{FsckError, FsckReport, fsck};
@@ -23,3 +24,4 @@ pub use index::{IndexSnapshot, MAX_LAG as INDEX_MAX_LAG, VariantsAt};
 pub use lookup::{LookupKey, choose_default};
 pub use store::{Appended, Height, LogStore, NewEntry, RoundRow, STORE_FILE, StoreError};
 pub use synchronicity_verify::tlog::*;
+pub use tiles_dir::{TilesDir, TilesDirError};

@@ -155,6 +155,23 @@ pub fn width_in_tree(level: u8, index: u64, size: u64) -> Option<u64> {
     Some((hashes - start).min(TILE_WIDTH))
 }
 
+/// The entries of a bundle that must hold exactly `width` of them (`None`: it does not:
+/// short, long, or a length running past the end).
+pub fn parse_entry_bundle(bytes: &[u8], width: u64) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if out.len() as u64 >= width || rest.len() < 2 {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let body = rest.get(2..2 + len)?;
+        out.push(body.to_vec());
+        rest = &rest[2 + len..];
+    }
+    (out.len() as u64 == width).then_some(out)
+}
+
 /// An entry bundle: each entry as a big-endian u16 length, then its bytes. `None` if an
 /// entry is over 65,535 bytes (it cannot be written in this format).
 pub fn entry_bundle(entries: &[Vec<u8>]) -> Option<Vec<u8>> {
@@ -256,6 +273,32 @@ mod fuzz_like {
                     back.push_str(&format!(".p/{w}"));
                 }
                 assert_eq!(back, s);
+            }
+        }
+    }
+
+    /// Bundles round trip, and random or cut bundles never panic the parser: whatever
+    /// parses holds exactly the width asked and formats back to the same bytes.
+    #[test]
+    fn arbitrary_bundles_never_panic() {
+        let entries: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; usize::from(i) * 3]).collect();
+        let b = entry_bundle(&entries).unwrap();
+        assert_eq!(parse_entry_bundle(&b, 5), Some(entries.clone()));
+        assert_eq!(parse_entry_bundle(&b, 4), None);
+        assert_eq!(parse_entry_bundle(&b, 6), None);
+        for cut in 0..b.len() {
+            let p = parse_entry_bundle(&b[..cut], 5);
+            assert!(p.is_none(), "cut at {cut}");
+        }
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bytes: Vec<u8> = (0..(x % 64)).map(|i| (x >> (i % 56)) as u8).collect();
+            if let Some(e) = parse_entry_bundle(&bytes, x % 4) {
+                assert_eq!(e.len() as u64, x % 4);
+                assert_eq!(entry_bundle(&e).unwrap(), bytes);
             }
         }
     }
