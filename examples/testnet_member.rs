@@ -535,6 +535,7 @@ fn check(dirs: &[PathBuf], committee: &Path, ids: &Path) -> anyhow::Result<()> {
     // height ended at), they are the same; each member has roots at its own size; and a
     // stored checkpoint carries exactly its size's roots (`fsck` checks that per store).
     let mut index_forks = 0;
+    let mut index_sizes = 0;
     for (d, s) in &stores {
         if s.size().unwrap_or(0) > 0 && !matches!(s.index_roots(s.size().unwrap_or(0)), Ok(Some(_)))
         {
@@ -549,6 +550,9 @@ fn check(dirs: &[PathBuf], committee: &Path, ids: &Path) -> anyhow::Result<()> {
             .iter()
             .filter_map(|(_, s)| s.index_roots(size).ok().flatten())
             .collect();
+        if roots.len() > 1 {
+            index_sizes += 1;
+        }
         if roots.iter().any(|r| *r != roots[0]) {
             index_forks += 1;
             if index_forks == 1 {
@@ -704,7 +708,7 @@ fn check(dirs: &[PathBuf], committee: &Path, ids: &Path) -> anyhow::Result<()> {
         }
     }
     println!(
-        "check: members={} sizes={:?} checkpoints={checkpoints} forks={forks} lost={lost} fsck={}",
+        "check: members={} sizes={:?} checkpoints={checkpoints} forks={forks} index-roots-compared-at={index_sizes} index-roots-differ-at={index_forks} lost={lost} fsck={}",
         stores.len(),
         sizes,
         if broken.iter().any(|b| b.starts_with("INVARIANT fsck")) {

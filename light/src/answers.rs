@@ -22,6 +22,14 @@ pub struct ProvenLookup {
 }
 
 impl ProvenLookup {
+    /// Proven absent, no default variant, or a default built with a generated lockfile:
+    /// an answer an older checkpoint could give where a newer one would not.
+    pub fn is_negative(&self) -> bool {
+        self.default
+            .as_ref()
+            .is_none_or(|p| p.lockfile() == crate::Lockfile::Generated)
+    }
+
     /// Each entry's request id and variant, for a message.
     pub fn variants_line(&self) -> String {
         self.entries

@@ -207,6 +207,14 @@ impl Client {
             .ok_or(LightError::NoVerifiedAnswer("a proven lookup"))?;
         match found.default {
             Some(p) => {
+                // As a single proof is checked: the attesters' own signature too.
+                let committee = self
+                    .chain
+                    .committee(p.record().entry_epoch())
+                    .unwrap_or_else(|| self.chain.latest());
+                p.record()
+                    .check_attestation(committee)
+                    .map_err(LightError::Pinned)?;
                 if p.lockfile() == Lockfile::Generated {
                     self.notice(Notice::GeneratedLockfile {
                         spec: spec.to_string(),
@@ -232,7 +240,11 @@ impl Client {
     /// first member whose answer passes; a member that answers part of a batch is asked
     /// for the rest. `held` is the largest checkpoint size the caller holds: an answer
     /// under a smaller one is a faulty (or stale) member's, and `held` grows with each
-    /// accepted answer. `None` for a spec no member answered provably.
+    /// accepted answer. A negative answer (proven absent, no default variant, a default
+    /// built with a generated lockfile) is asked of one more member, and the answer under
+    /// the larger checkpoint kept: a member serving an old checkpoint cannot alone hide
+    /// what was logged after it. `None` for a spec no member answered provably (or one
+    /// longer than [`crate::MAX_SPEC`], never asked).
     pub async fn lookups(
         &self,
         verifier: &mut BatchVerifier<'_>,
@@ -240,49 +252,56 @@ impl Client {
         held: &mut u64,
     ) -> Vec<Option<ProvenLookup>> {
         let mut out: Vec<Option<ProvenLookup>> = vec![None; specs.len()];
+        // A spec no member would take (over the bound) is not asked: it would fail the
+        // whole batch.
+        let asked: Vec<usize> = (0..specs.len())
+            .filter(|&i| specs[i].len() <= crate::MAX_SPEC)
+            .collect();
         let mut next = 0;
-        while next < specs.len() {
+        while next < asked.len() {
             let mut end = next;
             let mut bytes = 0;
-            while end < specs.len()
+            while end < asked.len()
                 && end - next < MAX_PROOF_BATCH
-                && (end == next || bytes + specs[end].len() + 8 <= LOOKUP_BATCH_BYTES)
+                && (end == next || bytes + specs[asked[end]].len() + 8 <= LOOKUP_BATCH_BYTES)
             {
-                bytes += specs[end].len() + 8;
+                bytes += specs[asked[end]].len() + 8;
                 end += 1;
             }
-            let batch = &specs[next..end];
-            let req = LightRequest::Lookups {
-                specs: batch.to_vec(),
-            };
-            let mut answered = None;
-            for addr in &self.peers {
-                let checked = match self.ask(addr, &req).await {
-                    Ok(a) => check::check_lookups(
-                        verifier,
-                        &self.chain,
-                        &self.committee,
-                        batch,
-                        *held,
-                        a,
-                    ),
-                    Err(e) => Err(e),
-                };
-                match checked {
-                    Ok(list) => {
-                        answered = Some(list);
-                        break;
-                    }
-                    Err(e) => self.peer_failed(addr, e),
-                }
-            }
-            match answered {
-                Some(list) => {
+            let batch: Vec<String> = asked[next..end].iter().map(|&i| specs[i].clone()).collect();
+            match self.lookup_batch(verifier, &batch, *held, None).await {
+                Some((peer, list)) => {
                     let first = next;
                     next += list.len();
                     for (k, l) in list.into_iter().enumerate() {
+                        out[asked[first + k]] = Some(l);
+                    }
+                    // A negative answer (absent, no default, a generated lockfile) may be
+                    // a stale member's under an old checkpoint: one other member is asked
+                    // for those, and the answer under the larger checkpoint is kept.
+                    let weak: Vec<usize> = asked[first..next]
+                        .iter()
+                        .copied()
+                        .filter(|&i| out[i].as_ref().is_some_and(ProvenLookup::is_negative))
+                        .collect();
+                    if !weak.is_empty() {
+                        let again: Vec<String> = weak.iter().map(|&i| specs[i].clone()).collect();
+                        if let Some((_, list)) =
+                            self.lookup_batch(verifier, &again, *held, Some(peer)).await
+                        {
+                            for (k, l) in list.into_iter().enumerate() {
+                                let slot = &mut out[weak[k]];
+                                if slot
+                                    .as_ref()
+                                    .is_none_or(|o| l.checkpoint_size > o.checkpoint_size)
+                                {
+                                    *slot = Some(l);
+                                }
+                            }
+                        }
+                    }
+                    for l in out.iter().flatten() {
                         *held = (*held).max(l.checkpoint_size);
-                        out[first + k] = Some(l);
                     }
                 }
                 // No member answered this batch provably: its specs stay unanswered.
@@ -290,6 +309,42 @@ impl Client {
             }
         }
         out
+    }
+
+    /// One batch of lookups from the first member (after `after`, if given: then only
+    /// members other than it, one of them) whose answer passes [`check::check_lookups`];
+    /// which member answered, and its answers (possibly fewer than asked).
+    async fn lookup_batch(
+        &self,
+        verifier: &mut BatchVerifier<'_>,
+        batch: &[String],
+        held: u64,
+        after: Option<usize>,
+    ) -> Option<(usize, Vec<ProvenLookup>)> {
+        let req = LightRequest::Lookups {
+            specs: batch.to_vec(),
+        };
+        let order: Vec<usize> = match after {
+            None => (0..self.peers.len()).collect(),
+            Some(a) => (1..self.peers.len())
+                .map(|k| (a + k) % self.peers.len())
+                .take(1)
+                .collect(),
+        };
+        for p in order {
+            let addr = &self.peers[p];
+            let checked = match self.ask(addr, &req).await {
+                Ok(a) => {
+                    check::check_lookups(verifier, &self.chain, &self.committee, batch, held, a)
+                }
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(list) => return Some((p, list)),
+                Err(e) => self.peer_failed(addr, e),
+            }
+        }
+        None
     }
 
     /// A reproduced build of `name@version`'s default variant ([`Client::proof`]) and its

@@ -253,10 +253,11 @@ pub(super) fn search(shared: &Shared, query: &str) -> Answer {
     let size = snap.size();
     let mut body = String::new();
     if q.contains('@') {
-        let found: Vec<(u64, LogEntry)> = snap
-            .variants(&q)
-            .map(|v| v.entries)
-            .unwrap_or_default()
+        let entries = match snap.variants(&q) {
+            Ok(v) => v.entries,
+            Err(e) => return page(&q, &format!("<p>Store error: {}</p>", esc(&e.to_string()))),
+        };
+        let found: Vec<(u64, LogEntry)> = entries
             .into_iter()
             .filter_map(|(i, b)| LogEntry::decode(&b).ok().map(|e| (i, e)))
             .collect();
@@ -280,7 +281,10 @@ pub(super) fn search(shared: &Shared, query: &str) -> Answer {
             body.push_str(&detail(shared, *i, e));
         }
     } else {
-        let versions = snap.versions(&q).map(|(v, _)| v).unwrap_or_default();
+        let versions = match snap.versions(&q) {
+            Ok((v, _)) => v,
+            Err(e) => return page(&q, &format!("<p>Store error: {}</p>", esc(&e.to_string()))),
+        };
         if versions.is_empty() {
             body.push_str(&format!(
                 "<p>No version of <b>{}</b> logged: <b>proven absent</b> at size <b id=\"proven-size\">{size}</b>.</p>",
@@ -295,7 +299,7 @@ pub(super) fn search(shared: &Shared, query: &str) -> Answer {
                 let spec = format!("{q}@{v}");
                 body.push_str(&format!(
                     "<li><a href=\"/search?q={}\">{}</a></li>",
-                    esc(&spec.replace('@', "%40")),
+                    esc(&spec.replace('@', "%40").replace('+', "%2B")),
                     esc(&spec)
                 ));
             }

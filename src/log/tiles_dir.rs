@@ -13,8 +13,8 @@
 //! tile it names. Each file is written to a temporary name in its directory, fsynced and
 //! renamed: after a crash a file is whole or absent, and the next pass (from size 0 at
 //! start: full tiles present are kept, checked by size) writes what is missing. When a tile
-//! becomes full its partial versions are removed (a reader holding an older checkpoint
-//! asks again). Nothing here reads the network: the files are built from the redb store.
+//! becomes full its partial versions are removed after the new checkpoint is in place (a
+//! reader holding an older checkpoint then asks again). Nothing here reads the network: the files are built from the redb store.
 //!
 //! The index needs no files of its own: it is a function of the entries, which a mirror
 //! (`synchronicity mirror`) downloads and indexes again, checking the roots the checkpoint
@@ -54,6 +54,8 @@ pub struct TilesDir {
     written: u64,
     /// The note written last (witnesses' cosignatures are added to a stored note later).
     note: String,
+    /// Partial versions of tiles written full in this pass, removed after the checkpoint.
+    stale: Vec<PathBuf>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TilesDirError + '_ {
@@ -84,6 +86,7 @@ impl TilesDir {
             dir: dir.to_path_buf(),
             written: 0,
             note: String::new(),
+            stale: Vec::new(),
         })
     }
 
@@ -140,6 +143,13 @@ impl TilesDir {
         }
         // The checkpoint last: every tile it names is in place.
         write_file(&self.dir.join("checkpoint"), note.as_bytes())?;
+        // Partial tiles replaced by full ones go only now: until the new checkpoint was in
+        // place, the old one named them.
+        for partials in std::mem::take(&mut self.stale) {
+            if partials.is_dir() {
+                std::fs::remove_dir_all(&partials).map_err(io(&partials))?;
+            }
+        }
         self.written = size;
         self.note = note;
         Ok(Some(size))
@@ -148,7 +158,7 @@ impl TilesDir {
     /// Writes tile `kind/N` of `width` unless a whole one is there; a full tile replaces
     /// its partial versions.
     fn put_tile(
-        &self,
+        &mut self,
         store: &LogStore,
         kind: &str,
         index: u64,
@@ -169,10 +179,8 @@ impl TilesDir {
         }
         write_file(&path, &bytes)?;
         if width == TILE_WIDTH {
-            let partials = PathBuf::from(format!("{}.p", base.display()));
-            if partials.is_dir() {
-                std::fs::remove_dir_all(&partials).map_err(io(&partials))?;
-            }
+            self.stale
+                .push(PathBuf::from(format!("{}.p", base.display())));
         }
         Ok(())
     }

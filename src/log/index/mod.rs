@@ -170,27 +170,44 @@ pub(crate) fn update(
     specs: &[(u64, &str)],
     size: u64,
 ) -> Result<(), StoreError> {
+    let now = index_entries(txn, specs)?;
+    txn.open_table(ROOTS)
+        .map_err(db_err)?
+        .insert(size, (now.variants, now.crates))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The root of `tree` as stored.
+fn stored_root(txn: &WriteTransaction, tree: u8) -> Result<Hash, StoreError> {
+    let leaves = txn.open_table(LEAVES).map_err(db_err)?;
+    let nodes = txn.open_table(NODES).map_err(db_err)?;
+    view::subtree(
+        &Stored {
+            tree,
+            leaves: &leaves,
+            nodes: &nodes,
+        },
+        0,
+        &[0; 32],
+    )
+}
+
+/// Indexes the entries of `specs` (see [`update`]); the trees' new roots.
+fn index_entries(txn: &WriteTransaction, specs: &[(u64, &str)]) -> Result<IndexRoots, StoreError> {
     {
         let mut indexed = txn.open_table(INDEXED).map_err(db_err)?;
         for (i, spec) in specs {
             indexed.insert(*i, *spec).map_err(db_err)?;
         }
     }
-    let mut roots = txn.open_table(ROOTS).map_err(db_err)?;
-    let before: IndexRoots = match roots.last().map_err(db_err)? {
-        Some((_, v)) => {
-            let (variants, crates) = v.value();
-            IndexRoots { variants, crates }
-        }
-        None => IndexRoots::default(),
-    };
     let specs: BTreeSet<&str> = specs.iter().map(|(_, s)| *s).collect();
-    let mut now = before;
+    let mut changed_specs = Vec::new();
+    let mut changed_names = Vec::new();
     if !specs.is_empty() {
         let hashes = txn.open_table(HASHES).map_err(db_err)?;
         let variants = txn.open_multimap_table(VARIANTS).map_err(db_err)?;
         let mut versions = txn.open_multimap_table(VERSIONS).map_err(db_err)?;
-        let mut changed_specs = Vec::new();
         let mut changed_crates = BTreeSet::new();
         for spec in &specs {
             let list = variant_list(&variants, &hashes, spec, u64::MAX)?;
@@ -201,24 +218,27 @@ pub(crate) fn update(
                 changed_crates.insert(name);
             }
         }
-        let mut changed_names = Vec::new();
         for name in changed_crates {
             let list = version_list(&versions, name)?;
             let value = versions_value(&list).map_err(db_err)?;
             changed_names.push((crate_key(name), value));
         }
-        drop((hashes, variants, versions));
-        changed_specs.sort();
-        changed_names.sort();
-        now.variants = set_leaves(txn, VARIANTS_TREE, &changed_specs)?;
-        if !changed_names.is_empty() {
-            now.crates = set_leaves(txn, CRATES_TREE, &changed_names)?;
-        }
     }
-    roots
-        .insert(size, (now.variants, now.crates))
-        .map_err(db_err)?;
-    Ok(())
+    changed_specs.sort();
+    changed_names.sort();
+    // A tree whose keys did not change keeps its root (read from its stored nodes).
+    Ok(IndexRoots {
+        variants: if changed_specs.is_empty() {
+            stored_root(txn, VARIANTS_TREE)?
+        } else {
+            set_leaves(txn, VARIANTS_TREE, &changed_specs)?
+        },
+        crates: if changed_names.is_empty() {
+            stored_root(txn, CRATES_TREE)?
+        } else {
+            set_leaves(txn, CRATES_TREE, &changed_names)?
+        },
+    })
 }
 
 fn split_spec(spec: &str) -> Result<(&str, &str), StoreError> {
@@ -280,17 +300,30 @@ pub(crate) fn roots_at(txn: &ReadTransaction, size: u64) -> Result<Option<IndexR
     }))
 }
 
-/// Builds the index of a log written before it (once, at open): every key of VARIANTS,
-/// the versions, every node, and the roots at the current size. In the caller's
-/// transaction (a crash before its commit leaves no index, and the next open builds it).
+/// META key: the log size the index began at (a log written before the index has
+/// checkpoints without the index line up to it).
+const INDEX_FROM: &str = "index_from";
+
+/// Builds the index of a log written before it (once, at open): every key of VARIANTS, the
+/// versions and every node, but NO roots at the current size: the checkpoints stored up to
+/// it carry no index line, and the next append records the first roots (lookups work from
+/// the checkpoint after it). In the caller's transaction (a crash before its commit leaves
+/// no index, and the next open builds it again).
 pub(crate) fn build_missing(txn: &WriteTransaction, size: u64) -> Result<bool, StoreError> {
-    if size == 0
-        || !txn
-            .open_table(ROOTS)
-            .map_err(db_err)?
-            .is_empty()
-            .map_err(db_err)?
+    let has_roots = !txn
+        .open_table(ROOTS)
+        .map_err(db_err)?
+        .is_empty()
+        .map_err(db_err)?;
     {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        if meta.get(INDEX_FROM).map_err(db_err)?.is_some() {
+            return Ok(false);
+        }
+        meta.insert(INDEX_FROM, if has_roots { 0 } else { size })
+            .map_err(db_err)?;
+    }
+    if has_roots || size == 0 {
         return Ok(false);
     }
     let rows: Vec<(u64, String)> = {
@@ -305,7 +338,7 @@ pub(crate) fn build_missing(txn: &WriteTransaction, size: u64) -> Result<bool, S
         out
     };
     let refs: Vec<(u64, &str)> = rows.iter().map(|(i, s)| (*i, s.as_str())).collect();
-    update(txn, &refs, size)?;
+    index_entries(txn, &refs)?;
     Ok(true)
 }
 

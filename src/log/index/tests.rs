@@ -188,17 +188,39 @@ fn a_log_written_before_the_index_gets_it_at_open() {
         txn.delete_table(ROOTS).unwrap();
         txn.delete_table(INDEXED).unwrap();
         txn.delete_multimap_table(VERSIONS).unwrap();
+        txn.open_table(crate::log::store::META)
+            .unwrap()
+            .remove("index_from")
+            .unwrap();
         txn.commit().unwrap();
     }
     let store = LogStore::open(dir.path()).unwrap();
+    // No roots at the sizes before: their checkpoints carry no index line (and one made
+    // at the current size without it is still accepted).
+    assert_eq!(store.index_roots(size).unwrap(), None);
+    assert_eq!(store.index_roots(sizes[0]).unwrap(), None);
+    let tc = crate::testing::TestCommittee::new(4, 12);
+    store
+        .put_checkpoint(&tc.cosign(size, store.tree_hash(size).unwrap()))
+        .unwrap();
+    // The next append records roots over the whole log, as if indexed from the start.
+    let more = [entry("late", "0.1.0", 1), entry("c1", "1.1.0", 99)];
+    let new: Vec<NewEntry> = more.iter().map(new_entry).collect();
+    let grown = store
+        .append_decided(&new, Height::bare(1000, 1000))
+        .unwrap()
+        .size;
+    let all: Vec<LogEntry> = log.iter().chain(more.iter()).cloned().collect();
     assert_eq!(
-        store.index_roots(size).unwrap(),
-        Some(reference(&log, size))
+        store.index_roots(grown).unwrap(),
+        Some(reference(&all, grown))
     );
+    drop(store);
+    // Opened again: nothing is built twice.
+    let store = LogStore::open(dir.path()).unwrap();
     assert_eq!(
-        store.index_roots(sizes[0]).unwrap(),
-        None,
-        "earlier sizes have none"
+        store.index_roots(grown).unwrap(),
+        Some(reference(&all, grown))
     );
 }
 

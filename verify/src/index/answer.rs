@@ -8,15 +8,21 @@ use serde_bytes::ByteBuf;
 use super::roots::{
     IndexError, IndexRoots, crate_key, variants_key, variants_value, versions_value,
 };
-use super::smt::{Hash, MAX_DEPTH, SmtProof, SmtProofError};
+use super::smt::{EMPTY, Hash, MAX_DEPTH, SmtProof, SmtProofError};
 use crate::entry::{LogEntry, MAX_ENTRY_SIZE};
 use crate::tlog::{CosignedCheckpoint, merkle};
 
-/// An index proof on the wire: the siblings concatenated (32 bytes each, root side first)
-/// and the leaf where the path ends (key ‖ value digest, 64 bytes), if any.
+/// An index proof on the wire: the path's length, a bitmap of the siblings that are the
+/// empty subtree (not carried: a deep path is one where two keys share a long prefix, and
+/// its lower siblings are mostly empty), the other siblings concatenated (32 bytes each,
+/// root side first), and the leaf where the path ends (key ‖ value digest), if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireProof {
-    /// Siblings, 32 bytes each.
+    /// Siblings on the path (at most 256).
+    pub depth: u16,
+    /// Bit d (most significant first) set: sibling d is EMPTY. `ceil(depth / 8)` bytes.
+    pub empty: ByteBuf,
+    /// The non-empty siblings, 32 bytes each.
     pub siblings: ByteBuf,
     /// The leaf the path ends at: key ‖ value digest.
     pub leaf: Option<ByteBuf>,
@@ -24,23 +30,52 @@ pub struct WireProof {
 
 impl From<&SmtProof> for WireProof {
     fn from(p: &SmtProof) -> Self {
+        let depth = p.siblings.len();
+        let mut empty = vec![0u8; depth.div_ceil(8)];
+        let mut siblings = Vec::with_capacity(32 * depth);
+        for (d, s) in p.siblings.iter().enumerate() {
+            if *s == EMPTY {
+                empty[d / 8] |= 0x80 >> (d % 8);
+            } else {
+                siblings.extend_from_slice(s);
+            }
+        }
         Self {
-            siblings: ByteBuf::from(p.siblings.concat()),
+            depth: depth as u16,
+            empty: ByteBuf::from(empty),
+            siblings: ByteBuf::from(siblings),
             leaf: p.leaf.map(|(k, v)| ByteBuf::from([k, v].concat())),
         }
     }
 }
 
 impl WireProof {
-    /// The proof, if its sizes are right.
+    /// The proof, if its sizes agree.
     pub fn decode(&self) -> Result<SmtProof, AnswerError> {
-        let s = self.siblings.as_slice();
-        if !s.len().is_multiple_of(32) || s.len() / 32 > MAX_DEPTH {
+        let depth = usize::from(self.depth);
+        let (e, s) = (self.empty.as_slice(), self.siblings.as_slice());
+        if depth > MAX_DEPTH || e.len() != depth.div_ceil(8) || !s.len().is_multiple_of(32) {
             return Err(AnswerError::MalformedProof);
         }
-        let siblings = s
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32-byte chunk"))
+        let is_empty = |d: usize| e[d / 8] & (0x80 >> (d % 8)) != 0;
+        // No bit set past the path, and one carried sibling per clear bit.
+        if (depth..8 * e.len()).any(is_empty)
+            || (0..depth).filter(|&d| !is_empty(d)).count() != s.len() / 32
+        {
+            return Err(AnswerError::MalformedProof);
+        }
+        let mut carried = s.chunks_exact(32);
+        let siblings = (0..depth)
+            .map(|d| {
+                if is_empty(d) {
+                    EMPTY
+                } else {
+                    carried
+                        .next()
+                        .and_then(|c| c.try_into().ok())
+                        .unwrap_or(EMPTY)
+                }
+            })
             .collect();
         let leaf = match &self.leaf {
             None => None,

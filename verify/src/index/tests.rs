@@ -117,6 +117,8 @@ fn arbitrary_bytes_never_panic_the_decoders() {
             let _ = a.proof.decode();
         }
         let wire = WireProof {
+            depth: (seed % 300) as u16,
+            empty: serde_bytes::ByteBuf::from(noise(seed + 2, (seed % 40) as usize)),
             siblings: serde_bytes::ByteBuf::from(noise(seed, (seed % 97) as usize * 8)),
             leaf: (seed % 3 == 0)
                 .then(|| serde_bytes::ByteBuf::from(noise(seed + 1, (seed % 70) as usize))),
@@ -129,5 +131,42 @@ fn arbitrary_bytes_never_panic_the_decoders() {
         let mut c = cp.clone();
         c.extensions = vec![line];
         let _ = IndexRoots::of_checkpoint(&c);
+    }
+}
+
+/// A proof travels without its empty siblings and comes back whole; a bitmap that does
+/// not match the carried siblings is refused.
+#[test]
+fn wire_proofs_round_trip_and_mismatched_bitmaps_are_refused() {
+    let mut keys: Vec<(smt::Hash, smt::Hash)> = (0..200u32)
+        .map(|i| (crate::sha256(&i.to_be_bytes()), [1; 32]))
+        .collect();
+    // Two keys sharing 20 bits: a deep path with empty siblings below the rest.
+    let mut deep = keys[0].0;
+    deep[3] ^= 1;
+    keys.push((deep, [2; 32]));
+    keys.sort();
+    for k in [keys[0].0, deep, [0x55; 32]] {
+        let p = smt::prove(&keys, &k).unwrap();
+        let w = WireProof::from(&p);
+        assert_eq!(w.decode().unwrap(), p);
+        assert_eq!(usize::from(w.depth), p.siblings.len());
+        if k == deep {
+            assert!(
+                w.siblings.len() < 32 * p.siblings.len(),
+                "empties not carried"
+            );
+        }
+        let mut bad = w.clone();
+        bad.depth += 1;
+        assert!(bad.decode().is_err());
+        let mut bad = w.clone();
+        bad.siblings.extend_from_slice(&[9; 32]);
+        assert!(bad.decode().is_err());
+        let mut bad = w.clone();
+        if let Some(b) = bad.empty.first_mut() {
+            *b ^= 0x80;
+            assert!(bad.decode().is_err());
+        }
     }
 }
