@@ -50,6 +50,9 @@ pub(crate) enum CosignError {
     /// For a size our log has, with another root: it cannot count (not verified).
     #[error("cosignature for a root that is not our log's at that size")]
     NotOurRoot,
+    /// Our store could not be read to make the body: not the signer's fault.
+    #[error("our log store cannot be read")]
+    Unreadable,
 }
 
 /// A cosigned checkpoint could not be written (the disk or the database failed: the node
@@ -71,26 +74,25 @@ pub(crate) enum Added {
 }
 
 /// The checkpoint every member signs for (size, root): with the index line of our log at
-/// that size (a store that cannot be read gives none; such a body matches nobody's).
+/// that size. `None` when the store cannot be read: then nothing is signed or judged (a
+/// body without the line would match nobody's).
 pub(crate) fn checkpoint_at(
     committee: &Committee,
     store: &LogStore,
     size: u64,
     root: [u8; 32],
-) -> Checkpoint {
-    store
-        .checkpoint_body(committee.origin(), size, root)
-        .unwrap_or_else(|_| Checkpoint::new(committee.origin(), size, root))
+) -> Option<Checkpoint> {
+    store.checkpoint_body(committee.origin(), size, root).ok()
 }
 
-/// The body every member signs for (size, root).
+/// The body every member signs for (size, root) (`None`: the store cannot be read).
 pub(crate) fn checkpoint_body(
     committee: &Committee,
     store: &LogStore,
     size: u64,
     root: [u8; 32],
-) -> String {
-    checkpoint_at(committee, store, size, root).to_body()
+) -> Option<String> {
+    checkpoint_at(committee, store, size, root).map(|c| c.to_body())
 }
 
 /// Our cosignature of (size, root).
@@ -100,16 +102,14 @@ pub(crate) fn sign(
     key: &BlsSecretKey,
     size: u64,
     root: [u8; 32],
-) -> Cosignature {
-    Cosignature {
+) -> Option<Cosignature> {
+    let body = checkpoint_body(committee, store, size, root)?;
+    Some(Cosignature {
         size,
         root: root.to_vec(),
-        signature: key
-            .sign(checkpoint_body(committee, store, size, root).as_bytes())
-            .to_bytes()
-            .to_vec(),
+        signature: key.sign(body.as_bytes()).to_bytes().to_vec(),
         ed25519: Vec::new(),
-    }
+    })
 }
 
 /// Our cosignature of (size, root) with our Ed25519 line's signature too.
@@ -120,12 +120,12 @@ pub(crate) fn sign_with_identity(
     identity: &NodeIdentity,
     size: u64,
     root: [u8; 32],
-) -> Cosignature {
-    let mut c = sign(committee, store, key, size, root);
+) -> Option<Cosignature> {
+    let mut c = sign(committee, store, key, size, root)?;
     c.ed25519 = identity
-        .sign(checkpoint_body(committee, store, size, root).as_bytes())
+        .sign(checkpoint_body(committee, store, size, root)?.as_bytes())
         .to_vec();
-    c
+    Some(c)
 }
 
 /// Member `i`'s signed-note line for `body` with Ed25519 signature `sig`.
@@ -210,7 +210,8 @@ impl Collector {
                 return Err(CosignError::NotOurRoot);
             }
             self.verifications += 1;
-            let body = checkpoint_body(committee, store, c.size, root);
+            let body =
+                checkpoint_body(committee, store, c.size, root).ok_or(CosignError::Unreadable)?;
             if !partial_verifies(committee, signer, &body, &sig, ed.as_deref()) {
                 return Err(CosignError::BadSignature(signer));
             }
@@ -277,7 +278,9 @@ impl Collector {
             // Partials that arrived before our log had this size are verified now, once
             // each; those that do not verify go. The rest are combined as they are (the
             // assembled note is verified once more, as a whole, before it is stored).
-            let body = checkpoint_body(committee, store, size, root);
+            let Some(body) = checkpoint_body(committee, store, size, root) else {
+                continue;
+            };
             let Some(partials) = self.pending.get_mut(&(size, root)) else {
                 continue;
             };
@@ -304,7 +307,9 @@ impl Collector {
                 continue;
             };
             let ts = ThresholdSignature { signers, aggregate };
-            let cp = checkpoint_at(committee, store, size, root);
+            let Some(cp) = checkpoint_at(committee, store, size, root) else {
+                continue;
+            };
             let lines: Vec<NoteSignature> = partials
                 .iter()
                 .filter_map(|(i, p)| member_line(committee, *i, p.ed25519.as_deref()?))
@@ -345,7 +350,7 @@ mod tests {
         let root = store.tree_hash(2).unwrap();
         let mut col = Collector::default();
         // Member 1's signature presented as member 2's: refused.
-        let s1 = sign(c, &store, &tc.bls[1], 2, root);
+        let s1 = sign(c, &store, &tc.bls[1], 2, root).unwrap();
         assert_eq!(
             col.add(c, &store, 2, &s1),
             Err(CosignError::BadSignature(2))
@@ -354,18 +359,23 @@ mod tests {
         let before = col.verifications();
         for i in 0..3 {
             assert_eq!(
-                col.add(c, &store, i, &sign(c, &store, &tc.bls[i], 2, [9; 32])),
+                col.add(
+                    c,
+                    &store,
+                    i,
+                    &sign(c, &store, &tc.bls[i], 2, [9; 32]).unwrap()
+                ),
                 Err(CosignError::NotOurRoot)
             );
         }
         assert_eq!(col.verifications(), before);
         col.add(c, &store, 0, &s1.clone()).unwrap_err();
         assert_eq!(col.add(c, &store, 1, &s1), Ok(Added::Verified));
-        col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 2, root))
+        col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 2, root).unwrap())
             .unwrap();
         assert_eq!(col.finish(c, &store).unwrap(), None, "two of t = 3");
         assert!(store.latest_checkpoint().unwrap().is_none());
-        col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 2, root))
+        col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 2, root).unwrap())
             .unwrap();
         assert_eq!(col.finish(c, &store).unwrap(), Some(2));
         let note = store.latest_checkpoint().unwrap().unwrap();
@@ -373,11 +383,16 @@ mod tests {
         assert_eq!(cp.checkpoint().root, root);
         // A partial beyond our log's size waits, unverified.
         assert_eq!(
-            col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 5, [1; 32])),
+            col.add(
+                c,
+                &store,
+                0,
+                &sign(c, &store, &tc.bls[0], 5, [1; 32]).unwrap()
+            ),
             Ok(Added::Deferred)
         );
         assert_eq!(col.finish(c, &store).unwrap(), None);
-        let mut bad = sign(c, &store, &tc.bls[0], 2, root);
+        let mut bad = sign(c, &store, &tc.bls[0], 2, root).unwrap();
         bad.root.pop();
         assert_eq!(col.add(c, &store, 0, &bad), Err(CosignError::Malformed));
     }
@@ -399,7 +414,12 @@ mod tests {
         // member 3's signature (bad), member 3's is good.
         for (i, key) in [(0, 0), (1, 1), (2, 3), (3, 3)] {
             assert_eq!(
-                col.add(c, &store, i, &sign(c, &ahead, &tc.bls[key], 1, root)),
+                col.add(
+                    c,
+                    &store,
+                    i,
+                    &sign(c, &ahead, &tc.bls[key], 1, root).unwrap()
+                ),
                 Ok(Added::Deferred)
             );
         }
@@ -425,20 +445,25 @@ mod tests {
         // Two honest partials for our (1, root), then member 3 signs a thousand useless
         // (size, root) pairs far ahead and a thousand random roots at our size: they push
         // out its own, never the honest ones, and cost no pairing.
-        col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 1, root))
+        col.add(c, &store, 0, &sign(c, &store, &tc.bls[0], 1, root).unwrap())
             .unwrap();
-        col.add(c, &store, 1, &sign(c, &store, &tc.bls[1], 1, root))
+        col.add(c, &store, 1, &sign(c, &store, &tc.bls[1], 1, root).unwrap())
             .unwrap();
         assert_eq!(col.verifications(), 2);
         for k in 0..1000u64 {
             let mut r = [0u8; 32];
             r[..8].copy_from_slice(&k.to_le_bytes());
             assert_eq!(
-                col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 1_000_000 + k, r)),
+                col.add(
+                    c,
+                    &store,
+                    3,
+                    &sign(c, &store, &tc.bls[3], 1_000_000 + k, r).unwrap()
+                ),
                 Ok(Added::Deferred)
             );
             assert_eq!(
-                col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 1, r)),
+                col.add(c, &store, 3, &sign(c, &store, &tc.bls[3], 1, r).unwrap()),
                 Err(CosignError::NotOurRoot)
             );
         }
@@ -448,7 +473,7 @@ mod tests {
             "{}",
             col.pending.len()
         );
-        col.add(c, &store, 2, &sign(c, &store, &tc.bls[2], 1, root))
+        col.add(c, &store, 2, &sign(c, &store, &tc.bls[2], 1, root).unwrap())
             .unwrap();
         assert_eq!(col.finish(c, &store).unwrap(), Some(1));
     }

@@ -45,7 +45,10 @@ impl Cosigning {
     /// Our log grew to `size` with `root`: sign, keep our own partial, publish it, and
     /// store what is now complete (a checkpoint, or a fetched one our log reached).
     pub(crate) fn on_grown(&mut self, size: u64, root: [u8; 32], outbox: &Outbox) {
-        let c = outbox.cosignature(size, root);
+        let Some(c) = outbox.cosignature(size, root) else {
+            tracing::error!(size, "cannot cosign: the log store cannot be read");
+            return;
+        };
         let (committee, store) = (&self.shared.committee, &self.shared.store);
         let me = self.shared.me as usize;
         if let Err(e) = self.collector.add(committee, store, me, &c) {
@@ -87,7 +90,7 @@ impl Cosigning {
             // Not verified (yet): not relayed either. Its author publishes to every member
             // itself; we verify it if our log reaches its size with its root.
             Ok(cosign::Added::Deferred) => Validation::Ignore,
-            Err(e @ cosign::CosignError::NotOurRoot) => {
+            Err(e @ (cosign::CosignError::NotOurRoot | cosign::CosignError::Unreadable)) => {
                 tracing::debug!("cosignature ignored: {e}");
                 Validation::Ignore
             }
@@ -143,8 +146,9 @@ impl Cosigning {
         let Ok(root) = self.shared.store.tree_hash(size) else {
             return;
         };
-        let c = outbox.cosignature(size, root);
-        outbox.publish(COSIGN_TOPIC, encode(&c));
+        if let Some(c) = outbox.cosignature(size, root) {
+            outbox.publish(COSIGN_TOPIC, encode(&c));
+        }
     }
 
     fn store_fetched_checkpoint(&mut self) {

@@ -146,8 +146,9 @@ impl Outbox {
         }
     }
 
-    /// Our cosignature of (size, root): the BLS partial and our Ed25519 line's signature.
-    pub(crate) fn cosignature(&self, size: u64, root: [u8; 32]) -> Cosignature {
+    /// Our cosignature of (size, root): the BLS partial and our Ed25519 line's signature
+    /// (`None`: our store cannot be read to make the body).
+    pub(crate) fn cosignature(&self, size: u64, root: [u8; 32]) -> Option<Cosignature> {
         cosign::sign_with_identity(
             &self.shared.committee,
             &self.shared.store,
