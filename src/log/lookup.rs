@@ -283,14 +283,7 @@ mod tests {
                 .unwrap()
                 .variants("itoa@1.0.15")
                 .unwrap();
-            let answer = crate::verify::index::VariantsAnswer {
-                entries: at
-                    .entries
-                    .into_iter()
-                    .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
-                    .collect(),
-                proof: (&at.proof).into(),
-            };
+            let answer = crate::verify::index::VariantsAnswer::from(at);
             let proven: Vec<(u64, LogEntry)> = answer
                 .verify(&cp, "itoa@1.0.15")
                 .unwrap()

@@ -44,7 +44,7 @@ pub(crate) const ROUNDS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new
 /// Epoch → the index of the committee-change entry that began it (epochs after the genesis),
 /// written in the same transaction as the height whose block ended the previous epoch.
 pub(crate) const EPOCHS: TableDefinition<u64, u64> = TableDefinition::new("epochs");
-const SIZE: &str = "size";
+pub(crate) const SIZE: &str = "size";
 const APPLIED_HEIGHT: &str = "applied_height";
 const APPLIED_TIME: &str = "applied_time_ms";
 

@@ -162,14 +162,7 @@ fn lookups(shared: &Shared, specs: &[String]) -> Result<LightResponse, LightErro
             None => None,
         };
         let answer = LookupAnswer {
-            variants: crate::verify::index::VariantsAnswer {
-                entries: at
-                    .entries
-                    .into_iter()
-                    .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
-                    .collect(),
-                proof: (&at.proof).into(),
-            },
+            variants: at.into(),
             default_proof,
         };
         // The answer's size, bounded before it joins the response: the client asks again

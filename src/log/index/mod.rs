@@ -369,7 +369,7 @@ impl IndexSnapshot {
         let log_size = txn
             .open_table(META)
             .map_err(db_err)?
-            .get("size")
+            .get(super::store::SIZE)
             .map_err(db_err)?
             .map(|v| v.value())
             .unwrap_or(0);
@@ -469,13 +469,7 @@ impl IndexSnapshot {
         if then.is_empty() {
             view::prove(&base, key)
         } else {
-            view::prove(
-                &AtSize {
-                    base: &base,
-                    then: then.clone(),
-                },
-                key,
-            )
+            view::prove(&AtSize { base: &base, then }, key)
         }
     }
 
@@ -509,6 +503,20 @@ impl IndexSnapshot {
         let variants = self.txn.open_multimap_table(VARIANTS).map_err(db_err)?;
         let list = self.versions_at(&versions, &variants, name)?;
         Ok((list, self.prove(CRATES_TREE, &crate_key(name))?))
+    }
+}
+
+impl From<VariantsAt> for crate::verify::index::VariantsAnswer {
+    /// The answer as it travels (the light protocol's `Lookups`).
+    fn from(at: VariantsAt) -> Self {
+        Self {
+            entries: at
+                .entries
+                .into_iter()
+                .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
+                .collect(),
+            proof: (&at.proof).into(),
+        }
     }
 }
 

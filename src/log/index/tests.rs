@@ -252,7 +252,10 @@ fn views_and_set_back_trees_prove_what_the_definition_proves() {
         }
     }
     let newer = Pairs(&new);
-    let set_back = AtSize { base: &newer, then };
+    let set_back = AtSize {
+        base: &newer,
+        then: &then,
+    };
     for i in 0..360 {
         let k = key(i);
         assert_eq!(

@@ -103,7 +103,7 @@ pub(crate) fn prove<V: TreeView + ?Sized>(view: &V, key: &Hash) -> Result<SmtPro
 /// changed key are recomputed, the rest read as stored, so a proof costs O(changes × depth).
 pub(crate) struct AtSize<'v, V: ?Sized> {
     pub(crate) base: &'v V,
-    pub(crate) then: std::collections::BTreeMap<Hash, Option<Hash>>,
+    pub(crate) then: &'v std::collections::BTreeMap<Hash, Option<Hash>>,
 }
 
 impl<V: TreeView + ?Sized> AtSize<'_, V> {
