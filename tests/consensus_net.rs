@@ -52,6 +52,7 @@ impl App for TestApp {
 async fn start_group(
     alive: &[usize],
     work: Arc<std::sync::atomic::AtomicBool>,
+    timeouts: LinearTimeouts,
 ) -> Vec<(usize, Ledger)> {
     let tc = TestCommittee::new(4, 21);
     let ctx = Ctx::new(tc.committee.signing_domain());
@@ -91,7 +92,7 @@ async fn start_group(
             ctx.clone(),
             vs.clone(),
             PrivateKey::from(tc.identities[i].secret_bytes()),
-            LinearTimeouts::default(),
+            timeouts,
         );
         let peers = peer_ids
             .iter()
@@ -147,7 +148,12 @@ async fn wait_for(ledgers: &[(usize, Ledger)], heights: usize, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_members_decide_over_libp2p() {
-    let group = start_group(&[0, 1, 2, 3], Arc::new(true.into())).await;
+    let group = start_group(
+        &[0, 1, 2, 3],
+        Arc::new(true.into()),
+        LinearTimeouts::default(),
+    )
+    .await;
     wait_for(&group, 5, 60).await;
 }
 
@@ -155,13 +161,33 @@ async fn four_members_decide_over_libp2p() {
 /// height waits too: it also starts only with work); work again → heights again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_group_decides_no_empty_heights() {
+    // Short timeouts, so that a height under way when the work stops ends within the quiet
+    // window below even if it needs a round or two (a member that began it while the
+    // others had gone idle waits out a propose timeout before they hear of it).
+    let timeouts = LinearTimeouts {
+        propose: Duration::from_millis(400),
+        propose_delta: Duration::from_millis(100),
+        prevote: Duration::from_millis(200),
+        prevote_delta: Duration::from_millis(100),
+        precommit: Duration::from_millis(200),
+        precommit_delta: Duration::from_millis(100),
+        ..LinearTimeouts::default()
+    };
+    // Three rounds' worth of timeouts (the third round's timeouts are the longest).
+    let round = |r: u32| {
+        timeouts.propose
+            + timeouts.prevote
+            + timeouts.precommit
+            + (timeouts.propose_delta + timeouts.prevote_delta + timeouts.precommit_delta) * r
+    };
+    let quiet = round(0) + round(1) + round(2);
     let work = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let group = start_group(&[0, 1, 2, 3], work.clone()).await;
+    let group = start_group(&[0, 1, 2, 3], work.clone(), timeouts).await;
     wait_for(&group, 2, 30).await;
     work.store(false, std::sync::atomic::Ordering::SeqCst);
-    // Let a height already under way finish (it may need another round: a fixed wait was
-    // too short on a loaded machine): until every member has decided the same number of
-    // heights and none more for 3 s (at most 60 s). Then count over 6 re-check intervals.
+    // Let a height already under way finish: until every member has decided the same
+    // number of heights and none more for `quiet` (at most 60 s). Then count over 6
+    // re-check intervals.
     let lens = || -> Vec<usize> {
         group
             .iter()
@@ -175,9 +201,7 @@ async fn an_idle_group_decides_no_empty_heights() {
         let now = lens();
         if now != settled.0 {
             settled = (now, tokio::time::Instant::now());
-        } else if settled.0.iter().all(|&n| n == settled.0[0])
-            && settled.1.elapsed() >= Duration::from_secs(3)
-        {
+        } else if settled.0.iter().all(|&n| n == settled.0[0]) && settled.1.elapsed() >= quiet {
             break;
         }
         assert!(
@@ -196,7 +220,7 @@ async fn an_idle_group_decides_no_empty_heights() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_keep_deciding_with_one_down() {
-    let group = start_group(&[0, 2, 3], Arc::new(true.into())).await;
+    let group = start_group(&[0, 2, 3], Arc::new(true.into()), LinearTimeouts::default()).await;
     // Height 2's round-0 proposer (member 1) is down: that height waits for the propose timeout.
     wait_for(&group, 4, 90).await;
 }
