@@ -193,8 +193,7 @@ impl LogStore {
             txn.open_table(BLOBS).map_err(db_err)?;
             txn.open_table(ROUNDS).map_err(db_err)?;
             txn.open_table(EPOCHS).map_err(db_err)?;
-            txn.open_table(super::index::LEAVES).map_err(db_err)?;
-            txn.open_table(super::index::NODES).map_err(db_err)?;
+            txn.open_table(super::index::PAGES).map_err(db_err)?;
             txn.open_table(super::index::ROOTS).map_err(db_err)?;
             txn.open_table(super::index::INDEXED).map_err(db_err)?;
             txn.open_multimap_table(super::index::VERSIONS)

@@ -69,13 +69,11 @@ pub fn update_block(store: &LogStore, first: u64, specs: &[String]) -> Result<()
 /// The variants tree's proof for `spec` as stored now.
 pub fn prove(store: &LogStore, spec: &str) -> Result<SmtProof, StoreError> {
     let txn = store.database().begin_read().map_err(db_err)?;
-    let leaves = txn.open_table(super::LEAVES).map_err(db_err)?;
-    let nodes = txn.open_table(super::NODES).map_err(db_err)?;
+    let pages = txn.open_table(super::PAGES).map_err(db_err)?;
     super::view::prove(
         &super::Stored {
             tree: super::VARIANTS_TREE,
-            leaves: &leaves,
-            nodes: &nodes,
+            pages: &pages,
         },
         &crate::verify::index::variants_key(spec),
     )

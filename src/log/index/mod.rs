@@ -14,6 +14,7 @@
 
 #[doc(hidden)]
 pub mod bench;
+mod pages;
 mod view;
 
 #[cfg(test)]
@@ -29,16 +30,12 @@ use redb::{
 use super::StoreError;
 use super::merkle::HashIndex;
 use super::store::{ENTRIES, HASHES, META, VARIANTS};
-use crate::verify::index::smt::{EMPTY, Hash, SmtProof, leaf_hash, node_hash};
+use crate::verify::index::smt::{Hash, SmtProof};
 use crate::verify::index::{IndexRoots, crate_key, variants_key, variants_value, versions_value};
-use view::{AtSize, TreeView};
+pub(crate) use pages::PAGES;
+use pages::{Stored, set_leaves};
+use view::AtSize;
 
-/// (tree, key) → value digest: every key's leaf.
-pub(crate) const LEAVES: TableDefinition<(u8, [u8; 32]), [u8; 32]> =
-    TableDefinition::new("index_leaves");
-/// (tree, depth, prefix) → the hash of a subtree with at least two leaves.
-pub(crate) const NODES: TableDefinition<(u8, u8, [u8; 32]), [u8; 32]> =
-    TableDefinition::new("index_nodes");
 /// Log size → (variants root, crates root), at every size an append ended at.
 pub(crate) const ROOTS: TableDefinition<u64, ([u8; 32], [u8; 32])> =
     TableDefinition::new("index_roots");
@@ -62,106 +59,6 @@ fn db_err<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Db(format!("index: {e}"))
 }
 
-/// One tree in redb tables (a read or a write transaction's).
-struct Stored<'t, L, N> {
-    tree: u8,
-    leaves: &'t L,
-    nodes: &'t N,
-}
-
-impl<L, N> TreeView for Stored<'_, L, N>
-where
-    L: ReadableTable<(u8, [u8; 32]), [u8; 32]>,
-    N: ReadableTable<(u8, u8, [u8; 32]), [u8; 32]>,
-{
-    fn node(&self, depth: usize, prefix: &Hash) -> Result<Option<Hash>, StoreError> {
-        Ok(self
-            .nodes
-            .get((self.tree, depth as u8, *prefix))
-            .map_err(db_err)?
-            .map(|v| v.value()))
-    }
-
-    fn leaves(
-        &self,
-        depth: usize,
-        prefix: &Hash,
-        limit: usize,
-    ) -> Result<Vec<(Hash, Hash)>, StoreError> {
-        let range = (self.tree, *prefix)..=(self.tree, view::last_under(prefix, depth));
-        let mut out = Vec::new();
-        for row in self.leaves.range(range).map_err(db_err)?.take(limit) {
-            let (k, v) = row.map_err(db_err)?;
-            out.push((k.value().1, v.value()));
-        }
-        Ok(out)
-    }
-}
-
-/// Sets `changed` (sorted, distinct keys, their new values) in `tree` and recomputes the
-/// nodes above them; the new root.
-fn set_leaves(
-    txn: &WriteTransaction,
-    tree: u8,
-    changed: &[(Hash, Hash)],
-) -> Result<Hash, StoreError> {
-    let mut leaves = txn.open_table(LEAVES).map_err(db_err)?;
-    for (k, v) in changed {
-        leaves.insert((tree, *k), *v).map_err(db_err)?;
-    }
-    let mut nodes = txn.open_table(NODES).map_err(db_err)?;
-    let keys: Vec<Hash> = changed.iter().map(|(k, _)| *k).collect();
-    recompute(&leaves, &mut nodes, tree, 0, &[0; 32], &keys)
-}
-
-/// The hash of the subtree at `(depth, prefix)` after `keys` (under it, sorted) changed,
-/// storing each node on their paths.
-fn recompute(
-    leaves: &redb::Table<(u8, [u8; 32]), [u8; 32]>,
-    nodes: &mut redb::Table<(u8, u8, [u8; 32]), [u8; 32]>,
-    tree: u8,
-    depth: usize,
-    prefix: &Hash,
-    keys: &[Hash],
-) -> Result<Hash, StoreError> {
-    let here = Stored {
-        tree,
-        leaves,
-        nodes: &*nodes,
-    }
-    .leaves(depth, prefix, 2)?;
-    match here.as_slice() {
-        [] => return Ok(EMPTY),
-        // One leaf: no node (and none was ever stored here: keys are never removed).
-        [(k, v)] => return Ok(leaf_hash(k, v)),
-        _ => {}
-    }
-    let split = keys.partition_point(|k| !crate::verify::index::smt::bit(k, depth));
-    let mut side = |one: bool, keys: &[Hash]| {
-        let p = view::child(prefix, depth, one);
-        if keys.is_empty() {
-            view::subtree(
-                &Stored {
-                    tree,
-                    leaves,
-                    nodes: &*nodes,
-                },
-                depth + 1,
-                &p,
-            )
-        } else {
-            recompute(leaves, nodes, tree, depth + 1, &p, keys)
-        }
-    };
-    let left = side(false, &keys[..split])?;
-    let right = side(true, &keys[split..])?;
-    let h = node_hash(&left, &right);
-    nodes
-        .insert((tree, depth as u8, *prefix), h)
-        .map_err(db_err)?;
-    Ok(h)
-}
-
 /// Indexes the entries of `specs` (`crate@version`s whose entries the append just wrote
 /// into the VARIANTS and HASHES tables of `txn`) and records the roots at `size`. Called by
 /// the append, inside its transaction, after its own tables are closed.
@@ -180,13 +77,11 @@ pub(crate) fn update(
 
 /// The root of `tree` as stored.
 fn stored_root(txn: &WriteTransaction, tree: u8) -> Result<Hash, StoreError> {
-    let leaves = txn.open_table(LEAVES).map_err(db_err)?;
-    let nodes = txn.open_table(NODES).map_err(db_err)?;
+    let pages = txn.open_table(PAGES).map_err(db_err)?;
     view::subtree(
         &Stored {
             tree,
-            leaves: &leaves,
-            nodes: &nodes,
+            pages: &pages,
         },
         0,
         &[0; 32],
@@ -458,12 +353,10 @@ impl IndexSnapshot {
     }
 
     fn prove(&self, tree: u8, key: &Hash) -> Result<SmtProof, StoreError> {
-        let leaves = self.txn.open_table(LEAVES).map_err(db_err)?;
-        let nodes = self.txn.open_table(NODES).map_err(db_err)?;
+        let pages = self.txn.open_table(PAGES).map_err(db_err)?;
         let base = Stored {
             tree,
-            leaves: &leaves,
-            nodes: &nodes,
+            pages: &pages,
         };
         let then = &self.then[tree as usize];
         if then.is_empty() {

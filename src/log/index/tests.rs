@@ -183,8 +183,7 @@ fn a_log_written_before_the_index_gets_it_at_open() {
     {
         let db = redb::Database::open(dir.path().join(crate::log::STORE_FILE)).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.delete_table(LEAVES).unwrap();
-        txn.delete_table(NODES).unwrap();
+        txn.delete_table(PAGES).unwrap();
         txn.delete_table(ROOTS).unwrap();
         txn.delete_table(INDEXED).unwrap();
         txn.delete_multimap_table(VERSIONS).unwrap();

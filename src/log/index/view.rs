@@ -2,10 +2,9 @@
 //! hashes and proofs computed from it, and the tree as it was at an earlier log size
 //! ([`AtSize`], for answers under the latest cosigned checkpoint while the log moved on).
 //!
-//! Storage: every key's leaf (key → value digest), and the hash of every internal node — a
-//! subtree holding at least two leaves — under (depth, prefix). Keys are never removed, so
-//! a subtree with two leaves keeps them, and its node is stored as long as the tree lives.
-//! A subtree with one leaf or none has no node: its hash is its leaf's, or EMPTY.
+//! A view answers for every internal node — a subtree holding at least two leaves — under
+//! (depth, prefix), and for the leaves under a prefix (the stored trees: `pages.rs`). A
+//! subtree with one leaf or none has no node: its hash is its leaf's, or EMPTY.
 
 use crate::verify::index::smt::{EMPTY, Hash, SmtProof, bit, leaf_hash, node_hash};
 
