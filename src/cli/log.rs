@@ -94,7 +94,7 @@ pub(super) fn fsck(args: FsckArgs) -> anyhow::Result<()> {
     let r = log::fsck(&store, committee.as_ref())
         .with_context(|| format!("{}: inconsistent", dir.display()))?;
     println!(
-        "{}: consistent: {} entries, {} stored hashes, {} checkpoints{}, root {}",
+        "{}: consistent: {} entries, {} stored hashes, {} checkpoints{}, root {}, {}",
         dir.display(),
         r.size,
         r.hashes,
@@ -104,7 +104,11 @@ pub(super) fn fsck(args: FsckArgs) -> anyhow::Result<()> {
         } else {
             ""
         },
-        B64.encode(r.root)
+        B64.encode(r.root),
+        match r.index {
+            Some(roots) => format!("index recomputed: {}", roots.extension_line()),
+            None => "no index roots at this size yet".into(),
+        }
     );
     Ok(())
 }

@@ -28,9 +28,7 @@ use crate::log::tiles::{TILE_WIDTH, format_index, parse_entry_bundle, width_in_t
 use crate::log::{CosignedCheckpoint, ProofFile};
 use crate::protocol::LogEntry;
 use crate::verify::CommitteeChain;
-use crate::verify::index::{
-    IndexRoots, crate_key, smt, variants_key, variants_value, versions_value,
-};
+use crate::verify::index::{IndexBuilder, IndexRoots};
 
 /// Largest checkpoint note read.
 const MAX_NOTE: u64 = 64 * 1024;
@@ -135,17 +133,17 @@ impl Mirror {
             );
         }
         let mut by_spec: BTreeMap<String, Vec<(u64, LogEntry)>> = BTreeMap::new();
+        let mut index = IndexBuilder::default();
         for (n, e) in entries.iter().enumerate() {
             if let Ok(entry) = LogEntry::decode(e) {
-                by_spec
-                    .entry(entry.request.spec())
-                    .or_default()
-                    .push((n as u64, entry));
+                let spec = entry.request.spec();
+                index.push(n as u64, &spec, merkle::leaf_hash(e))?;
+                by_spec.entry(spec).or_default().push((n as u64, entry));
             }
         }
         let signed = IndexRoots::of_checkpoint(&cp)
             .map_err(|e| anyhow::anyhow!("the checkpoint of size {}: {e}", cp.size))?;
-        let ours = Self::index_roots(&by_spec, &entries)?;
+        let ours = index.roots()?;
         if ours != signed {
             bail!(
                 "the index roots the checkpoint of size {} signs are not its entries' (SPLIT VIEW or a broken server)",
@@ -159,35 +157,6 @@ impl Mirror {
             entries,
             tree,
             by_spec,
-        })
-    }
-
-    /// The index roots of the entries (the definition, docs/formats.md "The index").
-    fn index_roots(
-        by_spec: &BTreeMap<String, Vec<(u64, LogEntry)>>,
-        entries: &[Vec<u8>],
-    ) -> anyhow::Result<IndexRoots> {
-        let mut variants = Vec::with_capacity(by_spec.len());
-        let mut crates: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for (spec, list) in by_spec {
-            let leaves: Vec<(u64, Hash)> = list
-                .iter()
-                .map(|(i, _)| (*i, merkle::leaf_hash(&entries[*i as usize])))
-                .collect();
-            variants.push((variants_key(spec), variants_value(&leaves)?));
-            let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
-            crates.entry(name).or_default().push(version.to_string());
-        }
-        let mut names = Vec::with_capacity(crates.len());
-        for (name, mut versions) in crates {
-            versions.sort();
-            names.push((crate_key(name), versions_value(&versions)?));
-        }
-        variants.sort();
-        names.sort();
-        Ok(IndexRoots {
-            variants: smt::root(&variants)?,
-            crates: smt::root(&names)?,
         })
     }
 

@@ -9,6 +9,8 @@ use super::merkle::{self, Hash, HashReader};
 use super::store::{CHECKPOINTS, ENTRIES, HASHES, LogStore, META, TableHashes};
 use super::{CosignedCheckpoint, SignedNote};
 use crate::committee::Committee;
+use crate::protocol::LogEntry;
+use crate::verify::index::{IndexBuilder, IndexRoots};
 
 /// What a clean fsck checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,10 @@ pub struct FsckReport {
     pub root: Hash,
     /// Last applied consensus height.
     pub applied_height: Option<u64>,
+    /// The index roots at `size`, recomputed from the entries and equal to the stored
+    /// ones (`None`: the index has no roots at `size`, as a log written before the index
+    /// until its next append).
+    pub index: Option<IndexRoots>,
 }
 
 /// The first inconsistency found.
@@ -63,6 +69,14 @@ pub enum FsckError {
     /// The log's committee changes do not verify from the genesis.
     #[error("committee changes: {0}")]
     Epochs(String),
+    /// The index's roots at the log size are not the entries'.
+    #[error("index roots at size {size}: {reason}")]
+    Index {
+        /// The log size.
+        size: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A stored checkpoint is inconsistent with the tree.
     #[error("checkpoint at size {size}: {reason}")]
     Checkpoint {
@@ -101,6 +115,8 @@ pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckRepor
     // complete subtrees so far, lowest level last) to recompute every stored hash.
     let mut edge: Vec<Hash> = Vec::new();
     let mut expected_hashes = 0u64;
+    // And the index, by its definition (every entry that decodes, under its spec).
+    let mut index = IndexBuilder::default();
     let mut next = 0u64;
     for item in entries.iter().map_err(read)? {
         let (k, v) = item.map_err(read)?;
@@ -124,7 +140,16 @@ pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckRepor
             .into_iter()
             .rev()
             .collect();
-        let computed = merkle::hashes_to_store(n, merkle::leaf_hash(v.value()), &siblings);
+        let leaf = merkle::leaf_hash(v.value());
+        if let Ok(entry) = LogEntry::decode(v.value()) {
+            index
+                .push(n, &entry.request.spec(), leaf)
+                .map_err(|e| FsckError::Index {
+                    size,
+                    reason: format!("entry {n}: {e}"),
+                })?;
+        }
+        let computed = merkle::hashes_to_store(n, leaf, &siblings);
         for (idx, h) in &computed {
             match stored.read_hashes(&[*idx]) {
                 Ok(got) if got[0] == *h => {}
@@ -164,6 +189,19 @@ pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckRepor
     }
     // Stored hashes are now known good, so tree hashes computed from them are too.
     let root = merkle::tree_hash(size, &stored).map_err(read)?;
+    let index_err = |reason: String| FsckError::Index { size, reason };
+    let index = match super::index::roots_at(&txn, size).map_err(read)? {
+        Some(stored) => {
+            let ours = index.roots().map_err(|e| index_err(e.to_string()))?;
+            if ours != stored {
+                return Err(index_err(
+                    "the stored roots are not the entries' (recomputed from every entry)".into(),
+                ));
+            }
+            Some(ours)
+        }
+        None => None,
+    };
 
     let cps = txn.open_table(CHECKPOINTS).map_err(read)?;
     let mut checkpoints = 0;
@@ -225,5 +263,6 @@ pub fn fsck(store: &LogStore, committee: Option<&Committee>) -> Result<FsckRepor
         checkpoints,
         root,
         applied_height,
+        index,
     })
 }

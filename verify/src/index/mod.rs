@@ -16,7 +16,8 @@ pub mod smt;
 pub use answer::{AnswerError, ProvenEntry, VariantsAnswer, VersionsAnswer, WireProof};
 pub use default::default_variant;
 pub use roots::{
-    EXTENSION_TAG, IndexError, IndexRoots, crate_key, variants_key, variants_value, versions_value,
+    BuildError, EXTENSION_TAG, IndexBuilder, IndexError, IndexRoots, crate_key, variants_key,
+    variants_value, versions_value,
 };
 pub use smt::{SmtError, SmtProof, SmtProofError};
 

@@ -15,10 +15,12 @@
 //! A key that the log holds no entry for is absent from its tree (never a leaf with an
 //! empty list), so "no entry" is a proof of absence.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::smt::Hash;
+use super::smt::{self, Hash, SmtError};
 use crate::sha256;
 use crate::tlog::Checkpoint;
 
@@ -151,4 +153,75 @@ pub fn versions_value(versions: &[String]) -> Result<Hash, IndexError> {
         b.push(b'\n');
     }
     Ok(sha256(&b))
+}
+
+/// The index of a log computed in one pass over its entries, in log order: the
+/// definition above, for whoever holds the whole log (a mirror, `log fsck`). Holds every
+/// key's list in memory (about 40 bytes per entry).
+#[derive(Debug, Default)]
+pub struct IndexBuilder {
+    /// `crate@version` → `(entry index, leaf hash)` in log order.
+    variants: BTreeMap<String, Vec<(u64, Hash)>>,
+}
+
+/// Why a log has no index.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Entries not pushed in log order.
+    #[error("entry {0} pushed after a later one")]
+    OutOfOrder(u64),
+    /// A spec that is not `crate@version` (or one whose version cannot be listed).
+    #[error("{0:?} is not crate@version")]
+    BadSpec(String),
+    /// A value or tree that cannot be computed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The tree refused its keys.
+    #[error(transparent)]
+    Tree(#[from] SmtError),
+}
+
+impl IndexBuilder {
+    /// Adds entry `index` of `spec` (`crate@version`), whose RFC 6962 leaf hash is `leaf`.
+    pub fn push(&mut self, index: u64, spec: &str, leaf: Hash) -> Result<(), BuildError> {
+        match spec.split_once('@') {
+            Some((n, v)) if !n.is_empty() && !v.is_empty() && !v.contains('\n') => {}
+            _ => return Err(BuildError::BadSpec(spec.to_string())),
+        }
+        let list = self.variants.entry(spec.to_string()).or_default();
+        if list.last().is_some_and(|(i, _)| *i >= index) {
+            return Err(BuildError::OutOfOrder(index));
+        }
+        list.push((index, leaf));
+        Ok(())
+    }
+
+    /// Every entry of `spec` pushed so far, in log order.
+    pub fn entries(&self, spec: &str) -> &[(u64, Hash)] {
+        self.variants.get(spec).map_or(&[], Vec::as_slice)
+    }
+
+    /// The roots of the entries pushed so far.
+    pub fn roots(&self) -> Result<IndexRoots, BuildError> {
+        let mut variants = Vec::with_capacity(self.variants.len());
+        let mut crates: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (spec, list) in &self.variants {
+            variants.push((variants_key(spec), variants_value(list)?));
+            // Checked at `push`.
+            let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
+            crates.entry(name).or_default().push(version.to_string());
+        }
+        let mut names = Vec::with_capacity(crates.len());
+        for (name, versions) in crates {
+            // The map's order is the spec's ("a@1" < "a@1.0"), which is the versions'.
+            names.push((crate_key(name), versions_value(&versions)?));
+        }
+        variants.sort();
+        names.sort();
+        Ok(IndexRoots {
+            variants: smt::root(&variants)?,
+            crates: smt::root(&names)?,
+        })
+    }
 }

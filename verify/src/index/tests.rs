@@ -170,3 +170,51 @@ fn wire_proofs_round_trip_and_mismatched_bitmaps_are_refused() {
         }
     }
 }
+
+#[test]
+fn the_builder_is_the_definition_and_refuses_what_the_log_cannot_hold() {
+    let h = |i: u8| [i; 32];
+    let mut b = IndexBuilder::default();
+    for (i, spec) in ["a@1.0.0", "a-b@2.0.0", "a@1.0.0", "a@0.9.0"]
+        .iter()
+        .enumerate()
+    {
+        b.push(i as u64, spec, h(i as u8)).unwrap();
+    }
+    assert_eq!(b.entries("a@1.0.0"), &[(0, h(0)), (2, h(2))]);
+    // By hand: each key's value, then the trees.
+    let mut variants = vec![
+        (
+            variants_key("a@1.0.0"),
+            variants_value(&[(0, h(0)), (2, h(2))]).unwrap(),
+        ),
+        (
+            variants_key("a-b@2.0.0"),
+            variants_value(&[(1, h(1))]).unwrap(),
+        ),
+        (
+            variants_key("a@0.9.0"),
+            variants_value(&[(3, h(3))]).unwrap(),
+        ),
+    ];
+    let mut crates = vec![
+        (
+            crate_key("a"),
+            versions_value(&["0.9.0".into(), "1.0.0".into()]).unwrap(),
+        ),
+        (crate_key("a-b"), versions_value(&["2.0.0".into()]).unwrap()),
+    ];
+    variants.sort();
+    crates.sort();
+    assert_eq!(
+        b.roots().unwrap(),
+        IndexRoots {
+            variants: smt::root(&variants).unwrap(),
+            crates: smt::root(&crates).unwrap(),
+        }
+    );
+    assert_eq!(b.push(2, "a@1.0.0", h(9)), Err(BuildError::OutOfOrder(2)));
+    for bad in ["a", "@1", "a@", "a@1\n2"] {
+        assert_eq!(b.push(9, bad, h(9)), Err(BuildError::BadSpec(bad.into())));
+    }
+}
