@@ -177,6 +177,11 @@ where
     P: ReadableTable<(u8, u8, [u8; 32]), &'static [u8]>,
 {
     fn page(&self, depth: usize, prefix: &Hash) -> Result<Option<Page>, StoreError> {
+        // Pages sit at depths 0..=252 (the key has 256 bits): none deeper can exist, and
+        // the depth must fit the row's key.
+        if depth >= 256 {
+            return Err(StoreError::Db(format!("index: no page at depth {depth}")));
+        }
         match self
             .pages
             .get((self.tree, depth as u8, *prefix))
@@ -227,6 +232,10 @@ where
     P: ReadableTable<(u8, u8, [u8; 32]), &'static [u8]>,
 {
     fn node(&self, depth: usize, prefix: &Hash) -> Result<Option<Hash>, StoreError> {
+        if depth >= 256 {
+            // A subtree of one key at most.
+            return Ok(None);
+        }
         let top = depth - depth % LEVELS;
         let Some(page) = self.page(top, &view::prefix(prefix, top))? else {
             return Ok(None);
