@@ -209,6 +209,7 @@ impl LogStore {
             .map(|v| v.value())
             .unwrap_or(0);
         super::index::build_missing(&txn, size)?;
+        super::index::upgrade_layout(&txn, size)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             db,

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{
     MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+    ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
 };
 
 use super::StoreError;
@@ -234,6 +234,64 @@ pub(crate) fn build_missing(txn: &WriteTransaction, size: u64) -> Result<bool, S
     };
     let refs: Vec<(u64, &str)> = rows.iter().map(|(i, s)| (*i, s.as_str())).collect();
     index_entries(txn, &refs)?;
+    Ok(true)
+}
+
+/// The tables of the index's first layout (one row per node and a leaves table; never
+/// released, but stores of it exist where that version ran).
+const FIRST_LAYOUT: [&str; 2] = ["index_nodes", "index_leaves"];
+
+/// Moves a store whose index the first layout kept to pages: the same trees, so the roots
+/// recorded at every size stay; the old tables go. In the open's transaction (a crash
+/// before its commit leaves the old layout, and the next open moves it again). The rebuilt
+/// roots must be the ones recorded at `size` (if an append ended there), else the store is
+/// refused.
+pub(crate) fn upgrade_layout(txn: &WriteTransaction, size: u64) -> Result<bool, StoreError> {
+    let old: Vec<_> = txn
+        .list_tables()
+        .map_err(db_err)?
+        .filter(|t| FIRST_LAYOUT.contains(&t.name()))
+        .collect();
+    if old.is_empty() {
+        return Ok(false);
+    }
+    for t in old {
+        txn.delete_table(t).map_err(db_err)?;
+    }
+    txn.delete_table(PAGES).map_err(db_err)?;
+    let (mut specs, mut names) = (Vec::new(), Vec::new());
+    {
+        let variants = txn.open_multimap_table(VARIANTS).map_err(db_err)?;
+        let hashes = txn.open_table(HASHES).map_err(db_err)?;
+        for row in variants.iter().map_err(db_err)? {
+            let spec = row.map_err(db_err)?.0.value().to_string();
+            let list = variant_list(&variants, &hashes, &spec, u64::MAX)?;
+            specs.push((variants_key(&spec), variants_value(&list).map_err(db_err)?));
+        }
+        let versions = txn.open_multimap_table(VERSIONS).map_err(db_err)?;
+        for row in versions.iter().map_err(db_err)? {
+            let name = row.map_err(db_err)?.0.value().to_string();
+            let list = version_list(&versions, &name)?;
+            names.push((crate_key(&name), versions_value(&list).map_err(db_err)?));
+        }
+    }
+    specs.sort();
+    names.sort();
+    let rebuilt = IndexRoots {
+        variants: set_leaves(txn, VARIANTS_TREE, &specs)?,
+        crates: set_leaves(txn, CRATES_TREE, &names)?,
+    };
+    let recorded = txn
+        .open_table(ROOTS)
+        .map_err(db_err)?
+        .get(size)
+        .map_err(db_err)?
+        .map(|v| v.value());
+    if recorded.is_some_and(|(v, c)| (v, c) != (rebuilt.variants, rebuilt.crates)) {
+        return Err(StoreError::Db(format!(
+            "index: the trees rebuilt from the entries are not the roots recorded at size {size}"
+        )));
+    }
     Ok(true)
 }
 

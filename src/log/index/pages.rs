@@ -497,4 +497,30 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn keys_that_part_at_the_last_bit_prove_like_the_definition() {
+        use crate::verify::index::smt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("pages.redb")).unwrap();
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let pairs = vec![([0u8; 32], [5; 32]), (one, [6; 32])];
+        let txn = db.begin_write().unwrap();
+        let root = set_leaves(&txn, 0, &pairs).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(root, smt::root(&pairs).unwrap());
+        let txn = db.begin_read().unwrap();
+        let pages = txn.open_table(PAGES).unwrap();
+        let stored = Stored {
+            tree: 0,
+            pages: &pages,
+        };
+        let mut two = [0u8; 32];
+        two[31] = 2;
+        for key in [[0u8; 32], one, two] {
+            let proof = view::prove(&stored, &key).unwrap();
+            assert_eq!(proof, smt::prove(&pairs, &key).unwrap());
+        }
+    }
 }

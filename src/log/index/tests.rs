@@ -300,3 +300,58 @@ fn fsck_recomputes_the_index_and_names_roots_that_are_not_the_entries() {
         "{err}"
     );
 }
+
+#[test]
+fn a_store_of_the_first_layout_moves_to_pages_with_its_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, sizes) = {
+        let store = LogStore::open(dir.path()).unwrap();
+        build(&store, 80, 13)
+    };
+    let size = *sizes.last().unwrap();
+    // The first layout: its tables, no pages.
+    {
+        let db = redb::Database::open(dir.path().join(crate::log::STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(PAGES).unwrap();
+        let old: TableDefinition<(u8, u8, [u8; 32]), [u8; 32]> =
+            TableDefinition::new("index_nodes");
+        txn.open_table(old)
+            .unwrap()
+            .insert((0, 0, [0; 32]), [9; 32])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = LogStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.index_roots(size).unwrap(),
+        Some(reference(&log, size))
+    );
+    {
+        let txn = store.database().begin_read().unwrap();
+        assert!(
+            !txn.list_tables()
+                .unwrap()
+                .any(|t| t.name() == "index_nodes"),
+            "the old table is gone"
+        );
+    }
+    // Every key proves against the recorded roots, and the next append agrees with the
+    // definition.
+    let snap = store.index_snapshot(size).unwrap();
+    for e in &log {
+        let at = snap.variants(&e.request.spec()).unwrap();
+        assert!(!at.entries.is_empty());
+    }
+    let more = entry("fresh", "1.0.0", 0);
+    let height = sizes.len() as u64 + 1;
+    store
+        .append_decided(&[new_entry(&more)], Height::bare(height, height))
+        .unwrap();
+    let mut log = log;
+    log.push(more);
+    assert_eq!(
+        store.index_roots(size + 1).unwrap(),
+        Some(reference(&log, size + 1))
+    );
+}

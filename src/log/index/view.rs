@@ -82,7 +82,8 @@ pub(crate) fn subtree<V: TreeView + ?Sized>(
 /// The proof for `key` (the same as `smt::prove` over the view's leaves).
 pub(crate) fn prove<V: TreeView + ?Sized>(view: &V, key: &Hash) -> Result<SmtProof, StoreError> {
     let mut siblings = Vec::new();
-    for depth in 0..256 {
+    // Up to depth 256: two keys that differ only in bit 255 part there.
+    for depth in 0..=256 {
         let p = prefix(key, depth);
         let leaves = view.leaves(depth, &p, 2)?;
         if leaves.len() <= 1 {
