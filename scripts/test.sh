@@ -24,5 +24,9 @@ fi
 # With a Docker engine present, the docker-vs-sandbox comparisons must run, not skip.
 if docker info >/dev/null 2>&1; then
   export SYNCHRONICITY_REQUIRE_DOCKER=1
+  # The swarm backend's tests build on this engine's own swarm (a one-node swarm).
+  if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+  fi
 fi
 cargo test --workspace --locked "$@"

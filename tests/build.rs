@@ -3,15 +3,16 @@
 //! build script that tries the network fails cleanly; memory and time limits are reported.
 //!
 //! Needs the sandbox image (`scripts/build-image.sh`, run by `scripts/test.sh`) and access
-//! to crates.io. The Docker comparisons run when an engine answers; `scripts/test.sh` sets
-//! SYNCHRONICITY_REQUIRE_DOCKER=1 when it does, so they cannot be skipped silently there.
+//! to crates.io. The Docker and swarm comparisons run when an engine answers;
+//! `scripts/test.sh` sets SYNCHRONICITY_REQUIRE_DOCKER=1 when it does (and makes the engine a
+//! swarm manager), so they cannot be skipped silently there.
 
 mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::builder::{TOOLCHAIN, backends, docker_tested};
+use support::builder::{TOOLCHAIN, backends};
 use synchronicity::builder::{Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome};
 use synchronicity::request::BuildRequest;
 
@@ -56,13 +57,15 @@ fn real_crates_are_identical_across_paths_and_backends() {
             version,
         );
         assert_eq!(first, second, "{name}: two work directories differ");
-        if docker_tested() {
-            let docker = digest_of(
-                &builder(&b.path().join("docker"), Backend::Docker),
-                name,
-                version,
-            );
-            assert_eq!(first, docker, "{name}: docker and sandbox differ");
+        for backend in backends() {
+            if backend != Backend::Sandbox {
+                let other = digest_of(
+                    &builder(&b.path().join(format!("{backend:?}")), backend),
+                    name,
+                    version,
+                );
+                assert_eq!(first, other, "{name}: {backend:?} and sandbox differ");
+            }
         }
     }
 }
@@ -98,6 +101,29 @@ fn build_fixture_with(
         .build_dir(req, &dir, Durations::default(), &|_| {})
         .unwrap();
     let log = std::fs::read_to_string(&report.log_path).unwrap();
+    // Nothing of a swarm build is left: no job, network or container with its label.
+    if backend == Backend::Swarm {
+        let job = format!(
+            "label=synchronicity.job={name}-0.1.0-{}",
+            &hex::encode(report.request.id())[..16]
+        );
+        for what in [
+            &["service", "ls", "-q", "--filter"][..],
+            &["network", "ls", "-q", "--filter"],
+            &["ps", "-aq", "--filter"],
+        ] {
+            let out = std::process::Command::new("docker")
+                .args(what)
+                .arg(&job)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{what:?}");
+            assert!(
+                out.stdout.is_empty(),
+                "{name}: left by the swarm job: {what:?}"
+            );
+        }
+    }
     // Nothing of the build is left: no mount below the work directory.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let prefix = work.path().to_string_lossy().to_string();

@@ -56,7 +56,7 @@ pub fn image_id(tag: &str) -> Result<String, BuildError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn docker(args: &[&str]) -> Result<String, BuildError> {
+pub(super) fn docker(args: &[&str]) -> Result<String, BuildError> {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -71,6 +71,14 @@ fn docker(args: &[&str]) -> Result<String, BuildError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The `synchronicity.work` label of a work directory on this host (12 hex digits): what
+/// a builder's containers and swarm jobs carry, so that a restarted builder finds its own.
+pub(super) fn work_label(ws: &BuildWorkspace) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let me = format!("{}\n{}", host.trim(), ws.root().display());
+    hex::encode(&crate::crypto::sha256(me.as_bytes())[..6])
+}
+
 pub(crate) struct DockerBackend {
     ws: BuildWorkspace,
     image_id: String,
@@ -80,14 +88,10 @@ pub(crate) struct DockerBackend {
 
 impl DockerBackend {
     pub(crate) fn new(ws: &BuildWorkspace, tag: &str) -> Result<Self, BuildError> {
-        let image_id = image_id(tag)?;
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let me = format!("{}\n{}", host.trim(), ws.root().display());
-        let work_label = hex::encode(&crate::crypto::sha256(me.as_bytes())[..6]);
         let backend = Self {
             ws: ws.clone(),
-            image_id,
-            work_label,
+            image_id: image_id(tag)?,
+            work_label: work_label(ws),
         };
         backend.remove_leftovers();
         Ok(backend)
@@ -143,34 +147,8 @@ impl DockerBackend {
         docker(&create)?;
         docker(&["start", &container.name])?;
 
-        let mut exec = Command::new("docker");
-        exec.args(["exec", &container.name])
-            .args(BUILD_SHELL)
-            .arg(CARGO_IN_SANDBOX)
-            .arg(format!("+{}", job.toolchain))
-            .args(&job.cargo_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = exec
-            .spawn()
-            .map_err(|e| BuildError::Backend(format!("docker exec: {e}")))?;
-        // Killing the container's PID 1 ends its PID namespace: every build process.
-        let kill = {
-            let name = container.name.clone();
-            move || {
-                // `kill`, else `rm -f` (the watcher calls this once; the container must go).
-                let killed = Command::new("docker")
-                    .args(["kill", &name])
-                    .output()
-                    .is_ok_and(|o| o.status.success());
-                if !killed {
-                    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-                }
-            }
-        };
-        let watched = watch(&mut child, job.limits.output, job.limits.time, &kill)?;
-        let exceeded = container.exceeded();
+        let watched = exec_build(&container.name, &[], job)?;
+        let exceeded = exceeded(&container.name);
         // Every process of the build is gone before the host walks its target directory;
         // a container that cannot be removed is the host's failure (nothing is committed).
         container.remove()?;
@@ -278,51 +256,6 @@ impl Container {
         self.removed = true;
         docker(&["rm", "-f", &self.name]).map(|_| ())
     }
-
-    /// What the container's cgroups counted (read on the host: the container may be too full
-    /// of processes to run anything more). A container whose PID 1 the OOM killer took is
-    /// gone with its cgroup; docker's `OOMKilled` says so.
-    fn exceeded(&self) -> Exceeded {
-        let state = docker(&[
-            "inspect",
-            "--format",
-            "{{.State.Pid}} {{.State.OOMKilled}}",
-            &self.name,
-        ])
-        .unwrap_or_default();
-        let mut it = state.split_whitespace();
-        let pid = it.next().unwrap_or("0");
-        let oom_killed = it.next() == Some("true");
-        let mut e = Exceeded::default();
-        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        for line in cgroups.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
-            let (Some(controllers), Some(path)) = (controllers, path) else {
-                continue;
-            };
-            let has = |c: &str| controllers.split(',').any(|x| x == c);
-            let v1 =
-                |c: &str, file: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}/{file}"));
-            // Hybrid hosts list a `0::` (v2) line beside the v1 ones: every counter found
-            // counts, the largest wins.
-            if has("pids") {
-                let n = counter(&v1("pids", "pids.events"), "max");
-                e.fork_refusals = e.fork_refusals.max(n);
-            } else if has("memory") {
-                let n = counter(&v1("memory", "memory.oom_control"), "oom_kill");
-                e.oom_kills = e.oom_kills.max(n);
-            } else if controllers.is_empty() {
-                let v2 = |file: &str| PathBuf::from(format!("/sys/fs/cgroup{path}/{file}"));
-                e.fork_refusals = e.fork_refusals.max(counter(&v2("pids.events"), "max"));
-                e.oom_kills = e.oom_kills.max(counter(&v2("memory.events"), "oom_kill"));
-            }
-        }
-        if oom_killed {
-            e.oom_kills = e.oom_kills.max(1);
-        }
-        e
-    }
 }
 
 impl Drop for Container {
@@ -331,4 +264,85 @@ impl Drop for Container {
             let _ = docker(&["rm", "-f", &self.name]);
         }
     }
+}
+
+/// What the container's cgroups counted (read on the host: the container may be too full
+/// of processes to run anything more). A container whose PID 1 the OOM killer took is
+/// gone with its cgroup; docker's `OOMKilled` says so.
+pub(super) fn exceeded(container: &str) -> Exceeded {
+    let state = docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Pid}} {{.State.OOMKilled}}",
+        container,
+    ])
+    .unwrap_or_default();
+    let mut it = state.split_whitespace();
+    let pid = it.next().unwrap_or("0");
+    let oom_killed = it.next() == Some("true");
+    let mut e = Exceeded::default();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    for line in cgroups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+        let (Some(controllers), Some(path)) = (controllers, path) else {
+            continue;
+        };
+        let has = |c: &str| controllers.split(',').any(|x| x == c);
+        let v1 = |c: &str, file: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}/{file}"));
+        // Hybrid hosts list a `0::` (v2) line beside the v1 ones: every counter found
+        // counts, the largest wins.
+        if has("pids") {
+            let n = counter(&v1("pids", "pids.events"), "max");
+            e.fork_refusals = e.fork_refusals.max(n);
+        } else if has("memory") {
+            let n = counter(&v1("memory", "memory.oom_control"), "oom_kill");
+            e.oom_kills = e.oom_kills.max(n);
+        } else if controllers.is_empty() {
+            let v2 = |file: &str| PathBuf::from(format!("/sys/fs/cgroup{path}/{file}"));
+            e.fork_refusals = e.fork_refusals.max(counter(&v2("pids.events"), "max"));
+            e.oom_kills = e.oom_kills.max(counter(&v2("memory.events"), "oom_kill"));
+        }
+    }
+    if oom_killed {
+        e.oom_kills = e.oom_kills.max(1);
+    }
+    e
+}
+
+/// Runs `job`'s build in the running `container` (by `docker exec`, `prefix` before the
+/// build shell), watched by `output.rs`: at the time or output limit the container is
+/// killed, which ends every process in it (its PID 1 goes, and the PID namespace with it).
+pub(super) fn exec_build(
+    container: &str,
+    prefix: &[&str],
+    job: &Job,
+) -> Result<super::output::Watched, BuildError> {
+    let mut exec = Command::new("docker");
+    exec.args(["exec", container])
+        .args(prefix)
+        .args(BUILD_SHELL)
+        .arg(CARGO_IN_SANDBOX)
+        .arg(format!("+{}", job.toolchain))
+        .args(&job.cargo_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = exec
+        .spawn()
+        .map_err(|e| BuildError::Backend(format!("docker exec: {e}")))?;
+    let kill = {
+        let name = container.to_string();
+        move || {
+            // `kill`, else `rm -f` (the watcher calls this once; the container must go).
+            let killed = Command::new("docker")
+                .args(["kill", &name])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !killed {
+                let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+            }
+        }
+    };
+    watch(&mut child, job.limits.output, job.limits.time, &kill)
 }

@@ -17,6 +17,7 @@ mod limits;
 mod output;
 mod sandbox;
 mod sources;
+mod swarm;
 mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use sources::{
     CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, IndexPoll, Registry, SourceError, index_path,
     index_versions, parse_index, unpack_crate,
 };
+pub use swarm::swarm_manager;
 pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
 pub use workspace::{BuildWorkspace, toolchain_installed};
 
@@ -68,6 +70,8 @@ pub enum Backend {
     Docker,
     /// bubblewrap, no Docker engine needed.
     Sandbox,
+    /// A Docker Swarm job per build, on this engine's swarm (`swarm.rs`).
+    Swarm,
 }
 
 /// Why a build failed: defined once, in `synchronicity_verify`, beside the failure digest
@@ -195,7 +199,7 @@ pub struct BuildReport {
     pub request: BuildRequest,
     /// Result.
     pub outcome: Outcome,
-    /// `docker` or `sandbox`.
+    /// `docker`, `swarm` or `sandbox`.
     pub backend: &'static str,
     /// Docker image id, or the root filesystem's package-set id.
     pub image_id: String,
@@ -229,6 +233,7 @@ pub(crate) struct RunOutput {
 
 enum Sandboxes {
     Docker(docker::DockerBackend),
+    Swarm(swarm::SwarmBackend),
     Sandbox(sandbox::SandboxBackend),
 }
 
@@ -299,15 +304,15 @@ impl Builder {
             Some((index, dl)) => Registry::with_urls(index, dl, &ws.crate_cache()),
             None => Registry::crates_io(&ws.crate_cache()),
         };
-        let use_docker = match cfg.backend {
-            Backend::Docker => true,
-            Backend::Sandbox => false,
-            Backend::Auto => engine_available(),
+        let backend = match cfg.backend {
+            Backend::Auto if engine_available() => Backend::Docker,
+            Backend::Auto => Backend::Sandbox,
+            b => b,
         };
-        let sandbox = if use_docker {
-            Sandboxes::Docker(docker::DockerBackend::new(&ws, &cfg.image)?)
-        } else {
-            Sandboxes::Sandbox(sandbox::SandboxBackend::new(&ws, &cfg.rootfs)?)
+        let sandbox = match backend {
+            Backend::Docker => Sandboxes::Docker(docker::DockerBackend::new(&ws, &cfg.image)?),
+            Backend::Swarm => Sandboxes::Swarm(swarm::SwarmBackend::new(&ws, &cfg.image)?),
+            _ => Sandboxes::Sandbox(sandbox::SandboxBackend::new(&ws, &cfg.rootfs)?),
         };
         Ok(Self {
             ws,
@@ -317,10 +322,11 @@ impl Builder {
         })
     }
 
-    /// `docker` or `sandbox`.
+    /// `docker`, `swarm` or `sandbox`.
     pub fn backend_name(&self) -> &'static str {
         match self.sandbox {
             Sandboxes::Docker(_) => "docker",
+            Sandboxes::Swarm(_) => "swarm",
             Sandboxes::Sandbox(_) => "sandbox",
         }
     }
@@ -329,6 +335,7 @@ impl Builder {
     pub fn image_id(&self) -> String {
         match &self.sandbox {
             Sandboxes::Docker(d) => d.image_id().to_string(),
+            Sandboxes::Swarm(d) => d.image_id().to_string(),
             Sandboxes::Sandbox(s) => s.image_id().to_string(),
         }
     }
@@ -568,6 +575,7 @@ impl Builder {
         };
         let run = match &self.sandbox {
             Sandboxes::Docker(b) => b.run(&job)?,
+            Sandboxes::Swarm(b) => b.run(&job)?,
             Sandboxes::Sandbox(b) => b.run(&job)?,
         };
         d.build = t.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@
 //! ```toml
 //! idle_interval_ms = 5000     # how often an idle node re-checks for work
 //! [builder]
-//! backend = "auto"            # auto | docker | sandbox
+//! backend = "auto"            # auto | docker | sandbox | swarm
 //! work_dir = "DIR/work"
 //! memory_mib = 4096          # memory of a build's whole process tree
 //! processes = 4096            # processes and threads of a build at once
@@ -295,7 +295,10 @@ pub fn run_wrapping(args: NodeArgs, wrapper: &mut dyn NodeWrapper) -> anyhow::Re
         "auto" => Backend::Auto,
         "docker" => Backend::Docker,
         "sandbox" => Backend::Sandbox,
-        other => bail!("node.toml: builder.backend {other:?} is not auto, docker or sandbox"),
+        "swarm" => Backend::Swarm,
+        other => {
+            bail!("node.toml: builder.backend {other:?} is not auto, docker, sandbox or swarm")
+        }
     };
     if let Some(m) = b.memory_mib {
         cfg.limits.memory = m

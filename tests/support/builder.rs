@@ -1,7 +1,7 @@
 //! The real builder's test settings: the toolchain the sandbox image has, and the backends
 //! this machine must test.
 
-use synchronicity::builder::{Backend, engine_available};
+use synchronicity::builder::{Backend, engine_available, swarm_manager};
 
 /// The toolchain of the sandbox image (`scripts/build-image.sh`).
 pub(crate) const TOOLCHAIN: &str = "1.95.0";
@@ -18,11 +18,16 @@ pub(crate) fn docker_tested() -> bool {
     required || engine_available()
 }
 
-/// The sandbox backend, and Docker where [`docker_tested`].
+/// The sandbox backend; Docker where [`docker_tested`], and the swarm backend there too
+/// (required with `SYNCHRONICITY_REQUIRE_DOCKER=1`: `scripts/test.sh` makes the engine a
+/// swarm manager; elsewhere only where it is one).
 pub(crate) fn backends() -> Vec<Backend> {
-    if docker_tested() {
-        vec![Backend::Sandbox, Backend::Docker]
-    } else {
+    let required = std::env::var("SYNCHRONICITY_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    if !docker_tested() {
         vec![Backend::Sandbox]
+    } else if required || swarm_manager().is_ok() {
+        vec![Backend::Sandbox, Backend::Docker, Backend::Swarm]
+    } else {
+        vec![Backend::Sandbox, Backend::Docker]
     }
 }
