@@ -332,6 +332,7 @@ async fn load(
             krate: krate.clone(),
             version: version.clone(),
             lockfile: None,
+            variant: Default::default(),
         };
         // Round-robin over the members; one that is down (or refuses) passes the request
         // on to the next. A request no member takes within a minute is an error.

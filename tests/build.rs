@@ -215,3 +215,54 @@ fn process_and_disk_limits_hold_for_the_whole_build() {
         );
     }
 }
+
+/// `submit --features/--no-default-features/--all-features`: the pinned request lists the
+/// features asked for (sorted), `--all-features` becomes every feature the crate declares
+/// (cargo's list, without `default`), and a feature the crate does not declare is refused
+/// with its name.
+#[test]
+fn variants_pin_the_features_asked_for() {
+    use synchronicity::builder::Variant;
+    let work = tempfile::tempdir().unwrap();
+    let b = builder(work.path(), Backend::Sandbox);
+    let target = "x86_64-unknown-linux-gnu";
+    let pin = |v: Variant| b.pin_variant("serde", "1.0.219", None, target, &v);
+    let default = pin(Variant::default()).unwrap();
+    assert!(default.request.is_default_variant());
+
+    let some = pin(Variant {
+        features: vec!["std".into(), "derive".into(), "std".into()],
+        no_default_features: true,
+        all_features: false,
+    })
+    .unwrap();
+    assert_eq!(some.request.features, ["derive", "std"]);
+    assert!(some.request.no_default_features);
+    assert_ne!(some.request.id(), default.request.id());
+    assert_eq!(
+        some.lockfile, default.lockfile,
+        "features do not change the lockfile"
+    );
+
+    let all = pin(Variant {
+        all_features: true,
+        ..Variant::default()
+    })
+    .unwrap();
+    for f in ["alloc", "derive", "rc", "std", "unstable"] {
+        assert!(
+            all.request.features.iter().any(|x| x == f),
+            "{f}: {:?}",
+            all.request.features
+        );
+    }
+    assert!(!all.request.features.iter().any(|x| x == "default"));
+
+    let err = pin(Variant {
+        features: vec!["derive".into(), "nope".into()],
+        ..Variant::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("declares no feature \"nope\""), "{err}");
+}

@@ -151,6 +151,7 @@ async fn a_builder_joins_one_leaves_a_key_rotates_a_rule_changes_and_the_group_g
         krate: "early".into(),
         version: "1.0.0".into(),
         lockfile: Some("lock".into()),
+        variant: Default::default(),
     };
     let err = control::request(&c.dir(j), &req)
         .await

@@ -124,6 +124,7 @@ async fn sigkill_at_random_moments_during_100_requests() {
                     krate: format!("crate{k}"),
                     version: "1.0.0".into(),
                     lockfile: Some("lock".into()),
+                    variant: Default::default(),
                 };
                 loop {
                     if synchronicity::node::control::request(&dir, &req)

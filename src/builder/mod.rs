@@ -40,6 +40,24 @@ use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 /// A fixed `SOURCE_DATE_EPOCH` (1980-01-01): tools that embed a time embed this one.
 pub const SOURCE_DATE_EPOCH: &str = "315532800";
 
+/// The build settings a submitter asks for beyond the default variant: cargo's feature
+/// flags (issue 27). The request carries the result as an explicit, sorted feature list
+/// and `no_default_features`; `all_features` is resolved at pin time into every feature the
+/// crate declares (cargo's own list, optional dependencies' implicit features included),
+/// so the request format needs no field for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Variant {
+    /// Features to enable (`--features a,b`).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// `--no-default-features`.
+    #[serde(default)]
+    pub no_default_features: bool,
+    /// `--all-features`: every feature the crate declares.
+    #[serde(default)]
+    pub all_features: bool,
+}
+
 /// Why a build could not even be attempted (a failed COMPILE is an [`Outcome`], not this).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -360,6 +378,19 @@ impl Builder {
         lockfile: Option<String>,
         target: &str,
     ) -> Result<PinnedRequest, BuildError> {
+        self.pin_variant(name, version, lockfile, target, &Variant::default())
+    }
+
+    /// [`Builder::pin`] with the feature flags of `variant`: features the crate does not
+    /// declare are refused here, with their names, not at build time.
+    pub fn pin_variant(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+        target: &str,
+        variant: &Variant,
+    ) -> Result<PinnedRequest, BuildError> {
         let entry = self.registry.resolve(name, version)?;
         let file = self.registry.fetch(name, version, &entry.cksum)?;
         let dir = self.ws.sources().join(format!("pin-{name}-{version}"));
@@ -381,6 +412,31 @@ impl Builder {
         } else {
             lockfile
         };
+        let features = if variant.features.is_empty() && !variant.all_features {
+            Vec::new()
+        } else {
+            let declared = self.declared_features(&dir)?;
+            let mut features = if variant.all_features {
+                declared.clone()
+            } else {
+                variant.features.clone()
+            };
+            features.sort();
+            features.dedup();
+            if let Some(f) = features.iter().find(|f| !declared.contains(f)) {
+                return Err(BuildError::Request(format!(
+                    "{name}@{version} declares no feature {f:?}"
+                )));
+            }
+            if features.len() > crate::request::MAX_FEATURES {
+                return Err(BuildError::Request(format!(
+                    "{} features for {name}@{version}, more than a request may list ({})",
+                    features.len(),
+                    crate::request::MAX_FEATURES
+                )));
+            }
+            features
+        };
         let _ = std::fs::remove_dir_all(&dir);
         let request = BuildRequest {
             format: REQUEST_FORMAT,
@@ -392,13 +448,51 @@ impl Builder {
             toolchain: self.ws.toolchain().into(),
             target: target.into(),
             profile: "release".into(),
-            features: vec![],
-            no_default_features: false,
+            features,
+            no_default_features: variant.no_default_features,
             lib: true,
             bins: true,
             attempt: 1,
         };
-        Ok(PinnedRequest::new(request, lockfile))
+        let pinned = PinnedRequest::new(request, lockfile);
+        pinned
+            .validate()
+            .map_err(|e| BuildError::Request(format!("{name}@{version}: {e}")))?;
+        Ok(pinned)
+    }
+
+    /// Every feature the (stripped) crate in `dir` declares, by cargo's own reading
+    /// (`cargo metadata --no-deps`: explicit features and optional dependencies' implicit
+    /// ones), without `default`.
+    fn declared_features(&self, dir: &Path) -> Result<Vec<String>, BuildError> {
+        let out = self
+            .ws
+            .host_cargo()
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--manifest-path",
+            ])
+            .arg(dir.join("Cargo.toml"))
+            .env("CARGO_NET_OFFLINE", "false")
+            .output()
+            .map_err(|e| BuildError::Fetch(e.to_string()))?;
+        if !out.status.success() {
+            return Err(BuildError::Fetch(format!(
+                "reading the crate's features: {}",
+                last_error_line(&out.stderr)
+            )));
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| BuildError::Fetch(format!("cargo metadata: {e}")))?;
+        let mut features: Vec<String> = meta["packages"][0]["features"]
+            .as_object()
+            .map(|m| m.keys().filter(|k| *k != "default").cloned().collect())
+            .unwrap_or_default();
+        features.sort();
+        Ok(features)
     }
 
     /// Re-resolves `lockfile` against the (stripped) manifest in `dir`, online, on the host.

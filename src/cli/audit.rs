@@ -483,6 +483,7 @@ fn submit_unknown(node: &std::path::Path, rows: &[Row]) -> anyhow::Result<()> {
             krate: r.krate.clone(),
             version: r.version.clone(),
             lockfile: None,
+            variant: Default::default(),
         };
         match rt.block_on(control::request(node, &req)) {
             Ok(ControlAnswer::Submitted { id }) => {

@@ -609,6 +609,16 @@ pub struct SubmitArgs {
     /// Cargo.lock to build with.
     #[arg(long)]
     lockfile: Option<PathBuf>,
+    /// Features to enable, comma-separated (each must be one the crate declares).
+    #[arg(long, value_delimiter = ',', conflicts_with = "all_features")]
+    features: Vec<String>,
+    /// Build without the crate's default features.
+    #[arg(long)]
+    no_default_features: bool,
+    /// Enable every feature the crate declares (resolved when the request is pinned: the
+    /// request lists them).
+    #[arg(long)]
+    all_features: bool,
     /// The member's node directory (its control socket).
     #[arg(long)]
     node: PathBuf,
@@ -627,6 +637,11 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         krate,
         version,
         lockfile,
+        variant: crate::builder::Variant {
+            features: args.features.clone(),
+            no_default_features: args.no_default_features,
+            all_features: args.all_features,
+        },
     };
     match control_call(&args.node, &req)? {
         ControlAnswer::Submitted { id } => {

@@ -343,6 +343,12 @@ impl BuilderDriver {
                 return;
             }
         };
+        // What a crate author did to the sandbox, said once here, whether or not the round
+        // still takes our commitment (the group's verdict says it again).
+        if let Outcome::Failure { class, reason } = &outcome {
+            self.shared.counters.build_failures[class.index()].fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(request = %hex::encode(id), %class, "build failed: {reason}");
+        }
         if !self
             .status(&self.shared.view(), &id)
             .awaits_our_commitment()
@@ -361,13 +367,7 @@ impl BuilderDriver {
         }
         let outcome = match &outcome {
             Outcome::Success(m) => RevealedOutcome::Manifest(m.to_text()),
-            Outcome::Failure { class, reason } => {
-                self.shared.counters.build_failures[class.index()].fetch_add(1, Ordering::Relaxed);
-                // What a crate author did to the sandbox, said once here (the group's verdict
-                // says it again).
-                tracing::warn!(request = %hex::encode(id), %class, "build failed: {reason}");
-                RevealedOutcome::Failure(*class)
-            }
+            Outcome::Failure { class, .. } => RevealedOutcome::Failure(*class),
         };
         let mut salt = [0u8; 32];
         if getrandom::fill(&mut salt).is_err() {

@@ -40,6 +40,9 @@ pub enum ControlRequest {
         version: String,
         /// A lockfile to use instead of the shipped or generated one.
         lockfile: Option<String>,
+        /// Feature flags (absent: the default variant).
+        #[serde(default)]
+        variant: crate::builder::Variant,
     },
     /// Approve the next epoch's committee file (its whole text).
     Approve {
@@ -273,12 +276,14 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, Control
             krate,
             version,
             lockfile,
+            variant,
         } => {
             let service = ctx.service.clone();
-            let request =
-                tokio::task::spawn_blocking(move || service.pin(&krate, &version, lockfile))
-                    .await?
-                    .map_err(ControlError::Pin)?;
+            let request = tokio::task::spawn_blocking(move || {
+                service.pin_variant(&krate, &version, lockfile, &variant)
+            })
+            .await?
+            .map_err(ControlError::Pin)?;
             let id = run::submit(&ctx.commands, request).await?;
             Ok(ControlAnswer::Submitted {
                 id: hex::encode(id),

@@ -1,7 +1,7 @@
 //! The node's builder, behind a trait so the consensus tests can use a builder that
 //! returns chosen manifests while the product path uses the real sandboxed builder.
 
-use crate::builder::{Builder, Outcome, Phase};
+use crate::builder::{Builder, Outcome, Phase, Variant};
 use crate::request::{BuildRequest, PinnedRequest};
 
 /// Pins and builds requests for a node. Called from blocking threads.
@@ -13,6 +13,21 @@ pub trait BuildService: Send + Sync + 'static {
         version: &str,
         lockfile: Option<String>,
     ) -> Result<PinnedRequest, String>;
+    /// Pins `name@version` with the feature flags of `variant` (see
+    /// [`Builder::pin_variant`]). A builder that pins only default variants refuses others.
+    fn pin_variant(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+        variant: &Variant,
+    ) -> Result<PinnedRequest, String> {
+        if *variant == Variant::default() {
+            self.pin(name, version, lockfile)
+        } else {
+            Err("this builder pins only default variants".into())
+        }
+    }
     /// Builds a request, reporting each phase it enters. `Err` means the builder itself
     /// could not run (no outcome to commit to); a failed build is an `Ok(Outcome::Failure)`.
     fn build(&self, request: &PinnedRequest, progress: &dyn Fn(Phase)) -> Result<Outcome, String>;
@@ -64,6 +79,18 @@ impl BuildService for SandboxBuildService {
     ) -> Result<PinnedRequest, String> {
         self.builder
             .pin(name, version, lockfile, &self.target)
+            .map_err(|e| e.to_string())
+    }
+
+    fn pin_variant(
+        &self,
+        name: &str,
+        version: &str,
+        lockfile: Option<String>,
+        variant: &Variant,
+    ) -> Result<PinnedRequest, String> {
+        self.builder
+            .pin_variant(name, version, lockfile, &self.target, variant)
             .map_err(|e| e.to_string())
     }
 

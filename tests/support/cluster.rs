@@ -243,6 +243,7 @@ impl Cluster {
             krate: krate.into(),
             version: version.into(),
             lockfile,
+            variant: Default::default(),
         };
         let mut last = String::new();
         for _ in 0..100 {
