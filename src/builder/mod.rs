@@ -29,7 +29,7 @@ pub use docker::{DEFAULT_IMAGE, engine_available, image_id};
 pub use sandbox::{BUILD_UID, DEFAULT_ROOTFS, SOURCE_IN_SANDBOX};
 pub use sources::{
     CRATES_IO_DL, CRATES_IO_INDEX, IndexEntry, IndexPoll, Registry, SourceError, index_path,
-    index_versions, parse_index, unpack_crate,
+    index_versions, newest_release, parse_index, unpack_crate,
 };
 pub use swarm::swarm_manager;
 pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};

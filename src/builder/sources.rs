@@ -134,6 +134,26 @@ pub fn index_versions(body: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The newest release among an index file's `(version, yanked)` lines: the highest
+/// non-yanked, non-prerelease `major.minor.patch` (build metadata ignored), as `cargo
+/// install` picks it.
+pub fn newest_release(versions: &[(String, bool)]) -> Option<String> {
+    let key = |v: &str| -> Vec<u64> {
+        v.split('+')
+            .next()
+            .unwrap_or(v)
+            .split('.')
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    versions
+        .iter()
+        .filter(|(v, yanked)| !yanked && !v.contains('-'))
+        .map(|(v, _)| v)
+        .max_by_key(|v| key(v))
+        .cloned()
+}
+
 /// The answer to a conditional index request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexPoll {

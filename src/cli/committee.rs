@@ -59,6 +59,10 @@ pub(super) struct RuleFlags {
     /// `[protocol]` most open rounds one member's requests may hold [default: 256].
     #[arg(long)]
     pub(super) max_open_requests_per_member: Option<u64>,
+    /// `[protocol]` most new requests one block may order [default: 0, no bound of its
+    /// own].
+    #[arg(long)]
+    pub(super) max_requests_per_block: Option<u64>,
 }
 
 impl RuleFlags {
@@ -71,6 +75,10 @@ impl RuleFlags {
         set(
             &mut rules.max_open_requests_per_member,
             self.max_open_requests_per_member,
+        );
+        set(
+            &mut rules.max_requests_per_block,
+            self.max_requests_per_block,
         );
         rules
     }
@@ -234,7 +242,8 @@ pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
             c.build().target
         );
         println!("  protocol   (every member applies these rules; covered by the digest)");
-        for (name, value) in c.protocol().fields() {
+        let rules = c.protocol();
+        for (name, value) in rules.fields().into_iter().chain(rules.extensions()) {
             println!("    {name:<20} {value}");
         }
         println!("  digest     {}", hex::encode(c.digest()));

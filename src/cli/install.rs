@@ -41,22 +41,8 @@ fn newest_version(name: &str) -> anyhow::Result<String> {
         crate::builder::IndexPoll::Changed { body, .. } => body,
         _ => bail!("{name} is not on crates.io"),
     };
-    index_versions(&body)
-        .into_iter()
-        .filter(|(v, yanked)| !yanked && !v.contains('-'))
-        .map(|(v, _)| v)
-        .max_by_key(|v| version_key(v))
+    crate::builder::newest_release(&index_versions(&body))
         .ok_or_else(|| anyhow::anyhow!("{name} has no non-yanked release"))
-}
-
-/// `major.minor.patch` as numbers (build metadata ignored), for ordering releases.
-fn version_key(v: &str) -> Vec<u64> {
-    v.split('+')
-        .next()
-        .unwrap_or(v)
-        .split('.')
-        .map(|p| p.parse().unwrap_or(0))
-        .collect()
 }
 
 /// The manifest's executables: `<target>/<profile>/<name>` without an extension.
@@ -189,8 +175,20 @@ mod tests {
 
     #[test]
     fn releases_order_by_number_and_binaries_are_extensionless_top_files() {
-        assert!(version_key("1.10.0") > version_key("1.9.3"));
-        assert!(version_key("2.0.0+build.5") > version_key("1.99.99"));
+        let v = |l: &[(&str, bool)]| {
+            let l: Vec<(String, bool)> = l.iter().map(|(s, y)| (s.to_string(), *y)).collect();
+            crate::builder::newest_release(&l)
+        };
+        assert_eq!(v(&[("1.10.0", false), ("1.9.3", false)]).unwrap(), "1.10.0");
+        assert_eq!(
+            v(&[("2.0.0+build.5", false), ("1.99.99", false)]).unwrap(),
+            "2.0.0+build.5"
+        );
+        assert_eq!(
+            v(&[("1.0.0", false), ("2.0.0", true), ("3.0.0-rc.1", false)]).unwrap(),
+            "1.0.0"
+        );
+        assert_eq!(v(&[("2.0.0", true)]), None);
         let mut m = Manifest::default();
         m.insert("x86_64-unknown-linux-gnu/release/hello", [1; 32]);
         m.insert("x86_64-unknown-linux-gnu/release/libhello.rlib", [2; 32]);

@@ -29,6 +29,9 @@
 //! crates = ["itoa", "ryu"]
 //! file = "follow.txt"         # more names, one a line (# comments), relative to DIR
 //! interval_secs = 300         # each crate's index file is polled this often
+//! list = "backlog.txt"        # build these once each (node/backlog.rs): CRATE or
+//!                             # CRATE@VERSION [--features a,b] [--no-default-features]
+//!                             # [--all-features], one a line, relative to DIR
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -151,6 +154,8 @@ struct FollowSection {
     crates: Vec<String>,
     file: Option<PathBuf>,
     interval_secs: Option<u64>,
+    /// A backlog: releases built once each (node/backlog.rs), relative to DIR.
+    list: Option<PathBuf>,
 }
 
 /// The followed crate names: inline and from the file, deduplicated, each checked.
@@ -369,25 +374,65 @@ fn current_committee(
     Ok(epochs.pop().map_or(genesis, |e| e.committee))
 }
 
+/// What node.toml's `[follow]` section asks: crates to follow, a backlog to work through.
+#[derive(Default)]
+struct Following {
+    follow: Option<node::follow::FollowConfig>,
+    backlog: Option<node::backlog::BacklogConfig>,
+}
+
 /// node.toml's `[follow]` section, polling `registry`.
 fn follow_config(
     dir: &Path,
     file: &NodeFile,
     registry: crate::builder::Registry,
-) -> anyhow::Result<Option<node::follow::FollowConfig>> {
+) -> anyhow::Result<Following> {
     let Some(f) = &file.follow else {
-        return Ok(None);
+        return Ok(Following::default());
     };
-    Ok(Some(node::follow::FollowConfig {
+    let follow = node::follow::FollowConfig {
         crates: followed_crates(dir, f)?,
         interval: Duration::from_secs(match f.interval_secs {
             None => 300,
             Some(s @ 1..=86_400) => s,
             Some(s) => bail!("node.toml: follow.interval_secs = {s} is out of range 1..=86400"),
         }),
-        registry,
+        registry: registry.clone(),
         state_file: dir.join("follow.json"),
-    }))
+    };
+    let backlog = match &f.list {
+        None => None,
+        Some(list) => {
+            let path = dir.join(list);
+            let text = read_bounded(&path, 16 << 20)
+                .map_err(|e| anyhow::anyhow!("node.toml: follow.list {}: {e}", path.display()))?;
+            let items = node::backlog::parse_backlog(&text)
+                .map_err(|e| anyhow::anyhow!("node.toml: follow.list {}: {e}", path.display()))?;
+            Some(node::backlog::BacklogConfig {
+                items,
+                registry,
+                takeover: follow.takeover(),
+                state_file: dir.join("backlog.json"),
+            })
+        }
+    };
+    Ok(Following {
+        follow: (!follow.crates.is_empty()).then_some(follow),
+        backlog,
+    })
+}
+
+/// A text file of at most `max` bytes.
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(text)
 }
 
 /// The artifact store `DIR/artifacts`, bounded by node.toml's `[artifacts] max_mib`.
@@ -424,7 +469,7 @@ pub fn run_with(args: NodeArgs, service: Arc<dyn BuildService>) -> anyhow::Resul
 fn run_full(
     args: NodeArgs,
     service: Arc<dyn BuildService>,
-    follow: Option<node::follow::FollowConfig>,
+    follow: Following,
     artifacts: Option<Arc<node::artifacts::ArtifactStore>>,
     wrapper: &mut dyn NodeWrapper,
 ) -> anyhow::Result<()> {
@@ -439,7 +484,8 @@ fn run_full(
         config.idle_interval = Duration::from_millis(ms);
     }
     config.max_parallel_builds = max_parallel(&file.builder)?;
-    config.follow = follow;
+    config.follow = follow.follow;
+    config.backlog = follow.backlog;
     config.artifacts = artifacts;
     config.witnesses = file
         .witnesses
@@ -762,6 +808,23 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 )?;
                 if !c.toolchain.is_empty() && !toolchain_installed(&c.toolchain) {
                     writeln!(out, "{}", missing_toolchain(&c.toolchain))?;
+                }
+            }
+            if let Some(b) = &s.backlog {
+                writeln!(
+                    out,
+                    "  backlog: {} of {} decided ({} reproduced, {} not reproduced, {} failed), {} ordered, {} waiting, {} unbuildable",
+                    b.decided(),
+                    b.total,
+                    b.reproduced,
+                    b.not_reproduced,
+                    b.failed,
+                    b.ordered,
+                    b.waiting,
+                    b.unbuildable
+                )?;
+                for (line, why) in &b.errors {
+                    writeln!(out, "    {line}: {why}")?;
                 }
             }
             let q = &s.builds;

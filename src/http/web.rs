@@ -113,6 +113,19 @@ pub(super) fn index(shared: &Shared) -> Answer {
         Ok(None) => body.push_str("<p>No cosigned checkpoint yet.</p>"),
         Err(e) => body.push_str(&format!("<p>Store error: {}</p>", esc(&e.to_string()))),
     }
+    if let Some(b) = shared.backlog_progress() {
+        body.push_str(&format!(
+            "<h2>Backlog</h2><p id=\"backlog\"><b>{}</b> of {} decided ({} reproduced, {} not reproduced, {} failed), {} being built, {} waiting, {} unbuildable.</p>",
+            b.decided(),
+            b.total,
+            b.reproduced,
+            b.not_reproduced,
+            b.failed,
+            b.ordered,
+            b.waiting,
+            b.unbuildable
+        ));
+    }
     let size = store.size().unwrap_or(0);
     body.push_str("<h2>Recent entries</h2><table><tr><th>#</th><th>crate</th><th>verdict</th><th>signers</th></tr>");
     for i in (size.saturating_sub(RECENT)..size).rev() {

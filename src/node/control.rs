@@ -175,6 +175,9 @@ pub struct NodeStatus {
     /// Every decided variant of the asked `crate@version` (or the one asked request).
     #[serde(default)]
     pub variants: Vec<EntryStatus>,
+    /// How far the backlog (`[follow] list`) has come, if the node has one.
+    #[serde(default)]
+    pub backlog: Option<super::backlog::BacklogProgress>,
 }
 
 /// A committee change under way.
@@ -401,6 +404,7 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
         open,
         entry,
         variants,
+        backlog: s.backlog_progress(),
     })
 }
 

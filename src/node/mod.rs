@@ -23,6 +23,7 @@
 mod answers;
 mod app;
 pub mod artifacts;
+pub mod backlog;
 mod builder_driver;
 pub mod control;
 pub(crate) mod cosign;
@@ -91,6 +92,8 @@ pub struct NodeConfig {
     pub max_parallel_builds: usize,
     /// Crates whose new releases this node orders (`[follow]`).
     pub follow: Option<follow::FollowConfig>,
+    /// A list of releases this node builds once each (`[follow] list`).
+    pub backlog: Option<backlog::BacklogConfig>,
     /// The artifact store served on the light protocol (`[artifacts]`).
     pub artifacts: Option<Arc<artifacts::ArtifactStore>>,
     /// Witnesses each cosigned checkpoint is submitted to (`[[witnesses]]`).
@@ -121,6 +124,7 @@ impl NodeConfig {
             idle_interval: Duration::from_secs(5),
             max_parallel_builds: 1,
             follow: None,
+            backlog: None,
             artifacts: None,
             witnesses: Vec::new(),
             join: false,
@@ -259,10 +263,12 @@ pub async fn start(
     }
     let (shared, app_state) = Shared::restore(committee.clone(), me as u32, store)?;
     let (queue_tx, queue_rx) = watch::channel(BuildQueue::new(config.max_parallel_builds));
+    let (backlog_tx, backlog_rx) = watch::channel(None);
     let shared = Arc::new(
         shared
             .with_past(past, epoch_start)
             .with_builds(queue_rx)
+            .with_backlog(backlog_rx)
             .with_artifacts(config.artifacts.clone()),
     );
     let wal = Wal::open(&config.dir.join(epochs::wal_file(committee.epoch())))?;
@@ -330,6 +336,15 @@ pub async fn start(
             builder.service().clone(),
         ))
     });
+    let backlog = config.backlog.clone().map(|b| {
+        tokio::spawn(backlog::run(
+            b,
+            shared.clone(),
+            cmd_tx.clone(),
+            builder.service().clone(),
+            backlog_tx,
+        ))
+    });
     let node_loop = run::NodeLoop::new(
         shared.clone(),
         outbox,
@@ -356,6 +371,7 @@ pub async fn start(
     });
     let mut tasks = vec![loop_task, watcher];
     tasks.extend(follower);
+    tasks.extend(backlog);
     tasks.push(tokio::spawn(epochs::backfill_handoffs(
         shared.clone(),
         net.clone(),

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::app::{DecodeBlockError, decode_block};
 use super::artifacts::ArtifactStore;
+use super::backlog::BacklogProgress;
 use super::mempool::MessagePool;
 use super::queue::{BuildQueue, QueueStatus};
 use crate::committee::Committee;
@@ -196,6 +197,8 @@ pub struct Shared {
     view: watch::Receiver<Arc<StateView>>,
     /// The build queue as of its last change (published by the builder driver).
     builds: watch::Receiver<BuildQueue>,
+    /// The backlog's progress (published by the backlog task; `None` without a backlog).
+    backlog: watch::Receiver<Option<BacklogProgress>>,
 }
 
 impl Shared {
@@ -231,6 +234,7 @@ impl Shared {
         }));
         // No builder driver yet: an empty queue until one is attached (`with_builds`).
         let (_, builds) = watch::channel(BuildQueue::new(1));
+        let (_, backlog) = watch::channel(None);
         let shared = Self {
             counters: NodeCounters::default(),
             committee,
@@ -245,6 +249,7 @@ impl Shared {
             halt: watch::Sender::new(None),
             view: view_rx,
             builds,
+            backlog,
         };
         let app = AppState {
             state,
@@ -274,6 +279,20 @@ impl Shared {
         self
     }
 
+    /// The same, showing the backlog progress the backlog task publishes on `backlog`.
+    pub(crate) fn with_backlog(
+        mut self,
+        backlog: watch::Receiver<Option<BacklogProgress>>,
+    ) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// How far the backlog (`[follow] list`) has come; `None` without one.
+    pub fn backlog_progress(&self) -> Option<BacklogProgress> {
+        self.backlog.borrow().clone()
+    }
+
     /// The protocol state as of the last applied height (an immutable snapshot; holding it
     /// blocks nobody).
     pub fn view(&self) -> Arc<StateView> {
@@ -292,20 +311,26 @@ impl Shared {
     /// ordered, and a junk request gossiped first must not stop a followed release's build.
     pub fn default_requests(&self, spec: &str) -> Vec<(BuildRequest, Option<Verdict>)> {
         let target = &self.committee.build().target;
-        let fits = |r: &BuildRequest| r.spec() == spec && r.is_default_variant_for(target);
+        let mut out = self.known_requests(spec);
+        out.retain(|(r, _)| r.is_default_variant_for(target));
+        out
+    }
+
+    /// Every request for `spec` (any variant, any target) that the group has ORDERED
+    /// (verdict `None`) or DECIDED (its verdict); never one that only waits in the mempool.
+    pub fn known_requests(&self, spec: &str) -> Vec<(BuildRequest, Option<Verdict>)> {
         let mut out: Vec<(BuildRequest, Option<Verdict>)> = self
             .store
             .variant_entries(spec)
             .unwrap_or_default()
             .into_iter()
-            .filter(|(_, e)| fits(&e.request))
             .map(|(_, e)| (e.request, Some(e.verdict)))
             .collect();
         out.extend(
             self.view()
                 .state
                 .open_requests()
-                .filter(|(_, r)| fits(r))
+                .filter(|(_, r)| r.spec() == spec)
                 .map(|(_, r)| (r.clone(), None)),
         );
         out

@@ -26,6 +26,8 @@ pub struct ProtocolParams {
     pub attempt_spacing_ms: u64,
     /// Most open rounds one member's requests may hold.
     pub max_open_requests_per_member: usize,
+    /// Most new requests in one block (`usize::MAX` when the rule is unset).
+    pub max_requests_per_block: usize,
 }
 
 /// Room left in a block for its height, time and CBOR framing.
@@ -51,6 +53,10 @@ impl ProtocolParams {
             attempt_spacing_ms: ms(r.attempt_spacing_secs),
             max_open_requests_per_member: usize::try_from(r.max_open_requests_per_member)
                 .unwrap_or(usize::MAX),
+            max_requests_per_block: match r.max_requests_per_block {
+                0 => usize::MAX,
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
         }
     }
 }

@@ -552,7 +552,9 @@ impl ProtocolState {
                 continue;
             }
             if matches!(m.body, Body::Request(_))
-                && requests.get(&m.signer).copied().unwrap_or(0) >= MAX_REQUESTS_PER_MEMBER_IN_BLOCK
+                && (requests.get(&m.signer).copied().unwrap_or(0)
+                    >= MAX_REQUESTS_PER_MEMBER_IN_BLOCK
+                    || requests.values().sum::<usize>() >= self.params.max_requests_per_block)
             {
                 continue;
             }
@@ -688,6 +690,17 @@ impl ProtocolState {
             return Err(BlockError::TooLarge {
                 height: block.height,
                 what: "max_block_messages",
+            });
+        }
+        let requests = block
+            .messages
+            .iter()
+            .filter(|m| matches!(m.body, Body::Request(_)))
+            .count();
+        if requests > self.params.max_requests_per_block {
+            return Err(BlockError::TooLarge {
+                height: block.height,
+                what: "max_requests_per_block",
             });
         }
         // Signatures first: nothing changes unless every envelope is good.

@@ -79,11 +79,20 @@ pub enum RequestError {
     Invalid(&'static str),
 }
 
-fn valid_name(s: &str) -> bool {
+/// A crate name as crates.io allows it: 1 to 64 ASCII letters, digits, `-` and `_`.
+pub fn valid_crate_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A version as a request carries it: 1 to 64 ASCII letters, digits, `.`, `-` and `+`.
+pub fn valid_version(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b))
 }
 
 impl BuildRequest {
@@ -99,16 +108,10 @@ impl BuildRequest {
         if self.format != REQUEST_FORMAT {
             return Err(RequestError::Format(self.format));
         }
-        if !valid_name(&self.krate) {
+        if !valid_crate_name(&self.krate) {
             return Err(RequestError::Invalid("crate name"));
         }
-        let version_ok = !self.version.is_empty()
-            && self.version.len() <= 64
-            && self
-                .version
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b));
-        if !version_ok {
+        if !valid_version(&self.version) {
             return Err(RequestError::Invalid("version"));
         }
         if self.source_sha256.len() != 32 {

@@ -17,6 +17,7 @@ const PARAMS: ProtocolParams = ProtocolParams {
     max_attempts: 3,
     attempt_spacing_ms: 30_000,
     max_open_requests_per_member: 3,
+    max_requests_per_block: usize::MAX,
 };
 
 fn request() -> PinnedRequest {
@@ -653,6 +654,47 @@ fn a_proposer_takes_at_most_a_share_of_one_members_requests() {
         super::state::MAX_REQUESTS_PER_MEMBER_IN_BLOCK + 1
     );
     assert!(chosen.contains(&200), "member 0's request is in");
+}
+
+/// The committee's `max_requests_per_block` bounds the new requests of a block: one more
+/// makes the block invalid, and a proposer fills the rest of the block with other messages
+/// and leaves the surplus of requests, from all members together, for later blocks.
+#[test]
+fn a_block_orders_at_most_the_committees_requests_per_block() {
+    let mut net = Net::new();
+    net.state = ProtocolState::new(ProtocolParams {
+        max_open_requests_per_member: 1000,
+        max_requests_per_block: 3,
+        ..PARAMS
+    });
+    let req = |k: usize| crate::testing::request(&format!("burst-{k}"), "1.0.0", "l");
+    let four: Vec<SignedMessage> = (0..4)
+        .map(|k| net.msg(k % 2, Body::Request(req(k))))
+        .collect();
+    let err = net.block(1000, four.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BlockError::TooLarge {
+                what: "max_requests_per_block",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    net.height -= 1;
+    // The proposer takes three of the four, and the commitments of an open round besides.
+    let a = manifest(1);
+    let id = net.open();
+    let mut msgs = four.clone();
+    msgs.extend((0..4).map(|m| net.commit(m, &id, &a)));
+    let candidates: Vec<(&SignedMessage, usize)> =
+        msgs.iter().map(|m| (m, m.to_cbor().len())).collect();
+    let chosen = net.state.select(&candidates, net.time + 1000, net.env());
+    let requests = chosen.iter().filter(|&&i| i < 4).count();
+    assert_eq!((requests, chosen.len()), (3, 7), "{chosen:?}");
+    let block: Vec<SignedMessage> = chosen.iter().map(|&i| msgs[i].clone()).collect();
+    net.block(1000, block).unwrap();
 }
 
 /// What closes open rounds goes into a block first, and members take turns within a kind:

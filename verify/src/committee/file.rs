@@ -91,6 +91,12 @@ pub struct ProtocolRules {
     /// member's further requests wait until one of its rounds is decided. Every request
     /// costs every builder a build; this bounds what one member can make the group do.
     pub max_open_requests_per_member: u64,
+    /// Most new requests one block may order (default 0: no bound of its own, only
+    /// `max_block_messages`). A block that orders more is invalid; the proposer leaves the
+    /// rest for later blocks. With `max_open_requests_per_member` this is the rate at which a
+    /// group takes on work: a member's backlog (`[follow] list`) or a burst of submits
+    /// enters the group a few requests a block, never all at once.
+    pub max_requests_per_block: u64,
 }
 
 impl Default for ProtocolRules {
@@ -105,6 +111,7 @@ impl Default for ProtocolRules {
             max_attempts: 3,
             attempt_spacing_secs: 600,
             max_open_requests_per_member: 256,
+            max_requests_per_block: 0,
         }
     }
 }
@@ -113,7 +120,8 @@ impl ProtocolRules {
     /// Largest `max_block_bytes` (a proposal must fit a 4 MiB consensus frame).
     pub const MAX_BLOCK_BYTES: u64 = 3 * 1024 * 1024 + 512 * 1024;
 
-    /// `(name, value)` in the order the committee digest encodes them.
+    /// `(name, value)` of the rules every rule book encodes, in the committee digest's order
+    /// (the rules added later, encoded only when set, are [`Self::extensions`]).
     pub fn fields(&self) -> [(&'static str, u64); 9] {
         [
             ("commit_window_secs", self.commit_window_secs),
@@ -129,6 +137,13 @@ impl ProtocolRules {
                 self.max_open_requests_per_member,
             ),
         ]
+    }
+
+    /// `(name, value)` of the rules added after the v2 rule book, in the digest's order. Each
+    /// is encoded only when it is not 0 (its "unset" value), so a committee that does not
+    /// use one keeps the digest and key ID it had before the rule existed.
+    pub fn extensions(&self) -> [(&'static str, u64); 1] {
+        [("max_requests_per_block", self.max_requests_per_block)]
     }
 
     /// Why these rules cannot run a group, if they cannot.
@@ -157,6 +172,12 @@ impl ProtocolRules {
                 "max_open_requests_per_member",
                 self.max_open_requests_per_member,
                 1,
+                100_000,
+            ),
+            (
+                "max_requests_per_block",
+                self.max_requests_per_block,
+                0,
                 100_000,
             ),
         ] {

@@ -75,6 +75,33 @@ fn valid_committee_roundtrips_and_has_design_digest() {
     assert_eq!(c.members()[2].ed25519_public_key, [3; 32]);
 }
 
+/// A rule added after v2 is encoded only when set: an unset one keeps the digest a
+/// committee had before the rule existed; a set one appends its position and value.
+#[test]
+fn a_set_extension_rule_changes_the_digest_an_unset_one_does_not() {
+    let plain = Committee::from_file(file(4)).unwrap();
+    let mut f = file(4);
+    f.protocol.max_requests_per_block = 0;
+    assert_eq!(Committee::from_file(f).unwrap().digest(), plain.digest());
+    let mut f = file(4);
+    f.protocol.max_requests_per_block = 8;
+    let set = Committee::from_file(f.clone()).unwrap();
+    assert_ne!(set.digest(), plain.digest());
+    let book = rule_book(&f.chain_id, &f.build, &f.protocol);
+    let base = rule_book(&f.chain_id, &f.build, &ProtocolRules::default());
+    assert_eq!(book[..base.len()], base[..]);
+    assert_eq!(book[base.len()..], [0, 0, 0, 0, 0, 0, 0, 0, 0, 8]);
+    // The file keeps it; out of range is refused with its name.
+    assert_eq!(Committee::from_toml(&set.to_toml()).unwrap(), set);
+    f.protocol.max_requests_per_block = 100_001;
+    assert!(
+        Committee::from_file(f)
+            .unwrap_err()
+            .to_string()
+            .contains("max_requests_per_block")
+    );
+}
+
 #[test]
 fn default_threshold_is_bft_quorum() {
     assert_eq!(default_threshold(1), 1);
