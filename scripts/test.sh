@@ -10,13 +10,16 @@ command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with
 command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null; }
 scripts/build-image.sh
 # The independent tiles client (Go's sumdb/tlog and note), the web view's browser test,
-# nginx serving the static tiles, and the builders' disk limit (mkfs.ext4, loop mounts).
+# nginx serving the static tiles, the builders' disk limit (mkfs.ext4, loop mounts), and
+# diffoscope.
 pkgs=()
 command -v go >/dev/null || pkgs+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || pkgs+=(golang-golang-x-mod-dev)
 command -v chromium >/dev/null || pkgs+=(chromium)
 command -v nginx >/dev/null || pkgs+=(nginx)
 command -v mkfs.ext4 >/dev/null || pkgs+=(e2fsprogs)
+# `synchronicity diff` compares two members' artifacts with diffoscope.
+command -v diffoscope >/dev/null || pkgs+=(diffoscope-minimal)
 if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi

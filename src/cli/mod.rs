@@ -8,6 +8,7 @@ mod build;
 mod chain;
 mod client;
 mod committee;
+mod diff;
 mod fetch;
 mod install;
 mod install_record;
@@ -99,6 +100,11 @@ pub enum Command {
         after_help = "Peers and the trust root come from --peer/--trust or ~/.config/synchronicity/client.toml.\n\nExamples:\n  synchronicity fetch hexyl@0.16.0 --out hexyl\n  synchronicity fetch itoa@1.0.15 --out . --artifact libitoa.rlib --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml"
     )]
     Fetch(fetch::FetchArgs),
+    /// Why a build was not reproduced: two members' artifacts, each checked against its revealed manifest, compared by diffoscope.
+    #[command(
+        after_help = "Writes member-A/ and member-B/ (the differing files), their manifests, summary.txt, and diffoscope's diff.txt and diff.html (diffoscope runs confined: bubblewrap, no network). With --out NODE_DIR/diffs/REQUEST_ID the node's web view links the report.\n\nExamples:\n  synchronicity diff 3f1c… --out why\n  synchronicity diff 3f1c… --members 0 2 --out /srv/node/diffs/3f1c… --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml"
+    )]
+    Diff(diff::DiffArgs),
     /// Install a crate's binaries, only if a threshold of builders reproduced them.
     #[command(
         after_help = "Without a version: the newest non-yanked release on crates.io. Installs into $CARGO_HOME/bin (or --root DIR/bin); refuses, installing nothing, unless the verdict is reproduced and every byte matches the attested manifest. Never replaces cargo's or rustup's own binaries; replaces other existing files only if install wrote them before (recorded in $CARGO_HOME/.synchronicity-installs.json), or with --force.\n\nExamples:\n  synchronicity install ripgrep\n  synchronicity install hello-cli@0.2.2 --root /opt/tools"
@@ -180,6 +186,7 @@ pub fn run_code(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Fetch(args) => fetch::fetch(args),
+        Command::Diff(args) => diff::diff(args),
         Command::Witness(args) => witness::run(args),
         Command::Install(args) => install::install(args),
         Command::Audit(args) => match audit::audit(args)? {

@@ -351,8 +351,12 @@ pub fn run_wrapping(args: NodeArgs, wrapper: &mut dyn NodeWrapper) -> anyhow::Re
     let follow = follow_config(&args.dir, &file, builder.registry().clone())?;
     let store = open_artifacts(&args.dir, &file)?;
     let target = committee.build().target.clone();
+    let logs = node::build_logs::BuildLogs::open(&args.dir.join("build-logs"))
+        .with_context(|| format!("cannot open {}", args.dir.join("build-logs").display()))?;
     let service = wrapper.builder(Arc::new(
-        SandboxBuildService::new(builder, &target).with_store(store.clone()),
+        SandboxBuildService::new(builder, &target)
+            .with_store(store.clone())
+            .with_logs(logs),
     ));
     run_full(args, service, follow, Some(store), wrapper)
 }

@@ -89,6 +89,12 @@ impl Answer {
             .header("Cache-Control", self.cache)
             .header("Content-Length", len)
             .header("X-Content-Type-Options", "nosniff")
+            // No page runs a script, and a served diff report (diffoscope's HTML of a crate
+            // author's files) must not either.
+            .header(
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+            )
             .body(Full::new(Bytes::from(body)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
     }
@@ -271,5 +277,80 @@ pub(crate) fn route(shared: &Shared, path: &str, query: &str) -> Answer {
             Err(e) => internal(e),
         };
     }
+    if let Some(hex_id) = path.strip_prefix("/build-log/") {
+        let Some(id) = request_id(hex_id) else {
+            return Answer::text(
+                StatusCode::BAD_REQUEST,
+                "a request is named by 64 hex digits",
+            );
+        };
+        return match shared
+            .node_dir
+            .as_deref()
+            .and_then(|d| crate::node::build_logs::read(d, &id))
+        {
+            Some(b) => Answer::ok("text/plain; charset=utf-8", "no-cache", b),
+            None => Answer::text(
+                StatusCode::NOT_FOUND,
+                format!("this member keeps no build log of request {hex_id}"),
+            ),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/diff/") {
+        let (hex_id, file, content_type) = match name.strip_suffix(".txt") {
+            Some(h) => (h, "diff.txt", "text/plain; charset=utf-8"),
+            None => (name, "diff.html", "text/html; charset=utf-8"),
+        };
+        let Some(id) = request_id(hex_id) else {
+            return Answer::text(
+                StatusCode::BAD_REQUEST,
+                "a request is named by 64 hex digits",
+            );
+        };
+        return match shared
+            .node_dir
+            .as_deref()
+            .and_then(|d| diff_report(d, &id, file))
+        {
+            Some(b) => Answer::ok(content_type, "no-cache", b),
+            None => Answer::text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no diff report of request {hex_id} here (synchronicity diff {hex_id} --out NODE_DIR/diffs/{hex_id})"
+                ),
+            ),
+        };
+    }
     Answer::text(StatusCode::NOT_FOUND, format!("{path}: not found"))
+}
+
+fn request_id(hex_id: &str) -> Option<[u8; 32]> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(hex_id, &mut id).ok()?;
+    Some(id)
+}
+
+/// Largest diff report served.
+const MAX_REPORT: u64 = 40 << 20;
+
+/// `NODE_DIR/diffs/<id>/<file>` (written by `synchronicity diff`), if it is a regular
+/// file of at most [`MAX_REPORT`] bytes.
+pub(crate) fn diff_report(
+    node_dir: &std::path::Path,
+    id: &[u8; 32],
+    file: &str,
+) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let path = node_dir.join("diffs").join(hex::encode(id)).join(file);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_REPORT {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .ok()?
+        .take(MAX_REPORT)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }

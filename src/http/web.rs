@@ -175,6 +175,34 @@ fn valid_query(q: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-.+".contains(&b))
 }
 
+/// For an entry with dissenters or a failure: this member's build log, and the diff report
+/// (`synchronicity diff`) when the operator made one, or how to make it.
+fn why_rows(shared: &Shared, e: &LogEntry) -> String {
+    let id = e.request.id();
+    let hex_id = hex::encode(id);
+    let mut out = String::new();
+    let Some(dir) = shared.node_dir.as_deref() else {
+        return out;
+    };
+    if crate::node::build_logs::read(dir, &id).is_some() {
+        out.push_str(&format!(
+            "<tr><th>build log</th><td><a href=\"/build-log/{hex_id}\">this member's build log</a></td></tr>"
+        ));
+    }
+    if !e.dissenters.is_empty() {
+        if super::diff_report(dir, &id, "diff.html").is_some() {
+            out.push_str(&format!(
+                "<tr><th>why not reproduced</th><td><a id=\"diff\" href=\"/diff/{hex_id}\">diffoscope report</a> (<a href=\"/diff/{hex_id}.txt\">text</a>)</td></tr>"
+            ));
+        } else {
+            out.push_str(&format!(
+                "<tr><th>why not reproduced</th><td>no report yet: <code>synchronicity diff {hex_id} --out NODE_DIR/diffs/{hex_id}</code></td></tr>"
+            ));
+        }
+    }
+    out
+}
+
 fn detail(shared: &Shared, index: u64, e: &LogEntry) -> String {
     let signers = attesters(shared, e);
     let dissent = if e.dissenters.is_empty() {
@@ -212,7 +240,8 @@ fn detail(shared: &Shared, index: u64, e: &LogEntry) -> String {
 <tr><th>silent</th><td>{silent}</td></tr>\
 <tr><th>misbehaviour</th><td>{misbehaviour}</td></tr>\
 <tr><th>digest</th><td><code>{digest}</code></td></tr>\
-<tr><th>proof</th><td><a href=\"/lookup/{id}\">download the proof</a> (verify with <code>synchronicity verify</code>)</td></tr></table>",
+<tr><th>proof</th><td><a href=\"/lookup/{id}\">download the proof</a> (verify with <code>synchronicity verify</code>)</td></tr>{why}</table>",
+        why = why_rows(shared, e),
         spec = esc(&e.request.spec()),
         class = verdict_class(e.verdict),
         verdict = e.verdict,

@@ -103,10 +103,16 @@ pub(crate) enum ApplyError {
 }
 
 /// What the store indexes for a decided request: the entry, its request id and
-/// `crate@version`, and the texts it pins (lockfile, manifest).
+/// `crate@version`, and the texts it pins (lockfile, manifest) or that explain it (the
+/// dissenters' manifests, served by sha256 like the others).
 pub fn new_entry(d: &Decided) -> NewEntry {
     let mut blobs = vec![d.lockfile.clone().into_bytes()];
     blobs.extend(d.manifest.clone().map(String::into_bytes));
+    blobs.extend(
+        d.dissenting_manifests
+            .iter()
+            .map(|m| m.clone().into_bytes()),
+    );
     NewEntry {
         bytes: d.entry.to_cbor(),
         request_id: d.entry.request.id(),

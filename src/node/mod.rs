@@ -24,6 +24,7 @@ mod answers;
 mod app;
 pub mod artifacts;
 pub mod backlog;
+pub mod build_logs;
 mod builder_driver;
 pub mod control;
 pub(crate) mod cosign;
@@ -269,6 +270,7 @@ pub async fn start(
             .with_past(past, epoch_start)
             .with_builds(queue_rx)
             .with_backlog(backlog_rx)
+            .with_node_dir(&config.dir)
             .with_artifacts(config.artifacts.clone()),
     );
     let wal = Wal::open(&config.dir.join(epochs::wal_file(committee.epoch())))?;

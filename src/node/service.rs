@@ -48,6 +48,8 @@ pub struct SandboxBuildService {
     target: String,
     /// Where successful builds' artifacts go, to be served.
     store: Option<std::sync::Arc<super::artifacts::ArtifactStore>>,
+    /// Where every build's log goes, to be served.
+    logs: Option<super::build_logs::BuildLogs>,
     /// The artifacts of the last few builds, by request id.
     last: std::sync::Mutex<Vec<([u8; 32], Artifacts)>>,
 }
@@ -59,8 +61,15 @@ impl SandboxBuildService {
             builder,
             target: target.to_string(),
             store: None,
+            logs: None,
             last: Default::default(),
         }
+    }
+
+    /// The same, keeping the end of every build's log in `logs`.
+    pub fn with_logs(mut self, logs: super::build_logs::BuildLogs) -> Self {
+        self.logs = Some(logs);
+        self
     }
 
     /// The same, keeping every successful build's artifacts in `store`.
@@ -108,6 +117,12 @@ impl BuildService for SandboxBuildService {
                     tracing::warn!(artifact = %rel, error = %e, "cannot keep an artifact");
                 }
             }
+        }
+        if let Some(logs) = &self.logs
+            && let Err(e) = logs.keep(&request.id(), &report.log_path)
+        {
+            // Best effort, like the artifacts: the outcome does not depend on it.
+            tracing::warn!(error = %e, "cannot keep the build log");
         }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         last.retain(|(id, _)| *id != request.id());

@@ -197,6 +197,8 @@ pub struct Shared {
     view: watch::Receiver<Arc<StateView>>,
     /// The build queue as of its last change (published by the builder driver).
     builds: watch::Receiver<BuildQueue>,
+    /// The node's directory (its kept build logs and diff reports are served from it).
+    pub node_dir: Option<std::path::PathBuf>,
     /// The backlog's progress (published by the backlog task; `None` without a backlog).
     backlog: watch::Receiver<Option<BacklogProgress>>,
 }
@@ -249,6 +251,7 @@ impl Shared {
             halt: watch::Sender::new(None),
             view: view_rx,
             builds,
+            node_dir: None,
             backlog,
         };
         let app = AppState {
@@ -285,6 +288,12 @@ impl Shared {
         backlog: watch::Receiver<Option<BacklogProgress>>,
     ) -> Self {
         self.backlog = backlog;
+        self
+    }
+
+    /// The same, serving build logs and diff reports from `dir`.
+    pub(crate) fn with_node_dir(mut self, dir: &std::path::Path) -> Self {
+        self.node_dir = Some(dir.to_path_buf());
         self
     }
 

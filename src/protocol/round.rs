@@ -53,6 +53,9 @@ pub struct Decided {
     pub lockfile: String,
     /// The attested manifest text (`sha256 = entry.digest`), when reproduced.
     pub manifest: Option<String>,
+    /// The manifest texts the dissenters revealed (each `sha256` a dissenter's digest),
+    /// kept so that anyone can ask why a build was not reproduced (`synchronicity diff`).
+    pub dissenting_manifests: Vec<String>,
 }
 
 /// Where a round stands, with what its deadlines need (stored in the round's row; the
@@ -422,6 +425,17 @@ impl Round {
                 digest: r.digest.to_vec(),
             })
             .collect();
+        let mut dissenting_manifests: Vec<String> = self
+            .reveals
+            .iter()
+            .filter(|(m, _)| !majority.contains(m))
+            .filter_map(|(_, r)| match &r.outcome {
+                RevealedOutcome::Manifest(text) => Some(text.clone()),
+                RevealedOutcome::Failure(_) => None,
+            })
+            .collect();
+        dissenting_manifests.sort();
+        dissenting_manifests.dedup();
         let silent = self
             .counted_committers()
             .filter(|m| !self.reveals.contains_key(m) && !self.misbehaved(*m))
@@ -441,6 +455,7 @@ impl Round {
             },
             lockfile: self.lockfile,
             manifest,
+            dissenting_manifests,
         }
     }
 }

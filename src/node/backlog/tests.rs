@@ -30,7 +30,10 @@ fn lines_parse_into_items_with_their_variants() {
 #[test]
 fn a_bad_line_is_refused_with_its_number() {
     for (text, wanted) in [
-        ("itoa\nnot/a-crate\n", "line 2: \"not/a-crate\" is not a crate name"),
+        (
+            "itoa\nnot/a-crate\n",
+            "line 2: \"not/a-crate\" is not a crate name",
+        ),
         ("itoa@1.0 --jobs 4\n", "line 1: unknown word \"--jobs\""),
         ("x@1.0.0\ny@1;rm\n", "line 2: \"1;rm\" is not a version"),
         ("x --features\n", "line 1: --features needs"),
