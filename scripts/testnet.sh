@@ -11,6 +11,20 @@
 #                                             cosigned verdict, fetch the proof from a random
 #                                             member, verify it offline with the artifact;
 #                                             stops the testnet unless --keep
+#   scripts/testnet.sh up … --backlog FILE   every member works through the list FILE
+#                                             (`[follow] list`: CRATE or CRATE@VERSION lines),
+#                                             each line built once across the group
+#   scripts/testnet.sh up … --swarm-workers K
+#                                             members build through Docker Swarm jobs on this
+#                                             engine's swarm (initialised if needed), K jobs
+#                                             at once in all: each member's share is K/N
+#                                             (at least 1), its jobs labelled with its work
+#                                             directory
+#   scripts/testnet.sh backlog FILE [-n N] [--swarm-workers K]
+#                                             a fresh group (state of an earlier one removed)
+#                                             works through FILE; prints the progress until
+#                                             every line is decided or given up, then the
+#                                             time it took; stops the testnet
 #   scripts/testnet.sh status                 each member's height, log size, checkpoint
 #   scripts/testnet.sh join                   a new builder joins the running group: keygen,
 #                                             its node started from the genesis with --join
@@ -51,17 +65,22 @@ running() {
 }
 
 up() {
-  local n=4 follow="" interval=300
+  local n=4 follow="" interval=300 backlog="" workers=0
   while [ $# -gt 0 ]; do
     case $1 in
       -n) n=$2; shift 2 ;;
       --follow) follow=$2; shift 2 ;;
       --follow-interval) interval=$2; shift 2 ;;
+      --backlog) backlog=$(realpath "$2"); shift 2 ;;
+      --swarm-workers) workers=$2; shift 2 ;;
       *) echo "error: unknown option $1" >&2; exit 2 ;;
     esac
   done
   if running; then echo "testnet already up ($root)"; return; fi
   prepare
+  if [ "$workers" -gt 0 ] && [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+  fi
   if [ ! -f "$root/committee.toml" ]; then
     rm -rf "$root"
     mkdir -p "$root"
@@ -82,9 +101,19 @@ up() {
   for d in "$root"/n*/; do
     d=${d%/}
     printf 'idle_interval_ms = 5000\n[builder]\nwork_dir = "%s"\n' "$workroot/$(basename "$d")" >"$d/node.toml"
-    if [ -n "$follow" ]; then
-      printf '[follow]\ncrates = [%s]\ninterval_secs = %s\n' \
-        "$(echo "$follow" | sed 's/[^,][^,]*/"&"/g; s/,/, /g')" "$interval" >>"$d/node.toml"
+    if [ "$workers" -gt 0 ]; then
+      local share=$((workers / n))
+      [ "$share" -ge 1 ] || share=1
+      printf 'backend = "swarm"\nmax_parallel = %s\n' "$share" >>"$d/node.toml"
+    fi
+    if [ -n "$follow" ] || [ -n "$backlog" ]; then
+      printf '[follow]\ninterval_secs = %s\n' "$interval" >>"$d/node.toml"
+      [ -z "$follow" ] || printf 'crates = [%s]\n' \
+        "$(echo "$follow" | sed 's/[^,][^,]*/"&"/g; s/,/, /g')" >>"$d/node.toml"
+      if [ -n "$backlog" ]; then
+        cp "$backlog" "$d/backlog.txt"
+        printf 'list = "backlog.txt"\n' >>"$d/node.toml"
+      fi
     fi
   done
   : >"$root/pids"
@@ -103,6 +132,36 @@ up() {
     done
   done
   echo "testnet up: $(wc -l <"$root/pids") members under $root (logs: $root/n*/node.log)"
+}
+
+# backlog FILE [up options]: a fresh group works through FILE (see the header).
+backlog() {
+  local file=${1:?usage: scripts/testnet.sh backlog FILE [-n N] [--swarm-workers K]}
+  shift
+  [ -f "$file" ] || { echo "error: $file: no such file" >&2; exit 2; }
+  if running; then down >/dev/null; fi
+  rm -rf "$root"
+  up --backlog "$file" "$@"
+  local start=$SECONDS line done_all
+  while true; do
+    done_all=1
+    for d in $(live_dirs); do
+      line=$("$bin" status --node "$d" 2>/dev/null | grep -m1 'backlog:' || echo "  backlog: (no answer)")
+      printf '%s %s\n' "$(basename "$d")" "${line#  }"
+      # Done: nothing ordered or waiting any more.
+      echo "$line" | grep -q ', 0 ordered, 0 waiting,' || done_all=0
+    done
+    [ "$done_all" = 1 ] && break
+    if [ $((SECONDS - start)) -gt "${BACKLOG_TIMEOUT:-7200}" ]; then
+      echo "error: the backlog was not worked through in ${BACKLOG_TIMEOUT:-7200} s" >&2
+      down >/dev/null
+      exit 1
+    fi
+    sleep 30
+  done
+  echo "backlog of $(grep -cv '^\s*\(#\|$\)' "$file") lines worked through in $((SECONDS - start)) s by $(live_dirs | wc -l) members"
+  "$bin" status --node "$root/n0" | sed -n '1,2p'
+  down
 }
 
 down() {
@@ -203,5 +262,6 @@ case $cmd in
   demo) demo "$@" ;;
   join) join ;;
   leave) leave "$@" ;;
-  *) echo "usage: scripts/testnet.sh up [-n N] [--follow CRATES] [--follow-interval SECS] | demo [CRATE@VERSION] [--keep] | status | join | leave NAME | down" >&2; exit 2 ;;
+  backlog) backlog "$@" ;;
+  *) echo "usage: scripts/testnet.sh up [-n N] [--follow CRATES] [--follow-interval SECS] [--backlog FILE] [--swarm-workers K] | backlog FILE | demo [CRATE@VERSION] [--keep] | status | join | leave NAME | down" >&2; exit 2 ;;
 esac

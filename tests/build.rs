@@ -266,3 +266,53 @@ fn variants_pin_the_features_asked_for() {
     .to_string();
     assert!(err.contains("declares no feature \"nope\""), "{err}");
 }
+
+/// A swarm task lost mid-build (its container removed from outside, as when a worker's
+/// engine goes away) is rescheduled once as a new job: the build completes, with the same
+/// manifest as a build that lost nothing, and its log says it was rescheduled. Without the
+/// rescheduling the build would end as a failure every member but this one could dispute.
+#[test]
+fn a_swarm_task_lost_mid_build_is_rescheduled() {
+    if !backends().contains(&Backend::Swarm) {
+        return; // no swarm here; scripts/test.sh requires one (SYNCHRONICITY_REQUIRE_DOCKER=1)
+    }
+    let (req, _) = fixture_request("napper");
+    let label = format!(
+        "label=synchronicity.job=napper-0.1.0-{}",
+        &hex::encode(req.id())[..16]
+    );
+    // The first task's container, once the build has run in it for a moment, is removed.
+    let killer = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = std::process::Command::new("docker")
+                .args(["ps", "-q", "--filter", &label])
+                .output()
+                .unwrap();
+            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !id.is_empty() {
+                std::thread::sleep(Duration::from_secs(3));
+                let rm = std::process::Command::new("docker")
+                    .args(["rm", "-f", &id])
+                    .output()
+                    .unwrap();
+                assert!(rm.status.success(), "{rm:?}");
+                return id;
+            }
+            assert!(std::time::Instant::now() < deadline, "the job never ran");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (outcome, log) = build_fixture_with(Backend::Swarm, "napper", |_| {});
+    let lost = killer.join().unwrap();
+    assert!(!lost.is_empty());
+    assert!(
+        log.starts_with("[swarm] the first task of this job was lost mid-build"),
+        "{log}"
+    );
+    let (again, _) = build_fixture_with(Backend::Swarm, "napper", |_| {});
+    match (&outcome, &again) {
+        (Outcome::Success(a), Outcome::Success(b)) => assert_eq!(a.digest(), b.digest()),
+        _ => panic!("{outcome:?} / {again:?}"),
+    }
+}

@@ -1,8 +1,9 @@
 //! CI's subset of the cross-host check (`scripts/cross-host-check.sh`, docs/reproducibility.md
 //! "Across hosts"): the same crates built in two member containers that differ in CPU count
 //! and cpuset, host name, work directory and `[builder] jobs` give byte-identical manifests.
-//! A plain library and a C library built by cc with the job count (zstd-sys). The whole
-//! list runs on demand.
+//! A plain library here; the C libraries built by cc with the job count (zstd-sys) and the
+//! rest of the list run on demand (`scripts/cross-host-check.sh`), which keeps CI within its
+//! time.
 //!
 //! Needs Docker and root (the containers' sandbox, loop disks): the machine kind has them,
 //! and without them this test fails rather than skips.
@@ -15,12 +16,7 @@ fn two_hosts_that_differ_in_cpus_name_path_and_jobs_build_the_same_bytes() {
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/cross-host-check.sh"
     ))
-    .args([
-        "--profile",
-        "debug",
-        "itoa@1.0.19",
-        "zstd-sys@2.1.3+zstd.1.5.7",
-    ])
+    .args(["--profile", "debug", "itoa@1.0.19"])
     .output()
     .expect("cannot run scripts/cross-host-check.sh");
     let text = format!(
@@ -39,12 +35,11 @@ fn two_hosts_that_differ_in_cpus_name_path_and_jobs_build_the_same_bytes() {
         "{text}"
     );
     assert!(out.status.success(), "the cross-host check failed:\n{text}");
-    for c in ["itoa@1.0.19", "zstd-sys@2.1.3+zstd.1.5.7"] {
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with(c) && l.ends_with("reproduced")),
-            "no reproduced row for {c}:\n{text}"
-        );
-    }
-    assert!(text.contains("reproduced 2 of 2 across hosts"), "{text}");
+    let c = "itoa@1.0.19";
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(c) && l.ends_with("reproduced")),
+        "no reproduced row for {c}:\n{text}"
+    );
+    assert!(text.contains("reproduced 1 of 1 across hosts"), "{text}");
 }

@@ -113,7 +113,7 @@ async fn diff_names_the_file_and_bytes_two_members_disagree_on() {
         report.contains(&format!("-{a}")) && report.contains(&format!("+{b}")),
         "the differing bytes are shown: {a} {b}\n{report}"
     );
-    // A second run into the same directory writes nothing.
+    // A second run into the same directory writes nothing: --out must be new.
     let again = bin()
         .args(["diff", &id, "--out"])
         .arg(&out)
@@ -122,7 +122,10 @@ async fn diff_names_the_file_and_bytes_two_members_disagree_on() {
         .output()
         .unwrap();
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty; nothing written"));
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("exists; give a new directory (nothing written)")
+    );
 
     // The web view links the report and serves it.
     let (_, page) = request(&http, "GET", "/search?q=stamp@0.1.0", "");

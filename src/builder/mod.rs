@@ -14,6 +14,7 @@ mod artifacts;
 mod dev_deps;
 mod docker;
 mod limits;
+pub(crate) use limits::BuildCgroup;
 mod output;
 mod sandbox;
 mod sources;

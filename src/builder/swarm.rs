@@ -94,7 +94,35 @@ impl SwarmBackend {
         format!("synchronicity-{}-{}", self.work_label, hex::encode(&h[..8]))
     }
 
+    /// Runs `job` as a swarm job. A task lost mid-build (its container stopped, and
+    /// neither the watcher nor the OOM killer stopped it: the worker's engine went away, or
+    /// someone removed the container) is rescheduled once as a new job on a fresh disk; lost
+    /// again, the build fails locally and nothing is committed (the round goes on with the
+    /// other members).
     pub(crate) fn run(&self, job: &Job) -> Result<RunOutput, BuildError> {
+        match self.run_once(job)? {
+            Some(out) => Ok(out),
+            None => {
+                tracing::warn!(job = %job.name, "swarm: the job's task was lost mid-build; rescheduling it once");
+                match self.run_once(job)? {
+                    Some(mut out) => {
+                        out.log.insert_str(
+                            0,
+                            "[swarm] the first task of this job was lost mid-build; this is its rescheduled run\n",
+                        );
+                        Ok(out)
+                    }
+                    None => Err(BuildError::Backend(
+                        "swarm: the job's task was lost mid-build twice; nothing is committed"
+                            .into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// One job for `job`; `None` if its task was lost mid-build.
+    fn run_once(&self, job: &Job) -> Result<Option<RunOutput>, BuildError> {
         let base = self.ws.root().join("swarm-builds").join(&job.name);
         let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
         let (target, tmp) = disk.build_dirs()?;
@@ -123,10 +151,20 @@ impl SwarmBackend {
         let container = swarm_job.wait_running()?;
         let watched = exec_build(&container, &["/usr/bin/setpriv", "--no-new-privs"], job)?;
         let exceeded = exceeded(&container);
+        // The task's PID 1 idles and no signal from inside its PID namespace can stop it:
+        // a container that stopped while the watcher did not kill it and no OOM kill was
+        // counted was stopped from outside.
+        let lost = !watched.timed_out
+            && !watched.output_over
+            && exceeded.oom_kills == 0
+            && !is_running(&container);
         // Every process of the build is gone before the host walks its target directory;
         // a job that cannot be removed is the host's failure (nothing is committed).
         swarm_job.remove()?;
-        Ok(watched.into_run_output(exceeded, disk, target, job))
+        if lost {
+            return Ok(None);
+        }
+        Ok(Some(watched.into_run_output(exceeded, disk, target, job)))
     }
 
     fn create_args(
@@ -230,6 +268,12 @@ impl SwarmBackend {
     }
 }
 
+/// Whether `container` still runs (`false` also when it is gone).
+fn is_running(container: &str) -> bool {
+    docker(&["inspect", "--format", "{{.State.Running}}", container])
+        .is_ok_and(|s| s.trim() == "true")
+}
+
 /// One build's swarm job (its service and network, both named `name`); dropping it removes
 /// them unless [`SwarmJob::remove`] already tried.
 struct SwarmJob {
@@ -304,7 +348,17 @@ impl SwarmJob {
 
     fn teardown(&self) -> Result<(), BuildError> {
         for c in self.containers() {
-            docker(&["rm", "-f", &c])?;
+            if let Err(e) = docker(&["rm", "-f", &c]) {
+                // Someone else removes it (a lost task: the engine, an operator): wait until
+                // it is gone, at most 20 s.
+                let start = Instant::now();
+                while docker(&["inspect", "--format", "{{.Id}}", &c]).is_ok() {
+                    if start.elapsed() > Duration::from_secs(20) {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
         }
         let exists = |kind: &str| {
             docker(&[kind, "ls", "-q", "--filter", &format!("name={}", self.name)])
@@ -312,6 +366,12 @@ impl SwarmJob {
         };
         if exists("service") {
             docker(&["service", "rm", &self.name])?;
+            // `service rm` returns before the swarm has removed it: wait until it is
+            // unlisted (at most 20 s), so no later look finds the job.
+            let start = Instant::now();
+            while exists("service") && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         // The network is free once its last task's endpoint is gone (a moment after), and
         // a removed overlay network stays listed until the swarm has removed it: wait until

@@ -47,10 +47,13 @@ pub struct DiffArgs {
     /// group of equal digests, and one that revealed another manifest].
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     pub members: Option<Vec<u32>>,
-    /// A new (or empty) directory for the files and the reports; a node's web view links
-    /// the report when it is `NODE_DIR/diffs/REQUEST_ID`.
+    /// A new directory for the files and the reports; a node's web view links the report
+    /// when it is `NODE_DIR/diffs/REQUEST_ID`.
     #[arg(long)]
     pub out: PathBuf,
+    /// Most MiB of differing files fetched, both sides together.
+    #[arg(long, default_value_t = 4096)]
+    pub max_mib: u64,
     #[command(flatten)]
     pub peers: PeerArgs,
 }
@@ -179,17 +182,56 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| anyhow::anyhow!("{:?} is not a request id (64 hex digits)", args.request))?;
     let out = &args.out;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .with_context(|| out.display().to_string())?
-            .next()
-            .is_some()
-    {
+    if std::fs::symlink_metadata(out).is_ok() {
         bail!(
-            "{}: exists and is not empty; nothing written",
+            "{}: exists; give a new directory (nothing written)",
             out.display()
         );
     }
+    // Everything is fetched into a staging directory beside `out`, renamed to `out` once
+    // complete: a failure leaves no half-filled `out` (a crash at worst the staging one).
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{}: not a directory name", out.display()))?
+        .to_string_lossy()
+        .to_string();
+    let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    }
+    std::fs::create_dir(&staging).with_context(|| staging.display().to_string())?;
+    let result = fetch_into(&args, id, &staging).and_then(|sides| {
+        std::fs::rename(&staging, out).with_context(|| out.display().to_string())?;
+        Ok(sides)
+    });
+    let (a, b) = match result {
+        Ok(sides) => sides,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    print!(
+        "{}",
+        std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default()
+    );
+    let differs = confined_diffoscope(&side_dir(out, a), &side_dir(out, b), out)?;
+    println!(
+        "diffoscope: {} (report: {}, {})",
+        if differs {
+            "the files differ"
+        } else {
+            "no difference found"
+        },
+        out.join("diff.txt").display(),
+        out.join("diff.html").display()
+    );
+    Ok(())
+}
+
+/// Fetches the two sides' manifests and differing files into `out` (each file written as
+/// it arrives, at most `--max-mib` in all) and writes `summary.txt`.
+fn fetch_into(args: &DiffArgs, id: [u8; 32], out: &Path) -> anyhow::Result<(Side, Side)> {
     let setup = ClientSetup::load(
         args.peers.trust.as_deref(),
         args.peers.chain.as_deref(),
@@ -197,7 +239,15 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
     )?;
     let deadline = args.peers.deadline();
     let asked = args.members.as_ref().map(|m| (m[0], m[1]));
-    let (sides, files) = runtime()?.block_on(async {
+    let max_bytes = args.max_mib.saturating_mul(1 << 20);
+    let write = |path: &Path, bytes: &[u8]| -> anyhow::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+        }
+        crate::node_dir::write_atomic(path, bytes)?;
+        Ok(())
+    };
+    runtime()?.block_on(async {
         let client = start(&setup).await?;
         let result = async {
             let proof = client
@@ -232,16 +282,22 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
             };
             let (ma, ta) = manifest(&a.digest);
             let (mb, tb) = manifest(&b.digest);
+            write(&side_dir(out, a).with_extension("manifest"), ta.as_bytes())?;
+            write(&side_dir(out, b).with_extension("manifest"), tb.as_bytes())?;
             let changed = changes(&ma, &mb);
-            let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
-                (side_dir(out, a).with_extension("manifest"), ta.into_bytes()),
-                (side_dir(out, b).with_extension("manifest"), tb.into_bytes()),
-            ];
+            let mut fetched = 0u64;
             for c in changed.iter().take(MAX_FILES) {
                 for (side, m, sha) in [(a, &ma, c.a), (b, &mb, c.b)] {
                     if sha.is_some() {
                         let bytes = fetch_artifact(&client, m, &c.path, deadline).await?;
-                        files.push((side_dir(out, side).join(&c.path), bytes));
+                        fetched += bytes.len() as u64;
+                        if fetched > max_bytes {
+                            bail!(
+                                "the differing files are over --max-mib {} MiB; nothing written",
+                                args.max_mib
+                            );
+                        }
+                        write(&side_dir(out, side).join(&c.path), &bytes)?;
                     }
                 }
             }
@@ -262,37 +318,13 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
             if changed.len() > MAX_FILES {
                 summary.push_str(&format!("(the first {MAX_FILES} are compared)\n"));
             }
-            files.push((out.join("summary.txt"), summary.into_bytes()));
-            anyhow::Ok(((a, b), files))
+            write(&out.join("summary.txt"), summary.as_bytes())?;
+            anyhow::Ok((a, b))
         }
         .await;
         client.shutdown().await;
         result
-    })?;
-    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
-    for (path, bytes) in &files {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-        }
-        crate::node_dir::write_atomic(path, bytes)?;
-    }
-    print!(
-        "{}",
-        std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default()
-    );
-    let (a, b) = sides;
-    let differs = confined_diffoscope(&side_dir(out, a), &side_dir(out, b), out)?;
-    println!(
-        "diffoscope: {} (report: {}, {})",
-        if differs {
-            "the files differ"
-        } else {
-            "no difference found"
-        },
-        out.join("diff.txt").display(),
-        out.join("diff.html").display()
-    );
-    Ok(())
+    })
 }
 
 fn side_dir(out: &Path, s: Side) -> PathBuf {
@@ -301,10 +333,16 @@ fn side_dir(out: &Path, s: Side) -> PathBuf {
 
 /// Runs `diffoscope a b` confined (see the module doc), writing `out/diff.txt` and
 /// `out/diff.html`. True if it found differences.
+///
+/// The sandbox sees the system's programs (`/usr` and the links into it, the few files
+/// of `/etc` they read), the two trees read-only and an empty report directory: not the
+/// host's other files, so not a node directory, its keys or its control socket. As root
+/// it runs as nobody in a cgroup of [`DIFF_MEMORY`] and [`DIFF_PROCESSES`]; otherwise in
+/// the caller's user namespace with no further ones, its address space limited.
 pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Result<bool> {
-    which("diffoscope").ok_or_else(|| {
-        anyhow::anyhow!("diffoscope is not installed (apt-get install diffoscope-minimal)")
-    })?;
+    if !Path::new("/usr/bin/diffoscope").is_file() {
+        bail!("diffoscope is not installed (apt-get install diffoscope-minimal)");
+    }
     which("bwrap").ok_or_else(|| {
         anyhow::anyhow!("bubblewrap is not installed (apt-get install bubblewrap)")
     })?;
@@ -312,19 +350,62 @@ pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Res
         std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
     }
     let reports = out.join("reports");
-    std::fs::create_dir_all(&reports).with_context(|| reports.display().to_string())?;
+    std::fs::create_dir(&reports).with_context(|| reports.display().to_string())?;
+    let result = run_diffoscope(a, b, &reports).and_then(|differs| {
+        // The reports leave the unprivileged user's directory for ours: opened without
+        // following a link, checked on the open file, read with a bound.
+        for name in ["diff.txt", "diff.html"] {
+            let bytes =
+                read_report(&reports.join(name)).with_context(|| format!("diffoscope's {name}"))?;
+            crate::node_dir::write_atomic(&out.join(name), &bytes)?;
+        }
+        Ok(differs)
+    });
+    let _ = std::fs::remove_dir_all(&reports);
+    result
+}
+
+/// Most memory and processes of a confined diffoscope run (as root: its cgroup).
+const DIFF_MEMORY: u64 = 4 << 30;
+const DIFF_PROCESSES: u32 = 512;
+
+fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<bool> {
     let root = nix_is_root();
-    if root {
-        // The unprivileged user writes the reports, and reads nothing else of ours.
-        std::os::unix::fs::chown(&reports, Some(NOBODY), Some(NOBODY))
-            .with_context(|| reports.display().to_string())?;
-    }
     let abs = |p: &Path| std::fs::canonicalize(p).with_context(|| p.display().to_string());
-    let (a, b, reports_abs) = (abs(a)?, abs(b)?, abs(&reports)?);
-    let mut c = Command::new("timeout");
-    c.args(["-s", "KILL", &DIFFOSCOPE_SECS.to_string(), "bwrap"]);
+    let (a, b, reports_abs) = (abs(a)?, abs(b)?, abs(reports)?);
+    let cgroup = if root {
+        // The unprivileged user writes the reports, and reads nothing else of ours.
+        std::os::unix::fs::chown(reports, Some(NOBODY), Some(NOBODY))
+            .with_context(|| reports.display().to_string())?;
+        Some(
+            crate::builder::BuildCgroup::create(
+                &format!("diff-{}", std::process::id()),
+                DIFF_MEMORY,
+                DIFF_PROCESSES,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    } else {
+        None
+    };
+    // The shell enters the cgroup (as the sandbox backend's does), then becomes the rest.
+    let mut c = Command::new("/bin/sh");
+    c.args([
+        "-c",
+        "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"",
+        "sh",
+    ]);
+    if let Some(g) = &cgroup {
+        c.args(g.procs_files());
+    }
+    c.arg("--");
+    c.args(["timeout", "-s", "KILL", &DIFFOSCOPE_SECS.to_string()]);
     if !root {
-        c.arg("--unshare-user");
+        c.args(["prlimit", &format!("--as={}", DIFF_MEMORY * 2), "--"]);
+    }
+    c.arg("bwrap");
+    if !root {
+        c.args(["--unshare-user", "--disable-userns"]);
     }
     c.args([
         "--unshare-net",
@@ -335,25 +416,50 @@ pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Res
         "--die-with-parent",
         "--new-session",
         "--ro-bind",
-        "/",
-        "/",
+        "/usr",
+        "/usr",
         "--dev",
         "/dev",
         "--proc",
         "/proc",
+    ]);
+    // Merged /usr (Debian): /bin, /lib… are links into it; elsewhere, directories.
+    for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        match std::fs::read_link(top) {
+            Ok(to) => {
+                c.arg("--symlink").arg(to).arg(top);
+            }
+            Err(_) if Path::new(top).is_dir() => {
+                c.args(["--ro-bind", top, top]);
+            }
+            Err(_) => {}
+        }
+    }
+    // A parent bubblewrap makes implicitly is 0700: the unprivileged user could not read
+    // what is bound below it.
+    c.args(["--perms", "0755", "--dir", "/etc"]);
+    for etc in [
+        "/etc/alternatives",
+        "/etc/ld.so.cache",
+        "/etc/magic",
+        "/etc/magic.mime",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/nsswitch.conf",
+        "/etc/localtime",
+        "/etc/mime.types",
+    ] {
+        c.args(["--ro-bind-try", etc, etc]);
+    }
+    c.args([
         "--perms",
         "1777",
+        "--size",
+        &(2u64 << 30).to_string(),
         "--tmpfs",
         "/tmp",
-        "--tmpfs",
-        "/root",
-        "--tmpfs",
-        "/home",
-        "--tmpfs",
-        "/run",
     ]);
-    // Under the fresh /tmp: the host's root stays read-only, and mount points need a
-    // writable parent (one the unprivileged user may enter).
+    // Under the fresh /tmp (mount points need a parent the unprivileged user may enter).
     c.args(["--perms", "0755", "--dir", "/tmp/diff"]);
     c.arg("--ro-bind").arg(&a).arg("/tmp/diff/a");
     c.arg("--ro-bind").arg(&b).arg("/tmp/diff/b");
@@ -391,7 +497,7 @@ pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Res
     }
     c.args([
         "--",
-        "diffoscope",
+        "/usr/bin/diffoscope",
         "--no-progress",
         "--exclude-directory-metadata=yes",
         "--max-report-size",
@@ -403,36 +509,47 @@ pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Res
         "a",
         "b",
     ]);
-    let output = c.output().context("cannot run bwrap")?;
-    let code = output.status.code();
-    if !matches!(code, Some(0) | Some(1)) {
-        let err = String::from_utf8_lossy(&output.stderr);
-        let last = err
-            .lines()
-            .last()
-            .unwrap_or("")
-            .chars()
-            .take(300)
-            .collect::<String>();
-        bail!("diffoscope failed ({:?}): {last}", output.status);
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().context("cannot run bwrap")?;
+    // Its stderr, bounded (it speaks about hostile files).
+    let mut err = Vec::new();
+    if let Some(e) = child.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.take(64 * 1024).read_to_end(&mut err);
     }
-    // The reports leave the unprivileged user's directory for ours (bounded copies: the
-    // files were written by a process that parsed hostile input).
-    for name in ["diff.txt", "diff.html"] {
-        let from = reports.join(name);
-        let meta = std::fs::symlink_metadata(&from)
-            .with_context(|| format!("diffoscope wrote no {name}"))?;
-        if !meta.is_file() || meta.len() > MAX_REPORT * 2 {
-            bail!(
-                "diffoscope's {name} is not a regular file of at most {} bytes",
-                MAX_REPORT * 2
-            );
+    let status = child.wait().context("waiting for diffoscope")?;
+    drop(cgroup);
+    match status.code() {
+        Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        _ => {
+            let err = String::from_utf8_lossy(&err);
+            let last: String = err.lines().last().unwrap_or("").chars().take(300).collect();
+            bail!("diffoscope failed ({status}): {last}")
         }
-        let bytes = std::fs::read(&from).with_context(|| from.display().to_string())?;
-        crate::node_dir::write_atomic(&out.join(name), &bytes)?;
     }
-    let _ = std::fs::remove_dir_all(&reports);
-    Ok(code == Some(1))
+}
+
+/// A report file written by the unprivileged run: a regular file (not a link: opened with
+/// `O_NOFOLLOW`, checked on the open file) of at most twice [`MAX_REPORT`] bytes.
+fn read_report(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let limit = MAX_REPORT * 2;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| path.display().to_string())?;
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.len() > limit {
+        bail!("not a regular file of at most {limit} bytes");
+    }
+    let mut bytes = Vec::new();
+    f.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn which(program: &str) -> Option<PathBuf> {

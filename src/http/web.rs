@@ -178,19 +178,20 @@ fn valid_query(q: &str) -> bool {
 /// For an entry with dissenters or a failure: this member's build log, and the diff report
 /// (`synchronicity diff`) when the operator made one, or how to make it.
 fn why_rows(shared: &Shared, e: &LogEntry) -> String {
-    let id = e.request.id();
-    let hex_id = hex::encode(id);
+    let hex_id = hex::encode(e.request.id());
     let mut out = String::new();
     let Some(dir) = shared.node_dir.as_deref() else {
         return out;
     };
-    if crate::node::build_logs::read(dir, &id).is_some() {
+    // Whether the files are there (their size and kind are checked when served).
+    let present = |p: std::path::PathBuf| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+    if present(dir.join("build-logs").join(format!("{hex_id}.log"))) {
         out.push_str(&format!(
             "<tr><th>build log</th><td><a href=\"/build-log/{hex_id}\">this member's build log</a></td></tr>"
         ));
     }
     if !e.dissenters.is_empty() {
-        if super::diff_report(dir, &id, "diff.html").is_some() {
+        if present(dir.join("diffs").join(&hex_id).join("diff.html")) {
             out.push_str(&format!(
                 "<tr><th>why not reproduced</th><td><a id=\"diff\" href=\"/diff/{hex_id}\">diffoscope report</a> (<a href=\"/diff/{hex_id}.txt\">text</a>)</td></tr>"
             ));

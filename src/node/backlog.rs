@@ -52,6 +52,9 @@ const MAX_FEATURES: usize = 64;
 pub const MAX_PIN_TRIES: u32 = 3;
 /// Most pins (each a registry download and a `cargo` run) in one pass over the list.
 const PINS_PER_PASS: usize = 4;
+/// Most waiting items looked at in one pass (each costs a look-up of what the group
+/// knows): the list is worked through in order, so the first ones are what matters.
+const EXAMINED_PER_PASS: usize = 64;
 /// Time between two passes over the list.
 const PASS_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -278,14 +281,11 @@ impl BacklogState {
             .unwrap_or_default()
     }
 
-    /// Temp file, fsync, rename: a crash leaves the old state or the new one.
-    fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write as _;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(self).unwrap_or_default())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+    /// Temp file, fsync, rename, fsync of the directory (`node_dir::write_atomic`): a crash
+    /// leaves the old state or the new one.
+    fn save(&self, path: &Path) -> Result<(), String> {
+        let bytes = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        crate::node_dir::write_atomic(path, &bytes).map_err(|e| e.to_string())
     }
 
     fn progress(&self, items: &[BacklogItem]) -> BacklogProgress {
@@ -313,10 +313,11 @@ impl BacklogState {
         p
     }
 
-    /// This node's submitted items not ordered yet (they will take open rounds).
-    fn submitted(&self) -> usize {
-        self.items
-            .values()
+    /// This node's submitted items of `items` not ordered yet (they will take open rounds).
+    fn submitted(&self, items: &[BacklogItem]) -> usize {
+        items
+            .iter()
+            .filter_map(|i| self.items.get(&i.key()))
             .filter(|s| s.stage() == Stage::Submitted)
             .count()
     }
@@ -411,14 +412,11 @@ async fn pass(
     }
     let view = shared.view();
     let max_open = view.state.params().max_open_requests_per_member;
-    let mut room = room(
-        max_open,
-        view.state.open_requests_of(shared.me),
-        state.submitted(),
-    );
-    let mut pins = 0;
+    let submitted = state.submitted(&config.items);
+    let mut room = room(max_open, view.state.open_requests_of(shared.me), submitted);
+    let (mut pins, mut examined) = (0, 0);
     for item in &config.items {
-        if room == 0 || pins >= PINS_PER_PASS {
+        if room == 0 || pins >= PINS_PER_PASS || examined >= EXAMINED_PER_PASS {
             break;
         }
         let key = item.key();
@@ -426,6 +424,7 @@ async fn pass(
         if !matches!(st.stage(), Stage::Waiting | Stage::Submitted) {
             continue;
         }
+        examined += 1;
         let before = st.clone();
         let ordered = order_item(
             config, item, &key, &mut st, shared, commands, service, members, target, &mut pins,
@@ -465,32 +464,45 @@ async fn order_item(
     if st.version.is_none() {
         st.version = match &item.version {
             Some(v) => Some(v.clone()),
-            None => match newest(&config.registry, &item.name).await {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    *pins += 1;
-                    st.tries += 1;
-                    st.error = Some(e);
-                    return false;
+            None => {
+                // A registry request: it counts against the pass's budget like a pin.
+                *pins += 1;
+                match newest(&config.registry, &item.name).await {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        st.tries += 1;
+                        st.error = Some(e);
+                        return false;
+                    }
                 }
-            },
+            }
         };
     }
     let version = st.version.clone().unwrap_or_default();
     let spec = format!("{}@{version}", item.name);
+    // Before pinning (cheap), only a REPRODUCED decision counts: an open or failed request
+    // for the release may be another member's junk (other sources, a lying "shipped"
+    // lockfile), which must not close the item; the pinned build is compared below.
     let known = shared.known_requests(&spec);
     let usable = |(r, v): &(BuildRequest, Option<Verdict>)| {
         item.matches(r, target)
             && (r.lockfile_shipped || item.variant != Variant::default())
-            && v.is_none_or(|v| v == Verdict::Reproduced)
+            && *v == Some(Verdict::Reproduced)
     };
     if let Some((r, v)) = known.iter().find(|k| usable(k)) {
         adopt(st, r, *v);
         return false;
     }
     if st.stage() == Stage::Submitted {
-        // Ours, gossiped, not ordered yet: submit again after the takeover time.
+        // Ours, gossiped, not ordered yet: submitted again after the takeover time, at
+        // most MAX_PIN_TRIES times in all (then given up: the group does not order it).
         if now_ms().saturating_sub(st.since.unwrap_or(0)) < config.takeover.as_millis() as u64 {
+            return false;
+        }
+        st.tries += 1;
+        if st.tries >= MAX_PIN_TRIES {
+            st.request = None;
+            st.error = Some(format!("submitted {} times, never ordered", st.tries));
             return false;
         }
     }

@@ -6,8 +6,9 @@
 //! `text/plain` with `nosniff`), only its last [`MAX_LOG`] bytes, and at most [`MAX_LOGS`]
 //! files (the oldest go first).
 //!
-//! Crash safety: a log is written to `<id>.log.tmp`, fsynced and renamed; a crash leaves at
-//! worst a `.tmp` file, removed when the store opens.
+//! Crash safety: a log is written atomically (`node_dir::write_atomic`: temp file, fsync,
+//! rename, directory fsync); a crash leaves at worst a temp file, removed when the store
+//! opens.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ impl BuildLogs {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         for e in std::fs::read_dir(dir)?.flatten() {
-            if e.path().extension().is_some_and(|x| x == "tmp") {
+            if e.file_name().to_string_lossy().contains(".tmp") {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -40,7 +41,6 @@ impl BuildLogs {
     /// Keeps the end of the log at `log` as request `id`'s, then drops the oldest logs
     /// over [`MAX_LOGS`].
     pub fn keep(&self, id: &[u8; 32], log: &Path) -> std::io::Result<()> {
-        use std::io::Write as _;
         let meta = std::fs::symlink_metadata(log)?;
         if !meta.is_file() {
             return Err(std::io::Error::other("the build log is not a regular file"));
@@ -50,15 +50,13 @@ impl BuildLogs {
         f.seek(SeekFrom::Start(start))?;
         let mut bytes = Vec::new();
         f.take(MAX_LOG).read_to_end(&mut bytes)?;
-        let path = path_of(&self.dir, id);
-        let tmp = path.with_extension("log.tmp");
-        let mut out = std::fs::File::create(&tmp)?;
+        let mut kept = Vec::with_capacity(bytes.len() + 64);
         if start > 0 {
-            out.write_all(format!("[the first {start} bytes are not kept]\n").as_bytes())?;
+            kept.extend_from_slice(format!("[the first {start} bytes are not kept]\n").as_bytes());
         }
-        out.write_all(&bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        kept.extend_from_slice(&bytes);
+        crate::node_dir::write_atomic(&path_of(&self.dir, id), &kept)
+            .map_err(std::io::Error::other)?;
         self.prune()
     }
 

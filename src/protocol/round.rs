@@ -53,8 +53,9 @@ pub struct Decided {
     pub lockfile: String,
     /// The attested manifest text (`sha256 = entry.digest`), when reproduced.
     pub manifest: Option<String>,
-    /// The manifest texts the dissenters revealed (each `sha256` a dissenter's digest),
-    /// kept so that anyone can ask why a build was not reproduced (`synchronicity diff`).
+    /// For a not-reproduced verdict, the manifest texts the members revealed (each `sha256`
+    /// a member's digest in the entry), kept so that anyone can ask why
+    /// (`synchronicity diff`).
     pub dissenting_manifests: Vec<String>,
 }
 
@@ -425,9 +426,13 @@ impl Round {
                 digest: r.digest.to_vec(),
             })
             .collect();
+        // Kept only for a not-reproduced verdict, where they explain the entry: beside a
+        // reproduced one a Byzantine member's junk manifest would cost every member storage
+        // for each request.
         let mut dissenting_manifests: Vec<String> = self
             .reveals
             .iter()
+            .filter(|_| verdict == Verdict::NotReproduced)
             .filter(|(m, _)| !majority.contains(m))
             .filter_map(|(_, r)| match &r.outcome {
                 RevealedOutcome::Manifest(text) => Some(text.clone()),

@@ -135,7 +135,11 @@ fn each_item_counts_in_one_stage() {
         (6, 1, 1, 1, 2, 1)
     );
     assert_eq!(p.decided(), 2);
-    assert_eq!(st.submitted(), 1, "d: submitted by us, not ordered yet");
+    assert_eq!(
+        st.submitted(&items),
+        1,
+        "d: submitted by us, not ordered yet"
+    );
     assert_eq!(
         p.errors,
         [("e".to_string(), "e is not in the index".to_string())]

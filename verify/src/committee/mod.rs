@@ -534,10 +534,11 @@ pub fn parse_digest(text: &str) -> Option<[u8; 32]> {
 
 /// The rule book as the digest covers it: `synchronicity/rules/v2\n`, then the chain id,
 /// toolchain and target as `u16 big-endian length || UTF-8`, then every `[protocol]` value
-/// as `u64 big-endian` in [`ProtocolRules::fields`] order, then each set (non-zero)
-/// [`ProtocolRules::extensions`] value as `u16 big-endian position || u64 big-endian`
-/// (position in that list: the encoding stays unambiguous as rules are added, and a
-/// committee that sets none keeps its v2 digest).
+/// as `u64 big-endian` in [`ProtocolRules::fields`] order, then, if any
+/// [`ProtocolRules::extensions`] value is set (non-zero), their count as `u16 big-endian`
+/// and each as `u16 big-endian position || u64 big-endian` (position in that list: the
+/// encoding stays unambiguous as rules are added, and a committee that sets none keeps its
+/// v2 digest).
 pub fn rule_book(chain_id: &str, build: &BuildEnvironment, rules: &ProtocolRules) -> Vec<u8> {
     // v2: v1 plus max_open_requests_per_member.
     let mut out = b"synchronicity/rules/v2\n".to_vec();
@@ -549,9 +550,19 @@ pub fn rule_book(chain_id: &str, build: &BuildEnvironment, rules: &ProtocolRules
     for (_, v) in rules.fields() {
         out.extend_from_slice(&v.to_be_bytes());
     }
-    for (position, (_, v)) in rules.extensions().iter().enumerate() {
-        if *v != 0 {
-            out.extend_from_slice(&(position as u16).to_be_bytes());
+    let set: Vec<(u16, u64)> = rules
+        .extensions()
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, v))| *v != 0)
+        .map(|(position, (_, v))| (position as u16, *v))
+        .collect();
+    if !set.is_empty() {
+        // The count first: the digest's data goes on after the rule book (a later epoch's
+        // number and previous digest), and the count says where the rules end.
+        out.extend_from_slice(&(set.len() as u16).to_be_bytes());
+        for (position, v) in set {
+            out.extend_from_slice(&position.to_be_bytes());
             out.extend_from_slice(&v.to_be_bytes());
         }
     }

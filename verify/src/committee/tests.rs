@@ -76,7 +76,8 @@ fn valid_committee_roundtrips_and_has_design_digest() {
 }
 
 /// A rule added after v2 is encoded only when set: an unset one keeps the digest a
-/// committee had before the rule existed; a set one appends its position and value.
+/// committee had before the rule existed; set ones append their count, then each one's
+/// position and value.
 #[test]
 fn a_set_extension_rule_changes_the_digest_an_unset_one_does_not() {
     let plain = Committee::from_file(file(4)).unwrap();
@@ -90,7 +91,7 @@ fn a_set_extension_rule_changes_the_digest_an_unset_one_does_not() {
     let book = rule_book(&f.chain_id, &f.build, &f.protocol);
     let base = rule_book(&f.chain_id, &f.build, &ProtocolRules::default());
     assert_eq!(book[..base.len()], base[..]);
-    assert_eq!(book[base.len()..], [0, 0, 0, 0, 0, 0, 0, 0, 0, 8]);
+    assert_eq!(book[base.len()..], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8]);
     // The file keeps it; out of range is refused with its name.
     assert_eq!(Committee::from_toml(&set.to_toml()).unwrap(), set);
     f.protocol.max_requests_per_block = 100_001;
