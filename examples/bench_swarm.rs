@@ -9,7 +9,7 @@
 //!    backend and on the bubblewrap sandbox, interleaved; prints the median build time of
 //!    each (pinning excluded: it is the same host-side step for both).
 //!
-//! NOT a product binary; `cargo run --release --example bench_swarm -- --help`.
+//! NOT a product binary; `cargo run --example bench_swarm -- --help`.
 
 #![forbid(unsafe_code)]
 

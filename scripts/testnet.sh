@@ -91,9 +91,10 @@ up() {
       dirs+=("$root/n$i")
     done
     # The group's rules, short for a demo: 15 minutes to build and commit at most (a 30 s
-    # least grace once t committed), 1 minute to reveal.
+    # least grace once t committed), 1 minute to reveal; at most 8 new requests a block.
     "$bin" committee init --origin example.org/synchronicity/local --out "$root/committee.toml" \
-      --commit-window-secs 900 --commit-grace-secs 30 --reveal-window-secs 60 "${dirs[@]}" >/dev/null
+      --commit-window-secs 900 --commit-grace-secs 30 --reveal-window-secs 60 \
+      --max-requests-per-block 8 "${dirs[@]}" >/dev/null
   fi
   # Local settings, written on every `up` (the follow list may change between runs).
   # Builds happen outside this Cargo project (host-side cargo would take it for a
