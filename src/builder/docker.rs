@@ -147,7 +147,7 @@ impl DockerBackend {
         docker(&create)?;
         docker(&["start", &container.name])?;
 
-        let watched = exec_build(&container.name, &[], job)?;
+        let watched = exec_build(&container.name, &[], &[], job)?;
         let exceeded = exceeded(&container.name);
         // Every process of the build is gone before the host walks its target directory;
         // a container that cannot be removed is the host's failure (nothing is committed).
@@ -310,16 +310,20 @@ pub(super) fn exceeded(container: &str) -> Exceeded {
     e
 }
 
-/// Runs `job`'s build in the running `container` (by `docker exec`, `prefix` before the
-/// build shell), watched by `output.rs`: at the time or output limit the container is
-/// killed, which ends every process in it (its PID 1 goes, and the PID namespace with it).
+/// Runs `job`'s build in the running `container` (by `docker exec` with `options`, `prefix`
+/// before the build shell), watched by `output.rs`: at the time or output limit the
+/// container is killed, which ends every process in it (its PID 1 goes, and the PID
+/// namespace with it).
 pub(super) fn exec_build(
     container: &str,
+    options: &[&str],
     prefix: &[&str],
     job: &Job,
 ) -> Result<super::output::Watched, BuildError> {
     let mut exec = Command::new("docker");
-    exec.args(["exec", container])
+    exec.arg("exec")
+        .args(options)
+        .arg(container)
         .args(prefix)
         .args(BUILD_SHELL)
         .arg(CARGO_IN_SANDBOX)

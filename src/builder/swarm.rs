@@ -3,8 +3,8 @@
 //! (issue 27; what this engine's swarm can and cannot enforce was measured first:
 //! docs/decisions.md, "Builds on a swarm").
 //!
-//! - The job's task is the sandbox idling (`sleep infinity`, as the build user); the build
-//!   runs in it by `docker exec`, exactly as in the `docker` backend (`docker::exec_build`),
+//! - The job's task is the sandbox idling (`sleep infinity`, as a user of its own); the
+//!   build runs in it by `docker exec` as the build user, exactly as in the `docker` backend (`docker::exec_build`),
 //!   so output and time are watched the same way and the task's cgroup counters (OOM kills,
 //!   refused forks) are read before it is removed (`docker::exceeded`). Same command, same
 //!   files: same bytes (tests/build.rs compares the digests).
@@ -30,6 +30,9 @@ use super::limits::DiskLimit;
 use super::sandbox::{BUILD_UID, SOURCE_IN_SANDBOX, base_env};
 use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
+
+/// The user of a job's idling PID 1 (not [`BUILD_UID`], which the build runs as).
+const IDLE_UID: u32 = BUILD_UID - 1;
 
 /// How long a job's task may take to start running (scheduling, container creation).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -149,7 +152,13 @@ impl SwarmBackend {
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
         let container = swarm_job.wait_running()?;
-        let watched = exec_build(&container, &["/usr/bin/setpriv", "--no-new-privs"], job)?;
+        let build_user = format!("{BUILD_UID}:{BUILD_UID}");
+        let watched = exec_build(
+            &container,
+            &["--user", &build_user],
+            &["/usr/bin/setpriv", "--no-new-privs"],
+            job,
+        )?;
         let exceeded = exceeded(&container);
         // The task's PID 1 idles and no signal from inside its PID namespace can stop it:
         // a container that stopped while the watcher did not kill it and no OOM kill was
@@ -216,8 +225,10 @@ impl SwarmBackend {
             "none".into(),
             "--constraint".into(),
             format!("node.id=={}", self.node_id),
+            // The idling PID 1 is another user than the build's: the build can neither
+            // signal nor trace it, so its task cannot be made to look lost.
             "--user".into(),
-            format!("{BUILD_UID}:{BUILD_UID}"),
+            format!("{IDLE_UID}:{IDLE_UID}"),
             "--read-only".into(),
             "--cap-drop".into(),
             "ALL".into(),

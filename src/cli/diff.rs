@@ -195,17 +195,23 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("{}: not a directory name", out.display()))?
         .to_string_lossy()
         .to_string();
+    check_tools()?;
     let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
     if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
     }
     std::fs::create_dir(&staging).with_context(|| staging.display().to_string())?;
-    let result = fetch_into(&args, id, &staging).and_then(|sides| {
+    // Fetched, compared and reported in the staging directory; renamed to `out` last, so a
+    // failure at any step leaves no `out` that would refuse the next try.
+    let result = fetch_into(&args, id, &staging).and_then(|(a, b)| {
+        readable_tree(&staging)?;
+        let differs =
+            confined_diffoscope(&side_dir(&staging, a), &side_dir(&staging, b), &staging)?;
         std::fs::rename(&staging, out).with_context(|| out.display().to_string())?;
-        Ok(sides)
+        Ok(differs)
     });
-    let (a, b) = match result {
-        Ok(sides) => sides,
+    let differs = match result {
+        Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
@@ -215,7 +221,6 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
         "{}",
         std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default()
     );
-    let differs = confined_diffoscope(&side_dir(out, a), &side_dir(out, b), out)?;
     println!(
         "diffoscope: {} (report: {}, {})",
         if differs {
@@ -226,6 +231,38 @@ pub(super) fn diff(args: DiffArgs) -> anyhow::Result<()> {
         out.join("diff.txt").display(),
         out.join("diff.html").display()
     );
+    Ok(())
+}
+
+/// diffoscope and bubblewrap are installed (checked before anything is fetched).
+fn check_tools() -> anyhow::Result<()> {
+    if !Path::new("/usr/bin/diffoscope").is_file() {
+        bail!("diffoscope is not installed (apt-get install diffoscope-minimal); nothing written");
+    }
+    if which("bwrap").is_none() {
+        bail!("bubblewrap is not installed (apt-get install bubblewrap); nothing written");
+    }
+    Ok(())
+}
+
+/// Directories 0755 and files 0644 below `dir` (whatever the umask): the unprivileged
+/// diffoscope must read the trees.
+fn readable_tree(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| d.display().to_string())?;
+        for e in std::fs::read_dir(&d).with_context(|| d.display().to_string())? {
+            let e = e?;
+            let kind = e.file_type()?;
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if kind.is_file() {
+                std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644))?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -340,23 +377,17 @@ fn side_dir(out: &Path, s: Side) -> PathBuf {
 /// it runs as nobody in a cgroup of [`DIFF_MEMORY`] and [`DIFF_PROCESSES`]; otherwise in
 /// the caller's user namespace with no further ones, its address space limited.
 pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Result<bool> {
-    if !Path::new("/usr/bin/diffoscope").is_file() {
-        bail!("diffoscope is not installed (apt-get install diffoscope-minimal)");
-    }
-    which("bwrap").ok_or_else(|| {
-        anyhow::anyhow!("bubblewrap is not installed (apt-get install bubblewrap)")
-    })?;
     for d in [a, b] {
         std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
     }
     let reports = out.join("reports");
     std::fs::create_dir(&reports).with_context(|| reports.display().to_string())?;
-    let result = run_diffoscope(a, b, &reports).and_then(|differs| {
+    let result = run_diffoscope(a, b, &reports).and_then(|(differs, stderr)| {
         // The reports leave the unprivileged user's directory for ours: opened without
         // following a link, checked on the open file, read with a bound.
         for name in ["diff.txt", "diff.html"] {
-            let bytes =
-                read_report(&reports.join(name)).with_context(|| format!("diffoscope's {name}"))?;
+            let bytes = read_report(&reports.join(name))
+                .with_context(|| format!("diffoscope's {name} ({stderr})"))?;
             crate::node_dir::write_atomic(&out.join(name), &bytes)?;
         }
         Ok(differs)
@@ -369,7 +400,8 @@ pub(super) fn confined_diffoscope(a: &Path, b: &Path, out: &Path) -> anyhow::Res
 const DIFF_MEMORY: u64 = 4 << 30;
 const DIFF_PROCESSES: u32 = 512;
 
-fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<bool> {
+/// Whether the files differ, and the last line diffoscope (or the sandbox) printed.
+fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<(bool, String)> {
     let root = nix_is_root();
     let abs = |p: &Path| std::fs::canonicalize(p).with_context(|| p.display().to_string());
     let (a, b, reports_abs) = (abs(a)?, abs(b)?, abs(reports)?);
@@ -399,7 +431,16 @@ fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<bool> {
         c.args(g.procs_files());
     }
     c.arg("--");
-    c.args(["timeout", "-s", "KILL", &DIFFOSCOPE_SECS.to_string()]);
+    // --foreground: in our process group, so an interrupt of `diff` reaches the sandbox
+    // too; at the time limit the sandbox's supervisor is killed and its PID namespace
+    // with it.
+    c.args([
+        "timeout",
+        "--foreground",
+        "-s",
+        "KILL",
+        &DIFFOSCOPE_SECS.to_string(),
+    ]);
     if !root {
         c.args(["prlimit", &format!("--as={}", DIFF_MEMORY * 2), "--"]);
     }
@@ -499,6 +540,7 @@ fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<bool> {
         "--",
         "/usr/bin/diffoscope",
         "--no-progress",
+        "--output-empty",
         "--exclude-directory-metadata=yes",
         "--max-report-size",
         &MAX_REPORT.to_string(),
@@ -513,22 +555,37 @@ fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<bool> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().context("cannot run bwrap")?;
-    // Its stderr, bounded (it speaks about hostile files).
-    let mut err = Vec::new();
-    if let Some(e) = child.stderr.take() {
+    // Its stderr, read to the end, its last 64 KiB kept (it speaks about hostile files).
+    let mut err: Vec<u8> = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
         use std::io::Read as _;
-        let _ = e.take(64 * 1024).read_to_end(&mut err);
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = e.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            err.extend_from_slice(&buf[..n]);
+            if err.len() > 64 * 1024 {
+                err.drain(..err.len() - 64 * 1024);
+            }
+        }
     }
     let status = child.wait().context("waiting for diffoscope")?;
     drop(cgroup);
+    let err = String::from_utf8_lossy(&err);
+    let last: String = err
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect();
     match status.code() {
-        Some(0) => Ok(false),
-        Some(1) => Ok(true),
-        _ => {
-            let err = String::from_utf8_lossy(&err);
-            let last: String = err.lines().last().unwrap_or("").chars().take(300).collect();
-            bail!("diffoscope failed ({status}): {last}")
-        }
+        Some(0) => Ok((false, last)),
+        // diffoscope's "differences found"; the sandbox's own failures are told apart by
+        // the missing reports.
+        Some(1) => Ok((true, last)),
+        _ => bail!("diffoscope failed ({status}): {last}"),
     }
 }
 

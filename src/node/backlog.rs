@@ -214,6 +214,13 @@ struct ItemState {
     /// Failed pins, and the last error.
     tries: u32,
     error: Option<String>,
+    /// Times this node submitted the item's request without the group ordering it.
+    #[serde(default)]
+    submits: u32,
+    /// Given up: never ordered after [`MAX_PIN_TRIES`] submits. The request is still
+    /// followed: if the group orders it after all, the item counts as ordered.
+    #[serde(default)]
+    given_up: bool,
 }
 
 /// Where one item stands.
@@ -232,8 +239,8 @@ impl ItemState {
         match (&self.verdict, self.ordered, &self.request) {
             (Some(v), _, _) => Stage::Decided(*v),
             (None, true, _) => Stage::Ordered,
-            (None, false, Some(_)) => Stage::Submitted,
-            _ if self.tries >= MAX_PIN_TRIES => Stage::Unbuildable,
+            (None, false, Some(_)) if !self.given_up => Stage::Submitted,
+            _ if self.tries >= MAX_PIN_TRIES || self.given_up => Stage::Unbuildable,
             _ => Stage::Waiting,
         }
     }
@@ -499,10 +506,10 @@ async fn order_item(
         if now_ms().saturating_sub(st.since.unwrap_or(0)) < config.takeover.as_millis() as u64 {
             return false;
         }
-        st.tries += 1;
-        if st.tries >= MAX_PIN_TRIES {
-            st.request = None;
-            st.error = Some(format!("submitted {} times, never ordered", st.tries));
+        st.submits += 1;
+        if st.submits >= MAX_PIN_TRIES {
+            st.given_up = true;
+            st.error = Some(format!("submitted {} times, never ordered", st.submits));
             return false;
         }
     }
@@ -561,6 +568,9 @@ async fn order_item(
             true
         }
         Err(e) => {
+            // Counted like a failed pin: an item the node cannot submit is not pinned
+            // again on every pass for ever.
+            st.tries += 1;
             st.error = Some(e.to_string());
             false
         }
