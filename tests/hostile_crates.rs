@@ -277,7 +277,11 @@ async fn hostile_crates_on(backend: &str, seed: u8, only: Option<&[&str]>) {
             );
         }
     }
-    assert_eq!(verdicts.len(), crates.len() + 1, "every crate and plain decided");
+    assert_eq!(
+        verdicts.len(),
+        crates.len() + 1,
+        "every crate and plain decided"
+    );
     // A reproduced build's copies are its own lib (and, for hescape, the file it named).
     for (name, id) in &ids {
         let own = format!("{TRIPLE}/release/lib{name}.rlib");
