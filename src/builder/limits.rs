@@ -206,6 +206,24 @@ impl BuildCgroup {
         Ok(group)
     }
 
+    /// A command that enters `group` (when given), then becomes the program its caller adds
+    /// as arguments: a shell writes its own pid into every `cgroup.procs` file and `exec`s
+    /// the rest, so no process of it ever runs outside the limits. A write that fails
+    /// ends it with status 125 before anything runs.
+    pub(crate) fn command_in(group: Option<&Self>) -> Command {
+        let mut c = Command::new("/bin/sh");
+        c.args([
+            "-c",
+            "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"",
+            "sh",
+        ]);
+        if let Some(g) = group {
+            c.args(g.procs_files());
+        }
+        c.arg("--");
+        c
+    }
+
     /// The files a process writes its pid to, to enter the group (all of them).
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()

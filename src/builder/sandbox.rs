@@ -145,14 +145,8 @@ impl SandboxBackend {
         let cgroup = BuildCgroup::create(&group, job.limits.memory, job.limits.processes)?;
         // The shell enters the cgroup(s), then becomes bubblewrap: no process of the build
         // ever runs outside the limits.
-        let mut c = Command::new("/bin/sh");
-        c.args([
-            "-c",
-            "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"",
-            "sh",
-        ])
-        .args(cgroup.procs_files())
-        .args(["--", "bwrap"]);
+        let mut c = BuildCgroup::command_in(Some(&cgroup));
+        c.arg("bwrap");
         c.args([
             "--unshare-net",
             "--unshare-pid",

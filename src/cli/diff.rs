@@ -18,7 +18,6 @@
 //! parsing a crafted file is how a diff tool is attacked.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -420,17 +419,8 @@ fn run_diffoscope(a: &Path, b: &Path, reports: &Path) -> anyhow::Result<(bool, S
     } else {
         None
     };
-    // The shell enters the cgroup (as the sandbox backend's does), then becomes the rest.
-    let mut c = Command::new("/bin/sh");
-    c.args([
-        "-c",
-        "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"",
-        "sh",
-    ]);
-    if let Some(g) = &cgroup {
-        c.args(g.procs_files());
-    }
-    c.arg("--");
+    // In the cgroup (as root), as the sandbox backend's builds are.
+    let mut c = crate::builder::BuildCgroup::command_in(cgroup.as_ref());
     // --foreground: in our process group, so an interrupt of `diff` reaches the sandbox
     // too; at the time limit the sandbox's supervisor is killed and its PID namespace
     // with it.
