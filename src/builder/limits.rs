@@ -333,6 +333,22 @@ impl DiskLimit {
         Ok(limit)
     }
 
+    /// The disk a predecessor of this builder mounted at `mount_point` (image in
+    /// `image_dir`) for a build that still runs (a swarm job re-attached after a restart);
+    /// `None` if nothing is mounted there. Nothing on it is touched.
+    pub(crate) fn adopt(mount_point: &Path, image_dir: &Path) -> Option<Self> {
+        let name = mount_point.file_name()?.to_string_lossy().into_owned();
+        is_mounted(mount_point).then(|| Self {
+            image: image_dir.join(format!("{name}.disk")),
+            mount_point: mount_point.to_path_buf(),
+        })
+    }
+
+    /// Where the disk is mounted on the host.
+    pub(crate) fn mount_point(&self) -> &Path {
+        &self.mount_point
+    }
+
     /// Makes the build's two writable directories on this disk: `target` (owned by
     /// [`BUILD_UID`](super::sandbox::BUILD_UID), 0755) and `tmp` (root's, 1777). Returns
     /// their host paths.
@@ -375,19 +391,37 @@ impl Drop for DiskLimit {
 }
 
 /// Removes what crashed builds left in the work directory `root`: every mount below it
-/// (deepest first) and every disk image in `image_dir`. Called when a builder starts, before
-/// anything else uses the work directory.
-pub(crate) fn sweep_stale(root: &Path, image_dir: &Path) {
+/// (deepest first) and every disk image in `image_dir`, but the disks mounted at `keep`
+/// (builds that still run, which a backend re-attaches to) and their images. Called when a
+/// builder starts, before anything else uses the work directory.
+pub(crate) fn sweep_stale(root: &Path, image_dir: &Path, keep: &[PathBuf]) {
     let prefix = format!("{}/", root.display());
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let kept = |p: &str| keep.iter().any(|k| Path::new(p).starts_with(k));
     let mut points: Vec<&str> = text
         .lines()
         .filter_map(|l| l.split_whitespace().nth(4))
-        .filter(|p| p.starts_with(&prefix))
+        .filter(|p| p.starts_with(&prefix) && !kept(p))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         let _ = Command::new("umount").arg("-l").arg(p).output();
     }
-    let _ = std::fs::remove_dir_all(image_dir);
+    let images: Vec<PathBuf> = keep
+        .iter()
+        .filter_map(|k| k.file_name())
+        .map(|n| image_dir.join(format!("{}.disk", n.to_string_lossy())))
+        .collect();
+    match std::fs::read_dir(image_dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                if !images.contains(&e.path()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(image_dir);
+        }
+    }
 }

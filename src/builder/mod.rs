@@ -231,6 +231,17 @@ pub struct BuildReport {
     pub artifacts: Vec<(String, PathBuf)>,
 }
 
+/// A request's job name, `crate-version-<16 hex digits of its id>`: its source directory's
+/// name, and what a swarm job is labelled with (a restarted node finds its job by it).
+fn job_name(req: &BuildRequest) -> String {
+    format!(
+        "{}-{}-{}",
+        req.krate,
+        req.version,
+        &hex::encode(req.id())[..16]
+    )
+}
+
 pub(crate) struct Job {
     pub(crate) name: String,
     pub(crate) toolchain: String,
@@ -317,8 +328,6 @@ impl Builder {
             &cfg.toolchain,
             cfg.registry.as_ref().map(|(index, _)| index.as_str()),
         )?;
-        // A crashed build may have left its disk mounted.
-        limits::sweep_stale(ws.root(), &ws.disks());
         let registry = match &cfg.registry {
             Some((index, dl)) => Registry::with_urls(index, dl, &ws.crate_cache()),
             None => Registry::crates_io(&ws.crate_cache()),
@@ -333,6 +342,13 @@ impl Builder {
             Backend::Swarm => Sandboxes::Swarm(swarm::SwarmBackend::new(&ws, &cfg.image)?),
             _ => Sandboxes::Sandbox(sandbox::SandboxBackend::new(&ws, &cfg.rootfs)?),
         };
+        // A crashed build may have left its disk mounted; a swarm job that still runs keeps
+        // its disk (the backend re-attaches to it).
+        let keep = match &sandbox {
+            Sandboxes::Swarm(b) => b.kept_disks(),
+            _ => Vec::new(),
+        };
+        limits::sweep_stale(ws.root(), &ws.disks(), &keep);
         Ok(Self {
             ws,
             registry,
@@ -555,6 +571,14 @@ impl Builder {
             )));
         }
         let mut d = Durations::default();
+        let source = self.ws.sources().join(job_name(req));
+        if let Sandboxes::Swarm(b) = &self.sandbox
+            && b.has_kept(&job_name(req))
+        {
+            // A swarm job a predecessor started for this request still runs, reading this
+            // source: it is neither fetched nor unpacked again (`swarm.rs`).
+            return self.build_dir(req.clone(), &source, d, progress);
+        }
         let t = Instant::now();
         progress(Phase::Fetch);
         let sha: [u8; 32] = req
@@ -567,11 +591,6 @@ impl Builder {
 
         let t = Instant::now();
         progress(Phase::Prepare);
-        let id = hex::encode(req.id());
-        let source = self
-            .ws
-            .sources()
-            .join(format!("{}-{}-{}", req.krate, req.version, &id[..16]));
         let _ = std::fs::remove_dir_all(&source);
         let shipped = unpack_crate(&file, &req.krate, &req.version, &source)?;
         let stripped = strip_manifest(&source)?;
@@ -655,12 +674,7 @@ impl Builder {
         // Host-side directories are per request (every pin): variants of one crate@version
         // build side by side. Paths inside the sandbox stay fixed.
         let job = Job {
-            name: format!(
-                "{}-{}-{}",
-                req.krate,
-                req.version,
-                &hex::encode(req.id())[..16]
-            ),
+            name: job_name(&req),
             toolchain: req.toolchain.clone(),
             source: std::path::absolute(source)
                 .map_err(|e| BuildError::Workspace(e.to_string()))?,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::limits::{DiskLimit, Exceeded};
 use super::{BuildError, FailureClass, Job, RunOutput};
@@ -313,6 +313,48 @@ pub(crate) fn watch(
         output_over,
         captured,
     })
+}
+
+/// What a build detached from the host (a swarm job's `docker exec -d`) wrote to the files
+/// `stdout` and `stderr` on its own disk, read as [`watch`] reads pipes: at most `cap` bytes
+/// of both together (the rest is neither read nor kept); true when there was more. The files
+/// are the build's: a link or anything but a regular file there reads as empty.
+pub(crate) fn read_detached(stdout: &Path, stderr: &Path, cap: u64) -> (Captured, bool) {
+    let total = Arc::new(AtomicU64::new(0));
+    let over = Arc::new(AtomicBool::new(false));
+    let mut captured = Captured::default();
+    for (path, tag, json) in [(stdout, "[stdout] ", true), (stderr, "[stderr] ", false)] {
+        let reader = Reader {
+            tag,
+            json,
+            total: total.clone(),
+            cap,
+            over: over.clone(),
+            line: Vec::new(),
+            cut: false,
+            kept: 0,
+            out: Captured::default(),
+        };
+        let Some(file) = open_regular(path) else {
+            continue;
+        };
+        let part = reader.run(file.take(cap.saturating_add(1)));
+        captured.json.extend(part.json);
+        captured.log.push_str(&part.log);
+        captured.saw_enospc |= part.saw_enospc;
+    }
+    (captured, over.load(Ordering::Relaxed))
+}
+
+/// `path` opened for reading if it is a regular file (never through a symlink).
+pub(crate) fn open_regular(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 #[cfg(test)]

@@ -4,10 +4,11 @@
 //! docs/decisions.md, "Builds on a swarm").
 //!
 //! - The job's task is the sandbox idling (`sleep infinity`, as a user of its own); the
-//!   build runs in it by `docker exec` as the build user, exactly as in the `docker` backend (`docker::exec_build`),
-//!   so output and time are watched the same way and the task's cgroup counters (OOM kills,
-//!   refused forks) are read before it is removed (`docker::exceeded`). Same command, same
-//!   files: same bytes (tests/build.rs compares the digests).
+//!   build runs in it as the build user, detached (`docker exec -d`, `detached.rs`): its
+//!   output goes to files on its own disk and its exit code is the engine's record, so the
+//!   task's cgroup counters (OOM kills, refused forks) are read before it is removed
+//!   (`docker::exceeded`) and a node that restarts mid-build re-attaches to it. Same command,
+//!   same files: same bytes (tests/build.rs compares the digests).
 //! - Limits: `--limit-memory`, `--limit-pids`, `--read-only`, `--cap-drop ALL`, `--user`;
 //!   services have no `no-new-privileges` option on this engine, so the build runs under
 //!   `setpriv --no-new-privs` (a setuid binary in the image gives nothing back).
@@ -17,25 +18,50 @@
 //!   source are bind mounts of this host's directories. Results stay on the build's disk,
 //!   checked by the host exactly as the other backends' (`artifacts.rs`).
 //! - Names and labels: the service and its network are `synchronicity-<work>-<job hash>`;
-//!   both carry `synchronicity.work` and `synchronicity.job`. A builder that starts removes
-//!   every job and network a crashed predecessor left with its work label.
+//!   both carry `synchronicity.work` and `synchronicity.job`, the service also
+//!   `synchronicity.deadline` (the end of its time limit, Unix seconds).
+//! - After a restart: a job its predecessor left whose task still runs, whose deadline is
+//!   ahead and whose disk is still mounted is kept, and the next build of the same request
+//!   re-attaches to it instead of starting a second job for the round (`Builder::build`
+//!   then skips its own fetch and unpack: the task reads the source as it was). Every other
+//!   job and network with this work label is removed; a kept job no build claims by its
+//!   deadline is removed then.
 //! - Removal: the task's container first (`rm -f`: Docker 20.10 leaves a removed running
 //!   job's container running, moby#44312), then the service, then the network.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod detached;
+mod job;
 
-use super::docker::{docker, exceeded, exec_build, image_id, work_label};
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::docker::{docker, exceeded, image_id, work_label};
 use super::limits::DiskLimit;
+use super::output::Watched;
 use super::sandbox::{BUILD_UID, SOURCE_IN_SANDBOX, base_env};
 use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
+use detached::{Ended, RUN_IN_SANDBOX, RunFiles};
+use job::{SwarmJob, is_running};
 
 /// The user of a job's idling PID 1 (not [`BUILD_UID`], which the build runs as).
 const IDLE_UID: u32 = BUILD_UID - 1;
 
-/// How long a job's task may take to start running (scheduling, container creation).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// A job a predecessor of this builder left running, which a build of the same request
+/// re-attaches to.
+struct Kept {
+    service: String,
+    container: String,
+    deadline: SystemTime,
+    disk: DiskLimit,
+}
+
+/// The kept jobs, by job name (shared with the thread that removes unclaimed ones).
+type KeptJobs = Arc<Mutex<HashMap<String, Kept>>>;
 
 pub(crate) struct SwarmBackend {
     ws: BuildWorkspace,
@@ -43,6 +69,7 @@ pub(crate) struct SwarmBackend {
     work_label: String,
     /// This engine's swarm node id: every task is placed here.
     node_id: String,
+    kept: KeptJobs,
 }
 
 /// This engine's swarm node id, if it is an active swarm manager.
@@ -67,8 +94,9 @@ impl SwarmBackend {
             image_id: image_id(tag)?,
             work_label: work_label(ws),
             node_id: swarm_manager()?,
+            kept: Arc::default(),
         };
-        backend.remove_leftovers();
+        backend.keep_or_remove_leftovers();
         Ok(backend)
     }
 
@@ -76,19 +104,111 @@ impl SwarmBackend {
         &self.image_id
     }
 
-    /// Removes the jobs and networks a crashed builder of this work directory left.
-    fn remove_leftovers(&self) {
+    /// The disks of the jobs kept for re-attaching (the builder's start-up sweep leaves them).
+    pub(crate) fn kept_disks(&self) -> Vec<PathBuf> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.values()
+            .map(|k| k.disk.mount_point().to_path_buf())
+            .collect()
+    }
+
+    /// Whether a build of the job named `job` would re-attach to a running one.
+    pub(crate) fn has_kept(&self, job: &str) -> bool {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.contains_key(job)
+    }
+
+    /// Keeps the jobs a predecessor of this work directory left that can be re-attached to
+    /// (task running, deadline ahead, disk mounted) and removes every other job and network
+    /// with its work label. Kept jobs no build claims are removed at their deadline.
+    fn keep_or_remove_leftovers(&self) {
         let filter = format!("label=synchronicity.work={}", self.work_label);
-        if let Ok(names) = docker(&["service", "ls", "-q", "--filter", &filter]) {
+        let mut networks_kept = Vec::new();
+        if let Ok(names) = docker(&[
+            "service",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &filter,
+        ]) {
             for service in names.split_whitespace() {
-                SwarmJob::new(service.to_string()).remove_quietly();
+                match self.keepable(service) {
+                    Some((job, kept)) => {
+                        tracing::info!(
+                            job,
+                            "swarm: a job left running by a predecessor is kept for re-attaching"
+                        );
+                        networks_kept.push(service.to_string());
+                        self.kept
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(job, kept);
+                    }
+                    None => SwarmJob::new(service.to_string()).remove_quietly(),
+                }
             }
         }
-        if let Ok(ids) = docker(&["network", "ls", "-q", "--filter", &filter]) {
-            for id in ids.split_whitespace() {
-                let _ = docker(&["network", "rm", id]);
+        if let Ok(names) = docker(&[
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &filter,
+        ]) {
+            for name in names.split_whitespace() {
+                if !networks_kept.iter().any(|k| k == name) {
+                    let _ = docker(&["network", "rm", name]);
+                }
             }
         }
+        let kept = self.kept.clone();
+        if !kept.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            std::thread::spawn(move || remove_unclaimed(kept));
+        }
+    }
+
+    /// The job name and what to keep of the leftover `service`, if it can be re-attached to.
+    fn keepable(&self, service: &str) -> Option<(String, Kept)> {
+        let labels = docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.Labels}}",
+            service,
+        ])
+        .ok()?;
+        let labels: HashMap<String, String> = serde_json::from_str(&labels).ok()?;
+        let job = labels.get("synchronicity.job")?;
+        // Our own label, but a path component below: only the alphabet job names use.
+        let safe = !job.starts_with('.')
+            && job
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        let deadline =
+            UNIX_EPOCH + Duration::from_secs(labels.get("synchronicity.deadline")?.parse().ok()?);
+        if !safe || deadline <= SystemTime::now() {
+            return None;
+        }
+        let filter = format!("label=com.docker.swarm.service.name={service}");
+        let running = docker(&["ps", "-q", "--no-trunc", "--filter", &filter]).ok()?;
+        let [container] = running.split_whitespace().collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let disk = DiskLimit::adopt(
+            &self.ws.root().join("swarm-builds").join(job),
+            &self.ws.disks(),
+        )?;
+        Some((
+            job.clone(),
+            Kept {
+                service: service.to_string(),
+                container: container.to_string(),
+                deadline,
+                disk,
+            },
+        ))
     }
 
     /// The job's service (and network) name: 43 characters, within Docker's 63.
@@ -124,18 +244,113 @@ impl SwarmBackend {
         }
     }
 
-    /// One job for `job`; `None` if its task was lost mid-build.
+    /// One job for `job` (the one kept for it after a restart, else a new one); `None` if
+    /// its task was lost mid-build.
     fn run_once(&self, job: &Job) -> Result<Option<RunOutput>, BuildError> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job.name);
+        let reattached = kept.is_some();
+        let (mut swarm_job, container, disk, deadline) = match kept {
+            Some(k) => {
+                tracing::info!(job = %job.name, "swarm: re-attached to the job a predecessor started");
+                (SwarmJob::new(k.service), k.container, k.disk, k.deadline)
+            }
+            None => self.start_job(job)?,
+        };
+        let files = RunFiles::at(disk.mount_point());
+        let exec = match files.recorded_exec() {
+            Some(exec) => Some(exec),
+            None => detached::the_exec(&container)?,
+        };
+        let exec = match exec {
+            Some(exec) => exec,
+            // Started before, and the engine no longer knows how it ended: lost.
+            None if files.was_started() => {
+                swarm_job.remove()?;
+                return Ok(None);
+            }
+            None => detached::start(&container, job, &files)?,
+        };
+        let kill = || {
+            // `kill`, else `rm -f` (the watcher calls this once; the task must go).
+            if docker(&["kill", &container]).is_err() {
+                let _ = docker(&["rm", "-f", &container]);
+            }
+        };
+        let ended = detached::watch(&exec, &files, job.limits.output, deadline, &kill)?;
+        let exceeded = exceeded(&container);
+        // The task's PID 1 idles and no signal from inside its PID namespace can stop it: a
+        // task that stopped (or is gone) while neither the watcher nor the OOM killer
+        // stopped it was stopped from outside (a worker engine that went away, an
+        // operator), whatever the engine recorded for the build.
+        let stopped_from_outside =
+            !is_running(&container) && !ended.killed_by_watcher() && exceeded.oom_kills == 0;
+        // Every process of the build is gone before the host reads its files and walks its
+        // target directory; a job that cannot be removed is the host's failure (nothing is
+        // committed).
+        swarm_job.remove()?;
+        if stopped_from_outside {
+            return Ok(None);
+        }
+        let (status, timed_out, output_over) = match ended {
+            Ended::Exited {
+                code,
+                timed_out,
+                output_over,
+            } => (
+                ExitStatus::from_raw(((code & 0xff) as i32) << 8),
+                timed_out,
+                output_over,
+            ),
+            // No end recorded, but the watcher or the OOM killer stopped the task.
+            Ended::Unknown {
+                timed_out,
+                output_over,
+            } if timed_out || output_over || exceeded.oom_kills > 0 => {
+                (ExitStatus::from_raw(137 << 8), timed_out, output_over)
+            }
+            // The task runs and the engine forgot how the build ended (a restart long after).
+            Ended::Unknown { .. } => return Ok(None),
+        };
+        let (captured, over) = files.read(job.limits.output);
+        let watched = Watched {
+            status,
+            timed_out,
+            output_over: output_over || over,
+            captured,
+        };
+        let target = disk.mount_point().join("target");
+        let mut out = watched.into_run_output(exceeded, disk, target, job);
+        if reattached {
+            out.log.insert_str(
+                0,
+                "[swarm] the node restarted mid-build and re-attached to this job's task\n",
+            );
+        }
+        Ok(Some(out))
+    }
+
+    /// A new job for `job`, its task running: the job, its task's container, its disk and
+    /// its deadline.
+    fn start_job(
+        &self,
+        job: &Job,
+    ) -> Result<(SwarmJob, String, DiskLimit, SystemTime), BuildError> {
         let base = self.ws.root().join("swarm-builds").join(&job.name);
         let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
         let (target, tmp) = disk.build_dirs()?;
+        let files = RunFiles::at(disk.mount_point());
+        files.make()?;
         let workdir = self.ws.root().join("swarm-builds/empty-workdir");
         std::fs::create_dir_all(&workdir)
             .map_err(|e| BuildError::Backend(format!("{}: {e}", workdir.display())))?;
         let name = self.job_name(job);
         // A job of this name left by a crash (the sweep at start-up takes the rest).
         SwarmJob::new(name.clone()).remove_quietly();
-        let mut swarm_job = SwarmJob::new(name.clone());
+        let swarm_job = SwarmJob::new(name.clone());
         docker(&[
             "network",
             "create",
@@ -148,41 +363,26 @@ impl SwarmBackend {
             &format!("synchronicity.job={}", job.name),
             &name,
         ])?;
-        let create = self.create_args(job, &name, &target, &tmp, &workdir)?;
+        let deadline = SystemTime::now() + job.limits.time;
+        let paths = JobPaths {
+            target: &target,
+            tmp: &tmp,
+            run: files.dir(),
+            workdir: &workdir,
+        };
+        let create = self.create_args(job, &name, &paths, deadline)?;
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
         let container = swarm_job.wait_running()?;
-        let build_user = format!("{BUILD_UID}:{BUILD_UID}");
-        let watched = exec_build(
-            &container,
-            &["--user", &build_user],
-            &["/usr/bin/setpriv", "--no-new-privs"],
-            job,
-        )?;
-        let exceeded = exceeded(&container);
-        // The task's PID 1 idles and no signal from inside its PID namespace can stop it:
-        // a container that stopped while the watcher did not kill it and no OOM kill was
-        // counted was stopped from outside.
-        let lost = !watched.timed_out
-            && !watched.output_over
-            && exceeded.oom_kills == 0
-            && !is_running(&container);
-        // Every process of the build is gone before the host walks its target directory;
-        // a job that cannot be removed is the host's failure (nothing is committed).
-        swarm_job.remove()?;
-        if lost {
-            return Ok(None);
-        }
-        Ok(Some(watched.into_run_output(exceeded, disk, target, job)))
+        Ok((swarm_job, container, disk, deadline))
     }
 
     fn create_args(
         &self,
         job: &Job,
         name: &str,
-        target: &Path,
-        tmp: &Path,
-        workdir: &Path,
+        paths: &JobPaths,
+        deadline: SystemTime,
     ) -> Result<Vec<String>, BuildError> {
         let tmpfs = |path: &str, mode: &str| {
             format!(
@@ -256,11 +456,21 @@ impl SwarmBackend {
             "--mount".into(),
             bind(&job.source, SOURCE_IN_SANDBOX, true)?,
             "--mount".into(),
-            bind(workdir, "/opt/rustwide/workdir", true)?,
+            bind(paths.workdir, "/opt/rustwide/workdir", true)?,
             "--mount".into(),
-            bind(target, "/opt/rustwide/target", false)?,
+            bind(paths.target, "/opt/rustwide/target", false)?,
             "--mount".into(),
-            bind(tmp, "/tmp", false)?,
+            bind(paths.tmp, "/tmp", false)?,
+            "--mount".into(),
+            bind(paths.run, RUN_IN_SANDBOX, false)?,
+            "--label".into(),
+            format!(
+                "synchronicity.deadline={}",
+                deadline
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            ),
             "--workdir".into(),
             "/opt/rustwide/workdir".into(),
         ];
@@ -279,135 +489,35 @@ impl SwarmBackend {
     }
 }
 
-/// Whether `container` still runs (`false` also when it is gone).
-fn is_running(container: &str) -> bool {
-    docker(&["inspect", "--format", "{{.State.Running}}", container])
-        .is_ok_and(|s| s.trim() == "true")
+/// The host directories a job's task mounts.
+struct JobPaths<'a> {
+    target: &'a Path,
+    tmp: &'a Path,
+    run: &'a Path,
+    workdir: &'a Path,
 }
 
-/// One build's swarm job (its service and network, both named `name`); dropping it removes
-/// them unless [`SwarmJob::remove`] already tried.
-struct SwarmJob {
-    name: String,
-    removed: bool,
-}
-
-impl SwarmJob {
-    fn new(name: String) -> Self {
-        Self {
-            name,
-            removed: false,
-        }
-    }
-
-    /// Waits until the job's one task runs; its container's id.
-    fn wait_running(&self) -> Result<String, BuildError> {
-        let start = Instant::now();
-        loop {
-            let tasks = docker(&["service", "ps", "-q", "--no-trunc", &self.name])?;
-            if let Some(task) = tasks.split_whitespace().next() {
-                // The status as JSON: a task without a container yet has no
-                // `ContainerStatus` key, which a template cannot ask for.
-                let status = docker(&["inspect", "--format", "{{json .Status}}", task])?;
-                let status: serde_json::Value = serde_json::from_str(&status)
-                    .map_err(|e| BuildError::Backend(format!("swarm: task status: {e}")))?;
-                let state = status["State"].as_str().unwrap_or("");
-                let container = status["ContainerStatus"]["ContainerID"]
-                    .as_str()
-                    .unwrap_or("");
-                match state {
-                    "running" if !container.is_empty() => return Ok(container.into()),
-                    "failed" | "rejected" | "shutdown" | "complete" | "orphaned" => {
-                        return Err(BuildError::Backend(format!(
-                            "swarm: the job's task is {state} before the build: {}",
-                            status["Err"].as_str().unwrap_or("").trim()
-                        )));
-                    }
-                    _ => {}
-                }
-            }
-            if start.elapsed() > START_TIMEOUT {
-                return Err(BuildError::Backend(format!(
-                    "swarm: the job's task did not start in {} s (no node can take it?)",
-                    START_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The containers of the job's tasks (running or not).
-    fn containers(&self) -> Vec<String> {
-        let filter = format!("label=com.docker.swarm.service.name={}", self.name);
-        docker(&["ps", "-aq", "--filter", &filter])
-            .map(|ids| ids.split_whitespace().map(String::from).collect())
-            .unwrap_or_default()
-    }
-
-    /// Removes the job: its containers (killing what is left inside), the service, the
-    /// network; or says why not. Tried once: `Drop` does not try again.
-    fn remove(&mut self) -> Result<(), BuildError> {
-        self.removed = true;
-        self.teardown()
-    }
-
-    /// Removes what there is of the job, ignoring what is not there.
-    fn remove_quietly(mut self) {
-        self.removed = true;
-        let _ = self.teardown();
-    }
-
-    fn teardown(&self) -> Result<(), BuildError> {
-        for c in self.containers() {
-            if let Err(e) = docker(&["rm", "-f", &c]) {
-                // Someone else removes it (a lost task: the engine, an operator): wait until
-                // it is gone, at most 20 s.
-                let start = Instant::now();
-                while docker(&["inspect", "--format", "{{.Id}}", &c]).is_ok() {
-                    if start.elapsed() > Duration::from_secs(20) {
-                        return Err(e);
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-        let exists = |kind: &str| {
-            docker(&[kind, "ls", "-q", "--filter", &format!("name={}", self.name)])
-                .is_ok_and(|ids| !ids.is_empty())
+/// Removes the kept jobs no build claimed, each at its deadline; returns once none is left.
+fn remove_unclaimed(kept: KeptJobs) {
+    loop {
+        let now = SystemTime::now();
+        let (expired, next) = {
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let names: Vec<String> = kept
+                .iter()
+                .filter(|(_, k)| k.deadline <= now)
+                .map(|(n, _)| n.clone())
+                .collect();
+            let expired: Vec<Kept> = names.iter().filter_map(|n| kept.remove(n)).collect();
+            (expired, kept.values().map(|k| k.deadline).min())
         };
-        if exists("service") {
-            docker(&["service", "rm", &self.name])?;
-            // `service rm` returns before the swarm has removed it: wait until it is
-            // unlisted (at most 20 s), so no later look finds the job.
-            let start = Instant::now();
-            while exists("service") && start.elapsed() < Duration::from_secs(20) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        for k in expired {
+            tracing::info!(service = %k.service, "swarm: a kept job no build claimed is removed at its deadline");
+            SwarmJob::new(k.service).remove_quietly();
+            drop(k.disk);
         }
-        // The network is free once its last task's endpoint is gone (a moment after), and
-        // a removed overlay network stays listed until the swarm has removed it: wait until
-        // it is gone (at most 20 s).
-        let start = Instant::now();
-        while exists("network") {
-            let removed = docker(&["network", "rm", &self.name]);
-            if start.elapsed() > Duration::from_secs(20) {
-                return Err(removed.err().unwrap_or_else(|| {
-                    BuildError::Backend(format!(
-                        "swarm: network {} still there 20 s after its removal",
-                        self.name
-                    ))
-                }));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for SwarmJob {
-    fn drop(&mut self) {
-        if !self.removed {
-            let _ = self.teardown();
-        }
+        let Some(next) = next else { return };
+        let wait = next.duration_since(now).unwrap_or_default();
+        std::thread::sleep(wait.min(Duration::from_secs(60)));
     }
 }

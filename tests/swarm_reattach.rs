@@ -1,0 +1,122 @@
+//! A member that builds on the swarm backend, killed mid-build and restarted, re-attaches to
+//! the swarm job its predecessor started: no second job for the round, the build's result
+//! is the first job's, and the group decides with this member's commitment (threshold 4 of
+//! 4: the round cannot be decided without it).
+//!
+//! Four real `synchronicity node` processes; members 0–2 build in the sandbox backend,
+//! member 3 on the swarm backend. Needs the sandbox root filesystem and image
+//! (`scripts/build-image.sh`) and a swarm (`scripts/test.sh` sets both up).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::Cluster;
+use support::builder::backends;
+use support::procs::eventually;
+use support::registry::{LoopbackRegistry, lone_lock};
+use support::rules::real_builds;
+use synchronicity::builder::Backend;
+use synchronicity::protocol::Verdict;
+
+/// Naps long enough for the test to kill and restart its member mid-build.
+const BUILD_RS: &str = r#"fn main() {
+    std::thread::sleep(std::time::Duration::from_secs(25));
+}
+"#;
+
+/// The ids of the swarm services labelled with `job` now.
+fn services(job: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["service", "ls", "-q", "--filter"])
+        .arg(format!("label=synchronicity.job={job}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_mid_build_reattaches_to_its_swarm_job() {
+    if !backends().contains(&Backend::Swarm) {
+        return; // no swarm here; scripts/test.sh requires one (SYNCHRONICITY_REQUIRE_DOCKER=1)
+    }
+    let reg = LoopbackRegistry::start();
+    let lock = lone_lock("slowpoke", "0.1.0");
+    reg.publish(
+        "slowpoke",
+        "0.1.0",
+        &[
+            ("Cargo.lock", lock.as_str()),
+            ("build.rs", BUILD_RS),
+            ("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
+        ],
+        &[],
+    );
+    let toml = |backend: &str| {
+        format!(
+            "idle_interval_ms = 1000\n[builder]\nbackend = \"{backend}\"\n{}",
+            reg.node_toml()
+        )
+    };
+    let mut c = Cluster::real_nodes(86, 4, real_builds(), &toml("sandbox"));
+    c.set_threshold(4);
+    std::fs::write(c.dir(3).join("node.toml"), toml("swarm")).unwrap();
+    for i in 0..4 {
+        c.start(i);
+    }
+    let id = c.submit_with(0, "slowpoke", "0.1.0", None).await;
+    let job = format!("slowpoke-0.1.0-{}", &id[..16]);
+
+    // Every service ever listed for the job, until the round is decided.
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (seen, done, job) = (seen.clone(), done.clone(), job.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                seen.lock().unwrap().extend(services(&job));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    eventually(120, "member 3's swarm job runs the build", || {
+        !seen.lock().unwrap().is_empty()
+            && std::fs::read_dir(c.dir(3).join("work/swarm-builds"))
+                .map(|d| {
+                    d.flatten().any(|e| {
+                        e.file_name().to_string_lossy() == job && e.path().join("exec").exists()
+                    })
+                })
+                .unwrap_or(false)
+    })
+    .await;
+    // Mid-build: the build script naps 25 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.kill(3);
+    assert_eq!(services(&job).len(), 1, "the job outlives its node");
+    c.start(3);
+
+    let st = c.decided_on(&[0, 1, 2, 3], &id, 300).await;
+    done.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let e = &st[3].entry.as_ref().unwrap().entry;
+    assert_eq!(e.verdict, Verdict::Reproduced, "{e:?}");
+    assert_eq!(c.signers(&e.attestation), 4, "{e:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "one job for the round: {seen:?}");
+    let log = std::fs::read_to_string(c.dir(3).join(format!("work/logs/{id}.log"))).unwrap();
+    assert!(
+        log.starts_with("[swarm] the node restarted mid-build and re-attached"),
+        "{log}"
+    );
+    assert!(!log.contains("lost mid-build"), "{log}");
+    assert!(services(&job).is_empty(), "the job is removed once built");
+}
