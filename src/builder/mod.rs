@@ -338,17 +338,18 @@ impl Builder {
             b => b,
         };
         let sandbox = match backend {
-            Backend::Docker => Sandboxes::Docker(docker::DockerBackend::new(&ws, &cfg.image)?),
-            Backend::Swarm => Sandboxes::Swarm(swarm::SwarmBackend::new(&ws, &cfg.image)?),
-            _ => Sandboxes::Sandbox(sandbox::SandboxBackend::new(&ws, &cfg.rootfs)?),
+            Backend::Docker => docker::DockerBackend::new(&ws, &cfg.image).map(Sandboxes::Docker),
+            Backend::Swarm => swarm::SwarmBackend::new(&ws, &cfg.image).map(Sandboxes::Swarm),
+            _ => sandbox::SandboxBackend::new(&ws, &cfg.rootfs).map(Sandboxes::Sandbox),
         };
         // A crashed build may have left its disk mounted; a swarm job that still runs keeps
         // its disk (the backend re-attaches to it).
         let keep = match &sandbox {
-            Sandboxes::Swarm(b) => b.kept_disks(),
+            Ok(Sandboxes::Swarm(b)) => b.kept_disks(),
             _ => Vec::new(),
         };
         limits::sweep_stale(ws.root(), &ws.disks(), &keep);
+        let sandbox = sandbox?;
         Ok(Self {
             ws,
             registry,

@@ -3,7 +3,7 @@
 //! (issue 27; what this engine's swarm can and cannot enforce was measured first:
 //! docs/decisions.md, "Builds on a swarm").
 //!
-//! - The job's task is the sandbox idling (`sleep infinity`, as a user of its own); the
+//! - The job's task is the sandbox idling (`sleep` past its time limit, as a user of its own); the
 //!   build runs in it as the build user, detached (`docker exec -d`, `detached.rs`): its
 //!   output goes to files on its own disk and its exit code is the engine's record, so the
 //!   task's cgroup counters (OOM kills, refused forks) are read before it is removed
@@ -30,6 +30,7 @@
 //!   job's container running, moby#44312), then the service, then the network.
 
 mod detached;
+mod engine;
 mod job;
 
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::docker::{docker, exceeded, image_id, work_label};
 use super::limits::DiskLimit;
@@ -45,18 +46,28 @@ use super::output::Watched;
 use super::sandbox::{BUILD_UID, SOURCE_IN_SANDBOX, base_env};
 use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
-use detached::{Ended, RUN_IN_SANDBOX, RunFiles};
-use job::{SwarmJob, is_running};
+use detached::{Ended, ExecRecord, RUN_IN_SANDBOX, RunFiles};
+use engine::Engine;
+use job::{START_TIMEOUT, SwarmJob, is_running};
 
 /// The user of a job's idling PID 1 (not [`BUILD_UID`], which the build runs as).
 const IDLE_UID: u32 = BUILD_UID - 1;
+
+/// How long a task outlives its build's time limit before its idling PID 1 exits by itself
+/// (a node that never comes back leaves no task running for ever).
+const TASK_GRACE: Duration = Duration::from_secs(120);
 
 /// A job a predecessor of this builder left running, which a build of the same request
 /// re-attaches to.
 struct Kept {
     service: String,
     container: String,
+    /// The end of the time the job may be kept (its label).
     deadline: SystemTime,
+    /// Its `synchronicity.image` and `synchronicity.limits` labels: a job started with
+    /// another image or other limits is not re-attached to.
+    image: String,
+    limits: String,
     disk: DiskLimit,
 }
 
@@ -69,6 +80,8 @@ pub(crate) struct SwarmBackend {
     work_label: String,
     /// This engine's swarm node id: every task is placed here.
     node_id: String,
+    /// The engine's API, for execs (the CLI has no way to read an exec's exit code).
+    engine: Engine,
     kept: KeptJobs,
 }
 
@@ -94,6 +107,7 @@ impl SwarmBackend {
             image_id: image_id(tag)?,
             work_label: work_label(ws),
             node_id: swarm_manager()?,
+            engine: Engine::resolve()?,
             kept: Arc::default(),
         };
         backend.keep_or_remove_leftovers();
@@ -185,9 +199,10 @@ impl SwarmBackend {
         let safe = !job.starts_with('.')
             && job
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        let deadline =
-            UNIX_EPOCH + Duration::from_secs(labels.get("synchronicity.deadline")?.parse().ok()?);
+                .all(|c| c.is_ascii_alphanumeric() || "_.-+".contains(c));
+        let deadline = UNIX_EPOCH.checked_add(Duration::from_secs(
+            labels.get("synchronicity.deadline")?.parse().ok()?,
+        ))?;
         if !safe || deadline <= SystemTime::now() {
             return None;
         }
@@ -206,6 +221,8 @@ impl SwarmBackend {
                 service: service.to_string(),
                 container: container.to_string(),
                 deadline,
+                image: labels.get("synchronicity.image")?.clone(),
+                limits: labels.get("synchronicity.limits")?.clone(),
                 disk,
             },
         ))
@@ -252,27 +269,41 @@ impl SwarmBackend {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&job.name);
+        let kept = match kept {
+            Some(k) if k.image == self.image_id && k.limits == limits_label(job) => Some(k),
+            Some(k) => {
+                tracing::info!(job = %job.name, "swarm: the kept job ran with another image or other limits; starting a new one");
+                SwarmJob::new(k.service).remove_quietly();
+                None
+            }
+            None => None,
+        };
         let reattached = kept.is_some();
-        let (mut swarm_job, container, disk, deadline) = match kept {
+        let (mut swarm_job, container, disk) = match kept {
             Some(k) => {
                 tracing::info!(job = %job.name, "swarm: re-attached to the job a predecessor started");
-                (SwarmJob::new(k.service), k.container, k.disk, k.deadline)
+                (SwarmJob::new(k.service), k.container, k.disk)
             }
             None => self.start_job(job)?,
         };
         let files = RunFiles::at(disk.mount_point());
-        let exec = match files.recorded_exec() {
-            Some(exec) => Some(exec),
-            None => detached::the_exec(&container)?,
-        };
-        let exec = match exec {
-            Some(exec) => exec,
-            // Started before, and the engine no longer knows how it ended: lost.
-            None if files.was_started() => {
-                swarm_job.remove()?;
-                return Ok(None);
+        let record = ExecRecord::beside(disk.mount_point());
+        let (exec, deadline) = match record.read() {
+            Some((exec, started)) => {
+                let end = started + job.limits.time;
+                let left = end.duration_since(SystemTime::now()).unwrap_or_default();
+                (exec, Instant::now() + left)
             }
-            None => detached::start(&container, job, &files)?,
+            // No record: no build was started on this disk (it is recorded first).
+            None => match detached::start(&self.engine, &container, job, &record) {
+                Ok(exec) => (exec, Instant::now() + job.limits.time),
+                Err(_) if reattached && !is_running(&container) => {
+                    record.clear();
+                    swarm_job.remove()?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            },
         };
         let kill = || {
             // `kill`, else `rm -f` (the watcher calls this once; the task must go).
@@ -280,22 +311,28 @@ impl SwarmBackend {
                 let _ = docker(&["rm", "-f", &container]);
             }
         };
-        let ended = detached::watch(&exec, &files, job.limits.output, deadline, &kill)?;
+        let ended = detached::watch(
+            &self.engine,
+            &exec,
+            &files,
+            job.limits.output,
+            deadline,
+            &kill,
+        )?;
         let exceeded = exceeded(&container);
-        // The task's PID 1 idles and no signal from inside its PID namespace can stop it: a
-        // task that stopped (or is gone) while neither the watcher nor the OOM killer
-        // stopped it was stopped from outside (a worker engine that went away, an
-        // operator), whatever the engine recorded for the build.
-        let stopped_from_outside =
-            !is_running(&container) && !ended.killed_by_watcher() && exceeded.oom_kills == 0;
+        let running = is_running(&container);
         // Every process of the build is gone before the host reads its files and walks its
         // target directory; a job that cannot be removed is the host's failure (nothing is
         // committed).
+        record.clear();
         swarm_job.remove()?;
-        if stopped_from_outside {
-            return Ok(None);
-        }
+        let stopped = ended.killed_by_watcher() || exceeded.oom_kills > 0;
         let (status, timed_out, output_over) = match ended {
+            // The task's PID 1 idles and no signal from inside its PID namespace can stop
+            // it: a task that stopped (or is gone) while neither the watcher nor the OOM
+            // killer stopped it was stopped from outside (a worker engine that went away,
+            // an operator), whatever the engine recorded for the build.
+            _ if !running && !stopped => return Ok(None),
             Ended::Exited {
                 code,
                 timed_out,
@@ -309,10 +346,10 @@ impl SwarmBackend {
             Ended::Unknown {
                 timed_out,
                 output_over,
-            } if timed_out || output_over || exceeded.oom_kills > 0 => {
-                (ExitStatus::from_raw(137 << 8), timed_out, output_over)
-            }
-            // The task runs and the engine forgot how the build ended (a restart long after).
+            } if !running => (ExitStatus::from_raw(137 << 8), timed_out, output_over),
+            // The task runs and the engine has no end for the build: it forgot it (a
+            // restart long after), or the exec never ran (a crash between its record and
+            // its start).
             Ended::Unknown { .. } => return Ok(None),
         };
         let (captured, over) = files.read(job.limits.output);
@@ -335,15 +372,13 @@ impl SwarmBackend {
 
     /// A new job for `job`, its task running: the job, its task's container, its disk and
     /// its deadline.
-    fn start_job(
-        &self,
-        job: &Job,
-    ) -> Result<(SwarmJob, String, DiskLimit, SystemTime), BuildError> {
+    fn start_job(&self, job: &Job) -> Result<(SwarmJob, String, DiskLimit), BuildError> {
         let base = self.ws.root().join("swarm-builds").join(&job.name);
         let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
         let (target, tmp) = disk.build_dirs()?;
         let files = RunFiles::at(disk.mount_point());
         files.make()?;
+        ExecRecord::beside(disk.mount_point()).clear();
         let workdir = self.ws.root().join("swarm-builds/empty-workdir");
         std::fs::create_dir_all(&workdir)
             .map_err(|e| BuildError::Backend(format!("{}: {e}", workdir.display())))?;
@@ -363,7 +398,8 @@ impl SwarmBackend {
             &format!("synchronicity.job={}", job.name),
             &name,
         ])?;
-        let deadline = SystemTime::now() + job.limits.time;
+        // The job may be kept for re-attaching until its task's PID 1 exits by itself.
+        let deadline = SystemTime::now() + START_TIMEOUT + job.limits.time + TASK_GRACE;
         let paths = JobPaths {
             target: &target,
             tmp: &tmp,
@@ -374,7 +410,7 @@ impl SwarmBackend {
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
         let container = swarm_job.wait_running()?;
-        Ok((swarm_job, container, disk, deadline))
+        Ok((swarm_job, container, disk))
     }
 
     fn create_args(
@@ -407,6 +443,8 @@ impl SwarmBackend {
         let labels = [
             format!("synchronicity.work={}", self.work_label),
             format!("synchronicity.job={}", job.name),
+            format!("synchronicity.image={}", self.image_id),
+            format!("synchronicity.limits={}", limits_label(job)),
         ];
         let mut a: Vec<String> = vec![
             "service".into(),
@@ -484,7 +522,12 @@ impl SwarmBackend {
         for (k, v) in &job.env {
             a.extend(["--env".into(), format!("{k}={v}")]);
         }
-        a.extend([self.image_id.clone(), "sleep".into(), "infinity".into()]);
+        let idle = START_TIMEOUT + job.limits.time + TASK_GRACE;
+        a.extend([
+            self.image_id.clone(),
+            "sleep".into(),
+            idle.as_secs().to_string(),
+        ]);
         Ok(a)
     }
 }
@@ -520,4 +563,10 @@ fn remove_unclaimed(kept: KeptJobs) {
         let wait = next.duration_since(now).unwrap_or_default();
         std::thread::sleep(wait.min(Duration::from_secs(60)));
     }
+}
+
+/// The `synchronicity.limits` label of a job: a digest of its limits.
+fn limits_label(job: &Job) -> String {
+    let l = format!("{:?}", job.limits);
+    hex::encode(&crate::crypto::sha256(l.as_bytes())[..8])
 }

@@ -1,60 +1,59 @@
-//! A swarm job's build, detached from the node: started by `docker exec -d`, its stdout and
-//! stderr written to files on the build's own disk, its exit code the engine's record of the
-//! exec (never a file the build could write). Nothing of the build lives in the node's
+//! A swarm job's build, detached from the node: its exec created through the engine's API
+//! (so its id is known, and recorded, before it starts), started detached, its stdout and
+//! stderr written to files on the build's own disk, its exit code the engine's record of
+//! the exec (never a file the build could write). Nothing of the build lives in the node's
 //! process, so a node that restarts mid-build finds all of it again and re-attaches
 //! (`swarm.rs`); a fresh build and a re-attached one are watched by the same loop.
 //!
-//! - The files: `run/` on the build's disk is root's (0755) and holds `stdout` and `stderr`,
-//!   made by the host and owned by the build user, so the build can write them but cannot
-//!   replace them with links; the host reads them through `O_NOFOLLOW`, at most the output
-//!   cap (`output::read_detached`). The disk's root is the host's: the `started` marker
-//!   there is out of the build's reach (only `target`, `tmp` and `run` are mounted in).
-//! - Output is watched by the files' sizes, time by the job's deadline (a label set when the
-//!   job was created): past either the task's container is killed, as in the other backends.
-//! - The exit code comes from the engine's API (`GET /exec/{id}/json` on its unix socket):
-//!   the docker CLI has no command that shows an exec's exit code. The engine forgets an
-//!   exec that ended 5 to 10 minutes after its end (its exec GC); a node that comes back
-//!   later finds no record and the build counts as lost (rescheduled once, `swarm.rs`).
+//! - The output files: `run/` on the build's disk is root's (0755) and holds `stdout` and
+//!   `stderr`, made by the host and owned by the build user, so the build can write them but
+//!   cannot replace them with links; the host reads them through `O_NOFOLLOW`, at most the
+//!   output cap (`output::read_detached`). A build that truncates its own files writes more
+//!   than the cap unseen, bounded by its disk: it only hides its own output.
+//! - The host's record ([`ExecRecord`]: the exec id and when it started) is a file in the
+//!   work directory beside the disk, never on it: a build that fills its disk cannot stop
+//!   the host from writing it, and cannot reach it.
+//! - Output is watched by the files' sizes, time from the exec's start: past either the
+//!   task's container is killed, as in the other backends.
+//! - The engine forgets an exec that ended 5 to 10 minutes after its end (its exec GC): a
+//!   node that comes back later finds no record and the build counts as lost (rescheduled
+//!   once, `swarm.rs`).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::super::docker::docker;
 use super::super::output::{Captured, read_detached};
 use super::super::sandbox::{BUILD_SHELL, BUILD_UID, CARGO_IN_SANDBOX};
 use super::super::{BuildError, Job};
+use super::engine::Engine;
 
 /// Where the build's output files are, in the task.
 pub(super) const RUN_IN_SANDBOX: &str = "/opt/rustwide/run";
 /// How often the watcher looks at the exec, the clock and the output files.
 const TICK: Duration = Duration::from_millis(200);
-/// The most of an engine API answer read (an exec's record is a few hundred bytes).
-const MAX_ANSWER: u64 = 1 << 20;
+/// Engine calls that may fail in a row (a busy engine) before the build is given up.
+const ENGINE_RETRIES: u32 = 10;
 
-/// The host's side of a detached build's files, on its disk mounted at `disk`.
+fn backend(msg: String) -> BuildError {
+    BuildError::Backend(format!("swarm: {msg}"))
+}
+
+/// The host's side of a detached build's output files, on its disk mounted at `disk`.
 pub(super) struct RunFiles {
     dir: PathBuf,
-    started: PathBuf,
-    exec: PathBuf,
 }
 
 impl RunFiles {
     pub(super) fn at(disk: &Path) -> Self {
         Self {
             dir: disk.join("run"),
-            started: disk.join("started"),
-            exec: disk.join("exec"),
         }
     }
 
     /// Makes `run/` (root's, 0755) with empty `stdout` and `stderr` owned by the build user.
     pub(super) fn make(&self) -> Result<(), BuildError> {
         use std::os::unix::fs::PermissionsExt;
-        let io = |p: &Path, e: std::io::Error| {
-            BuildError::Backend(format!("swarm: {}: {e}", p.display()))
-        };
+        let io = |p: &Path, e: std::io::Error| backend(format!("{}: {e}", p.display()));
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| io(&self.dir, e))?;
@@ -70,19 +69,6 @@ impl RunFiles {
     /// The host directory mounted at [`RUN_IN_SANDBOX`].
     pub(super) fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Whether a build was started on this disk (the marker is written just before).
-    pub(super) fn was_started(&self) -> bool {
-        self.started.exists()
-    }
-
-    /// The build's exec, as recorded when it was started (the engine drops an exec from
-    /// its container's list once it ends, but keeps its record for a while).
-    pub(super) fn recorded_exec(&self) -> Option<String> {
-        let id = std::fs::read_to_string(&self.exec).ok()?;
-        let id = id.trim();
-        (id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
     }
 
     /// Bytes in both files now (their sizes; a file replaced or gone counts as 0).
@@ -101,60 +87,107 @@ impl RunFiles {
     }
 }
 
+/// The host's record of a job's build: `<disk mount point>.exec` in the work directory,
+/// `EXEC_ID START_UNIX_MS`.
+pub(super) struct ExecRecord {
+    path: PathBuf,
+}
+
+impl ExecRecord {
+    /// The record of the job whose disk is mounted at `disk`.
+    pub(super) fn beside(disk: &Path) -> Self {
+        let mut path = disk.as_os_str().to_owned();
+        path.push(".exec");
+        Self { path: path.into() }
+    }
+
+    /// The recorded exec id and start time, if a build was started.
+    pub(super) fn read(&self) -> Option<(String, SystemTime)> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let mut it = text.split_whitespace();
+        let id = it.next()?;
+        let ms: u64 = it.next()?.parse().ok()?;
+        let valid = id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit());
+        let started = UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
+        valid.then(|| (id.to_string(), started))
+    }
+
+    /// Removes the record (the job is done, or a new one starts on a fresh disk).
+    pub(super) fn clear(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    fn write(&self, exec: &str, started: SystemTime) -> Result<(), BuildError> {
+        let ms = started
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        crate::node_dir::write_atomic(&self.path, format!("{exec} {ms}\n").as_bytes())
+            .map_err(|e| backend(e.to_string()))
+    }
+}
+
 /// Starts `job`'s build in the running `container`, detached, as the build user under
-/// `setpriv --no-new-privs`; the id of its exec.
-pub(super) fn start(container: &str, job: &Job, files: &RunFiles) -> Result<String, BuildError> {
-    // Crash here: a restarted node finds the marker and no exec, and reschedules the job
-    // (the build may have been started; a second run on a used disk would not be clean).
-    std::fs::write(&files.started, b"")
-        .map_err(|e| BuildError::Backend(format!("swarm: {}: {e}", files.started.display())))?;
-    let user = format!("{BUILD_UID}:{BUILD_UID}");
+/// `setpriv --no-new-privs`: the exec is created, recorded, then started. Its id.
+pub(super) fn start(
+    engine: &Engine,
+    container: &str,
+    job: &Job,
+    record: &ExecRecord,
+) -> Result<String, BuildError> {
     let redirect = format!("exec \"$@\" >{RUN_IN_SANDBOX}/stdout 2>{RUN_IN_SANDBOX}/stderr");
-    let toolchain = format!("+{}", job.toolchain);
-    let mut args: Vec<&str> = vec![
-        "exec",
-        "--detach",
-        "--user",
-        &user,
-        container,
+    let mut cmd: Vec<String> = [
         "/usr/bin/setpriv",
         "--no-new-privs",
         "/bin/sh",
         "-c",
         &redirect,
         "sh",
-    ];
-    args.extend(BUILD_SHELL);
-    args.push(CARGO_IN_SANDBOX);
-    args.push(&toolchain);
-    args.extend(job.cargo_args.iter().map(String::as_str));
-    docker(&args)?;
-    let exec = the_exec(container)?.ok_or_else(|| {
-        BuildError::Backend("swarm: the engine lists no exec for the build just started".into())
-    })?;
-    // Written whole, then renamed: a crash before leaves no record, and a restarted node
-    // finds the exec in its container's list while it runs (and the build lost if not).
-    let tmp = files.exec.with_extension("partial");
-    std::fs::write(&tmp, &exec)
-        .and_then(|()| std::fs::rename(&tmp, &files.exec))
-        .map_err(|e| BuildError::Backend(format!("swarm: {}: {e}", files.exec.display())))?;
-    Ok(exec)
-}
-
-/// The build's exec in `container`, if the engine lists one: the task's only exec, while it
-/// runs.
-pub(super) fn the_exec(container: &str) -> Result<Option<String>, BuildError> {
-    let ids = docker(&["inspect", "--format", "{{json .ExecIDs}}", container])?;
-    let ids: Option<Vec<String>> = serde_json::from_str(&ids)
-        .map_err(|e| BuildError::Backend(format!("swarm: the task's exec ids: {e}")))?;
-    match ids.unwrap_or_default().as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(one.clone())),
-        more => Err(BuildError::Backend(format!(
-            "swarm: {} execs in the build's task, one expected",
-            more.len()
-        ))),
+    ]
+    .iter()
+    .chain(BUILD_SHELL.iter())
+    .map(|s| s.to_string())
+    .collect();
+    cmd.push(CARGO_IN_SANDBOX.into());
+    cmd.push(format!("+{}", job.toolchain));
+    cmd.extend(job.cargo_args.iter().cloned());
+    let spec = serde_json::json!({
+        "User": format!("{BUILD_UID}:{BUILD_UID}"),
+        "Cmd": cmd,
+        "AttachStdin": false,
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "Tty": false,
+    });
+    if !container.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(backend(format!("container id {container:?}")));
     }
+    let (code, body) = engine.post(&format!("/containers/{container}/exec"), &spec)?;
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let exec = match (code, answer["Id"].as_str()) {
+        (201, Some(id)) if id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()) => id,
+        _ => {
+            return Err(backend(format!(
+                "creating the build's exec: {code} {}",
+                String::from_utf8_lossy(&body).trim()
+            )));
+        }
+    };
+    // Recorded before it starts (temp file, fsync, rename): after a crash here a restarted
+    // node finds the record of an exec that never ran, which counts as lost — the job is
+    // run again on a fresh disk, never twice on this one.
+    record.write(exec, SystemTime::now())?;
+    let (code, body) = engine.post(
+        &format!("/exec/{exec}/start"),
+        &serde_json::json!({"Detach": true, "Tty": false}),
+    )?;
+    if code != 200 {
+        return Err(backend(format!(
+            "starting the build's exec: {code} {}",
+            String::from_utf8_lossy(&body).trim()
+        )));
+    }
+    Ok(exec.to_string())
 }
 
 /// How a detached build ended.
@@ -165,8 +198,8 @@ pub(super) enum Ended {
         timed_out: bool,
         output_over: bool,
     },
-    /// The engine has no record of its end: the task's container is gone or stopped
-    /// without the exec's end being recorded (stopped from outside).
+    /// The engine has no record of its end: the task's container is gone, or the exec
+    /// never ran, or the engine forgot it.
     Unknown { timed_out: bool, output_over: bool },
 }
 
@@ -187,41 +220,50 @@ impl Ended {
     }
 }
 
-/// Watches the build of `exec` in `container` until it ends: kills the container (with
-/// `kill`) once its files hold more than `cap` bytes or past `deadline`.
+/// Watches the build of `exec` until it ends: kills the task (with `kill`) once its files
+/// hold more than `cap` bytes or past `deadline`.
 pub(super) fn watch(
+    engine: &Engine,
     exec: &str,
     files: &RunFiles,
     cap: u64,
-    deadline: SystemTime,
+    deadline: Instant,
     kill: &dyn Fn(),
 ) -> Result<Ended, BuildError> {
     let (mut timed_out, mut output_over) = (false, false);
+    let mut failures = 0;
     loop {
-        match exec_state(exec)? {
-            Some(ExecState { running: true, .. }) => {}
-            Some(ExecState {
+        match exec_state(engine, exec) {
+            Ok(Some(ExecState { running: true, .. })) => failures = 0,
+            Ok(Some(ExecState {
                 running: false,
                 exit_code: Some(code),
-            }) => {
+            })) => {
                 return Ok(Ended::Exited {
                     code,
                     timed_out,
                     output_over,
                 });
             }
-            _ => {
+            Ok(_) => {
                 return Ok(Ended::Unknown {
                     timed_out,
                     output_over,
                 });
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > ENGINE_RETRIES {
+                    return Err(e);
+                }
+                tracing::warn!("swarm: reading the build's exec: {e}");
             }
         }
         if !timed_out && !output_over {
             if files.written() > cap {
                 output_over = true;
                 kill();
-            } else if SystemTime::now() > deadline {
+            } else if Instant::now() > deadline {
                 timed_out = true;
                 kill();
             }
@@ -237,63 +279,24 @@ struct ExecState {
 
 /// The engine's record of `exec`; `None` if it has none (its container is gone, or the
 /// record was collected).
-fn exec_state(exec: &str) -> Result<Option<ExecState>, BuildError> {
+fn exec_state(engine: &Engine, exec: &str) -> Result<Option<ExecState>, BuildError> {
     if !exec.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(BuildError::Backend(format!("swarm: exec id {exec:?}")));
+        return Err(backend(format!("exec id {exec:?}")));
     }
-    let (code, body) = engine_get(&format!("/exec/{exec}/json"))?;
+    let (code, body) = engine.get(&format!("/exec/{exec}/json"))?;
     match code {
         200 => {
-            let v: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| BuildError::Backend(format!("swarm: exec record: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| backend(format!("exec record: {e}")))?;
             Ok(Some(ExecState {
                 running: v["Running"].as_bool().unwrap_or(false),
                 exit_code: v["ExitCode"].as_i64(),
             }))
         }
         404 => Ok(None),
-        code => Err(BuildError::Backend(format!(
-            "swarm: the engine answered {code} for exec {exec}: {}",
+        code => Err(backend(format!(
+            "the engine answered {code} for exec {exec}: {}",
             String::from_utf8_lossy(&body).trim()
         ))),
     }
-}
-
-/// The engine's unix socket: `DOCKER_HOST` if it names one, else the default.
-fn engine_socket() -> Result<PathBuf, BuildError> {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if !h.is_empty() => h.strip_prefix("unix://").map(PathBuf::from).ok_or_else(|| {
-            BuildError::Backend(format!(
-                "swarm: DOCKER_HOST={h}: the swarm backend reads build exits from the engine's unix socket"
-            ))
-        }),
-        _ => Ok(PathBuf::from("/var/run/docker.sock")),
-    }
-}
-
-/// `GET path` on the engine's API (HTTP/1.0: the answer ends when the engine closes).
-fn engine_get(path: &str) -> Result<(u16, Vec<u8>), BuildError> {
-    let socket = engine_socket()?;
-    let err = |e: std::io::Error| BuildError::Backend(format!("swarm: {}: {e}", socket.display()));
-    let mut s = UnixStream::connect(&socket).map_err(err)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(err)?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))
-        .map_err(err)?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").map_err(err)?;
-    let mut answer = Vec::new();
-    s.take(MAX_ANSWER).read_to_end(&mut answer).map_err(err)?;
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            BuildError::Backend("swarm: the engine's answer has no header end".into())
-        })?;
-    let head = String::from_utf8_lossy(&answer[..end]);
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| BuildError::Backend(format!("swarm: the engine answered {head:?}")))?;
-    Ok((code, answer[end + 4..].to_vec()))
 }

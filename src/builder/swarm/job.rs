@@ -8,7 +8,7 @@ use super::super::BuildError;
 use super::super::docker::docker;
 
 /// How long a job's task may take to start running (scheduling, container creation).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether `container` still runs (`false` also when it is gone).
 pub(super) fn is_running(container: &str) -> bool {
