@@ -40,7 +40,7 @@ LAYERS = {
     "synchronicity": [
         ["clock", "crypto", "committee", "request"],
         ["protocol"],
-        ["log", "builder", "consensus", "node_dir", "witness"],
+        ["log", "builder", "consensus", "node_dir", "witness", "recipe"],
         ["node"],
         ["http"],
         ["cli"],
@@ -51,7 +51,7 @@ LAYERS = {
     # proof file.
     "synchronicity-verify": [
         ["codec", "crypto", "round"],
-        ["request", "manifest", "committee"],
+        ["request", "manifest", "committee", "recipe"],
         ["entry", "tlog"],
         ["proof"],
         ["test_committee"],

@@ -34,6 +34,7 @@ pub mod log;
 pub mod node;
 pub mod node_dir;
 pub mod protocol;
+pub mod recipe;
 pub mod request;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testing;

@@ -20,6 +20,7 @@ mod metrics;
 mod mirror;
 pub mod node;
 mod propose;
+mod recipe;
 mod verify;
 mod witness;
 
@@ -105,6 +106,11 @@ pub enum Command {
         after_help = "Writes member-A/ and member-B/ (the differing files), their manifests, summary.txt, and diffoscope's diff.txt and diff.html (diffoscope runs confined: bubblewrap, no network). With --out NODE_DIR/diffs/REQUEST_ID the node's web view links the report.\n\nExamples:\n  synchronicity diff 3f1c… --out why\n  synchronicity diff 3f1c… --members 0 2 --out /srv/node/diffs/3f1c… --peer /ip4/127.0.0.1/tcp/7000/p2p/12D3Koo... --trust committee.toml"
     )]
     Diff(diff::DiffArgs),
+    /// Print the recipe of a workspace's dependencies and its id (`cargo synchronicity recipe`).
+    #[command(
+        after_help = "The recipe is what the group builds a workspace's dependencies from: every manifest (sources replaced by stubs, TOML normalized), Cargo.lock, toolchain, target, the release profile, features and RUSTFLAGS (from the environment). Its id changes when the dependencies would compile differently, not when the workspace's own code does. Refused, with one line naming the problem: git dependencies, path dependencies outside the workspace's members, a Cargo.lock that does not match the manifests, a recipe over 1 MiB.\n\nExamples:\n  cargo synchronicity recipe\n  synchronicity recipe --manifest-path app/Cargo.toml --features tls --out app.recipe"
+    )]
+    Recipe(recipe::RecipeArgs),
     /// Install a crate's binaries, only if a threshold of builders reproduced them.
     #[command(
         after_help = "Without a version: the newest non-yanked release on crates.io. Installs into $CARGO_HOME/bin (or --root DIR/bin); refuses, installing nothing, unless the verdict is reproduced and every byte matches the attested manifest. Never replaces cargo's or rustup's own binaries; replaces other existing files only if install wrote them before (recorded in $CARGO_HOME/.synchronicity-installs.json), or with --force.\n\nExamples:\n  synchronicity install ripgrep\n  synchronicity install hello-cli@0.2.2 --root /opt/tools"
@@ -187,6 +193,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Fetch(args) => fetch::fetch(args),
         Command::Diff(args) => diff::diff(args),
+        Command::Recipe(args) => recipe::recipe(args),
         Command::Witness(args) => witness::run(args),
         Command::Install(args) => install::install(args),
         Command::Audit(args) => match audit::audit(args)? {

@@ -15,6 +15,7 @@
 //!   a client ratchets along from the genesis.
 //! - [`index`]: the verifiable index's sparse Merkle tree (proofs of presence and absence).
 //! - [`round`]: the phase a request's round is in.
+//! - [`recipe`]: what a workspace's dependencies are built from (the cache's request).
 //! - [`proof`]: the whole check of a proof file, bound to what the user asked
 //!   ([`Expected`]: crate, version, optionally the `.crate`'s sha256 or the request id).
 //!
@@ -59,6 +60,7 @@ pub mod epoch;
 pub mod index;
 pub mod manifest;
 pub mod proof;
+pub mod recipe;
 pub mod request;
 pub mod round;
 #[cfg(any(test, feature = "testkit"))]

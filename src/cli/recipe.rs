@@ -1,0 +1,88 @@
+//! `synchronicity recipe` (`cargo synchronicity recipe` in a workspace): the recipe of the
+//! workspace's dependencies and its id (`crate::recipe` reads it; the format is
+//! `synchronicity_verify::recipe`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::recipe::{RecipeOptions, recipe_of};
+
+/// Arguments of `recipe`.
+#[derive(Debug, Args)]
+pub struct RecipeArgs {
+    /// The workspace's `Cargo.toml` [default: cargo's search from the current directory].
+    #[arg(long)]
+    pub manifest_path: Option<PathBuf>,
+    /// Features of the workspace build, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "all_features")]
+    pub features: Vec<String>,
+    /// Build without the members' default features.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Build with every feature of every member.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Target triple [default: the host's].
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Toolchain version [default: the `rustc` on PATH].
+    #[arg(long)]
+    pub toolchain: Option<String>,
+    /// Also write the recipe (canonical CBOR) to this file, for `submit --recipe`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the whole recipe as JSON after its id.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn recipe(args: RecipeArgs) -> anyhow::Result<()> {
+    let opts = RecipeOptions {
+        manifest_path: args.manifest_path,
+        toolchain: args.toolchain,
+        target: args.target,
+        features: args.features,
+        no_default_features: args.no_default_features,
+        all_features: args.all_features,
+    };
+    let recipe = recipe_of(&opts)?;
+    let bytes = recipe.to_cbor();
+    println!("recipe {}", hex::encode(recipe.id()));
+    println!(
+        "  {} {} {}, RUSTFLAGS {:?}, features {:?}{}{}",
+        recipe.toolchain,
+        recipe.target,
+        recipe.profile,
+        recipe.rustflags.join(" "),
+        recipe.features,
+        if recipe.no_default_features {
+            ", no default features"
+        } else {
+            ""
+        },
+        if recipe.all_features {
+            ", all features"
+        } else {
+            ""
+        },
+    );
+    let packages = recipe.lockfile.matches("[[package]]").count();
+    println!(
+        "  {} manifests, {} stubs, {} locked packages, {} bytes",
+        recipe.manifests.len(),
+        recipe.stubs().count(),
+        packages,
+        bytes.len()
+    );
+    if let Some(out) = &args.out {
+        // Whole or not at all: temp file, fsync, rename (a crash leaves the old file or none).
+        crate::node_dir::write_atomic(out, &bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        println!("  written to {}", out.display());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&recipe)?);
+    }
+    Ok(())
+}
