@@ -43,6 +43,8 @@ pub struct RecipeOptions {
     pub no_default_features: bool,
     /// `--all-features`.
     pub all_features: bool,
+    /// The RUSTFLAGS; `None`: from the environment.
+    pub rustflags: Option<Vec<String>>,
 }
 
 /// Why a workspace has no recipe: one line naming the problem.
@@ -54,9 +56,19 @@ fn refused<T>(msg: impl Into<String>) -> Result<T, RecipeRefused> {
     Err(RecipeRefused(msg.into()))
 }
 
-/// The recipe of the workspace `opts` names.
+/// The recipe of the workspace `opts` names, read with the `cargo` on `PATH` (or `$CARGO`).
 pub fn recipe_of(opts: &RecipeOptions) -> Result<Recipe, RecipeRefused> {
-    let meta = cargo_metadata(opts, &["--no-deps"])?;
+    recipe_of_with(opts, &|| {
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    })
+}
+
+/// [`recipe_of`] with the cargo `cargo` makes (a builder's own, with its homes).
+pub fn recipe_of_with(
+    opts: &RecipeOptions,
+    cargo: &dyn Fn() -> Command,
+) -> Result<Recipe, RecipeRefused> {
+    let meta = cargo_metadata(cargo, opts, &["--no-deps"])?;
     let root = PathBuf::from(meta["workspace_root"].as_str().unwrap_or_default());
     if !root.is_absolute() {
         return refused("cargo metadata gave no workspace root");
@@ -74,7 +86,7 @@ pub fn recipe_of(opts: &RecipeOptions) -> Result<Recipe, RecipeRefused> {
             let src = PathBuf::from(t["src_path"].as_str().unwrap_or_default());
             let stub = relative(&root, &src).ok_or_else(|| {
                 RecipeRefused(format!(
-                    "member {name}: target {} is outside the workspace ({})",
+                    "member {name}: target {} is outside the workspace or not a plain path ({})",
                     t["name"].as_str().unwrap_or("?"),
                     src.display()
                 ))
@@ -91,7 +103,12 @@ pub fn recipe_of(opts: &RecipeOptions) -> Result<Recipe, RecipeRefused> {
                 kind: if main { StubKind::Main } else { StubKind::Lib },
             });
         }
-        stubs.sort_by(|a, b| a.path.cmp(&b.path));
+        // One file serving two targets (a lib and a bin) needs `main`: Main sorts first.
+        stubs.sort_by(|a, b| {
+            a.path
+                .cmp(&b.path)
+                .then((a.kind == StubKind::Lib).cmp(&(b.kind == StubKind::Lib)))
+        });
         stubs.dedup_by(|a, b| a.path == b.path);
         manifests.push((path, manifest, stubs));
     }
@@ -122,19 +139,21 @@ pub fn recipe_of(opts: &RecipeOptions) -> Result<Recipe, RecipeRefused> {
             lock_path.display()
         ))
     })?;
-    let resolved = cargo_metadata(opts, &["--locked"])?;
-    check_sources(&resolved)?;
-
-    let (toolchain, host) = rustc_version()?;
+    // What the manifests and the lockfile say, checked as a builder checks it, before
+    // cargo resolves anything (which may reach the network).
     let mut features = opts.features.clone();
     features.sort();
     features.dedup();
+    let (toolchain, host) = match (&opts.toolchain, &opts.target) {
+        (Some(t), Some(h)) => (t.clone(), h.clone()),
+        _ => rustc_version(&root)?,
+    };
     let recipe = Recipe {
         format: RECIPE_FORMAT,
         toolchain: opts.toolchain.clone().unwrap_or(toolchain),
         target: opts.target.clone().unwrap_or(host),
         profile: "release".into(),
-        rustflags: rustflags_from_env(),
+        rustflags: opts.rustflags.clone().unwrap_or_else(rustflags_from_env),
         features,
         no_default_features: opts.no_default_features,
         all_features: opts.all_features,
@@ -150,6 +169,11 @@ pub fn recipe_of(opts: &RecipeOptions) -> Result<Recipe, RecipeRefused> {
     recipe
         .validate()
         .map_err(|e| RecipeRefused(e.to_string()))?;
+    recipe
+        .check_contents()
+        .map_err(|e| RecipeRefused(e.to_string()))?;
+    let resolved = cargo_metadata(cargo, opts, &["--locked"])?;
+    check_sources(&resolved)?;
     Ok(recipe)
 }
 
@@ -334,20 +358,25 @@ fn check_sources(meta: &serde_json::Value) -> Result<(), RecipeRefused> {
 }
 
 fn cargo_metadata(
+    cargo: &dyn Fn() -> Command,
     opts: &RecipeOptions,
     extra: &[&str],
 ) -> Result<serde_json::Value, RecipeRefused> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = cargo();
     cmd.args(["metadata", "--format-version", "1"]).args(extra);
     if let Some(m) = &opts.manifest_path {
         cmd.arg("--manifest-path").arg(m);
+        // cargo reads `.cargo/config.toml` and `rust-toolchain.toml` from where it runs.
+        if let Some(dir) = m.parent().filter(|d| d.is_dir()) {
+            cmd.current_dir(dir);
+        }
     }
     let out = cmd
         .output()
         .map_err(|e| RecipeRefused(format!("cargo metadata: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("--locked") {
+        if err.contains("--locked was passed") {
             return refused(
                 "Cargo.lock does not match the workspace's manifests (cargo would change it): update it and commit it first",
             );
@@ -357,10 +386,12 @@ fn cargo_metadata(
     serde_json::from_slice(&out.stdout).map_err(|e| RecipeRefused(format!("cargo metadata: {e}")))
 }
 
-/// The version and host triple of the `rustc` on `PATH`.
-fn rustc_version() -> Result<(String, String), RecipeRefused> {
+/// The version and host triple of the `rustc` on `PATH`, in the workspace (where its
+/// `rust-toolchain.toml` applies).
+fn rustc_version(root: &Path) -> Result<(String, String), RecipeRefused> {
     let out = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
         .arg("-vV")
+        .current_dir(root)
         .output()
         .map_err(|e| RecipeRefused(format!("rustc -vV: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -158,7 +158,7 @@ fn the_recipe_id_follows_the_dependencies_not_the_workspace_code() {
 
     // What the dependencies compile with does.
     assert_ne!(
-        f.id_of(&moved, &[("RUSTFLAGS", "-C target-cpu=native")]),
+        f.id_of(&moved, &[("RUSTFLAGS", "-C opt-level=2")]),
         id,
         "RUSTFLAGS"
     );
@@ -206,6 +206,16 @@ fn bad_workspaces_are_refused_with_one_line_naming_the_problem() {
     // A lockfile that does not match the manifests (a dependency added, the lock not).
     write(&app, &format!("{APP_TOML}other = \"0.2\"\n"));
     f.refused(&f.ws, "Cargo.lock does not match the workspace's manifests");
+
+    // RUSTFLAGS that name the builders' CPU, or a linker.
+    for flags in ["-C target-cpu=native", "-C linker=/tmp/x"] {
+        let out = f.recipe_in(&f.ws, &[], &[("RUSTFLAGS", flags)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("RUSTFLAGS argument"),
+            "{flags}: {stderr}"
+        );
+    }
 
     // A git dependency (refused before cargo would fetch it).
     write(

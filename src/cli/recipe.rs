@@ -45,6 +45,7 @@ pub(super) fn recipe(args: RecipeArgs) -> anyhow::Result<()> {
         features: args.features,
         no_default_features: args.no_default_features,
         all_features: args.all_features,
+        rustflags: None,
     };
     let recipe = recipe_of(&opts)?;
     let bytes = recipe.to_cbor();
