@@ -4,7 +4,7 @@
 //! it) and plant anything in the target directory: a link to a host file, a FIFO, a sparse
 //! file of a terabyte. So cargo's JSON messages only say WHICH names to look for
 //! ([`names_from_messages`]), and every name is checked before any I/O
-//! ([`valid_relative_path`]); then [`collect`] walks to each file with `lstat` (no link is
+//! ([`valid_relative_path_within`]); then [`collect`] walks to each file with `lstat` (no link is
 //! ever followed, every directory on the way must be a real directory on the build's disk),
 //! opens it with `O_NOFOLLOW`, checks the OPEN file (a regular file, on the build's disk,
 //! under the size cap) and streams it into the host copy while hashing it, reading at most
@@ -60,7 +60,7 @@ pub enum RefusedArtifact {
     },
     /// More artifact names than [`MAX_ARTIFACTS`], or names whose manifest would be over
     /// [`MAX_MANIFEST_SIZE`].
-    #[error("more than {MAX_ARTIFACTS} artifacts, or a manifest over {MAX_MANIFEST_SIZE} bytes")]
+    #[error("more artifacts, or a longer manifest, than one build may give")]
     TooMany,
     /// Not readable by everyone: the host could read it only by its own privileges, which
     /// differ between members; refused alike everywhere.
@@ -81,7 +81,13 @@ pub(crate) enum CollectError {
 /// True if `name` is a plain relative path: 1 to [`MAX_COMPONENTS`] normal components, no
 /// `.`, `..`, root or empty component, at most [`MAX_NAME`] bytes, and a valid manifest path
 /// (no whitespace, control character or backslash). Checked before any I/O on the name.
+#[cfg(test)]
 pub(crate) fn valid_relative_path(name: &str) -> bool {
+    valid_relative_path_within(name, MAX_COMPONENTS)
+}
+
+/// [`valid_relative_path`] with up to `components` components.
+pub(crate) fn valid_relative_path_within(name: &str, components: usize) -> bool {
     if name.is_empty()
         || name.len() > MAX_NAME
         || name.contains("//")
@@ -98,7 +104,7 @@ pub(crate) fn valid_relative_path(name: &str) -> bool {
         }
     }
     // `components` folds `a/./b` and a trailing `/`; refuse those spellings too.
-    (1..=MAX_COMPONENTS).contains(&n) && !name.ends_with('/') && !name.split('/').any(|s| s == ".")
+    (1..=components).contains(&n) && !name.ends_with('/') && !name.split('/').any(|s| s == ".")
 }
 
 /// The names cargo's messages give for the root package's lib and bin targets, relative to
@@ -174,8 +180,37 @@ pub(crate) fn collect(
     dest: &Path,
     caps: Caps,
 ) -> Result<Vec<Taken>, CollectError> {
+    collect_within(target, names, dest, caps, &ARTIFACT_NAMES)
+}
+
+/// How many names, how deep and how long a manifest one collection may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NameBounds {
+    /// Components per name.
+    pub(crate) components: usize,
+    /// Names.
+    pub(crate) names: usize,
+    /// Bytes of the manifest listing them.
+    pub(crate) manifest: usize,
+}
+
+/// A crate's artifacts: [`MAX_COMPONENTS`], [`MAX_ARTIFACTS`], [`MAX_MANIFEST_SIZE`].
+pub(crate) const ARTIFACT_NAMES: NameBounds = NameBounds {
+    components: MAX_COMPONENTS,
+    names: MAX_ARTIFACTS,
+    manifest: MAX_MANIFEST_SIZE,
+};
+
+/// [`collect`] within `bounds`.
+pub(crate) fn collect_within(
+    target: &Path,
+    names: &[String],
+    dest: &Path,
+    caps: Caps,
+    bounds: &NameBounds,
+) -> Result<Vec<Taken>, CollectError> {
     let _ = std::fs::remove_dir_all(dest);
-    let r = collect_into(target, names, dest, caps);
+    let r = collect_into(target, names, dest, caps, bounds);
     if r.is_err() {
         let _ = std::fs::remove_dir_all(dest);
     }
@@ -187,14 +222,15 @@ fn collect_into(
     names: &[String],
     dest: &Path,
     caps: Caps,
+    bounds: &NameBounds,
 ) -> Result<Vec<Taken>, CollectError> {
     // A manifest line is `<64 hex>  <name>\n`.
     let manifest: usize = names.iter().map(|n| 64 + 2 + n.len() + 1).sum();
-    if names.len() > MAX_ARTIFACTS || manifest > MAX_MANIFEST_SIZE {
+    if names.len() > bounds.names || manifest > bounds.manifest {
         return Err(RefusedArtifact::TooMany.into());
     }
     for name in names {
-        if !valid_relative_path(name) {
+        if !valid_relative_path_within(name, bounds.components) {
             return Err(RefusedArtifact::BadName(name.clone()).into());
         }
     }

@@ -16,6 +16,7 @@ mod docker;
 mod limits;
 pub(crate) use limits::BuildCgroup;
 mod output;
+mod recipe_build;
 mod sandbox;
 mod sources;
 mod swarm;
@@ -37,6 +38,7 @@ pub use synchronicity_verify::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestEr
 pub use workspace::{BuildWorkspace, toolchain_installed};
 
 use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
+use synchronicity_verify::recipe::Recipe;
 
 /// A fixed `SOURCE_DATE_EPOCH` (1980-01-01): tools that embed a time embed this one.
 pub const SOURCE_DATE_EPOCH: &str = "315532800";
@@ -240,6 +242,19 @@ fn job_name(req: &BuildRequest) -> String {
         req.version,
         &hex::encode(req.id())[..16]
     )
+}
+
+/// A finished build of a recipe's dependencies.
+#[derive(Debug, Clone)]
+pub struct RecipeReport {
+    /// The recipe's id.
+    pub recipe_id: [u8; 32],
+    /// Result: the manifest of every dependency unit's file, or the failure.
+    pub outcome: Outcome,
+    /// The build log, kept.
+    pub log_path: PathBuf,
+    /// Host copies of the units' files (`<work dir>/artifacts/recipe-<id>/`), by name.
+    pub units: Vec<(String, PathBuf)>,
 }
 
 pub(crate) struct Job {
@@ -626,6 +641,192 @@ impl Builder {
         self.ws.fetch_dependencies(&source)?;
         d.fetch += t.elapsed().as_secs_f64();
         self.build_dir(req.clone(), &source, d, progress)
+    }
+
+    /// Builds the dependencies of `recipe` in the sandbox (`recipe_build.rs`): the skeleton
+    /// written and read back into the same recipe with this builder's cargo (so every check
+    /// of a client's reader holds, whoever submitted it), its dependencies fetched on the
+    /// host, the workspace built, and every dependency unit's file taken from the build's
+    /// disk into the manifest.
+    pub fn build_recipe(
+        &self,
+        recipe: &Recipe,
+        progress: &dyn Fn(Phase),
+    ) -> Result<RecipeReport, BuildError> {
+        recipe
+            .validate()
+            .map_err(|e| BuildError::Request(e.to_string()))?;
+        if recipe.toolchain != self.ws.toolchain() {
+            return Err(BuildError::Request(format!(
+                "toolchain {} but this builder has {}",
+                recipe.toolchain,
+                self.ws.toolchain()
+            )));
+        }
+        let host = env!("SYNCHRONICITY_HOST_TRIPLE");
+        if recipe.target != host {
+            return Err(BuildError::Request(format!(
+                "target {}: recipes are built for the builders' host, {host}",
+                recipe.target
+            )));
+        }
+        let id = recipe.id();
+        let name = format!("recipe-{}", &hex::encode(id)[..16]);
+        let log_path = self
+            .ws
+            .root()
+            .join("logs")
+            .join(format!("recipe-{}.log", hex::encode(id)));
+        std::fs::create_dir_all(self.ws.root().join("logs"))
+            .map_err(|e| BuildError::Workspace(e.to_string()))?;
+        progress(Phase::Prepare);
+        // What the manifests and the lockfile say, before any file is written or any cargo
+        // runs on them: a submitter may have skipped every check of the client's reader.
+        if let Err(e) = recipe.check_contents() {
+            std::fs::write(&log_path, format!("[refused] invalid-request: {e}\n"))
+                .map_err(|e| BuildError::Workspace(e.to_string()))?;
+            return Ok(RecipeReport {
+                recipe_id: id,
+                outcome: Outcome::Failure {
+                    class: FailureClass::InvalidRequest,
+                    reason: e.to_string(),
+                },
+                log_path,
+                units: Vec::new(),
+            });
+        }
+        let source = self.ws.sources().join(&name);
+        recipe_build::write_skeleton(recipe, &source)?;
+        let online = || {
+            let mut c = self.ws.host_cargo();
+            c.env("CARGO_NET_OFFLINE", "false");
+            c
+        };
+        let opts = crate::recipe::RecipeOptions {
+            manifest_path: Some(source.join("Cargo.toml")),
+            toolchain: Some(recipe.toolchain.clone()),
+            target: Some(recipe.target.clone()),
+            features: recipe.features.clone(),
+            no_default_features: recipe.no_default_features,
+            all_features: recipe.all_features,
+            rustflags: Some(recipe.rustflags.clone()),
+        };
+        let refused = |reason: String| -> Result<RecipeReport, BuildError> {
+            std::fs::write(&log_path, format!("[refused] invalid-request: {reason}\n"))
+                .map_err(|e| BuildError::Workspace(e.to_string()))?;
+            Ok(RecipeReport {
+                recipe_id: id,
+                outcome: Outcome::Failure {
+                    class: FailureClass::InvalidRequest,
+                    reason,
+                },
+                log_path: log_path.clone(),
+                units: Vec::new(),
+            })
+        };
+        match crate::recipe::recipe_of_with(&opts, &online) {
+            Ok(again) if again.id() == id => {}
+            Ok(_) => return refused("the recipe's skeleton reads back as another recipe".into()),
+            Err(e) => return refused(e.to_string()),
+        }
+        let meta = online()
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--manifest-path",
+            ])
+            .arg(source.join("Cargo.toml"))
+            .output()
+            .map_err(|e| BuildError::Fetch(e.to_string()))?;
+        let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)
+            .map_err(|e| BuildError::Fetch(format!("cargo metadata: {e}")))?;
+        let members = recipe_build::MemberNames::from_metadata(&meta);
+        progress(Phase::Fetch);
+        self.ws.fetch_dependencies(&source)?;
+
+        progress(Phase::Build);
+        let mut env = build_env();
+        env.extend(recipe_build::recipe_env(recipe));
+        let job = Job {
+            name,
+            toolchain: recipe.toolchain.clone(),
+            source: std::path::absolute(&source)
+                .map_err(|e| BuildError::Workspace(e.to_string()))?,
+            cargo_args: recipe_build::recipe_cargo_args(recipe, self.limits.jobs),
+            env,
+            limits: self.limits,
+        };
+        let run = match &self.sandbox {
+            Sandboxes::Docker(b) => b.run(&job)?,
+            Sandboxes::Swarm(b) => b.run(&job)?,
+            Sandboxes::Sandbox(b) => b.run(&job)?,
+        };
+        std::fs::write(&log_path, &run.log).map_err(|e| BuildError::Workspace(e.to_string()))?;
+
+        progress(Phase::Hash);
+        let kept = self
+            .ws
+            .root()
+            .join("artifacts")
+            .join(format!("recipe-{}", hex::encode(id)));
+        let mut units = Vec::new();
+        let outcome = match (run.result, run.target_dir) {
+            (Ok(()), Some(target)) => {
+                let caps = artifacts::Caps {
+                    per_file: self.limits.artifacts.min(artifacts::MAX_FILE),
+                    total: self.limits.artifacts,
+                };
+                let taken = recipe_build::unit_files(&target, &members)
+                    .map_err(Into::into)
+                    .and_then(|names| {
+                        artifacts::collect_within(
+                            &target,
+                            &names,
+                            &kept,
+                            caps,
+                            &recipe_build::RECIPE_NAMES,
+                        )
+                    });
+                match taken {
+                    Ok(taken) => {
+                        let mut m = Manifest::default();
+                        for t in taken {
+                            m.insert(&t.name, t.sha256);
+                            units.push((t.name, t.copy));
+                        }
+                        if m.is_empty() {
+                            Outcome::Failure {
+                                class: FailureClass::CompileError,
+                                reason: "no dependency units".into(),
+                            }
+                        } else {
+                            Outcome::Success(m)
+                        }
+                    }
+                    Err(artifacts::CollectError::Refused(r)) => Outcome::Failure {
+                        class: FailureClass::ForbiddenOutput,
+                        reason: r.to_string(),
+                    },
+                    Err(artifacts::CollectError::Host(e)) => {
+                        return Err(BuildError::Workspace(format!("taking units: {e}")));
+                    }
+                }
+            }
+            (Ok(()), None) => Outcome::Failure {
+                class: FailureClass::SandboxError,
+                reason: "no target dir".into(),
+            },
+            (Err((class, reason)), _) => Outcome::Failure { class, reason },
+        };
+        drop(run.disk);
+        Ok(RecipeReport {
+            recipe_id: id,
+            outcome,
+            log_path,
+            units,
+        })
     }
 
     /// The report of a request refused before any build: its reason is the whole log.
