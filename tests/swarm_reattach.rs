@@ -25,7 +25,7 @@ use synchronicity::protocol::Verdict;
 
 /// Naps long enough for the test to kill and restart its member mid-build.
 const BUILD_RS: &str = r#"fn main() {
-    std::thread::sleep(std::time::Duration::from_secs(25));
+    std::thread::sleep(std::time::Duration::from_secs(15));
 }
 "#;
 
@@ -100,7 +100,7 @@ async fn a_member_restarted_mid_build_reattaches_to_its_swarm_job() {
                 .unwrap_or(false)
     })
     .await;
-    // Mid-build: the build script naps 25 s.
+    // Mid-build: the build script naps 15 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
     c.kill(3);
     assert_eq!(
