@@ -49,11 +49,19 @@ pub struct RecipeOptions {
 
 /// Why a workspace has no recipe: one line naming the problem.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RecipeRefused(pub String);
+pub enum RecipeRefused {
+    /// The workspace (or the recipe) is not buildable as a recipe: the same answer on
+    /// every machine.
+    #[error("{0}")]
+    Refused(String),
+    /// cargo or rustc could not run or answer here (the network, a missing tool): this
+    /// machine's failure, not the recipe's.
+    #[error("{0}")]
+    Cargo(String),
+}
 
 fn refused<T>(msg: impl Into<String>) -> Result<T, RecipeRefused> {
-    Err(RecipeRefused(msg.into()))
+    Err(RecipeRefused::Refused(msg.into()))
 }
 
 /// The recipe of the workspace `opts` names, read with the `cargo` on `PATH` (or `$CARGO`).
@@ -79,13 +87,13 @@ pub fn recipe_of_with(
         let manifest = PathBuf::from(p["manifest_path"].as_str().unwrap_or_default());
         let name = p["name"].as_str().unwrap_or("?");
         let path = relative(&root, &manifest).ok_or_else(|| {
-            RecipeRefused(format!("member {name}: manifest outside the workspace"))
+            RecipeRefused::Refused(format!("member {name}: manifest outside the workspace"))
         })?;
         let mut stubs = Vec::new();
         for t in p["targets"].as_array().into_iter().flatten() {
             let src = PathBuf::from(t["src_path"].as_str().unwrap_or_default());
             let stub = relative(&root, &src).ok_or_else(|| {
-                RecipeRefused(format!(
+                RecipeRefused::Refused(format!(
                     "member {name}: target {} is outside the workspace or not a plain path ({})",
                     t["name"].as_str().unwrap_or("?"),
                     src.display()
@@ -126,7 +134,8 @@ pub fn recipe_of_with(
         check_dependencies(&path, &toml, &root, &member_dirs)?;
         recipe_manifests.push(RecipeManifest {
             path,
-            toml: toml::to_string(&sorted(&toml)).map_err(|e| RecipeRefused(e.to_string()))?,
+            toml: toml::to_string(&sorted(&toml))
+                .map_err(|e| RecipeRefused::Refused(e.to_string()))?,
             stubs,
         });
     }
@@ -134,7 +143,7 @@ pub fn recipe_of_with(
 
     let lock_path = root.join("Cargo.lock");
     let lockfile = read_bounded(&lock_path, MAX_RECIPE_SIZE as u64).map_err(|e| {
-        RecipeRefused(format!(
+        RecipeRefused::Refused(format!(
             "{}: {e} (a recipe needs the workspace's lockfile: cargo generate-lockfile)",
             lock_path.display()
         ))
@@ -168,10 +177,10 @@ pub fn recipe_of_with(
     }
     recipe
         .validate()
-        .map_err(|e| RecipeRefused(e.to_string()))?;
+        .map_err(|e| RecipeRefused::Refused(e.to_string()))?;
     recipe
         .check_contents()
-        .map_err(|e| RecipeRefused(e.to_string()))?;
+        .map_err(|e| RecipeRefused::Refused(e.to_string()))?;
     let resolved = cargo_metadata(cargo, opts, &["--locked"])?;
     check_sources(&resolved)?;
     Ok(recipe)
@@ -204,9 +213,9 @@ fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
 
 fn read_manifest(path: &Path) -> Result<toml::Table, RecipeRefused> {
     let text = read_bounded(path, MAX_MANIFEST)
-        .map_err(|e| RecipeRefused(format!("{}: {e}", path.display())))?;
+        .map_err(|e| RecipeRefused::Refused(format!("{}: {e}", path.display())))?;
     text.parse::<toml::Table>().map_err(|e| {
-        RecipeRefused(format!(
+        RecipeRefused::Refused(format!(
             "{}: {}",
             path.display(),
             first_line(&e.to_string())
@@ -373,7 +382,7 @@ fn cargo_metadata(
     }
     let out = cmd
         .output()
-        .map_err(|e| RecipeRefused(format!("cargo metadata: {e}")))?;
+        .map_err(|e| RecipeRefused::Cargo(format!("cargo metadata: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         if err.contains("--locked was passed") {
@@ -381,9 +390,13 @@ fn cargo_metadata(
                 "Cargo.lock does not match the workspace's manifests (cargo would change it): update it and commit it first",
             );
         }
-        return refused(format!("cargo metadata: {}", last_error(&err)));
+        return Err(RecipeRefused::Cargo(format!(
+            "cargo metadata: {}",
+            last_error(&err)
+        )));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| RecipeRefused(format!("cargo metadata: {e}")))
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| RecipeRefused::Cargo(format!("cargo metadata: {e}")))
 }
 
 /// The version and host triple of the `rustc` on `PATH`, in the workspace (where its
@@ -393,7 +406,7 @@ fn rustc_version(root: &Path) -> Result<(String, String), RecipeRefused> {
         .arg("-vV")
         .current_dir(root)
         .output()
-        .map_err(|e| RecipeRefused(format!("rustc -vV: {e}")))?;
+        .map_err(|e| RecipeRefused::Cargo(format!("rustc -vV: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |k: &str| {
         text.lines()
@@ -402,7 +415,9 @@ fn rustc_version(root: &Path) -> Result<(String, String), RecipeRefused> {
     };
     match (field("release:"), field("host:")) {
         (Some(v), Some(h)) if out.status.success() => Ok((v, h)),
-        _ => refused("rustc -vV: no release or host line"),
+        _ => Err(RecipeRefused::Cargo(
+            "rustc -vV: no release or host line".into(),
+        )),
     }
 }
 

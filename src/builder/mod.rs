@@ -671,7 +671,8 @@ impl Builder {
             )));
         }
         let id = recipe.id();
-        let name = format!("recipe-{}", &hex::encode(id)[..16]);
+        // The whole id: a job's name keys its source, its disk and a swarm re-attach.
+        let name = format!("recipe-{}", hex::encode(id));
         let log_path = self
             .ws
             .root()
@@ -727,9 +728,13 @@ impl Builder {
         match crate::recipe::recipe_of_with(&opts, &online) {
             Ok(again) if again.id() == id => {}
             Ok(_) => return refused("the recipe's skeleton reads back as another recipe".into()),
-            Err(e) => return refused(e.to_string()),
+            Err(crate::recipe::RecipeRefused::Refused(e)) => return refused(e),
+            // This machine could not run cargo (the network, the index): nothing is
+            // committed, as for a crate whose fetch fails.
+            Err(crate::recipe::RecipeRefused::Cargo(e)) => return Err(BuildError::Fetch(e)),
         }
         let meta = online()
+            .current_dir(&source)
             .args([
                 "metadata",
                 "--no-deps",
@@ -778,17 +783,15 @@ impl Builder {
                     per_file: self.limits.artifacts.min(artifacts::MAX_FILE),
                     total: self.limits.artifacts,
                 };
-                let taken = recipe_build::unit_files(&target, &members)
-                    .map_err(Into::into)
-                    .and_then(|names| {
-                        artifacts::collect_within(
-                            &target,
-                            &names,
-                            &kept,
-                            caps,
-                            &recipe_build::RECIPE_NAMES,
-                        )
-                    });
+                let taken = recipe_build::unit_files(&target, &members).and_then(|names| {
+                    artifacts::collect_within(
+                        &target,
+                        &names,
+                        &kept,
+                        caps,
+                        &recipe_build::RECIPE_NAMES,
+                    )
+                });
                 match taken {
                     Ok(taken) => {
                         let mut m = Manifest::default();

@@ -19,7 +19,7 @@ use std::path::Path;
 use synchronicity_verify::recipe::Recipe;
 
 use super::BuildError;
-use super::artifacts::{NameBounds, RefusedArtifact};
+use super::artifacts::{CollectError, NameBounds, RefusedArtifact};
 use super::sandbox::SOURCE_IN_SANDBOX;
 
 /// What one recipe build may give: names up to 16 components deep (`release/build/<unit>/
@@ -48,18 +48,24 @@ pub(crate) fn write_skeleton(recipe: &Recipe, dir: &Path) -> Result<(), BuildErr
         .map(|m| (m.path.as_str(), m.toml.as_str()))
         .chain(recipe.stubs().map(|s| (s.path.as_str(), s.kind.text())))
         .chain([("Cargo.lock", recipe.lockfile.as_str())]);
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     for (path, text) in files {
         let file = dir.join(path);
+        let io = |e: std::io::Error| BuildError::Workspace(format!("recipe path {path}: {e}"));
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| BuildError::Request(format!("recipe path {path}: {e}")))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(io)?;
         }
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o644)
             .open(&file)
             .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| BuildError::Request(format!("recipe path {path}: {e}")))?;
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -132,9 +138,9 @@ impl MemberNames {
     }
 
     /// Whether the entry `name` of `deps`, `build` or `.fingerprint` is a member's unit:
-    /// `[lib]NAME-<16 hex>[.…]`.
-    fn owns(&self, name: &str) -> bool {
-        [Some(name), name.strip_prefix("lib")]
+    /// `NAME-<16 hex>[.…]`, and in `deps` also `libNAME-<16 hex>.…`.
+    fn owns(&self, name: &str, in_deps: bool) -> bool {
+        [Some(name), name.strip_prefix("lib").filter(|_| in_deps)]
             .into_iter()
             .flatten()
             .any(|n| self.0.iter().any(|m| unit_of(n, m)))
@@ -154,62 +160,76 @@ fn unit_of(entry: &str, member: &str) -> bool {
 }
 
 /// Every dependency unit's file under `target/release` (`deps`, `build`, `.fingerprint`),
-/// as names relative to `target`: the members' units and every `*.d` file left out (cargo
-/// reads dep-info only right after rustc writes it). Walked with `lstat` on the build's
-/// disk, never following a link: a link, FIFO, device or socket anywhere, a directory on
-/// another disk, a name that is no plain manifest path, or more than the bounds of
-/// [`RECIPE_NAMES`] is refused (every member sees the same tree and refuses alike).
+/// as names relative to `target`: the members' units and the dep-info files cargo writes
+/// beside them (`deps/*.d`, `build/<unit>/*.d`; cargo reads dep-info only right after rustc
+/// writes it) left out. Walked with `lstat` on the build's disk, never following a link:
+/// `release` itself, and everything below, must be real directories and regular files on
+/// that disk; a link, FIFO, device or socket, a name that is no plain manifest path, or
+/// more entries than the bounds of [`RECIPE_NAMES`] (counted as they are met, whatever
+/// order the directory gives them) is refused alike by every member. An I/O error is the
+/// host's.
 pub(crate) fn unit_files(
     target: &Path,
     members: &MemberNames,
-) -> Result<Vec<String>, RefusedArtifact> {
-    let release = target.join("release");
+) -> Result<Vec<String>, CollectError> {
+    let host = |what: &str, e: std::io::Error| CollectError::Host(format!("{what}: {e}"));
     let disk = std::fs::symlink_metadata(target)
-        .map_err(|_| RefusedArtifact::BadDirectory("release".into()))?
+        .map_err(|e| host("target", e))?
         .dev();
+    let release = target.join("release");
+    match std::fs::symlink_metadata(&release) {
+        Ok(m) if m.is_dir() && m.dev() == disk => {}
+        Ok(_) => return Err(RefusedArtifact::BadDirectory("release".into()).into()),
+        Err(e) => return Err(host("release", e)),
+    }
+    // Entries met (files, directories, skipped ones): one bound for all, checked on each.
+    let most = RECIPE_NAMES.names * 4;
+    let mut seen = 0usize;
     let mut out = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     for top in UNIT_DIRS {
         match std::fs::symlink_metadata(release.join(top)) {
             Ok(m) if m.is_dir() && m.dev() == disk => stack.push(format!("release/{top}")),
-            Ok(_) => return Err(RefusedArtifact::BadDirectory(format!("release/{top}"))),
-            Err(_) => {}
+            Ok(_) => return Err(RefusedArtifact::BadDirectory(format!("release/{top}")).into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(host(top, e)),
         }
     }
     while let Some(dir) = stack.pop() {
         let depth = dir.split('/').count();
-        let entries = std::fs::read_dir(target.join(&dir))
-            .map_err(|_| RefusedArtifact::BadDirectory(dir.clone()))?;
+        let in_deps = dir == "release/deps";
+        let in_unit_of_build = depth == 3 && dir.starts_with("release/build/");
+        let entries = std::fs::read_dir(target.join(&dir)).map_err(|e| host(&dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|_| RefusedArtifact::BadDirectory(dir.clone()))?;
+            seen += 1;
+            if seen > most {
+                return Err(RefusedArtifact::TooMany.into());
+            }
+            let entry = entry.map_err(|e| host(&dir, e))?;
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                return Err(RefusedArtifact::BadName(format!("{dir}/…")));
+                return Err(RefusedArtifact::BadName(format!("{dir}/…")).into());
             };
             let rel = format!("{dir}/{name}");
             if !super::artifacts::valid_relative_path_within(&rel, RECIPE_NAMES.components) {
-                return Err(RefusedArtifact::BadName(rel));
+                return Err(RefusedArtifact::BadName(rel).into());
             }
-            if depth == 2 && members.owns(&name) {
+            if depth == 2 && members.owns(&name, in_deps) {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(target.join(&rel))
-                .map_err(|_| RefusedArtifact::NotRegular(rel.clone()))?;
+            let meta = std::fs::symlink_metadata(target.join(&rel)).map_err(|e| host(&rel, e))?;
             if meta.dev() != disk {
-                return Err(RefusedArtifact::OtherDisk(rel));
+                return Err(RefusedArtifact::OtherDisk(rel).into());
             }
             if meta.is_dir() {
                 stack.push(rel);
             } else if !meta.is_file() {
-                return Err(RefusedArtifact::NotRegular(rel));
-            } else if !name.ends_with(".d") {
+                return Err(RefusedArtifact::NotRegular(rel).into());
+            } else if !((in_deps || in_unit_of_build) && name.ends_with(".d")) {
                 out.push(rel);
                 if out.len() > RECIPE_NAMES.names {
-                    return Err(RefusedArtifact::TooMany);
+                    return Err(RefusedArtifact::TooMany.into());
                 }
             }
-        }
-        if stack.len() > RECIPE_NAMES.names {
-            return Err(RefusedArtifact::TooMany);
         }
     }
     out.sort();
@@ -236,8 +256,11 @@ mod tests {
             "libmy_util-0123456789abcdef.rlib",
             "my-util-0123456789abcdef",
         ] {
-            assert!(m.owns(own), "{own}");
+            assert!(m.owns(own, true), "{own}");
         }
+        // `lib` is a prefix of file names in `deps` only: `.fingerprint/libapp-…` is a
+        // dependency called libapp.
+        assert!(!m.owns("libapp-0123456789abcdef", false));
         for dep in [
             "app-utils-0123456789abcdef",
             "libapp_utils-0123456789abcdef.rlib",
@@ -245,7 +268,7 @@ mod tests {
             "app-0123456789abcde",
             "application-0123456789abcdef",
         ] {
-            assert!(!m.owns(dep), "{dep}");
+            assert!(!m.owns(dep, true), "{dep}");
         }
     }
 
@@ -270,7 +293,15 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", deps.join("libx-0123456789abcdef.rlib")).unwrap();
         assert!(matches!(
             unit_files(t.path(), &members()),
-            Err(RefusedArtifact::NotRegular(_))
+            Err(CollectError::Refused(RefusedArtifact::NotRegular(_)))
+        ));
+        // `release` itself a link: refused, not followed.
+        std::fs::remove_file(deps.join("libx-0123456789abcdef.rlib")).unwrap();
+        std::fs::rename(t.path().join("release"), t.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("real"), t.path().join("release")).unwrap();
+        assert!(matches!(
+            unit_files(t.path(), &members()),
+            Err(CollectError::Refused(RefusedArtifact::BadDirectory(_)))
         ));
     }
 }
