@@ -792,30 +792,7 @@ impl Builder {
                         &recipe_build::RECIPE_NAMES,
                     )
                 });
-                match taken {
-                    Ok(taken) => {
-                        let mut m = Manifest::default();
-                        for t in taken {
-                            m.insert(&t.name, t.sha256);
-                            units.push((t.name, t.copy));
-                        }
-                        if m.is_empty() {
-                            Outcome::Failure {
-                                class: FailureClass::CompileError,
-                                reason: "no dependency units".into(),
-                            }
-                        } else {
-                            Outcome::Success(m)
-                        }
-                    }
-                    Err(artifacts::CollectError::Refused(r)) => Outcome::Failure {
-                        class: FailureClass::ForbiddenOutput,
-                        reason: r.to_string(),
-                    },
-                    Err(artifacts::CollectError::Host(e)) => {
-                        return Err(BuildError::Workspace(format!("taking units: {e}")));
-                    }
-                }
+                outcome_of(taken, "no dependency units", "taking units", &mut units)?
             }
             (Ok(()), None) => Outcome::Failure {
                 class: FailureClass::SandboxError,
@@ -910,30 +887,13 @@ impl Builder {
                     per_file: self.limits.artifacts.min(artifacts::MAX_FILE),
                     total: self.limits.artifacts,
                 };
-                match artifacts::collect(&target, &names, &kept, caps) {
-                    Ok(taken) => {
-                        let mut m = Manifest::default();
-                        for t in taken {
-                            m.insert(&t.name, t.sha256);
-                            artifacts.push((t.name, t.copy));
-                        }
-                        if m.is_empty() {
-                            Outcome::Failure {
-                                class: FailureClass::CompileError,
-                                reason: "no lib or bin artifacts".into(),
-                            }
-                        } else {
-                            Outcome::Success(m)
-                        }
-                    }
-                    Err(artifacts::CollectError::Refused(r)) => Outcome::Failure {
-                        class: FailureClass::ForbiddenOutput,
-                        reason: r.to_string(),
-                    },
-                    Err(artifacts::CollectError::Host(e)) => {
-                        return Err(BuildError::Workspace(format!("taking artifacts: {e}")));
-                    }
-                }
+                let taken = artifacts::collect(&target, &names, &kept, caps);
+                outcome_of(
+                    taken,
+                    "no lib or bin artifacts",
+                    "taking artifacts",
+                    &mut artifacts,
+                )?
             }
             (Ok(()), None) => Outcome::Failure {
                 class: FailureClass::SandboxError,
@@ -952,6 +912,40 @@ impl Builder {
             log_path,
             artifacts,
         })
+    }
+}
+
+/// The outcome of a build whose files were taken from its disk (`taken`), each also
+/// recorded in `copies`: their manifest; `compile-error` (`empty`) when there are none;
+/// `forbidden-output` when the build planted what the host refuses to read. A host error
+/// (`what`) is the host's: nothing is committed.
+fn outcome_of(
+    taken: Result<Vec<artifacts::Taken>, artifacts::CollectError>,
+    empty: &str,
+    what: &str,
+    copies: &mut Vec<(String, PathBuf)>,
+) -> Result<Outcome, BuildError> {
+    match taken {
+        Ok(taken) => {
+            let mut m = Manifest::default();
+            for t in taken {
+                m.insert(&t.name, t.sha256);
+                copies.push((t.name, t.copy));
+            }
+            Ok(if m.is_empty() {
+                Outcome::Failure {
+                    class: FailureClass::CompileError,
+                    reason: empty.into(),
+                }
+            } else {
+                Outcome::Success(m)
+            })
+        }
+        Err(artifacts::CollectError::Refused(r)) => Ok(Outcome::Failure {
+            class: FailureClass::ForbiddenOutput,
+            reason: r.to_string(),
+        }),
+        Err(artifacts::CollectError::Host(e)) => Err(BuildError::Workspace(format!("{what}: {e}"))),
     }
 }
 

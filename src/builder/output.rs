@@ -155,6 +155,27 @@ struct Reader {
 const LINE_OVERHEAD: u64 = 32;
 
 impl Reader {
+    /// A reader of one stream tagged `tag`, counting into the shared `total` up to `cap`.
+    fn new(
+        tag: &'static str,
+        json: bool,
+        total: &Arc<AtomicU64>,
+        cap: u64,
+        over: &Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            tag,
+            json,
+            total: total.clone(),
+            cap,
+            over: over.clone(),
+            line: Vec::new(),
+            cut: false,
+            kept: 0,
+            out: Captured::default(),
+        }
+    }
+
     fn run(mut self, mut pipe: impl Read) -> Captured {
         let mut buf = [0u8; 16 << 10];
         loop {
@@ -248,17 +269,7 @@ pub(crate) fn watch(
     let mut readers = 0;
     for (pipe, tag, json) in streams {
         let Some(pipe) = pipe else { continue };
-        let reader = Reader {
-            tag,
-            json,
-            total: total.clone(),
-            cap,
-            over: over.clone(),
-            line: Vec::new(),
-            cut: false,
-            kept: 0,
-            out: Captured::default(),
-        };
+        let reader = Reader::new(tag, json, &total, cap, &over);
         let tx = tx.clone();
         std::thread::spawn(move || {
             let _ = tx.send((json, reader.run(pipe)));
@@ -324,17 +335,7 @@ pub(crate) fn read_detached(stdout: &Path, stderr: &Path, cap: u64) -> (Captured
     let over = Arc::new(AtomicBool::new(false));
     let mut captured = Captured::default();
     for (path, tag, json) in [(stdout, "[stdout] ", true), (stderr, "[stderr] ", false)] {
-        let reader = Reader {
-            tag,
-            json,
-            total: total.clone(),
-            cap,
-            over: over.clone(),
-            line: Vec::new(),
-            cut: false,
-            kept: 0,
-            out: Captured::default(),
-        };
+        let reader = Reader::new(tag, json, &total, cap, &over);
         let Some(file) = open_regular(path) else {
             continue;
         };
