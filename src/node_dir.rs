@@ -168,6 +168,24 @@ pub fn create_with_keys(
     Ok((keys, entry))
 }
 
+/// The bytes of the file at `path`, refused when larger than `max`: at most `max + 1`
+/// bytes are ever read, whatever the file's size.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    fs::File::open(path)?.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(out)
+}
+
+/// [`read_bounded`] of a UTF-8 text.
+pub fn read_bounded_text(path: &Path, max: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, max)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Writes a new file (never an existing one) with `mode`, synced to disk.
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), NodeDirError> {
     let mut f = OpenOptions::new()

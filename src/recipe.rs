@@ -142,12 +142,13 @@ pub fn recipe_of_with(
     recipe_manifests.sort_by(|a, b| a.path.cmp(&b.path));
 
     let lock_path = root.join("Cargo.lock");
-    let lockfile = read_bounded(&lock_path, MAX_RECIPE_SIZE as u64).map_err(|e| {
-        RecipeRefused::Refused(format!(
-            "{}: {e} (a recipe needs the workspace's lockfile: cargo generate-lockfile)",
-            lock_path.display()
-        ))
-    })?;
+    let lockfile =
+        crate::node_dir::read_bounded_text(&lock_path, MAX_RECIPE_SIZE as u64).map_err(|e| {
+            RecipeRefused::Refused(format!(
+                "{}: {e} (a recipe needs the workspace's lockfile: cargo generate-lockfile)",
+                lock_path.display()
+            ))
+        })?;
     // What the manifests and the lockfile say, checked as a builder checks it, before
     // cargo resolves anything (which may reach the network).
     let mut features = opts.features.clone();
@@ -200,19 +201,8 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
     valid_recipe_path(&p).then_some(p)
 }
 
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut text = String::new();
-    file.take(max + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    Ok(text)
-}
-
 fn read_manifest(path: &Path) -> Result<toml::Table, RecipeRefused> {
-    let text = read_bounded(path, MAX_MANIFEST)
+    let text = crate::node_dir::read_bounded_text(path, MAX_MANIFEST)
         .map_err(|e| RecipeRefused::Refused(format!("{}: {e}", path.display())))?;
     text.parse::<toml::Table>().map_err(|e| {
         RecipeRefused::Refused(format!(

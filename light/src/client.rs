@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use synchronicity_net::multiaddr::Protocol;
 use synchronicity_net::{
-    Keypair, MemberAddr, Multiaddr, NetConfig, NetworkHandle, PeerId, RequestKind,
+    Keypair, MemberAddr, Multiaddr, NetConfig, NetError, NetworkHandle, PeerId, Refusal,
+    RequestKind,
 };
 use synchronicity_verify::tlog::{CosignedCheckpoint, Hash, merkle};
 use synchronicity_verify::{BatchVerifier, Committee, CommitteeChain, Manifest, Verdict};
@@ -23,6 +24,14 @@ use crate::{
 
 /// Most bytes of `crate@version`s in one lookup request (within the request bound).
 pub const LOOKUP_BATCH_BYTES: usize = 12 * 1024;
+
+/// The first pause after a member refused a request for rate; it doubles up to
+/// [`RATE_PAUSE_MAX`].
+const RATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const RATE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most times one request is asked again of a member that refused it for rate (about 15 s
+/// of pauses in all).
+const RATE_RETRIES: u32 = 12;
 
 /// A light client: its own throwaway libp2p identity, the light protocol only.
 pub struct Client {
@@ -138,11 +147,24 @@ impl Client {
     ) -> Result<LightResponse, PeerError> {
         let id = self.peer_id(peer)?;
         self.net.dial(peer.clone()).await?;
-        let bytes = self
-            .net
-            .request(id, RequestKind::Light, req.to_bytes())
-            .await?;
-        Ok(LightResponse::from_bytes(&bytes)?)
+        // A member that refuses for rate is not faulty: its bucket refills (the net crate's
+        // light rate, tokens per second), so the same request is asked again after a pause,
+        // at most RATE_RETRIES times, before the refusal counts as this peer's answer.
+        let mut pause = RATE_PAUSE;
+        for _ in 0..RATE_RETRIES {
+            match self
+                .net
+                .request(id, RequestKind::Light, req.to_bytes())
+                .await
+            {
+                Err(NetError::Refused(Refusal::RateLimited)) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RATE_PAUSE_MAX);
+                }
+                other => return Ok(LightResponse::from_bytes(&other?)?),
+            }
+        }
+        Err(NetError::Refused(Refusal::RateLimited).into())
     }
 
     /// The proof `query` asks for, from the first member whose answer passes
@@ -215,7 +237,8 @@ impl Client {
                 p.record()
                     .check_attestation(committee)
                     .map_err(LightError::Pinned)?;
-                if p.lockfile() == Lockfile::Generated {
+                // A recipe's lockfile is the workspace's own, never a shipped one.
+                if p.lockfile() == Lockfile::Generated && !p.record().entry().request.is_recipe() {
                     self.notice(Notice::GeneratedLockfile {
                         spec: spec.to_string(),
                     });

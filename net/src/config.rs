@@ -56,8 +56,8 @@ impl NetConfig {
             bootstrap: Vec::new(),
             topics: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
-            light_burst: 20,
-            light_per_second: 10,
+            light_burst: 100,
+            light_per_second: 50,
             max_light_clients: 64,
             max_light_per_address: 8,
             light_idle_timeout: Duration::from_secs(60),
@@ -102,7 +102,8 @@ impl NetConfig {
     }
 
     /// Light-client rate limit per non-member peer: `burst` requests, refilled at
-    /// `per_second`. Default: 20 and 10/s.
+    /// `per_second`. Default: 100 and 50/s (a cook fetches a bundle of several hundred small
+    /// files one request each).
     pub fn with_light_rate(mut self, burst: u32, per_second: u32) -> Self {
         self.light_burst = burst;
         self.light_per_second = per_second;

@@ -40,6 +40,11 @@ pub use workspace::{BuildWorkspace, toolchain_installed};
 use crate::request::{BuildRequest, PinnedRequest, REQUEST_FORMAT};
 use synchronicity_verify::recipe::Recipe;
 
+/// `CARGO_HOME` inside every sandbox: the registry sources' path, which cargo hashes into a
+/// dependency's fingerprint, so a user's build reuses cooked units only with its cargo home
+/// reachable here (`cook`, docs/cache.md).
+pub const CARGO_HOME_IN_SANDBOX: &str = "/opt/rustwide/cargo-home";
+
 /// A fixed `SOURCE_DATE_EPOCH` (1980-01-01): tools that embed a time embed this one.
 pub const SOURCE_DATE_EPOCH: &str = "315532800";
 
@@ -585,6 +590,25 @@ impl Builder {
                 req.toolchain,
                 self.ws.toolchain()
             )));
+        }
+        let recipe = pinned
+            .recipe()
+            .map_err(|e| BuildError::Request(e.to_string()))?;
+        if let Some(recipe) = recipe {
+            let t = Instant::now();
+            let r = self.build_recipe(&recipe, progress)?;
+            return Ok(BuildReport {
+                request: req.clone(),
+                outcome: r.outcome,
+                backend: self.backend_name(),
+                image_id: self.image_id(),
+                durations: Durations {
+                    build: t.elapsed().as_secs_f64(),
+                    ..Durations::default()
+                },
+                log_path: r.log_path,
+                artifacts: r.units,
+            });
         }
         let mut d = Durations::default();
         let source = self.ws.sources().join(job_name(req));

@@ -19,7 +19,7 @@ use crate::verify::BatchVerifier;
 /// Arguments of `lookup`.
 #[derive(Debug, Args)]
 pub struct LookupArgs {
-    /// CRATE@VERSION.
+    /// CRATE@VERSION, or a recipe id (`synchronicity recipe` prints it).
     pub spec: String,
     /// Print JSON.
     #[arg(long)]
@@ -90,9 +90,13 @@ fn answer(found: &ProvenLookup) -> Answer {
 }
 
 /// `lookup`.
-pub(super) fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+pub(super) fn lookup(mut args: LookupArgs) -> anyhow::Result<()> {
+    if let Some(crate::log::LookupKey::Request(id)) = crate::log::LookupKey::parse(&args.spec) {
+        // A recipe id: its entries are `_recipe@<id>`'s.
+        args.spec = synchronicity_verify::request::recipe_spec(&id);
+    }
     if crate::log::LookupKey::parse(&args.spec).is_none() || !args.spec.contains('@') {
-        bail!("{:?} is not CRATE@VERSION", args.spec);
+        bail!("{:?} is not CRATE@VERSION or a recipe id", args.spec);
     }
     let setup = ClientSetup::load(
         args.peers.trust.as_deref(),

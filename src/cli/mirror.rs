@@ -192,15 +192,7 @@ impl Mirror {
 }
 
 fn read_bounded_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
-    let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
-    let mut out = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut out)
-        .with_context(|| path.display().to_string())?;
-    if out.len() as u64 > max {
-        bail!("{}: larger than {max} bytes", path.display());
-    }
-    Ok(out)
+    crate::node_dir::read_bounded(path, max).with_context(|| path.display().to_string())
 }
 
 /// Entries `from .. size` from the bundles in `dir` (`from` a multiple of 256).

@@ -8,6 +8,7 @@ mod build;
 mod chain;
 mod client;
 mod committee;
+mod cook;
 mod diff;
 mod fetch;
 mod install;
@@ -111,6 +112,11 @@ pub enum Command {
         after_help = "The recipe is what the group builds a workspace's dependencies from: every manifest (sources replaced by stubs, TOML normalized), Cargo.lock, toolchain, target, the release profile, features and RUSTFLAGS (from the environment). Its id changes when the dependencies would compile differently, not when the workspace's own code does. Refused, with one line naming the problem: git dependencies, path dependencies outside the workspace's members, a Cargo.lock that does not match the manifests, a recipe over 1 MiB.\n\nExamples:\n  cargo synchronicity recipe\n  synchronicity recipe --manifest-path app/Cargo.toml --features tls --out app.recipe"
     )]
     Recipe(recipe::RecipeArgs),
+    /// Unpack a workspace's dependencies, pre-built and attested by a threshold of builders, into its target directory (`cargo synchronicity cook`).
+    #[command(
+        after_help = "Reads the workspace's recipe (as `recipe` does), looks it up with a proven answer, fetches every file of the attested bundle from any member, checks each against the manifest a threshold of builders attested, and only then moves them into target/release. Prints on stdout the environment the build must run with (CARGO_HOME at the builders' path, RUSTFLAGS); messages go to stderr. A miss exits 1 (0 with --fallback, nothing changed).\n\nExamples (a CI job):\n  eval \"$(cargo synchronicity cook --fallback)\"\n  cargo build --release"
+    )]
+    Cook(cook::CookArgs),
     /// Install a crate's binaries, only if a threshold of builders reproduced them.
     #[command(
         after_help = "Without a version: the newest non-yanked release on crates.io. Installs into $CARGO_HOME/bin (or --root DIR/bin); refuses, installing nothing, unless the verdict is reproduced and every byte matches the attested manifest. Never replaces cargo's or rustup's own binaries; replaces other existing files only if install wrote them before (recorded in $CARGO_HOME/.synchronicity-installs.json), or with --force.\n\nExamples:\n  synchronicity install ripgrep\n  synchronicity install hello-cli@0.2.2 --root /opt/tools"
@@ -194,6 +200,7 @@ fn run_other(cli: Cli) -> anyhow::Result<()> {
         Command::Fetch(args) => fetch::fetch(args),
         Command::Diff(args) => diff::diff(args),
         Command::Recipe(args) => recipe::recipe(args),
+        Command::Cook(args) => cook::cook(args),
         Command::Witness(args) => witness::run(args),
         Command::Install(args) => install::install(args),
         Command::Audit(args) => match audit::audit(args)? {

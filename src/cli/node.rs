@@ -408,7 +408,7 @@ fn follow_config(
         None => None,
         Some(list) => {
             let path = dir.join(list);
-            let text = read_bounded(&path, 16 << 20)
+            let text = crate::node_dir::read_bounded_text(&path, 16 << 20)
                 .map_err(|e| anyhow::anyhow!("node.toml: follow.list {}: {e}", path.display()))?;
             let items = node::backlog::parse_backlog(&text)
                 .map_err(|e| anyhow::anyhow!("node.toml: follow.list {}: {e}", path.display()))?;
@@ -424,19 +424,6 @@ fn follow_config(
         follow: (!follow.crates.is_empty()).then_some(follow),
         backlog,
     })
-}
-
-/// A text file of at most `max` bytes.
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    Ok(text)
 }
 
 /// The artifact store `DIR/artifacts`, bounded by node.toml's `[artifacts] max_mib`.
@@ -655,7 +642,13 @@ pub(super) fn init_logging() {
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// The crate, as NAME@VERSION.
-    spec: String,
+    #[arg(required_unless_present = "recipe", conflicts_with = "recipe")]
+    spec: Option<String>,
+    /// Order the dependencies of a recipe instead: PATH is a workspace (its directory or
+    /// its Cargo.toml; its recipe is read as `synchronicity recipe` reads it, RUSTFLAGS
+    /// from the environment) or a recipe file (`recipe --out`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["lockfile", "features", "no_default_features", "all_features"])]
+    recipe: Option<PathBuf>,
     /// Cargo.lock to build with.
     #[arg(long)]
     lockfile: Option<PathBuf>,
@@ -676,7 +669,22 @@ pub struct SubmitArgs {
 
 /// `submit`.
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let (krate, version) = super::build::parse_spec(&args.spec)?;
+    if let Some(path) = &args.recipe {
+        let recipe = super::recipe::read_recipe(path)?;
+        eprintln!("recipe {}", hex::encode(recipe.id()));
+        let req = ControlRequest::SubmitRecipe {
+            recipe: hex::encode(recipe.to_cbor()),
+        };
+        return match control_call(&args.node, &req)? {
+            ControlAnswer::Submitted { id } => {
+                println!("{id}");
+                Ok(())
+            }
+            other => bail!("unexpected answer: {other:?}"),
+        };
+    }
+    let spec = args.spec.as_deref().unwrap_or_default();
+    let (krate, version) = super::build::parse_spec(spec)?;
     let lockfile = match &args.lockfile {
         Some(p) => {
             Some(std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)

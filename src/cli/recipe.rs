@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use synchronicity_verify::recipe::{MAX_RECIPE_SIZE, Recipe};
+
 use crate::recipe::{RecipeOptions, recipe_of};
 
 /// Arguments of `recipe`.
@@ -35,6 +37,34 @@ pub struct RecipeArgs {
     /// Print the whole recipe as JSON after its id.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The recipe at `path`: a workspace (its directory or a `Cargo.toml`, read with the
+/// host's toolchain and target and RUSTFLAGS from the environment) or a recipe file
+/// (canonical CBOR, at most [`MAX_RECIPE_SIZE`] bytes).
+pub(super) fn read_recipe(path: &std::path::Path) -> anyhow::Result<Recipe> {
+    let manifest = if path.is_dir() {
+        Some(path.join("Cargo.toml"))
+    } else if path.file_name().is_some_and(|n| n == "Cargo.toml") {
+        Some(path.to_path_buf())
+    } else {
+        None
+    };
+    if let Some(manifest_path) = manifest {
+        let opts = RecipeOptions {
+            manifest_path: Some(manifest_path),
+            ..RecipeOptions::default()
+        };
+        return Ok(recipe_of(&opts)?);
+    }
+    let bytes = crate::node_dir::read_bounded(path, MAX_RECIPE_SIZE as u64)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let recipe =
+        Recipe::from_cbor(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    recipe
+        .check_contents()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(recipe)
 }
 
 pub(super) fn recipe(args: RecipeArgs) -> anyhow::Result<()> {

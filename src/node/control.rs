@@ -23,6 +23,7 @@ use super::shared::LatestCheckpointError;
 use super::{NodeHandle, run};
 use crate::log::{LookupKey, StoreError};
 use crate::protocol::{EntryError, LogEntry, Phase};
+use synchronicity_verify::request::recipe_spec;
 
 /// File name of the socket inside the node directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
@@ -43,6 +44,11 @@ pub enum ControlRequest {
         /// Feature flags (absent: the default variant).
         #[serde(default)]
         variant: crate::builder::Variant,
+    },
+    /// Order the dependencies of a recipe (issue 28).
+    SubmitRecipe {
+        /// The recipe's canonical CBOR, in hex.
+        recipe: String,
     },
     /// Approve the next epoch's committee file (its whole text).
     Approve {
@@ -292,6 +298,17 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, Control
                 id: hex::encode(id),
             })
         }
+        ControlRequest::SubmitRecipe { recipe } => {
+            let pinned = pinned_recipe(&recipe).map_err(ControlError::Pin)?;
+            // What the committee's rules would refuse is said here, not left to be
+            // dropped silently by every member's gossip check.
+            crate::protocol::check_request(&pinned, &ctx.shared.committee)
+                .map_err(|e| ControlError::Pin(e.to_string()))?;
+            let id = run::submit(&ctx.commands, pinned).await?;
+            Ok(ControlAnswer::Submitted {
+                id: hex::encode(id),
+            })
+        }
         ControlRequest::Approve { committee } => {
             let epoch = run::approve(&ctx.commands, committee)
                 .await
@@ -300,6 +317,16 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, Control
         }
         ControlRequest::Status { key } => Ok(ControlAnswer::Status(Box::new(status(ctx, key)?))),
     }
+}
+
+/// The first attempt's request for the recipe whose canonical CBOR is `hex_cbor`; the
+/// node counts the attempt up past failed decided ones.
+fn pinned_recipe(hex_cbor: &str) -> Result<crate::request::PinnedRequest, String> {
+    let bytes = hex::decode(hex_cbor).map_err(|_| "the recipe is not hex".to_string())?;
+    let recipe =
+        synchronicity_verify::recipe::Recipe::from_cbor(&bytes).map_err(|e| e.to_string())?;
+    recipe.check_contents().map_err(|e| e.to_string())?;
+    Ok(crate::request::PinnedRequest::for_recipe(&recipe, 1))
 }
 
 fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
@@ -353,7 +380,15 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
     let (log_size, root) = s.store.head()?;
     let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
     let cosigned = |index: u64| checkpoint_size.is_some_and(|c| c > index);
-    let lookup = key.as_deref().and_then(LookupKey::parse);
+    // A 64-hex key that names no request may be a recipe id (`status RECIPE_ID`).
+    let lookup = match key.as_deref().and_then(LookupKey::parse) {
+        Some(LookupKey::Request(id))
+            if s.store.lookup_request(&id)?.is_none() && !s.view().state.is_open(&id) =>
+        {
+            Some(LookupKey::Crate(recipe_spec(&id)))
+        }
+        k => k,
+    };
     let variants: Vec<EntryStatus> = match &lookup {
         Some(LookupKey::Crate(spec)) => s
             .store

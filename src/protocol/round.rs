@@ -32,13 +32,17 @@ use crate::committee::Committee;
 use crate::crypto::{
     BlsPublicKey, BlsSignature, SignerBitmap, ThresholdSignature, UncheckedSignature,
 };
-use crate::request::BuildRequest;
-use crate::verify::manifest::Manifest;
+use crate::request::{BuildRequest, PinnedRequest};
+use crate::verify::manifest::{MAX_RECIPE_MANIFEST_SIZE, Manifest, manifest_bound};
 
-/// The outcome's digest, or `None` if the reveal is malformed.
+/// The outcome's digest, or `None` if the reveal is malformed. A manifest may be as large as
+/// a recipe's ([`MAX_RECIPE_MANIFEST_SIZE`]); a round also holds a crate's to
+/// [`manifest_bound`] of its request.
 pub fn outcome_digest(o: &RevealedOutcome) -> Option<[u8; 32]> {
     match o {
-        RevealedOutcome::Manifest(text) => Manifest::parse(text).ok().map(|m| m.digest()),
+        RevealedOutcome::Manifest(text) => Manifest::parse_within(text, MAX_RECIPE_MANIFEST_SIZE)
+            .ok()
+            .map(|m| m.digest()),
         RevealedOutcome::Failure(class) => Some(class.digest()),
     }
 }
@@ -134,6 +138,9 @@ pub(crate) enum Effect {
 pub(crate) struct Round {
     pub(crate) request: BuildRequest,
     pub(crate) lockfile: String,
+    /// A recipe request's recipe (canonical CBOR), which its builders need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) recipe: Option<serde_bytes::ByteBuf>,
     pub(crate) opened_ms: u64,
     pub(crate) phase: RoundPhase,
     pub(crate) commits: BTreeMap<u32, Commit>,
@@ -146,10 +153,11 @@ pub(crate) struct Round {
 }
 
 impl Round {
-    pub(crate) fn new(request: BuildRequest, lockfile: String, opened_ms: u64) -> Self {
+    pub(crate) fn new(pinned: &PinnedRequest, opened_ms: u64) -> Self {
         Self {
-            request,
-            lockfile,
+            request: pinned.request.clone(),
+            lockfile: pinned.lockfile.clone(),
+            recipe: pinned.recipe.clone(),
             opened_ms,
             phase: RoundPhase::Commit,
             commits: BTreeMap::new(),
@@ -263,6 +271,11 @@ impl Round {
         }
         if self.reveals.contains_key(&signer) || self.misbehaved(signer) {
             return Err("second reveal");
+        }
+        if let RevealedOutcome::Manifest(text) = outcome
+            && text.len() > manifest_bound(&self.request)
+        {
+            return Err("a manifest over the bound of its request's kind");
         }
         let digest = outcome_digest(outcome).ok_or("malformed outcome")?;
         let member = &committee.members()[signer as usize];

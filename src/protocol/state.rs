@@ -470,6 +470,7 @@ impl ProtocolState {
         self.rounds.get(id).map(|r| PinnedRequest {
             request: r.request.clone(),
             lockfile: r.lockfile.clone(),
+            recipe: r.recipe.clone(),
         })
     }
 
@@ -861,7 +862,7 @@ fn apply_message(
             }
             let now = o.now_ms;
             check_attempt(pinned, o.params, now, env.decided)?;
-            let mut round = Round::new(pinned.request.clone(), pinned.lockfile.clone(), now);
+            let mut round = Round::new(pinned, now);
             round.requester = Some(signer);
             o.insert(id, round);
             Ok(Some(Duty::Build(id)))

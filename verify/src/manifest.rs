@@ -13,8 +13,21 @@ use std::collections::BTreeMap;
 
 use crate::sha256;
 
-/// Largest manifest text accepted.
+/// Largest manifest text accepted for a crate's own artifacts.
 pub const MAX_MANIFEST_SIZE: usize = 64 * 1024;
+/// Largest manifest text accepted for a recipe's dependency units (issue 28: a mid-size
+/// application's dependencies are several hundred files; a light client's blob bound).
+pub const MAX_RECIPE_MANIFEST_SIZE: usize = 1024 * 1024;
+
+/// The manifest bound of `request`'s kind: [`MAX_RECIPE_MANIFEST_SIZE`] for a recipe
+/// request, [`MAX_MANIFEST_SIZE`] otherwise.
+pub fn manifest_bound(request: &crate::request::BuildRequest) -> usize {
+    if request.is_recipe() {
+        MAX_RECIPE_MANIFEST_SIZE
+    } else {
+        MAX_MANIFEST_SIZE
+    }
+}
 
 /// Why a manifest text was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -194,9 +207,15 @@ impl Manifest {
         sha256(self.to_text().as_bytes())
     }
 
-    /// Parses a manifest text strictly (the inverse of [`Manifest::to_text`]).
+    /// Parses a manifest text strictly (the inverse of [`Manifest::to_text`]), at most
+    /// [`MAX_MANIFEST_SIZE`].
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        if text.is_empty() || text.len() > MAX_MANIFEST_SIZE || !text.ends_with('\n') {
+        Self::parse_within(text, MAX_MANIFEST_SIZE)
+    }
+
+    /// [`Manifest::parse`] with the bound `max` (see [`manifest_bound`]).
+    pub fn parse_within(text: &str, max: usize) -> Result<Self, ManifestError> {
+        if text.is_empty() || text.len() > max || !text.ends_with('\n') {
             return Err(ManifestError::Shape);
         }
         let mut files = BTreeMap::new();

@@ -495,7 +495,8 @@ impl ReproducedBuild {
                 pinned: hex::encode(self.digest),
             });
         }
-        Ok(Manifest::parse(text)?)
+        let bound = crate::manifest::manifest_bound(&self.record.entry().request);
+        Ok(Manifest::parse_within(text, bound)?)
     }
 
     /// The verified record.

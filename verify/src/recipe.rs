@@ -549,6 +549,11 @@ mod tests {
             "[[package]]\nname = \"stranger\"\nversion = \"1.0.0\"\n",
             "stranger is a path package that is not a member",
         );
+        // A lone package needs no [workspace]; a root with members does.
+        let mut lone = recipe();
+        lone.manifests.truncate(1);
+        lone.manifests[0].toml = "[package]\nname = \"root\"\n".into();
+        assert_eq!(lone.check_contents(), Ok(()));
         let mut r = recipe();
         r.manifests[0].toml = "[package]\nname = \"root\"\n".into();
         assert!(

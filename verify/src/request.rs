@@ -23,6 +23,12 @@ pub const REQUEST_FORMAT: u32 = 3;
 pub const MAX_REQUEST_SIZE: usize = 16 * 1024;
 /// Most features a request may enable.
 pub const MAX_FEATURES: usize = 64;
+/// The crate name of a request for a recipe's dependencies (issue 28). crates.io names
+/// start with a letter, so no crate on crates.io has it. Such a request's `version` is the
+/// recipe id in lowercase hex and its `source_sha256` the recipe id: `_recipe@<id>` is the
+/// recipe's `crate@version` in the log and its index, and the recipe (every setting it is
+/// built with) travels beside the request. See [`BuildRequest::for_recipe`].
+pub const RECIPE_CRATE: &str = "_recipe";
 
 /// Everything that determines the bytes a build produces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +85,12 @@ pub enum RequestError {
     Invalid(&'static str),
 }
 
+/// `_recipe@<id>`: the `crate@version` under which the log and its index hold the entries
+/// of the recipe with id `recipe_id` ([`RECIPE_CRATE`]).
+pub fn recipe_spec(recipe_id: &[u8; 32]) -> String {
+    format!("{RECIPE_CRATE}@{}", hex::encode(recipe_id))
+}
+
 /// A crate name as crates.io allows it: 1 to 64 ASCII letters, digits, `-` and `_`.
 pub fn valid_crate_name(s: &str) -> bool {
     !s.is_empty()
@@ -103,10 +115,69 @@ impl BuildRequest {
         self
     }
 
+    /// The request for the dependencies of the recipe with id `recipe_id`, whose lockfile
+    /// has sha256 `lockfile_sha256`, on attempt `attempt`. Every setting the build depends
+    /// on (toolchain, target, features, RUSTFLAGS, the manifests) is in the recipe, which
+    /// the id covers; the request repeats the toolchain and target (the committee's rules
+    /// compare them) and leaves its own feature fields empty, so the request is always the
+    /// default variant of `_recipe@<id>` ([`RECIPE_CRATE`]).
+    pub fn for_recipe(
+        recipe_id: [u8; 32],
+        lockfile_sha256: [u8; 32],
+        toolchain: &str,
+        target: &str,
+        attempt: u32,
+    ) -> Self {
+        Self {
+            format: REQUEST_FORMAT,
+            krate: RECIPE_CRATE.into(),
+            version: hex::encode(recipe_id),
+            source_sha256: recipe_id.to_vec(),
+            lockfile_sha256: lockfile_sha256.to_vec(),
+            lockfile_shipped: false,
+            toolchain: toolchain.into(),
+            target: target.into(),
+            profile: "release".into(),
+            features: Vec::new(),
+            no_default_features: false,
+            lib: true,
+            bins: true,
+            attempt,
+        }
+    }
+
+    /// True for a request for a recipe's dependencies ([`RECIPE_CRATE`]).
+    pub fn is_recipe(&self) -> bool {
+        self.krate == RECIPE_CRATE
+    }
+
+    /// The recipe id of a recipe request ([`BuildRequest::for_recipe`]).
+    pub fn recipe_id(&self) -> Option<[u8; 32]> {
+        if !self.is_recipe() {
+            return None;
+        }
+        self.source_sha256.as_slice().try_into().ok()
+    }
+
     /// Checks every field's domain.
     pub fn validate(&self) -> Result<(), RequestError> {
         if self.format != REQUEST_FORMAT {
             return Err(RequestError::Format(self.format));
+        }
+        if self.is_recipe() {
+            let id_ok =
+                self.source_sha256.len() == 32 && self.version == hex::encode(&self.source_sha256);
+            if !id_ok
+                || self.lockfile_shipped
+                || self.profile != "release"
+                || !self.features.is_empty()
+                || self.no_default_features
+                || !(self.lib && self.bins)
+            {
+                return Err(RequestError::Invalid(
+                    "recipe request (its version must be its recipe id, and its settings those of for_recipe)",
+                ));
+            }
         }
         if !valid_crate_name(&self.krate) {
             return Err(RequestError::Invalid("crate name"));
@@ -274,6 +345,30 @@ mod tests {
         variants.push(v);
         for v in variants {
             assert_ne!(v.id(), id);
+        }
+    }
+
+    #[test]
+    fn a_recipe_request_is_named_by_its_recipe_id_and_nothing_else() {
+        let id = [9u8; 32];
+        let r = BuildRequest::for_recipe(id, [1; 32], "1.95.0", "x86_64-unknown-linux-gnu", 1);
+        assert!(r.is_recipe());
+        assert_eq!(r.recipe_id(), Some(id));
+        assert_eq!(r.spec(), recipe_spec(&id));
+        assert!(r.is_default_variant_for("x86_64-unknown-linux-gnu"));
+        assert_eq!(BuildRequest::from_cbor(&r.to_cbor()), Ok(r.clone()));
+        assert_eq!(sample().recipe_id(), None);
+        let mut other_version = r.clone();
+        other_version.version = hex::encode([8u8; 32]);
+        let mut features = r.clone();
+        features.features = vec!["std".into()];
+        let mut shipped = r.clone();
+        shipped.lockfile_shipped = true;
+        for bad in [other_version, features, shipped] {
+            assert!(matches!(
+                BuildRequest::from_cbor(&bad.to_cbor()),
+                Err(RequestError::Invalid(_))
+            ));
         }
     }
 

@@ -71,8 +71,13 @@ pub(super) fn check(r: &Recipe) -> Result<(), RecipeError> {
         }
         match (at.as_str(), t.get("workspace")) {
             ("Cargo.toml", Some(ws)) => check_workspace(ws)?,
+            // A lone package is its own workspace (cargo's search finds no other root in
+            // the builders' fixed source directory); members need a [workspace].
+            ("Cargo.toml", None) if r.manifests.len() == 1 && t.contains_key("package") => {}
             ("Cargo.toml", None) => {
-                return refused("the root Cargo.toml has no [workspace]".into());
+                return refused(
+                    "the root Cargo.toml has no [workspace] (and it is not a lone package)".into(),
+                );
             }
             (_, Some(_)) => return refused(format!("{at}: a nested [workspace]")),
             (_, None) => {}

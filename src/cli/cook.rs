@@ -1,0 +1,332 @@
+//! `cargo synchronicity cook` (issue 28): the workspace's dependencies, pre-built and
+//! attested by a threshold of builders, unpacked into its target directory so that the next
+//! `cargo build --release` compiles only the workspace's own crates.
+//!
+//! 1. The recipe of the workspace is read as `synchronicity recipe` reads it (RUSTFLAGS from
+//!    the environment).
+//! 2. `_recipe@<id>` is looked up with a proven answer (the light client's checks: threshold
+//!    cosignature, inclusion, the index's default variant; absence is proven too); the entry
+//!    must be reproduced and be THIS recipe's (its request names the recipe id asked for).
+//! 3. Every file of the attested manifest is fetched from any member and checked against
+//!    its sha256 before it is written — into a staging directory beside the target
+//!    directory, never into it.
+//! 4. Every staged file gets one modification time (cargo compares a unit's outputs with its
+//!    dependencies' by mtime; one instant makes none newer than another), then the staging
+//!    directory's `release/` is renamed into place. Where the target directory already holds a
+//!    `release/`, the verified files are renamed into it one by one (each whole; a crash
+//!    mid-way leaves some of them moved, each a verified file, and the staging directory,
+//!    which the next `cook` removes).
+//! 5. Cargo reuses a dependency's units only when its sources sit at the path the builders
+//!    compiled them at, under `CARGO_HOME=/opt/rustwide/cargo-home` (docs/cache.md). `cook`
+//!    makes that path a symlink to the user's cargo home where it may, and prints the
+//!    `export` lines the build must run with (stdout; everything else goes to stderr), so a
+//!    CI job runs `eval "$(cargo synchronicity cook)"` and then `cargo build --release`.
+//!
+//! A miss (proven absent, or no reproduced entry) exits non-zero with what to do, or with
+//! `--fallback` exits 0 having changed nothing, and the build compiles everything itself.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use synchronicity_light::{Client, LightError, VerifiedBuild};
+use synchronicity_verify::recipe::Recipe;
+use synchronicity_verify::request::RECIPE_CRATE;
+
+use super::client::{ClientSetup, runtime, start};
+use super::fetch::{PeerArgs, fetch_artifact};
+use crate::builder::CARGO_HOME_IN_SANDBOX;
+use crate::recipe::{RecipeOptions, recipe_of};
+
+/// Arguments of `cook`.
+#[derive(Debug, Args)]
+pub struct CookArgs {
+    /// The workspace's `Cargo.toml` [default: cargo's search from the current directory].
+    #[arg(long)]
+    pub manifest_path: Option<PathBuf>,
+    /// Features of the workspace build, comma-separated (as the build will use them).
+    #[arg(long, value_delimiter = ',', conflicts_with = "all_features")]
+    pub features: Vec<String>,
+    /// The build runs without the members' default features.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// The build runs with every feature of every member.
+    #[arg(long)]
+    pub all_features: bool,
+    /// On a miss or any failure to get a verified bundle, say so and exit 0 with nothing
+    /// changed: the build then compiles every dependency itself.
+    #[arg(long)]
+    pub fallback: bool,
+    #[command(flatten)]
+    pub peers: PeerArgs,
+}
+
+/// `cook`.
+pub(super) fn cook(args: CookArgs) -> anyhow::Result<()> {
+    let opts = RecipeOptions {
+        manifest_path: args.manifest_path.clone(),
+        features: args.features.clone(),
+        no_default_features: args.no_default_features,
+        all_features: args.all_features,
+        ..RecipeOptions::default()
+    };
+    let recipe = recipe_of(&opts)?;
+    let id = recipe.id();
+    eprintln!("recipe {}", hex::encode(id));
+    let target_dir = target_directory(args.manifest_path.as_deref())?;
+    match cook_into(&args, &recipe, &target_dir) {
+        Ok(files) => {
+            eprintln!(
+                "cooked: {files} verified dependency files in {}",
+                target_dir.join("release").display()
+            );
+            cargo_home_at_builders_path()?;
+            print_exports(&recipe);
+            Ok(())
+        }
+        Err(e) if args.fallback => {
+            eprintln!("{e:#}");
+            eprintln!(
+                "--fallback: nothing was unpacked; the build compiles every dependency itself"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Fetches, verifies and unpacks the bundle of `recipe`; the number of files unpacked.
+fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Result<usize> {
+    let setup = ClientSetup::load(
+        args.peers.trust.as_deref(),
+        args.peers.chain.as_deref(),
+        &args.peers.peer,
+    )?;
+    let deadline = args.peers.deadline();
+    let id = recipe.id();
+    let staging = staging_dir(target_dir)?;
+    runtime()?
+        .block_on(async {
+            let client = start(&setup).await?;
+            let result = async {
+                let v = verified_recipe(&client, &id).await?;
+                let mut bytes_fetched = 0u64;
+                for (path, _) in v.manifest().files() {
+                    let bytes = fetch_artifact(&client, v.manifest(), path, deadline).await?;
+                    bytes_fetched += bytes.len() as u64;
+                    stage(&staging, path, &bytes)?;
+                }
+                eprintln!(
+                    "fetched and verified {} files, {bytes_fetched} bytes (entry {} of the log)",
+                    v.manifest().len(),
+                    v.proof().record().index()
+                );
+                anyhow::Ok(v.manifest().len())
+            }
+            .await;
+            client.shutdown().await;
+            result
+        })
+        .and_then(|n| {
+            unpack(&staging, target_dir)?;
+            Ok(n)
+        })
+        .inspect_err(|_| {
+            // Nothing of a failed cook stays: the target directory was never written.
+            let _ = std::fs::remove_dir_all(&staging);
+        })
+}
+
+/// The reproduced entry of `_recipe@<id>` with its attested manifest, bound to `id`.
+async fn verified_recipe(client: &Client, id: &[u8; 32]) -> anyhow::Result<VerifiedBuild> {
+    let version = hex::encode(id);
+    let v = client
+        .reproduced(RECIPE_CRATE, &version)
+        .await
+        .map_err(|e| match e {
+            LightError::Absent { .. } => anyhow::anyhow!(
+                "recipe {version}: {e}: the group has not built it; a member's operator orders it with `synchronicity submit --recipe PATH --node DIR`"
+            ),
+            e => anyhow::anyhow!("recipe {version}: {e}"),
+        })?;
+    // The light client checked that the entry answers `_recipe@<id>`; the recipe id is the
+    // request's `source_sha256` as well, checked again here where it matters.
+    if v.proof().record().entry().request.recipe_id() != Some(*id) {
+        bail!("recipe {version}: the proven entry is not this recipe's");
+    }
+    Ok(v)
+}
+
+/// The target directory cargo uses for the workspace (`CARGO_TARGET_DIR` and config
+/// included), from `cargo metadata`.
+fn target_directory(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+    cmd.args(["metadata", "--no-deps", "--format-version", "1"]);
+    if let Some(p) = manifest_path {
+        cmd.arg("--manifest-path").arg(p);
+    }
+    let out = cmd.output().context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata: no target_directory")
+}
+
+/// A fresh staging directory beside `target_dir` (same filesystem, so renames move).
+/// Staging directories a crashed `cook` left are removed first.
+fn staging_dir(target_dir: &Path) -> anyhow::Result<PathBuf> {
+    let parent = target_dir
+        .parent()
+        .context("the target directory has no parent")?;
+    let name = target_dir
+        .file_name()
+        .context("the target directory has no name")?
+        .to_string_lossy()
+        .into_owned();
+    let prefix = format!(".{name}.cook-");
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let dir = parent.join(format!("{prefix}{}", hex::encode(nonce)));
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    Ok(dir)
+}
+
+/// Writes one verified file under `staging` at its manifest path (relative, no `.` or `..`
+/// components: `Manifest::parse` checked), never over an existing one.
+fn stage(staging: &Path, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let to = staging.join(path);
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&to)
+        .with_context(|| to.display().to_string())?;
+    f.write_all(bytes)
+        .with_context(|| to.display().to_string())?;
+    Ok(())
+}
+
+/// Gives every staged file one mtime, then moves `staging/release` into `target_dir`
+/// (see the module doc), and removes `staging`.
+fn unpack(staging: &Path, target_dir: &Path) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now();
+    let mut files = Vec::new();
+    walk_files(staging, &mut files)?;
+    for f in &files {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(f)
+            .with_context(|| f.display().to_string())?;
+        file.set_modified(now)
+            .with_context(|| f.display().to_string())?;
+        file.sync_all().with_context(|| f.display().to_string())?;
+    }
+    std::fs::create_dir_all(target_dir).with_context(|| target_dir.display().to_string())?;
+    let release = target_dir.join("release");
+    let staged = staging.join("release");
+    if !release.exists() {
+        // One rename: the whole of release/ appears at once, or (crash before) none of it.
+        std::fs::rename(&staged, &release).with_context(|| release.display().to_string())?;
+    } else {
+        for f in &files {
+            let rel = f
+                .strip_prefix(staging)
+                .context("a staged file outside staging")?;
+            let to = target_dir.join(rel);
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+            }
+            std::fs::rename(f, &to).with_context(|| to.display().to_string())?;
+        }
+    }
+    std::fs::remove_dir_all(staging).with_context(|| staging.display().to_string())?;
+    Ok(())
+}
+
+/// Every regular file below `dir` (the staging directory: written by `stage` only).
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            walk_files(&e.path(), out)?;
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// The user's cargo home (`CARGO_HOME`, else `~/.cargo`), made reachable at the builders'
+/// path, [`CARGO_HOME_IN_SANDBOX`], where it is not already: a symlink, created when this
+/// user may. Where it may not, says the one command that does it.
+fn cargo_home_at_builders_path() -> anyhow::Result<()> {
+    let builders = Path::new(CARGO_HOME_IN_SANDBOX);
+    let home = match std::env::var_os("CARGO_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(std::env::var_os("HOME").context("neither CARGO_HOME nor HOME")?)
+            .join(".cargo"),
+    };
+    std::fs::create_dir_all(&home).with_context(|| home.display().to_string())?;
+    let home = std::fs::canonicalize(&home).with_context(|| home.display().to_string())?;
+    if std::fs::canonicalize(builders).is_ok_and(|p| p == home) {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(builders) {
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "{CARGO_HOME_IN_SANDBOX} is a symlink to another directory, not to {}: `ln -sfn {} {CARGO_HOME_IN_SANDBOX}` makes cargo reuse the cooked units",
+            home.display(),
+            home.display()
+        ),
+        Ok(_) => bail!(
+            "{CARGO_HOME_IN_SANDBOX} exists and is not your cargo home ({}); cargo reuses the cooked units only with the sources at that path (docs/cache.md)",
+            home.display()
+        ),
+        Err(_) => {}
+    }
+    let made = builders
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::os::unix::fs::symlink(&home, builders));
+    if let Err(e) = made {
+        bail!(
+            "cannot make {CARGO_HOME_IN_SANDBOX} a symlink to {} ({e}); run `sudo mkdir -p {} && sudo ln -s {} {CARGO_HOME_IN_SANDBOX}` once",
+            home.display(),
+            builders.parent().unwrap_or(builders).display(),
+            home.display()
+        );
+    }
+    eprintln!("{CARGO_HOME_IN_SANDBOX} -> {}", home.display());
+    Ok(())
+}
+
+/// The environment the build must run with to match the recipe, as shell `export` lines.
+fn print_exports(recipe: &Recipe) {
+    println!("export CARGO_HOME={CARGO_HOME_IN_SANDBOX}");
+    if !recipe.rustflags.is_empty() {
+        // CARGO_ENCODED_RUSTFLAGS: one argument per 0x1f-separated field, as the recipe
+        // holds them; single-quoted for the shell (the allowlist admits no quote).
+        println!(
+            "export CARGO_ENCODED_RUSTFLAGS='{}'",
+            recipe.rustflags.join("\u{1f}")
+        );
+    }
+}
