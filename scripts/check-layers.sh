@@ -47,19 +47,19 @@ LAYERS = {
         ["testing"],
     ],
     # The verifier crate: encodings and signatures (and the round's public names, which
-    # import nothing); the formats built on them; the log's proofs; the whole check of a
-    # proof file.
+    # import nothing); the formats built on them; the log's proofs and the committee chain
+    # (epochs); the whole check of a proof file, and the index's answers; test kits.
     "synchronicity-verify": [
         ["codec", "crypto", "round"],
         ["request", "manifest", "committee", "recipe"],
-        ["entry", "tlog"],
-        ["proof"],
-        ["test_committee"],
+        ["entry", "tlog", "epoch"],
+        ["proof", "index"],
+        ["test_committee", "test_chain"],
     ],
 }
 
 # Test kits: test code of any layer may import them (with `--tests`, too).
-TEST_KITS = {"testing", "test_committee"}
+TEST_KITS = {"testing", "test_committee", "test_chain"}
 
 with_tests = "--tests" in sys.argv[1:]
 

@@ -4,7 +4,8 @@
 //! the attested units, and a plain `cargo build --release -v` finds every dependency
 //! `Fresh` and compiles only the workspace's two crates; the binary runs. A member serving
 //! a tampered file is refused and nothing is unpacked; a recipe the group never built is a
-//! proven miss.
+//! proven miss, which a member that accepts recipes orders at the user's request (`cook
+//! --order`), and which is then cooked into the existing target directory.
 //!
 //! Needs the sandbox root filesystem (`scripts/build-image.sh`), crates.io, and root (cook
 //! makes `/opt/rustwide/cargo-home` a symlink to the test's cargo home).
@@ -71,6 +72,15 @@ async fn a_cooked_workspace_builds_only_its_own_crates() {
 
     let toml = "idle_interval_ms = 1000\n[builder]\nbackend = \"sandbox\"\n";
     let mut c = Cluster::real_nodes(88, 4, real_builds(), toml);
+    // Member 2 takes users' recipe orders over HTTP.
+    let port = synchronicity::testing::free_loopback_ports(1)[0];
+    let http = format!("127.0.0.1:{port}");
+    c.extra_args[2] = vec!["--http".into(), http.clone()];
+    std::fs::write(
+        c.dir(2).join("node.toml"),
+        format!("{toml}[light]\naccept_recipes = true\n"),
+    )
+    .unwrap();
     for i in 0..4 {
         c.start(i);
     }
@@ -149,6 +159,24 @@ async fn a_cooked_workspace_builds_only_its_own_crates() {
     let fallback = cook(&c, &ws, &home, 2, &["--no-default-features", "--fallback"]);
     assert!(fallback.status.success(), "{}", text(&fallback));
     assert!(!target.exists());
+
+    // The same miss ordered at member 2 (it accepts recipes): cooked once decided.
+    let url = format!("http://{http}");
+    let ordered = cook(
+        &c,
+        &ws,
+        &home,
+        2,
+        &["--no-default-features", "--order", &url, "--wait", "300"],
+    );
+    assert!(ordered.status.success(), "{}", text(&ordered));
+    assert!(
+        text(&ordered).contains(&format!("ordered at {url}")),
+        "{}",
+        text(&ordered)
+    );
+    assert!(target.join("release").is_dir());
+    std::fs::remove_file(BUILDERS_CARGO_HOME).unwrap();
 
     // From an honest member: cooked.
     let good = cook(&c, &ws, &home, 2, &[]);

@@ -21,13 +21,15 @@ use synchronicity_verify::recipe::Recipe;
 use super::BuildError;
 use super::artifacts::{CollectError, NameBounds, RefusedArtifact};
 use super::sandbox::SOURCE_IN_SANDBOX;
+use synchronicity_verify::manifest::MAX_RECIPE_MANIFEST_SIZE;
 
 /// What one recipe build may give: names up to 16 components deep (`release/build/<unit>/
-/// out/…`), 20,000 files, a manifest of 4 MiB.
+/// out/…`), 20,000 files, a manifest of [`MAX_RECIPE_MANIFEST_SIZE`] (what a round accepts
+/// in a reveal and a light client fetches as one text).
 pub(crate) const RECIPE_NAMES: NameBounds = NameBounds {
     components: 16,
     names: 20_000,
-    manifest: 4 << 20,
+    manifest: MAX_RECIPE_MANIFEST_SIZE,
 };
 
 /// The directories of `target/release` that hold units.

@@ -24,6 +24,8 @@
 //!
 //! A miss (proven absent, or no reproduced entry) exits non-zero with what to do, or with
 //! `--fallback` exits 0 having changed nothing, and the build compiles everything itself.
+//! With `--order URL` a miss is first ordered at a member that accepts recipes
+//! (`http/recipes.rs`), and `--wait SECS` waits for the group's verdict before cooking.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +59,13 @@ pub struct CookArgs {
     /// changed: the build then compiles every dependency itself.
     #[arg(long)]
     pub fallback: bool,
+    /// On a proven miss, ask the member whose HTTP server is at URL to order the recipe (a
+    /// member whose operator set `[light] accept_recipes`), e.g. `https://b1.example.org`.
+    #[arg(long, value_name = "URL")]
+    pub order: Option<String>,
+    /// After ordering, wait up to SECS for the group's verdict, then cook.
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "order")]
+    pub wait: u64,
     #[command(flatten)]
     pub peers: PeerArgs,
 }
@@ -74,7 +83,29 @@ pub(super) fn cook(args: CookArgs) -> anyhow::Result<()> {
     let id = recipe.id();
     eprintln!("recipe {}", hex::encode(id));
     let target_dir = target_directory(args.manifest_path.as_deref())?;
-    match cook_into(&args, &recipe, &target_dir) {
+    let mut result = cook_into(&args, &recipe, &target_dir);
+    if let (Err(e), Some(url)) = (&result, &args.order)
+        && e.downcast_ref::<Miss>().is_some()
+    {
+        eprintln!("{e:#}");
+        let ordered = order(url, &recipe)?;
+        eprintln!("ordered at {url}: request {ordered}");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
+        while std::time::Instant::now() < until {
+            std::thread::sleep(
+                std::time::Duration::from_secs(10)
+                    .min(until.saturating_duration_since(std::time::Instant::now())),
+            );
+            result = cook_into(&args, &recipe, &target_dir);
+            match &result {
+                Err(e) if e.downcast_ref::<Miss>().is_some() => {
+                    eprintln!("waiting for the group's verdict on request {ordered}");
+                }
+                _ => break,
+            }
+        }
+    }
+    match result {
         Ok(files) => {
             eprintln!(
                 "cooked: {files} verified dependency files in {}",
@@ -137,6 +168,34 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
         })
 }
 
+/// A proven miss: the group has no reproduced build of the recipe (yet).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Miss(String);
+
+/// Asks the member at `url` to order `recipe` (`POST /recipe`); the request id it gives.
+fn order(url: &str, recipe: &Recipe) -> anyhow::Result<String> {
+    let endpoint = format!("{}/recipe", url.trim_end_matches('/'));
+    let resp = attohttpc::post(&endpoint)
+        .header("Content-Type", "application/cbor")
+        .bytes(recipe.to_cbor())
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .with_context(|| format!("ordering the recipe at {endpoint}"))?;
+    let status = resp.status();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(resp, 4096), &mut text)
+        .with_context(|| format!("ordering the recipe at {endpoint}"))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if !status.is_success() {
+        bail!("{endpoint} did not order the recipe: {status}: {line}");
+    }
+    if line.len() != 64 || !line.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{endpoint} answered {line:?}, not a request id");
+    }
+    Ok(line)
+}
+
 /// The reproduced entry of `_recipe@<id>` with its attested manifest, bound to `id`.
 async fn verified_recipe(client: &Client, id: &[u8; 32]) -> anyhow::Result<VerifiedBuild> {
     let version = hex::encode(id);
@@ -144,9 +203,11 @@ async fn verified_recipe(client: &Client, id: &[u8; 32]) -> anyhow::Result<Verif
         .reproduced(RECIPE_CRATE, &version)
         .await
         .map_err(|e| match e {
-            LightError::Absent { .. } => anyhow::anyhow!(
-                "recipe {version}: {e}: the group has not built it; a member's operator orders it with `synchronicity submit --recipe PATH --node DIR`"
-            ),
+            LightError::Absent { .. } | LightError::NotReproduced { .. } => {
+                anyhow::Error::new(Miss(format!(
+                    "recipe {version}: {e}: the group has no reproduced build of it; a member orders it (`synchronicity submit --recipe PATH --node DIR`, or `cook --order URL` where a member accepts recipes)"
+                )))
+            }
             e => anyhow::anyhow!("recipe {version}: {e}"),
         })?;
     // The light client checked that the entry answers `_recipe@<id>`; the recipe id is the

@@ -132,6 +132,32 @@ struct NodeFile {
     artifacts: ArtifactsSection,
     #[serde(default)]
     witnesses: Vec<WitnessSection>,
+    #[serde(default)]
+    light: LightSection,
+}
+
+/// `[light]`: what this member offers users beyond answers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LightSection {
+    /// Accept `POST /recipe` on the HTTP server (`--http`): a user's missed recipe ordered.
+    #[serde(default)]
+    accept_recipes: bool,
+    /// Most recipe orders an hour from one client address [default: 6].
+    recipe_orders_per_hour: Option<u32>,
+}
+
+impl LightSection {
+    /// The order rate when recipe orders are accepted (`None` otherwise).
+    fn recipe_orders(&self) -> anyhow::Result<Option<u32>> {
+        if !self.accept_recipes {
+            return Ok(None);
+        }
+        match self.recipe_orders_per_hour.unwrap_or(6) {
+            n @ 1..=3600 => Ok(Some(n)),
+            n => bail!("node.toml: light.recipe_orders_per_hour = {n} is out of range 1..=3600"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -466,6 +492,10 @@ fn run_full(
 ) -> anyhow::Result<()> {
     init_logging();
     let file = read_node_file(&args.dir, &args.committee)?;
+    let recipe_orders = file.light.recipe_orders()?;
+    if recipe_orders.is_some() && args.http.is_none() {
+        bail!("node.toml: light.accept_recipes takes orders on the HTTP server; start with --http");
+    }
     let committee = super::load_committee(&args.committee)?;
     let mut config = NodeConfig::new(&args.dir, committee);
     config.listen = args.listen;
@@ -501,7 +531,7 @@ fn run_full(
             super::metrics::serve(addr, &handle).await?;
         }
         if let Some(addr) = args.http {
-            let local = crate::http::serve(addr, &handle).await?;
+            let local = crate::http::serve(addr, &handle, recipe_orders).await?;
             tracing::info!(%local, "serving the log over HTTP");
         }
         if let Some(dir) = &args.tiles_dir {

@@ -21,6 +21,7 @@
 //! blocking threads: the node's event loop never waits on an HTTP client.
 
 pub(crate) mod limits;
+mod recipes;
 pub(crate) mod server;
 #[cfg(test)]
 mod tests;
@@ -100,15 +101,38 @@ impl Answer {
     }
 }
 
-/// Starts serving `node`'s log on `addr`.
-pub async fn serve(addr: SocketAddr, node: &NodeHandle) -> anyhow::Result<SocketAddr> {
-    serve_shared(addr, node.shared().clone()).await
+/// Starts serving `node`'s log on `addr`; with `recipe_orders_per_hour`, also `POST
+/// /recipe` (`recipes.rs`: a miss's recipe ordered, at most that many an hour from one
+/// client address).
+pub async fn serve(
+    addr: SocketAddr,
+    node: &NodeHandle,
+    recipe_orders_per_hour: Option<u32>,
+) -> anyhow::Result<SocketAddr> {
+    let orders = recipe_orders_per_hour.map(|per_hour| {
+        Arc::new(recipes::RecipeOrders::new(
+            node.commands(),
+            node.shared().committee.clone(),
+            per_hour,
+        ))
+    });
+    serve_with(addr, node.shared().clone(), orders).await
 }
 
-/// Serves `shared`'s log on `addr` (what [`serve`] does; tests call it without a network).
+/// Serves `shared`'s log on `addr` (what [`serve`] does without recipe orders; tests call it
+/// without a network).
+#[cfg(test)]
 pub(crate) async fn serve_shared(
     addr: SocketAddr,
     shared: Arc<Shared>,
+) -> anyhow::Result<SocketAddr> {
+    serve_with(addr, shared, None).await
+}
+
+async fn serve_with(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    orders: Option<Arc<recipes::RecipeOrders>>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -131,16 +155,34 @@ pub(crate) async fn serve_shared(
             };
             counter.fetch_add(1, Ordering::Relaxed);
         },
-        move |req, _client| handle(req, shared.clone()),
+        move |req, client| handle(req, client, shared.clone(), orders.clone()),
     );
     Ok(local)
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    client: synchronicity_net::AddressBucket,
+    shared: Arc<Shared>,
+    orders: Option<Arc<recipes::RecipeOrders>>,
+) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
+    if req.method() == Method::POST && req.uri().path() == "/recipe" {
+        return match orders {
+            Some(o) => o.order(req.into_body(), client).await,
+            None => Answer::text(
+                StatusCode::FORBIDDEN,
+                "this member does not accept recipe orders ([light] accept_recipes)",
+            ),
+        }
+        .into_response(false);
+    }
     if req.method() != Method::GET && !head {
-        return Answer::text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only")
-            .into_response(head);
+        return Answer::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or HEAD only (POST /recipe)",
+        )
+        .into_response(head);
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();

@@ -40,7 +40,7 @@ mod outbox;
 mod outgoing;
 mod own;
 pub mod queue;
-mod run;
+pub(crate) mod run;
 mod service;
 mod shared;
 mod storage;
@@ -397,6 +397,11 @@ impl NodeHandle {
     /// Returns its id (also when it was already ordered).
     pub async fn submit(&self, request: PinnedRequest) -> Result<[u8; 32], SubmitError> {
         run::submit(&self.commands, request).await
+    }
+
+    /// The node's command queue (for servers that order requests: `http::recipes`).
+    pub(crate) fn commands(&self) -> mpsc::Sender<run::Command> {
+        self.commands.clone()
     }
 
     /// The open round of `id`, or `None` when it is not open (unknown or decided).

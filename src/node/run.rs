@@ -61,6 +61,26 @@ pub(crate) async fn approve(
 }
 
 /// Asks the event loop behind `commands` to order `request`; its id once ordered or queued.
+/// Hands `request` to the node without waiting on its command queue (for a server facing
+/// the internet); `Err` when the queue is full or the node has stopped. The receiver gets
+/// the node's answer.
+pub(crate) fn try_submit(
+    commands: &mpsc::Sender<Command>,
+    request: PinnedRequest,
+) -> Result<oneshot::Receiver<Result<[u8; 32], SubmitError>>, &'static str> {
+    let (reply, rx) = oneshot::channel();
+    commands
+        .try_send(Command::Submit {
+            request: Box::new(request),
+            reply,
+        })
+        .map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the node is busy; try later",
+            mpsc::error::TrySendError::Closed(_) => "the node has stopped",
+        })?;
+    Ok(rx)
+}
+
 pub(crate) async fn submit(
     commands: &mpsc::Sender<Command>,
     request: PinnedRequest,
