@@ -13,6 +13,10 @@ use synchronicity_verify::recipe::Recipe;
 
 /// Largest lockfile accepted (a 1,000-package `Cargo.lock` is about 200 KiB).
 pub const MAX_LOCKFILE_SIZE: usize = 1024 * 1024;
+/// Largest recipe and lockfile together in one recipe request (the lockfile travels twice:
+/// beside the request, as every request's, and inside the recipe), so that the request
+/// message stays under the protocol's 2 MiB.
+pub const MAX_RECIPE_REQUEST: usize = 1536 * 1024;
 
 /// A request with the text of the lockfile it pins, and for a recipe request the recipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +60,10 @@ impl PinnedRequest {
         }
     }
 
-    /// The recipe of a recipe request, decoded and checked against the request
-    /// ([`PinnedRequest::validate`] has run the same checks).
+    /// The recipe of a recipe request, decoded and checked against the request: canonical,
+    /// within its bounds, its id the request's, its lockfile, toolchain and target the
+    /// request's, and with its lockfile at most [`MAX_RECIPE_REQUEST`] bytes together
+    /// ([`PinnedRequest::validate`] runs the same checks). Structural only: see below.
     pub fn recipe(&self) -> Result<Option<Recipe>, RequestError> {
         let (true, Some(bytes)) = (self.request.is_recipe(), &self.recipe) else {
             return match (self.request.is_recipe(), &self.recipe) {
@@ -67,6 +73,11 @@ impl PinnedRequest {
                 )),
             };
         };
+        if bytes.len() + self.lockfile.len() > MAX_RECIPE_REQUEST {
+            return Err(RequestError::Invalid(
+                "recipe (the recipe and its lockfile together are over 1.5 MiB)",
+            ));
+        }
         let recipe = Recipe::from_cbor(bytes)
             .map_err(|_| RequestError::Invalid("recipe (not a valid recipe within its bounds)"))?;
         if Some(recipe.id()) != self.request.recipe_id() {
@@ -82,11 +93,11 @@ impl PinnedRequest {
                 "recipe (its lockfile, toolchain or target is not the request's)",
             ));
         }
-        if recipe.check_contents().is_err() {
-            return Err(RequestError::Invalid(
-                "recipe (its manifests or lockfile are refused: `synchronicity recipe` says why)",
-            ));
-        }
+        // What the manifests SAY (`Recipe::check_contents`) is no part of validity: it
+        // parses TOML, whose reading may change between builds of this program, and every
+        // member must agree on a block's validity whatever its build. Builders refuse such a
+        // recipe as `invalid-request` (the same outcome on every member); who orders one
+        // (`submit --recipe`, `POST /recipe`) checks it first.
         Ok(Some(recipe))
     }
 
@@ -161,7 +172,8 @@ mod tests {
         git.manifests[0]
             .toml
             .push_str("[dependencies]\nx = { git = \"https://e.invalid/x\" }\n");
-        let refused = PinnedRequest::for_recipe(&git, 1);
+        // What the manifests say is no part of validity (builders refuse it).
+        assert_eq!(PinnedRequest::for_recipe(&git, 1).validate(), Ok(()));
         let mut krate = PinnedRequest::new(
             synchronicity_verify::request::BuildRequest {
                 krate: "itoa".into(),
@@ -171,7 +183,7 @@ mod tests {
             "version = 4\n".into(),
         );
         krate.recipe = pinned.recipe.clone();
-        for bad in [none, swapped, relocked, refused, krate] {
+        for bad in [none, swapped, relocked, krate] {
             assert!(
                 matches!(bad.validate(), Err(RequestError::Invalid(_))),
                 "{bad:?}"

@@ -28,10 +28,11 @@ pub const LOOKUP_BATCH_BYTES: usize = 12 * 1024;
 /// The first pause after a member refused a request for rate; it doubles up to
 /// [`RATE_PAUSE_MAX`].
 const RATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
-const RATE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
-/// Most times one request is asked again of a member that refused it for rate (about 15 s
-/// of pauses in all).
-const RATE_RETRIES: u32 = 12;
+const RATE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(800);
+/// Most times one request is asked of a member that refuses it for rate (at most 1.5 s of
+/// pauses in all): a member that always refuses costs a client little before the next
+/// member is asked.
+const RATE_RETRIES: u32 = 4;
 
 /// A light client: its own throwaway libp2p identity, the light protocol only.
 pub struct Client {
@@ -147,9 +148,10 @@ impl Client {
     ) -> Result<LightResponse, PeerError> {
         let id = self.peer_id(peer)?;
         self.net.dial(peer.clone()).await?;
-        // A member that refuses for rate is not faulty: its bucket refills (the net crate's
-        // light rate, tokens per second), so the same request is asked again after a pause,
-        // at most RATE_RETRIES times, before the refusal counts as this peer's answer.
+        // A member that refuses for rate may not be faulty: its bucket refills (the net
+        // crate's light rate, tokens per second), so the same request is asked again after a
+        // short pause, RATE_RETRIES times in all, before the refusal counts as this peer's
+        // answer (and the next member is asked).
         let mut pause = RATE_PAUSE;
         for _ in 0..RATE_RETRIES {
             match self

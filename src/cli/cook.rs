@@ -27,10 +27,13 @@
 //! With `--order URL` a miss is first ordered at a member that accepts recipes
 //! (`http/recipes.rs`), and `--wait SECS` waits for the group's verdict before cooking.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures::stream::{self, StreamExt};
 use synchronicity_light::{Client, LightError, VerifiedBuild};
 use synchronicity_verify::recipe::Recipe;
 use synchronicity_verify::request::RECIPE_CRATE;
@@ -70,51 +73,14 @@ pub struct CookArgs {
     pub peers: PeerArgs,
 }
 
+/// Files fetched at once (from the members in order; the light protocol's per-peer rate
+/// is 100 at once, then 50/s).
+const FETCHES_AT_ONCE: usize = 8;
+
 /// `cook`.
 pub(super) fn cook(args: CookArgs) -> anyhow::Result<()> {
-    let opts = RecipeOptions {
-        manifest_path: args.manifest_path.clone(),
-        features: args.features.clone(),
-        no_default_features: args.no_default_features,
-        all_features: args.all_features,
-        ..RecipeOptions::default()
-    };
-    let recipe = recipe_of(&opts)?;
-    let id = recipe.id();
-    eprintln!("recipe {}", hex::encode(id));
-    let target_dir = target_directory(args.manifest_path.as_deref())?;
-    let mut result = cook_into(&args, &recipe, &target_dir);
-    if let (Err(e), Some(url)) = (&result, &args.order)
-        && e.downcast_ref::<Miss>().is_some()
-    {
-        eprintln!("{e:#}");
-        let ordered = order(url, &recipe)?;
-        eprintln!("ordered at {url}: request {ordered}");
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
-        while std::time::Instant::now() < until {
-            std::thread::sleep(
-                std::time::Duration::from_secs(10)
-                    .min(until.saturating_duration_since(std::time::Instant::now())),
-            );
-            result = cook_into(&args, &recipe, &target_dir);
-            match &result {
-                Err(e) if e.downcast_ref::<Miss>().is_some() => {
-                    eprintln!("waiting for the group's verdict on request {ordered}");
-                }
-                _ => break,
-            }
-        }
-    }
-    match result {
-        Ok(files) => {
-            eprintln!(
-                "cooked: {files} verified dependency files in {}",
-                target_dir.join("release").display()
-            );
-            cargo_home_at_builders_path()?;
-            print_exports(&recipe);
-            Ok(())
-        }
+    match cook_all(&args) {
+        Ok(()) => Ok(()),
         Err(e) if args.fallback => {
             eprintln!("{e:#}");
             eprintln!(
@@ -126,7 +92,51 @@ pub(super) fn cook(args: CookArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Fetches, verifies and unpacks the bundle of `recipe`; the number of files unpacked.
+fn cook_all(args: &CookArgs) -> anyhow::Result<()> {
+    let opts = RecipeOptions {
+        manifest_path: args.manifest_path.clone(),
+        features: args.features.clone(),
+        no_default_features: args.no_default_features,
+        all_features: args.all_features,
+        ..RecipeOptions::default()
+    };
+    let recipe = recipe_of(&opts)?;
+    eprintln!("recipe {}", hex::encode(recipe.id()));
+    let target_dir = target_directory(args.manifest_path.as_deref())?;
+    // Before anything is unpacked: units the build could not reuse are no use.
+    cargo_home_at_builders_path()?;
+    let mut result = cook_into(args, &recipe, &target_dir);
+    if let (Err(e), Some(url)) = (&result, &args.order)
+        && e.downcast_ref::<Miss>().is_some()
+    {
+        eprintln!("{e:#}");
+        let ordered = order(url, &recipe)?;
+        eprintln!("ordered at {url}: request {ordered}");
+        let until = Instant::now() + Duration::from_secs(args.wait);
+        while Instant::now() < until {
+            std::thread::sleep(
+                Duration::from_secs(10).min(until.saturating_duration_since(Instant::now())),
+            );
+            result = cook_into(args, &recipe, &target_dir);
+            match &result {
+                Err(e) if e.downcast_ref::<Miss>().is_some() => {
+                    eprintln!("waiting for the group's verdict on request {ordered}");
+                }
+                _ => break,
+            }
+        }
+    }
+    let files = result?;
+    eprintln!(
+        "cooked: {files} verified dependency files in {}",
+        target_dir.join("release").display()
+    );
+    print_exports(&recipe);
+    Ok(())
+}
+
+/// Fetches, verifies and unpacks the bundle of `recipe`; the number of files unpacked. One
+/// cook at a time per target directory (a lock file beside it): a second waits.
 fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Result<usize> {
     let setup = ClientSetup::load(
         args.peers.trust.as_deref(),
@@ -135,24 +145,35 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
     )?;
     let deadline = args.peers.deadline();
     let id = recipe.id();
+    let _lock = lock_beside(target_dir)?;
     let staging = staging_dir(target_dir)?;
     runtime()?
         .block_on(async {
             let client = start(&setup).await?;
             let result = async {
                 let v = verified_recipe(&client, &id).await?;
+                let manifest = v.manifest();
+                let mut fetched = stream::iter(manifest.files().map(|(p, _)| p))
+                    .map(|path| {
+                        let client = &client;
+                        async move {
+                            let bytes = fetch_artifact(client, manifest, path, deadline).await?;
+                            anyhow::Ok((path, bytes))
+                        }
+                    })
+                    .buffer_unordered(FETCHES_AT_ONCE);
                 let mut bytes_fetched = 0u64;
-                for (path, _) in v.manifest().files() {
-                    let bytes = fetch_artifact(&client, v.manifest(), path, deadline).await?;
+                while let Some(file) = fetched.next().await {
+                    let (path, bytes) = file?;
                     bytes_fetched += bytes.len() as u64;
                     stage(&staging, path, &bytes)?;
                 }
                 eprintln!(
                     "fetched and verified {} files, {bytes_fetched} bytes (entry {} of the log)",
-                    v.manifest().len(),
+                    manifest.len(),
                     v.proof().record().index()
                 );
-                anyhow::Ok(v.manifest().len())
+                anyhow::Ok(manifest.len())
             }
             .await;
             client.shutdown().await;
@@ -166,6 +187,35 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
             // Nothing of a failed cook stays: the target directory was never written.
             let _ = std::fs::remove_dir_all(&staging);
         })
+}
+
+/// An exclusive lock on `.<target name>.cook.lock` beside the target directory, held
+/// while the returned file lives (released by the kernel if the process dies).
+fn lock_beside(target_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let (parent, name) = beside(target_dir)?;
+    std::fs::create_dir_all(&parent).with_context(|| parent.display().to_string())?;
+    let path = parent.join(format!(".{name}.cook.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| path.display().to_string())?;
+    file.lock().with_context(|| path.display().to_string())?;
+    Ok(file)
+}
+
+/// The target directory's parent and name.
+fn beside(target_dir: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let parent = target_dir
+        .parent()
+        .context("the target directory has no parent")?;
+    let name = target_dir
+        .file_name()
+        .context("the target directory has no name")?
+        .to_string_lossy()
+        .into_owned();
+    Ok((parent.to_path_buf(), name))
 }
 
 /// A proven miss: the group has no reproduced build of the recipe (yet).
@@ -241,18 +291,12 @@ fn target_directory(manifest_path: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// A fresh staging directory beside `target_dir` (same filesystem, so renames move).
-/// Staging directories a crashed `cook` left are removed first.
+/// Staging directories a crashed `cook` left are removed first (under the lock of
+/// [`lock_beside`], so never a running cook's).
 fn staging_dir(target_dir: &Path) -> anyhow::Result<PathBuf> {
-    let parent = target_dir
-        .parent()
-        .context("the target directory has no parent")?;
-    let name = target_dir
-        .file_name()
-        .context("the target directory has no name")?
-        .to_string_lossy()
-        .into_owned();
+    let (parent, name) = beside(target_dir)?;
     let prefix = format!(".{name}.cook-");
-    if let Ok(entries) = std::fs::read_dir(parent) {
+    if let Ok(entries) = std::fs::read_dir(&parent) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(&prefix) {
                 let _ = std::fs::remove_dir_all(e.path());
@@ -262,14 +306,20 @@ fn staging_dir(target_dir: &Path) -> anyhow::Result<PathBuf> {
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let dir = parent.join(format!("{prefix}{}", hex::encode(nonce)));
-    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    std::fs::create_dir(&dir).with_context(|| dir.display().to_string())?;
     Ok(dir)
 }
+
+/// Where a bundle's files may go: cargo's unit directories of the release profile.
+const UNIT_PREFIXES: [&str; 3] = ["release/deps/", "release/build/", "release/.fingerprint/"];
 
 /// Writes one verified file under `staging` at its manifest path (relative, no `.` or `..`
 /// components: `Manifest::parse` checked), never over an existing one.
 fn stage(staging: &Path, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
+    if !UNIT_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        bail!("the attested bundle lists {path}, outside target/release's unit directories");
+    }
     let to = staging.join(path);
     if let Some(dir) = to.parent() {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
@@ -302,9 +352,11 @@ fn unpack(staging: &Path, target_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(target_dir).with_context(|| target_dir.display().to_string())?;
     let release = target_dir.join("release");
     let staged = staging.join("release");
+    let mut moved_into = std::collections::BTreeSet::new();
     if !release.exists() {
         // One rename: the whole of release/ appears at once, or (crash before) none of it.
         std::fs::rename(&staged, &release).with_context(|| release.display().to_string())?;
+        moved_into.insert(target_dir.to_path_buf());
     } else {
         for f in &files {
             let rel = f
@@ -313,9 +365,16 @@ fn unpack(staging: &Path, target_dir: &Path) -> anyhow::Result<()> {
             let to = target_dir.join(rel);
             if let Some(dir) = to.parent() {
                 std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+                moved_into.insert(dir.to_path_buf());
             }
             std::fs::rename(f, &to).with_context(|| to.display().to_string())?;
         }
+    }
+    // The renames durable before cook says it is done.
+    for dir in &moved_into {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| dir.display().to_string())?;
     }
     std::fs::remove_dir_all(staging).with_context(|| staging.display().to_string())?;
     Ok(())
@@ -337,7 +396,10 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 
 /// The user's cargo home (`CARGO_HOME`, else `~/.cargo`), made reachable at the builders'
 /// path, [`CARGO_HOME_IN_SANDBOX`], where it is not already: a symlink, created when this
-/// user may. Where it may not, says the one command that does it.
+/// user may. Where it may not, says the one command that does it. Whoever can replace that
+/// link chooses the cargo home (its config, its sources) the user's build reads, so every
+/// directory above it and the link itself must belong to root or this user and be writable
+/// by no one else.
 fn cargo_home_at_builders_path() -> anyhow::Result<()> {
     let builders = Path::new(CARGO_HOME_IN_SANDBOX);
     let home = match std::env::var_os("CARGO_HOME") {
@@ -347,10 +409,27 @@ fn cargo_home_at_builders_path() -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&home).with_context(|| home.display().to_string())?;
     let home = std::fs::canonicalize(&home).with_context(|| home.display().to_string())?;
-    if std::fs::canonicalize(builders).is_ok_and(|p| p == home) {
-        return Ok(());
+    let me = std::fs::metadata("/proc/self")
+        .context("cannot tell this process's user (/proc/self)")?
+        .uid();
+    let parent = builders.parent().unwrap_or(Path::new("/"));
+    for dir in parent.ancestors() {
+        let Ok(m) = std::fs::symlink_metadata(dir) else {
+            continue;
+        };
+        if m.file_type().is_symlink() || (m.uid() != 0 && m.uid() != me) || m.mode() & 0o022 != 0 {
+            bail!(
+                "{} is a link, or belongs to another user, or others may write it: it cannot guard {CARGO_HOME_IN_SANDBOX}",
+                dir.display()
+            );
+        }
     }
     match std::fs::symlink_metadata(builders) {
+        Ok(m) if m.uid() != 0 && m.uid() != me => bail!(
+            "{CARGO_HOME_IN_SANDBOX} belongs to another user (uid {}): not trusted",
+            m.uid()
+        ),
+        Ok(_) if std::fs::canonicalize(builders).is_ok_and(|p| p == home) => return Ok(()),
         Ok(m) if m.file_type().is_symlink() => bail!(
             "{CARGO_HOME_IN_SANDBOX} is a symlink to another directory, not to {}: `ln -sfn {} {CARGO_HOME_IN_SANDBOX}` makes cargo reuse the cooked units",
             home.display(),
@@ -362,16 +441,13 @@ fn cargo_home_at_builders_path() -> anyhow::Result<()> {
         ),
         Err(_) => {}
     }
-    let made = builders
-        .parent()
-        .map(std::fs::create_dir_all)
-        .transpose()
-        .and_then(|_| std::os::unix::fs::symlink(&home, builders));
+    let made =
+        std::fs::create_dir_all(parent).and_then(|_| std::os::unix::fs::symlink(&home, builders));
     if let Err(e) = made {
         bail!(
             "cannot make {CARGO_HOME_IN_SANDBOX} a symlink to {} ({e}); run `sudo mkdir -p {} && sudo ln -s {} {CARGO_HOME_IN_SANDBOX}` once",
             home.display(),
-            builders.parent().unwrap_or(builders).display(),
+            parent.display(),
             home.display()
         );
     }

@@ -27,6 +27,7 @@ use super::client::{ClientSetup, runtime, start};
 use super::fetch::{PeerArgs, fetch_artifact};
 use crate::verify::Manifest;
 use crate::verify::entry::LogEntry;
+use crate::verify::manifest::manifest_bound;
 
 /// Most differing files fetched and compared (the rest are listed).
 pub(super) const MAX_FILES: usize = 64;
@@ -302,7 +303,7 @@ fn fetch_into(args: &DiffArgs, id: [u8; 32], out: &Path) -> anyhow::Result<(Side
                 }
                 if let Ok(bytes) = client.blob(&s.digest).await
                     && let Ok(text) = String::from_utf8(bytes)
-                    && let Ok(m) = Manifest::parse(&text)
+                    && let Ok(m) = Manifest::parse_within(&text, manifest_bound(&entry.request))
                 {
                     texts.push((s.digest, m, text));
                 }

@@ -221,7 +221,8 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mut checked = Vec::new();
     let mut manifest_text = None;
     if let Some(p) = &args.manifest {
-        let t = read_text(p, crate::builder::MAX_MANIFEST_SIZE)?;
+        let bound = crate::verify::manifest::manifest_bound(&record.entry().request);
+        let t = read_text(p, bound)?;
         let manifest = build
             .manifest(&t)
             .with_context(|| p.display().to_string())?;

@@ -3,14 +3,15 @@
 //! node.toml; off by default, and then answered `403`).
 //!
 //! The body is the recipe's canonical CBOR (`recipe --out`), at most [`MAX_RECIPE_SIZE`].
-//! Cheap checks first: the per-address order rate ([`RecipeOrders::new`], beside the
-//! server's own request rate), the body's size, then the decoding, `check_contents` and the
-//! committee's rules (toolchain, target) — everything a member checks before it orders a
-//! request, so a refused recipe costs this member no build. The order is handed to the node
+//! Cheap checks first: the client address's order rate ([`RecipeOrders::new`], beside the
+//! server's own request rate), one check at a time (else `503`), the body's size, then the
+//! decoding, `check_contents` and the committee's rules (toolchain, target) on a blocking
+//! thread — everything a member checks before it orders a request, so a refused recipe
+//! costs no build — and last the member's own hourly bound, whoever asks. The order is handed to the node
 //! with `try_send`: a full command queue answers `503`, the handler never waits on it.
 //! Answers: `200` with the request id in hex, or a 4xx/5xx with one line naming the problem.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use http_body_util::{BodyExt, Limited};
@@ -18,7 +19,7 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use synchronicity_net::AddressBucket;
 use synchronicity_verify::recipe::{MAX_RECIPE_SIZE, Recipe};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::Answer;
 use super::limits::{MAX_CLIENTS, RateTable};
@@ -27,45 +28,86 @@ use crate::node::run;
 use crate::request::PinnedRequest;
 
 /// What accepting recipe orders needs: the node's command queue, the committee's rules and
-/// the per-address order rate.
+/// the order rates.
 pub(crate) struct RecipeOrders {
     commands: mpsc::Sender<run::Command>,
     committee: Committee,
-    rate: Mutex<RateTable>,
+    /// The member's own bound, whoever asks: what really limits the builds orders cost
+    /// the group (a client can change its address; an IPv6 /48 holds 65,536 /64s).
+    member: Mutex<Bucket>,
+    /// One client address's share: one order at once, a third of the member's rate.
+    per_address: Mutex<RateTable>,
+    /// One recipe checked at a time (decoding up to 1 MiB, parsing its manifests), off the
+    /// server's async threads.
+    checking: Arc<Semaphore>,
+}
+
+/// A token bucket.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    burst: f64,
+    per_second: f64,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl RecipeOrders {
-    /// Orders through `commands` under `committee`'s rules, at most `per_hour` from one
-    /// client address (IPv4 address or IPv6 /64), two at once.
+    /// Orders through `commands` under `committee`'s rules: at most `per_hour` orders an
+    /// hour from everyone (two at once), and a third of that from one client address (IPv4
+    /// address or IPv6 /64, one at once).
     pub(crate) fn new(
         commands: mpsc::Sender<run::Command>,
         committee: Committee,
         per_hour: u32,
     ) -> Self {
+        let per_second = f64::from(per_hour) / 3600.0;
         Self {
             commands,
             committee,
-            rate: Mutex::new(RateTable::new(
-                2.0,
-                f64::from(per_hour) / 3600.0,
-                MAX_CLIENTS,
-            )),
+            member: Mutex::new(Bucket {
+                tokens: 2.0,
+                at: Instant::now(),
+                burst: 2.0,
+                per_second,
+            }),
+            per_address: Mutex::new(RateTable::new(1.0, per_second / 3.0, MAX_CLIENTS)),
+            checking: Arc::new(Semaphore::new(1)),
         }
     }
 
     /// Answers one `POST /recipe` from `client`.
     pub(crate) async fn order(&self, body: Incoming, client: AddressBucket) -> Answer {
-        let allowed = self
-            .rate
+        let now = Instant::now();
+        let address_ok = self
+            .per_address
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .allow(client, Instant::now());
-        if !allowed {
+            .allow(client, now);
+        if !address_ok {
             return Answer::text(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many recipe orders from your address; try later",
             );
         }
+        let Ok(permit) = self.checking.clone().try_acquire_owned() else {
+            return Answer::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "another recipe order is being checked; try again in a moment",
+            );
+        };
         let bytes = match Limited::new(body, MAX_RECIPE_SIZE).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
@@ -75,10 +117,29 @@ impl RecipeOrders {
                 );
             }
         };
-        let pinned = match pinned(&bytes, &self.committee) {
-            Ok(p) => p,
-            Err(e) => return Answer::text(StatusCode::UNPROCESSABLE_ENTITY, e),
+        let committee = self.committee.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pinned(&bytes, &committee)
+        })
+        .await;
+        let pinned = match checked {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return Answer::text(StatusCode::UNPROCESSABLE_ENTITY, e),
+            Err(_) => return Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "the check failed"),
         };
+        // The member's bound last: a refused recipe does not spend it.
+        let member_ok = self
+            .member
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now());
+        if !member_ok {
+            return Answer::text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this member takes no more recipe orders this hour; try later",
+            );
+        }
         match run::try_submit(&self.commands, pinned) {
             Ok(rx) => match rx.await {
                 Ok(Ok(id)) => Answer::text(StatusCode::OK, hex::encode(id)),

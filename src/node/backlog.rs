@@ -136,7 +136,7 @@ fn parse_line(line: &str) -> Result<BacklogItem, String> {
         Some((n, v)) => (n, Some(v)),
         None => (spec, None),
     };
-    if !valid_crate_name(name) {
+    if !valid_crate_name(name) || name == synchronicity_verify::request::RECIPE_CRATE {
         return Err(format!("{name:?} is not a crate name"));
     }
     if let Some(v) = version

@@ -287,6 +287,11 @@ async fn answer(ctx: &Ctx, req: ControlRequest) -> Result<ControlAnswer, Control
             lockfile,
             variant,
         } => {
+            if krate == crate::request::RECIPE_CRATE {
+                return Err(ControlError::Pin(format!(
+                    "{krate} names recipe requests: `submit --recipe PATH` orders one"
+                )));
+            }
             let service = ctx.service.clone();
             let request = tokio::task::spawn_blocking(move || {
                 service.pin_variant(&krate, &version, lockfile, &variant)
@@ -380,10 +385,13 @@ fn status(ctx: &Ctx, key: Option<String>) -> Result<NodeStatus, ControlError> {
     let (log_size, root) = s.store.head()?;
     let checkpoint_size = s.latest_cosigned()?.map(|c| c.checkpoint().size);
     let cosigned = |index: u64| checkpoint_size.is_some_and(|c| c > index);
-    // A 64-hex key that names no request may be a recipe id (`status RECIPE_ID`).
+    // A 64-hex key that names no request but a logged recipe is that recipe's id
+    // (`status RECIPE_ID`).
     let lookup = match key.as_deref().and_then(LookupKey::parse) {
         Some(LookupKey::Request(id))
-            if s.store.lookup_request(&id)?.is_none() && !s.view().state.is_open(&id) =>
+            if s.store.lookup_request(&id)?.is_none()
+                && !s.view().state.is_open(&id)
+                && !s.store.variant_entries(&recipe_spec(&id))?.is_empty() =>
         {
             Some(LookupKey::Crate(recipe_spec(&id)))
         }

@@ -35,11 +35,6 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
         Err(e) => return invalid(&e),
     };
 
-    if let Body::Request(pinned) = &msg.body
-        && let Err(e) = crate::protocol::check_request(pinned, &shared.committee)
-    {
-        return invalid(&format_args!("request {}: {e}", pinned.request.spec()));
-    }
     if let Err(e) = shared.envelopes.verify(&msg, &shared.committee) {
         // Signed for the previous epoch's committee: a member still handing over (or
         // re-publishing) around the change, not a forger: ignored, not penalised.
@@ -51,6 +46,13 @@ pub(crate) fn admit_message(shared: &Shared, data: &[u8]) -> Validation {
             return Validation::Ignore;
         }
         return invalid(&e);
+    }
+    // A request's own checks after its envelope's: a recipe request decodes up to 1 MiB,
+    // which only a member may make this node do.
+    if let Body::Request(pinned) = &msg.body
+        && let Err(e) = crate::protocol::check_request(pinned, &shared.committee)
+    {
+        return invalid(&format_args!("request {}: {e}", pinned.request.spec()));
     }
     // Commitments and reveals only for open rounds: a member cannot fill the pool with
     // messages about requests that do not exist (its author re-publishes a message that

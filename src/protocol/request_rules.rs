@@ -14,7 +14,8 @@ use crate::request::{MAX_REQUEST_SIZE, PinnedRequest};
 /// a target the group never agreed on).
 ///
 /// Cost: one SHA-256 of the lockfile (at most 1 MiB) and one CBOR encoding of the request;
-/// no signature.
+/// for a recipe request also the recipe's decoding, re-encoding and id (at most 1 MiB; no
+/// TOML is parsed: what the manifests say is the builders' to refuse); no signature.
 pub fn check_request(pinned: &PinnedRequest, committee: &Committee) -> Result<(), &'static str> {
     let build = committee.build();
     // Cheapest first: two string comparisons.

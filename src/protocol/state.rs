@@ -855,13 +855,15 @@ fn apply_message(
             if o.change().is_scheduled() {
                 return Err("requests wait for the scheduled committee change");
             }
-            super::request_rules::check_request(pinned, env.committee)?;
+            // The state's checks before the request's own (a recipe request's decodes up to
+            // 1 MiB): a request that waits (an early attempt) or was ordered costs a lookup.
             let id = pinned.id();
             if o.get(&id).is_some() || env.decided.is_decided(&id) {
                 return Err("request already ordered");
             }
             let now = o.now_ms;
             check_attempt(pinned, o.params, now, env.decided)?;
+            super::request_rules::check_request(pinned, env.committee)?;
             let mut round = Round::new(pinned, now);
             round.requester = Some(signer);
             o.insert(id, round);

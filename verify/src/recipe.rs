@@ -311,8 +311,18 @@ impl Recipe {
             .collect();
         files.sort();
         for w in files.windows(2) {
-            if w[0] == w[1] || w[1].starts_with(&format!("{}/", w[0])) {
-                return invalid(format!("path {:?} given twice or as a directory", w[1]));
+            if w[0] == w[1] {
+                return invalid(format!("path {:?} given twice", w[1]));
+            }
+        }
+        // Every directory a path names must not be a file: each ancestor looked up among
+        // the files (sorted neighbours miss `a.rs`, `a.rs.rs`, `a.rs/b.rs`).
+        let set: std::collections::HashSet<&str> = files.iter().map(String::as_str).collect();
+        for f in &files {
+            for (i, _) in f.match_indices('/') {
+                if set.contains(&f[..i]) {
+                    return invalid(format!("path {f:?} is below the file {:?}", &f[..i]));
+                }
             }
         }
         Ok(())
