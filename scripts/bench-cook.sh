@@ -10,7 +10,8 @@
 #    fetch`), so both sides measure compiling, not downloading crates.
 # 3. Each run, in alternating order: COLD is `cargo build --release --locked` in a copy of
 #    the application with no target/; COOK is `cook` (recipe, proven lookup, every file
-#    fetched from one member and checked) then the same `cargo build`, in another copy.
+#    fetched from the 4 members, 8 at once, and checked) then the same `cargo build`, in
+#    another copy.
 #    Wall seconds and CPU (user+sys) of each command, with `/usr/bin/time`.
 # Prints the ratio (COOK wall / COLD wall; goal <= 0.3), the bundle's files and bytes, and
 # the cook's own CPU (recipe, lookup, verification). Leaves the testnet down.
@@ -44,10 +45,12 @@ id=$(CARGO_HOME=$home "$bin" submit --recipe "$app" --node "$root/n0")
 "$bin" status "$id" --node "$root/n0" --watch >/dev/null
 echo "decided in $(($(date +%s) - t0)) s (request $id)"
 
-peer=$(python3 - "$root/committee.toml" <<'PY'
+# Every member, as a client config would list them (cook spreads its files over them).
+mapfile -t peers < <(python3 - "$root/committee.toml" <<'PY'
 import sys, tomllib
-m = tomllib.load(open(sys.argv[1], "rb"))["members"][1]
-print(f'{m["addrs"][0]}/p2p/{m["peer_id"]}')
+for m in tomllib.load(open(sys.argv[1], "rb"))["members"]:
+    print("--peer")
+    print(f'{m["addrs"][0]}/p2p/{m["peer_id"]}')
 PY
 )
 # cook makes /opt/rustwide/cargo-home a symlink to the user's cargo home (docs/cache.md).
@@ -69,7 +72,7 @@ cold() {
 cook() {
   rm -rf "$work/cooked" && cp -r "$app" "$work/cooked"
   timed cook env CARGO_HOME="$home" "$bin" cook --manifest-path "$work/cooked/Cargo.toml" \
-    --peer "$peer" --trust "$root/committee.toml"
+    "${peers[@]}" --trust "$root/committee.toml"
   # The environment cook printed (CARGO_HOME at the builders' path).
   local exports
   exports=$(cat "$work/cook.out")

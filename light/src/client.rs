@@ -634,12 +634,29 @@ impl Client {
         deadline: Instant,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<Vec<u8>, LightError> {
+        self.artifact_starting_at(manifest, path, 0, deadline, progress)
+            .await
+    }
+
+    /// [`Client::artifact`] asking the members from the `first`-th of the client's peers
+    /// on (wrapping around): many files fetched at once spread over the members (each
+    /// member rate-limits each client on its own).
+    pub async fn artifact_starting_at(
+        &self,
+        manifest: &Manifest,
+        path: &str,
+        first: usize,
+        deadline: Instant,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<Vec<u8>, LightError> {
         let sha256 = *manifest
             .get(path)
             .ok_or_else(|| LightError::NotInManifest(path.to_string()))?;
         let deadline = tokio::time::Instant::from_std(deadline);
         let mut last = String::from("no peers");
-        for addr in self.peers.iter().chain(self.peers.iter()) {
+        let n = self.peers.len();
+        let order = (0..2 * n).map(|i| &self.peers[(first + i) % n]);
+        for addr in order {
             let mut download = Download::new(sha256);
             let turn = tokio::time::timeout_at(
                 deadline,

@@ -39,7 +39,7 @@ use synchronicity_verify::recipe::Recipe;
 use synchronicity_verify::request::RECIPE_CRATE;
 
 use super::client::{ClientSetup, runtime, start};
-use super::fetch::{PeerArgs, fetch_artifact};
+use super::fetch::{PeerArgs, fetch_artifact_from};
 use crate::builder::CARGO_HOME_IN_SANDBOX;
 use crate::recipe::{RecipeOptions, recipe_of};
 
@@ -73,8 +73,8 @@ pub struct CookArgs {
     pub peers: PeerArgs,
 }
 
-/// Files fetched at once (from the members in order; the light protocol's per-peer rate
-/// is 100 at once, then 50/s).
+/// Files fetched at once (file i from the i-th of the given members on: each member
+/// rate-limits a client on its own, 100 requests at once, then 50/s).
 const FETCHES_AT_ONCE: usize = 8;
 
 /// `cook`.
@@ -153,11 +153,13 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
             let result = async {
                 let v = verified_recipe(&client, &id).await?;
                 let manifest = v.manifest();
-                let mut fetched = stream::iter(manifest.files().map(|(p, _)| p))
-                    .map(|path| {
+                // File i asks the members from the i-th on: the files spread over them.
+                let mut fetched = stream::iter(manifest.files().map(|(p, _)| p).enumerate())
+                    .map(|(i, path)| {
                         let client = &client;
                         async move {
-                            let bytes = fetch_artifact(client, manifest, path, deadline).await?;
+                            let bytes =
+                                fetch_artifact_from(client, manifest, path, i, deadline).await?;
                             anyhow::Ok((path, bytes))
                         }
                     })

@@ -108,9 +108,20 @@ pub(super) async fn fetch_artifact(
     path: &str,
     deadline: Deadline,
 ) -> anyhow::Result<Vec<u8>> {
+    fetch_artifact_from(client, manifest, path, 0, deadline).await
+}
+
+/// [`fetch_artifact`], asking the client's peers from the `first`-th on.
+pub(super) async fn fetch_artifact_from(
+    client: &Client,
+    manifest: &Manifest,
+    path: &str,
+    first: usize,
+    deadline: Deadline,
+) -> anyhow::Result<Vec<u8>> {
     let pb = progress_bar(file_name(path));
     let bytes = client
-        .artifact(manifest, path, deadline.at, &mut |done, total| {
+        .artifact_starting_at(manifest, path, first, deadline.at, &mut |done, total| {
             pb.set_length(total);
             pb.set_position(done);
         })
