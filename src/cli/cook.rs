@@ -27,7 +27,7 @@
 //! With `--order URL` a miss is first ordered at a member that accepts recipes
 //! (`http/recipes.rs`), and `--wait SECS` waits for the group's verdict before cooking.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -83,9 +83,7 @@ pub(super) fn cook(args: CookArgs) -> anyhow::Result<()> {
         Ok(()) => Ok(()),
         Err(e) if args.fallback => {
             eprintln!("{e:#}");
-            eprintln!(
-                "--fallback: nothing was unpacked; the build compiles every dependency itself"
-            );
+            eprintln!("--fallback: the build compiles what it lacks itself");
             Ok(())
         }
         Err(e) => Err(e),
@@ -103,8 +101,9 @@ fn cook_all(args: &CookArgs) -> anyhow::Result<()> {
     let recipe = recipe_of(&opts)?;
     eprintln!("recipe {}", hex::encode(recipe.id()));
     let target_dir = target_directory(args.manifest_path.as_deref())?;
-    // Before anything is unpacked: units the build could not reuse are no use.
-    cargo_home_at_builders_path()?;
+    // Checked before anything is fetched (units the build could not reuse are no use),
+    // made only once the bundle is in place (a failed cook leaves no link).
+    let link = BuildersPath::check()?;
     let mut result = cook_into(args, &recipe, &target_dir);
     if let (Err(e), Some(url)) = (&result, &args.order)
         && e.downcast_ref::<Miss>().is_some()
@@ -119,14 +118,18 @@ fn cook_all(args: &CookArgs) -> anyhow::Result<()> {
             );
             result = cook_into(args, &recipe, &target_dir);
             match &result {
+                Ok(_) => break,
                 Err(e) if e.downcast_ref::<Miss>().is_some() => {
                     eprintln!("waiting for the group's verdict on request {ordered}");
                 }
-                _ => break,
+                // Another failure (a member unreachable for a while): asked again until the
+                // wait is over, the last answer kept.
+                Err(e) => eprintln!("{e:#}; asking again"),
             }
         }
     }
     let files = result?;
+    link.make()?;
     eprintln!(
         "cooked: {files} verified dependency files in {}",
         target_dir.join("release").display()
@@ -145,7 +148,7 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
     )?;
     let deadline = args.peers.deadline();
     let id = recipe.id();
-    let _lock = lock_beside(target_dir)?;
+    let _lock = lock_beside(target_dir, deadline.at)?;
     let staging = staging_dir(target_dir)?;
     runtime()?
         .block_on(async {
@@ -168,7 +171,8 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
                 while let Some(file) = fetched.next().await {
                     let (path, bytes) = file?;
                     bytes_fetched += bytes.len() as u64;
-                    stage(&staging, path, &bytes)?;
+                    // File writes off the async loop (the other fetches go on meanwhile).
+                    tokio::task::block_in_place(|| stage(&staging, path, &bytes))?;
                 }
                 eprintln!(
                     "fetched and verified {} files, {bytes_fetched} bytes (entry {} of the log)",
@@ -192,8 +196,9 @@ fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Res
 }
 
 /// An exclusive lock on `.<target name>.cook.lock` beside the target directory, held
-/// while the returned file lives (released by the kernel if the process dies).
-fn lock_beside(target_dir: &Path) -> anyhow::Result<std::fs::File> {
+/// while the returned file lives (released by the kernel if the process dies); waited for
+/// until `until`.
+fn lock_beside(target_dir: &Path, until: Instant) -> anyhow::Result<std::fs::File> {
     let (parent, name) = beside(target_dir)?;
     std::fs::create_dir_all(&parent).with_context(|| parent.display().to_string())?;
     let path = parent.join(format!(".{name}.cook.lock"));
@@ -203,8 +208,20 @@ fn lock_beside(target_dir: &Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| path.display().to_string())?;
-    file.lock().with_context(|| path.display().to_string())?;
-    Ok(file)
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                bail!("{}: another cook holds it (--timeout)", path.display())
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| path.display().to_string());
+            }
+        }
+    }
 }
 
 /// The target directory's parent and name.
@@ -354,6 +371,18 @@ fn unpack(staging: &Path, target_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(target_dir).with_context(|| target_dir.display().to_string())?;
     let release = target_dir.join("release");
     let staged = staging.join("release");
+    // Every staged directory durable before it is moved (a crash after the rename must not
+    // find a directory whose entries were never written).
+    let mut staged_dirs: Vec<PathBuf> = files
+        .iter()
+        .flat_map(|f| f.ancestors().skip(1).take_while(|d| d.starts_with(staging)))
+        .map(Path::to_path_buf)
+        .collect();
+    staged_dirs.sort();
+    staged_dirs.dedup();
+    for dir in &staged_dirs {
+        sync_dir(dir)?;
+    }
     let mut moved_into = std::collections::BTreeSet::new();
     if !release.exists() {
         // One rename: the whole of release/ appears at once, or (crash before) none of it.
@@ -367,19 +396,29 @@ fn unpack(staging: &Path, target_dir: &Path) -> anyhow::Result<()> {
             let to = target_dir.join(rel);
             if let Some(dir) = to.parent() {
                 std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-                moved_into.insert(dir.to_path_buf());
+                // The directory and every one above it up to the target directory (some
+                // may be new).
+                moved_into.extend(
+                    dir.ancestors()
+                        .take_while(|d| d.starts_with(target_dir))
+                        .map(Path::to_path_buf),
+                );
             }
             std::fs::rename(f, &to).with_context(|| to.display().to_string())?;
         }
     }
     // The renames durable before cook says it is done.
     for dir in &moved_into {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| dir.display().to_string())?;
+        sync_dir(dir)?;
     }
     std::fs::remove_dir_all(staging).with_context(|| staging.display().to_string())?;
     Ok(())
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| dir.display().to_string())
 }
 
 /// Every regular file below `dir` (the staging directory: written by `stage` only).
@@ -396,65 +435,103 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The user's cargo home (`CARGO_HOME`, else `~/.cargo`), made reachable at the builders'
-/// path, [`CARGO_HOME_IN_SANDBOX`], where it is not already: a symlink, created when this
-/// user may. Where it may not, says the one command that does it. Whoever can replace that
-/// link chooses the cargo home (its config, its sources) the user's build reads, so every
-/// directory above it and the link itself must belong to root or this user and be writable
-/// by no one else.
-fn cargo_home_at_builders_path() -> anyhow::Result<()> {
-    let builders = Path::new(CARGO_HOME_IN_SANDBOX);
-    let home = match std::env::var_os("CARGO_HOME") {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(std::env::var_os("HOME").context("neither CARGO_HOME nor HOME")?)
-            .join(".cargo"),
-    };
-    std::fs::create_dir_all(&home).with_context(|| home.display().to_string())?;
-    let home = std::fs::canonicalize(&home).with_context(|| home.display().to_string())?;
-    let me = std::fs::metadata("/proc/self")
-        .context("cannot tell this process's user (/proc/self)")?
-        .uid();
-    let parent = builders.parent().unwrap_or(Path::new("/"));
-    for dir in parent.ancestors() {
-        let Ok(m) = std::fs::symlink_metadata(dir) else {
-            continue;
+/// The builders' cargo-home path, [`CARGO_HOME_IN_SANDBOX`], as the user's build needs it:
+/// the user's cargo home (`CARGO_HOME`, else `~/.cargo`) reachable there. Whoever can
+/// replace that link chooses the cargo home (its config, its sources) the user's build
+/// reads, so every directory above it and the link itself must belong to root or this user
+/// and be writable by no one else.
+enum BuildersPath {
+    /// The path already leads to the user's cargo home.
+    There,
+    /// A symlink to `home` is to be made (and the directories above it, mode 0755).
+    Make { home: PathBuf },
+}
+
+impl BuildersPath {
+    /// Checks the path and what is above it; says what [`BuildersPath::make`] will do.
+    /// Where this user may not make the link, says the one command that does.
+    fn check() -> anyhow::Result<Self> {
+        let builders = Path::new(CARGO_HOME_IN_SANDBOX);
+        let home = match std::env::var_os("CARGO_HOME") {
+            Some(h) => PathBuf::from(h),
+            None => PathBuf::from(std::env::var_os("HOME").context("neither CARGO_HOME nor HOME")?)
+                .join(".cargo"),
         };
-        if m.file_type().is_symlink() || (m.uid() != 0 && m.uid() != me) || m.mode() & 0o022 != 0 {
+        std::fs::create_dir_all(&home).with_context(|| home.display().to_string())?;
+        let home = std::fs::canonicalize(&home).with_context(|| home.display().to_string())?;
+        // Linux only, as the project: the owner of /proc/self is this process's user.
+        let me = std::fs::metadata("/proc/self")
+            .context("cannot tell this process's user (/proc/self)")?
+            .uid();
+        let parent = builders.parent().unwrap_or(Path::new("/"));
+        let mut nearest = None;
+        for dir in parent.ancestors() {
+            let Ok(m) = std::fs::symlink_metadata(dir) else {
+                continue;
+            };
+            nearest.get_or_insert((dir, m.uid()));
+            if m.file_type().is_symlink()
+                || (m.uid() != 0 && m.uid() != me)
+                || m.mode() & 0o022 != 0
+            {
+                bail!(
+                    "{} is a link, or belongs to another user, or others may write it: it cannot guard {CARGO_HOME_IN_SANDBOX}",
+                    dir.display()
+                );
+            }
+        }
+        match std::fs::symlink_metadata(builders) {
+            Ok(m) if m.uid() != 0 && m.uid() != me => bail!(
+                "{CARGO_HOME_IN_SANDBOX} belongs to another user (uid {}): not trusted",
+                m.uid()
+            ),
+            Ok(_) if std::fs::canonicalize(builders).is_ok_and(|p| p == home) => {
+                return Ok(Self::There);
+            }
+            Ok(m) if m.file_type().is_symlink() => bail!(
+                "{CARGO_HOME_IN_SANDBOX} is a symlink to another directory, not to {}: `ln -sfn {} {CARGO_HOME_IN_SANDBOX}` makes cargo reuse the cooked units",
+                home.display(),
+                home.display()
+            ),
+            Ok(_) => bail!(
+                "{CARGO_HOME_IN_SANDBOX} exists and is not your cargo home ({}); cargo reuses the cooked units only with the sources at that path (docs/cache.md)",
+                home.display()
+            ),
+            Err(_) => {}
+        }
+        // The nearest existing directory is root's or ours, and no one else may write it:
+        // only its owner can make the rest.
+        if me != 0 && nearest.is_some_and(|(_, owner)| owner != me) {
             bail!(
-                "{} is a link, or belongs to another user, or others may write it: it cannot guard {CARGO_HOME_IN_SANDBOX}",
-                dir.display()
+                "cannot make {CARGO_HOME_IN_SANDBOX} as this user; run `sudo mkdir -p {} && sudo ln -s {} {CARGO_HOME_IN_SANDBOX}` once",
+                parent.display(),
+                home.display()
             );
         }
+        Ok(Self::Make { home })
     }
-    match std::fs::symlink_metadata(builders) {
-        Ok(m) if m.uid() != 0 && m.uid() != me => bail!(
-            "{CARGO_HOME_IN_SANDBOX} belongs to another user (uid {}): not trusted",
-            m.uid()
-        ),
-        Ok(_) if std::fs::canonicalize(builders).is_ok_and(|p| p == home) => return Ok(()),
-        Ok(m) if m.file_type().is_symlink() => bail!(
-            "{CARGO_HOME_IN_SANDBOX} is a symlink to another directory, not to {}: `ln -sfn {} {CARGO_HOME_IN_SANDBOX}` makes cargo reuse the cooked units",
-            home.display(),
-            home.display()
-        ),
-        Ok(_) => bail!(
-            "{CARGO_HOME_IN_SANDBOX} exists and is not your cargo home ({}); cargo reuses the cooked units only with the sources at that path (docs/cache.md)",
-            home.display()
-        ),
-        Err(_) => {}
+
+    /// Makes the link [`BuildersPath::check`] planned.
+    fn make(&self) -> anyhow::Result<()> {
+        let Self::Make { home } = self else {
+            return Ok(());
+        };
+        let builders = Path::new(CARGO_HOME_IN_SANDBOX);
+        let parent = builders.parent().unwrap_or(Path::new("/"));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .and_then(|_| std::os::unix::fs::symlink(home, builders))
+            .with_context(|| {
+                format!(
+                    "making {CARGO_HOME_IN_SANDBOX} a symlink to {}",
+                    home.display()
+                )
+            })?;
+        eprintln!("{CARGO_HOME_IN_SANDBOX} -> {}", home.display());
+        Ok(())
     }
-    let made =
-        std::fs::create_dir_all(parent).and_then(|_| std::os::unix::fs::symlink(&home, builders));
-    if let Err(e) = made {
-        bail!(
-            "cannot make {CARGO_HOME_IN_SANDBOX} a symlink to {} ({e}); run `sudo mkdir -p {} && sudo ln -s {} {CARGO_HOME_IN_SANDBOX}` once",
-            home.display(),
-            parent.display(),
-            home.display()
-        );
-    }
-    eprintln!("{CARGO_HOME_IN_SANDBOX} -> {}", home.display());
-    Ok(())
 }
 
 /// The environment the build must run with to match the recipe, as shell `export` lines.

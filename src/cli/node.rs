@@ -143,7 +143,8 @@ struct LightSection {
     /// Accept `POST /recipe` on the HTTP server (`--http`): a user's missed recipe ordered.
     #[serde(default)]
     accept_recipes: bool,
-    /// Most recipe orders an hour from one client address [default: 6].
+    /// Most recipe orders an hour, whoever asks (one client address gets a third)
+    /// [default: 6].
     recipe_orders_per_hour: Option<u32>,
 }
 

@@ -102,8 +102,8 @@ impl Answer {
 }
 
 /// Starts serving `node`'s log on `addr`; with `recipe_orders_per_hour`, also `POST
-/// /recipe` (`recipes.rs`: a miss's recipe ordered, at most that many an hour from one
-/// client address).
+/// /recipe` (`recipes.rs`: a miss's recipe ordered, at most that many an hour in all, a
+/// third of it from one client address).
 pub async fn serve(
     addr: SocketAddr,
     node: &NodeHandle,

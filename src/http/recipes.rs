@@ -3,11 +3,13 @@
 //! node.toml; off by default, and then answered `403`).
 //!
 //! The body is the recipe's canonical CBOR (`recipe --out`), at most [`MAX_RECIPE_SIZE`].
-//! Cheap checks first: the client address's order rate ([`RecipeOrders::new`], beside the
-//! server's own request rate), one check at a time (else `503`), the body's size, then the
-//! decoding, `check_contents` and the committee's rules (toolchain, target) on a blocking
-//! thread — everything a member checks before it orders a request, so a refused recipe
-//! costs no build — and last the member's own hourly bound, whoever asks. The order is handed to the node
+//! Cheap checks first: one order at a time, upload included (else `503`, nothing spent),
+//! the client address's order rate ([`RecipeOrders::new`], beside the server's own request
+//! rate), the body's size and a 10-second upload, then the decoding, `check_contents` and
+//! the committee's rules (toolchain, target) on a blocking thread — everything a member
+//! checks before it orders a request, so a refused recipe costs no build — and last the
+//! member's own hourly bound, whoever asks. Many addresses can keep the one slot busy
+//! (each for at most 10 s): that denies orders, never the node's other work. The order is handed to the node
 //! with `try_send`: a full command queue answers `503`, the handler never waits on it.
 //! Answers: `200` with the request id in hex, or a 4xx/5xx with one line naming the problem.
 
@@ -26,6 +28,9 @@ use super::limits::{MAX_CLIENTS, RateTable};
 use crate::committee::Committee;
 use crate::node::run;
 use crate::request::PinnedRequest;
+
+/// How long one recipe's upload may take.
+const UPLOAD_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What accepting recipe orders needs: the node's command queue, the committee's rules and
 /// the order rates.
@@ -90,30 +95,38 @@ impl RecipeOrders {
 
     /// Answers one `POST /recipe` from `client`.
     pub(crate) async fn order(&self, body: Incoming, client: AddressBucket) -> Answer {
-        let now = Instant::now();
+        // One order at a time, upload included; a busy answer spends no token.
+        let Ok(permit) = self.checking.clone().try_acquire_owned() else {
+            return Answer::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "another recipe order is being taken; try again in a moment",
+            );
+        };
         let address_ok = self
             .per_address
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .allow(client, now);
+            .allow(client, Instant::now());
         if !address_ok {
             return Answer::text(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many recipe orders from your address; try later",
             );
         }
-        let Ok(permit) = self.checking.clone().try_acquire_owned() else {
-            return Answer::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "another recipe order is being checked; try again in a moment",
-            );
-        };
-        let bytes = match Limited::new(body, MAX_RECIPE_SIZE).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        // The upload within UPLOAD_TIME: a slow client holds the one permit no longer.
+        let upload = Limited::new(body, MAX_RECIPE_SIZE).collect();
+        let bytes = match tokio::time::timeout(UPLOAD_TIME, upload).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => {
                 return Answer::text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "a recipe is at most 1 MiB (or the body was cut off)",
+                );
+            }
+            Err(_) => {
+                return Answer::text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the recipe took too long to arrive",
                 );
             }
         };
