@@ -247,11 +247,7 @@ pub(super) fn audit(args: AuditArgs) -> anyhow::Result<std::process::ExitCode> {
             peers: Vec::new(),
         }
     } else {
-        ClientSetup::load(
-            args.peers.trust.as_deref(),
-            args.peers.chain.as_deref(),
-            &args.peers.peer,
-        )?
+        args.peers.setup()?
     };
     let cache = cache_dir(&args);
     // With a chain, proofs cosigned in any of its epochs.

@@ -38,26 +38,18 @@ use synchronicity_light::{Client, LightError, VerifiedBuild};
 use synchronicity_verify::recipe::Recipe;
 use synchronicity_verify::request::RECIPE_CRATE;
 
-use super::client::{ClientSetup, runtime, start};
+use super::client::{runtime, start};
 use super::fetch::{PeerArgs, fetch_artifact_from};
+use super::recipe::WorkspaceArgs;
 use crate::builder::CARGO_HOME_IN_SANDBOX;
-use crate::recipe::{RecipeOptions, recipe_of};
+use crate::recipe::recipe_of;
 
 /// Arguments of `cook`.
 #[derive(Debug, Args)]
 pub struct CookArgs {
-    /// The workspace's `Cargo.toml` [default: cargo's search from the current directory].
-    #[arg(long)]
-    pub manifest_path: Option<PathBuf>,
-    /// Features of the workspace build, comma-separated (as the build will use them).
-    #[arg(long, value_delimiter = ',', conflicts_with = "all_features")]
-    pub features: Vec<String>,
-    /// The build runs without the members' default features.
-    #[arg(long)]
-    pub no_default_features: bool,
-    /// The build runs with every feature of every member.
-    #[arg(long)]
-    pub all_features: bool,
+    /// The workspace and its build's feature flags (as the build will use them).
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
     /// On a miss or any failure to get a verified bundle, say so and exit 0 with nothing
     /// changed: the build then compiles every dependency itself.
     #[arg(long)]
@@ -91,16 +83,9 @@ pub(super) fn cook(args: CookArgs) -> anyhow::Result<()> {
 }
 
 fn cook_all(args: &CookArgs) -> anyhow::Result<()> {
-    let opts = RecipeOptions {
-        manifest_path: args.manifest_path.clone(),
-        features: args.features.clone(),
-        no_default_features: args.no_default_features,
-        all_features: args.all_features,
-        ..RecipeOptions::default()
-    };
-    let recipe = recipe_of(&opts)?;
+    let recipe = recipe_of(&args.workspace.options())?;
     eprintln!("recipe {}", hex::encode(recipe.id()));
-    let target_dir = target_directory(args.manifest_path.as_deref())?;
+    let target_dir = target_directory(args.workspace.manifest_path.as_deref())?;
     // Checked before anything is fetched (units the build could not reuse are no use),
     // made only once the bundle is in place (a failed cook leaves no link).
     let link = BuildersPath::check()?;
@@ -141,11 +126,7 @@ fn cook_all(args: &CookArgs) -> anyhow::Result<()> {
 /// Fetches, verifies and unpacks the bundle of `recipe`; the number of files unpacked. One
 /// cook at a time per target directory (a lock file beside it): a second waits.
 fn cook_into(args: &CookArgs, recipe: &Recipe, target_dir: &Path) -> anyhow::Result<usize> {
-    let setup = ClientSetup::load(
-        args.peers.trust.as_deref(),
-        args.peers.chain.as_deref(),
-        &args.peers.peer,
-    )?;
+    let setup = args.peers.setup()?;
     let deadline = args.peers.deadline();
     let id = recipe.id();
     let _lock = lock_beside(target_dir, deadline.at)?;

@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use synchronicity_light::ProofQuery;
 
-use super::client::{ClientSetup, runtime, start};
+use super::client::{runtime, start};
 use super::fetch::{PeerArgs, fetch_artifact};
 use crate::verify::Manifest;
 use crate::verify::entry::LogEntry;
@@ -269,11 +269,7 @@ fn readable_tree(dir: &Path) -> anyhow::Result<()> {
 /// Fetches the two sides' manifests and differing files into `out` (each file written as
 /// it arrives, at most `--max-mib` in all) and writes `summary.txt`.
 fn fetch_into(args: &DiffArgs, id: [u8; 32], out: &Path) -> anyhow::Result<(Side, Side)> {
-    let setup = ClientSetup::load(
-        args.peers.trust.as_deref(),
-        args.peers.chain.as_deref(),
-        &args.peers.peer,
-    )?;
+    let setup = args.peers.setup()?;
     let deadline = args.peers.deadline();
     let asked = args.members.as_ref().map(|m| (m[0], m[1]));
     let max_bytes = args.max_mib.saturating_mul(1 << 20);

@@ -37,6 +37,11 @@ pub struct PeerArgs {
 }
 
 impl PeerArgs {
+    /// The trust root, chain and peers these flags name (or the client config's).
+    pub(super) fn setup(&self) -> anyhow::Result<ClientSetup> {
+        ClientSetup::load(self.trust.as_deref(), self.chain.as_deref(), &self.peer)
+    }
+
     /// When the downloads of this command give up (`--timeout` from now).
     pub(super) fn deadline(&self) -> Deadline {
         Deadline {
@@ -151,11 +156,7 @@ fn split_spec(spec: &str) -> anyhow::Result<(&str, &str)> {
 
 /// `fetch`.
 pub(super) fn fetch(args: FetchArgs) -> anyhow::Result<()> {
-    let setup = ClientSetup::load(
-        args.peers.trust.as_deref(),
-        args.peers.chain.as_deref(),
-        &args.peers.peer,
-    )?;
+    let setup = args.peers.setup()?;
     let (name, version) = split_spec(&args.spec)?;
     let deadline = args.peers.deadline();
     runtime()?.block_on(async {

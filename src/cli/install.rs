@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::client::{ClientSetup, runtime, start};
+use super::client::{runtime, start};
 use super::fetch::{PeerArgs, fetch_artifact, file_name, verified_build};
 use super::install_record::{InstallRecord, Planned};
 use crate::builder::{Registry, index_versions};
@@ -95,11 +95,7 @@ fn write_executable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// `install`.
 pub(super) fn install(args: InstallArgs) -> anyhow::Result<()> {
-    let setup = ClientSetup::load(
-        args.peers.trust.as_deref(),
-        args.peers.chain.as_deref(),
-        &args.peers.peer,
-    )?;
+    let setup = args.peers.setup()?;
     let (name, version) = match args.spec.split_once('@') {
         Some((n, v)) if !n.is_empty() && !v.is_empty() => (n.to_string(), v.to_string()),
         Some(_) => bail!("{:?}: expected CRATE or CRATE@VERSION", args.spec),

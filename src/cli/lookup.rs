@@ -11,7 +11,7 @@ use anyhow::bail;
 use clap::Args;
 use synchronicity_light::ProvenLookup;
 
-use super::client::{ClientSetup, runtime, start};
+use super::client::{runtime, start};
 use super::fetch::PeerArgs;
 use crate::node_dir::write_atomic;
 use crate::verify::BatchVerifier;
@@ -98,11 +98,7 @@ pub(super) fn lookup(mut args: LookupArgs) -> anyhow::Result<()> {
     if crate::log::LookupKey::parse(&args.spec).is_none() || !args.spec.contains('@') {
         bail!("{:?} is not CRATE@VERSION or a recipe id", args.spec);
     }
-    let setup = ClientSetup::load(
-        args.peers.trust.as_deref(),
-        args.peers.chain.as_deref(),
-        &args.peers.peer,
-    )?;
+    let setup = args.peers.setup()?;
     let mut verifier = match &setup.chain {
         Some(chain) => BatchVerifier::in_chain(chain),
         None => BatchVerifier::new(setup.committee.trust_root()),

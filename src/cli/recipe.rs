@@ -10,9 +10,9 @@ use synchronicity_verify::recipe::{MAX_RECIPE_SIZE, Recipe};
 
 use crate::recipe::{RecipeOptions, recipe_of};
 
-/// Arguments of `recipe`.
+/// Which workspace, and the feature flags of its build (`recipe` and `cook`).
 #[derive(Debug, Args)]
-pub struct RecipeArgs {
+pub struct WorkspaceArgs {
     /// The workspace's `Cargo.toml` [default: cargo's search from the current directory].
     #[arg(long)]
     pub manifest_path: Option<PathBuf>,
@@ -25,6 +25,26 @@ pub struct RecipeArgs {
     /// Build with every feature of every member.
     #[arg(long)]
     pub all_features: bool,
+}
+
+impl WorkspaceArgs {
+    /// The recipe options these flags name (toolchain, target and RUSTFLAGS: the host's).
+    pub(super) fn options(&self) -> RecipeOptions {
+        RecipeOptions {
+            manifest_path: self.manifest_path.clone(),
+            features: self.features.clone(),
+            no_default_features: self.no_default_features,
+            all_features: self.all_features,
+            ..RecipeOptions::default()
+        }
+    }
+}
+
+/// Arguments of `recipe`.
+#[derive(Debug, Args)]
+pub struct RecipeArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
     /// Target triple [default: the host's].
     #[arg(long)]
     pub target: Option<String>,
@@ -69,13 +89,9 @@ pub(super) fn read_recipe(path: &std::path::Path) -> anyhow::Result<Recipe> {
 
 pub(super) fn recipe(args: RecipeArgs) -> anyhow::Result<()> {
     let opts = RecipeOptions {
-        manifest_path: args.manifest_path,
         toolchain: args.toolchain,
         target: args.target,
-        features: args.features,
-        no_default_features: args.no_default_features,
-        all_features: args.all_features,
-        rustflags: None,
+        ..args.workspace.options()
     };
     let recipe = recipe_of(&opts)?;
     let bytes = recipe.to_cbor();
