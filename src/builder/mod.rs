@@ -323,6 +323,10 @@ pub struct BuilderConfig {
     /// index URL and its download base (`<dl>/<name>/<name>-<version>.crate`). Host-side
     /// cargo uses it by source replacement, so lockfiles still name crates.io.
     pub registry: Option<(String, String)>,
+    /// Backend `swarm`: build on the swarm's worker nodes labelled
+    /// `synchronicity.worker=true` (their engines at their `synchronicity.engine` label),
+    /// not on this node.
+    pub swarm_workers: bool,
 }
 
 impl BuilderConfig {
@@ -336,6 +340,7 @@ impl BuilderConfig {
             rootfs: PathBuf::from(DEFAULT_ROOTFS),
             limits: Limits::default(),
             registry: None,
+            swarm_workers: false,
         }
     }
 }
@@ -359,7 +364,9 @@ impl Builder {
         };
         let sandbox = match backend {
             Backend::Docker => docker::DockerBackend::new(&ws, &cfg.image).map(Sandboxes::Docker),
-            Backend::Swarm => swarm::SwarmBackend::new(&ws, &cfg.image).map(Sandboxes::Swarm),
+            Backend::Swarm => {
+                swarm::SwarmBackend::new(&ws, &cfg.image, cfg.swarm_workers).map(Sandboxes::Swarm)
+            }
             _ => sandbox::SandboxBackend::new(&ws, &cfg.rootfs).map(Sandboxes::Sandbox),
         };
         // A crashed build may have left its disk mounted; a swarm job that still runs keeps

@@ -55,6 +55,9 @@ pub(crate) struct Watched {
     pub(crate) output_over: bool,
     /// What it wrote, up to the cap.
     pub(crate) captured: Captured,
+    /// Its disk was seen full where it ran (a swarm worker's memory filesystems: not the
+    /// disk its results were copied onto).
+    pub(crate) disk_seen_full: bool,
 }
 
 impl Watched {
@@ -68,7 +71,7 @@ impl Watched {
         target: PathBuf,
         job: &Job,
     ) -> RunOutput {
-        let disk_full = disk.full() || self.captured.saw_enospc;
+        let disk_full = disk.full() || self.captured.saw_enospc || self.disk_seen_full;
         let result = self.classify(exceeded, disk_full, job);
         RunOutput {
             result,
@@ -323,6 +326,7 @@ pub(crate) fn watch(
         timed_out,
         output_over,
         captured,
+        disk_seen_full: false,
     })
 }
 

@@ -32,6 +32,8 @@
 mod detached;
 mod engine;
 mod job;
+mod unpack;
+mod worker;
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -48,7 +50,8 @@ use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
 use detached::{Ended, ExecRecord, RUN_IN_SANDBOX, RunFiles};
 use engine::Engine;
-use job::{START_TIMEOUT, SwarmJob, is_running};
+use job::{START_TIMEOUT, SwarmJob, is_running, task_of};
+use worker::{ImageSent, REGISTRY_IN_SANDBOX, TARGET_IN_SANDBOX, docker_on};
 
 /// The user of a job's idling PID 1 (not [`BUILD_UID`], which the build runs as).
 const IDLE_UID: u32 = BUILD_UID - 1;
@@ -69,20 +72,51 @@ struct Kept {
     image: String,
     limits: String,
     disk: DiskLimit,
+    /// The worker's engine the task runs on (`None`: this engine).
+    engine: Option<Engine>,
 }
 
 /// The kept jobs, by job name (shared with the thread that removes unclaimed ones).
 type KeptJobs = Arc<Mutex<HashMap<String, Kept>>>;
 
+/// Where a job's task runs.
+enum Placement {
+    /// On this node (`node.id` constraint), the inputs and the build's disk bind mounts of
+    /// this host's directories.
+    Manager { node_id: String },
+    /// On the swarm's labelled worker nodes, in the workers' image, inputs streamed in and
+    /// results streamed back (`worker.rs`).
+    Workers { image: String, sent: ImageSent },
+}
+
 pub(crate) struct SwarmBackend {
     ws: BuildWorkspace,
+    /// The sandbox image (what a build report names; a worker's image adds the toolchain).
     image_id: String,
     work_label: String,
-    /// This engine's swarm node id: every task is placed here.
-    node_id: String,
-    /// The engine's API, for execs (the CLI has no way to read an exec's exit code).
+    placement: Placement,
+    /// This engine's API, for execs (the CLI has no way to read an exec's exit code).
     engine: Engine,
     kept: KeptJobs,
+}
+
+/// A job's running task: its job, its container, the build's disk on this host, and the
+/// worker's engine it runs on (`None`: this engine).
+struct Task {
+    job: SwarmJob,
+    container: String,
+    disk: DiskLimit,
+    engine: Option<Engine>,
+    /// Its swarm node (empty for a kept one).
+    node: String,
+}
+
+/// `docker args…` on `engine` (`None`: this engine).
+fn docker_at(engine: Option<&Engine>, args: &[&str]) -> Result<String, BuildError> {
+    match engine {
+        Some(e) => docker_on(e, args),
+        None => docker(args),
+    }
 }
 
 /// This engine's swarm node id, if it is an active swarm manager.
@@ -101,12 +135,24 @@ pub fn swarm_manager() -> Result<String, BuildError> {
 }
 
 impl SwarmBackend {
-    pub(crate) fn new(ws: &BuildWorkspace, tag: &str) -> Result<Self, BuildError> {
+    /// The backend on this engine's swarm; with `workers`, builds run on the swarm's
+    /// labelled worker nodes, else on this node.
+    pub(crate) fn new(ws: &BuildWorkspace, tag: &str, workers: bool) -> Result<Self, BuildError> {
+        let image = image_id(tag)?;
+        let node_id = swarm_manager()?;
+        let placement = if workers {
+            Placement::Workers {
+                image: worker::worker_image(ws, &image, tag)?,
+                sent: ImageSent::default(),
+            }
+        } else {
+            Placement::Manager { node_id }
+        };
         let backend = Self {
             ws: ws.clone(),
-            image_id: image_id(tag)?,
+            image_id: image,
             work_label: work_label(ws),
-            node_id: swarm_manager()?,
+            placement,
             engine: Engine::resolve()?,
             kept: Arc::default(),
         };
@@ -206,11 +252,14 @@ impl SwarmBackend {
         if !safe || deadline <= SystemTime::now() {
             return None;
         }
-        let filter = format!("label=com.docker.swarm.service.name={service}");
-        let running = docker(&["ps", "-q", "--no-trunc", "--filter", &filter]).ok()?;
-        let [container] = running.split_whitespace().collect::<Vec<_>>()[..] else {
-            return None;
+        let (container, node) = task_of(service)?;
+        let engine = match &self.placement {
+            Placement::Manager { .. } => None,
+            Placement::Workers { .. } => Some(worker::engine_of(&node).ok()?),
         };
+        if !is_running(engine.as_ref(), &container) {
+            return None;
+        }
         let disk = DiskLimit::adopt(
             &self.ws.root().join("swarm-builds").join(job),
             &self.ws.disks(),
@@ -224,6 +273,7 @@ impl SwarmBackend {
                 image: labels.get("synchronicity.image")?.clone(),
                 limits: labels.get("synchronicity.limits")?.clone(),
                 disk,
+                engine,
             },
         ))
     }
@@ -240,11 +290,15 @@ impl SwarmBackend {
     /// again, the build fails locally and nothing is committed (the round goes on with the
     /// other members).
     pub(crate) fn run(&self, job: &Job) -> Result<RunOutput, BuildError> {
-        match self.run_once(job)? {
+        let mut lost_on = None;
+        match self.run_once(job, None, &mut lost_on)? {
             Some(out) => Ok(out),
             None => {
-                tracing::warn!(job = %job.name, "swarm: the job's task was lost mid-build; rescheduling it once");
-                match self.run_once(job)? {
+                tracing::warn!(job = %job.name, node = ?lost_on, "swarm: the job's task was lost mid-build; rescheduling it once");
+                // Not on the node that lost it (its engine may be gone, and the swarm may not
+                // know yet).
+                let avoid = lost_on.clone();
+                match self.run_once(job, avoid.as_deref(), &mut lost_on)? {
                     Some(mut out) => {
                         out.log.insert_str(
                             0,
@@ -261,16 +315,21 @@ impl SwarmBackend {
         }
     }
 
-    /// One job for `job` (the one kept for it after a restart, else a new one); `None` if
-    /// its task was lost mid-build.
-    fn run_once(&self, job: &Job) -> Result<Option<RunOutput>, BuildError> {
+    /// One job for `job` (the one kept for it after a restart, else a new one, not on node
+    /// `avoid`); `None` if its task was lost mid-build (`lost_on`: its node).
+    fn run_once(
+        &self,
+        job: &Job,
+        avoid: Option<&str>,
+        lost_on: &mut Option<String>,
+    ) -> Result<Option<RunOutput>, BuildError> {
         let kept = self
             .kept
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&job.name);
         let kept = match kept {
-            Some(k) if k.image == self.image_id && k.limits == limits_label(job) => Some(k),
+            Some(k) if k.image == self.task_image() && k.limits == limits_label(job) => Some(k),
             Some(k) => {
                 tracing::info!(job = %job.name, "swarm: the kept job ran with another image or other limits; starting a new one");
                 SwarmJob::new(k.service).remove_quietly();
@@ -279,15 +338,41 @@ impl SwarmBackend {
             None => None,
         };
         let reattached = kept.is_some();
-        let (mut swarm_job, container, disk) = match kept {
+        let task = match kept {
             Some(k) => {
                 tracing::info!(job = %job.name, "swarm: re-attached to the job a predecessor started");
-                (SwarmJob::new(k.service), k.container, k.disk)
+                Task {
+                    job: SwarmJob::new(k.service),
+                    container: k.container,
+                    disk: k.disk,
+                    engine: k.engine,
+                    node: String::new(),
+                }
             }
-            None => self.start_job(job)?,
+            None => match self.start_job(job, avoid) {
+                Ok(task) => task,
+                Err(Started::Lost(node)) => {
+                    *lost_on = Some(node);
+                    return Ok(None);
+                }
+                Err(Started::Failed(e)) => return Err(e),
+            },
         };
+        let Task {
+            job: mut swarm_job,
+            container,
+            disk,
+            engine: on_worker,
+            node,
+        } = task;
+        let exec_engine = on_worker.as_ref().unwrap_or(&self.engine);
         let files = RunFiles::at(disk.mount_point());
         let record = ExecRecord::beside(disk.mount_point());
+        let lost = |swarm_job: &mut SwarmJob, lost_on: &mut Option<String>| {
+            record.clear();
+            *lost_on = Some(node.clone()).filter(|n| !n.is_empty());
+            swarm_job.remove()
+        };
         let (exec, deadline) = match record.read() {
             Some((exec, started)) => {
                 let end = started + job.limits.time;
@@ -295,11 +380,10 @@ impl SwarmBackend {
                 (exec, Instant::now() + left)
             }
             // No record: no build was started on this disk (it is recorded first).
-            None => match detached::start(&self.engine, &container, job, &record) {
+            None => match detached::start(exec_engine, &container, job, &record) {
                 Ok(exec) => (exec, Instant::now() + job.limits.time),
-                Err(_) if reattached && !is_running(&container) => {
-                    record.clear();
-                    swarm_job.remove()?;
+                Err(_) if !is_running(on_worker.as_ref(), &container) => {
+                    lost(&mut swarm_job, lost_on)?;
                     return Ok(None);
                 }
                 Err(e) => return Err(e),
@@ -307,32 +391,79 @@ impl SwarmBackend {
         };
         let kill = || {
             // `kill`, else `rm -f` (the watcher calls this once; the task must go).
-            if docker(&["kill", &container]).is_err() {
-                let _ = docker(&["rm", "-f", &container]);
+            let on = on_worker.as_ref();
+            if docker_at(on, &["kill", &container]).is_err() {
+                let _ = docker_at(on, &["rm", "-f", &container]);
             }
         };
-        let ended = detached::watch(
-            &self.engine,
+        // Output by the files' sizes: here on the build's disk, on a worker in the task
+        // (every other tick: each look is an exec there).
+        let last = std::cell::Cell::new(0u64);
+        let ticks = std::cell::Cell::new(0u32);
+        let written = || match &on_worker {
+            None => files.written(),
+            Some(e) => {
+                ticks.set(ticks.get() + 1);
+                if ticks.get() % 10 == 1 {
+                    last.set(worker::written(e, &container).unwrap_or(last.get()));
+                }
+                last.get()
+            }
+        };
+        let ended = match detached::watch(
+            exec_engine,
             &exec,
-            &files,
+            &written,
             job.limits.output,
             deadline,
             &kill,
-        )?;
-        let exceeded = exceeded(&container);
-        let running = is_running(&container);
+        ) {
+            Ok(ended) => ended,
+            // A worker whose engine stopped answering: its task is lost with it.
+            Err(e) if on_worker.as_ref().is_some_and(|w| w.ping().is_err()) => {
+                tracing::warn!(job = %job.name, "swarm: the worker's engine went away: {e}");
+                lost(&mut swarm_job, lost_on)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let (exceeded, remote_full) = match &on_worker {
+            None => (exceeded(&container), false),
+            Some(e) => worker::counters(e, &container),
+        };
+        let running = is_running(on_worker.as_ref(), &container);
+        let stopped = ended.killed_by_watcher() || exceeded.oom_kills > 0;
+        // The task's PID 1 idles and no signal from inside its PID namespace can stop it: a
+        // task that stopped (or is gone) while neither the watcher nor the OOM killer
+        // stopped it was stopped from outside (a worker engine that went away, an
+        // operator), whatever the engine recorded for the build.
+        if !running && !stopped {
+            lost(&mut swarm_job, lost_on)?;
+            return Ok(None);
+        }
+        // A worker's results come back before its task is removed (its files are there).
+        if let Some(e) = &on_worker
+            && running
+            && let Err(err) = worker::fetch_results(
+                e,
+                &container,
+                disk.mount_point(),
+                job.limits.disk,
+                job.limits.output,
+            )
+        {
+            if e.ping().is_err() || !is_running(Some(e), &container) {
+                lost(&mut swarm_job, lost_on)?;
+                return Ok(None);
+            }
+            return Err(err);
+        }
         // Every process of the build is gone before the host reads its files and walks its
         // target directory; a job that cannot be removed is the host's failure (nothing is
         // committed).
         record.clear();
         swarm_job.remove()?;
-        let stopped = ended.killed_by_watcher() || exceeded.oom_kills > 0;
         let (status, timed_out, output_over) = match ended {
-            // The task's PID 1 idles and no signal from inside its PID namespace can stop
-            // it: a task that stopped (or is gone) while neither the watcher nor the OOM
-            // killer stopped it was stopped from outside (a worker engine that went away,
-            // an operator), whatever the engine recorded for the build.
-            _ if !running && !stopped => return Ok(None),
             Ended::Exited {
                 code,
                 timed_out,
@@ -358,6 +489,7 @@ impl SwarmBackend {
             timed_out,
             output_over: output_over || over,
             captured,
+            disk_seen_full: remote_full,
         };
         let target = disk.mount_point().join("target");
         let mut out = watched.into_run_output(exceeded, disk, target, job);
@@ -370,18 +502,43 @@ impl SwarmBackend {
         Ok(Some(out))
     }
 
-    /// A new job for `job`, its task running: the job, its task's container, its disk and
-    /// its deadline.
-    fn start_job(&self, job: &Job) -> Result<(SwarmJob, String, DiskLimit), BuildError> {
+    /// The image a task runs.
+    fn task_image(&self) -> &str {
+        match &self.placement {
+            Placement::Manager { .. } => &self.image_id,
+            Placement::Workers { image, .. } => image,
+        }
+    }
+
+    /// A new job for `job`, not on node `avoid`, its task running (on a worker: its inputs
+    /// streamed in).
+    fn start_job(&self, job: &Job, avoid: Option<&str>) -> Result<Task, Started> {
         let base = self.ws.root().join("swarm-builds").join(&job.name);
-        let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
-        let (target, tmp) = disk.build_dirs()?;
-        let files = RunFiles::at(disk.mount_point());
-        files.make()?;
+        let on_workers = matches!(self.placement, Placement::Workers { .. });
+        let (disk, paths) = if on_workers {
+            // The results come back onto a disk of the build's size (and its output).
+            let size = job.limits.disk + 2 * job.limits.output + (1 << 20);
+            let disk = DiskLimit::mount(&base, &self.ws.disks(), size)?;
+            for d in ["target", "run"] {
+                let p = disk.mount_point().join(d);
+                std::fs::create_dir_all(&p)
+                    .map_err(|e| BuildError::Backend(format!("{}: {e}", p.display())))?;
+            }
+            (disk, None)
+        } else {
+            let disk = DiskLimit::mount(&base, &self.ws.disks(), job.limits.disk)?;
+            let (target, tmp) = disk.build_dirs()?;
+            let files = RunFiles::at(disk.mount_point());
+            files.make()?;
+            let workdir = self.ws.root().join("swarm-builds/empty-workdir");
+            std::fs::create_dir_all(&workdir)
+                .map_err(|e| BuildError::Backend(format!("{}: {e}", workdir.display())))?;
+            (
+                disk,
+                Some((target, tmp, files.dir().to_path_buf(), workdir)),
+            )
+        };
         ExecRecord::beside(disk.mount_point()).clear();
-        let workdir = self.ws.root().join("swarm-builds/empty-workdir");
-        std::fs::create_dir_all(&workdir)
-            .map_err(|e| BuildError::Backend(format!("{}: {e}", workdir.display())))?;
         let name = self.job_name(job);
         // A job of this name left by a crash (the sweep at start-up takes the rest).
         SwarmJob::new(name.clone()).remove_quietly();
@@ -400,32 +557,66 @@ impl SwarmBackend {
         ])?;
         // The job may be kept for re-attaching until its task's PID 1 exits by itself.
         let deadline = SystemTime::now() + START_TIMEOUT + job.limits.time + TASK_GRACE;
-        let paths = JobPaths {
-            target: &target,
-            tmp: &tmp,
-            run: files.dir(),
-            workdir: &workdir,
+        let mounts = match &paths {
+            Some((target, tmp, run, workdir)) => self.manager_mounts(&JobPaths {
+                source: &job.source,
+                target,
+                tmp,
+                run,
+                workdir,
+            })?,
+            None => worker_mounts(job),
         };
-        let create = self.create_args(job, &name, &paths, deadline)?;
+        let placement = match (&self.placement, avoid) {
+            (Placement::Manager { node_id }, _) => vec![format!("node.id=={node_id}")],
+            (Placement::Workers { image, sent }, avoid) => {
+                let workers: Vec<_> = worker::workers()?
+                    .into_iter()
+                    .filter(|(id, _)| Some(id.as_str()) != avoid)
+                    .collect();
+                if workers.is_empty() {
+                    return Err(BuildError::Backend(
+                        "swarm: no worker node is ready (label synchronicity.worker=true, README \"Run a node\")".into(),
+                    )
+                    .into());
+                }
+                sent.ensure(image, &workers);
+                let mut c = vec!["node.labels.synchronicity.worker==true".to_string()];
+                c.extend(avoid.map(|a| format!("node.id!={a}")));
+                c
+            }
+        };
+        let create = self.create_args(job, &name, &mounts, &placement, deadline);
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
-        let container = swarm_job.wait_running()?;
-        Ok((swarm_job, container, disk))
+        let (container, node) = swarm_job.wait_running()?;
+        let engine = if on_workers {
+            Some(worker::engine_of(&node)?)
+        } else {
+            None
+        };
+        if let Some(e) = &engine
+            && let Err(err) = worker::send_inputs(e, &container, &job.source, &self.ws)
+        {
+            let mut swarm_job = swarm_job;
+            if e.ping().is_err() || !is_running(Some(e), &container) {
+                swarm_job.remove()?;
+                return Err(Started::Lost(node));
+            }
+            return Err(err.into());
+        }
+        Ok(Task {
+            job: swarm_job,
+            container,
+            disk,
+            engine,
+            node,
+        })
     }
 
-    fn create_args(
-        &self,
-        job: &Job,
-        name: &str,
-        paths: &JobPaths,
-        deadline: SystemTime,
-    ) -> Result<Vec<String>, BuildError> {
-        let tmpfs = |path: &str, mode: &str| {
-            format!(
-                "type=tmpfs,dst={path},tmpfs-size={},tmpfs-mode={mode}",
-                job.limits.memory
-            )
-        };
+    /// The mounts of a task on this node: the workspace's homes and the source read-only,
+    /// the build's disk read-write (bind mounts of this host's directories).
+    fn manager_mounts(&self, paths: &JobPaths) -> Result<Vec<String>, BuildError> {
         // `--mount` is comma-separated: a host path with a comma or an equals sign would
         // change its meaning (the work directory's paths never have them; refuse if so).
         let bind = |host: &Path, inside: &str, ro: bool| -> Result<String, BuildError> {
@@ -440,12 +631,42 @@ impl SwarmBackend {
                 if ro { ",readonly" } else { "" }
             ))
         };
+        Ok(vec![
+            bind(&self.ws.cargo_home(), "/opt/rustwide/cargo-home", true)?,
+            bind(&self.ws.rustup_home(), "/opt/rustwide/rustup-home", true)?,
+            bind(paths.source, SOURCE_IN_SANDBOX, true)?,
+            bind(paths.workdir, "/opt/rustwide/workdir", true)?,
+            bind(paths.target, "/opt/rustwide/target", false)?,
+            bind(paths.tmp, "/tmp", false)?,
+            bind(paths.run, RUN_IN_SANDBOX, false)?,
+        ])
+    }
+
+    fn create_args(
+        &self,
+        job: &Job,
+        name: &str,
+        mounts: &[String],
+        constraints: &[String],
+        deadline: SystemTime,
+    ) -> Vec<String> {
+        let tmpfs = |path: &str, mode: &str| {
+            format!(
+                "type=tmpfs,dst={path},tmpfs-size={},tmpfs-mode={mode}",
+                job.limits.memory
+            )
+        };
         let labels = [
             format!("synchronicity.work={}", self.work_label),
             format!("synchronicity.job={}", job.name),
-            format!("synchronicity.image={}", self.image_id),
+            format!("synchronicity.image={}", self.task_image()),
             format!("synchronicity.limits={}", limits_label(job)),
         ];
+        // On a worker the build's disk is memory (`worker_mounts`): its limit is counted in.
+        let memory = match self.placement {
+            Placement::Manager { .. } => job.limits.memory,
+            Placement::Workers { .. } => job.limits.memory + job.limits.disk,
+        };
         let mut a: Vec<String> = vec![
             "service".into(),
             "create".into(),
@@ -461,8 +682,6 @@ impl SwarmBackend {
             "1".into(),
             "--restart-condition".into(),
             "none".into(),
-            "--constraint".into(),
-            format!("node.id=={}", self.node_id),
             // The idling PID 1 is another user than the build's: the build can neither
             // signal nor trace it, so its task cannot be made to look lost.
             "--user".into(),
@@ -478,29 +697,13 @@ impl SwarmBackend {
             "--hostname".into(),
             "synchronicity".into(),
             "--limit-memory".into(),
-            job.limits.memory.to_string(),
+            memory.to_string(),
             "--limit-pids".into(),
             job.limits.processes.to_string(),
-            "--mount".into(),
-            tmpfs("/opt", "755"),
             "--mount".into(),
             tmpfs("/root", "1777"),
             "--mount".into(),
             tmpfs("/var/tmp", "1777"),
-            "--mount".into(),
-            bind(&self.ws.cargo_home(), "/opt/rustwide/cargo-home", true)?,
-            "--mount".into(),
-            bind(&self.ws.rustup_home(), "/opt/rustwide/rustup-home", true)?,
-            "--mount".into(),
-            bind(&job.source, SOURCE_IN_SANDBOX, true)?,
-            "--mount".into(),
-            bind(paths.workdir, "/opt/rustwide/workdir", true)?,
-            "--mount".into(),
-            bind(paths.target, "/opt/rustwide/target", false)?,
-            "--mount".into(),
-            bind(paths.tmp, "/tmp", false)?,
-            "--mount".into(),
-            bind(paths.run, RUN_IN_SANDBOX, false)?,
             "--label".into(),
             format!(
                 "synchronicity.deadline={}",
@@ -512,6 +715,17 @@ impl SwarmBackend {
             "--workdir".into(),
             "/opt/rustwide/workdir".into(),
         ];
+        if let Placement::Manager { .. } = self.placement {
+            // The image's /opt is covered (the homes are mounted into it); a worker's image
+            // holds the toolchain there.
+            a.extend(["--mount".into(), tmpfs("/opt", "755")]);
+        }
+        for m in mounts {
+            a.extend(["--mount".into(), m.clone()]);
+        }
+        for c in constraints {
+            a.extend(["--constraint".into(), c.clone()]);
+        }
         for l in &labels {
             a.extend(["--label".into(), l.clone()]);
             a.extend(["--container-label".into(), l.clone()]);
@@ -524,16 +738,52 @@ impl SwarmBackend {
         }
         let idle = START_TIMEOUT + job.limits.time + TASK_GRACE;
         a.extend([
-            self.image_id.clone(),
+            self.task_image().to_string(),
             "sleep".into(),
             idle.as_secs().to_string(),
         ]);
-        Ok(a)
+        a
     }
 }
 
-/// The host directories a job's task mounts.
+/// The mounts of a task on a worker: memory filesystems the inputs are streamed into (the
+/// source, the registry) and the build writes (its target directory and `/tmp`, of the
+/// disk limit each; its output files, of twice the output cap). Each is a task-scoped
+/// volume of the local driver mounting a `tmpfs`: a service's own tmpfs mounts are always
+/// `noexec` on this engine (its API has no option for it), and build scripts run from the
+/// target directory. Removed with the task's container (`rm -v`).
+fn worker_mounts(job: &Job) -> Vec<String> {
+    let tmpfs = |path: &str, size: u64, mode: &str| {
+        // `--mount` is CSV: the quoted field keeps the options' commas.
+        format!(
+            "type=volume,dst={path},volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size={size},mode={mode},nosuid,nodev\""
+        )
+    };
+    let l = &job.limits;
+    vec![
+        tmpfs(SOURCE_IN_SANDBOX, l.memory, "755"),
+        tmpfs(REGISTRY_IN_SANDBOX, l.memory, "755"),
+        tmpfs(TARGET_IN_SANDBOX, l.disk, "1777"),
+        tmpfs("/tmp", l.disk, "1777"),
+        tmpfs(RUN_IN_SANDBOX, 2 * l.output + (1 << 20), "1777"),
+    ]
+}
+
+/// Why a job did not start: its task was lost on this node, or anything else.
+enum Started {
+    Lost(String),
+    Failed(BuildError),
+}
+
+impl From<BuildError> for Started {
+    fn from(e: BuildError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// The host paths a task on this node mounts.
 struct JobPaths<'a> {
+    source: &'a Path,
     target: &'a Path,
     tmp: &'a Path,
     run: &'a Path,

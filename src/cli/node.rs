@@ -235,6 +235,7 @@ struct BuilderSection {
     jobs: Option<u32>,
     registry_index: Option<String>,
     registry_dl: Option<String>,
+    swarm_workers: Option<bool>,
 }
 
 /// Keys that are group rules now (`[protocol]` in the committee file).
@@ -332,6 +333,10 @@ pub fn run_wrapping(args: NodeArgs, wrapper: &mut dyn NodeWrapper) -> anyhow::Re
             bail!("node.toml: builder.backend {other:?} is not auto, docker, sandbox or swarm")
         }
     };
+    cfg.swarm_workers = b.swarm_workers.unwrap_or(false);
+    if cfg.swarm_workers && cfg.backend != Backend::Swarm {
+        bail!("node.toml: builder.swarm_workers needs backend = \"swarm\"");
+    }
     if let Some(m) = b.memory_mib {
         cfg.limits.memory = m
             .checked_mul(1024 * 1024)

@@ -72,7 +72,7 @@ impl RunFiles {
     }
 
     /// Bytes in both files now (their sizes; a file replaced or gone counts as 0).
-    fn written(&self) -> u64 {
+    pub(super) fn written(&self) -> u64 {
         ["stdout", "stderr"]
             .iter()
             .filter_map(|f| std::fs::symlink_metadata(self.dir.join(f)).ok())
@@ -220,12 +220,12 @@ impl Ended {
     }
 }
 
-/// Watches the build of `exec` until it ends: kills the task (with `kill`) once its files
-/// hold more than `cap` bytes or past `deadline`.
+/// Watches the build of `exec` until it ends: kills the task (with `kill`) once its output
+/// files hold more than `cap` bytes (`written`) or past `deadline`.
 pub(super) fn watch(
     engine: &Engine,
     exec: &str,
-    files: &RunFiles,
+    written: &dyn Fn() -> u64,
     cap: u64,
     deadline: Instant,
     kill: &dyn Fn(),
@@ -260,7 +260,7 @@ pub(super) fn watch(
             }
         }
         if !timed_out && !output_over {
-            if files.written() > cap {
+            if written() > cap {
                 output_over = true;
                 kill();
             } else if Instant::now() > deadline {

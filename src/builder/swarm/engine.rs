@@ -1,9 +1,13 @@
-//! The Docker engine's API on its unix socket, for what the CLI cannot do: create an exec
-//! and learn its id before it starts, and read an exec's record (its exit code). The socket
-//! is the one the CLI itself uses (its current context), resolved once when the backend
-//! starts and probed there, so a wrong socket fails the node's start, not every build.
+//! A Docker engine's API, for what the CLI cannot do: create an exec and learn its id
+//! before it starts, and read an exec's record (its exit code). The manager's engine is
+//! the one the CLI itself uses (its current context, a unix socket), resolved once when the
+//! backend starts and probed there, so a wrong socket fails the node's start, not every
+//! build. A worker's engine is the endpoint its swarm node's `synchronicity.engine` label
+//! names (`tcp://ADDR:PORT` on a private network, or `unix:///PATH`, e.g. an SSH tunnel's
+//! socket): the operator's label, never a worker's word.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,10 +24,18 @@ fn backend(msg: String) -> BuildError {
     BuildError::Backend(format!("swarm: {msg}"))
 }
 
-/// The engine the CLI talks to.
-#[derive(Debug, Clone)]
+/// Where an engine's API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+/// A Docker engine's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Engine {
-    socket: PathBuf,
+    endpoint: Endpoint,
 }
 
 impl Engine {
@@ -37,16 +49,59 @@ impl Engine {
             "{{.Endpoints.docker.Host}}",
         ])?;
         let host = host.trim();
-        let socket = host.strip_prefix("unix://").map(PathBuf::from).ok_or_else(|| {
-            backend(format!(
+        if !host.starts_with("unix://") {
+            return Err(backend(format!(
                 "the Docker engine is {host}; the swarm backend needs the manager's unix socket (it reads build exits from the engine's API)"
-            ))
-        })?;
-        let engine = Self { socket };
-        match engine.call("GET", "/_ping", None)? {
-            (200, _) => Ok(engine),
+            )));
+        }
+        let engine = Self::at(host)?;
+        engine.ping()?;
+        Ok(engine)
+    }
+
+    /// The engine at `endpoint` (`unix:///PATH` or `tcp://HOST:PORT`), not yet asked
+    /// anything.
+    pub(super) fn at(endpoint: &str) -> Result<Self, BuildError> {
+        let endpoint = if let Some(path) = endpoint.strip_prefix("unix:///") {
+            Endpoint::Unix(PathBuf::from(format!("/{path}")))
+        } else if let Some(addr) = endpoint.strip_prefix("tcp://") {
+            let ok = !addr.is_empty()
+                && addr.len() <= 255
+                && addr
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                && addr
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(backend(format!(
+                    "engine endpoint {endpoint:?}: not tcp://HOST:PORT"
+                )));
+            }
+            Endpoint::Tcp(addr.to_string())
+        } else {
+            return Err(backend(format!(
+                "engine endpoint {endpoint:?}: neither unix:///PATH nor tcp://HOST:PORT"
+            )));
+        };
+        Ok(Self { endpoint })
+    }
+
+    /// The endpoint as the CLI's `--host` takes it.
+    pub(super) fn host(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Unix(p) => format!("unix://{}", p.display()),
+            Endpoint::Tcp(a) => format!("tcp://{a}"),
+        }
+    }
+
+    /// Whether the engine answers `/_ping` with 200 (else why not).
+    pub(super) fn ping(&self) -> Result<(), BuildError> {
+        match self.call("GET", "/_ping", None)? {
+            (200, _) => Ok(()),
             (code, body) => Err(backend(format!(
-                "{host}/_ping answered {code}: {}",
+                "{}/_ping answered {code}: {}",
+                self.host(),
                 String::from_utf8_lossy(&body).trim()
             ))),
         }
@@ -73,10 +128,27 @@ impl Engine {
         path: &str,
         body: Option<String>,
     ) -> Result<(u16, Vec<u8>), BuildError> {
-        let err = |e: std::io::Error| backend(format!("{}: {e}", self.socket.display()));
-        let mut s = UnixStream::connect(&self.socket).map_err(err)?;
-        s.set_read_timeout(Some(CALL_TIMEOUT)).map_err(err)?;
-        s.set_write_timeout(Some(CALL_TIMEOUT)).map_err(err)?;
+        let err = |e: std::io::Error| backend(format!("{}: {e}", self.host()));
+        let mut s: Box<dyn ReadWrite> = match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let s = UnixStream::connect(path).map_err(err)?;
+                s.set_read_timeout(Some(CALL_TIMEOUT)).map_err(err)?;
+                s.set_write_timeout(Some(CALL_TIMEOUT)).map_err(err)?;
+                Box::new(s)
+            }
+            Endpoint::Tcp(addr) => {
+                use std::net::ToSocketAddrs;
+                let to = addr
+                    .to_socket_addrs()
+                    .map_err(err)?
+                    .next()
+                    .ok_or_else(|| backend(format!("{addr}: no address")))?;
+                let s = TcpStream::connect_timeout(&to, CALL_TIMEOUT).map_err(err)?;
+                s.set_read_timeout(Some(CALL_TIMEOUT)).map_err(err)?;
+                s.set_write_timeout(Some(CALL_TIMEOUT)).map_err(err)?;
+                Box::new(s)
+            }
+        };
         let mut request = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n");
         match &body {
             Some(b) => request.push_str(&format!(
@@ -87,7 +159,10 @@ impl Engine {
         }
         s.write_all(request.as_bytes()).map_err(err)?;
         let mut answer = Vec::new();
-        s.take(MAX_ANSWER).read_to_end(&mut answer).map_err(err)?;
+        (&mut s)
+            .take(MAX_ANSWER)
+            .read_to_end(&mut answer)
+            .map_err(err)?;
         let end = answer
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -99,5 +174,36 @@ impl Engine {
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| backend(format!("the engine answered {head:?}")))?;
         Ok((code, answer[end + 4..].to_vec()))
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_unix_paths_or_tcp_host_ports() {
+        assert_eq!(
+            Engine::at("tcp://172.17.0.3:2375").unwrap().host(),
+            "tcp://172.17.0.3:2375"
+        );
+        assert_eq!(
+            Engine::at("unix:///run/w1.sock").unwrap().host(),
+            "unix:///run/w1.sock"
+        );
+        for bad in [
+            "tcp://",
+            "tcp://host",
+            "tcp://host:99999",
+            "tcp://a b:1",
+            "http://h:1",
+            "unix://rel",
+            "ssh://h",
+        ] {
+            assert!(Engine::at(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,19 +1,71 @@
 //! One build's swarm job: its service and network (both named alike), waited for until its
 //! task runs, and removed container first (Docker 20.10 leaves a removed running job's
-//! container running, moby#44312), then service, then network.
+//! container running, moby#44312: on a worker, through its engine), then service, then
+//! network.
 
 use std::time::{Duration, Instant};
 
 use super::super::BuildError;
 use super::super::docker::docker;
+use super::engine::Engine;
+use super::worker;
 
 /// How long a job's task may take to start running (scheduling, container creation).
 pub(super) const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Whether `container` still runs (`false` also when it is gone).
-pub(super) fn is_running(container: &str) -> bool {
-    docker(&["inspect", "--format", "{{.State.Running}}", container])
-        .is_ok_and(|s| s.trim() == "true")
+/// Whether `container` still runs on `engine` (`None`: this engine); `false` also when it
+/// is gone or its engine does not answer.
+pub(super) fn is_running(engine: Option<&Engine>, container: &str) -> bool {
+    super::docker_at(
+        engine,
+        &["inspect", "--format", "{{.State.Running}}", container],
+    )
+    .is_ok_and(|s| s.trim() == "true")
+}
+
+/// The container and node of `service`'s task that has a container, if any (from the
+/// manager's record of its tasks).
+pub(super) fn task_of(service: &str) -> Option<(String, String)> {
+    tasks_of(service).into_iter().next()
+}
+
+/// The containers and nodes of `service`'s tasks.
+fn tasks_of(service: &str) -> Vec<(String, String)> {
+    let Ok(tasks) = docker(&["service", "ps", "-q", "--no-trunc", service]) else {
+        return Vec::new();
+    };
+    tasks
+        .split_whitespace()
+        .filter_map(|task| {
+            let info = docker(&[
+                "inspect",
+                "--format",
+                "{{.NodeID}}|{{.Status.ContainerStatus.ContainerID}}",
+                task,
+            ])
+            .ok()?;
+            let (node, container) = info.split_once('|')?;
+            let hex = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit());
+            (hex(container) && !node.is_empty()).then(|| (container.to_string(), node.to_string()))
+        })
+        .collect()
+}
+
+/// Removes `container` from `engine`, or waits (at most 20 s) until someone else has.
+fn remove_container(engine: Option<&Engine>, container: &str) -> Result<(), BuildError> {
+    // `-v`: a worker task's memory volumes go with it.
+    if let Err(e) = super::docker_at(engine, &["rm", "-f", "-v", container]) {
+        // Someone else removes it (a lost task: the engine, an operator), or its engine is
+        // gone: wait until it is not there, at most 20 s.
+        let start = Instant::now();
+        while super::docker_at(engine, &["inspect", "--format", "{{.Id}}", container]).is_ok() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
 }
 
 /// One build's swarm job (its service and network, both named `name`); dropping it removes
@@ -31,23 +83,27 @@ impl SwarmJob {
         }
     }
 
-    /// Waits until the job's one task runs; its container's id.
-    pub(super) fn wait_running(&self) -> Result<String, BuildError> {
+    /// Waits until the job's one task runs; its container's id and its node's.
+    pub(super) fn wait_running(&self) -> Result<(String, String), BuildError> {
         let start = Instant::now();
         loop {
             let tasks = docker(&["service", "ps", "-q", "--no-trunc", &self.name])?;
             if let Some(task) = tasks.split_whitespace().next() {
                 // The status as JSON: a task without a container yet has no
                 // `ContainerStatus` key, which a template cannot ask for.
-                let status = docker(&["inspect", "--format", "{{json .Status}}", task])?;
-                let status: serde_json::Value = serde_json::from_str(&status)
+                let status =
+                    docker(&["inspect", "--format", "{{.NodeID}}|{{json .Status}}", task])?;
+                let (node, status) = status.split_once('|').unwrap_or(("", &status));
+                let status: serde_json::Value = serde_json::from_str(status)
                     .map_err(|e| BuildError::Backend(format!("swarm: task status: {e}")))?;
                 let state = status["State"].as_str().unwrap_or("");
                 let container = status["ContainerStatus"]["ContainerID"]
                     .as_str()
                     .unwrap_or("");
                 match state {
-                    "running" if !container.is_empty() => return Ok(container.into()),
+                    "running" if !container.is_empty() => {
+                        return Ok((container.into(), node.into()));
+                    }
                     "failed" | "rejected" | "shutdown" | "complete" | "orphaned" => {
                         return Err(BuildError::Backend(format!(
                             "swarm: the job's task is {state} before the build: {}",
@@ -89,18 +145,14 @@ impl SwarmJob {
     }
 
     fn teardown(&self) -> Result<(), BuildError> {
+        // Its tasks' containers wherever they run (a worker's through the engine its label
+        // names; a node without one is this engine's), then any left here.
+        for (container, node) in tasks_of(&self.name) {
+            let engine = worker::engine_of(&node).ok();
+            remove_container(engine.as_ref(), &container)?;
+        }
         for c in self.containers() {
-            if let Err(e) = docker(&["rm", "-f", &c]) {
-                // Someone else removes it (a lost task: the engine, an operator): wait until
-                // it is gone, at most 20 s.
-                let start = Instant::now();
-                while docker(&["inspect", "--format", "{{.Id}}", &c]).is_ok() {
-                    if start.elapsed() > Duration::from_secs(20) {
-                        return Err(e);
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
+            remove_container(None, &c)?;
         }
         let exists = |kind: &str| {
             docker(&[kind, "ls", "-q", "--filter", &format!("name={}", self.name)])

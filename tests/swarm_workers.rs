@@ -1,0 +1,232 @@
+//! Builds on other Docker engines (issue 27): this engine is the swarm's manager, and two
+//! Docker engines in containers (`scripts/swarm-workers.sh up 2`: debootstrap plus Debian's
+//! docker.io) are its labelled workers; the builder's `swarm_workers` placement runs every
+//! build on them, its inputs streamed in and its results streamed back.
+//!
+//! - A real crate with dependencies built on a worker has the sandbox backend's manifest.
+//! - The limits hold there with the same failure classes.
+//! - A worker's engine stopped mid-build: the build completes on the other worker, and its
+//!   log says its first task was lost.
+//!
+//! Needs Docker, a swarm whose manager advertises an address containers reach
+//! (`scripts/test.sh` makes one) and debootstrap (the worker engines' image); the tests of
+//! this file share the two workers and run one at a time.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use support::builder::{TOOLCHAIN, docker_tested};
+use synchronicity::builder::{
+    Backend, Builder, BuilderConfig, Durations, FailureClass, Limits, Outcome,
+};
+
+/// One test at a time: they share the workers (one stops a worker's engine).
+static WORKERS: Mutex<()> = Mutex::new(());
+
+fn script(args: &[&str]) -> String {
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/swarm-workers.sh"
+    ))
+    .args(args)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/swarm-workers.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two workers up (kept between tests and runs: their image store holds the build image).
+fn workers_up() -> std::sync::MutexGuard<'static, ()> {
+    let guard = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(docker_tested(), "these tests need a Docker engine");
+    let up = script(&["up", "2"]);
+    assert_eq!(up.lines().count(), 2, "{up}");
+    guard
+}
+
+fn builder(dir: &Path, backend: Backend, limits: impl FnOnce(&mut Limits)) -> Builder {
+    let mut cfg = BuilderConfig::new(dir, TOOLCHAIN);
+    cfg.backend = backend;
+    cfg.swarm_workers = backend == Backend::Swarm;
+    limits(&mut cfg.limits);
+    Builder::new(&cfg).unwrap()
+}
+
+/// The manifest digest of a crates.io crate built with `b`.
+fn digest_of(b: &Builder, name: &str, version: &str) -> String {
+    let req = b
+        .pin(name, version, None, "x86_64-unknown-linux-gnu")
+        .unwrap();
+    let report = b.build(&req, &|_| {}).unwrap();
+    match &report.outcome {
+        Outcome::Success(m) => hex::encode(m.digest()),
+        Outcome::Failure { class, reason } => {
+            let log = std::fs::read_to_string(&report.log_path).unwrap_or_default();
+            panic!("{name}@{version} failed ({class}): {reason}\n{log}")
+        }
+    }
+}
+
+fn fixture(b: &Builder, name: &str) -> (Outcome, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let lockfile = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    let req = synchronicity::testing::request(name, "0.1.0", &lockfile).request;
+    let report = b
+        .build_dir(req, &dir, Durations::default(), &|_| {})
+        .unwrap();
+    let log = std::fs::read_to_string(&report.log_path).unwrap();
+    (report.outcome, log)
+}
+
+fn class_of(outcome: &Outcome) -> Option<FailureClass> {
+    match outcome {
+        Outcome::Failure { class, .. } => Some(*class),
+        Outcome::Success(_) => None,
+    }
+}
+
+/// The worker (1 or 2) whose engine runs the task of a swarm job labelled `job_prefix…`.
+fn worker_running(job_prefix: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["service", "ls", "--format", "{{.Name}} {{.Labels}}"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let service = text
+        .lines()
+        .find(|l| l.contains(&format!("synchronicity.job={job_prefix}")))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let ps = Command::new("docker")
+        .args([
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}} {{.CurrentState}}",
+            &service,
+        ])
+        .output()
+        .ok()?;
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let line = ps.lines().find(|l| l.contains("Running"))?;
+    line.split_whitespace()
+        .next()?
+        .strip_prefix("synchronicity-worker-")
+        .map(String::from)
+}
+
+#[test]
+fn a_real_crate_built_on_a_worker_has_the_sandbox_digest() {
+    let _workers = workers_up();
+    let work = tempfile::tempdir().unwrap();
+    // A proc macro with three dependencies: the registry's sources travel to the worker.
+    let (name, version) = ("serde_derive", "1.0.219");
+    let here = digest_of(
+        &builder(&work.path().join("sandbox"), Backend::Sandbox, |_| {}),
+        name,
+        version,
+    );
+    let there = digest_of(
+        &builder(&work.path().join("workers"), Backend::Swarm, |_| {}),
+        name,
+        version,
+    );
+    assert_eq!(here, there, "{name}: a worker and the sandbox differ");
+}
+
+#[test]
+fn limits_hold_on_a_worker_with_the_same_classes() {
+    let _workers = workers_up();
+    let work = tempfile::tempdir().unwrap();
+    // A worker's build disk is memory, counted in its task's limit (memory + disk): a small
+    // disk keeps the memory hog's 8 GiB over it.
+    let b = builder(work.path(), Backend::Swarm, |l| {
+        l.memory = 2 << 30;
+        l.disk = 1 << 30;
+        l.time = Duration::from_secs(300);
+    });
+    for (fixture_name, class) in [
+        ("memhog", FailureClass::OutOfMemory),
+        ("forkbomb", FailureClass::TooManyProcesses),
+        ("diskfill", FailureClass::DiskLimit),
+    ] {
+        let (outcome, log) = fixture(&b, fixture_name);
+        assert_eq!(
+            class_of(&outcome),
+            Some(class),
+            "{fixture_name}: {outcome:?}\n{log}"
+        );
+    }
+    let b = builder(&work.path().join("short"), Backend::Swarm, |l| {
+        l.time = Duration::from_secs(8);
+    });
+    let (outcome, log) = fixture(&b, "sleeper");
+    assert_eq!(
+        class_of(&outcome),
+        Some(FailureClass::Timeout),
+        "{outcome:?}\n{log}"
+    );
+    // A build script that tries the network finds none on a worker either.
+    let (outcome, log) = fixture(
+        &builder(&work.path().join("net"), Backend::Swarm, |_| {}),
+        "netprobe",
+    );
+    assert!(log.contains("no network in the sandbox"), "{log}");
+    assert_eq!(
+        class_of(&outcome),
+        Some(FailureClass::CompileError),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_worker_lost_mid_build_leaves_the_build_to_the_other() {
+    let _workers = workers_up();
+    let work = tempfile::tempdir().unwrap();
+    let b = builder(work.path(), Backend::Swarm, |_| {});
+    // The engine running the napper's task (it naps 10 s in its build script) is stopped
+    // once the build has run a moment.
+    let stopper = std::thread::spawn(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(w) = worker_running("napper-0.1.0-") {
+                std::thread::sleep(Duration::from_secs(4));
+                script(&["stop", &w]);
+                return w;
+            }
+            assert!(std::time::Instant::now() < deadline, "the job never ran");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (outcome, log) = fixture(&b, "napper");
+    let stopped = stopper.join().unwrap();
+    assert!(
+        log.starts_with("[swarm] the first task of this job was lost mid-build"),
+        "{log}"
+    );
+    // The same bytes as a build that lost nothing, here in the sandbox.
+    let (here, _) = fixture(
+        &builder(&work.path().join("here"), Backend::Sandbox, |_| {}),
+        "napper",
+    );
+    match (&outcome, &here) {
+        (Outcome::Success(a), Outcome::Success(b)) => assert_eq!(a.digest(), b.digest()),
+        _ => panic!("{outcome:?} / {here:?}"),
+    }
+    // The stopped worker comes back for the next test.
+    script(&["up", "2"]);
+    assert!(!stopped.is_empty());
+}
