@@ -95,25 +95,21 @@ fn class_of(outcome: &Outcome) -> Option<FailureClass> {
     }
 }
 
-/// The worker (1 or 2) whose engine runs the task of a swarm job labelled `job_prefix…`.
-fn worker_running(job_prefix: &str) -> Option<String> {
+/// The worker (1 or 2) whose engine runs the task of the swarm job labelled `job`.
+fn worker_running(job: &str) -> Option<String> {
     let out = Command::new("docker")
-        .args(["service", "ls", "--format", "{{.Name}} {{.Labels}}"])
+        .args(["service", "ls", "-q", "--filter"])
+        .arg(format!("label=synchronicity.job={job}"))
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let service = text
-        .lines()
-        .find(|l| l.contains(&format!("synchronicity.job={job_prefix}")))?
-        .split_whitespace()
-        .next()?
-        .to_string();
+    let service = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if service.is_empty() {
+        return None;
+    }
     let ps = Command::new("docker")
         .args([
             "service",
             "ps",
-            "--filter",
-            "desired-state=running",
             "--format",
             "{{.Node}} {{.CurrentState}}",
             &service,
@@ -121,7 +117,7 @@ fn worker_running(job_prefix: &str) -> Option<String> {
         .output()
         .ok()?;
     let ps = String::from_utf8_lossy(&ps.stdout);
-    let line = ps.lines().find(|l| l.contains("Running"))?;
+    let line = ps.lines().find(|l| l.contains(" Running"))?;
     line.split_whitespace()
         .next()?
         .strip_prefix("synchronicity-worker-")
@@ -199,10 +195,17 @@ fn a_worker_lost_mid_build_leaves_the_build_to_the_other() {
     let b = builder(work.path(), Backend::Swarm, |_| {});
     // The engine running the napper's task (it naps 10 s in its build script) is stopped
     // once the build has run a moment.
-    let stopper = std::thread::spawn(|| {
+    let lockfile = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/napper/Cargo.lock"
+    ))
+    .unwrap();
+    let req = synchronicity::testing::request("napper", "0.1.0", &lockfile).request;
+    let job = format!("napper-0.1.0-{}", &hex::encode(req.id())[..16]);
+    let stopper = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(300);
         loop {
-            if let Some(w) = worker_running("napper-0.1.0-") {
+            if let Some(w) = worker_running(&job) {
                 std::thread::sleep(Duration::from_secs(4));
                 script(&["stop", &w]);
                 return w;
