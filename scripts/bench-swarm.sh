@@ -15,9 +15,8 @@ ks=${2:-1,2,4}
 real=${3:-itoa@1.0.15}
 sleep_secs=${SLEEP:-3}
 scripts/build-image.sh >/dev/null
-if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
-  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
-fi
+. scripts/lib/swarm.sh
+ensure_swarm
 # The bench only drives the builder: a debug build of it is enough (builds run in the sandbox).
 cargo build --locked --quiet --example bench_swarm
 

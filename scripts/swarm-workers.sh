@@ -23,6 +23,7 @@ image=${SYNC_WORKER_IMAGE:-synchronicity-worker-engine:bookworm-v1}
 rootfs=${SYNC_WORKER_ROOTFS:-/var/lib/synchronicity/rootfs-worker-engine-v1}
 mirror=${SYNC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 prefix=synchronicity-worker
+. scripts/lib/swarm.sh
 
 image() {
   docker image inspect "$image" >/dev/null 2>&1 && return
@@ -58,10 +59,6 @@ manager_addr() {
   echo "$addr"
 }
 
-bridge_addr() {
-  ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1
-}
-
 # The engine of worker I answers (at most 60 s).
 wait_engine() {
   local i
@@ -76,6 +73,7 @@ wait_engine() {
 
 up() {
   local k=${1:?usage: scripts/swarm-workers.sh up K} addr token i name ip node
+  ensure_swarm
   addr=$(manager_addr)
   image
   token=$(docker swarm join-token -q worker)

@@ -27,9 +27,9 @@ fi
 # With a Docker engine present, the docker-vs-sandbox comparisons must run, not skip.
 if docker info >/dev/null 2>&1; then
   export SYNCHRONICITY_REQUIRE_DOCKER=1
-  # The swarm backend's tests build on this engine's own swarm (a one-node swarm).
-  if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
-    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
-  fi
+  # The swarm backend's tests build on this engine's own swarm, and on worker engines in
+  # containers joined to it (tests/swarm_workers.rs): it advertises the bridge's address.
+  . scripts/lib/swarm.sh
+  ensure_swarm
 fi
 cargo test --workspace --locked "$@"

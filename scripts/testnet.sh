@@ -78,8 +78,9 @@ up() {
   done
   if running; then echo "testnet already up ($root)"; return; fi
   prepare
-  if [ "$workers" -gt 0 ] && [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
-    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+  if [ "$workers" -gt 0 ]; then
+    . scripts/lib/swarm.sh
+    ensure_swarm
   fi
   if [ ! -f "$root/committee.toml" ]; then
     rm -rf "$root"

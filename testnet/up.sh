@@ -3,7 +3,12 @@
 # private Docker network and its own volume (testnet/data/nI), builds inside the container
 # with the bubblewrap sandbox (what the containers get, and why: testnet/lib.sh).
 #
-#   testnet/up.sh [-n N]        image (if needed), keys, committee, N members (default 4)
+#   testnet/up.sh [-n N] [--swarm-workers K]
+#                               image (if needed), keys, committee, N members (default 4);
+#                               with --swarm-workers, K worker engines in containers
+#                               (scripts/swarm-workers.sh) joined to this engine's swarm, and
+#                               every member builds on them (backend "swarm", swarm_workers,
+#                               max_parallel K/N: its own share), through the host's engine
 #   testnet/up.sh demo [CRATE@VERSION]
 #                               up (if needed); submit a real crate to member 0's container;
 #                               wait for the cosigned verdict; fetch the proof from member
@@ -29,13 +34,16 @@ members() { ls -d "$data"/n[0-9]* 2>/dev/null | wc -l; }
 
 up() {
   local n=4
+  workers=0
   while [ $# -gt 0 ]; do
     case $1 in
       -n) n=$2; shift 2 ;;
+      --swarm-workers) workers=$2; shift 2 ;;
       *) echo "error: unknown option $1" >&2; exit 2 ;;
     esac
   done
   build_image
+  [ "$workers" -eq 0 ] || scripts/swarm-workers.sh up "$workers"
   if [ ! -f "$data/committee.toml" ]; then
     new_group "$data" "$n" --commit-window-secs 900 --commit-grace-secs 30 --reveal-window-secs 60
   fi
@@ -44,6 +52,8 @@ up() {
   for i in $(seq 0 $((n - 1))); do
     [ -f "$data/n$i/removed" ] && continue # it left the group (`leave`)
     start_member "$i"
+    # The first member on workers builds the workers' image (minutes); the others find it.
+    if [ "$workers" -gt 0 ] && [ "$i" = 0 ]; then wait_ready "$data" 0 900; fi
   done
   for i in $(seq 0 $((n - 1))); do [ -f "$data/n$i/removed" ] || wait_ready "$data" "$i" 30; done
   echo "testnet up: $n members in containers sync-n0..sync-n$((n - 1)) on $subnet.0/24 (http://$subnet.10:8080/ …)"
@@ -52,9 +62,21 @@ up() {
 # start_member I: member I's container (--join: a node that joined and is not yet a member
 # follows the log again).
 start_member() {
-  printf 'idle_interval_ms = 5000\n[builder]\nbackend = "sandbox"\nwork_dir = "/work"\n' >"$data/n$1/node.toml"
-  run_member "$data" "$1" "$data/committee.toml" -- \
+  local opts=()
+  if [ "${workers:-0}" -gt 0 ]; then
+    # Builds on the swarm's workers: the member drives the host's engine (its socket and
+    # CLI: the node is the trusted part, its builds never see either) and reaches the
+    # workers' engines on the default bridge. Its share: K/N builds at once.
+    local share=$((workers / $(members)))
+    [ "$share" -ge 1 ] || share=1
+    printf 'idle_interval_ms = 5000\n[builder]\nbackend = "swarm"\nswarm_workers = true\nmax_parallel = %s\nwork_dir = "/work"\n' "$share" >"$data/n$1/node.toml"
+    opts=(-v /var/run/docker.sock:/var/run/docker.sock -v "$(command -v docker):/usr/bin/docker:ro")
+  else
+    printf 'idle_interval_ms = 5000\n[builder]\nbackend = "sandbox"\nwork_dir = "/work"\n' >"$data/n$1/node.toml"
+  fi
+  run_member "$data" "$1" "$data/committee.toml" "${opts[@]}" -- \
     synchronicity node --dir /data --committee /committee.toml --join --http 0.0.0.0:8080
+  [ "${workers:-0}" -eq 0 ] || docker network connect bridge "sync-n$1"
 }
 
 live_dirs() { for d in "$data"/n*/; do [ -f "${d%/}/removed" ] || echo "${d%/}"; done; }

@@ -129,7 +129,7 @@ pub fn swarm_manager() -> Result<String, BuildError> {
     match info.split_whitespace().collect::<Vec<_>>().as_slice() {
         ["active", "true", id] => Ok(id.to_string()),
         _ => Err(BuildError::Backend(format!(
-            "swarm: this Docker engine is not a swarm manager ({info}); run `docker swarm init --advertise-addr 127.0.0.1`"
+            "swarm: this Docker engine is not a swarm manager ({info}); run `docker swarm init --advertise-addr ADDR` (scripts/test.sh uses the docker0 bridge's address, which worker engines in containers reach)"
         ))),
     }
 }

@@ -1,0 +1,27 @@
+# This engine as a swarm manager that worker engines can join (sourced by scripts/test.sh,
+# scripts/testnet.sh, scripts/bench-swarm.sh, scripts/swarm-workers.sh and testnet/up.sh).
+
+# bridge_addr: this host's address on Docker's default bridge (what containers reach), else
+# 127.0.0.1.
+bridge_addr() {
+  local a
+  a=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+  echo "${a:-127.0.0.1}"
+}
+
+# ensure_swarm: makes this engine a swarm manager advertising bridge_addr, if it is not one.
+# A swarm of ours advertising 127.0.0.1 (what earlier versions made) with no service left is
+# made again, so that engines in containers can join it; one with services is left alone.
+ensure_swarm() {
+  local state addr
+  state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+  addr=$(docker info --format '{{.Swarm.NodeAddr}}')
+  if [ "$state" = active ] && [ "${addr#127.}" != "$addr" ] && [ "$(bridge_addr)" != 127.0.0.1 ] &&
+    [ -z "$(docker service ls -q 2>/dev/null)" ]; then
+    docker swarm leave --force >/dev/null
+    state=inactive
+  fi
+  if [ "$state" != active ]; then
+    docker swarm init --advertise-addr "$(bridge_addr)" >/dev/null
+  fi
+}
