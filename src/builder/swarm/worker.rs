@@ -586,6 +586,10 @@ fn pull(
         container,
         "tar",
         "-c",
+        // Holes stay holes (a sparse file does not become its length in zeros), and a
+        // file the build made unreadable is left out (the host's walker would refuse it
+        // as an artifact either way).
+        "--sparse",
         "--ignore-failed-read",
         "-C",
         dir,
