@@ -96,8 +96,13 @@ fn processes_with(needle: &str) -> Vec<u32> {
     out
 }
 
-/// The suite on `backend`: every hostile crate, or those of `only`.
+/// The suite on `backend`: every hostile crate, or those of `only`. `swarm-workers` is
+/// the swarm backend building on worker engines (`swarm_workers = true`).
 async fn hostile_crates_on(backend: &str, seed: u8, only: Option<&[&str]>) {
+    let builder_toml = match backend {
+        "swarm-workers" => "backend = \"swarm\"\nswarm_workers = true".to_string(),
+        b => format!("backend = \"{b}\""),
+    };
     let reg = LoopbackRegistry::start();
     let mut c = Cluster::real_nodes(seed, 4, real_builds(), "");
     let root = c.root.path().to_path_buf();
@@ -154,7 +159,7 @@ async fn hostile_crates_on(backend: &str, seed: u8, only: Option<&[&str]>) {
         reg.publish_lone(name, "0.1.0");
     }
     let toml = format!(
-        "idle_interval_ms = 1000\n[builder]\nbackend = \"{backend}\"\nmax_parallel = 4\n{}",
+        "idle_interval_ms = 1000\n[builder]\n{builder_toml}\nmax_parallel = 4\n{}",
         reg.node_toml()
     );
     for i in 0..4 {
@@ -441,6 +446,33 @@ async fn hostile_crates_on_the_swarm_backend() {
         let subset: &[&str] = &["hlinkkey", "hflood", "hescape", "hdaemon"];
         hostile_crates_on("swarm", 93, (!all).then_some(subset)).await;
     }
+}
+
+/// The swarm backend on worker engines (two Docker engines in containers,
+/// `scripts/swarm-workers.sh`): the build's files come back as a tar stream from a task on
+/// another engine, so CI runs the crates that attack that path (links, a FIFO, an
+/// unreadable file, names that leave the directory, the output flood, the escapes, the
+/// daemon that outlives its build); `SYNCHRONICITY_HOSTILE_ALL=1` runs every crate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_crates_on_swarm_workers() {
+    assert!(docker_tested(), "swarm workers need a Docker engine");
+    let up = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/swarm-workers.sh"
+    ))
+    .args(["up", "2"])
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let all = std::env::var("SYNCHRONICITY_HOSTILE_ALL").is_ok_and(|v| v == "1");
+    let subset: &[&str] = &[
+        "hlinkabs", "hfifo", "hprivate", "hdotdot", "hflood", "hescape", "hdaemon",
+    ];
+    hostile_crates_on("swarm-workers", 94, (!all).then_some(subset)).await;
 }
 
 /// A request that says its lockfile is the one the `.crate` ships, and carries another (or

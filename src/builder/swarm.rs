@@ -51,7 +51,7 @@ use super::{BuildError, Job, RunOutput};
 use detached::{Ended, ExecRecord, RUN_IN_SANDBOX, RunFiles};
 use engine::Engine;
 use job::{START_TIMEOUT, SwarmJob, is_running, task_of};
-use worker::{ImageSent, REGISTRY_IN_SANDBOX, TARGET_IN_SANDBOX, docker_on};
+use worker::{CARGO_HOME_IN_SANDBOX, ImageSent, TARGET_IN_SANDBOX, docker_on};
 
 /// The user of a job's idling PID 1 (not [`BUILD_UID`], which the build runs as).
 const IDLE_UID: u32 = BUILD_UID - 1;
@@ -84,9 +84,14 @@ enum Placement {
     /// On this node (`node.id` constraint), the inputs and the build's disk bind mounts of
     /// this host's directories.
     Manager { node_id: String },
-    /// On the swarm's labelled worker nodes, in the workers' image, inputs streamed in and
-    /// results streamed back (`worker.rs`).
-    Workers { image: String, sent: ImageSent },
+    /// On the swarm's labelled worker nodes, in the workers' image (made at the first
+    /// build: minutes, not at the node's start), inputs streamed in and results streamed
+    /// back (`worker.rs`).
+    Workers {
+        base_tag: String,
+        image: Mutex<Option<String>>,
+        sent: ImageSent,
+    },
 }
 
 pub(crate) struct SwarmBackend {
@@ -142,7 +147,8 @@ impl SwarmBackend {
         let node_id = swarm_manager()?;
         let placement = if workers {
             Placement::Workers {
-                image: worker::worker_image(ws, &image, tag)?,
+                base_tag: tag.to_string(),
+                image: Mutex::default(),
                 sent: ImageSent::default(),
             }
         } else {
@@ -329,7 +335,7 @@ impl SwarmBackend {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&job.name);
         let kept = match kept {
-            Some(k) if k.image == self.task_image() && k.limits == limits_label(job) => Some(k),
+            Some(k) if k.image == self.task_image()? && k.limits == limits_label(job) => Some(k),
             Some(k) => {
                 tracing::info!(job = %job.name, "swarm: the kept job ran with another image or other limits; starting a new one");
                 SwarmJob::new(k.service).remove_quietly();
@@ -502,11 +508,19 @@ impl SwarmBackend {
         Ok(Some(out))
     }
 
-    /// The image a task runs.
-    fn task_image(&self) -> &str {
+    /// The image a task runs (the workers' image is made the first time it is asked for).
+    fn task_image(&self) -> Result<String, BuildError> {
         match &self.placement {
-            Placement::Manager { .. } => &self.image_id,
-            Placement::Workers { image, .. } => image,
+            Placement::Manager { .. } => Ok(self.image_id.clone()),
+            Placement::Workers {
+                base_tag, image, ..
+            } => {
+                let mut image = image.lock().unwrap_or_else(|e| e.into_inner());
+                if image.is_none() {
+                    *image = Some(worker::worker_image(&self.ws, &self.image_id, base_tag)?);
+                }
+                Ok(image.clone().unwrap_or_default())
+            }
         }
     }
 
@@ -569,7 +583,7 @@ impl SwarmBackend {
         };
         let placement = match (&self.placement, avoid) {
             (Placement::Manager { node_id }, _) => vec![format!("node.id=={node_id}")],
-            (Placement::Workers { image, sent }, avoid) => {
+            (Placement::Workers { sent, .. }, avoid) => {
                 let workers: Vec<_> = worker::workers()?
                     .into_iter()
                     .filter(|(id, _)| Some(id.as_str()) != avoid)
@@ -580,13 +594,13 @@ impl SwarmBackend {
                     )
                     .into());
                 }
-                sent.ensure(image, &workers);
+                sent.ensure(&self.task_image()?, &workers);
                 let mut c = vec!["node.labels.synchronicity.worker==true".to_string()];
                 c.extend(avoid.map(|a| format!("node.id!={a}")));
                 c
             }
         };
-        let create = self.create_args(job, &name, &mounts, &placement, deadline);
+        let create = self.create_args(job, &name, &mounts, &placement, deadline)?;
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
         let (container, node) = swarm_job.wait_running()?;
@@ -649,7 +663,8 @@ impl SwarmBackend {
         mounts: &[String],
         constraints: &[String],
         deadline: SystemTime,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, BuildError> {
+        let image = self.task_image()?;
         let tmpfs = |path: &str, mode: &str| {
             format!(
                 "type=tmpfs,dst={path},tmpfs-size={},tmpfs-mode={mode}",
@@ -659,7 +674,7 @@ impl SwarmBackend {
         let labels = [
             format!("synchronicity.work={}", self.work_label),
             format!("synchronicity.job={}", job.name),
-            format!("synchronicity.image={}", self.task_image()),
+            format!("synchronicity.image={image}"),
             format!("synchronicity.limits={}", limits_label(job)),
         ];
         // On a worker the build's disk is memory (`worker_mounts`): its limit is counted in.
@@ -737,17 +752,13 @@ impl SwarmBackend {
             a.extend(["--env".into(), format!("{k}={v}")]);
         }
         let idle = START_TIMEOUT + job.limits.time + TASK_GRACE;
-        a.extend([
-            self.task_image().to_string(),
-            "sleep".into(),
-            idle.as_secs().to_string(),
-        ]);
-        a
+        a.extend([image, "sleep".into(), idle.as_secs().to_string()]);
+        Ok(a)
     }
 }
 
 /// The mounts of a task on a worker: memory filesystems the inputs are streamed into (the
-/// source, the registry) and the build writes (its target directory and `/tmp`, of the
+/// source, the cargo home) and the build writes (its target directory and `/tmp`, of the
 /// disk limit each; its output files, of twice the output cap). Each is a task-scoped
 /// volume of the local driver mounting a `tmpfs`: a service's own tmpfs mounts are always
 /// `noexec` on this engine (its API has no option for it), and build scripts run from the
@@ -762,7 +773,7 @@ fn worker_mounts(job: &Job) -> Vec<String> {
     let l = &job.limits;
     vec![
         tmpfs(SOURCE_IN_SANDBOX, l.memory, "755"),
-        tmpfs(REGISTRY_IN_SANDBOX, l.memory, "755"),
+        tmpfs(CARGO_HOME_IN_SANDBOX, l.memory, "755"),
         tmpfs(TARGET_IN_SANDBOX, l.disk, "1777"),
         tmpfs("/tmp", l.disk, "1777"),
         tmpfs(RUN_IN_SANDBOX, 2 * l.output + (1 << 20), "1777"),

@@ -3,13 +3,14 @@
 //! of their `synchronicity.engine` label (the operator's labels: managers set them, a
 //! worker cannot). A worker has none of the node's files and is as untrusted as a build:
 //!
-//! - **Image**: the sandbox image with the workspace's toolchain and cargo's proxies in it
-//!   ([`worker_image`], built once per sandbox image and toolchain), sent to each worker
-//!   that lacks it by `docker save | docker load` through its engine, never pulled.
+//! - **Image**: the sandbox image with the workspace's toolchain in it ([`worker_image`],
+//!   built once per sandbox image and toolchain on this host), sent to each worker that
+//!   lacks it by `docker save | docker load` through its engine, never pulled.
 //! - **Inputs**, per build, streamed into the task's memory filesystems through its engine
 //!   (`docker exec -i … tar -x`, as root of the task: the build user can read them, not
-//!   change them): the pristine source, and from the cargo home the index and the
-//!   `.crate` files and sources of the packages the source's `Cargo.lock` names.
+//!   change them): the pristine source, and the cargo home: cargo's proxies, its
+//!   configuration, the index, and the `.crate` files and sources of the packages the
+//!   source's `Cargo.lock` names.
 //! - **Results** streamed back once the build ended and every process of the build user is
 //!   killed: its target directory and its two output files, as tar streams unpacked by
 //!   `unpack.rs` (hostile input: bounded, nothing written through a link) onto a disk of
@@ -37,9 +38,8 @@ use super::detached::RUN_IN_SANDBOX;
 use super::engine::Engine;
 use super::unpack::unpack;
 
-/// Where a worker task's cargo home takes the registry (a memory filesystem over the
-/// image's empty directory).
-pub(super) const REGISTRY_IN_SANDBOX: &str = "/opt/rustwide/cargo-home/registry";
+/// A worker task's cargo home (a memory filesystem over the image's empty directory).
+pub(super) const CARGO_HOME_IN_SANDBOX: &str = "/opt/rustwide/cargo-home";
 /// The target directory in a task.
 pub(super) const TARGET_IN_SANDBOX: &str = "/opt/rustwide/target";
 
@@ -200,36 +200,50 @@ pub(super) fn engine_of(node: &str) -> Result<Engine, BuildError> {
     Engine::at(endpoint.trim())
 }
 
-/// The image builds run in on workers: the sandbox image `base` (tag `base_tag`) with the
-/// workspace's toolchain (its `share/` of documentation left out) at
-/// `/opt/rustwide/rustup-home`, cargo's proxies and configuration at
-/// `/opt/rustwide/cargo-home`, and the empty directories the task mounts over. Tagged by
-/// the base image, the toolchain and the cargo configuration, so it is built once; its id.
+/// Held while the workers' image is built or sent, by every builder on this host (builds
+/// of several members start together: one builds and sends it, the others find it).
+fn image_lock() -> Result<std::fs::File, BuildError> {
+    let path = std::env::temp_dir().join("synchronicity-worker-image.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+    f.lock()
+        .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+    Ok(f)
+}
+
+/// The image builds run in on workers, one per sandbox image and toolchain: the sandbox
+/// image `base` (tag `base_tag`) with the workspace's toolchain (its `share/` of
+/// documentation left out) at `/opt/rustwide/rustup-home` and the empty directories a task
+/// mounts over; cargo's home comes with each build's inputs. Built once (tagged by the
+/// two); its id.
 pub(super) fn worker_image(
     ws: &BuildWorkspace,
     base: &str,
     base_tag: &str,
 ) -> Result<String, BuildError> {
-    // The cargo configuration is in the image too (a test's registry replaces crates.io).
-    let config = std::fs::read(ws.cargo_home().join("config.toml"))
-        .map_err(|e| backend(format!("cargo-home/config.toml: {e}")))?;
-    let key = format!(
-        "{base}\n{}\n{}",
-        ws.toolchain_name(),
-        hex::encode(crate::crypto::sha256(&config))
-    );
+    let key = format!("{base}\n{}\n", ws.toolchain_name());
     let tag = format!(
-        "synchronicity-worker-sandbox:{}",
-        hex::encode(&crate::crypto::sha256(key.as_bytes())[..8])
+        "synchronicity-worker-sandbox:{}-{}",
+        ws.toolchain(),
+        hex::encode(&crate::crypto::sha256(key.as_bytes())[..6])
     );
-    if let Ok(id) = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]) {
+    let inspect = || docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    if let Ok(id) = inspect() {
+        return Ok(id);
+    }
+    let _lock = image_lock()?;
+    if let Ok(id) = inspect() {
         return Ok(id);
     }
     tracing::info!(%tag, "swarm: building the workers' image (the sandbox image and the toolchain)");
     let mut child = Command::new("docker")
         .args(["build", "--quiet", "--tag", &tag, "-"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| backend(format!("docker build: {e}")))?;
@@ -245,8 +259,7 @@ pub(super) fn worker_image(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag])?;
-    Ok(id)
+    inspect()
 }
 
 /// The build context of the workers' image, as a tar stream.
@@ -255,7 +268,7 @@ fn write_context(to: impl Write, ws: &BuildWorkspace, base_tag: &str) -> Result<
     let mut b = tar::Builder::new(to);
     b.follow_symlinks(false);
     let dockerfile = format!(
-        "FROM {base_tag}\nCOPY rustup-home /opt/rustwide/rustup-home\nCOPY cargo-home /opt/rustwide/cargo-home\nCOPY empty /opt/rustwide/workdir\nCOPY empty /opt/rustwide/cargo-home/registry\n"
+        "FROM {base_tag}\nCOPY rustup-home /opt/rustwide/rustup-home\nCOPY empty /opt/rustwide/workdir\nCOPY empty /opt/rustwide/cargo-home\n"
     );
     let mut h = tar::Header::new_gnu();
     h.set_size(dockerfile.len() as u64);
@@ -288,11 +301,6 @@ fn write_context(to: impl Write, ws: &BuildWorkspace, base_tag: &str) -> Result<
                 .map_err(err)?;
         }
     }
-    let cargo = ws.cargo_home();
-    b.append_dir_all("cargo-home/bin", cargo.join("bin"))
-        .map_err(err)?;
-    b.append_path_with_name(cargo.join("config.toml"), "cargo-home/config.toml")
-        .map_err(err)?;
     b.into_inner().map_err(err)?.flush().map_err(err)
 }
 
@@ -304,17 +312,23 @@ pub(super) struct ImageSent {
 
 impl ImageSent {
     /// Sends `image` to each worker that lacks it (`docker save | docker load` through its
-    /// engine); a worker that cannot take it is skipped with a warning (the swarm does not
-    /// place a task where its image is missing... it fails it, and the job is lost once).
+    /// engine, one sender on this host at a time); a worker that cannot take it is skipped
+    /// with a warning (a task placed there is rejected, and the job counts as lost once).
     pub(super) fn ensure(&self, image: &str, workers: &[(String, Engine)]) {
         let mut sent = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let has = |engine: &Engine| {
+            docker_on(engine, &["image", "inspect", "--format", "{{.Id}}", image])
+                .is_ok_and(|id| id == image)
+        };
         for (node, engine) in workers {
             if sent.contains(node) {
                 continue;
             }
-            let has = docker_on(engine, &["image", "inspect", "--format", "{{.Id}}", image])
-                .is_ok_and(|id| id == image);
-            if has || send_image(image, engine).is_ok() {
+            let ok = has(engine) || {
+                let _lock = image_lock();
+                has(engine) || send_image(image, engine).is_ok()
+            };
+            if ok {
                 sent.insert(node.clone());
             }
         }
@@ -350,7 +364,8 @@ fn send_image(image: &str, engine: &Engine) -> Result<(), BuildError> {
 }
 
 /// Streams `job`'s inputs into the running `container` on `engine`: the pristine source,
-/// and the cargo home's registry index with the packages its `Cargo.lock` names.
+/// and the cargo home: its proxies and configuration, its registry index, and the packages
+/// the source's `Cargo.lock` names.
 pub(super) fn send_inputs(
     engine: &Engine,
     container: &str,
@@ -360,12 +375,15 @@ pub(super) fn send_inputs(
     extract_in(engine, container, SOURCE_IN_SANDBOX, |b| {
         b.append_dir_all(".", source)
     })?;
-    let registry = ws.cargo_home().join("registry");
+    let cargo_home = ws.cargo_home();
+    let registry = cargo_home.join("registry");
     let lock = std::fs::read_to_string(source.join("Cargo.lock")).unwrap_or_default();
     let packages = lock_packages(&lock);
-    extract_in(engine, container, REGISTRY_IN_SANDBOX, |b| {
+    extract_in(engine, container, CARGO_HOME_IN_SANDBOX, |b| {
+        b.append_dir_all("bin", cargo_home.join("bin"))?;
+        b.append_path_with_name(cargo_home.join("config.toml"), "config.toml")?;
         if registry.join("index").is_dir() {
-            b.append_dir_all("index", registry.join("index"))?;
+            b.append_dir_all("registry/index", registry.join("index"))?;
         }
         for kind in ["cache", "src"] {
             let Ok(regs) = std::fs::read_dir(registry.join(kind)) else {
@@ -381,10 +399,13 @@ pub(super) fn send_inputs(
                     if kind == "cache" && file.is_file() {
                         b.append_path_with_name(
                             &file,
-                            format!("cache/{reg_name}/{name}-{version}.crate"),
+                            format!("registry/cache/{reg_name}/{name}-{version}.crate"),
                         )?;
                     } else if kind == "src" && dir.is_dir() {
-                        b.append_dir_all(format!("src/{reg_name}/{name}-{version}"), &dir)?;
+                        b.append_dir_all(
+                            format!("registry/src/{reg_name}/{name}-{version}"),
+                            &dir,
+                        )?;
                     }
                 }
             }
