@@ -49,6 +49,36 @@ async fn a_member_restarted_mid_build_reattaches_to_its_swarm_job() {
     if !backends().contains(&Backend::Swarm) {
         return; // no swarm here; scripts/test.sh requires one (SYNCHRONICITY_REQUIRE_DOCKER=1)
     }
+    reattaches("backend = \"swarm\"", 86).await;
+}
+
+/// The same with member 3 building on worker engines (`scripts/swarm-workers.sh`): the
+/// restarted node finds its job's task on the worker through that engine, and the build's
+/// results still come back from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_mid_build_reattaches_to_its_job_on_a_worker() {
+    assert!(
+        backends().contains(&Backend::Swarm),
+        "swarm workers need a Docker engine"
+    );
+    let up = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/swarm-workers.sh"
+    ))
+    .args(["up", "2"])
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    reattaches("backend = \"swarm\"\nswarm_workers = true", 87).await;
+}
+
+/// Member 3 builds with `builder` (node.toml's `[builder]` lines), the others in the
+/// sandbox; member 3 is killed mid-build and restarted.
+async fn reattaches(builder: &str, seed: u8) {
     let reg = LoopbackRegistry::start();
     let lock = lone_lock("slowpoke", "0.1.0");
     reg.publish(
@@ -61,15 +91,15 @@ async fn a_member_restarted_mid_build_reattaches_to_its_swarm_job() {
         ],
         &[],
     );
-    let toml = |backend: &str| {
+    let toml = |builder: &str| {
         format!(
-            "idle_interval_ms = 1000\n[builder]\nbackend = \"{backend}\"\n{}",
+            "idle_interval_ms = 1000\n[builder]\n{builder}\n{}",
             reg.node_toml()
         )
     };
-    let mut c = Cluster::real_nodes(86, 4, real_builds(), &toml("sandbox"));
+    let mut c = Cluster::real_nodes(seed, 4, real_builds(), &toml("backend = \"sandbox\""));
     c.set_threshold(4);
-    std::fs::write(c.dir(3).join("node.toml"), toml("swarm")).unwrap();
+    std::fs::write(c.dir(3).join("node.toml"), toml(builder)).unwrap();
     for i in 0..4 {
         c.start(i);
     }
