@@ -9,6 +9,8 @@
 //!    backend and on the bubblewrap sandbox, interleaved; prints the median build time of
 //!    each (pinning excluded: it is the same host-side step for both).
 //!
+//! `--workers`: the swarm builds run on the swarm's worker engines (`swarm_workers`).
+//!
 //! NOT a product binary; `cargo run --example bench_swarm -- --help`.
 
 #![forbid(unsafe_code)]
@@ -47,11 +49,15 @@ struct Args {
     /// Toolchain.
     #[arg(long, default_value = "1.95.0")]
     toolchain: String,
+    /// Build on the swarm's worker engines (`swarm_workers`), not on this node.
+    #[arg(long)]
+    workers: bool,
 }
 
 fn builder(args: &Args, backend: Backend, registry: bool) -> Builder {
     let mut cfg = BuilderConfig::new(&args.work, &args.toolchain);
     cfg.backend = backend;
+    cfg.swarm_workers = backend == Backend::Swarm && args.workers;
     cfg.limits.jobs = 1;
     if registry {
         let dl = args
@@ -84,7 +90,14 @@ fn main() {
     let args = Args::parse();
     let target = "x86_64-unknown-linux-gnu";
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("cores: {cores}");
+    println!(
+        "cores: {cores}; swarm tasks on {}",
+        if args.workers {
+            "the worker engines"
+        } else {
+            "this node"
+        }
+    );
 
     let swarm = builder(&args, Backend::Swarm, true);
     let pinned: Vec<PinnedRequest> = (0..args.versions)

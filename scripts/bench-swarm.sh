@@ -8,6 +8,8 @@
 #     crate from crates.io (goal <= 15 s or <= 1.2x), median of RUNS.
 # Usage: scripts/bench-swarm.sh [N] [K_LIST] [CRATE@VERSION]
 #        (defaults: 40 "1,2,4" itoa@1.0.15; SLEEP=3, RUNS=3)
+#        WORKERS=W: the swarm builds run on W worker engines in containers
+#        (scripts/swarm-workers.sh), inputs streamed in and results streamed back
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-40}
@@ -17,6 +19,11 @@ sleep_secs=${SLEEP:-3}
 scripts/build-image.sh >/dev/null
 . scripts/lib/swarm.sh
 ensure_swarm
+workers=()
+if [ "${WORKERS:-0}" -gt 0 ]; then
+  scripts/swarm-workers.sh up "$WORKERS" >/dev/null
+  workers=(--workers)
+fi
 # The bench only drives the builder: a debug build of it is enough (builds run in the sandbox).
 cargo build --locked --quiet --example bench_swarm
 
@@ -65,4 +72,4 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/index/config.json" >/dev
 echo "# scripts/bench-swarm.sh $n $ks $real (SLEEP=$sleep_secs; $(nproc) cores; $(docker info --format 'Docker {{.ServerVersion}}, swarm nodes {{.Swarm.Nodes}}'))"
 target/debug/examples/bench_swarm --registry "http://127.0.0.1:$port/index" \
   --versions "$n" --k "$ks" --overhead "$real" --runs "${RUNS:-3}" --work "$work" \
-  --toolchain "$(rustc --version | cut -d' ' -f2)"
+  --toolchain "$(rustc --version | cut -d' ' -f2)" "${workers[@]}"
