@@ -385,6 +385,13 @@ impl SwarmBackend {
                 let left = end.duration_since(SystemTime::now()).unwrap_or_default();
                 (exec, Instant::now() + left)
             }
+            // No record on a job a predecessor left: it crashed before the build's exec
+            // (on a worker: maybe mid-way through the inputs): lost, run anew on a fresh
+            // disk, never on what it may have left half done.
+            None if reattached => {
+                lost(&mut swarm_job, lost_on)?;
+                return Ok(None);
+            }
             // No record: no build was started on this disk (it is recorded first).
             None => match detached::start(exec_engine, &container, job, &record) {
                 Ok(exec) => (exec, Instant::now() + job.limits.time),
@@ -396,8 +403,15 @@ impl SwarmBackend {
             },
         };
         let kill = || {
-            // `kill`, else `rm -f` (the watcher calls this once; the task must go).
+            // On a worker the build's processes are killed in the task, which stays for its
+            // output and counters to be read; else (or if that fails) `kill`, else `rm -f`
+            // (the watcher calls this once; the build must end).
             let on = on_worker.as_ref();
+            if let Some(e) = on
+                && worker::kill_build(e, &container, job.limits.processes).is_ok()
+            {
+                return;
+            }
             if docker_at(on, &["kill", &container]).is_err() {
                 let _ = docker_at(on, &["rm", "-f", &container]);
             }
@@ -433,11 +447,16 @@ impl SwarmBackend {
             }
             Err(e) => return Err(e),
         };
+        let running = is_running(on_worker.as_ref(), &container);
         let (exceeded, remote_full) = match &on_worker {
             None => (exceeded(&container), false),
-            Some(e) => worker::counters(e, &container),
+            // The counters are read in the task (a gone task is lost, below).
+            Some(e) if running => {
+                worker::kill_build(e, &container, job.limits.processes)?;
+                worker::counters(e, &container)?
+            }
+            Some(_) => Default::default(),
         };
-        let running = is_running(on_worker.as_ref(), &container);
         let stopped = ended.killed_by_watcher() || exceeded.oom_kills > 0;
         // The task's PID 1 idles and no signal from inside its PID namespace can stop it: a
         // task that stopped (or is gone) while neither the watcher nor the OOM killer
@@ -448,21 +467,27 @@ impl SwarmBackend {
             return Ok(None);
         }
         // A worker's results come back before its task is removed (its files are there).
+        let mut over_disk = false;
         if let Some(e) = &on_worker
             && running
-            && let Err(err) = worker::fetch_results(
+        {
+            match worker::fetch_results(
                 e,
                 &container,
                 disk.mount_point(),
                 job.limits.disk,
                 job.limits.output,
-            )
-        {
-            if e.ping().is_err() || !is_running(Some(e), &container) {
-                lost(&mut swarm_job, lost_on)?;
-                return Ok(None);
+            ) {
+                Ok(worker::Fetched::All) => {}
+                // More than fits a disk of the build's size (files, inodes): on the host's
+                // own disk the build would have met the same wall.
+                Ok(worker::Fetched::DiskFull) => over_disk = true,
+                Err(_) if e.ping().is_err() || !is_running(Some(e), &container) => {
+                    lost(&mut swarm_job, lost_on)?;
+                    return Ok(None);
+                }
+                Err(err) => return Err(err),
             }
-            return Err(err);
         }
         // Every process of the build is gone before the host reads its files and walks its
         // target directory; a job that cannot be removed is the host's failure (nothing is
@@ -483,19 +508,28 @@ impl SwarmBackend {
             Ended::Unknown {
                 timed_out,
                 output_over,
-            } if !running => (ExitStatus::from_raw(137 << 8), timed_out, output_over),
+            } if !running || timed_out || output_over => {
+                (ExitStatus::from_raw(137 << 8), timed_out, output_over)
+            }
             // The task runs and the engine has no end for the build: it forgot it (a
             // restart long after), or the exec never ran (a crash between its record and
             // its start).
             Ended::Unknown { .. } => return Ok(None),
         };
         let (captured, over) = files.read(job.limits.output);
+        // A build whose results did not fit its disk did not succeed (cargo, writing them
+        // on such a disk, would have exited 101).
+        let status = if over_disk && status.success() {
+            ExitStatus::from_raw(101 << 8)
+        } else {
+            status
+        };
         let watched = Watched {
             status,
             timed_out,
             output_over: output_over || over,
             captured,
-            disk_seen_full: remote_full,
+            disk_seen_full: remote_full || over_disk,
         };
         let target = disk.mount_point().join("target");
         let mut out = watched.into_run_output(exceeded, disk, target, job);
@@ -506,6 +540,16 @@ impl SwarmBackend {
             );
         }
         Ok(Some(out))
+    }
+
+    /// How long a task's PID 1 idles: its start, the build's time, a grace, and on a worker
+    /// the streams of its inputs and results.
+    fn task_life(&self, job: &Job) -> Duration {
+        let life = START_TIMEOUT + job.limits.time + TASK_GRACE;
+        match self.placement {
+            Placement::Manager { .. } => life,
+            Placement::Workers { .. } => life + 2 * worker::STREAM_TIMEOUT,
+        }
     }
 
     /// The image a task runs (the workers' image is made the first time it is asked for).
@@ -531,7 +575,11 @@ impl SwarmBackend {
         let on_workers = matches!(self.placement, Placement::Workers { .. });
         let (disk, paths) = if on_workers {
             // The results come back onto a disk of the build's size (and its output).
-            let size = job.limits.disk + 2 * job.limits.output + (1 << 20);
+            let size = job
+                .limits
+                .disk
+                .saturating_add(job.limits.output.saturating_mul(2))
+                .saturating_add(1 << 20);
             let disk = DiskLimit::mount(&base, &self.ws.disks(), size)?;
             for d in ["target", "run"] {
                 let p = disk.mount_point().join(d);
@@ -570,7 +618,7 @@ impl SwarmBackend {
             &name,
         ])?;
         // The job may be kept for re-attaching until its task's PID 1 exits by itself.
-        let deadline = SystemTime::now() + START_TIMEOUT + job.limits.time + TASK_GRACE;
+        let deadline = SystemTime::now() + self.task_life(job);
         let mounts = match &paths {
             Some((target, tmp, run, workdir)) => self.manager_mounts(&JobPaths {
                 source: &job.source,
@@ -584,26 +632,46 @@ impl SwarmBackend {
         let placement = match (&self.placement, avoid) {
             (Placement::Manager { node_id }, _) => vec![format!("node.id=={node_id}")],
             (Placement::Workers { sent, .. }, avoid) => {
-                let workers: Vec<_> = worker::workers()?
+                let (workers, unusable) = worker::workers()?;
+                let workers: Vec<_> = workers
                     .into_iter()
                     .filter(|(id, _)| Some(id.as_str()) != avoid)
                     .collect();
-                if workers.is_empty() {
+                let ready = sent.ensure(&self.task_image()?, &workers);
+                if ready.is_empty() {
                     return Err(BuildError::Backend(
-                        "swarm: no worker node is ready (label synchronicity.worker=true, README \"Run a node\")".into(),
+                        "swarm: no worker node is ready with the image (label synchronicity.worker=true, README \"Run a node\")".into(),
                     )
                     .into());
                 }
-                sent.ensure(&self.task_image()?, &workers);
+                // Only where the image is and the engine is known: every other labelled
+                // node is excluded by name (the swarm still spreads over the rest).
                 let mut c = vec!["node.labels.synchronicity.worker==true".to_string()];
-                c.extend(avoid.map(|a| format!("node.id!={a}")));
+                let excluded = workers
+                    .iter()
+                    .map(|(id, _)| id)
+                    .filter(|id| !ready.contains(id))
+                    .chain(&unusable)
+                    .map(|id| id.as_str())
+                    .chain(avoid);
+                c.extend(excluded.map(|id| format!("node.id!={id}")));
                 c
             }
         };
         let create = self.create_args(job, &name, &mounts, &placement, deadline)?;
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
-        let (container, node) = swarm_job.wait_running()?;
+        let (container, node) = match swarm_job.wait_running() {
+            Ok(task) => task,
+            // A worker that rejected the task (its image gone, its engine failing) lost it.
+            Err(job::NotRunning::OnNode(node, e)) if on_workers => {
+                tracing::warn!(%node, "swarm: {e}");
+                let mut swarm_job = swarm_job;
+                swarm_job.remove()?;
+                return Err(Started::Lost(node));
+            }
+            Err(e) => return Err(BuildError::from(e).into()),
+        };
         let engine = if on_workers {
             Some(worker::engine_of(&node)?)
         } else {
@@ -680,7 +748,7 @@ impl SwarmBackend {
         // On a worker the build's disk is memory (`worker_mounts`): its limit is counted in.
         let memory = match self.placement {
             Placement::Manager { .. } => job.limits.memory,
-            Placement::Workers { .. } => job.limits.memory + job.limits.disk,
+            Placement::Workers { .. } => job.limits.memory.saturating_add(job.limits.disk),
         };
         let mut a: Vec<String> = vec![
             "service".into(),
@@ -751,7 +819,7 @@ impl SwarmBackend {
         for (k, v) in &job.env {
             a.extend(["--env".into(), format!("{k}={v}")]);
         }
-        let idle = START_TIMEOUT + job.limits.time + TASK_GRACE;
+        let idle = self.task_life(job);
         a.extend([image, "sleep".into(), idle.as_secs().to_string()]);
         Ok(a)
     }
@@ -766,8 +834,11 @@ impl SwarmBackend {
 fn worker_mounts(job: &Job) -> Vec<String> {
     let tmpfs = |path: &str, size: u64, mode: &str| {
         // `--mount` is CSV: the quoted field keeps the options' commas.
+        // As many inodes as ext4 gives a disk of this size (one per 16 KiB, mkfs's
+        // default): a build that makes many small files meets the wall it meets here.
         format!(
-            "type=volume,dst={path},volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size={size},mode={mode},nosuid,nodev\""
+            "type=volume,dst={path},volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size={size},nr_inodes={},mode={mode},nosuid,nodev\"",
+            (size / 16384).max(1024)
         )
     };
     let l = &job.limits;
@@ -776,7 +847,11 @@ fn worker_mounts(job: &Job) -> Vec<String> {
         tmpfs(CARGO_HOME_IN_SANDBOX, l.memory, "755"),
         tmpfs(TARGET_IN_SANDBOX, l.disk, "1777"),
         tmpfs("/tmp", l.disk, "1777"),
-        tmpfs(RUN_IN_SANDBOX, 2 * l.output + (1 << 20), "1777"),
+        tmpfs(
+            RUN_IN_SANDBOX,
+            l.output.saturating_mul(2).saturating_add(1 << 20),
+            "1777",
+        ),
     ]
 }
 

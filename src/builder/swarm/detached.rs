@@ -33,6 +33,8 @@ pub(super) const RUN_IN_SANDBOX: &str = "/opt/rustwide/run";
 const TICK: Duration = Duration::from_millis(200);
 /// Engine calls that may fail in a row (a busy engine) before the build is given up.
 const ENGINE_RETRIES: u32 = 10;
+/// How long a killed build may take to be seen ended.
+const KILL_GRACE: Duration = Duration::from_secs(30);
 
 fn backend(msg: String) -> BuildError {
     BuildError::Backend(format!("swarm: {msg}"))
@@ -231,8 +233,17 @@ pub(super) fn watch(
     kill: &dyn Fn(),
 ) -> Result<Ended, BuildError> {
     let (mut timed_out, mut output_over) = (false, false);
+    let mut killed_at: Option<Instant> = None;
     let mut failures = 0;
     loop {
+        // A kill that did not end the build (an engine that goes on saying it runs): the
+        // watcher does not wait for ever.
+        if killed_at.is_some_and(|k| k.elapsed() > KILL_GRACE) {
+            return Ok(Ended::Unknown {
+                timed_out,
+                output_over,
+            });
+        }
         match exec_state(engine, exec) {
             Ok(Some(ExecState { running: true, .. })) => failures = 0,
             Ok(Some(ExecState {
@@ -263,9 +274,11 @@ pub(super) fn watch(
             if written() > cap {
                 output_over = true;
                 kill();
+                killed_at = Some(Instant::now());
             } else if Instant::now() > deadline {
                 timed_out = true;
                 kill();
+                killed_at = Some(Instant::now());
             }
         }
         std::thread::sleep(TICK);

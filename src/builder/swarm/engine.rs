@@ -158,11 +158,32 @@ impl Engine {
             None => request.push_str("\r\n"),
         }
         s.write_all(request.as_bytes()).map_err(err)?;
+        // The whole answer within CALL_TIMEOUT (a per-read timeout alone lets an engine
+        // that sends a byte now and then hold the call for days).
+        let deadline = std::time::Instant::now() + CALL_TIMEOUT;
         let mut answer = Vec::new();
-        (&mut s)
-            .take(MAX_ANSWER)
-            .read_to_end(&mut answer)
-            .map_err(err)?;
+        let mut buf = [0u8; 8192];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(backend(format!(
+                    "{}: no whole answer in {CALL_TIMEOUT:?}",
+                    self.host()
+                )));
+            }
+            s.set_read_timeout(Some(left)).map_err(err)?;
+            let n = s.read(&mut buf).map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            if answer.len() + n > MAX_ANSWER as usize {
+                return Err(backend(format!(
+                    "{}: an answer over {MAX_ANSWER} bytes",
+                    self.host()
+                )));
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
         let end = answer
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -177,8 +198,20 @@ impl Engine {
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
+/// A connection to an engine, whichever transport.
+trait ReadWrite: Read + Write {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+impl ReadWrite for UnixStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+}
+impl ReadWrite for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
 
 #[cfg(test)]
 mod tests {

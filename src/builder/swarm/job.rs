@@ -68,6 +68,27 @@ fn remove_container(engine: Option<&Engine>, container: &str) -> Result<(), Buil
     Ok(())
 }
 
+/// Why a job's task does not run: it ended on a node before the build (a worker that
+/// rejected it), or anything else.
+pub(super) enum NotRunning {
+    OnNode(String, BuildError),
+    Other(BuildError),
+}
+
+impl From<NotRunning> for BuildError {
+    fn from(e: NotRunning) -> Self {
+        match e {
+            NotRunning::OnNode(_, e) | NotRunning::Other(e) => e,
+        }
+    }
+}
+
+impl From<BuildError> for NotRunning {
+    fn from(e: BuildError) -> Self {
+        Self::Other(e)
+    }
+}
+
 /// One build's swarm job (its service and network, both named `name`); dropping it removes
 /// them unless [`SwarmJob::remove`] already tried.
 pub(super) struct SwarmJob {
@@ -84,7 +105,7 @@ impl SwarmJob {
     }
 
     /// Waits until the job's one task runs; its container's id and its node's.
-    pub(super) fn wait_running(&self) -> Result<(String, String), BuildError> {
+    pub(super) fn wait_running(&self) -> Result<(String, String), NotRunning> {
         let start = Instant::now();
         loop {
             let tasks = docker(&["service", "ps", "-q", "--no-trunc", &self.name])?;
@@ -105,19 +126,23 @@ impl SwarmJob {
                         return Ok((container.into(), node.into()));
                     }
                     "failed" | "rejected" | "shutdown" | "complete" | "orphaned" => {
-                        return Err(BuildError::Backend(format!(
+                        let e = BuildError::Backend(format!(
                             "swarm: the job's task is {state} before the build: {}",
                             status["Err"].as_str().unwrap_or("").trim()
-                        )));
+                        ));
+                        return Err(match node {
+                            "" => NotRunning::Other(e),
+                            n => NotRunning::OnNode(n.to_string(), e),
+                        });
                     }
                     _ => {}
                 }
             }
             if start.elapsed() > START_TIMEOUT {
-                return Err(BuildError::Backend(format!(
+                return Err(NotRunning::Other(BuildError::Backend(format!(
                     "swarm: the job's task did not start in {} s (no node can take it?)",
                     START_TIMEOUT.as_secs()
-                )));
+                ))));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

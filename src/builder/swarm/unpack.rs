@@ -36,8 +36,31 @@ pub(super) struct Unpacked {
     pub(super) skipped: usize,
 }
 
-/// Unpacks the tar stream `from` into the existing directory `dest`; why not, in one line.
-pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unpacked, String> {
+/// Why a stream was not unpacked.
+#[derive(Debug)]
+pub(super) enum Unpack {
+    /// `dest`'s filesystem is full (bytes or inodes).
+    NoSpace,
+    /// The stream is not one a build directory gives, in one line.
+    Refused(String),
+}
+
+impl From<String> for Unpack {
+    fn from(e: String) -> Self {
+        Self::Refused(e)
+    }
+}
+
+/// An I/O error at `rel`: a full filesystem, or a refusal.
+fn io_error(rel: &Path, e: std::io::Error) -> Unpack {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => Unpack::NoSpace,
+        _ => Unpack::Refused(format!("results: {}: {e}", rel.display())),
+    }
+}
+
+/// Unpacks the tar stream `from` into the existing directory `dest`.
+pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unpacked, Unpack> {
     let mut archive = tar::Archive::new(from);
     let mut dirs: HashSet<PathBuf> = HashSet::from([PathBuf::new()]);
     let mut files: HashSet<PathBuf> = HashSet::new();
@@ -45,7 +68,7 @@ pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unp
     let entries = archive.entries().map_err(|e| format!("results: {e}"))?;
     for (n, entry) in entries.enumerate() {
         if n >= MAX_ENTRIES {
-            return Err(format!("results: more than {MAX_ENTRIES} entries"));
+            return Err(format!("results: more than {MAX_ENTRIES} entries").into());
         }
         let mut entry = entry.map_err(|e| format!("results: {e}"))?;
         let raw = entry.path_bytes().into_owned();
@@ -58,7 +81,8 @@ pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unp
             return Err(format!(
                 "results: {} is not under a directory of the stream",
                 rel.display()
-            ));
+            )
+            .into());
         }
         let out = dest.join(&rel);
         let kind = entry.header().entry_type();
@@ -67,9 +91,9 @@ pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unp
             if dirs.contains(&rel) {
                 continue;
             }
-            std::fs::create_dir(&out).map_err(|e| format!("results: {}: {e}", rel.display()))?;
+            std::fs::create_dir(&out).map_err(|e| io_error(&rel, e))?;
             std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode | 0o700))
-                .map_err(|e| format!("results: {}: {e}", rel.display()))?;
+                .map_err(|e| io_error(&rel, e))?;
             dirs.insert(rel);
         } else if kind.is_file() || kind == tar::EntryType::GNUSparse {
             // A sparse file's size is its whole length (the stream holds its data only).
@@ -87,11 +111,11 @@ pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unp
                 .custom_flags(libc::O_NOFOLLOW)
                 .mode(0o600)
                 .open(&out)
-                .map_err(|e| format!("results: {}: {e}", rel.display()))?;
+                .map_err(|e| io_error(&rel, e))?;
             let copied = std::io::copy(&mut (&mut entry).take(size), &mut f)
-                .map_err(|e| format!("results: {}: {e}", rel.display()))?;
+                .map_err(|e| io_error(&rel, e))?;
             f.set_permissions(std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("results: {}: {e}", rel.display()))?;
+                .map_err(|e| io_error(&rel, e))?;
             done.bytes += copied;
             done.files += 1;
             files.insert(rel);
@@ -105,10 +129,10 @@ pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unp
                     "results: {} links to {}, not a file of the stream",
                     rel.display(),
                     to.display()
-                ));
+                )
+                .into());
             }
-            std::fs::hard_link(dest.join(&to), &out)
-                .map_err(|e| format!("results: {}: {e}", rel.display()))?;
+            std::fs::hard_link(dest.join(&to), &out).map_err(|e| io_error(&rel, e))?;
             done.files += 1;
             files.insert(rel);
         } else if kind == tar::EntryType::Symlink {
@@ -116,8 +140,7 @@ pub(super) fn unpack(from: impl Read, dest: &Path, max_bytes: u64) -> Result<Unp
                 .link_name_bytes()
                 .ok_or_else(|| format!("results: {}: a link to nothing", rel.display()))?;
             let to = std::ffi::OsStr::from_bytes(&to);
-            std::os::unix::fs::symlink(to, &out)
-                .map_err(|e| format!("results: {}: {e}", rel.display()))?;
+            std::os::unix::fs::symlink(to, &out).map_err(|e| io_error(&rel, e))?;
         } else {
             done.skipped += 1;
         }

@@ -36,7 +36,7 @@ use super::super::sandbox::{BUILD_UID, SOURCE_IN_SANDBOX};
 use super::super::workspace::BuildWorkspace;
 use super::detached::RUN_IN_SANDBOX;
 use super::engine::Engine;
-use super::unpack::unpack;
+use super::unpack::{Unpack, unpack};
 
 /// A worker task's cargo home (a memory filesystem over the image's empty directory).
 pub(super) const CARGO_HOME_IN_SANDBOX: &str = "/opt/rustwide/cargo-home";
@@ -50,7 +50,9 @@ fn backend(msg: String) -> BuildError {
 /// How long one short command on a worker's engine may take (an inspect, a `stat`).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long streaming a build's inputs in, or its results out, may take.
-const STREAM_TIMEOUT: Duration = Duration::from_secs(600);
+pub(super) const STREAM_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long sending the workers' image to one worker may take.
+const IMAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// `docker --host <engine> args…`, killed past [`CALL_TIMEOUT`] (a worker that hangs must
 /// not stall the watcher): its stdout, trimmed.
@@ -160,8 +162,13 @@ impl Bounded {
     }
 }
 
-/// The swarm's ready, active worker nodes for builds: their node ids and engines.
-pub(super) fn workers() -> Result<Vec<(String, Engine)>, BuildError> {
+/// A worker node's id and its engine.
+pub(super) type Worker = (String, Engine);
+
+/// The swarm's ready, active worker nodes for builds (their node ids and engines), and the
+/// ids of the labelled nodes that are not (down, drained, an engine label that is no
+/// endpoint).
+pub(super) fn workers() -> Result<(Vec<Worker>, Vec<String>), BuildError> {
     let ids = docker(&[
         "node",
         "ls",
@@ -169,7 +176,7 @@ pub(super) fn workers() -> Result<Vec<(String, Engine)>, BuildError> {
         "--filter",
         "node.label=synchronicity.worker=true",
     ])?;
-    let mut out = Vec::new();
+    let (mut out, mut unusable) = (Vec::new(), Vec::new());
     for id in ids.split_whitespace() {
         let info = docker(&[
             "node",
@@ -178,14 +185,18 @@ pub(super) fn workers() -> Result<Vec<(String, Engine)>, BuildError> {
             "{{.Status.State}} {{.Spec.Availability}} {{index .Spec.Labels \"synchronicity.engine\"}}",
             id,
         ])?;
-        if let ["ready", "active", endpoint] = info.split_whitespace().collect::<Vec<_>>()[..] {
-            match Engine::at(endpoint) {
+        match info.split_whitespace().collect::<Vec<_>>()[..] {
+            ["ready", "active", endpoint] => match Engine::at(endpoint) {
                 Ok(e) => out.push((id.to_string(), e)),
-                Err(e) => tracing::warn!(node = id, "swarm: worker skipped: {e}"),
-            }
+                Err(e) => {
+                    tracing::warn!(node = id, "swarm: worker skipped: {e}");
+                    unusable.push(id.to_string());
+                }
+            },
+            _ => unusable.push(id.to_string()),
         }
     }
-    Ok(out)
+    Ok((out, unusable))
 }
 
 /// The engine of worker node `node`, by its label now.
@@ -312,26 +323,26 @@ pub(super) struct ImageSent {
 
 impl ImageSent {
     /// Sends `image` to each worker that lacks it (`docker save | docker load` through its
-    /// engine, one sender on this host at a time); a worker that cannot take it is skipped
-    /// with a warning (a task placed there is rejected, and the job counts as lost once).
-    pub(super) fn ensure(&self, image: &str, workers: &[(String, Engine)]) {
+    /// engine, one sender on this host at a time); the ids of the workers that have it (a
+    /// worker that could not take it is left out, with a warning).
+    pub(super) fn ensure(&self, image: &str, workers: &[Worker]) -> Vec<String> {
         let mut sent = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
         let has = |engine: &Engine| {
             docker_on(engine, &["image", "inspect", "--format", "{{.Id}}", image])
                 .is_ok_and(|id| id == image)
         };
+        let mut ready = Vec::new();
         for (node, engine) in workers {
-            if sent.contains(node) {
-                continue;
-            }
-            let ok = has(engine) || {
+            let ok = sent.contains(node) || has(engine) || {
                 let _lock = image_lock();
                 has(engine) || send_image(image, engine).is_ok()
             };
             if ok {
                 sent.insert(node.clone());
+                ready.push(node.clone());
             }
         }
+        ready
     }
 }
 
@@ -343,17 +354,29 @@ fn send_image(image: &str, engine: &Engine) -> Result<(), BuildError> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| backend(format!("docker save: {e}")))?;
-    let stdout = save.stdout.take().expect("piped");
-    let load = Command::new("docker")
-        .args(["--host", &engine.host(), "load", "--quiet"])
+    let Some(stdout) = save.stdout.take() else {
+        let _ = save.kill();
+        let _ = save.wait();
+        return Err(backend("docker save: no output".into()));
+    };
+    let mut cmd = Command::new("docker");
+    cmd.args(["--host", &engine.host(), "load", "--quiet"])
         .stdin(stdout)
-        .output()
-        .map_err(|e| backend(format!("docker load: {e}")))?;
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // Bounded: a worker that stalls the load is killed at its time (and `save` with it).
+    let mut load = Bounded::spawn(cmd, IMAGE_TIMEOUT)?;
+    let stderr = load
+        .child_stderr()
+        .map(|e| read_capped(e, 4096))
+        .unwrap_or_default();
+    let loaded = load.finish()?;
+    let _ = save.kill();
     let saved = save
         .wait()
         .map_err(|e| backend(format!("docker save: {e}")))?;
-    if !saved.success() || !load.status.success() {
-        let why = String::from_utf8_lossy(&load.stderr).trim().to_string();
+    if !saved.success() || !loaded.success() {
+        let why = String::from_utf8_lossy(&stderr).trim().to_string();
         tracing::warn!(engine = %engine.host(), "swarm: the workers' image was not sent: {why}");
         return Err(backend(format!(
             "sending the image to {}: {why}",
@@ -512,64 +535,109 @@ pub(super) fn written(engine: &Engine, container: &str) -> Result<u64, BuildErro
 
 /// The task's cgroup counters (refused forks, OOM kills) and whether its target directory
 /// or `/tmp` is full, read in the task as its root (the kernel's files: the build cannot
-/// write them).
-pub(super) fn counters(engine: &Engine, container: &str) -> (Exceeded, bool) {
+/// write them; cgroup v1 or v2, whichever the worker has). An unreadable answer is an
+/// error, never zero.
+pub(super) fn counters(engine: &Engine, container: &str) -> Result<(Exceeded, bool), BuildError> {
     let script = format!(
-        "cat /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/memory/memory.oom_control; \
+        "cd /sys/fs/cgroup || exit 1; \
+         for f in pids/pids.events pids.events memory/memory.oom_control memory.events; do \
+         [ -f $f ] && sed \"s|^|$f |\" $f; done; \
          stat -f --format='free %a' {TARGET_IN_SANDBOX} /tmp"
     );
     let out = docker_on(
         engine,
         &["exec", "--user", "0:0", container, "sh", "-c", &script],
-    )
-    .unwrap_or_default();
-    let mut e = Exceeded::default();
-    let mut full = false;
-    for line in out.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(k), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) else {
-            continue;
-        };
-        match k {
-            "max" => e.fork_refusals = e.fork_refusals.max(v),
-            "oom_kill" => e.oom_kills = e.oom_kills.max(v),
-            // Fewer than 16 free blocks: full, as `DiskLimit::full` judges the host's.
-            "free" if v < 16 => full = true,
-            _ => {}
-        }
+    )?;
+    let (mut e, full, seen) = parse_counters(&out);
+    if !seen {
+        return Err(backend(format!("the task's cgroup counters: {out:?}")));
     }
     let oom = docker_on(
         engine,
         &["inspect", "--format", "{{.State.OOMKilled}}", container],
-    );
-    if oom.is_ok_and(|s| s == "true") {
+    )?;
+    if oom == "true" {
         e.oom_kills = e.oom_kills.max(1);
     }
-    (e, full)
+    Ok((e, full))
 }
 
-/// Ends every process of the build user in the task (its PID 1 is another user's), then
-/// streams the target directory and the output files back onto the host disk mounted at
-/// `disk` (`target/`, `run/`), bounded by `max_bytes` each.
+/// The counters in `FILE KEY VALUE` lines and the free blocks in `free N` lines; whether
+/// both a process and a memory counter file were read.
+fn parse_counters(out: &str) -> (Exceeded, bool, bool) {
+    let mut e = Exceeded::default();
+    let (mut full, mut pids, mut memory) = (false, false, false);
+    for line in out.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let number = |s: &str| s.parse::<u64>().ok();
+        match parts[..] {
+            ["free", n] => full |= number(n).is_some_and(|n| n < 16),
+            [file, key, n] => {
+                let Some(n) = number(n) else { continue };
+                match (file, key) {
+                    ("pids/pids.events" | "pids.events", "max") => {
+                        pids = true;
+                        e.fork_refusals = e.fork_refusals.max(n);
+                    }
+                    ("memory/memory.oom_control" | "memory.events", "oom_kill") => {
+                        memory = true;
+                        e.oom_kills = e.oom_kills.max(n);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    (e, full, pids && memory)
+}
+
+/// Ends every process of the build user in the task (its PID 1 is another user's): the
+/// task's process limit is raised a little first, so that the exec can start even when the
+/// build filled it, then `kill -KILL -1` as that user, twice (for one forked between).
+pub(super) fn kill_build(
+    engine: &Engine,
+    container: &str,
+    processes: u32,
+) -> Result<(), BuildError> {
+    let raised = processes.saturating_add(32).to_string();
+    docker_on(engine, &["update", "--pids-limit", &raised, container])?;
+    let user = format!("{BUILD_UID}:{BUILD_UID}");
+    for _ in 0..2 {
+        // `kill -1` exits 1 when nothing was left to signal.
+        let _ = docker_on(
+            engine,
+            &["exec", "--user", &user, container, "kill", "-KILL", "-1"],
+        );
+    }
+    Ok(())
+}
+
+/// How a build's results came back.
+pub(super) enum Fetched {
+    /// Everything, onto the host's disk.
+    All,
+    /// More than that disk holds (bytes or inodes): the build filled a disk of its size.
+    DiskFull,
+}
+
+/// Streams the target directory and the output files of the task (whose build processes
+/// [`kill_build`] ended) back onto the host disk mounted at `disk` (`target/`, `run/`),
+/// at most `max_bytes` of target files.
 pub(super) fn fetch_results(
     engine: &Engine,
     container: &str,
     disk: &Path,
     max_bytes: u64,
     output_cap: u64,
-) -> Result<(), BuildError> {
+) -> Result<Fetched, BuildError> {
     let user = format!("{BUILD_UID}:{BUILD_UID}");
-    // `kill -1` reaches every process this user may signal but itself; twice, for one
-    // forked between.
-    for _ in 0..2 {
-        let _ = docker_on(
-            engine,
-            &["exec", "--user", &user, container, "kill", "-KILL", "-1"],
-        );
-    }
     let target = disk.join("target");
     let run = disk.join("run");
     std::fs::create_dir_all(&run).map_err(|e| backend(format!("{}: {e}", run.display())))?;
+    // The output files first (small, and the log matters even for a full disk).
+    let output_bound = output_cap.saturating_mul(2).saturating_add(1 << 20);
+    pull(engine, container, &user, RUN_IN_SANDBOX, &run, output_bound)?;
     pull(
         engine,
         container,
@@ -577,17 +645,7 @@ pub(super) fn fetch_results(
         TARGET_IN_SANDBOX,
         &target,
         max_bytes,
-    )?;
-    // The output files: the most the watcher lets through, and a little more.
-    pull(
-        engine,
-        container,
-        &user,
-        RUN_IN_SANDBOX,
-        &run,
-        output_cap.saturating_mul(2) + (1 << 20),
-    )?;
-    Ok(())
+    )
 }
 
 /// `tar -c` of `dir` in the task, as `user`, unpacked into `dest`.
@@ -598,7 +656,7 @@ fn pull(
     dir: &str,
     dest: &Path,
     max_bytes: u64,
-) -> Result<(), BuildError> {
+) -> Result<Fetched, BuildError> {
     let mut cmd = Command::new("docker");
     cmd.arg("--host").arg(engine.host()).args([
         "exec",
@@ -620,18 +678,26 @@ fn pull(
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut p = Bounded::spawn(cmd, STREAM_TIMEOUT)?;
-    let unpacked = match p.child_stdout() {
+    let (unpacked, cut) = match p.child_stdout() {
         Some(stdout) => {
-            // Read to its end (tar pads the stream), at most a little past the bound.
-            let mut limited = stdout.take(max_bytes + (64 << 20));
+            // Read to its end (tar pads the stream), at most a little past the bound: a
+            // stream cut there is refused, not taken for a whole one.
+            let mut limited = stdout.take(max_bytes.saturating_add(64 << 20));
             let unpacked = unpack(&mut limited, dest, max_bytes);
             let _ = std::io::copy(&mut limited, &mut std::io::sink());
-            unpacked
+            (unpacked, limited.limit() == 0)
         }
-        None => Err("no stream".into()),
+        None => (Err(Unpack::Refused("no stream".into())), false),
     };
     let status = p.finish()?;
-    let done = unpacked.map_err(|e| backend(format!("{dir}: {e}")))?;
+    let done = match unpacked {
+        Ok(done) => done,
+        Err(Unpack::NoSpace) => return Ok(Fetched::DiskFull),
+        Err(Unpack::Refused(e)) => return Err(backend(format!("{dir}: {e}"))),
+    };
+    if cut {
+        return Err(backend(format!("{dir}: the stream goes on past its bound")));
+    }
     if !status.success() {
         return Err(backend(format!(
             "streaming {dir} back: tar exited with {status}"
@@ -644,7 +710,7 @@ fn pull(
         skipped = done.skipped,
         "swarm: results streamed back"
     );
-    Ok(())
+    Ok(Fetched::All)
 }
 
 #[cfg(test)]
@@ -677,5 +743,25 @@ source = "git+https://example.org/g#abc"
             vec![("itoa".to_string(), "1.0.15".to_string())]
         );
         assert!(lock_packages("not toml [").is_empty());
+    }
+
+    #[test]
+    fn counters_are_read_from_v1_or_v2_files_only() {
+        let v1 = "pids/pids.events max 3\nmemory/memory.oom_control oom_kill_disable 0\nmemory/memory.oom_control oom_kill 2\nfree 10\nfree 900\n";
+        let (e, full, seen) = parse_counters(v1);
+        assert_eq!(
+            (e.fork_refusals, e.oom_kills, full, seen),
+            (3, 2, true, true)
+        );
+        // v2's memory.events has a `max` key too: it is not a refused fork.
+        let v2 = "pids.events max 0\nmemory.events max 7\nmemory.events oom_kill 1\nfree 900\n";
+        let (e, full, seen) = parse_counters(v2);
+        assert_eq!(
+            (e.fork_refusals, e.oom_kills, full, seen),
+            (0, 1, false, true)
+        );
+        // A build's own words are not counters; neither file read is no answer.
+        let (_, _, seen) = parse_counters("max 99\noom_kill 5\n");
+        assert!(!seen);
     }
 }
