@@ -31,5 +31,8 @@ if docker info >/dev/null 2>&1; then
   # containers joined to it (tests/swarm_workers.rs): it advertises the bridge's address.
   . scripts/lib/swarm.sh
   ensure_swarm
+  # Two worker engines in containers (a debootstrap root filesystem with Debian's
+  # docker.io, the first time), for the tests of builds on other engines.
+  scripts/swarm-workers.sh up 2 >/dev/null
 fi
 cargo test --workspace --locked "$@"

@@ -4,8 +4,10 @@
 //! 4: the round cannot be decided without it).
 //!
 //! Four real `synchronicity node` processes; members 0–2 build in the sandbox backend,
-//! member 3 on the swarm backend. Needs the sandbox root filesystem and image
-//! (`scripts/build-image.sh`) and a swarm (`scripts/test.sh` sets both up).
+//! member 3 on the swarm backend: on its own engine, or on two worker engines in
+//! containers (`scripts/swarm-workers.sh`), where it also re-attaches, and where a worker
+//! stopped mid-build leaves the round to the other. Needs the sandbox root filesystem and
+//! image (`scripts/build-image.sh`) and a swarm (`scripts/test.sh` sets both up).
 
 mod support;
 
@@ -49,7 +51,8 @@ async fn a_member_restarted_mid_build_reattaches_to_its_swarm_job() {
     if !backends().contains(&Backend::Swarm) {
         return; // no swarm here; scripts/test.sh requires one (SYNCHRONICITY_REQUIRE_DOCKER=1)
     }
-    reattaches("backend = \"swarm\"", 86).await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    reattaches("backend = \"swarm\"", 86, Disturb::RestartNode).await;
 }
 
 /// The same with member 3 building on worker engines (`scripts/swarm-workers.sh`): the
@@ -61,6 +64,56 @@ async fn a_member_restarted_mid_build_reattaches_to_its_job_on_a_worker() {
         backends().contains(&Backend::Swarm),
         "swarm workers need a Docker engine"
     );
+    let _one = ONE_AT_A_TIME.lock().await;
+    workers_up();
+    reattaches(
+        "backend = \"swarm\"\nswarm_workers = true",
+        87,
+        Disturb::RestartNode,
+    )
+    .await;
+}
+
+/// Member 3 builds on worker engines and the engine running its job is stopped mid-build:
+/// the build is rescheduled on the other worker (a second job, said in its log) and the
+/// group decides 4 of 4 with member 3's commitment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_mid_build_leaves_the_round_to_the_other() {
+    assert!(
+        backends().contains(&Backend::Swarm),
+        "swarm workers need a Docker engine"
+    );
+    let _one = ONE_AT_A_TIME.lock().await;
+    workers_up();
+    // The stopped worker comes back for the other tests, whatever happens here.
+    let _restart = RestartWorkers;
+    reattaches(
+        "backend = \"swarm\"\nswarm_workers = true",
+        88,
+        Disturb::StopWorker,
+    )
+    .await;
+}
+
+/// Starts the workers again when dropped.
+struct RestartWorkers;
+
+impl Drop for RestartWorkers {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/swarm-workers.sh"
+        ))
+        .args(["up", "2"])
+        .output();
+    }
+}
+
+/// The tests of this file, one at a time: one stops a worker.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Two worker engines in containers, up (`scripts/swarm-workers.sh`).
+fn workers_up() {
     let up = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/swarm-workers.sh"
@@ -73,17 +126,51 @@ async fn a_member_restarted_mid_build_reattaches_to_its_job_on_a_worker() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    reattaches("backend = \"swarm\"\nswarm_workers = true", 87).await;
+}
+
+/// What happens to member 3's build mid-way.
+#[derive(PartialEq)]
+enum Disturb {
+    /// Member 3 is killed and started again.
+    RestartNode,
+    /// The worker engine running its job is stopped.
+    StopWorker,
+}
+
+/// The worker (`1`, `2`) whose engine runs the task of `service`.
+fn worker_of(service: &str) -> Option<String> {
+    let ps = Command::new("docker")
+        .args([
+            "service",
+            "ps",
+            "--format",
+            "{{.Node}} {{.CurrentState}}",
+            service,
+        ])
+        .output()
+        .ok()?;
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    ps.lines()
+        .find(|l| l.contains(" Running"))?
+        .split_whitespace()
+        .next()?
+        .strip_prefix("synchronicity-worker-")
+        .map(String::from)
 }
 
 /// Member 3 builds with `builder` (node.toml's `[builder]` lines), the others in the
-/// sandbox; member 3 is killed mid-build and restarted.
-async fn reattaches(builder: &str, seed: u8) {
+/// sandbox; member 3's build is disturbed mid-way by `disturb`.
+async fn reattaches(builder: &str, seed: u8, disturb: Disturb) {
     let reg = LoopbackRegistry::start();
-    let lock = lone_lock("slowpoke", "0.1.0");
+    // A version of its own per run: a job an earlier, failed run left behind (it idles
+    // until its deadline) carries another label.
+    let mut r = [0u8; 2];
+    getrandom::fill(&mut r).unwrap();
+    let version = format!("0.{seed}.{}", u16::from_le_bytes(r));
+    let lock = lone_lock("slowpoke", &version);
     reg.publish(
         "slowpoke",
-        "0.1.0",
+        &version,
         &[
             ("Cargo.lock", lock.as_str()),
             ("build.rs", BUILD_RS),
@@ -103,8 +190,8 @@ async fn reattaches(builder: &str, seed: u8) {
     for i in 0..4 {
         c.start(i);
     }
-    let id = c.submit_with(0, "slowpoke", "0.1.0", None).await;
-    let job = format!("slowpoke-0.1.0-{}", &id[..16]);
+    let id = c.submit_with(0, "slowpoke", &version, None).await;
+    let job = format!("slowpoke-{version}-{}", &id[..16]);
 
     // Every service ever listed for the job, until the round is decided.
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
@@ -132,6 +219,35 @@ async fn reattaches(builder: &str, seed: u8) {
     .await;
     // Mid-build: the build script naps 15 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if disturb == Disturb::StopWorker {
+        let service = services(&job).unwrap().pop().expect("the job's service");
+        let worker = worker_of(&service).expect("the job runs on a worker");
+        let stop = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/swarm-workers.sh"
+        ))
+        .args(["stop", &worker])
+        .output()
+        .unwrap();
+        assert!(stop.status.success(), "{stop:?}");
+        let st = c.decided_on(&[0, 1, 2, 3], &id, 300).await;
+        done.store(true, Ordering::Relaxed);
+        watcher.join().unwrap();
+        let e = &st[3].entry.as_ref().unwrap().entry;
+        assert_eq!(e.verdict, Verdict::Reproduced, "{e:?}");
+        assert_eq!(c.signers(&e.attestation), 4, "{e:?}");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "the job and its rescheduled run"
+        );
+        let log = std::fs::read_to_string(c.dir(3).join(format!("work/logs/{id}.log"))).unwrap();
+        assert!(
+            log.starts_with("[swarm] the first task of this job was lost mid-build"),
+            "{log}"
+        );
+        return;
+    }
     c.kill(3);
     assert_eq!(
         services(&job).unwrap().len(),

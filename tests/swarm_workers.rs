@@ -5,8 +5,9 @@
 //!
 //! - A real crate with dependencies built on a worker has the sandbox backend's manifest.
 //! - The limits hold there with the same failure classes.
-//! - A worker's engine stopped mid-build: the build completes on the other worker, and its
-//!   log says its first task was lost.
+//!
+//! A worker stopped mid-build, with the group deciding on the rescheduled build, is in
+//! `tests/swarm_reattach.rs`.
 //!
 //! Needs Docker, a swarm whose manager advertises an address containers reach
 //! (`scripts/test.sh` makes one) and debootstrap (the worker engines' image); the tests of
@@ -24,7 +25,7 @@ use synchronicity::builder::{
     Backend, Builder, BuilderConfig, Durations, FailureClass, Limits, Outcome,
 };
 
-/// One test at a time: they share the workers (one stops a worker's engine).
+/// One test at a time: they share the workers.
 static WORKERS: Mutex<()> = Mutex::new(());
 
 fn script(args: &[&str]) -> String {
@@ -95,35 +96,6 @@ fn class_of(outcome: &Outcome) -> Option<FailureClass> {
     }
 }
 
-/// The worker (1 or 2) whose engine runs the task of the swarm job labelled `job`.
-fn worker_running(job: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["service", "ls", "-q", "--filter"])
-        .arg(format!("label=synchronicity.job={job}"))
-        .output()
-        .ok()?;
-    let service = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if service.is_empty() {
-        return None;
-    }
-    let ps = Command::new("docker")
-        .args([
-            "service",
-            "ps",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
-            &service,
-        ])
-        .output()
-        .ok()?;
-    let ps = String::from_utf8_lossy(&ps.stdout);
-    let line = ps.lines().find(|l| l.contains(" Running"))?;
-    line.split_whitespace()
-        .next()?
-        .strip_prefix("synchronicity-worker-")
-        .map(String::from)
-}
-
 #[test]
 fn a_real_crate_built_on_a_worker_has_the_sandbox_digest() {
     let _workers = workers_up();
@@ -186,50 +158,4 @@ fn limits_hold_on_a_worker_with_the_same_classes() {
         Some(FailureClass::CompileError),
         "{outcome:?}"
     );
-}
-
-#[test]
-fn a_worker_lost_mid_build_leaves_the_build_to_the_other() {
-    let _workers = workers_up();
-    let work = tempfile::tempdir().unwrap();
-    let b = builder(work.path(), Backend::Swarm, |_| {});
-    // The engine running the napper's task (it naps 10 s in its build script) is stopped
-    // once the build has run a moment.
-    let lockfile = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/napper/Cargo.lock"
-    ))
-    .unwrap();
-    let req = synchronicity::testing::request("napper", "0.1.0", &lockfile).request;
-    let job = format!("napper-0.1.0-{}", &hex::encode(req.id())[..16]);
-    let stopper = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Some(w) = worker_running(&job) {
-                std::thread::sleep(Duration::from_secs(4));
-                script(&["stop", &w]);
-                return w;
-            }
-            assert!(std::time::Instant::now() < deadline, "the job never ran");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
-    let (outcome, log) = fixture(&b, "napper");
-    let stopped = stopper.join().unwrap();
-    assert!(
-        log.starts_with("[swarm] the first task of this job was lost mid-build"),
-        "{log}"
-    );
-    // The same bytes as a build that lost nothing, here in the sandbox.
-    let (here, _) = fixture(
-        &builder(&work.path().join("here"), Backend::Sandbox, |_| {}),
-        "napper",
-    );
-    match (&outcome, &here) {
-        (Outcome::Success(a), Outcome::Success(b)) => assert_eq!(a.digest(), b.digest()),
-        _ => panic!("{outcome:?} / {here:?}"),
-    }
-    // The stopped worker comes back for the next test.
-    script(&["up", "2"]);
-    assert!(!stopped.is_empty());
 }
