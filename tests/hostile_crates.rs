@@ -456,18 +456,7 @@ async fn hostile_crates_on_the_swarm_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_crates_on_swarm_workers() {
     assert!(docker_tested(), "swarm workers need a Docker engine");
-    let up = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/swarm-workers.sh"
-    ))
-    .args(["up", "2"])
-    .output()
-    .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    support::builder::swarm_workers(&["up", "2"]);
     let all = std::env::var("SYNCHRONICITY_HOSTILE_ALL").is_ok_and(|v| v == "1");
     let subset: &[&str] = &[
         "hlinkabs", "hfifo", "hprivate", "hdotdot", "hflood", "hescape", "hdaemon",

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::Cluster;
-use support::builder::backends;
+use support::builder::{backends, swarm_workers};
 use support::procs::eventually;
 use support::registry::{LoopbackRegistry, lone_lock};
 use support::rules::real_builds;
@@ -65,7 +65,7 @@ async fn a_member_restarted_mid_build_reattaches_to_its_job_on_a_worker() {
         "swarm workers need a Docker engine"
     );
     let _one = ONE_AT_A_TIME.lock().await;
-    workers_up();
+    swarm_workers(&["up", "2"]);
     reattaches(
         "backend = \"swarm\"\nswarm_workers = true",
         87,
@@ -84,7 +84,7 @@ async fn a_worker_stopped_mid_build_leaves_the_round_to_the_other() {
         "swarm workers need a Docker engine"
     );
     let _one = ONE_AT_A_TIME.lock().await;
-    workers_up();
+    swarm_workers(&["up", "2"]);
     // The stopped worker comes back for the other tests, whatever happens here.
     let _restart = RestartWorkers;
     reattaches(
@@ -100,33 +100,14 @@ struct RestartWorkers;
 
 impl Drop for RestartWorkers {
     fn drop(&mut self) {
-        let _ = Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/swarm-workers.sh"
-        ))
-        .args(["up", "2"])
-        .output();
+        // Never a panic in a drop (it may run in one): a failed restart is the next
+        // test's `up` to report.
+        let _ = std::panic::catch_unwind(|| swarm_workers(&["up", "2"]));
     }
 }
 
 /// The tests of this file, one at a time: one stops a worker.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Two worker engines in containers, up (`scripts/swarm-workers.sh`).
-fn workers_up() {
-    let up = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/swarm-workers.sh"
-    ))
-    .args(["up", "2"])
-    .output()
-    .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-}
 
 /// What happens to member 3's build mid-way.
 #[derive(PartialEq)]
@@ -222,14 +203,7 @@ async fn reattaches(builder: &str, seed: u8, disturb: Disturb) {
     if disturb == Disturb::StopWorker {
         let service = services(&job).unwrap().pop().expect("the job's service");
         let worker = worker_of(&service).expect("the job runs on a worker");
-        let stop = Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/swarm-workers.sh"
-        ))
-        .args(["stop", &worker])
-        .output()
-        .unwrap();
-        assert!(stop.status.success(), "{stop:?}");
+        swarm_workers(&["stop", &worker]);
         let st = c.decided_on(&[0, 1, 2, 3], &id, 300).await;
         done.store(true, Ordering::Relaxed);
         watcher.join().unwrap();

@@ -16,11 +16,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::builder::{TOOLCHAIN, docker_tested};
+use support::builder::{TOOLCHAIN, docker_tested, swarm_workers};
 use synchronicity::builder::{
     Backend, Builder, BuilderConfig, Durations, FailureClass, Limits, Outcome,
 };
@@ -28,27 +27,11 @@ use synchronicity::builder::{
 /// One test at a time: they share the workers.
 static WORKERS: Mutex<()> = Mutex::new(());
 
-fn script(args: &[&str]) -> String {
-    let out = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/swarm-workers.sh"
-    ))
-    .args(args)
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/swarm-workers.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Two workers up (kept between tests and runs: their image store holds the build image).
 fn workers_up() -> std::sync::MutexGuard<'static, ()> {
     let guard = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     assert!(docker_tested(), "these tests need a Docker engine");
-    let up = script(&["up", "2"]);
+    let up = swarm_workers(&["up", "2"]);
     assert_eq!(up.lines().count(), 2, "{up}");
     guard
 }

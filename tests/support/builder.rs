@@ -31,3 +31,21 @@ pub(crate) fn backends() -> Vec<Backend> {
         vec![Backend::Sandbox, Backend::Docker]
     }
 }
+
+/// `scripts/swarm-workers.sh ARGS` (Docker engines in containers as the swarm's build
+/// workers), which must succeed: its stdout.
+pub(crate) fn swarm_workers(args: &[&str]) -> String {
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/swarm-workers.sh"
+    ))
+    .args(args)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/swarm-workers.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
