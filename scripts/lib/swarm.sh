@@ -5,7 +5,7 @@
 # 127.0.0.1.
 bridge_addr() {
   local a
-  a=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+  a=$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true)
   echo "${a:-127.0.0.1}"
 }
 
