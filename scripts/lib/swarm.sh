@@ -4,8 +4,11 @@
 # bridge_addr: this host's address on Docker's default bridge (what containers reach), else
 # 127.0.0.1.
 bridge_addr() {
-  local a
-  a=$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true)
+  local a=""
+  command -v ip >/dev/null && a=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+  # Without iproute2: the first address of the default bridge's subnet (Docker's gateway).
+  [ -n "$a" ] || a=$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Subnet}}' 2>/dev/null |
+    python3 -c 'import ipaddress,sys; print(next(ipaddress.ip_network(sys.stdin.read().strip()).hosts()))' 2>/dev/null || true)
   echo "${a:-127.0.0.1}"
 }
 
