@@ -1,5 +1,5 @@
 # This engine as a swarm manager that worker engines can join (sourced by scripts/test.sh,
-# scripts/testnet.sh, scripts/bench-swarm.sh, scripts/swarm-workers.sh and testnet/up.sh).
+# scripts/testnet.sh, scripts/bench-swarm.sh and scripts/swarm-workers.sh).
 
 # bridge_addr: this host's address on Docker's default bridge (what containers reach), else
 # 127.0.0.1.
