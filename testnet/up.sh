@@ -9,6 +9,7 @@
 #                               (scripts/swarm-workers.sh) joined to this engine's swarm, and
 #                               every member builds on them (backend "swarm", swarm_workers,
 #                               max_parallel K/N: its own share), through the host's engine
+#                               (`down` leaves the workers: scripts/swarm-workers.sh down)
 #   testnet/up.sh demo [CRATE@VERSION]
 #                               up (if needed); submit a real crate to member 0's container;
 #                               wait for the cosigned verdict; fetch the proof from member
