@@ -12,7 +12,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::builder::{TOOLCHAIN, backends};
+use support::builder::{TOOLCHAIN, backends, digest_of};
 use synchronicity::builder::{Backend, Builder, BuilderConfig, Durations, FailureClass, Outcome};
 use synchronicity::request::BuildRequest;
 
@@ -20,20 +20,6 @@ fn builder(dir: &Path, backend: Backend) -> Builder {
     let mut cfg = BuilderConfig::new(dir, TOOLCHAIN);
     cfg.backend = backend;
     Builder::new(&cfg).unwrap()
-}
-
-fn digest_of(b: &Builder, name: &str, version: &str) -> String {
-    let req = b
-        .pin(name, version, None, "x86_64-unknown-linux-gnu")
-        .unwrap();
-    let report = b.build(&req, &|_| {}).unwrap();
-    match &report.outcome {
-        Outcome::Success(m) => {
-            assert!(!m.is_empty());
-            hex::encode(m.digest())
-        }
-        Outcome::Failure { class, reason } => panic!("{name}@{version} failed ({class}): {reason}"),
-    }
 }
 
 #[test]

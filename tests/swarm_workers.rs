@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::builder::{TOOLCHAIN, docker_tested, swarm_workers};
+use support::builder::{TOOLCHAIN, digest_of, docker_tested, swarm_workers};
 use synchronicity::builder::{
     Backend, Builder, BuilderConfig, Durations, FailureClass, Limits, Outcome,
 };
@@ -42,21 +42,6 @@ fn builder(dir: &Path, backend: Backend, limits: impl FnOnce(&mut Limits)) -> Bu
     cfg.swarm_workers = backend == Backend::Swarm;
     limits(&mut cfg.limits);
     Builder::new(&cfg).unwrap()
-}
-
-/// The manifest digest of a crates.io crate built with `b`.
-fn digest_of(b: &Builder, name: &str, version: &str) -> String {
-    let req = b
-        .pin(name, version, None, "x86_64-unknown-linux-gnu")
-        .unwrap();
-    let report = b.build(&req, &|_| {}).unwrap();
-    match &report.outcome {
-        Outcome::Success(m) => hex::encode(m.digest()),
-        Outcome::Failure { class, reason } => {
-            let log = std::fs::read_to_string(&report.log_path).unwrap_or_default();
-            panic!("{name}@{version} failed ({class}): {reason}\n{log}")
-        }
-    }
 }
 
 fn fixture(b: &Builder, name: &str) -> (Outcome, String) {

@@ -49,3 +49,23 @@ pub(crate) fn swarm_workers(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The manifest digest (hex) of crates.io's `name@version` built with `b`, which must
+/// succeed with artifacts (else a panic with the build's log).
+pub(crate) fn digest_of(b: &synchronicity::builder::Builder, name: &str, version: &str) -> String {
+    use synchronicity::builder::Outcome;
+    let req = b
+        .pin(name, version, None, "x86_64-unknown-linux-gnu")
+        .unwrap();
+    let report = b.build(&req, &|_| {}).unwrap();
+    match &report.outcome {
+        Outcome::Success(m) => {
+            assert!(!m.is_empty(), "{name}@{version}: no artifacts");
+            hex::encode(m.digest())
+        }
+        Outcome::Failure { class, reason } => {
+            let log = std::fs::read_to_string(&report.log_path).unwrap_or_default();
+            panic!("{name}@{version} failed ({class}): {reason}\n{log}")
+        }
+    }
+}
