@@ -60,18 +60,7 @@ async fn a_member_restarted_mid_build_reattaches_to_its_swarm_job() {
 /// results still come back from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_restarted_mid_build_reattaches_to_its_job_on_a_worker() {
-    assert!(
-        backends().contains(&Backend::Swarm),
-        "swarm workers need a Docker engine"
-    );
-    let _one = ONE_AT_A_TIME.lock().await;
-    swarm_workers(&["up", "2"]);
-    reattaches(
-        "backend = \"swarm\"\nswarm_workers = true",
-        87,
-        Disturb::RestartNode,
-    )
-    .await;
+    on_workers(87, Disturb::RestartNode).await;
 }
 
 /// Member 3 builds on worker engines and the engine running its job is stopped mid-build:
@@ -79,20 +68,20 @@ async fn a_member_restarted_mid_build_reattaches_to_its_job_on_a_worker() {
 /// group decides 4 of 4 with member 3's commitment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_mid_build_leaves_the_round_to_the_other() {
+    on_workers(88, Disturb::StopWorker).await;
+}
+
+/// [`reattaches`] with member 3 on two worker engines (up first, and up again after, for
+/// the other tests, whatever happens here).
+async fn on_workers(seed: u8, disturb: Disturb) {
     assert!(
         backends().contains(&Backend::Swarm),
         "swarm workers need a Docker engine"
     );
     let _one = ONE_AT_A_TIME.lock().await;
     swarm_workers(&["up", "2"]);
-    // The stopped worker comes back for the other tests, whatever happens here.
     let _restart = RestartWorkers;
-    reattaches(
-        "backend = \"swarm\"\nswarm_workers = true",
-        88,
-        Disturb::StopWorker,
-    )
-    .await;
+    reattaches("backend = \"swarm\"\nswarm_workers = true", seed, disturb).await;
 }
 
 /// Starts the workers again when dropped.
