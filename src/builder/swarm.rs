@@ -50,7 +50,7 @@ use super::workspace::BuildWorkspace;
 use super::{BuildError, Job, RunOutput};
 use detached::{Ended, ExecRecord, RUN_IN_SANDBOX, RunFiles};
 use engine::Engine;
-use job::{START_TIMEOUT, SwarmJob, is_running, task_of};
+use job::{START_TIMEOUT, SwarmJob, WORKER_START_TIMEOUT, is_running, task_of};
 use worker::{CARGO_HOME_IN_SANDBOX, ImageSent, TARGET_IN_SANDBOX, docker_on};
 
 /// The user of a job's idling PID 1 (not [`BUILD_UID`], which the build runs as).
@@ -545,10 +545,18 @@ impl SwarmBackend {
     /// How long a task's PID 1 idles: its start, the build's time, a grace, and on a worker
     /// the streams of its inputs and results.
     fn task_life(&self, job: &Job) -> Duration {
-        let life = START_TIMEOUT + job.limits.time + TASK_GRACE;
+        let life = self.start_timeout() + job.limits.time + TASK_GRACE;
         match self.placement {
             Placement::Manager { .. } => life,
             Placement::Workers { .. } => life + 2 * worker::STREAM_TIMEOUT,
+        }
+    }
+
+    /// How long a new job's task may take to start.
+    fn start_timeout(&self) -> Duration {
+        match self.placement {
+            Placement::Manager { .. } => START_TIMEOUT,
+            Placement::Workers { .. } => WORKER_START_TIMEOUT,
         }
     }
 
@@ -661,9 +669,10 @@ impl SwarmBackend {
         let create = self.create_args(job, &name, &mounts, &placement, deadline)?;
         let create: Vec<&str> = create.iter().map(String::as_str).collect();
         docker(&create)?;
-        let (container, node) = match swarm_job.wait_running() {
+        let (container, node) = match swarm_job.wait_running(self.start_timeout()) {
             Ok(task) => task,
-            // A worker that rejected the task (its image gone, its engine failing) lost it.
+            // A worker that rejected the task (its image gone, its engine failing), or took
+            // it and did not start it in time, lost it.
             Err(job::NotRunning::OnNode(node, e)) if on_workers => {
                 tracing::warn!(%node, "swarm: {e}");
                 let mut swarm_job = swarm_job;

@@ -10,8 +10,21 @@ use super::super::docker::docker;
 use super::engine::Engine;
 use super::worker;
 
-/// How long a job's task may take to start running (scheduling, container creation).
+/// How long a job's task may take to start running on this node (scheduling, container
+/// creation).
 pub(super) const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a job's task may take to start running on a worker: its engine is another
+/// machine, busy with other members' builds and image loads, that must also attach the
+/// job's overlay network and make its volumes. A task that a worker took and did not start
+/// in this time is taken as lost there (the job is rescheduled on another worker).
+pub(super) const WORKER_START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A task's status text as reported by its node (a worker's, untrusted): trimmed, at most
+/// 200 characters.
+fn short(s: &str) -> String {
+    s.trim().chars().take(200).collect()
+}
 
 /// Whether `container` still runs on `engine` (`None`: this engine); `false` also when it
 /// is gone or its engine does not answer.
@@ -104,9 +117,13 @@ impl SwarmJob {
         }
     }
 
-    /// Waits until the job's one task runs; its container's id and its node's.
-    pub(super) fn wait_running(&self) -> Result<(String, String), NotRunning> {
+    /// Waits (at most `limit`) until the job's one task runs; its container's id and its
+    /// node's. A task not running at `limit` is [`NotRunning::OnNode`] if a node took it.
+    pub(super) fn wait_running(&self, limit: Duration) -> Result<(String, String), NotRunning> {
         let start = Instant::now();
+        // What the task was last seen doing, for the error at the time limit.
+        let mut last = String::from("no task yet");
+        let mut taken_by = String::new();
         loop {
             let tasks = docker(&["service", "ps", "-q", "--no-trunc", &self.name])?;
             if let Some(task) = tasks.split_whitespace().next() {
@@ -128,21 +145,32 @@ impl SwarmJob {
                     "failed" | "rejected" | "shutdown" | "complete" | "orphaned" => {
                         let e = BuildError::Backend(format!(
                             "swarm: the job's task is {state} before the build: {}",
-                            status["Err"].as_str().unwrap_or("").trim()
+                            short(status["Err"].as_str().unwrap_or(""))
                         ));
                         return Err(match node {
                             "" => NotRunning::Other(e),
                             n => NotRunning::OnNode(n.to_string(), e),
                         });
                     }
-                    _ => {}
+                    _ => {
+                        taken_by = node.to_string();
+                        last = format!(
+                            "{state} on node {}: {}",
+                            if node.is_empty() { "(none)" } else { node },
+                            short(status["Message"].as_str().unwrap_or(""))
+                        );
+                    }
                 }
             }
-            if start.elapsed() > START_TIMEOUT {
-                return Err(NotRunning::Other(BuildError::Backend(format!(
-                    "swarm: the job's task did not start in {} s (no node can take it?)",
-                    START_TIMEOUT.as_secs()
-                ))));
+            if start.elapsed() > limit {
+                let e = BuildError::Backend(format!(
+                    "swarm: the job's task did not start in {} s (last seen: {last})",
+                    limit.as_secs()
+                ));
+                return Err(match taken_by.as_str() {
+                    "" => NotRunning::Other(e),
+                    n => NotRunning::OnNode(n.to_string(), e),
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
