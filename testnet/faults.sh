@@ -60,8 +60,7 @@ prepare() {
     { echo "error: nsenter and iptables are needed (util-linux, iptables)" >&2; exit 1; }
   # The image is only the root filesystem, bubblewrap and the toolchain here: both binaries
   # are mounted from the host build.
-  # shellcheck disable=SC2046
-  cargo build $(cargo_profile_flag) --locked --quiet --bin synchronicity --example testnet_member
+  build_bins --member
   docker image inspect "$image" >/dev/null 2>&1 || build_image
   remove_containers
   ensure_network

@@ -9,7 +9,8 @@
 # trust store is mounted too: crates.io is reached through whatever CA the host trusts.
 #
 # TESTNET_PROFILE=release|debug picks the binaries (default release; CI's short fault
-# subset uses the debug ones its test build already made).
+# subset uses the debug ones its test build already made: the tests set TESTNET_PREBUILT=1,
+# see build_bins).
 
 net=synchronicity-testnet
 subnet=172.29.0
@@ -22,12 +23,29 @@ faketime_lib=/usr/lib/x86_64-linux-gnu/faketime
 
 cargo_profile_flag() { [ "$profile" = release ] && echo --release || true; }
 
+# build_bins [--member]: `cargo build` of the node's binary (and with --member the fault
+# suite's testnet_member), unless TESTNET_PREBUILT=1: then they are the ones the running
+# `cargo test` already made (the tests set it). A `cargo build` there would resolve features
+# without the dev-dependencies' (criterion's, the testkit), rebuild libp2p and all above it
+# (about two minutes of CI), and leave a binary that the next `cargo test` rebuilds again.
+build_bins() {
+  local args=(--bin synchronicity) want=("$bin") f
+  [ "${1:-}" != --member ] || { args+=(--example testnet_member); want+=("$member_bin"); }
+  if [ "${TESTNET_PREBUILT:-0}" = 1 ]; then
+    for f in "${want[@]}"; do
+      [ -x "$f" ] || { echo "error: TESTNET_PREBUILT=1 but $f is not built" >&2; exit 1; }
+    done
+    return
+  fi
+  # shellcheck disable=SC2046
+  cargo build $(cargo_profile_flag) --locked --quiet "${args[@]}"
+}
+
 # The node image: the sandbox's root filesystem + the binary + bubblewrap + the toolchain;
 # rebuilt when the binary or the toolchain changes (label synchronicity.build).
 build_image() {
   scripts/build-image.sh >&2
-  # shellcheck disable=SC2046
-  cargo build $(cargo_profile_flag) --locked --quiet --bin synchronicity
+  build_bins
   local toolchain ctx=testnet/.build triple=x86_64-unknown-linux-gnu src want
   toolchain=$(rustc --version | cut -d' ' -f2)
   src=$(readlink -f "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$toolchain-$triple" 2>/dev/null ||

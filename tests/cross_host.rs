@@ -17,6 +17,8 @@ fn two_hosts_that_differ_in_cpus_name_path_and_jobs_build_the_same_bytes() {
         "/scripts/cross-host-check.sh"
     ))
     .args(["--profile", "debug", "itoa@1.0.19"])
+    // The binaries this `cargo test` made (testnet/lib.sh, build_bins).
+    .env("TESTNET_PREBUILT", "1")
     .output()
     .expect("cannot run scripts/cross-host-check.sh");
     let text = format!(

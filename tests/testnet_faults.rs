@@ -13,6 +13,8 @@ use std::process::Command;
 fn faults(args: &[&str]) -> (bool, String) {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testnet/faults.sh"))
         .args(["--profile", "debug"])
+        // The binaries this `cargo test` made (testnet/lib.sh, build_bins).
+        .env("TESTNET_PREBUILT", "1")
         .args(args)
         .output()
         .expect("cannot run testnet/faults.sh");

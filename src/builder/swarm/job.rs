@@ -155,9 +155,10 @@ impl SwarmJob {
                     _ => {
                         taken_by = node.to_string();
                         last = format!(
-                            "{state} on node {}: {}",
+                            "{state} on node {}: {} {}",
                             if node.is_empty() { "(none)" } else { node },
-                            short(status["Message"].as_str().unwrap_or(""))
+                            short(status["Message"].as_str().unwrap_or("")),
+                            short(status["Err"].as_str().unwrap_or(""))
                         );
                     }
                 }
