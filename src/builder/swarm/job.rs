@@ -82,10 +82,20 @@ fn remove_container(engine: Option<&Engine>, container: &str) -> Result<(), Buil
 }
 
 /// Why a job's task does not run: it ended on a node before the build (a worker that
-/// rejected it), or anything else.
+/// rejected it) or a node took it and did not start it, or anything else.
 pub(super) enum NotRunning {
     OnNode(String, BuildError),
     Other(BuildError),
+}
+
+impl NotRunning {
+    /// `e` on `node` as the task's status names it (empty: no node took the task).
+    fn at(node: &str, e: BuildError) -> Self {
+        match node {
+            "" => Self::Other(e),
+            n => Self::OnNode(n.to_string(), e),
+        }
+    }
 }
 
 impl From<NotRunning> for BuildError {
@@ -147,10 +157,7 @@ impl SwarmJob {
                             "swarm: the job's task is {state} before the build: {}",
                             short(status["Err"].as_str().unwrap_or(""))
                         ));
-                        return Err(match node {
-                            "" => NotRunning::Other(e),
-                            n => NotRunning::OnNode(n.to_string(), e),
-                        });
+                        return Err(NotRunning::at(node, e));
                     }
                     _ => {
                         taken_by = node.to_string();
@@ -168,10 +175,7 @@ impl SwarmJob {
                     "swarm: the job's task did not start in {} s (last seen: {last})",
                     limit.as_secs()
                 ));
-                return Err(match taken_by.as_str() {
-                    "" => NotRunning::Other(e),
-                    n => NotRunning::OnNode(n.to_string(), e),
-                });
+                return Err(NotRunning::at(&taken_by, e));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
